@@ -1,0 +1,219 @@
+import { isIP } from "node:net";
+import { z } from "zod";
+
+/** The Pulumi config namespace of every key in `stacks/Pulumi.<env>.yaml` (the project name). */
+export const CONFIG_NAMESPACE = "confscale";
+
+const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
+const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "expected a 24-hour time HH:MM");
+
+const cidr = z.string().refine(isCidr, "expected a CIDR block such as 203.0.113.0/24 or 2001:db8::/48");
+const hostname = z
+  .string()
+  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/i, "expected a DNS name such as bbb.example.org");
+const sshPublicKey = z
+  .string()
+  .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, "expected an OpenSSH public key line (ssh-ed25519 AAAA… comment)");
+const ianaTimeZone = z.string().refine(isIanaTimeZone, "expected an IANA time zone such as Europe/Berlin");
+
+export const serverSizeSchema = z.strictObject({
+  cores: z.number().int().min(1).max(64),
+  ramGb: z.number().int().min(1).max(512),
+});
+export type ServerSize = z.infer<typeof serverSizeSchema>;
+
+const thresholdPair = z
+  .strictObject({
+    up: z.number().gt(0).max(1),
+    down: z.number().min(0).lt(1),
+  })
+  .refine((pair) => pair.down < pair.up, { message: "down must be below up (hysteresis band)", path: ["down"] });
+
+export const timeWindowSchema = z
+  .strictObject({
+    days: z.array(z.enum(DAYS)).min(1),
+    from: clockTime,
+    to: clockTime,
+    min: z.number().int().min(0),
+  })
+  .refine((window) => window.from < window.to, { message: "from must be earlier than to", path: ["to"] });
+export type TimeWindow = z.infer<typeof timeWindowSchema>;
+
+export const workerPolicySchema = z
+  .strictObject({
+    min: z.number().int().min(0),
+    max: z.number().int().min(1),
+    baseline: z.number().int().min(0),
+    defaultSize: serverSizeSchema,
+    maxSize: serverSizeSchema,
+    thresholds: z
+      .strictObject({
+        cpu: thresholdPair.default({ up: 0.65, down: 0.25 }),
+        memory: thresholdPair.default({ up: 0.75, down: 0.35 }),
+      })
+      .default({ cpu: { up: 0.65, down: 0.25 }, memory: { up: 0.75, down: 0.35 } }),
+    timeZone: ianaTimeZone.default("UTC"),
+    windows: z.array(timeWindowSchema).default([]),
+  })
+  .superRefine((policy, ctx) => {
+    if (policy.min > policy.max) {
+      ctx.addIssue({ code: "custom", path: ["min"], message: `min (${policy.min}) must not exceed max (${policy.max})` });
+    }
+    if (policy.baseline < policy.min || policy.baseline > policy.max) {
+      ctx.addIssue({ code: "custom", path: ["baseline"], message: `baseline (${policy.baseline}) must lie within [min, max] = [${policy.min}, ${policy.max}]` });
+    }
+    for (const dimension of ["cores", "ramGb"] as const) {
+      if (policy.defaultSize[dimension] > policy.maxSize[dimension]) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["defaultSize", dimension],
+          message: `defaultSize.${dimension} (${policy.defaultSize[dimension]}) must not exceed maxSize.${dimension} (${policy.maxSize[dimension]})`,
+        });
+      }
+    }
+    policy.windows.forEach((window, index) => {
+      if (window.min > policy.max) {
+        ctx.addIssue({ code: "custom", path: ["windows", index, "min"], message: `window minimum (${window.min}) must not exceed max (${policy.max})` });
+      }
+    });
+  });
+export type WorkerPolicy = z.infer<typeof workerPolicySchema>;
+
+const secretString = (minLength: number) => z.string().min(minLength, `expected at least ${minLength} characters`);
+
+/** Cloud-specific settings; only the block of the chosen cloud is read. */
+const ionosSettings = z.strictObject({
+  /** API base URL; the default is IONOS's public API. The local stack points it at the emulator. */
+  endpoint: z.url().optional(),
+  image: z.string().min(1).default("ubuntu-22.04"),
+});
+const digitalOceanSettings = z.strictObject({
+  image: z.string().min(1).default("ubuntu-22-04-x64"),
+});
+const ociSettings = z.strictObject({
+  compartmentId: z.string().regex(/^ocid1\.compartment\./, "expected a compartment OCID (ocid1.compartment.…)"),
+  availabilityDomain: z.string().min(1),
+  imageId: z.string().regex(/^ocid1\.image\./, "expected an image OCID (ocid1.image.…)"),
+});
+
+const SECRET_KEYS = ["scaleliteSecret", "grafanaAdminPassword", "nodeExporterPassword"] as const;
+
+export const environmentConfigSchema = z
+  .strictObject({
+    cloud: z.enum(["ionos", "digitalocean", "oci"]),
+    region: z.string().min(1, "expected the cloud's region or location, e.g. de/fra, fra1, eu-frankfurt-1"),
+    domain: hostname,
+    adminCidrs: z.array(cidr).min(1, "expected at least one CIDR allowed to reach SSH"),
+    sshPublicKeys: z.array(sshPublicKey).min(1, "expected at least one SSH public key"),
+    controlNode: serverSizeSchema.default({ cores: 4, ramGb: 8 }),
+    scaleliteSecret: secretString(32),
+    grafanaAdminPassword: secretString(12),
+    nodeExporterPassword: secretString(12),
+    workers: workerPolicySchema,
+    ionos: ionosSettings.optional(),
+    digitalocean: digitalOceanSettings.optional(),
+    oci: ociSettings.optional(),
+  })
+  .superRefine((config, ctx) => {
+    if (config.cloud === "oci" && config.oci === undefined) {
+      ctx.addIssue({ code: "custom", path: ["oci"], message: "required when cloud is oci: compartmentId, availabilityDomain, imageId" });
+    }
+  });
+export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
+
+/** Keys whose values are strings as written; every other key holds YAML structure (JSON in Pulumi's config map). */
+const STRING_KEYS = new Set(["cloud", "region", "domain", ...SECRET_KEYS]);
+
+export interface ConfigProblem {
+  /** The full key path, e.g. `confscale:workers.thresholds.cpu.down`. */
+  key: string;
+  message: string;
+}
+
+export class StackConfigError extends Error {
+  constructor(
+    readonly stackName: string,
+    readonly problems: readonly ConfigProblem[],
+  ) {
+    super(
+      `stack ${stackName}: ${problems.length} problem${problems.length === 1 ? "" : "s"} in stacks/Pulumi.${stackName}.yaml:\n` +
+        problems.map((problem) => `  - ${problem.key}: ${problem.message}`).join("\n"),
+    );
+    this.name = "StackConfigError";
+  }
+}
+
+/**
+ * Validates the stack's config map (Pulumi's `namespace:key` → string form) and lists every problem at once.
+ * `secretKeys` names the keys Pulumi holds encrypted; the secret settings must be among them.
+ */
+export function parseEnvironmentConfig(stack: string, raw: Readonly<Record<string, string>>, secretKeys: ReadonlySet<string>): EnvironmentConfig {
+  const problems: ConfigProblem[] = [];
+  const values: Record<string, unknown> = {};
+  const prefix = `${CONFIG_NAMESPACE}:`;
+  for (const [fullKey, text] of Object.entries(raw)) {
+    if (!fullKey.startsWith(prefix)) continue;
+    const key = fullKey.slice(prefix.length);
+    if (STRING_KEYS.has(key)) {
+      values[key] = text;
+      continue;
+    }
+    try {
+      values[key] = JSON.parse(text);
+    } catch {
+      // A bare scalar such as `max: five` arrives unquoted; let the schema say what was expected.
+      values[key] = text;
+    }
+  }
+  for (const key of SECRET_KEYS) {
+    const fullKey = prefix + key;
+    if (fullKey in raw && !secretKeys.has(fullKey)) {
+      problems.push({ key: fullKey, message: `must be a Pulumi secret: run \`pulumi config set --secret ${fullKey} <value> -s ${stack}\`` });
+    }
+  }
+  const result = environmentConfigSchema.safeParse(values);
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      problems.push(...describeIssue(prefix, issue));
+    }
+  }
+  if (problems.length > 0 || !result.success) {
+    throw new StackConfigError(stack, problems);
+  }
+  return result.data;
+}
+
+function describeIssue(prefix: string, issue: z.core.$ZodIssue): ConfigProblem[] {
+  const path = issue.path.map(String);
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((key) => ({
+      key: prefix + [...path, key].join("."),
+      message: "unknown key: remove it or check its spelling",
+    }));
+  }
+  const key = prefix + path.join(".");
+  if (issue.code === "invalid_type" && issue.input === undefined) {
+    return [{ key, message: `is required (${issue.expected})` }];
+  }
+  return [{ key, message: issue.message }];
+}
+
+function isCidr(value: string): boolean {
+  const slash = value.indexOf("/");
+  if (slash < 0) return false;
+  const address = value.slice(0, slash);
+  const bitsText = value.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(bitsText)) return false;
+  const family = isIP(address);
+  const bits = Number(bitsText);
+  return (family === 4 && bits <= 32) || (family === 6 && bits <= 128);
+}
+
+function isIanaTimeZone(value: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: value });
+    return value.includes("/") || value === "UTC";
+  } catch {
+    return false;
+  }
+}
