@@ -1,9 +1,7 @@
-import * as pulumi from "@pulumi/pulumi";
-import { loadEnvironmentConfig } from "./stackConfig.js";
+import { defineEnvironment } from "./environment.js";
 
-// The environment program: one stack per environment (stacks/Pulumi.<env>.yaml).
-// Config is validated before any resource is declared, so a bad stack fails `pulumi preview` with every problem listed.
-const config = loadEnvironmentConfig();
+// The project's `main` (Pulumi.yaml): the stack outputs are the environment program's.
+const outputs = defineEnvironment();
 
-export const cloud = config.cloud;
-export const fleetStack = `${pulumi.getStack()}-fleet`;
+export const cloud = outputs.cloud;
+export const fleetStack = outputs.fleetStack;
