@@ -1,0 +1,27 @@
+import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation/index.js";
+import { CONFIG_NAMESPACE } from "./config.js";
+import { defineEnvironment } from "./environment.js";
+import { enginePath, pulumiCommand } from "./toolchain.js";
+
+export interface EnvironmentWorkspaceOptions {
+  /** The project directory: its Pulumi.yaml and stacks/ hold the settings and stack config. */
+  workDir: string;
+  /** Backend, passphrase and cloud credentials; the process environment when omitted. */
+  envVars?: Record<string, string>;
+}
+
+/**
+ * An environment stack running the environment program inline, so it needs no language host:
+ * what `pulumi preview|up -s <env>` does in the project directory, callable from scripts and tests.
+ */
+export async function selectEnvironmentStack(stackName: string, options: EnvironmentWorkspaceOptions): Promise<Stack> {
+  return LocalWorkspace.createOrSelectStack(
+    // The config namespace is the project name (Pulumi.yaml `name`).
+    { stackName, projectName: CONFIG_NAMESPACE, program: async () => defineEnvironment() },
+    {
+      workDir: options.workDir,
+      pulumiCommand: await pulumiCommand(),
+      envVars: { PATH: enginePath(), ...options.envVars },
+    },
+  );
+}
