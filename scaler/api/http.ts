@@ -1,0 +1,62 @@
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { z } from "zod";
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/** An HTTP answer other than success: `code` is stable for programs, `message` and `issues` are for people. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly issues: readonly FieldProblem[] = [],
+  ) {
+    super(message);
+    this.name = "HttpError";
+  }
+
+  body(): { error: string; message: string; issues?: readonly FieldProblem[] } {
+    return { error: this.code, message: this.message, ...(this.issues.length > 0 ? { issues: this.issues } : {}) };
+  }
+}
+
+export function invalid(issues: readonly FieldProblem[]): HttpError {
+  const summary = issues
+    .slice(0, 3)
+    .map((issue) => `${issue.field}: ${issue.message}`)
+    .join("; ");
+  return new HttpError(400, "invalid_request", summary, issues);
+}
+
+/** Reads and validates a JSON body; any problem becomes a 400 naming the field. */
+export async function readJson<Schema extends z.ZodType>(c: Context, schema: Schema): Promise<z.infer<Schema>> {
+  const text = await c.req.text();
+  if (text.trim() === "") throw invalid([{ field: "body", message: "expected a JSON body" }]);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw invalid([{ field: "body", message: "body is not valid JSON" }]);
+  }
+  return parseWith(schema, value);
+}
+
+export function parseWith<Schema extends z.ZodType>(schema: Schema, value: unknown, fieldPrefix = ""): z.infer<Schema> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    throw invalid(
+      result.error.issues.flatMap((issue) => {
+        const path = [fieldPrefix, ...issue.path.map(String)].filter((part) => part !== "").join(".");
+        if (issue.code === "unrecognized_keys") {
+          return issue.keys.map((key) => ({ field: path === "" ? key : `${path}.${key}`, message: "unknown field" }));
+        }
+        return [{ field: path === "" ? "body" : path, message: issue.message }];
+      }),
+    );
+  }
+  return result.data;
+}

@@ -1,0 +1,77 @@
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { matchedRoutes } from "hono/route";
+import { AsapVerifier } from "./api/asap.js";
+import { controlRoutes } from "./api/control.js";
+import { healthRoutes } from "./api/health.js";
+import { HttpError } from "./api/http.js";
+import { sidecarRoutes } from "./api/sidecar.js";
+import { statusPage } from "./api/status-page.js";
+import { createLogger, type Logger } from "./log.js";
+import { createMetrics, type ScalerMetrics } from "./metrics.js";
+import type { Settings } from "./settings.js";
+import { StoreConflictError, StoreUnavailableError } from "./store/errors.js";
+import type { ScalerStore } from "./store/store.js";
+
+export interface AppDeps {
+  store: ScalerStore;
+  settings: Pick<Settings, "apiTokens" | "sidecar">;
+  /** Shared with the decision loop and actuator, which count their decisions and actions on it. */
+  metrics?: ScalerMetrics;
+  logger?: Logger;
+  asap?: AsapVerifier;
+}
+
+const CONTROL_BODY_LIMIT = 1024 * 1024;
+
+const CONFLICT_STATUS = {
+  group_not_found: 404,
+  instance_not_found: 404,
+  group_exists: 409,
+  instance_type_mismatch: 409,
+  out_of_range: 400,
+} as const;
+
+/** The scaler's HTTP surface, without a listener: `main.ts` serves it, tests and other parts call `app.request`. */
+export function createApp(deps: AppDeps): Hono {
+  const { store, settings } = deps;
+  const logger = deps.logger ?? createLogger("scaler");
+  const metrics = deps.metrics ?? createMetrics(() => store.countsByGroup());
+  const asap = deps.asap ?? new AsapVerifier(settings.sidecar);
+  const app = new Hono();
+
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    const last = matchedRoutes(c).at(-1);
+    const route = last === undefined || last.method === "ALL" ? "unmatched" : last.path;
+    metrics.httpRequestDuration.observe({ method: c.req.method, route, status: String(c.res.status) }, (performance.now() - started) / 1000);
+  });
+
+  const tooLarge = (limit: number) =>
+    bodyLimit({ maxSize: limit, onError: (c) => c.json(new HttpError(413, "payload_too_large", `body exceeds ${limit} bytes`, [{ field: "body", message: `larger than ${limit} bytes` }]).body(), 413) });
+  app.use("/sidecar/*", tooLarge(settings.sidecar.maxBodyBytes));
+  app.use("/api/*", tooLarge(CONTROL_BODY_LIMIT));
+
+  app.route("/", healthRoutes({ store, metrics }));
+  app.route("/sidecar", sidecarRoutes({ store, asap, metrics, logger }));
+  app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens }));
+  app.get("/", async (c) => c.html(await statusPage(store)));
+
+  app.notFound((c) => c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  app.onError((error, c) => {
+    if (error instanceof HttpError) return c.json(error.body(), error.status);
+    if (error instanceof StoreConflictError) {
+      return c.json({ error: error.code, message: error.message, issues: [{ field: error.field, message: error.message }] }, CONFLICT_STATUS[error.code]);
+    }
+    if (error instanceof StoreUnavailableError) {
+      logger.warn({ event: "redis.unavailable", operation: error.operation, path: c.req.path, err: error.message }, "redis unavailable");
+      return c.json({ error: "unavailable", message: "state store (redis) unavailable, retry later" }, 503);
+    }
+    logger.error({ event: "request.failed", path: c.req.path, err: error }, "request failed");
+    return c.json({ error: "internal", message: "internal error" }, 500);
+  });
+
+  return app;
+}

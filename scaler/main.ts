@@ -1,0 +1,50 @@
+import { serve } from "@hono/node-server";
+import type { Server } from "node:http";
+import { createApp } from "./app.js";
+import { createLogger } from "./log.js";
+import { createMetrics } from "./metrics.js";
+import { loadSettings } from "./settings.js";
+import { ScalerStore, connectRedis } from "./store/store.js";
+
+const logger = createLogger("scaler");
+
+async function main(): Promise<void> {
+  const settings = await loadSettings();
+  const redis = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
+  redis.on("error", (error: Error) => logger.warn({ event: "redis.error", err: error.message }, "redis connection problem"));
+  redis.on("ready", () => logger.info({ event: "redis.ready" }, "redis connected"));
+  const store = new ScalerStore(redis, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
+  const metrics = createMetrics(() => store.countsByGroup());
+  const app = createApp({ store, settings, metrics, logger });
+
+  const server = serve({ fetch: app.fetch, hostname: settings.listen.host, port: settings.listen.port }, (info) => {
+    logger.info({ event: "listening", host: info.address, port: info.port }, "scaler listening");
+  }) as Server;
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: "stopping", signal }, "stopping: no new connections, finishing in-flight requests");
+    const deadline = setTimeout(() => {
+      logger.warn({ event: "stop.deadline", graceMs: settings.shutdownGraceMs }, "in-flight requests did not finish in time");
+      server.closeAllConnections();
+    }, settings.shutdownGraceMs);
+    deadline.unref();
+    server.close(() => {
+      void store.close().then(() => {
+        logger.info({ event: "stopped" }, "scaler stopped");
+        process.exitCode = 0;
+      });
+    });
+    // Keep-alive connections with no request in flight would hold close() open until the sidecar's next call.
+    server.closeIdleConnections();
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  logger.fatal({ event: "start.failed", err: error instanceof Error ? error.message : String(error) }, "scaler could not start");
+  process.exitCode = 1;
+});

@@ -1,0 +1,132 @@
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+export const ROLES = ["viewer", "operator", "admin"] as const;
+export const roleSchema = z.enum(ROLES);
+export type Role = z.infer<typeof roleSchema>;
+
+const apiTokenSchema = z.strictObject({
+  /** Who holds the token; appears in logs and audit entries instead of the token. */
+  name: z.string().regex(/^[A-Za-z0-9_.@-]{1,64}$/, "expected a short name of letters, digits, _ . @ -"),
+  role: roleSchema,
+  token: z.string().min(32, "expected at least 32 characters"),
+});
+export type ApiToken = z.infer<typeof apiTokenSchema>;
+
+const seconds = z.number().int().positive();
+
+export const settingsSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.number().int().min(0).max(65_535).default(8080),
+    })
+    .default({ host: "127.0.0.1", port: 8080 }),
+  redis: z.strictObject({
+    url: z.string().regex(/^rediss?:\/\//, "expected a redis:// or rediss:// URL"),
+    /** Every key the scaler writes starts with this, so one Redis can hold several environments. */
+    keyPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "expected up to 64 of letters, digits, _ . : -").default("confscale:"),
+    /** A command that gets no answer within this time fails (the request answers 503) instead of waiting. */
+    commandTimeoutMs: z.number().int().positive().default(2_000),
+  }),
+  /** How long an instance counts as alive after its last report, by state. */
+  instanceTtl: z
+    .strictObject({
+      provisioningSeconds: seconds.default(900),
+      idleSeconds: seconds.default(300),
+      shuttingDownSeconds: seconds.default(600),
+    })
+    .default({ provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 }),
+  retention: z
+    .strictObject({
+      stressPoints: z.number().int().min(10).default(2_000),
+      stressSeconds: seconds.default(3_600),
+      auditEntries: z.number().int().min(10).default(1_000),
+      /** Audit of an instance that has stopped reporting is dropped after this long. */
+      instanceAuditSeconds: seconds.default(7 * 24 * 3600),
+      /** A shutdown or reconfigure request for an instance that never reports again is dropped after this long. */
+      commandSeconds: seconds.default(24 * 3600),
+    })
+    .default({ stressPoints: 2_000, stressSeconds: 3_600, auditEntries: 1_000, instanceAuditSeconds: 7 * 24 * 3600, commandSeconds: 24 * 3600 }),
+  apiTokens: z.array(apiTokenSchema).default([]),
+  sidecar: z.strictObject({
+    /** Public keys are fetched from `<keyBaseUrl>/<sha256 hex of kid>.pem`. */
+    keyBaseUrl: z.url(),
+    acceptedIssuers: z.array(z.string().min(1)).min(1).default(["jitsi-autoscaler-sidecar"]),
+    audience: z.string().min(1).default("jitsi-autoscaler"),
+    keyCacheSeconds: seconds.default(3_600),
+    /** Largest check-in body accepted; a stats report of a busy bridge is a few kilobytes. */
+    maxBodyBytes: z.number().int().min(1_024).default(256 * 1024),
+  }),
+  shutdownGraceMs: z.number().int().positive().default(10_000),
+});
+export type Settings = z.infer<typeof settingsSchema>;
+
+export class SettingsError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: readonly { field: string; message: string }[],
+  ) {
+    super(`invalid scaler settings (${source}):\n` + problems.map((problem) => `  - ${problem.field}: ${problem.message}`).join("\n"));
+    this.name = "SettingsError";
+  }
+}
+
+/** Validates a settings object (from a file, a test, or `loadSettings`) and fills in the defaults. */
+export function parseSettings(raw: unknown, source = "settings"): Settings {
+  const result = settingsSchema.safeParse(raw);
+  if (!result.success) {
+    throw new SettingsError(
+      source,
+      result.error.issues.map((issue) => ({ field: issue.path.map(String).join(".") || "(root)", message: issue.message })),
+    );
+  }
+  return result.data;
+}
+
+/**
+ * Reads the settings file (YAML or JSON) named by `SCALER_CONFIG`, if any, and lets the environment override:
+ * `SCALER_REDIS_URL`, `SCALER_KEY_PREFIX`, `SCALER_LISTEN_HOST`, `SCALER_LISTEN_PORT`, `SCALER_ASAP_KEY_BASE_URL`,
+ * `SCALER_API_TOKENS` (`name:role:token` separated by commas; secrets belong in the environment, not the file).
+ */
+export async function loadSettings(env: NodeJS.ProcessEnv = process.env): Promise<Settings> {
+  const file = env.SCALER_CONFIG;
+  const raw: Record<string, unknown> = file === undefined ? {} : asObject(parseYaml(await readFile(file, "utf8")), file);
+  const section = (name: string): Record<string, unknown> => {
+    const value = raw[name] === undefined ? {} : asObject(raw[name], `${file ?? "environment"}: ${name}`);
+    raw[name] = value;
+    return value;
+  };
+  if (env.SCALER_REDIS_URL !== undefined) section("redis").url = env.SCALER_REDIS_URL;
+  if (env.SCALER_KEY_PREFIX !== undefined) section("redis").keyPrefix = env.SCALER_KEY_PREFIX;
+  if (env.SCALER_LISTEN_HOST !== undefined) section("listen").host = env.SCALER_LISTEN_HOST;
+  if (env.SCALER_LISTEN_PORT !== undefined) section("listen").port = Number(env.SCALER_LISTEN_PORT);
+  if (env.SCALER_ASAP_KEY_BASE_URL !== undefined) section("sidecar").keyBaseUrl = env.SCALER_ASAP_KEY_BASE_URL;
+  if (env.SCALER_API_TOKENS !== undefined) {
+    const fromFile = Array.isArray(raw.apiTokens) ? raw.apiTokens : [];
+    raw.apiTokens = [...fromFile, ...parseTokenList(env.SCALER_API_TOKENS)];
+  }
+  return parseSettings(raw, file === undefined ? "environment" : `${file} + environment`);
+}
+
+function parseTokenList(text: string): { name: string; role: string; token: string }[] {
+  return text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+    .map((entry, index) => {
+      const [name, role, ...rest] = entry.split(":");
+      if (name === undefined || role === undefined || rest.length === 0) {
+        throw new SettingsError("SCALER_API_TOKENS", [{ field: `SCALER_API_TOKENS[${index}]`, message: "expected name:role:token" }]);
+      }
+      return { name, role, token: rest.join(":") };
+    });
+}
+
+function asObject(value: unknown, source: string): Record<string, unknown> {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new SettingsError(source, [{ field: "(root)", message: "expected a mapping of settings" }]);
+  }
+  return value as Record<string, unknown>;
+}

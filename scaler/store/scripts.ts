@@ -1,0 +1,239 @@
+import { createHash } from "node:crypto";
+import type { Redis } from "ioredis";
+
+/**
+ * Lua scripts: every write whose keys belong together (instance, liveness index, series, commands, audit) happens
+ * in one script, so a reader never sees half of it and a check-in costs one round trip.
+ * Audit entries arrive as a JSON head without its closing brace (`{"at":..,"actor":..`) so that a script can add
+ * what only it knows (`,"kind":..,"details":{..}}`) without decoding JSON.
+ */
+export class LuaScript {
+  readonly sha: string;
+
+  constructor(readonly source: string) {
+    this.sha = createHash("sha1").update(source).digest("hex");
+  }
+
+  async run(redis: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      // After a Redis restart the script cache is empty: load it again by running the source once.
+      if (error instanceof Error && error.message.startsWith("NOSCRIPT")) {
+        return redis.eval(this.source, keys.length, ...keys, ...args);
+      }
+      throw error;
+    }
+  }
+}
+
+const AUDIT = `
+local function audit(streamKey, head, kind, extra, maxLen)
+  redis.call('XADD', streamKey, 'MAXLEN', '~', maxLen, '*', 'e', head .. ',"kind":"' .. kind .. '"' .. (extra or '') .. '}')
+end
+`;
+
+/**
+ * KEYS: group, instance, commands, live index, stress series, group audit, instance audit.
+ * ARGV: 1 instanceType, 2 now, 3 kind, 4 details JSON, 5 stats JSON or '', 6 stress or '', 7 shutting down 1/0,
+ * 8 reconfigureComplete or '', 9 reconfigureError 1/0, 10 idle TTL ms, 11 shutting-down TTL ms, 12 command TTL ms,
+ * 13 stress max points, 14 oldest stress id kept, 15 audit max entries, 16 instance audit TTL ms, 17 instance id,
+ * 18 audit head, 19 sidecar timestamp or ''.
+ * Returns {'ok', shutdown 1/0, reconfigure or ''} or {'unknown_group'} or {'type_mismatch', groupType}.
+ */
+export const checkInScript = new LuaScript(
+  AUDIT +
+    `
+local groupType = redis.call('HGET', KEYS[1], 'instanceType')
+if not groupType then return {'unknown_group'} end
+if groupType ~= ARGV[1] then return {'type_mismatch', groupType} end
+local now = tonumber(ARGV[2])
+local auditMax = ARGV[15]
+local function auditBoth(kind, extra)
+  audit(KEYS[6], ARGV[18], kind, extra, auditMax)
+  audit(KEYS[7], ARGV[18], kind, extra, auditMax)
+  redis.call('PEXPIRE', KEYS[7], ARGV[16])
+end
+local prior = redis.call('HGET', KEYS[2], 'state')
+local state = 'running'
+if prior == 'shutting_down' or ARGV[7] == '1' or ARGV[3] == 'shutdown' then state = 'shutting_down' end
+local ttl = tonumber(ARGV[10])
+if state == 'shutting_down' then ttl = tonumber(ARGV[11]) end
+local fields = {'state', state, 'details', ARGV[4], 'instanceType', ARGV[1], 'lastReportAt', ARGV[2]}
+if ARGV[5] ~= '' then
+  table.insert(fields, 'stats'); table.insert(fields, ARGV[5])
+  table.insert(fields, 'sidecarTimestamp'); table.insert(fields, ARGV[19])
+end
+if ARGV[6] ~= '' then table.insert(fields, 'stress'); table.insert(fields, ARGV[6]) end
+if not prior then table.insert(fields, 'firstSeenAt'); table.insert(fields, ARGV[2]) end
+redis.call('HSET', KEYS[2], unpack(fields))
+redis.call('PEXPIRE', KEYS[2], ttl)
+redis.call('ZADD', KEYS[4], now + ttl, ARGV[17])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+if ARGV[6] ~= '' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'i', ARGV[17], 's', ARGV[6])
+  redis.call('XTRIM', KEYS[5], 'MINID', '~', ARGV[14])
+end
+if not prior or prior == 'provisioning' then auditBoth('instance.joined') end
+if state == 'shutting_down' and prior ~= 'shutting_down' then auditBoth('instance.shutting_down', ',"details":{"via":"' .. ARGV[3] .. '"}') end
+local cmd = redis.call('HMGET', KEYS[3], 'shutdown', 'reconfigure', 'shutdownDelivered', 'reconfigureDelivered')
+local shutdown = cmd[1] == '1'
+local reconfigure = cmd[2]
+if reconfigure and ARGV[8] ~= '' and ARGV[8] == reconfigure then
+  redis.call('HDEL', KEYS[3], 'reconfigure', 'reconfigureDelivered')
+  auditBoth('reconfigure.completed', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
+  reconfigure = false
+elseif reconfigure and ARGV[9] == '1' then
+  redis.call('HDEL', KEYS[3], 'reconfigure', 'reconfigureDelivered')
+  auditBoth('reconfigure.failed', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
+  reconfigure = false
+end
+local replies = ARGV[3] == 'poll' or ARGV[3] == 'status'
+if replies and shutdown and not cmd[3] then
+  redis.call('HSET', KEYS[3], 'shutdownDelivered', ARGV[2])
+  auditBoth('shutdown.delivered')
+end
+if replies and reconfigure and not cmd[4] then
+  redis.call('HSET', KEYS[3], 'reconfigureDelivered', ARGV[2])
+  auditBoth('reconfigure.delivered', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
+end
+if shutdown or reconfigure then redis.call('PEXPIRE', KEYS[3], math.max(ttl, tonumber(ARGV[12]))) end
+return {'ok', shutdown and '1' or '0', reconfigure or ''}
+`,
+);
+
+/**
+ * KEYS: group, groups index, group audit. ARGV: 1 mode create|replace, 2 id, 3 instanceType, 4 desired, 5 min,
+ * 6 max, 7 allowScheduler 1/0, 8 environment, 9 spec JSON, 10 now, 11 audit head, 12 audit max.
+ * Returns 'ok', 'exists' (create) or 'missing' (replace).
+ */
+export const writeGroupScript = new LuaScript(
+  AUDIT +
+    `
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if ARGV[1] == 'create' and exists then return 'exists' end
+if ARGV[1] == 'replace' and not exists then return 'missing' end
+local fields = {'id', ARGV[2], 'instanceType', ARGV[3], 'desired', ARGV[4], 'min', ARGV[5], 'max', ARGV[6],
+  'allowScheduler', ARGV[7], 'environment', ARGV[8], 'spec', ARGV[9], 'updatedAt', ARGV[10]}
+if ARGV[1] == 'create' then
+  table.insert(fields, 'createdAt'); table.insert(fields, ARGV[10])
+  table.insert(fields, 'paused'); table.insert(fields, '0')
+  redis.call('PERSIST', KEYS[3])
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('SADD', KEYS[2], ARGV[2])
+audit(KEYS[3], ARGV[11], 'group.' .. ARGV[1] .. 'd', ',"details":{"spec":' .. ARGV[9] .. ',"desired":' .. ARGV[4] .. '}', ARGV[12])
+return 'ok'
+`,
+);
+
+/**
+ * KEYS: group, groups index, live index, stress series, group audit. ARGV: 1 id, 2 audit head, 3 audit max,
+ * 4 audit retention ms. The audit outlives the group for its retention; instances expire by their own TTL.
+ */
+export const deleteGroupScript = new LuaScript(
+  AUDIT +
+    `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+redis.call('SREM', KEYS[2], ARGV[1])
+audit(KEYS[5], ARGV[2], 'group.deleted', '', ARGV[3])
+redis.call('PEXPIRE', KEYS[5], ARGV[4])
+return 'ok'
+`,
+);
+
+/**
+ * KEYS: group, group audit. ARGV: 1 mode set|up|down, 2 target, 3 now, 4 audit head, 5 audit max, 6 audit kind.
+ * `set` refuses a target outside [min, max]; `up`/`down` (a scheduler's full scaling) clamp the target to
+ * [min, max], only move in their direction and only touch groups that allow it.
+ * Returns {'ok', from, to}, {'same', from, to}, {'missing'}, {'range', min, max} or {'not_allowed'}.
+ */
+export const setDesiredScript = new LuaScript(
+  AUDIT +
+    `
+local g = redis.call('HMGET', KEYS[1], 'min', 'max', 'desired', 'allowScheduler')
+if not g[1] then return {'missing'} end
+local min, max, old = tonumber(g[1]), tonumber(g[2]), tonumber(g[3])
+local target = tonumber(ARGV[2])
+local mode = ARGV[1]
+if mode == 'set' then
+  if target < min or target > max then return {'range', min, max} end
+else
+  if g[4] ~= '1' then return {'not_allowed'} end
+  target = math.max(min, math.min(max, target))
+  if mode == 'up' then target = math.max(old, target) else target = math.min(old, target) end
+end
+if target == old then return {'same', old, target} end
+redis.call('HSET', KEYS[1], 'desired', target, 'updatedAt', ARGV[3])
+audit(KEYS[2], ARGV[4], ARGV[6], ',"details":{"from":' .. old .. ',"to":' .. target .. '}', ARGV[5])
+return {'ok', old, target}
+`,
+);
+
+/** KEYS: group, group audit. ARGV: 1 paused 1/0, 2 now, 3 audit head, 4 audit max. Returns 'ok' or 'missing'. */
+export const setPausedScript = new LuaScript(
+  AUDIT +
+    `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+redis.call('HSET', KEYS[1], 'paused', ARGV[1], 'updatedAt', ARGV[2])
+audit(KEYS[2], ARGV[3], ARGV[1] == '1' and 'group.paused' or 'group.resumed', '', ARGV[4])
+return 'ok'
+`,
+);
+
+/**
+ * KEYS: group, live index, group audit, then per instance: commands, instance audit.
+ * ARGV: 1 field shutdown|reconfigure, 2 value, 3 now, 4 command TTL ms, 5 audit head, 6 audit max,
+ * 7 instance audit TTL ms, 8.. instance ids.
+ * Nothing is written unless every instance is live in the group. Returns {'ok'}, {'missing'} or {'unknown', ids...}.
+ */
+export const requestCommandScript = new LuaScript(
+  AUDIT +
+    `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
+local now = tonumber(ARGV[3])
+local unknown = {'unknown'}
+for i = 8, #ARGV do
+  local expires = redis.call('ZSCORE', KEYS[2], ARGV[i])
+  if not expires or tonumber(expires) <= now then table.insert(unknown, ARGV[i]) end
+end
+if #unknown > 1 then return unknown end
+local kind = ARGV[1] .. '.requested'
+local extra = ',"details":{"request":' .. cjson.encode(ARGV[2]) .. '}'
+for i = 8, #ARGV do
+  local n = i - 8
+  local commands, instanceAudit = KEYS[4 + 2 * n], KEYS[5 + 2 * n]
+  redis.call('HSET', commands, ARGV[1], ARGV[2])
+  redis.call('HDEL', commands, ARGV[1] .. 'Delivered')
+  redis.call('PEXPIRE', commands, ARGV[4])
+  local head = ARGV[5] .. ',"instanceId":' .. cjson.encode(ARGV[i])
+  audit(KEYS[3], head, kind, extra, ARGV[6])
+  audit(instanceAudit, head, kind, extra, ARGV[6])
+  redis.call('PEXPIRE', instanceAudit, ARGV[7])
+end
+return {'ok'}
+`,
+);
+
+/**
+ * KEYS: group, instance, live index, group audit, instance audit. ARGV: 1 instance id, 2 details JSON, 3 now,
+ * 4 provisioning TTL ms, 5 audit head, 6 audit max, 7 instance audit TTL ms.
+ * Returns 'ok', 'missing' (no such group) or 'exists' (the instance already reported; it is not set back).
+ */
+export const registerProvisioningScript = new LuaScript(
+  AUDIT +
+    `
+local groupType = redis.call('HGET', KEYS[1], 'instanceType')
+if not groupType then return 'missing' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
+local now = tonumber(ARGV[3])
+redis.call('HSET', KEYS[2], 'state', 'provisioning', 'details', ARGV[2], 'instanceType', groupType, 'firstSeenAt', ARGV[3], 'lastReportAt', ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[1])
+audit(KEYS[4], ARGV[5], 'instance.provisioning', '', ARGV[6])
+audit(KEYS[5], ARGV[5], 'instance.provisioning', '', ARGV[6])
+redis.call('PEXPIRE', KEYS[5], ARGV[7])
+return 'ok'
+`,
+);

@@ -1,0 +1,140 @@
+import { serve, type ServerType } from "@hono/node-server";
+import { createHash } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { SignJWT, exportSPKI, generateKeyPair, type CryptoKey } from "jose";
+import { createApp } from "../../scaler/app.js";
+import { createLogger } from "../../scaler/log.js";
+import { parseSettings, type Settings } from "../../scaler/settings.js";
+import { ScalerStore, connectRedis, type StoreOptions } from "../../scaler/store/store.js";
+import { RedisServer } from "../harness/redis.js";
+
+export const TOKENS = {
+  admin: "admin-token-0123456789abcdef0123456789",
+  operator: "operator-token-0123456789abcdef01234567",
+  viewer: "viewer-token-0123456789abcdef0123456789",
+} as const;
+
+export interface SigningKey {
+  kid: string;
+  privateKey: CryptoKey;
+}
+
+/** Serves ASAP public keys the way the scaler expects them: `/<sha256 hex of kid>.pem`, on loopback only. */
+export class KeyServer {
+  private readonly pems = new Map<string, string>();
+  private constructor(private readonly server: Server) {}
+
+  static async start(): Promise<KeyServer> {
+    const server = createServer();
+    const keyServer = new KeyServer(server);
+    server.on("request", (request, response) => {
+      const pem = keyServer.pems.get((request.url ?? "").replace(/^\/keys\//, ""));
+      response.writeHead(pem === undefined ? 404 : 200, { "content-type": "application/x-pem-file" }).end(pem ?? "not found");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return keyServer;
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/keys`;
+  }
+
+  /** A fresh RS256 key pair whose public half this server publishes (unless `publish` is false). */
+  async newKey(kid: string, publish = true): Promise<SigningKey> {
+    const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
+    if (publish) this.pems.set(`${createHash("sha256").update(kid).digest("hex")}.pem`, await exportSPKI(publicKey));
+    return { kid, privateKey };
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export async function signSidecarToken(
+  key: SigningKey,
+  claims: { issuer?: string; audience?: string; expiresAt?: number; issuedAt?: number } = {},
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: "RS256", kid: key.kid })
+    .setIssuer(claims.issuer ?? "jitsi-autoscaler-sidecar")
+    .setAudience(claims.audience ?? "jitsi-autoscaler")
+    .setIssuedAt(claims.issuedAt ?? now)
+    .setExpirationTime(claims.expiresAt ?? now + 3600)
+    .sign(key.privateKey);
+}
+
+export interface ScalerUnderTest {
+  url: string;
+  store: ScalerStore;
+  settings: Settings;
+  stop(): Promise<void>;
+}
+
+/** The real app on a real loopback listener, backed by the given Redis. */
+export async function startScaler(redis: RedisServer, keyBaseUrl: string, overrides: Partial<Pick<StoreOptions, "instanceTtl">> & { keyPrefix?: string } = {}): Promise<ScalerUnderTest> {
+  const settings = parseSettings({
+    listen: { host: "127.0.0.1", port: 0 },
+    redis: { url: redis.url, keyPrefix: overrides.keyPrefix ?? "test:", commandTimeoutMs: 1_000 },
+    instanceTtl: overrides.instanceTtl,
+    apiTokens: [
+      { name: "alice", role: "admin", token: TOKENS.admin },
+      { name: "oscar", role: "operator", token: TOKENS.operator },
+      { name: "vera", role: "viewer", token: TOKENS.viewer },
+    ],
+    sidecar: { keyBaseUrl, maxBodyBytes: 64 * 1024 },
+  });
+  const client = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
+  client.on("error", () => undefined);
+  if (client.status !== "ready") await new Promise((resolve) => client.once("ready", resolve));
+  const store = new ScalerStore(client, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
+  const app = createApp({ store, settings, logger: createLogger("scaler-test", "silent") });
+  const server: ServerType = await new Promise((resolve) => {
+    const started = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(started));
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    store,
+    settings,
+    stop: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await store.close();
+    },
+  };
+}
+
+export interface JsonResponse {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+export async function call(url: string, method: string, path: string, options: { token?: string; body?: unknown; rawBody?: string } = {}): Promise<JsonResponse> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+  const response = await fetch(url + path, { method, headers, body });
+  const text = await response.text();
+  return { status: response.status, body: text === "" ? {} : (JSON.parse(text) as Record<string, unknown>) };
+}
+
+export function groupBody(id: string, instanceType: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    id,
+    instanceType,
+    desired: 2,
+    policy: { min: 1, max: 5, baseline: 1, defaultSize: { cores: 2, ramGb: 8 }, maxSize: { cores: 4, ramGb: 16 } },
+    ...overrides,
+  };
+}
+
+/** Polls `check` until it returns true, failing after `timeoutMs`; for conditions that become true on their own. */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 30_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what} did not hold within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

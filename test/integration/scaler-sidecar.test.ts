@@ -1,0 +1,147 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisServer } from "../harness/redis.js";
+import { KeyServer, TOKENS, call, eventually, groupBody, signSidecarToken, startScaler, type ScalerUnderTest } from "./scaler-fixture.js";
+
+let redis: RedisServer;
+let keys: KeyServer;
+let scaler: ScalerUnderTest;
+let token: string;
+
+beforeAll(async () => {
+  redis = await RedisServer.start();
+  keys = await KeyServer.start();
+  scaler = await startScaler(redis, keys.baseUrl);
+  token = await signSidecarToken(await keys.newKey("jitsi/sidecar-key"));
+  for (const [id, type] of [["meet-jvb", "JVB"], ["meet-jibri", "jibri"], ["bbb-workers", "bbb"], ["commands", "JVB"]] as const) {
+    const created = await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody(id, type) });
+    expect(created.status).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  await scaler?.stop();
+  await keys?.stop();
+  await redis?.stop();
+});
+
+const sidecar = (path: string, body: unknown) => call(scaler.url, "POST", `/sidecar/${path}`, { token, body });
+const report = async (group: string) => (await call(scaler.url, "GET", `/api/v1/groups/${group}/report`, { token: TOKENS.viewer })).body as {
+  counts: Record<string, number>;
+  instances: { instanceId: string; state: string; stress: number | null; stats: Record<string, unknown> | null; shutdownRequested: boolean; reconfigureRequested: string | null }[];
+};
+const auditKinds = async (group: string, instance?: string) => {
+  const path = instance === undefined ? `/api/v1/groups/${group}/audit` : `/api/v1/groups/${group}/instances/${instance}/audit`;
+  const entries = (await call(scaler.url, "GET", path, { token: TOKENS.viewer })).body.entries as { kind: string }[];
+  return entries.map((entry) => entry.kind);
+};
+
+describe("sidecar check-in cycle", () => {
+  it("records a JVB's poll, stats and status, and keeps its stress in the group's series", async () => {
+    const instance = { instanceId: "jvb-1", instanceType: "JVB", group: "meet-jvb", region: "eu-central", cloud: "oracle", privateIp: "10.0.0.5" };
+    expect(await sidecar("poll", instance)).toEqual({ status: 200, body: { shutdown: false, reconfigure: null } });
+
+    const stats = { stress_level: 0.42, participants: 17, graceful_shutdown: false, conferences: 3 };
+    expect(await sidecar("stats", { instance, stats, timestamp: Date.now() })).toEqual({ status: 200, body: { save: "OK" } });
+    expect(await sidecar("status", { instance, stats: { ...stats, stress_level: 0.5 }, timestamp: Date.now() - 90_000 })).toEqual({
+      status: 200,
+      body: { shutdown: false, reconfigure: null },
+    });
+
+    const { counts, instances } = await report("meet-jvb");
+    expect(counts).toMatchObject({ running: 1, total: 1 });
+    expect(instances[0]).toMatchObject({ instanceId: "jvb-1", state: "running", stress: 0.5, stats: { participants: 17, conferences: 3 } });
+    const points = (await call(scaler.url, "GET", "/api/v1/groups/meet-jvb/stress", { token: TOKENS.viewer })).body.points as { stress: number; instanceId: string }[];
+    expect(points.map((point) => point.stress)).toEqual([0.42, 0.5]);
+    expect(await auditKinds("meet-jvb", "jvb-1")).toContain("instance.joined");
+  });
+
+  it("records a jibri's busy status as load", async () => {
+    const instance = { instanceId: "jibri-7", instanceType: "jibri", group: "meet-jibri" };
+    expect((await sidecar("poll", instance)).body).toEqual({ shutdown: false, reconfigure: null });
+    const busy = { status: { busyStatus: "BUSY", health: { healthStatus: "HEALTHY" } } };
+    expect((await sidecar("status", { instance, stats: busy, timestamp: Date.now() })).status).toBe(200);
+    const { instances } = await report("meet-jibri");
+    expect(instances).toHaveLength(1);
+    expect(instances[0]).toMatchObject({ instanceId: "jibri-7", state: "running", stress: 1 });
+  });
+
+  it("records a BBB server's meetings", async () => {
+    const instance = { instanceId: "bbb-03.example.org", instanceType: "bbb", group: "bbb-workers" };
+    const stats = { meetings: 4, participants: 61, videos: 12, listeners: 20, stress_level: 0.3 };
+    expect((await sidecar("stats", { instance, stats, timestamp: Date.now() })).body).toEqual({ save: "OK" });
+    const { instances } = await report("bbb-workers");
+    expect(instances[0]).toMatchObject({ instanceId: "bbb-03.example.org", stress: 0.3, stats: { meetings: 4, participants: 61 } });
+  });
+
+  it("refuses a check-in whose type does not match the group, naming the field", async () => {
+    const reply = await sidecar("poll", { instanceId: "jvb-x", instanceType: "jibri", group: "meet-jvb" });
+    expect(reply.status).toBe(409);
+    expect(JSON.stringify(reply.body)).toContain("instance.instanceType");
+  });
+});
+
+describe("commands", () => {
+  const instance = { instanceId: "jvb-20", instanceType: "JVB", group: "commands" };
+  const stats = { stress_level: 0.1, participants: 0 };
+
+  it("delivers a shutdown request and records the instance's confirmation", async () => {
+    const other = { ...instance, instanceId: "jvb-21" };
+    await sidecar("poll", instance);
+    await sidecar("poll", other);
+
+    const requested = await call(scaler.url, "POST", "/api/v1/groups/commands/shutdown", { token: TOKENS.operator, body: { instances: ["jvb-20"] } });
+    expect(requested.status).toBe(202);
+    expect((await sidecar("poll", instance)).body).toEqual({ shutdown: true, reconfigure: null });
+    expect((await sidecar("poll", other)).body).toEqual({ shutdown: false, reconfigure: null });
+
+    expect((await sidecar("shutdown", instance)).body).toEqual({ save: "OK" });
+    const { instances } = await report("commands");
+    expect(instances.find((entry) => entry.instanceId === "jvb-20")).toMatchObject({ state: "shutting_down", shutdownRequested: true });
+    expect(instances.find((entry) => entry.instanceId === "jvb-21")).toMatchObject({ state: "running", shutdownRequested: false });
+    expect(await auditKinds("commands", "jvb-20")).toEqual(expect.arrayContaining(["shutdown.requested", "shutdown.delivered", "instance.shutting_down"]));
+  });
+
+  it("delivers a reconfigure request until the sidecar echoes it back as complete", async () => {
+    const target = { ...instance, instanceId: "jvb-22" };
+    await sidecar("poll", target);
+    const requested = await call(scaler.url, "POST", "/api/v1/groups/commands/reconfigure", { token: TOKENS.operator, body: { instances: ["jvb-22"] } });
+    expect(requested.status).toBe(202);
+    const request = requested.body.request as string;
+    expect(new Date(request).toISOString()).toBe(request);
+
+    expect((await sidecar("status", { instance: target, stats, timestamp: Date.now() })).body).toEqual({ shutdown: false, reconfigure: request });
+    // Until it completes, every reply repeats the request.
+    expect((await sidecar("poll", target)).body).toEqual({ shutdown: false, reconfigure: request });
+    const done = await sidecar("status", { instance: target, stats, timestamp: Date.now(), reconfigureComplete: request });
+    expect(done.body).toEqual({ shutdown: false, reconfigure: null });
+    expect((await sidecar("poll", target)).body).toEqual({ shutdown: false, reconfigure: null });
+    expect(await auditKinds("commands", "jvb-22")).toEqual(expect.arrayContaining(["reconfigure.requested", "reconfigure.delivered", "reconfigure.completed"]));
+  });
+
+  it("refuses commands for instances that are not live in the group, changing nothing", async () => {
+    const before = await auditKinds("commands");
+    const reply = await call(scaler.url, "POST", "/api/v1/groups/commands/shutdown", { token: TOKENS.operator, body: { instances: ["jvb-20", "ghost-1"] } });
+    expect(reply.status).toBe(404);
+    expect(reply.body.message).toContain("ghost-1");
+    expect(await auditKinds("commands")).toEqual(before);
+  });
+});
+
+describe("liveness", () => {
+  it("drops an instance that stops reporting once its TTL has passed", async () => {
+    const shortLived = await startScaler(redis, keys.baseUrl, { keyPrefix: "ttl:", instanceTtl: { provisioningSeconds: 2, idleSeconds: 1, shuttingDownSeconds: 1 } });
+    try {
+      const created = await call(shortLived.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("short", "JVB") });
+      expect(created.status).toBe(201);
+      await shortLived.store.registerProvisioning("short", "jvb-new", { cloud: "ionos" }, "actuator");
+      const checkedIn = await call(shortLived.url, "POST", "/sidecar/poll", { token, body: { instanceId: "jvb-old", instanceType: "JVB", group: "short" } });
+      expect(checkedIn.status).toBe(200);
+
+      await eventually(async () => (await shortLived.store.groupReport("short")).counts.total === 0, 60_000, "both instances expired");
+      expect(await shortLived.store.redis.exists(shortLived.store.keys.instance("short", "jvb-old"), shortLived.store.keys.instance("short", "jvb-new"))).toBe(0);
+      expect(await shortLived.store.redis.zcard(shortLived.store.keys.live("short"))).toBeLessThanOrEqual(2);
+    } finally {
+      await shortLived.stop();
+    }
+  });
+});
