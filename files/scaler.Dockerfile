@@ -1,0 +1,22 @@
+# The confscale scaler, built on the control node from the source archive of the deployed commit.
+FROM node:20-bookworm-slim
+ARG PULUMI_VERSION=3.248.0
+ENV PULUMI_HOME=/opt/pulumi-home
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl git \
+ && rm -rf /var/lib/apt/lists/* \
+ && curl -fsSL https://get.pulumi.com | sh -s -- --version "${PULUMI_VERSION}" \
+ && mv "${PULUMI_HOME}/bin/"* /usr/local/bin/
+WORKDIR /opt/confscale
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev
+COPY . .
+# Provider plugins the fleet stack needs, installed at build time so the scaler never downloads while acting.
+RUN pulumi plugin install resource digitalocean "$(node -p "require('@pulumi/digitalocean/package.json').version")" \
+ && pulumi plugin install resource oci "$(node -p "require('@pulumi/oci/package.json').version")" \
+ && mkdir -p /var/lib/confscale \
+ && chown -R node:node "${PULUMI_HOME}" /var/lib/confscale
+USER node
+ENV NODE_ENV=production
+EXPOSE 8080
+CMD ["npx", "tsx", "scaler/main.ts"]

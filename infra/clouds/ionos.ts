@@ -1,0 +1,51 @@
+import * as pulumi from "@pulumi/pulumi";
+import { CLOUD_CAPABILITIES, CloudMappingError, ownershipTagMap, type CloudAdapter, type Machine, type MachineSpec, type Placement } from "./types.js";
+import { IonosDatacenter, IonosServer, type IonosConnection } from "./ionos/provider.js";
+
+const BOOT_VOLUME_GB = 50;
+
+function connectionFor(endpoint: string | undefined): IonosConnection {
+  return endpoint === undefined ? {} : { endpoint };
+}
+
+/** IONOS Cloud through the confscale dynamic provider (no official Pulumi provider is installable). */
+export const ionosAdapter: CloudAdapter = {
+  cloud: "ionos",
+  capabilities: CLOUD_CAPABILITIES.ionos,
+  declareMachine(spec: MachineSpec, placement: pulumi.Input<Placement>, opts?: pulumi.CustomResourceOptions): Machine {
+    const ionos = pulumi.output(placement).apply((resolved) => {
+      if (resolved.ionos === undefined) throw new CloudMappingError("ionos", `placement of ${spec.name} has no IONOS data center`);
+      return resolved.ionos;
+    });
+    const server = new IonosServer(
+      spec.name,
+      {
+        datacenterId: ionos.datacenterId,
+        lanId: ionos.lanId,
+        name: spec.name,
+        cores: spec.size.cores,
+        ramMb: spec.size.ramGb * 1024,
+        image: spec.image,
+        volumeSizeGb: BOOT_VOLUME_GB,
+        userData: spec.userData,
+        sshKeys: spec.sshPublicKeys,
+        vmState: spec.powerState === "running" ? "RUNNING" : "SHUTOFF",
+        labels: ownershipTagMap(spec.ownership),
+        firewallRules: spec.firewallRules,
+        connection: ionos.apply((settings) => connectionFor(settings.endpoint)),
+      },
+      opts,
+    );
+    return { id: server.serverId, publicIp: server.publicIp, resource: server };
+  },
+};
+
+/** The environment's data center and public LAN. */
+export function declareIonosNetwork(env: string, location: string, endpoint: string | undefined, opts?: pulumi.CustomResourceOptions): pulumi.Output<Placement> {
+  const datacenter = new IonosDatacenter(`${env}-datacenter`, { name: `confscale-${env}`, location, connection: connectionFor(endpoint) }, opts);
+  return pulumi.all([datacenter.datacenterId, datacenter.lanId]).apply(([datacenterId, lanId]) => ({
+    cloud: "ionos" as const,
+    region: location,
+    ionos: { datacenterId, lanId, ...(endpoint === undefined ? {} : { endpoint }) },
+  }));
+}

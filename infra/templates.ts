@@ -1,0 +1,167 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import bcrypt from "bcryptjs";
+import { parse, stringify } from "yaml";
+
+const FILES_DIR = new URL("../files/", import.meta.url);
+
+export class TemplateError extends Error {
+  constructor(
+    readonly template: string,
+    message: string,
+  ) {
+    super(`files/${template}: ${message}`);
+    this.name = "TemplateError";
+  }
+}
+
+/** Reads `files/<path>` and fills every `{{name}}`; a placeholder without a value is an error, never an empty string. */
+export function renderTemplate(path: string, values: Readonly<Record<string, string>>): string {
+  const text = readFileSync(new URL(path, FILES_DIR), "utf8");
+  const missing = new Set<string>();
+  const rendered = text.replace(/\{\{(\w+)\}\}/g, (_match, name: string) => {
+    const value = values[name];
+    if (value === undefined) {
+      missing.add(name);
+      return "";
+    }
+    return value;
+  });
+  if (missing.size > 0) throw new TemplateError(path, `no value for ${[...missing].map((name) => `{{${name}}}`).join(", ")}`);
+  return rendered;
+}
+
+interface WriteFile {
+  path: string;
+  content: string;
+  permissions: string;
+  owner?: string;
+  /** Written after packages are installed (the owner's group may come with a package). */
+  defer?: boolean;
+}
+
+function cloudConfig(basePath: string, values: Readonly<Record<string, string>>, writeFiles: WriteFile[]): string {
+  const base: unknown = parse(renderTemplate(basePath, values));
+  if (typeof base !== "object" || base === null || Array.isArray(base)) throw new TemplateError(basePath, "expected a cloud-config mapping");
+  // write_files run before runcmd, so every file is in place when the commands start.
+  return `#cloud-config\n${stringify({ ...base, write_files: writeFiles }, { lineWidth: 0 })}`;
+}
+
+export interface ControlNodeTemplateValues {
+  env: string;
+  domain: string;
+  fleetStack: string;
+}
+
+/** Files of the control node's compose project, relative to /opt/confscale. */
+export function controlNodeProjectFiles(values: ControlNodeTemplateValues): Record<string, string> {
+  const fill = { env: values.env, domain: values.domain, fleetStack: values.fleetStack };
+  return {
+    "docker-compose.yml": renderTemplate("control-node/docker-compose.yml", fill),
+    Caddyfile: renderTemplate("control-node/Caddyfile", fill),
+    "prometheus.yml": renderTemplate("control-node/prometheus.yml", fill),
+    "grafana/provisioning/datasources/prometheus.yml": renderTemplate("control-node/grafana/provisioning/datasources/prometheus.yml", fill),
+    "grafana/provisioning/dashboards/confscale.yml": renderTemplate("control-node/grafana/provisioning/dashboards/confscale.yml", fill),
+    "grafana/dashboards/fleet.json": readFileSync(new URL("control-node/grafana/dashboards/fleet.json", FILES_DIR), "utf8"),
+  };
+}
+
+/**
+ * The control node's cloud-init. It holds no secret and no commit: secrets and the scaler's source are
+ * delivered over SSH by `pulumi up`, so neither a rotated secret nor a new commit replaces the node.
+ */
+export function renderControlNodeUserData(values: ControlNodeTemplateValues): string {
+  const projectFiles = Object.entries(controlNodeProjectFiles(values)).map(([path, content]) => ({
+    path: `/opt/confscale/${path}`,
+    content,
+    permissions: "0644",
+  }));
+  return cloudConfig("control-node/cloud-init.yaml", { env: values.env }, [
+    ...projectFiles,
+    { path: "/etc/systemd/system/confscale.service", content: renderTemplate("control-node/confscale.service", {}), permissions: "0644" },
+  ]);
+}
+
+export interface ControlNodeSecrets {
+  scaleliteSecret: string;
+  grafanaAdminPassword: string;
+  nodeExporterPassword: string;
+  /** The fleet stack's Pulumi backend, e.g. s3://bucket?endpoint=… or file:///var/lib/confscale/state. */
+  fleetBackendUrl: string;
+  fleetPassphrase: string;
+  /** Cloud credentials the fleet program needs, as environment variables (IONOS_TOKEN, DIGITALOCEAN_TOKEN, …). */
+  cloudCredentials: Readonly<Record<string, string>>;
+}
+
+/** /opt/confscale/.env of the compose project; handled only as a Pulumi secret. */
+export function renderControlNodeEnvFile(secrets: ControlNodeSecrets): string {
+  // Internal-only credentials are derived from the Scalelite secret so they need no separate config.
+  const derive = (purpose: string) => createHash("sha256").update(`${purpose}\0${secrets.scaleliteSecret}`).digest("hex");
+  const entries: Record<string, string> = {
+    LOADBALANCER_SECRET: secrets.scaleliteSecret,
+    SECRET_KEY_BASE: derive("scalelite-secret-key-base") + derive("scalelite-secret-key-base-2"),
+    POSTGRES_PASSWORD: derive("postgres"),
+    GRAFANA_ADMIN_PASSWORD: secrets.grafanaAdminPassword,
+    CONFSCALE_NODE_EXPORTER_PASSWORD: secrets.nodeExporterPassword,
+    PULUMI_BACKEND_URL: secrets.fleetBackendUrl,
+    PULUMI_CONFIG_PASSPHRASE: secrets.fleetPassphrase,
+    ...secrets.cloudCredentials,
+  };
+  return Object.entries(entries)
+    .map(([key, value]) => {
+      if (/[\n\r]/.test(value)) throw new TemplateError(".env", `${key} must be a single line`);
+      return `${key}=${value}`;
+    })
+    .join("\n")
+    .concat("\n");
+}
+
+/**
+ * bcrypt hash of node-exporter's basic-auth password. The salt is derived from the password so the same
+ * password always renders the same user data: a fresh random salt would replace every worker on every `up`.
+ */
+export function nodeExporterPasswordHash(password: string): string {
+  const alphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  const digest = createHash("sha256").update(`confscale node-exporter salt\0${password}`).digest();
+  let salt = "";
+  for (let index = 0; index < 22; index++) salt += alphabet[(digest[index] ?? 0) & 63];
+  // bcrypt's 22nd salt character only carries 2 bits; keep it canonical so bcryptjs and Go agree.
+  salt = salt.slice(0, 21) + "./OOeeuu"[(digest[21] ?? 0) & 7];
+  return bcrypt.hashSync(password, `$2b$10$${salt}`);
+}
+
+export interface WorkerTemplateValues {
+  env: string;
+  fleet: string;
+  /** The worker's machine name; its host name is `<name>.<domain>`. */
+  name: string;
+  domain: string;
+  /** Public URL of the scaler, e.g. https://bbb.example.org/scaler */
+  scalerUrl: string;
+  /** bcrypt hash from `nodeExporterPasswordHash`, never the password. */
+  nodeExporterPasswordHash: string;
+  letsEncryptEmail?: string;
+}
+
+/** The worker's cloud-init: BigBlueButton via bbb-install, node-exporter with TLS + basic auth, the sidecar. */
+export function renderWorkerUserData(values: WorkerTemplateValues): string {
+  if (!/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/.test(values.nodeExporterPasswordHash)) {
+    throw new TemplateError("worker/node-exporter-web.yml", "nodeExporterPasswordHash must be a bcrypt hash");
+  }
+  const hostname = `${values.name}.${values.domain}`;
+  const fill = {
+    env: values.env,
+    fleet: values.fleet,
+    hostname,
+    letsEncryptEmail: values.letsEncryptEmail ?? `hostmaster@${values.domain}`,
+    scalerUrl: values.scalerUrl,
+    passwordHash: values.nodeExporterPasswordHash,
+  };
+  return cloudConfig("worker/cloud-init.yaml", fill, [
+    { path: "/etc/prometheus/node-exporter-web.yml", content: renderTemplate("worker/node-exporter-web.yml", fill), permissions: "0640", owner: "root:prometheus", defer: true },
+    { path: "/etc/default/prometheus-node-exporter", content: renderTemplate("worker/node-exporter.default", fill), permissions: "0644" },
+    { path: "/etc/letsencrypt/renewal-hooks/deploy/node-exporter-tls.sh", content: renderTemplate("worker/node-exporter-tls.sh", fill), permissions: "0755" },
+    { path: "/etc/confscale/sidecar.env", content: renderTemplate("worker/sidecar.env", fill), permissions: "0644" },
+    { path: "/etc/systemd/system/confscale-sidecar.service", content: renderTemplate("worker/confscale-sidecar.service", fill), permissions: "0644" },
+  ]);
+}
