@@ -126,7 +126,16 @@ export function sidecarRoutes({ store, asap, metrics, logger }: SidecarRouteDeps
   });
 
   const accept = async (checkIn: CheckIn) => {
-    const reply = await store.checkIn(checkIn);
+    let reply;
+    try {
+      reply = await store.checkIn(checkIn);
+    } catch (error) {
+      // Poll and shutdown bodies are the instance details themselves: name the field as the sidecar sent it.
+      if (error instanceof StoreConflictError && (checkIn.kind === "poll" || checkIn.kind === "shutdown")) {
+        throw new StoreConflictError(error.code, error.field.replace(/^instance\./, ""), error.message);
+      }
+      throw error;
+    }
     metrics.checkIns.inc({ group: checkIn.details.group, instance_type: checkIn.details.instanceType, kind: checkIn.kind });
     return reply;
   };

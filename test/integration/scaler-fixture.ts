@@ -7,7 +7,7 @@ import { createApp } from "../../scaler/app.js";
 import { createLogger } from "../../scaler/log.js";
 import { parseSettings, type Settings } from "../../scaler/settings.js";
 import { ScalerStore, connectRedis, type StoreOptions } from "../../scaler/store/store.js";
-import { RedisServer } from "../harness/redis.js";
+import type { RedisServer } from "../harness/redis.js";
 
 export const TOKENS = {
   admin: "admin-token-0123456789abcdef0123456789",
@@ -115,6 +115,8 @@ export async function call(url: string, method: string, path: string, options: {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+  // A server may answer a too-large body before reading it all; such a connection must not be reused.
+  if (body !== undefined && body.length > 32 * 1024) headers.connection = "close";
   const response = await fetch(url + path, { method, headers, body });
   const text = await response.text();
   return { status: response.status, body: text === "" ? {} : (JSON.parse(text) as Record<string, unknown>) };
