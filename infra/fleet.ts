@@ -1,0 +1,105 @@
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { serverSizeSchema } from "./config.js";
+import { ionosAdapter } from "./clouds/ionos.js";
+import type { CloudAdapter, CloudName, Placement } from "./clouds/types.js";
+import { workerFirewallRules } from "./firewall.js";
+import { nodeExporterPasswordHash, renderWorkerUserData } from "./templates.js";
+
+/** The fleet stack's config namespace (its project name); secrets the workers need live there, never in the spec. */
+export const FLEET_PROJECT = "confscale-fleet";
+
+export const fleetServerSchema = z.strictObject({
+  /** Stable and unique in the environment: the machine's name, host name prefix and Scalelite id. */
+  name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, "expected a lowercase name: letters, digits, -"),
+  size: serverSizeSchema,
+  power: z.enum(["running", "stopped"]),
+  image: z.string().min(1),
+  zone: z.string().min(1).optional(),
+});
+export type FleetServer = z.infer<typeof fleetServerSchema>;
+
+const placementSchema = z.strictObject({
+  cloud: z.enum(["ionos", "digitalocean", "oci"]),
+  region: z.string().min(1),
+  ionos: z.strictObject({ datacenterId: z.string().min(1), lanId: z.number().int(), endpoint: z.string().optional() }).optional(),
+  digitalocean: z.strictObject({ vpcId: z.string(), workerTag: z.string(), sshKeyIds: z.array(z.string()) }).optional(),
+  oci: z
+    .strictObject({
+      subnetId: z.string(),
+      workerNsgId: z.string(),
+      compartmentId: z.string(),
+      availabilityDomain: z.string(),
+      shape: z.string(),
+    })
+    .optional(),
+}) satisfies z.ZodType<Placement>;
+
+/** Everything the fleet program declares: a pure description, kept in Redis and exported by the fleet stack. */
+export const fleetSpecSchema = z
+  .strictObject({
+    env: z.string().min(1),
+    fleet: z.string().min(1),
+    placement: placementSchema,
+    domain: z.string().min(1),
+    scalerUrl: z.url(),
+    controlNodeIp: z.string().min(1),
+    adminCidrs: z.array(z.string()).min(1),
+    sshPublicKeys: z.array(z.string()),
+    servers: z.array(fleetServerSchema),
+  })
+  .superRefine((spec, ctx) => {
+    const seen = new Set<string>();
+    spec.servers.forEach((server, index) => {
+      if (seen.has(server.name)) ctx.addIssue({ code: "custom", path: ["servers", index, "name"], message: `duplicate server name ${server.name}` });
+      seen.add(server.name);
+    });
+  });
+export type FleetSpec = z.infer<typeof fleetSpecSchema>;
+
+const ADAPTERS: Partial<Record<CloudName, CloudAdapter>> = { ionos: ionosAdapter };
+
+export class UnsupportedFleetCloudError extends Error {
+  constructor(readonly cloud: CloudName) {
+    super(`the fleet program has no adapter for cloud ${cloud}`);
+    this.name = "UnsupportedFleetCloudError";
+  }
+}
+
+export interface FleetOutputs {
+  /** The spec this update applied: with the stack's state it survives the loss of Redis. */
+  spec: FleetSpec;
+  servers: Record<string, { id: pulumi.Output<string>; publicIp: pulumi.Output<string> }>;
+}
+
+/**
+ * The fleet program: every worker of one fleet, declared from the spec and nothing else, so no other program can
+ * revert what the scaler decided. The node-exporter password comes from the fleet stack's secret config.
+ */
+export function defineFleet(spec: FleetSpec, adapters: Partial<Record<CloudName, CloudAdapter>> = ADAPTERS): FleetOutputs {
+  const adapter = adapters[spec.placement.cloud];
+  if (adapter === undefined) throw new UnsupportedFleetCloudError(spec.placement.cloud);
+  const passwordHash = new pulumi.Config(FLEET_PROJECT).requireSecret("nodeExporterPassword").apply(nodeExporterPasswordHash);
+  const firewallRules = workerFirewallRules(spec.adminCidrs, spec.controlNodeIp);
+  const servers: FleetOutputs["servers"] = {};
+  for (const server of spec.servers) {
+    const userData = passwordHash.apply((hash) =>
+      renderWorkerUserData({ env: spec.env, fleet: spec.fleet, name: server.name, domain: spec.domain, scalerUrl: spec.scalerUrl, nodeExporterPasswordHash: hash }),
+    );
+    const machine = adapter.declareMachine(
+      {
+        name: server.name,
+        size: server.size,
+        image: server.image,
+        userData,
+        sshPublicKeys: spec.sshPublicKeys,
+        powerState: server.power,
+        ownership: { env: spec.env, role: "worker", fleet: spec.fleet },
+        firewallRules,
+      },
+      spec.placement,
+    );
+    servers[server.name] = { id: machine.id, publicIp: machine.publicIp };
+  }
+  return { spec, servers };
+}

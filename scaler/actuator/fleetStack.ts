@@ -1,0 +1,154 @@
+import { LocalWorkspace, type EngineEvent, type Stack } from "@pulumi/pulumi/automation/index.js";
+import { existsSync } from "node:fs";
+import { mkdir, symlink } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { defineFleet, FLEET_PROJECT, fleetSpecSchema, type FleetSpec } from "../../infra/fleet.js";
+import { enginePath, pulumiCommand } from "../../infra/toolchain.js";
+
+export interface FleetStackSettings {
+  env: string;
+  /** The fleet project's directory (its Pulumi.yaml); dynamic providers run from here. */
+  workDir: string;
+  /** The fleet stack's backend: the cloud's S3-compatible storage, or a `file://` path on a persistent volume. */
+  backendUrl: string;
+  passphrase: string;
+  nodeExporterPassword: string;
+  /** Provider credentials and settings (e.g. IONOS_TOKEN); handed to the engine only, never logged. */
+  providerEnv?: Record<string, string>;
+}
+
+/** One resource step of an update, as the engine reported it. */
+export interface ResourceStep {
+  name: string;
+  type: string;
+  op: string;
+}
+
+export interface FleetUpdateReport {
+  steps: ResourceStep[];
+  durationMs: number;
+  /** Counts by operation (create, update, replace, delete, same). */
+  summary: Record<string, number>;
+}
+
+export class FleetStackError extends Error {
+  constructor(
+    readonly stackName: string,
+    readonly operation: string,
+    cause: unknown,
+  ) {
+    super(`${operation} of fleet stack ${stackName} failed: ${cause instanceof Error ? cause.message.split("\n").slice(0, 12).join("\n") : String(cause)}`, { cause });
+    this.name = "FleetStackError";
+  }
+}
+
+const nodeModules = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "node_modules");
+
+/** The `<env>-fleet` stack, run inline through the Automation API: the program is `defineFleet(spec)`. */
+export class FleetStack {
+  private spec: FleetSpec | undefined;
+
+  private constructor(
+    readonly name: string,
+    private readonly stack: Stack,
+  ) {}
+
+  static async open(settings: FleetStackSettings): Promise<FleetStack> {
+    await mkdir(settings.workDir, { recursive: true });
+    // Dynamic providers (the IONOS adapter) load ./node_modules/@pulumi/pulumi from the project directory.
+    if (!existsSync(join(settings.workDir, "node_modules"))) await symlink(nodeModules, join(settings.workDir, "node_modules"), "dir");
+    const name = `${settings.env}-fleet`;
+    let fleet: FleetStack | undefined;
+    const stack = await LocalWorkspace.createOrSelectStack(
+      {
+        stackName: name,
+        projectName: FLEET_PROJECT,
+        program: async () => {
+          const spec = fleet?.spec;
+          if (spec === undefined) throw new Error("the fleet program ran without a spec");
+          return defineFleet(spec);
+        },
+      },
+      {
+        workDir: settings.workDir,
+        pulumiCommand: await pulumiCommand(),
+        secretsProvider: "passphrase",
+        projectSettings: { name: FLEET_PROJECT, runtime: "nodejs", backend: { url: settings.backendUrl } },
+        envVars: {
+          ...settings.providerEnv,
+          PATH: enginePath(),
+          PULUMI_CONFIG_PASSPHRASE: settings.passphrase,
+          PULUMI_SKIP_UPDATE_CHECK: "true",
+          PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+        },
+      },
+    );
+    await stack.setConfig(`${FLEET_PROJECT}:nodeExporterPassword`, { value: settings.nodeExporterPassword, secret: true });
+    fleet = new FleetStack(name, stack);
+    return fleet;
+  }
+
+  /** Brings the cloud to `spec`; `onStep` sees each resource step as the engine finishes it. */
+  async up(spec: FleetSpec, onStep?: (step: ResourceStep) => void): Promise<FleetUpdateReport> {
+    this.spec = fleetSpecSchema.parse(spec);
+    const steps: ResourceStep[] = [];
+    const started = performance.now();
+    try {
+      const result = await this.stack.up({
+        onEvent: (event) => {
+          const step = stepOf(event);
+          if (step === undefined) return;
+          steps.push(step);
+          onStep?.(step);
+        },
+      });
+      return { steps, durationMs: performance.now() - started, summary: { ...result.summary.resourceChanges } };
+    } catch (error) {
+      throw new FleetStackError(this.name, "up", error);
+    }
+  }
+
+  /** What `up(spec)` would change, without changing anything. */
+  async preview(spec: FleetSpec): Promise<Record<string, number>> {
+    this.spec = fleetSpecSchema.parse(spec);
+    try {
+      return { ...(await this.stack.preview()).changeSummary };
+    } catch (error) {
+      throw new FleetStackError(this.name, "preview", error);
+    }
+  }
+
+  /** Reads the cloud's reality into the stack's state (after a crash, or to find drift). */
+  async refresh(): Promise<Record<string, number>> {
+    try {
+      return { ...(await this.stack.refresh()).summary.resourceChanges };
+    } catch (error) {
+      throw new FleetStackError(this.name, "refresh", error);
+    }
+  }
+
+  /** The spec the last successful `up` applied, from the stack's outputs; undefined for a new stack. */
+  async appliedSpec(): Promise<FleetSpec | undefined> {
+    const outputs = await this.stack.outputs();
+    const spec = outputs.spec?.value;
+    return spec === undefined ? undefined : fleetSpecSchema.parse(spec);
+  }
+
+  /** Each server's cloud id and public address, from the stack's outputs. */
+  async serverAddresses(): Promise<Record<string, { id: string; publicIp: string }>> {
+    const outputs = await this.stack.outputs();
+    return (outputs.servers?.value ?? {}) as Record<string, { id: string; publicIp: string }>;
+  }
+
+  /** Removes the lock a killed `up` left behind, so the next one can run (after `refresh`, it re-plans). */
+  async cancelStaleUpdate(): Promise<void> {
+    await this.stack.cancel().catch(() => undefined);
+  }
+}
+
+function stepOf(event: EngineEvent): ResourceStep | undefined {
+  const metadata = event.resOutputsEvent?.metadata;
+  if (metadata === undefined || metadata.type === "pulumi:pulumi:Stack" || metadata.type.startsWith("pulumi:providers:")) return undefined;
+  return { name: metadata.urn.slice(metadata.urn.lastIndexOf("::") + 2), type: metadata.type, op: metadata.op };
+}

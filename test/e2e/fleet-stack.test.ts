@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { FleetSpec } from "../../infra/fleet.js";
+import { FleetStack } from "../../scaler/actuator/fleetStack.js";
+import { Emulator } from "../emulator/emulator.js";
+import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
+
+describe("the fleet stack through the Automation API against the emulated IONOS cloud (real CLI)", () => {
+  let emulator: Emulator;
+  let sandbox: PulumiSandbox;
+  let fleet: FleetStack;
+  let base: FleetSpec;
+
+  beforeAll(async () => {
+    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 200 } });
+    sandbox = await createPulumiSandbox();
+    fleet = await FleetStack.open({
+      env: "e2e",
+      workDir: sandbox.dir,
+      backendUrl: sandbox.backendUrl,
+      passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
+      nodeExporterPassword: "node-exporter-password",
+      providerEnv: { ...sandbox.env, IONOS_USERNAME: emulator.credentials.username, IONOS_PASSWORD: emulator.credentials.password },
+    });
+    base = {
+      env: "e2e",
+      fleet: "bbb",
+      placement: { cloud: "ionos", region: "de/fra", ionos: { datacenterId: emulator.defaultDatacenterId!, lanId: 1, endpoint: emulator.cloudApiUrl } },
+      domain: "bbb.confscale.test",
+      scalerUrl: "http://127.0.0.1:1/scaler",
+      controlNodeIp: "127.0.0.1",
+      adminCidrs: ["127.0.0.0/8"],
+      sshPublicKeys: [],
+      servers: [],
+    };
+  });
+
+  afterAll(async () => {
+    await emulator?.stop();
+    await sandbox?.cleanup();
+  });
+
+  const serversByName = () => new Map([...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).map((view) => [view.name, view]));
+
+  it("creates, resizes in place, stops and destroys workers, and a repeated spec changes nothing", async () => {
+    const two: FleetSpec = {
+      ...base,
+      servers: [
+        { name: "bbb-1", size: { cores: 2, ramGb: 8 }, power: "running", image: "ubuntu:22.04" },
+        { name: "bbb-2", size: { cores: 2, ramGb: 8 }, power: "running", image: "ubuntu:22.04" },
+      ],
+    };
+    const created = await fleet.up(two);
+    expect(created.steps.filter((step) => step.op === "create").map((step) => step.name).sort()).toEqual(["bbb-1", "bbb-2"]);
+    expect([...serversByName().keys()].sort()).toEqual(["bbb-1", "bbb-2"]);
+    expect(serversByName().get("bbb-1")?.vmState).toBe("RUNNING");
+    expect(serversByName().get("bbb-1")?.labels).toMatchObject({ "confscale:env": "e2e", "confscale:fleet": "bbb", "confscale:role": "worker" });
+    expect(await fleet.appliedSpec()).toEqual(two);
+
+    const resizedAndStopped: FleetSpec = {
+      ...two,
+      servers: [
+        { name: "bbb-1", size: { cores: 4, ramGb: 16 }, power: "running", image: "ubuntu:22.04" },
+        { name: "bbb-2", size: { cores: 2, ramGb: 8 }, power: "stopped", image: "ubuntu:22.04" },
+      ],
+    };
+    const idBefore = serversByName().get("bbb-1")?.id;
+    const changed = await fleet.up(resizedAndStopped);
+    expect(changed.summary.update).toBe(2);
+    expect(changed.summary.create ?? 0).toBe(0);
+    const after = serversByName();
+    expect(after.get("bbb-1")?.id).toBe(idBefore);
+    expect(after.get("bbb-1")?.cores).toBe(4);
+    expect(after.get("bbb-1")?.ram).toBe(16 * 1024);
+    expect(after.get("bbb-2")?.vmState).toBe("SHUTOFF");
+
+    expect(await fleet.preview(resizedAndStopped)).toEqual({ same: 2 + 1 });
+
+    await fleet.up({ ...base, servers: [] });
+    expect(serversByName().size).toBe(0);
+  });
+});
