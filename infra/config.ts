@@ -54,6 +54,31 @@ export const workerPolicySchema = z
       .default({ cpu: { up: 0.65, down: 0.25 }, memory: { up: 0.75, down: 0.35 } }),
     timeZone: ianaTimeZone.default("UTC"),
     windows: z.array(timeWindowSchema).default([]),
+    /** Consecutive decision periods a threshold must hold before it counts (hysteresis in time). */
+    sustainPeriods: z.number().int().min(1).max(60).default(3),
+    /** Fraction of the capacity under the up-threshold kept free for bursts of new meetings. */
+    headroom: z.number().min(0).max(0.9).default(0.1),
+    /** How far ahead a rising load is projected: about boot time plus one period, so capacity is ready in time. */
+    leadTimeSeconds: z.number().int().min(0).max(3600).default(300),
+    /** After boot or resize a server's metrics are settling: it is neither a victim nor resized again. */
+    graceSeconds: z.number().int().min(0).max(3600).default(300),
+    cooldownSeconds: z
+      .strictObject({
+        afterScaleOut: z.number().int().min(0).default(600),
+        afterScaleIn: z.number().int().min(0).default(300),
+        perServer: z.number().int().min(0).default(300),
+      })
+      .default({ afterScaleOut: 600, afterScaleIn: 300, perServer: 300 }),
+    /** At most `count` starts plus creates within any `perSeconds`. */
+    launchRate: z
+      .strictObject({
+        count: z.number().int().min(1).default(10),
+        perSeconds: z.number().int().min(1).default(300),
+      })
+      .default({ count: 10, perSeconds: 300 }),
+    /** Paused: no decisions at all. Dry run: decisions are recorded but marked not to be acted on. */
+    paused: z.boolean().default(false),
+    dryRun: z.boolean().default(false),
   })
   .superRefine((policy, ctx) => {
     if (policy.min > policy.max) {

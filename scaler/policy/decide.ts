@@ -1,0 +1,354 @@
+import type { ServerSize, WorkerPolicy } from "../../infra/config.js";
+import { minimumAt } from "./timeWindows.js";
+import type { Decision, DecisionKind, GroupSnapshot, Hold, LoadSample, PolicyHistory, PolicyOutcome, ServerSnapshot } from "./types.js";
+
+const LAUNCH_KINDS: readonly DecisionKind[] = ["start", "create"];
+const SCALE_OUT_KINDS: readonly DecisionKind[] = ["start", "create", "enable"];
+const SCALE_IN_KINDS: readonly DecisionKind[] = ["drain", "stop", "destroy"];
+
+type Inputs = Record<string, number | null>;
+
+/** A server that takes meetings: running and not cordoned or disabled in Scalelite, or booting (it is enabled once up). */
+function takesMeetings(server: ServerSnapshot): boolean {
+  return server.power === "booting" || (server.power === "running" && (server.scalelite === null || server.scalelite.state === "enabled"));
+}
+
+function isDraining(server: ServerSnapshot): boolean {
+  return server.power === "running" && server.scalelite !== null && server.scalelite.state !== "enabled";
+}
+
+function isFresh(server: ServerSnapshot, ...keys: ("cpu" | "memory" | "meetings" | "participants")[]): boolean {
+  return keys.every((key) => server[key].status === "fresh" && server[key].value !== null);
+}
+
+/** Cores and GB in use; a server whose metrics are not fresh counts as fully loaded, so missing data never looks idle. */
+function demandOf(server: ServerSnapshot): { cores: number; ramGb: number; known: boolean } {
+  if (server.power === "booting") return { cores: 0, ramGb: 0, known: true };
+  if (isFresh(server, "cpu", "memory")) {
+    return { cores: (server.cpu.value ?? 0) * server.size.cores, ramGb: (server.memory.value ?? 0) * server.size.ramGb, known: true };
+  }
+  return { cores: server.size.cores, ramGb: server.size.ramGb, known: false };
+}
+
+/** The group's load this period, over the servers that take meetings (worst case for servers without fresh data). */
+export function sampleOf(snapshot: GroupSnapshot): LoadSample {
+  const active = snapshot.servers.filter((server) => takesMeetings(server) && server.power === "running");
+  if (active.length === 0) {
+    return { at: snapshot.takenAt, cpuCores: null, memoryGb: null, cpuUtilization: null, memoryUtilization: null, participants: null };
+  }
+  const participants = active.every((server) => isFresh(server, "participants")) ? active.reduce((sum, server) => sum + (server.participants.value ?? 0), 0) : null;
+  let cpuCores = 0;
+  let memoryGb = 0;
+  let cores = 0;
+  let ramGb = 0;
+  for (const server of active) {
+    const demand = demandOf(server);
+    cpuCores += demand.cores;
+    memoryGb += demand.ramGb;
+    cores += server.size.cores;
+    ramGb += server.size.ramGb;
+  }
+  return { at: snapshot.takenAt, cpuCores, memoryGb, cpuUtilization: cpuCores / cores, memoryUtilization: memoryGb / ramGb, participants };
+}
+
+/**
+ * How much CPU and memory demand will rise within `leadMs`, from the trend over the last `periods` samples.
+ * Participants lead CPU and memory (users join before their streams load the server), so when they are known the
+ * rise is their trend times the marginal cost of one participant; that also ignores the idle load of servers that
+ * came online. Otherwise each resource's own trend. Never negative: the trend only ever adds capacity early,
+ * scale-in waits for measured load.
+ */
+function expectedRise(samples: readonly LoadSample[], periods: number, leadMs: number): { cores: number; ramGb: number } {
+  const recent = samples.slice(-Math.max(2, periods));
+  const first = recent[0];
+  const last = recent[recent.length - 1];
+  const none = { cores: 0, ramGb: 0 };
+  if (first === undefined || last === undefined || last.at <= first.at) return none;
+  if (first.cpuCores === null || last.cpuCores === null || first.memoryGb === null || last.memoryGb === null) return none;
+  const elapsed = last.at - first.at;
+  const risen = (from: number, to: number) => Math.max(0, ((to - from) / elapsed) * leadMs);
+  if (first.participants !== null && last.participants !== null) {
+    const joined = last.participants - first.participants;
+    if (joined <= 0) return none;
+    const comingParticipants = risen(first.participants, last.participants);
+    return {
+      cores: comingParticipants * Math.max(0, (last.cpuCores - first.cpuCores) / joined),
+      ramGb: comingParticipants * Math.max(0, (last.memoryGb - first.memoryGb) / joined),
+    };
+  }
+  return { cores: risen(first.cpuCores, last.cpuCores), ramGb: risen(first.memoryGb, last.memoryGb) };
+}
+
+function lastActionAt(history: PolicyHistory, matches: (kind: DecisionKind, server: string | undefined) => boolean): number | undefined {
+  let latest: number | undefined;
+  for (const action of history.actions) {
+    if (matches(action.kind, action.server) && (latest === undefined || action.at > latest)) latest = action.at;
+  }
+  return latest;
+}
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
+
+function bySizeDescending(a: ServerSnapshot, b: ServerSnapshot): number {
+  return b.size.cores - a.size.cores || b.size.ramGb - a.size.ramGb || a.id.localeCompare(b.id);
+}
+
+/**
+ * Decides what the group should do now. Pure: the same snapshot, policy, history and `now` (ms since epoch)
+ * always give the same decisions, in the same order.
+ */
+export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: PolicyHistory, now: number): PolicyOutcome {
+  const sample = sampleOf(snapshot);
+  const decisions: Decision[] = [];
+  const holds: Hold[] = [];
+  const outcome = (): PolicyOutcome => ({ at: now, group: snapshot.group, sample, decisions, holds });
+  if (policy.paused) {
+    holds.push({ reason: "paused: no decisions until resumed", inputs: {} });
+    return outcome();
+  }
+  const add = (decision: Omit<Decision, "dryRun">) => decisions.push({ ...decision, dryRun: policy.dryRun });
+
+  const graceMs = policy.graceSeconds * 1000;
+  const inGrace = (server: ServerSnapshot) =>
+    server.power === "booting" ||
+    (server.bootedAt !== null && now - server.bootedAt < graceMs) ||
+    (server.resizedAt !== null && now - server.resizedAt < graceMs);
+  const inServerCooldown = (server: ServerSnapshot) => {
+    const last = lastActionAt(history, (_kind, id) => id === server.id);
+    return last !== undefined && now - last < policy.cooldownSeconds.perServer * 1000;
+  };
+  // A start or resize still in flight: the server does not show it yet. Another resize now would race it.
+  const hasActionInFlight = (server: ServerSnapshot) => {
+    const last = lastActionAt(history, (kind, id) => id === server.id && (kind === "resize" || kind === "start"));
+    if (last === undefined || now - last >= policy.cooldownSeconds.perServer * 1000) return false;
+    return Math.max(server.bootedAt ?? -Infinity, server.resizedAt ?? -Infinity) < last;
+  };
+
+  const minimum = minimumAt(policy, now);
+  const targetCpu = policy.thresholds.cpu.up * (1 - policy.headroom);
+  const targetMemory = policy.thresholds.memory.up * (1 - policy.headroom);
+
+  const active = snapshot.servers.filter(takesMeetings);
+  const draining = snapshot.servers.filter(isDraining);
+  const stopped = snapshot.servers.filter((server) => server.power === "stopped");
+
+  // Projected demand: the load now plus its rise over the lead time (boot time plus a period).
+  const samples = [...history.samples.filter((past) => past.at < sample.at), sample];
+  const demandCores = sample.cpuCores ?? 0;
+  const demandRam = sample.memoryGb ?? 0;
+  const leadMs = policy.leadTimeSeconds * 1000;
+  const rise = expectedRise(samples, policy.sustainPeriods, leadMs);
+  const projectedCores = demandCores + rise.cores;
+  const projectedRam = demandRam + rise.ramGb;
+  // Now the load keeps the headroom free; at the end of the lead time it stays under the up-threshold.
+  let requiredCores = Math.max(demandCores / targetCpu, projectedCores / policy.thresholds.cpu.up);
+  let requiredRam = Math.max(demandRam / targetMemory, projectedRam / policy.thresholds.memory.up);
+  const groupInputs: Inputs = {
+    cpuUtilization: sample.cpuUtilization === null ? null : round(sample.cpuUtilization),
+    memoryUtilization: sample.memoryUtilization === null ? null : round(sample.memoryUtilization),
+    demandCores: round(demandCores),
+    demandRamGb: round(demandRam),
+    projectedCores: round(projectedCores),
+    projectedRamGb: round(projectedRam),
+    participants: sample.participants,
+    minimum,
+  };
+
+  let capacityCores = 0;
+  let capacityRam = 0;
+  for (const server of active) {
+    capacityCores += server.size.cores;
+    capacityRam += server.size.ramGb;
+  }
+  const acted = new Set<string>();
+
+  // Vertical growth: a server whose projected load crosses the up-threshold goes to the size that holds it, in one step.
+  // Scalelite sends new meetings to the least loaded servers, so each server's share of the rise follows its size.
+  const projectedCpuUtilization = capacityCores > 0 ? projectedCores / capacityCores : 0;
+  const projectedMemoryUtilization = capacityRam > 0 ? projectedRam / capacityRam : 0;
+  for (const server of [...active].sort((a, b) => a.id.localeCompare(b.id))) {
+    if (!isFresh(server, "cpu", "memory")) continue;
+    const { cores, ramGb } = server.size;
+    const loadCores = Math.max(server.cpu.value ?? 0, projectedCpuUtilization) * cores;
+    const loadRam = Math.max(server.memory.value ?? 0, projectedMemoryUtilization) * ramGb;
+    if (loadCores <= policy.thresholds.cpu.up * cores && loadRam <= policy.thresholds.memory.up * ramGb) continue;
+    const targetSize: ServerSize = {
+      cores: Math.min(policy.maxSize.cores, Math.max(cores, Math.ceil(loadCores / targetCpu))),
+      ramGb: Math.min(policy.maxSize.ramGb, Math.max(ramGb, Math.ceil(loadRam / targetMemory))),
+    };
+    const inputs: Inputs = { ...groupInputs, cpu: round(server.cpu.value ?? 0), memory: round(server.memory.value ?? 0), projectedServerCores: round(loadCores), projectedServerRamGb: round(loadRam) };
+    if (targetSize.cores === cores && targetSize.ramGb === ramGb) continue;
+    // Growing is the safe direction, so grace does not hold it back; only a start or resize still in flight does.
+    if (server.power !== "running" || hasActionInFlight(server)) {
+      holds.push({ reason: "grow held: a start or resize of this server is still in flight", server: server.id, inputs });
+      continue;
+    }
+    add({ kind: "resize", server: server.id, targetSize, reason: `projected load over the up-threshold: grow to ${targetSize.cores} cores / ${targetSize.ramGb} GB`, inputs });
+    acted.add(server.id);
+    capacityCores += targetSize.cores - cores;
+    capacityRam += targetSize.ramGb - ramGb;
+  }
+
+  // Horizontal scale-out: too little capacity for the projected load, a sustained high load, or below the minimum.
+  const recentSamples = samples.slice(-policy.sustainPeriods);
+  const sustained = recentSamples.length >= policy.sustainPeriods;
+  const sustainedHigh =
+    sustained && recentSamples.every((past) => (past.cpuUtilization ?? 0) > policy.thresholds.cpu.up || (past.memoryUtilization ?? 0) > policy.thresholds.memory.up);
+  let activeCount = active.length;
+  const short = () => capacityCores < requiredCores || capacityRam < requiredRam || activeCount < minimum;
+  const scaleOutReason = () =>
+    activeCount < minimum ? `below the minimum of ${minimum} active servers` : sustainedHigh ? `load above the up-threshold for ${policy.sustainPeriods} periods` : "free headroom below the buffer for the projected load";
+  let scaledOut = false;
+  const shortInputs = (): Inputs => ({ ...groupInputs, capacityCores, capacityRamGb: capacityRam, requiredCores: round(requiredCores), requiredRamGb: round(requiredRam), activeServers: activeCount });
+
+  for (const server of [...draining].sort(bySizeDescending)) {
+    if (!short()) break;
+    add({ kind: "enable", server: server.id, reason: `${scaleOutReason()}: take a draining server back`, inputs: shortInputs() });
+    acted.add(server.id);
+    scaledOut = true;
+    const demand = demandOf(server);
+    capacityCores += server.size.cores;
+    capacityRam += server.size.ramGb;
+    requiredCores += demand.cores / targetCpu;
+    requiredRam += demand.ramGb / targetMemory;
+    activeCount += 1;
+  }
+
+  const launchWindowMs = policy.launchRate.perSeconds * 1000;
+  let launchBudget = policy.launchRate.count - history.actions.filter((action) => LAUNCH_KINDS.includes(action.kind) && now - action.at < launchWindowMs).length;
+  let serverCount = snapshot.servers.length;
+  // A launch for capacity comes up at the maximum size (a stopped server is resized before power-on): fewer, larger
+  // servers carry less idle overhead and need no resize later. A launch only for the minimum keeps its size.
+  const launch = (kind: "start" | "create", current: ServerSize, server?: string) => {
+    const forCapacity = capacityCores < requiredCores || capacityRam < requiredRam;
+    const size = forCapacity ? policy.maxSize : current;
+    const resized = size.cores !== current.cores || size.ramGb !== current.ramGb;
+    add({
+      kind,
+      ...(server === undefined ? {} : { server }),
+      ...(server === undefined || resized ? { targetSize: size } : {}),
+      reason: scaleOutReason(),
+      inputs: { ...shortInputs(), launchBudget },
+    });
+    if (server !== undefined) acted.add(server);
+    scaledOut = true;
+    launchBudget -= 1;
+    capacityCores += size.cores;
+    capacityRam += size.ramGb;
+    activeCount += 1;
+  };
+  for (const server of [...stopped].sort(bySizeDescending)) {
+    if (!short() || launchBudget <= 0) break;
+    launch("start", server.size, server.id);
+  }
+  while (short() && launchBudget > 0 && serverCount < policy.max) {
+    launch("create", policy.defaultSize);
+    serverCount += 1;
+  }
+  if (short()) {
+    const limit = launchBudget <= 0 ? `launch rate limit (${policy.launchRate.count} per ${policy.launchRate.perSeconds} s)` : `maximum of ${policy.max} servers`;
+    holds.push({ reason: `still short of capacity: ${limit} reached`, inputs: shortInputs() });
+  }
+
+  // Draining servers that emptied: stop or destroy them (never while a meeting is on them, by BBB's or Scalelite's count).
+  for (const server of [...draining].sort((a, b) => a.id.localeCompare(b.id))) {
+    if (acted.has(server.id) || inGrace(server)) continue;
+    const emptied = isFresh(server, "meetings") && server.meetings.value === 0 && server.scaleliteStatus === "fresh" && server.scalelite?.load === 0;
+    const inputs: Inputs = { meetings: server.meetings.value, scaleliteLoad: server.scalelite?.load ?? null };
+    if (!emptied) {
+      holds.push({ reason: "draining: waiting for its meetings to end", server: server.id, inputs });
+      continue;
+    }
+    add({ kind: snapshot.canPowerOff ? "stop" : "destroy", server: server.id, reason: "drained and empty", inputs });
+    acted.add(server.id);
+  }
+
+  if (scaledOut || decisions.some((decision) => decision.kind === "resize")) return outcome();
+
+  // Scale-in: only on a sustained low load measured on fresh data, outside the cooldowns.
+  const sustainedLow =
+    sustained &&
+    recentSamples.every(
+      (past) => past.cpuUtilization !== null && past.memoryUtilization !== null && past.cpuUtilization < policy.thresholds.cpu.down && past.memoryUtilization < policy.thresholds.memory.down,
+    );
+  if (!sustainedLow) return outcome();
+  const lastScaleOut = lastActionAt(history, (kind) => SCALE_OUT_KINDS.includes(kind));
+  const lastScaleIn = lastActionAt(history, (kind) => SCALE_IN_KINDS.includes(kind));
+  if (lastScaleOut !== undefined && now - lastScaleOut < policy.cooldownSeconds.afterScaleOut * 1000) {
+    holds.push({ reason: "scale-in held: cooldown after a scale-out", inputs: { ...groupInputs, secondsSinceScaleOut: (now - lastScaleOut) / 1000 } });
+    return outcome();
+  }
+  if (lastScaleIn !== undefined && now - lastScaleIn < policy.cooldownSeconds.afterScaleIn * 1000) {
+    holds.push({ reason: "scale-in held: cooldown after a scale-in", inputs: { ...groupInputs, secondsSinceScaleIn: (now - lastScaleIn) / 1000 } });
+    return outcome();
+  }
+
+  const candidates = active.filter(
+    (server) =>
+      server.power === "running" &&
+      !inGrace(server) &&
+      !inServerCooldown(server) &&
+      isFresh(server, "cpu", "memory", "meetings", "participants") &&
+      server.scaleliteStatus === "fresh",
+  );
+  // Victims: servers without meetings first, then the least loaded.
+  candidates.sort(
+    (a, b) =>
+      Number((a.meetings.value ?? 0) > 0) - Number((b.meetings.value ?? 0) > 0) ||
+      (a.participants.value ?? 0) - (b.participants.value ?? 0) ||
+      (a.cpu.value ?? 0) - (b.cpu.value ?? 0) ||
+      a.id.localeCompare(b.id),
+  );
+  const kept: ServerSnapshot[] = [];
+  for (const server of candidates) {
+    const remainingCores = capacityCores - server.size.cores;
+    const remainingRam = capacityRam - server.size.ramGb;
+    const inputs: Inputs = {
+      ...groupInputs,
+      cpu: round(server.cpu.value ?? 0),
+      memory: round(server.memory.value ?? 0),
+      meetings: server.meetings.value,
+      participants: server.participants.value,
+      activeServers: activeCount,
+      remainingCores,
+      remainingRamGb: remainingRam,
+    };
+    if (activeCount - 1 < minimum || remainingCores < requiredCores || remainingRam < requiredRam) {
+      kept.push(server);
+      continue;
+    }
+    const empty = server.meetings.value === 0 && (server.scalelite?.load ?? 0) === 0;
+    if (server.scalelite === null && empty) {
+      add({ kind: snapshot.canPowerOff ? "stop" : "destroy", server: server.id, reason: "load below the down-threshold; not registered in Scalelite and empty", inputs });
+    } else {
+      add({ kind: "drain", server: server.id, reason: `load below the down-threshold for ${policy.sustainPeriods} periods: cordon, stop once empty`, inputs });
+    }
+    capacityCores = remainingCores;
+    capacityRam = remainingRam;
+    activeCount -= 1;
+  }
+
+  // Vertical shrink: an oversized server without meetings goes back to the default size (the actuator drains it first).
+  for (const server of kept) {
+    const { cores, ramGb } = server.size;
+    const oversized = cores > policy.defaultSize.cores || ramGb > policy.defaultSize.ramGb;
+    const empty = server.meetings.value === 0 && (server.scalelite?.load ?? 0) === 0;
+    if (!oversized || !empty) continue;
+    const targetSize: ServerSize = { cores: Math.min(cores, policy.defaultSize.cores), ramGb: Math.min(ramGb, policy.defaultSize.ramGb) };
+    const remainingCores = capacityCores - cores + targetSize.cores;
+    const remainingRam = capacityRam - ramGb + targetSize.ramGb;
+    if (remainingCores < requiredCores || remainingRam < requiredRam) continue;
+    add({
+      kind: "resize",
+      server: server.id,
+      targetSize,
+      reason: `load below the down-threshold and no meetings: shrink to ${targetSize.cores} cores / ${targetSize.ramGb} GB through drain`,
+      inputs: { ...groupInputs, cpu: round(server.cpu.value ?? 0), memory: round(server.memory.value ?? 0), meetings: 0, remainingCores, remainingRamGb: remainingRam },
+    });
+    capacityCores = remainingCores;
+    capacityRam = remainingRam;
+  }
+  return outcome();
+}

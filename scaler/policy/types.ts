@@ -1,0 +1,119 @@
+import { z } from "zod";
+import { serverSizeSchema } from "../../infra/config.js";
+
+/** How much a value can be trusted: read this period, carried over from an older read, or not known at all. */
+export const freshnessSchema = z.enum(["fresh", "stale", "missing"]);
+export type Freshness = z.infer<typeof freshnessSchema>;
+
+export const readingSchema = z.strictObject({
+  value: z.number().nullable(),
+  status: freshnessSchema,
+});
+export type Reading = z.infer<typeof readingSchema>;
+
+export const scaleliteStateSchema = z.enum(["enabled", "cordoned", "disabled"]);
+export type ScaleliteState = z.infer<typeof scaleliteStateSchema>;
+
+export const powerStateSchema = z.enum(["running", "booting", "stopped"]);
+export type PowerState = z.infer<typeof powerStateSchema>;
+
+/** Everything the policy knows about one worker in one period. */
+export const serverSnapshotSchema = z.strictObject({
+  id: z.string().min(1),
+  size: serverSizeSchema,
+  power: powerStateSchema,
+  /** When the server last became running (ms since epoch); null when it is not running. */
+  bootedAt: z.number().nullable(),
+  /** When its size last changed (ms since epoch); null when never. */
+  resizedAt: z.number().nullable(),
+  /** Scalelite's view; null when the server is not registered there (or Scalelite did not answer, see `scaleliteStatus`). */
+  scalelite: z
+    .strictObject({
+      state: scaleliteStateSchema,
+      online: z.boolean(),
+      load: z.number().min(0),
+    })
+    .nullable(),
+  scaleliteStatus: freshnessSchema,
+  /** Fractions 0..1 of the server's cores and RAM in use (node-exporter through Prometheus). */
+  cpu: readingSchema,
+  memory: readingSchema,
+  networkBytesPerSecond: readingSchema,
+  /** The sidecar's stress level 0..1 from its last check-in. */
+  stress: readingSchema,
+  meetings: readingSchema,
+  participants: readingSchema,
+  videos: readingSchema,
+});
+export type ServerSnapshot = z.infer<typeof serverSnapshotSchema>;
+
+export const groupSnapshotSchema = z.strictObject({
+  group: z.string().min(1),
+  takenAt: z.number(),
+  /** False on clouds without power-off (DigitalOcean): scale-in destroys instead of stopping. */
+  canPowerOff: z.boolean(),
+  servers: z.array(serverSnapshotSchema),
+});
+export type GroupSnapshot = z.infer<typeof groupSnapshotSchema>;
+
+/** The group's load in one period, kept in the history for sustained thresholds and the trend. */
+export const loadSampleSchema = z.strictObject({
+  at: z.number(),
+  /** Cores and GB in use on the servers that take meetings; null when any of them is not known fresh. */
+  cpuCores: z.number().nullable(),
+  memoryGb: z.number().nullable(),
+  cpuUtilization: z.number().nullable(),
+  memoryUtilization: z.number().nullable(),
+  /** Participants on those servers (meetings are the leading signal of load); null when not all are known. */
+  participants: z.number().nullable(),
+});
+export type LoadSample = z.infer<typeof loadSampleSchema>;
+
+export const decisionKindSchema = z.enum(["start", "create", "stop", "destroy", "resize", "drain", "enable"]);
+export type DecisionKind = z.infer<typeof decisionKindSchema>;
+
+export const decisionSchema = z.strictObject({
+  kind: decisionKindSchema,
+  /** The server acted on; absent for `create` (the actuator names the new one). */
+  server: z.string().optional(),
+  targetSize: serverSizeSchema.optional(),
+  reason: z.string(),
+  /** The numbers that caused the decision, for the audit trail. */
+  inputs: z.record(z.string(), z.number().nullable()),
+  /** Recorded but not to be acted on. */
+  dryRun: z.boolean(),
+});
+export type Decision = z.infer<typeof decisionSchema>;
+
+/** A past decision, as the history keeps it for cooldowns and the launch rate. */
+export const pastActionSchema = z.strictObject({
+  at: z.number(),
+  kind: decisionKindSchema,
+  server: z.string().optional(),
+});
+export type PastAction = z.infer<typeof pastActionSchema>;
+
+export const policyHistorySchema = z.strictObject({
+  /** Oldest first. */
+  samples: z.array(loadSampleSchema),
+  /** Oldest first; dry-run decisions are not actions and are not listed. */
+  actions: z.array(pastActionSchema),
+});
+export type PolicyHistory = z.infer<typeof policyHistorySchema>;
+
+/** Why the policy held back where it might have acted, with the numbers, for the audit trail. */
+export const holdSchema = z.strictObject({
+  reason: z.string(),
+  server: z.string().optional(),
+  inputs: z.record(z.string(), z.number().nullable()),
+});
+export type Hold = z.infer<typeof holdSchema>;
+
+export const policyOutcomeSchema = z.strictObject({
+  at: z.number(),
+  group: z.string(),
+  sample: loadSampleSchema,
+  decisions: z.array(decisionSchema),
+  holds: z.array(holdSchema),
+});
+export type PolicyOutcome = z.infer<typeof policyOutcomeSchema>;
