@@ -47,11 +47,11 @@ const nodeModules = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "n
 
 /** The `<env>-fleet` stack, run inline through the Automation API: the program is `defineFleet(spec)`. */
 export class FleetStack {
-  private spec: FleetSpec | undefined;
-
   private constructor(
     readonly name: string,
     private readonly stack: Stack,
+    /** What the inline program declares on its next run. */
+    private readonly program: { spec?: FleetSpec },
   ) {}
 
   static async open(settings: FleetStackSettings): Promise<FleetStack> {
@@ -59,15 +59,14 @@ export class FleetStack {
     // Dynamic providers (the IONOS adapter) load ./node_modules/@pulumi/pulumi from the project directory.
     if (!existsSync(join(settings.workDir, "node_modules"))) await symlink(nodeModules, join(settings.workDir, "node_modules"), "dir");
     const name = `${settings.env}-fleet`;
-    let fleet: FleetStack | undefined;
+    const program: { spec?: FleetSpec } = {};
     const stack = await LocalWorkspace.createOrSelectStack(
       {
         stackName: name,
         projectName: FLEET_PROJECT,
         program: async () => {
-          const spec = fleet?.spec;
-          if (spec === undefined) throw new Error("the fleet program ran without a spec");
-          return defineFleet(spec);
+          if (program.spec === undefined) throw new Error("the fleet program ran without a spec");
+          return defineFleet(program.spec);
         },
       },
       {
@@ -85,13 +84,12 @@ export class FleetStack {
       },
     );
     await stack.setConfig(`${FLEET_PROJECT}:nodeExporterPassword`, { value: settings.nodeExporterPassword, secret: true });
-    fleet = new FleetStack(name, stack);
-    return fleet;
+    return new FleetStack(name, stack, program);
   }
 
   /** Brings the cloud to `spec`; `onStep` sees each resource step as the engine finishes it. */
   async up(spec: FleetSpec, onStep?: (step: ResourceStep) => void): Promise<FleetUpdateReport> {
-    this.spec = fleetSpecSchema.parse(spec);
+    this.program.spec = fleetSpecSchema.parse(spec);
     const steps: ResourceStep[] = [];
     const started = performance.now();
     try {
@@ -111,7 +109,7 @@ export class FleetStack {
 
   /** What `up(spec)` would change, without changing anything. */
   async preview(spec: FleetSpec): Promise<Record<string, number>> {
-    this.spec = fleetSpecSchema.parse(spec);
+    this.program.spec = fleetSpecSchema.parse(spec);
     try {
       return { ...(await this.stack.preview()).changeSummary };
     } catch (error) {
