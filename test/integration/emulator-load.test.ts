@@ -72,7 +72,7 @@ describe("sidecar check-in loop of an emulated server", () => {
   let scalerUrl: string;
   const reports: { route: string; body: Record<string, unknown>; issuer: unknown }[] = [];
   const arrivals: (() => void)[] = [];
-  let shutdownOnCheckIn = 2;
+  const shutdownOnCheckIn = 2;
 
   /** Resolves once the stub scaler has received `count` calls. */
   const received = (count: number) =>
