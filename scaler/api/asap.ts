@@ -25,6 +25,7 @@ interface CachedKey {
 }
 
 const MAX_CACHED_KEYS = 1_000;
+const MAX_VERIFIED_TOKENS = 100_000;
 
 /**
  * Verifies ASAP tokens as jitsi-autoscaler-sidecar sends them: RS256, `kid` names a public key served at
@@ -33,12 +34,31 @@ const MAX_CACHED_KEYS = 1_000;
  */
 export class AsapVerifier {
   private readonly keys = new Map<string, CachedKey>();
+  /**
+   * Tokens that verified, until they expire (or their key's cache time ends): a sidecar sends the same token for an
+   * hour, and an RS256 verification costs far more than the rest of a check-in.
+   */
+  private readonly verified = new Map<string, { payload: JWTPayload; validUntil: number }>();
 
   constructor(private readonly options: AsapOptions) {}
 
   async verify(authorization: string | undefined): Promise<JWTPayload> {
     const token = bearerToken(authorization);
     if (token === undefined) throw new AsapError("expected Authorization: Bearer <ASAP token>");
+    const now = Date.now();
+    const known = this.verified.get(token);
+    if (known !== undefined && known.validUntil > now) return known.payload;
+    if (known !== undefined) this.verified.delete(token);
+    const payload = await this.verifySignature(token);
+    if (this.verified.size >= MAX_VERIFIED_TOKENS) {
+      const oldest = this.verified.keys().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    this.verified.set(token, { payload, validUntil: Math.min((payload.exp ?? 0) * 1000, now + this.options.keyCacheSeconds * 1000) });
+    return payload;
+  }
+
+  private async verifySignature(token: string): Promise<JWTPayload> {
     try {
       const { payload } = await jwtVerify(token, (header) => this.keyFor(header.kid), {
         algorithms: ["RS256"],

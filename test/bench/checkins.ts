@@ -1,0 +1,172 @@
+/**
+ * Check-in throughput: autocannon drives `/sidecar/status` of the real scaler (its own process, `scaler/main.ts`)
+ * backed by a real redis-server, with many simulated JVB instances, each with its own id and its own signed token.
+ * Prints requests/s, p50/p99 latency and the Redis commands one check-in costs (from INFO commandstats).
+ *
+ *   npm run bench:checkins -- [--instances 2000] [--connections 64] [--seconds 20] [--profile DIR]
+ */
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
+import { freeLoopbackPort } from "../harness/ports.js";
+import { startUntilReady } from "../harness/process.js";
+import { RedisServer } from "../harness/redis.js";
+import { KeyServer, TOKENS, call, groupBody, signSidecarToken, type SigningKey } from "../integration/scaler-fixture.js";
+
+interface AutocannonRequest {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; p99_9?: number; average: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  "2xx": number;
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
+
+const { values: args } = parseArgs({
+  options: {
+    instances: { type: "string", default: "2000" },
+    connections: { type: "string", default: "64" },
+    seconds: { type: "string", default: "20" },
+    /** Writes a CPU profile of the scaler process into this directory (open it in Chrome DevTools). */
+    profile: { type: "string" },
+  },
+});
+const INSTANCES = Number(args.instances);
+const CONNECTIONS = Number(args.connections);
+const SECONDS = Number(args.seconds);
+const KEYS = 20;
+
+async function commandCalls(redis: Redis): Promise<Map<string, number>> {
+  const text = await redis.info("commandstats");
+  const calls = new Map<string, number>();
+  for (const match of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1] ?? "", Number(match[2]));
+  return calls;
+}
+
+function delta(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
+  const result = new Map<string, number>();
+  for (const [name, count] of after) {
+    if (name === "info") continue;
+    const change = count - (before.get(name) ?? 0);
+    if (change > 0) result.set(name, change);
+  }
+  return result;
+}
+
+/** A stats report shaped like a busy JVB's (the sidecar forwards colibri stats as they come). */
+function report(instanceId: string, index: number): string {
+  return JSON.stringify({
+    instance: { instanceId, instanceType: "JVB", group: "bench-jvb", region: "eu-central-1", cloud: "ionos", privateIp: `10.0.${index >> 8}.${index & 255}`, version: "2.3-61" },
+    stats: {
+      stress_level: (index % 100) / 100,
+      participants: index % 80,
+      conferences: index % 9,
+      largest_conference: 35,
+      videochannels: index % 40,
+      bit_rate_download: 12_345,
+      bit_rate_upload: 54_321,
+      packet_rate_download: 1_200,
+      packet_rate_upload: 3_400,
+      rtt_aggregate: 21.5,
+      graceful_shutdown: false,
+      threads: 143,
+      version: "2.3.61-g814bffd6",
+    },
+    timestamp: Date.now(),
+  });
+}
+
+async function main(): Promise<void> {
+  const redis = await RedisServer.start();
+  const keys = await KeyServer.start();
+  const dir = await mkdtemp(join(tmpdir(), "confscale-bench-"));
+  const configFile = join(dir, "scaler.yaml");
+  await writeFile(configFile, `sidecar:\n  keyBaseUrl: ${keys.baseUrl}\n`);
+  const port = await freeLoopbackPort();
+  const url = `http://127.0.0.1:${port}`;
+  const profile = args.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${args.profile}`];
+  const scaler = await startUntilReady(process.execPath, [...profile, "--import", "tsx", "scaler/main.ts"], /scaler listening/, {
+    env: {
+      ...process.env,
+      SCALER_CONFIG: configFile,
+      SCALER_REDIS_URL: redis.url,
+      SCALER_LISTEN_HOST: "127.0.0.1",
+      SCALER_LISTEN_PORT: String(port),
+      SCALER_API_TOKENS: `bench:admin:${TOKENS.admin}`,
+    },
+    timeoutMs: 60_000,
+  });
+  const client = new Redis(redis.url);
+  try {
+    while ((await fetch(`${url}/readyz`)).status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
+    const created = await call(url, "POST", "/api/v1/groups", {
+      token: TOKENS.admin,
+      body: groupBody("bench-jvb", "JVB", { desired: 10, policy: { min: 0, max: 5000, baseline: 10, defaultSize: { cores: 4, ramGb: 8 }, maxSize: { cores: 8, ramGb: 16 } } }),
+    });
+    if (created.status !== 201) throw new Error(`could not create the group: ${JSON.stringify(created.body)}`);
+
+    console.log(`signing ${INSTANCES} tokens with ${KEYS} keys ...`);
+    const signingKeys: SigningKey[] = [];
+    for (let index = 0; index < KEYS; index += 1) signingKeys.push(await keys.newKey(`bench/sidecar-${index}`));
+    const requests: AutocannonRequest[] = [];
+    for (let index = 0; index < INSTANCES; index += 1) {
+      const token = await signSidecarToken(signingKeys[index % KEYS] as SigningKey);
+      requests.push({
+        method: "POST",
+        path: "/sidecar/status",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: report(`jvb-${String(index).padStart(5, "0")}`, index),
+      });
+    }
+    const probe = requests[0] as AutocannonRequest;
+    const probed = await fetch(url + probe.path, { method: "POST", headers: probe.headers, body: probe.body });
+    if (probed.status !== 200) throw new Error(`a check-in was refused (${probed.status}): ${await probed.text()}`);
+    let next = 0;
+    const options = (seconds: number) => ({
+      url,
+      connections: CONNECTIONS,
+      duration: seconds,
+      requests: [{ setupRequest: (base: Record<string, unknown>) => ({ ...base, ...requests[next++ % requests.length] }) }],
+    });
+
+    console.log(`warming up (every instance checks in once) ...`);
+    await autocannon({ ...options(3) });
+    const before = await commandCalls(client);
+    console.log(`driving /sidecar/status: ${INSTANCES} instances, ${CONNECTIONS} connections, ${SECONDS} s ...`);
+    const result = await autocannon(options(SECONDS));
+    const used = delta(before, await commandCalls(client));
+    const checkIns = result["2xx"];
+    const total = [...used.values()].reduce((sum, count) => sum + count, 0);
+    const scripts = (used.get("evalsha") ?? 0) + (used.get("eval") ?? 0);
+    const inner = total - scripts;
+    const live = await client.zcard("confscale:group:bench-jvb:live");
+    const memory = /used_memory_human:(\S+)/.exec(await client.info("memory"))?.[1];
+
+    console.log("");
+    console.log(`check-ins/s          ${result.requests.average.toFixed(0)}   (target >= 5000)`);
+    console.log(`latency p50 / p99    ${result.latency.p50} ms / ${result.latency.p99} ms   (target p99 < 20 ms)`);
+    console.log(`check-ins            ${checkIns} ok, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
+    console.log(`redis round trips    ${(scripts / Math.max(checkIns, 1)).toFixed(2)} per check-in (one script each)`);
+    console.log(`redis commands       ${(inner / Math.max(checkIns, 1)).toFixed(2)} per check-in inside the script: ${[...used].filter(([name]) => !name.startsWith("eval")).map(([name, count]) => `${name} ${(count / Math.max(checkIns, 1)).toFixed(2)}`).join(", ")}`);
+    console.log(`live instances       ${live}; redis memory ${memory}`);
+  } finally {
+    client.disconnect();
+    await scaler.stop();
+    await keys.stop();
+    await redis.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
