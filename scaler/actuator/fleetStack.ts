@@ -56,6 +56,8 @@ export class FleetStack {
 
   static async open(settings: FleetStackSettings): Promise<FleetStack> {
     await mkdir(settings.workDir, { recursive: true });
+    // A file:// backend is a directory the engine expects to exist; make it on first use.
+    if (settings.backendUrl.startsWith("file://")) await mkdir(fileURLToPath(settings.backendUrl.split("?")[0]!), { recursive: true });
     // Dynamic providers (the IONOS adapter) load ./node_modules/@pulumi/pulumi from the project directory.
     if (!existsSync(join(settings.workDir, "node_modules"))) await symlink(nodeModules, join(settings.workDir, "node_modules"), "dir");
     const name = `${settings.env}-fleet`;
@@ -139,9 +141,21 @@ export class FleetStack {
     return (outputs.servers?.value ?? {}) as Record<string, { id: string; publicIp: string }>;
   }
 
-  /** Removes the lock a killed `up` left behind, so the next one can run (after `refresh`, it re-plans). */
-  async cancelStaleUpdate(): Promise<void> {
-    await this.stack.cancel().catch(() => undefined);
+  /**
+   * After a scaler died during an `up`: removes the engine's stale lock, drops the creates it never saw finish
+   * (the IONOS adapter adopts a machine such a create left behind, by its name and ownership labels) and reads the
+   * cloud's reality into the state. Call it only while holding the fleet lease: no other `up` can be running.
+   */
+  async recover(): Promise<{ pendingOperations: number; refresh: Record<string, number> }> {
+    try {
+      const state = await this.stack.exportStack();
+      const pending = (state.deployment as { pending_operations?: unknown[] }).pending_operations ?? [];
+      await this.stack.cancel();
+      const refreshed = await this.stack.refresh({ clearPendingCreates: true });
+      return { pendingOperations: pending.length, refresh: { ...refreshed.summary.resourceChanges } };
+    } catch (error) {
+      throw new FleetStackError(this.name, "recovery", error);
+    }
   }
 }
 
