@@ -119,9 +119,10 @@ const ociSettings = z.strictObject({
   compartmentId: z.string().regex(/^ocid1\.compartment\./, "expected a compartment OCID (ocid1.compartment.…)"),
   availabilityDomain: z.string().min(1),
   imageId: z.string().regex(/^ocid1\.image\./, "expected an image OCID (ocid1.image.…)"),
+  shape: z.string().min(1).optional(),
 });
 
-const SECRET_KEYS = ["scaleliteSecret", "grafanaAdminPassword", "nodeExporterPassword"] as const;
+const SECRET_KEYS = ["scaleliteSecret", "grafanaAdminPassword", "nodeExporterPassword", "fleetBackendUrl", "fleetPassphrase"] as const;
 
 export const environmentConfigSchema = z
   .strictObject({
@@ -135,6 +136,12 @@ export const environmentConfigSchema = z
     grafanaAdminPassword: secretString(12),
     nodeExporterPassword: secretString(12),
     workers: workerPolicySchema,
+    /** The fleet stack's Pulumi backend (s3://…, or file:///var/lib/confscale/state on the node's volume); a secret: it may carry keys. */
+    fleetBackendUrl: z.string().regex(/^(s3|file|gs|azblob|https):\/\//, "expected a Pulumi backend URL such as s3://bucket?endpoint=… or file:///var/lib/confscale/state").optional(),
+    /** Passphrase of the fleet stack's secrets provider. */
+    fleetPassphrase: secretString(16).optional(),
+    /** Copy the scaler to the control node over SSH on `up`; off for an emulated cloud, whose nodes have no SSH. */
+    deployScaler: z.boolean().optional(),
     ionos: ionosSettings.optional(),
     digitalocean: digitalOceanSettings.optional(),
     oci: ociSettings.optional(),

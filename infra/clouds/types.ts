@@ -49,10 +49,10 @@ export interface Placement {
   region: string;
   /** IONOS: data center id and public LAN id. */
   ionos?: { datacenterId: string; lanId: number; endpoint?: string };
-  /** DigitalOcean: VPC id; the worker firewall follows the worker tag. */
-  digitalocean?: { vpcId: string; workerTag: string; sshKeyIds: string[] };
-  /** Oracle Cloud: subnet and the worker network security group. */
-  oci?: { subnetId: string; workerNsgId: string; compartmentId: string; availabilityDomain: string; shape: string };
+  /** DigitalOcean: VPC id; the firewalls follow the role tags. */
+  digitalocean?: { vpcId: string; workerTag: string; controlNodeTag: string; sshKeyIds: string[] };
+  /** Oracle Cloud: subnet and the network security group of each role. */
+  oci?: { subnetId: string; workerNsgId: string; controlNodeNsgId: string; compartmentId: string; availabilityDomain: string; shape: string };
 }
 
 /** One machine as the environment program (control node) and the fleet program (workers) declare it. */

@@ -4,7 +4,6 @@
 // this file's folder (a plain string, which survives serialization).
 import type * as IonosSdk from "@ionos-cloud/sdk-nodejs";
 import type { AxiosResponse } from "axios";
-import type * as NodeModule from "node:module";
 import type * as ZodModule from "zod";
 import type { FirewallRule } from "../types.js";
 
@@ -81,7 +80,7 @@ type Zod = typeof ZodModule;
 const RESOLVE_FROM = new URL("./", import.meta.url).href;
 
 function loadPackage<T>(name: string): T {
-  const { createRequire } = process.getBuiltinModule("node:module") as typeof NodeModule;
+  const { createRequire } = process.getBuiltinModule("node:module");
   return createRequire(RESOLVE_FROM)(name) as T;
 }
 

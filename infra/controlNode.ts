@@ -1,0 +1,117 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as command from "@pulumi/command";
+import type * as pulumi from "@pulumi/pulumi";
+import type { EnvironmentConfig } from "./config.js";
+import type { CloudAdapter, FirewallRule, Machine, Placement } from "./clouds/types.js";
+import { renderControlNodeEnvFile, renderControlNodeUserData, type ControlNodeSecrets } from "./templates.js";
+
+/** The image each cloud boots the control node from, unless the stack names one. */
+function controlNodeImage(config: EnvironmentConfig): string {
+  switch (config.cloud) {
+    case "ionos":
+      return config.ionos?.image ?? "ubuntu-22.04";
+    case "digitalocean":
+      return config.digitalocean?.image ?? "ubuntu-22-04-x64";
+    case "oci":
+      return config.oci?.imageId ?? "";
+  }
+}
+
+/** The login the cloud's Ubuntu image accepts keys for. */
+const SSH_USER = { ionos: "root", digitalocean: "root", oci: "ubuntu" } as const;
+
+export interface ControlNodeArgs {
+  env: string;
+  config: EnvironmentConfig;
+  adapter: CloudAdapter;
+  placement: pulumi.Input<Placement>;
+  /** Rules bound to the machine itself (IONOS); empty where the cloud's firewall follows tags/NSGs. */
+  firewallRules: pulumi.Input<FirewallRule[]>;
+  secrets: pulumi.Output<ControlNodeSecrets>;
+  /** Repository root whose HEAD commit is deployed as the scaler; absent: the scaler is not deployed. */
+  repositoryRoot?: string;
+}
+
+export interface ControlNode {
+  machine: Machine;
+  /** The commit of this repository the scaler runs, when deployed. */
+  scalerCommit?: string;
+}
+
+/** The deployed commit and a gzip'd tar of its tracked files (`git archive`): exactly what is committed, nothing local. */
+export function packRepository(repositoryRoot: string): { commit: string; archivePath: string } {
+  const commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: repositoryRoot, encoding: "utf8" }).trim();
+  const archivePath = join(mkdtempSync(join(tmpdir(), "confscale-scaler-")), `confscale-${commit}.tar.gz`);
+  execFileSync("git", ["archive", "--format=tar.gz", "-o", archivePath, commit], { cwd: repositoryRoot });
+  return { commit, archivePath };
+}
+
+/**
+ * The control node: one machine whose cloud-init prepares Docker and the compose project, then, over SSH,
+ * its secrets (.env) and the scaler's source at the deployed commit. Both SSH steps are keyed by what they
+ * carry, so a new commit or a rotated secret rebuilds and restarts just the scaler; Redis, PostgreSQL and
+ * the fleet stack's state live on volumes and survive.
+ */
+export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.ComponentResourceOptions): ControlNode {
+  const fleetStack = `${args.env}-fleet`;
+  const name = `${args.env}-control`;
+  const machine = args.adapter.declareMachine(
+    {
+      name,
+      size: args.config.controlNode,
+      image: controlNodeImage(args.config),
+      userData: renderControlNodeUserData({ env: args.env, domain: args.config.domain, fleetStack }),
+      sshPublicKeys: args.config.sshPublicKeys,
+      powerState: "running",
+      ownership: { env: args.env, role: "control" },
+      firewallRules: args.firewallRules,
+    },
+    args.placement,
+    opts,
+  );
+  if (args.repositoryRoot === undefined) return { machine };
+
+  const connection: command.types.input.remote.ConnectionArgs = {
+    host: machine.publicIp,
+    user: SSH_USER[args.config.cloud],
+    // The operator's (or CD's) SSH agent holds the key: no private key in config or state.
+    ...(process.env.SSH_AUTH_SOCK === undefined ? {} : { agentSocketPath: process.env.SSH_AUTH_SOCK }),
+  };
+  const sudo = connection.user === "root" ? "" : "sudo ";
+  const dependsOn = [machine.resource];
+  const envFile = args.secrets.apply(renderControlNodeEnvFile);
+  const secretsStep = new command.remote.Command(
+    `${name}-secrets`,
+    {
+      connection,
+      create: `${sudo}cloud-init status --wait >/dev/null; ${sudo}install -d -m 0700 /opt/confscale/secrets && ${sudo}install -m 0600 /dev/stdin /opt/confscale/.env && ${sudo}sh -c 'grep ^CONFSCALE_NODE_EXPORTER_PASSWORD= /opt/confscale/.env | cut -d= -f2- | tr -d "\\n" > /opt/confscale/secrets/node-exporter-password && chmod 0644 /opt/confscale/secrets/node-exporter-password'`,
+      stdin: envFile,
+      triggers: [envFile],
+    },
+    { ...opts, dependsOn, additionalSecretOutputs: ["stdin"] },
+  );
+  const { commit, archivePath } = packRepository(args.repositoryRoot);
+  const upload = new command.remote.CopyFile(
+    `${name}-scaler-source`,
+    { connection, localPath: archivePath, remotePath: `/tmp/confscale-scaler-${commit}.tar.gz`, triggers: [commit] },
+    { ...opts, dependsOn: [secretsStep] },
+  );
+  new command.remote.Command(
+    `${name}-scaler`,
+    {
+      connection,
+      create:
+        `${sudo}sh -c 'set -e; rm -rf /opt/confscale/scaler.next; mkdir -p /opt/confscale/scaler.next; ` +
+        `tar -xzf /tmp/confscale-scaler-${commit}.tar.gz -C /opt/confscale/scaler.next; ` +
+        `rm -rf /opt/confscale/scaler; mv /opt/confscale/scaler.next /opt/confscale/scaler; ` +
+        `echo ${commit} > /opt/confscale/scaler/COMMIT; systemctl start confscale.service; ` +
+        `cd /opt/confscale && docker compose up -d --build --no-deps scaler && docker compose up -d'`,
+      triggers: [commit, envFile],
+    },
+    { ...opts, dependsOn: [upload] },
+  );
+  return { machine, scalerCommit: commit };
+}

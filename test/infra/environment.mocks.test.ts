@@ -1,0 +1,208 @@
+import * as pulumi from "@pulumi/pulumi";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { environmentConfigSchema, type EnvironmentConfig } from "../../infra/config.js";
+import { declareEnvironment } from "../../infra/environment.js";
+import { controlNodeProjectFiles, nodeExporterPasswordHash, renderWorkerUserData } from "../../infra/templates.js";
+
+interface Declared {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+}
+
+const declared: Declared[] = [];
+const CONTROL_IP = "198.51.100.10";
+
+beforeAll(async () => {
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        declared.push({ type: args.type, name: args.name, inputs: args.inputs as Record<string, unknown> });
+        const addresses = { publicIp: CONTROL_IP, ipv4Address: CONTROL_IP, serverId: `${args.name}-id`, datacenterId: "dc-1", lanId: 1 };
+        return { id: `${args.name}-id`, state: { ...args.inputs, ...addresses } };
+      },
+      call(args) {
+        return args.inputs;
+      },
+    },
+    "confscale",
+    "prod",
+    true,
+  );
+});
+
+const SECRETS = { scaleliteSecret: "s".repeat(40), grafanaAdminPassword: "grafana-admin-pw-1", nodeExporterPassword: "node-exporter-pw-1", fleetBackendUrl: "s3://confscale-state?region=eu", fleetPassphrase: "fleet-passphrase-123" };
+
+function configFor(cloud: EnvironmentConfig["cloud"]): EnvironmentConfig {
+  return environmentConfigSchema.parse({
+    cloud,
+    region: cloud === "ionos" ? "de/fra" : cloud === "digitalocean" ? "fra1" : "eu-frankfurt-1",
+    domain: "bbb.example.org",
+    adminCidrs: ["203.0.113.0/24"],
+    sshPublicKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA admin"],
+    controlNode: { cores: 4, ramGb: 8 },
+    ...SECRETS,
+    deployScaler: true,
+    workers: { min: 1, max: 4, baseline: 1, defaultSize: { cores: 2, ramGb: 8 }, maxSize: { cores: 4, ramGb: 16 } },
+    ...(cloud === "ionos" ? { ionos: { image: "ubuntu:22.04", endpoint: "http://127.0.0.1:9/cloudapi/v6" } } : {}),
+    ...(cloud === "oci" ? { oci: { compartmentId: "ocid1.compartment.oc1..aaaa", availabilityDomain: "Uocm:EU-FRANKFURT-1-AD-1", imageId: "ocid1.image.oc1..bbbb" } } : {}),
+  });
+}
+
+function value<T>(output: pulumi.Output<T> | T): Promise<T> {
+  return pulumi.Output.isInstance(output) ? new Promise((resolve) => (output as pulumi.Output<T>).apply(resolve)) : Promise.resolve(output as T);
+}
+
+/** Declares an environment and waits until every resource the mocks saw has settled. */
+async function declare(env: string, cloud: EnvironmentConfig["cloud"]) {
+  const outputs = declareEnvironment(env, configFor(cloud), { repositoryRoot: process.cwd() });
+  const address = await value(outputs.controlNodeAddress);
+  await value(outputs.workerFirewallRules);
+  await value(outputs.workerPlacement);
+  // resources declared inside applies register on the next turns
+  await new Promise((resolve) => setImmediate(resolve));
+  return { outputs, address, mine: () => declared.filter((resource) => resource.name.includes(env)) };
+}
+
+function expectNoSecretText(text: string): void {
+  for (const secret of Object.values(SECRETS)) expect(text).not.toContain(secret);
+}
+
+describe("environment on DigitalOcean (mocks)", () => {
+  it("declares VPC, tagged droplet of the right size, and both firewalls with exactly the allowed sources", async () => {
+    const { outputs, address, mine } = await declare("do1", "digitalocean");
+    const resources = mine();
+    expect(resources.map((resource) => resource.type)).toEqual(expect.arrayContaining(["digitalocean:index/vpc:Vpc", "digitalocean:index/droplet:Droplet", "digitalocean:index/firewall:Firewall", "digitalocean:index/tag:Tag"]));
+    const droplet = resources.find((resource) => resource.type === "digitalocean:index/droplet:Droplet");
+    expect(droplet?.inputs).toMatchObject({ size: "s-4vcpu-8gb", region: "fra1", image: "ubuntu-22-04-x64" });
+    expect(droplet?.inputs.tags).toEqual(expect.arrayContaining(["confscale:env:do1", "confscale:role:control", "confscale-do1-control"]));
+    expectNoSecretText(String(droplet?.inputs.userData));
+
+    type Inbound = { protocol: string; portRange: string; sourceAddresses: string[] };
+    const firewall = (name: string) => resources.find((resource) => resource.type === "digitalocean:index/firewall:Firewall" && resource.name === name)?.inputs as { tags: string[]; inboundRules: Inbound[] };
+    const control = firewall("confscale-do1-control");
+    expect(control.tags).toEqual(["confscale-do1-control"]);
+    expect(control.inboundRules.map((rule) => `${rule.protocol}/${rule.portRange} ${rule.sourceAddresses.join(",")}`).sort()).toEqual([
+      "tcp/22 203.0.113.0/24",
+      "tcp/443 0.0.0.0/0,::/0",
+      "tcp/80 0.0.0.0/0,::/0",
+    ]);
+    const worker = firewall("confscale-do1-worker");
+    expect(worker.tags).toEqual(["confscale-do1-worker"]);
+    expect(worker.inboundRules.map((rule) => `${rule.protocol}/${rule.portRange} ${rule.sourceAddresses.join(",")}`).sort()).toEqual([
+      "tcp/22 203.0.113.0/24",
+      "tcp/3478 0.0.0.0/0,::/0",
+      "tcp/443 0.0.0.0/0,::/0",
+      "tcp/7443 0.0.0.0/0,::/0",
+      "tcp/80 0.0.0.0/0,::/0",
+      `tcp/9100 ${CONTROL_IP}/32`,
+      "udp/16384-32768 0.0.0.0/0,::/0",
+    ]);
+    expect(address).toBe(CONTROL_IP);
+    expect(outputs.fleetStack).toBe("do1-fleet");
+    expect(outputs.scaleliteUrl).toBe("https://bbb.example.org/bigbluebutton/api");
+  });
+});
+
+describe("environment on Oracle Cloud (mocks)", () => {
+  it("declares VCN, subnet, NSGs with every rule, and a Flex instance with its shape, state and tags", async () => {
+    const { mine } = await declare("oci1", "oci");
+    const resources = mine();
+    const instance = resources.find((resource) => resource.type === "oci:Core/instance:Instance");
+    expect(instance?.inputs).toMatchObject({
+      shape: "VM.Standard.E4.Flex",
+      shapeConfig: { ocpus: 2, memoryInGbs: 8 },
+      state: "RUNNING",
+      freeformTags: { "confscale:env": "oci1", "confscale:role": "control" },
+      sourceDetails: { sourceType: "image", sourceId: "ocid1.image.oc1..bbbb" },
+    });
+    const userData = Buffer.from(String((instance?.inputs.metadata as Record<string, string>).user_data), "base64").toString("utf8");
+    expect(parse(userData)).toHaveProperty("write_files");
+    expectNoSecretText(userData);
+    expect(resources.map((resource) => resource.type)).toEqual(expect.arrayContaining(["oci:Core/vcn:Vcn", "oci:Core/subnet:Subnet", "oci:Core/internetGateway:InternetGateway", "oci:Core/networkSecurityGroup:NetworkSecurityGroup"]));
+
+    const rules = resources
+      .filter((resource) => resource.type === "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule")
+      .map((resource) => {
+        const options = (resource.inputs.tcpOptions ?? resource.inputs.udpOptions) as { destinationPortRange: { min: number; max: number } };
+        const group = resource.name.startsWith("oci1-worker") ? "worker" : "control";
+        return `${group} ${resource.inputs.protocol}/${options.destinationPortRange.min}-${options.destinationPortRange.max} ${resource.inputs.source}`;
+      });
+    expect(rules).toContain(`worker 6/9100-9100 ${CONTROL_IP}/32`);
+    expect(rules).toContain("worker 17/16384-32768 0.0.0.0/0");
+    expect(rules).toContain("worker 6/7443-7443 0.0.0.0/0");
+    expect(rules).toContain("worker 6/3478-3478 ::/0");
+    expect(rules).toContain("control 6/443-443 0.0.0.0/0");
+    expect(rules.filter((rule) => / 6\/(22|9100)-/.test(rule) && /(0\.0\.0\.0\/0|::\/0)$/.test(rule))).toEqual([]);
+    expect(rules.filter((rule) => rule.includes("6/22-22")).sort()).toEqual(["control 6/22-22 203.0.113.0/24", "worker 6/22-22 203.0.113.0/24"]);
+  });
+});
+
+describe("environment on IONOS (mocks)", () => {
+  it("declares a data center and a server through the dynamic provider with size, labels and NIC firewall rules", async () => {
+    const { outputs, mine } = await declare("ionos1", "ionos");
+    const resources = mine().filter((resource) => resource.type.startsWith("pulumi-nodejs:dynamic"));
+    const datacenter = resources.find((resource) => resource.type === "pulumi-nodejs:dynamic/confscale:IonosDatacenter");
+    expect(datacenter?.inputs).toMatchObject({ name: "confscale-ionos1", location: "de/fra", connection: { endpoint: "http://127.0.0.1:9/cloudapi/v6" } });
+    const server = resources.find((resource) => resource.type === "pulumi-nodejs:dynamic/confscale:IonosServer");
+    expect(server?.inputs).toMatchObject({ name: "ionos1-control", cores: 4, ramMb: 8192, vmState: "RUNNING", image: "ubuntu:22.04", labels: { "confscale:env": "ionos1", "confscale:role": "control" } });
+    const rules = (server?.inputs.firewallRules as { protocol: string; fromPort: number; sourceCidrs: string[] }[]).map((rule) => `${rule.protocol}/${rule.fromPort} ${rule.sourceCidrs.join(",")}`);
+    expect(rules.sort()).toEqual(["tcp/22 203.0.113.0/24", "tcp/443 0.0.0.0/0,::/0", "tcp/80 0.0.0.0/0,::/0"]);
+    expectNoSecretText(String(server?.inputs.userData));
+    expect(String(server?.inputs.__provider)).toContain("exports.handler");
+    const workerRules = await value(outputs.workerFirewallRules);
+    expect(workerRules.filter((rule) => rule.fromPort === 9100).flatMap((rule) => rule.sourceCidrs)).toEqual([`${CONTROL_IP}/32`]);
+    expect(workerRules.filter((rule) => rule.fromPort === 22).flatMap((rule) => rule.sourceCidrs)).toEqual(["203.0.113.0/24"]);
+  });
+});
+
+describe("secrets and rendered files", () => {
+  it("delivers the secrets only over SSH as a secret .env, and deploys the scaler at the current commit", async () => {
+    const { outputs, mine } = await declare("sec1", "digitalocean");
+    const secretsStep = mine().find((resource) => resource.name === "sec1-control-secrets");
+    // The engine sees the .env as a secret value (Pulumi's secret signature), so it is encrypted in state.
+    const stdin = secretsStep?.inputs.stdin as { [key: string]: unknown; value: string };
+    expect(stdin[pulumi.runtime.specialSigKey]).toBe(pulumi.runtime.specialSecretSig);
+    expect(stdin.value).toContain(`LOADBALANCER_SECRET=${SECRETS.scaleliteSecret}`);
+    expect(stdin.value).toContain(`PULUMI_CONFIG_PASSPHRASE=${SECRETS.fleetPassphrase}`);
+    const scaler = mine().find((resource) => resource.name === "sec1-control-scaler");
+    // keyed by the commit (and the secret .env, which makes the trigger list itself secret)
+    expect((scaler?.inputs.triggers as { value: unknown[] }).value[0]).toBe(outputs.scalerCommit);
+    expect(outputs.scalerCommit).toMatch(/^[0-9a-f]{40}$/);
+    for (const output of [outputs.controlNodeAddress, outputs.workerPlacement, outputs.workerFirewallRules] as pulumi.Output<unknown>[]) {
+      expectNoSecretText(JSON.stringify(await value(output)));
+    }
+  });
+
+  it("renders a docker-compose project with every control-node service, only the TLS front published", () => {
+    const compose = parse(controlNodeProjectFiles({ env: "prod", domain: "bbb.example.org", fleetStack: "prod-fleet" })["docker-compose.yml"] ?? "") as { services: Record<string, { ports?: string[] }> };
+    expect(Object.keys(compose.services).sort()).toEqual(["caddy", "grafana", "postgres", "prometheus", "redis", "scalelite-api", "scalelite-nginx", "scalelite-poller", "scalelite-recording-importer", "scaler"]);
+    const published = Object.entries(compose.services).filter(([, service]) => service.ports !== undefined).map(([name]) => name);
+    expect(published).toEqual(["caddy"]);
+  });
+
+  it("renders prometheus.yml discovering workers over http_sd and scraping them with TLS and basic auth", () => {
+    const prometheus = parse(controlNodeProjectFiles({ env: "prod", domain: "bbb.example.org", fleetStack: "prod-fleet" })["prometheus.yml"] ?? "") as { scrape_configs: Record<string, unknown>[] };
+    const nodeJob = prometheus.scrape_configs.find((job) => job.job_name === "node-exporter");
+    expect(nodeJob).toMatchObject({ scheme: "https", basic_auth: { username: "prometheus" }, tls_config: { insecure_skip_verify: false }, http_sd_configs: [expect.objectContaining({ url: expect.stringContaining("scaler:8080") })] });
+  });
+
+  it("renders the worker's cloud-init as YAML with bbb-install for its domain and node-exporter's bcrypt web config", async () => {
+    const hash = nodeExporterPasswordHash(SECRETS.nodeExporterPassword);
+    expect(nodeExporterPasswordHash(SECRETS.nodeExporterPassword)).toBe(hash);
+    const { default: bcrypt } = await import("bcryptjs");
+    expect(bcrypt.compareSync(SECRETS.nodeExporterPassword, hash)).toBe(true);
+
+    const text = renderWorkerUserData({ env: "prod", fleet: "bbb", name: "bbb-7", domain: "bbb.example.org", scalerUrl: "https://bbb.example.org/scaler", nodeExporterPasswordHash: hash });
+    expect(text.startsWith("#cloud-config\n")).toBe(true);
+    expectNoSecretText(text);
+    const cloudInit = parse(text) as { runcmd: string[][]; write_files: { path: string; content: string }[] };
+    expect(cloudInit.runcmd.some((step) => step.includes("/root/bbb-install.sh") && step.includes("bbb-7.bbb.example.org"))).toBe(true);
+    const webConfig = parse(cloudInit.write_files.find((file) => file.path === "/etc/prometheus/node-exporter-web.yml")?.content ?? "") as { basic_auth_users: Record<string, string>; tls_server_config: Record<string, string> };
+    expect(webConfig.basic_auth_users.prometheus).toBe(hash);
+    expect(webConfig.tls_server_config.cert_file).toBeDefined();
+    expect(cloudInit.write_files.find((file) => file.path === "/etc/default/prometheus-node-exporter")?.content).toContain("--web.config.file=");
+    expect(JSON.stringify(cloudInit)).not.toMatch(/scalelite\/api|ssh .*scalelite/i);
+  });
+});
