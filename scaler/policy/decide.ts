@@ -319,7 +319,7 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
       kept.push(server);
       continue;
     }
-    const empty = server.meetings.value === 0 && (server.scalelite?.load ?? 0) === 0;
+    const empty = server.meetings.value === 0 && (server.scalelite === null || server.scalelite.load === 0);
     if (server.scalelite === null && empty) {
       add({ kind: snapshot.canPowerOff ? "stop" : "destroy", server: server.id, reason: "load below the down-threshold; not registered in Scalelite and empty", inputs });
     } else {
@@ -334,7 +334,7 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   for (const server of kept) {
     const { cores, ramGb } = server.size;
     const oversized = cores > policy.defaultSize.cores || ramGb > policy.defaultSize.ramGb;
-    const empty = server.meetings.value === 0 && (server.scalelite?.load ?? 0) === 0;
+    const empty = server.meetings.value === 0 && (server.scalelite === null || server.scalelite.load === 0);
     if (!oversized || !empty) continue;
     const targetSize: ServerSize = { cores: Math.min(cores, policy.defaultSize.cores), ramGb: Math.min(ramGb, policy.defaultSize.ramGb) };
     const remainingCores = capacityCores - cores + targetSize.cores;

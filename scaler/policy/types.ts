@@ -31,7 +31,8 @@ export const serverSnapshotSchema = z.strictObject({
     .strictObject({
       state: scaleliteStateSchema,
       online: z.boolean(),
-      load: z.number().min(0),
+      /** Null while Scalelite cannot poll the server: unknown, never read as empty. */
+      load: z.number().min(0).nullable(),
     })
     .nullable(),
   scaleliteStatus: freshnessSchema,

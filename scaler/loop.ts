@@ -1,0 +1,103 @@
+import type { WorkerPolicy } from "../infra/config.js";
+import type { Logger } from "./log.js";
+import { decide } from "./policy/decide.js";
+import { policyOutcomeSchema, type GroupSnapshot, type PolicyHistory, type PolicyOutcome } from "./policy/types.js";
+
+/**
+ * Where decisions are recorded and the history is read back: the audit trail of `scaler/store` (ScalerStore
+ * satisfies it). The actuator reads the same entries to act.
+ */
+export interface DecisionAudit {
+  appendAudit(groupId: string, entry: { kind: string; actor: string; message?: string; details?: Record<string, unknown>; at?: number }, instanceId?: string): Promise<void>;
+  readAudit(groupId: string, options?: { limit?: number }): Promise<{ at: number; kind: string; details?: Record<string, unknown> }[]>;
+}
+
+export const OUTCOME_KIND = "policy-outcome";
+const ACTOR = "decision-loop";
+
+/** The history the policy needs (load samples, past actions) from the recorded outcomes, oldest first. */
+export async function historyFromAudit(audit: DecisionAudit, group: string, periods: number): Promise<PolicyHistory> {
+  const entries = await audit.readAudit(group, { limit: periods * 4 });
+  const outcomes: PolicyOutcome[] = [];
+  for (const entry of entries) {
+    if (entry.kind !== OUTCOME_KIND) continue;
+    const parsed = policyOutcomeSchema.safeParse(entry.details);
+    if (parsed.success) outcomes.push(parsed.data);
+    if (outcomes.length >= periods) break;
+  }
+  outcomes.reverse();
+  return {
+    samples: outcomes.map((outcome) => outcome.sample),
+    actions: outcomes.flatMap((outcome) =>
+      outcome.decisions.filter((decision) => !decision.dryRun).map((decision) => ({ at: outcome.at, kind: decision.kind, ...(decision.server === undefined ? {} : { server: decision.server }) })),
+    ),
+  };
+}
+
+export interface DecisionLoopOptions {
+  group: string;
+  gather: () => Promise<GroupSnapshot>;
+  /** Read every period, so a reconfigured or paused group takes effect at the next one. */
+  policy: () => Promise<WorkerPolicy>;
+  audit: DecisionAudit;
+  intervalMs: number;
+  /** Periods of history kept for sustained thresholds, trends and cooldowns. */
+  historyPeriods?: number;
+  now: () => number;
+  logger: Logger;
+}
+
+/** gather → decide → record, every `intervalMs`. Acting on the recorded decisions is the actuator's job. */
+export class DecisionLoop {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(private readonly options: DecisionLoopOptions) {}
+
+  /** One period. Throws when gathering or recording fails; `start()` logs that and carries on. */
+  async tick(): Promise<PolicyOutcome> {
+    const { options } = this;
+    const [snapshot, policy] = await Promise.all([options.gather(), options.policy()]);
+    // Enough periods to cover the cooldowns and the launch-rate window, whatever the interval.
+    const windowMs = Math.max(policy.cooldownSeconds.afterScaleOut, policy.cooldownSeconds.perServer, policy.launchRate.perSeconds, policy.graceSeconds) * 1000;
+    const periods = options.historyPeriods ?? Math.max(policy.sustainPeriods + 1, Math.ceil(windowMs / options.intervalMs) + 1);
+    const history = await historyFromAudit(options.audit, options.group, periods);
+    const now = options.now();
+    const outcome = decide(snapshot, policy, history, now);
+    await options.audit.appendAudit(options.group, { kind: OUTCOME_KIND, actor: ACTOR, at: now, message: summary(outcome), details: outcome as unknown as Record<string, unknown> });
+    for (const decision of outcome.decisions) {
+      if (decision.server === undefined) continue;
+      await options.audit.appendAudit(options.group, { kind: `decision.${decision.kind}`, actor: ACTOR, at: now, message: decision.reason, details: decision as unknown as Record<string, unknown> }, decision.server);
+    }
+    options.logger.info({ group: options.group, decisions: outcome.decisions.length, holds: outcome.holds.length, sample: outcome.sample }, summary(outcome));
+    return outcome;
+  }
+
+  start(): void {
+    if (this.timer !== undefined) return;
+    const run = () => {
+      // A slow period is never overlapped by the next one.
+      if (this.running !== undefined) return;
+      this.running = this.tick()
+        .catch((error: unknown) => this.options.logger.error({ group: this.options.group, err: error }, "decision period failed; the next one retries"))
+        .finally(() => {
+          this.running = undefined;
+        });
+    };
+    this.timer = setInterval(run, this.options.intervalMs);
+    run();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+}
+
+function summary(outcome: PolicyOutcome): string {
+  if (outcome.decisions.length === 0) return outcome.holds.length === 0 ? "no change" : `held: ${outcome.holds.map((hold) => hold.reason).join("; ")}`;
+  const counts = new Map<string, number>();
+  for (const decision of outcome.decisions) counts.set(decision.kind, (counts.get(decision.kind) ?? 0) + 1);
+  return [...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ") + (outcome.decisions[0]?.dryRun ? " (dry run)" : "");
+}
