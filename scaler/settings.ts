@@ -79,7 +79,11 @@ export function parseSettings(raw: unknown, source = "settings"): Settings {
   if (!result.success) {
     throw new SettingsError(
       source,
-      result.error.issues.map((issue) => ({ field: issue.path.map(String).join(".") || "(root)", message: issue.message })),
+      result.error.issues.flatMap((issue) => {
+        const path = issue.path.map(String);
+        if (issue.code === "unrecognized_keys") return issue.keys.map((key) => ({ field: [...path, key].join("."), message: "unknown setting" }));
+        return [{ field: path.join(".") || "(root)", message: issue.message }];
+      }),
     );
   }
   return result.data;

@@ -71,7 +71,11 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('ZADD', KEYS[4], now + ttl, ARGV[17])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 if ARGV[6] ~= '' then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'i', ARGV[17], 's', ARGV[6])
+  -- Stamped with the scaler's clock, which readers use for the age cut-off; Redis's own if that would go backwards.
+  local added = redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], ARGV[2] .. '-*', 'i', ARGV[17], 's', ARGV[6])
+  if type(added) == 'table' and added.err then
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'i', ARGV[17], 's', ARGV[6])
+  end
   redis.call('XTRIM', KEYS[5], 'MINID', '~', ARGV[14])
 end
 if not prior or prior == 'provisioning' then auditBoth('instance.joined') end

@@ -76,7 +76,7 @@ describe("sidecar check-in cycle", () => {
   it("refuses a check-in whose type does not match the group, naming the field", async () => {
     const reply = await sidecar("poll", { instanceId: "jvb-x", instanceType: "jibri", group: "meet-jvb" });
     expect(reply.status).toBe(409);
-    expect(JSON.stringify(reply.body)).toContain("instance.instanceType");
+    expect(reply.body.issues).toEqual([{ field: "instanceType", message: "group meet-jvb holds JVB instances, not jibri" }]);
   });
 });
 

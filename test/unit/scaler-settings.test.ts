@@ -1,0 +1,68 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SettingsError, loadSettings, parseSettings } from "../../scaler/settings.js";
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "confscale-settings-"));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const TOKEN = "t".repeat(40);
+
+describe("scaler settings", () => {
+  it("fills in the documented defaults", () => {
+    const settings = parseSettings({ redis: { url: "redis://127.0.0.1:6379" }, sidecar: { keyBaseUrl: "https://keys.example.org/asap" } });
+    expect(settings.listen).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(settings.redis.keyPrefix).toBe("confscale:");
+    expect(settings.instanceTtl).toEqual({ provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 });
+    expect(settings.sidecar).toMatchObject({ acceptedIssuers: ["jitsi-autoscaler-sidecar"], audience: "jitsi-autoscaler", keyCacheSeconds: 3600 });
+  });
+
+  it("reads a YAML file and lets the environment override it, tokens included", async () => {
+    const file = join(dir, "scaler.yaml");
+    await writeFile(file, `listen:\n  port: 9000\nredis:\n  url: redis://file:6379\nsidecar:\n  keyBaseUrl: https://keys.example.org\n  audience: my-scaler\n`);
+    const settings = await loadSettings({
+      SCALER_CONFIG: file,
+      SCALER_REDIS_URL: "redis://10.0.0.2:6379",
+      SCALER_LISTEN_PORT: "9100",
+      SCALER_API_TOKENS: `ops:operator:${TOKEN}, cron:operator:${TOKEN}x`,
+    });
+    expect(settings.redis.url).toBe("redis://10.0.0.2:6379");
+    expect(settings.listen.port).toBe(9100);
+    expect(settings.sidecar.audience).toBe("my-scaler");
+    expect(settings.apiTokens.map((token) => [token.name, token.role])).toEqual([
+      ["ops", "operator"],
+      ["cron", "operator"],
+    ]);
+  });
+
+  it("names every wrong setting", () => {
+    let caught: unknown;
+    try {
+      parseSettings({
+        redis: { url: "http://redis" },
+        apiTokens: [{ name: "x", role: "root", token: "short" }],
+        sidecar: { keyBaseUrl: "not a url" },
+        colour: "blue",
+      });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(SettingsError);
+    const fields = (caught as SettingsError).problems.map((problem) => problem.field);
+    expect(fields).toEqual(expect.arrayContaining(["redis.url", "apiTokens.0.role", "apiTokens.0.token", "sidecar.keyBaseUrl", "colour"]));
+  });
+
+  it("refuses a token list entry without a role", async () => {
+    await expect(loadSettings({ SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org", SCALER_API_TOKENS: TOKEN })).rejects.toThrow(
+      /SCALER_API_TOKENS\[0\]: expected name:role:token/,
+    );
+  });
+});
