@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfigError, type EnvironmentConfig } from "./config.js";
 import { declareDigitalOceanFirewall, declareDigitalOceanNetwork, digitalOceanAdapter } from "./clouds/digitalocean.js";
@@ -6,6 +7,7 @@ import { declareOciNetwork, declareOciSecurityRules, ociAdapter } from "./clouds
 import type { CloudAdapter, FirewallRule, Placement } from "./clouds/types.js";
 import { declareControlNode } from "./controlNode.js";
 import { controlNodeFirewallRules, workerFirewallRules } from "./firewall.js";
+import { loadEnvironmentConfig } from "./stackConfig.js";
 import type { ControlNodeSecrets } from "./templates.js";
 
 export const ADAPTERS: Readonly<Record<EnvironmentConfig["cloud"], CloudAdapter>> = {
@@ -101,5 +103,26 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
     workerPlacement: placement,
     workerFirewallRules: controlNode.machine.publicIp.apply((ip) => workerFirewallRules(config.adminCidrs, ip)),
     ...(controlNode.scalerCommit === undefined ? {} : { scalerCommit: controlNode.scalerCommit }),
+  };
+}
+
+/**
+ * The environment program: one stack per environment (stacks/Pulumi.<env>.yaml). A function, so the same program
+ * runs as the project's `main` (infra/index.ts) and inline through the Automation API (`npm run preview`, tests).
+ * Config is validated before any resource is declared: a bad stack fails `pulumi preview` with every problem listed.
+ */
+export function defineEnvironment(): Record<string, unknown> {
+  const config = loadEnvironmentConfig();
+  const environment = declareEnvironment(pulumi.getStack(), config, { repositoryRoot: fileURLToPath(new URL("..", import.meta.url)) });
+  return {
+    cloud: config.cloud,
+    fleetStack: environment.fleetStack,
+    controlNodeAddress: environment.controlNodeAddress,
+    scaleliteUrl: environment.scaleliteUrl,
+    grafanaUrl: environment.grafanaUrl,
+    scalerUrl: environment.scalerUrl,
+    workerPlacement: environment.workerPlacement,
+    workerFirewallRules: environment.workerFirewallRules,
+    scalerCommit: environment.scalerCommit,
   };
 }

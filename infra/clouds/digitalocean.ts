@@ -77,7 +77,9 @@ export const digitalOceanAdapter: CloudAdapter = {
         // The role tag puts the droplet under its firewall.
         tags: resolved.apply((p) => {
           if (p.digitalocean === undefined) throw new CloudMappingError("digitalocean", `placement of ${spec.name} has no VPC`);
-          return [...ownershipTagList(spec.ownership), spec.ownership.role === "worker" ? p.digitalocean.workerTag : p.digitalocean.controlNodeTag];
+          const roleTag = spec.ownership.role === "worker" ? p.digitalocean.workerTag : p.digitalocean.controlNodeTag;
+          if (roleTag === undefined) throw new CloudMappingError("digitalocean", `placement of ${spec.name} has no control-node tag`);
+          return [...ownershipTagList(spec.ownership), roleTag];
         }),
         ipv6: true,
         monitoring: false,

@@ -42,7 +42,11 @@ export const ociAdapter: CloudAdapter = {
       if (resolved.oci === undefined) throw new CloudMappingError("oci", `placement of ${spec.name} has no subnet`);
       return resolved.oci;
     });
-    const nsgIds = settings.apply((s) => [spec.ownership.role === "worker" ? s.workerNsgId : s.controlNodeNsgId]);
+    const nsgIds = settings.apply((s) => {
+      const nsgId = spec.ownership.role === "worker" ? s.workerNsgId : s.controlNodeNsgId;
+      if (nsgId === undefined) throw new CloudMappingError("oci", `placement of ${spec.name} has no control-node security group`);
+      return [nsgId];
+    });
     const instance = new oci.core.Instance(
       spec.name,
       {
