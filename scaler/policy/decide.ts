@@ -110,6 +110,8 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   }
   const add = (decision: Omit<Decision, "dryRun">) => decisions.push({ ...decision, dryRun: policy.dryRun });
 
+  const targetCpu = policy.thresholds.cpu.up * (1 - policy.headroom);
+  const targetMemory = policy.thresholds.memory.up * (1 - policy.headroom);
   const graceMs = policy.graceSeconds * 1000;
   const inGrace = (server: ServerSnapshot) =>
     server.power === "booting" ||
@@ -127,8 +129,6 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   };
 
   const minimum = minimumAt(policy, now);
-  const targetCpu = policy.thresholds.cpu.up * (1 - policy.headroom);
-  const targetMemory = policy.thresholds.memory.up * (1 - policy.headroom);
 
   const active = snapshot.servers.filter(takesMeetings);
   const draining = snapshot.servers.filter(isDraining);
@@ -136,8 +136,16 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
 
   // Projected demand: the load now plus its rise over the lead time (boot time plus a period).
   const samples = [...history.samples.filter((past) => past.at < sample.at), sample];
-  const demandCores = sample.cpuCores ?? 0;
-  const demandRam = sample.memoryGb ?? 0;
+  // For scale-out a server without fresh metrics counts as loaded to the target: missing data neither hides load
+  // nor adds capacity by itself. (The sample counts it as fully loaded, so it never looks idle to scale-in.)
+  let demandCores = 0;
+  let demandRam = 0;
+  for (const server of snapshot.servers) {
+    if (!takesMeetings(server)) continue;
+    const demand = demandOf(server);
+    demandCores += demand.known ? demand.cores : server.size.cores * targetCpu;
+    demandRam += demand.known ? demand.ramGb : server.size.ramGb * targetMemory;
+  }
   const leadMs = policy.leadTimeSeconds * 1000;
   const rise = expectedRise(samples, policy.sustainPeriods, leadMs);
   const projectedCores = demandCores + rise.cores;

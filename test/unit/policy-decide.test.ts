@@ -1,0 +1,194 @@
+import { describe, expect, it } from "vitest";
+import { decide } from "../../scaler/policy/decide.js";
+import { minimumAt } from "../../scaler/policy/timeWindows.js";
+import type { Decision } from "../../scaler/policy/types.js";
+import { EMPTY_HISTORY, MINUTE, NOW, fresh, missing, policy, server, snapshot, stale, steadyHistory, stoppedServer } from "./policy-fixtures.js";
+
+const IDLE = { cpu: 0.05, memory: 0.2 };
+const idleHistory = steadyHistory(2, { ...IDLE, cores: 4, ramGb: 16 });
+const kinds = (decisions: Decision[]) => decisions.map((decision) => `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}`);
+
+describe("policy: the faults of the seed scaler (REFERENCE §4)", () => {
+  it.each([
+    {
+      fault: "flapping after boot: a server that just booted is not a scale-in victim",
+      servers: [server("old", IDLE, { bootedAt: NOW - 3_600_000 }), server("new", IDLE, { bootedAt: NOW - 2 * MINUTE })],
+      history: idleHistory,
+      expected: ["drain old"],
+    },
+    {
+      fault: "flapping after a scale-out: no scale-in during the cooldown",
+      servers: [server("a", IDLE), server("b", IDLE)],
+      history: steadyHistory(2, { ...IDLE, cores: 4, ramGb: 16 }, [{ at: NOW - 4 * MINUTE, kind: "start", server: "b" }]),
+      expected: [],
+    },
+    {
+      fault: "missing metric: a server without metrics is never read as idle",
+      servers: [server("silent", { meetings: 0 }, { cpu: missing, memory: missing }), server("busy", { cpu: 0.05, memory: 0.2, meetings: 2 })],
+      history: steadyHistory(2, { ...IDLE, cores: 4, ramGb: 16, participants: 40 }),
+      expected: [],
+    },
+    {
+      fault: "stale metrics: no scale-in on numbers that were not read this period",
+      servers: [server("a", {}, { cpu: stale(0.01), memory: stale(0.1) }), server("b", {}, { cpu: stale(0.01), memory: stale(0.1) })],
+      history: idleHistory,
+      expected: [],
+    },
+    {
+      fault: "unreachable node: the others still get their decisions",
+      servers: [
+        server("gone", {}, { cpu: missing, memory: missing, meetings: missing, participants: missing, scalelite: { state: "enabled", online: false, load: null } }),
+        server("hot", { cpu: 0.95, memory: 0.5, meetings: 6 }),
+      ],
+      history: EMPTY_HISTORY,
+      expected: ["resize hot"],
+      extra: [stoppedServer("spare")],
+    },
+    {
+      fault: "concurrent resizes: no second resize while the first has not landed",
+      servers: [server("hot", { cpu: 0.95, memory: 0.5, meetings: 6 }, { resizedAt: NOW - 3_600_000 })],
+      history: { samples: [], actions: [{ at: NOW - MINUTE, kind: "resize" as const, server: "hot" }] },
+      expected: ["create"],
+    },
+    {
+      fault: "meeting race: an enabled empty server is cordoned first, never powered off in the same period",
+      servers: [server("a", IDLE), server("b", { ...IDLE, meetings: 1, participants: 3 })],
+      history: idleHistory,
+      expected: ["drain a"],
+    },
+    {
+      fault: "meeting race: a meeting Scalelite already counts keeps a drained server on",
+      servers: [server("a", IDLE, { scalelite: { state: "cordoned", online: true, load: 15 } }), server("b", IDLE)],
+      history: idleHistory,
+      expected: [],
+    },
+    {
+      fault: "meeting race: a drained server with no meeting by BBB and Scalelite is stopped",
+      servers: [server("a", IDLE, { scalelite: { state: "disabled", online: true, load: 0 } }), server("b", IDLE)],
+      history: idleHistory,
+      expected: ["stop a"],
+    },
+  ])("$fault", ({ servers, history, expected, extra }) => {
+    const outcome = decide(snapshot([...servers, ...(extra ?? [])]), policy(), history, NOW);
+    expect(kinds(outcome.decisions)).toEqual(expected);
+  });
+});
+
+describe("policy: horizontal", () => {
+  it("starts stopped servers up to the minimum of the open time window (Tuesday 10:00 in Berlin)", () => {
+    const windows = [{ days: ["mon", "tue", "wed", "thu", "fri"], from: "07:30", to: "14:00", min: 3 }];
+    const outcome = decide(snapshot([server("a"), stoppedServer("b"), stoppedServer("c"), stoppedServer("d")]), policy({ windows }), EMPTY_HISTORY, NOW);
+    expect(kinds(outcome.decisions)).toEqual(["start b", "start c"]);
+    expect(outcome.decisions[0]?.inputs.minimum).toBe(3);
+  });
+
+  it("reads the window in the policy's time zone, not UTC: 07:45 in Berlin is 06:45 UTC", () => {
+    const windows = [{ days: ["tue"], from: "07:30", to: "14:00", min: 4 }];
+    expect(minimumAt(policy({ windows }), Date.UTC(2025, 2, 11, 6, 45))).toBe(4);
+    expect(minimumAt(policy({ windows }), Date.UTC(2025, 2, 11, 6, 15))).toBe(1);
+    expect(minimumAt(policy({ windows, timeZone: "UTC" }), Date.UTC(2025, 2, 11, 6, 45))).toBe(1);
+    // Sunday: the weekday window is closed.
+    expect(minimumAt(policy({ windows }), Date.UTC(2025, 2, 16, 9, 0))).toBe(1);
+  });
+
+  it("launches enough capacity for the load in one period, at the maximum size, not one server per cycle", () => {
+    const servers = [server("a", { cpu: 0.9, memory: 0.5, meetings: 8 }, { size: { cores: 8, ramGb: 32 } }), server("b", { cpu: 0.9, memory: 0.5, meetings: 8 }, { size: { cores: 8, ramGb: 32 } })];
+    const outcome = decide(snapshot(servers), policy(), EMPTY_HISTORY, NOW);
+    const creates = outcome.decisions.filter((decision) => decision.kind === "create");
+    expect(creates.length).toBeGreaterThanOrEqual(2);
+    expect(creates[0]?.targetSize).toEqual({ cores: 8, ramGb: 32 });
+    expect(creates[0]?.inputs).toMatchObject({ demandCores: 14.4, capacityCores: 16 });
+  });
+
+  it("adds capacity ahead of a rising load (participants trend) before the servers are hot", () => {
+    const servers = [server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), stoppedServer("c")];
+    const rising = {
+      samples: [0, 1].map((index) => ({ at: NOW - (2 - index) * MINUTE, cpuCores: 0.4 + index * 0.4, memoryGb: 3 + index, cpuUtilization: 0.1 + index * 0.1, memoryUtilization: 0.2, participants: index * 100 })),
+      actions: [],
+    };
+    expect(kinds(decide(snapshot(servers), policy(), EMPTY_HISTORY, NOW).decisions)).toEqual([]);
+    const ahead = decide(snapshot(servers), policy(), rising, NOW);
+    expect(kinds(ahead.decisions)).toEqual(["resize a", "resize b"]);
+    expect(ahead.decisions[0]?.inputs.projectedCores).toBeGreaterThan(ahead.decisions[0]?.inputs.demandCores ?? Infinity);
+  });
+
+  it("holds launches at the launch rate limit and says so", () => {
+    const launches = Array.from({ length: 10 }, (_, index) => ({ at: NOW - MINUTE, kind: "create" as const, server: `n${index}` }));
+    const outcome = decide(snapshot([server("a"), stoppedServer("b")]), policy({ min: 2, baseline: 2 }), { samples: [], actions: launches }, NOW);
+    expect(outcome.decisions).toEqual([]);
+    expect(outcome.holds.map((hold) => hold.reason).join()).toMatch(/launch rate limit/);
+  });
+
+  it("never creates beyond the maximum", () => {
+    const servers = [server("a", { cpu: 0.99, memory: 0.9, meetings: 9 }, { size: { cores: 8, ramGb: 32 } }), server("b", { cpu: 0.99, memory: 0.9, meetings: 9 }, { size: { cores: 8, ramGb: 32 } })];
+    const outcome = decide(snapshot(servers), policy({ max: 3 }), EMPTY_HISTORY, NOW);
+    expect(kinds(outcome.decisions)).toEqual(["create"]);
+    expect(outcome.holds.map((hold) => hold.reason).join()).toMatch(/maximum of 3/);
+  });
+
+  it("takes a draining server back before starting a new one", () => {
+    const servers = [server("a", { cpu: 0.9, memory: 0.5, meetings: 4 }, { size: { cores: 8, ramGb: 32 } }), server("d", { meetings: 1 }, { scalelite: { state: "cordoned", online: true, load: 20 } }), stoppedServer("s")];
+    expect(kinds(decide(snapshot(servers), policy(), EMPTY_HISTORY, NOW).decisions)[0]).toBe("enable d");
+  });
+
+  it("scales in only after the load stayed under the down-threshold for the sustained periods", () => {
+    const servers = [server("a", IDLE), server("b", IDLE)];
+    expect(kinds(decide(snapshot(servers), policy(), steadyHistory(2, { cpu: 0.5, memory: 0.5 }), NOW).decisions)).toEqual([]);
+    expect(kinds(decide(snapshot(servers), policy(), idleHistory, NOW).decisions)).toEqual(["drain a"]);
+  });
+
+  it("drains the least loaded server when every server has meetings, and never below the minimum", () => {
+    const servers = [server("a", { ...IDLE, meetings: 3, participants: 40 }), server("b", { ...IDLE, meetings: 1, participants: 5 }), server("c", { ...IDLE, meetings: 2, participants: 30 })];
+    expect(kinds(decide(snapshot(servers), policy({ min: 2, baseline: 2 }), idleHistory, NOW).decisions)).toEqual(["drain b"]);
+  });
+
+  it("destroys instead of stopping on a cloud without power-off", () => {
+    const servers = [server("a", IDLE, { scalelite: { state: "disabled", online: true, load: 0 } }), server("b", IDLE)];
+    expect(kinds(decide(snapshot(servers, { canPowerOff: false }), policy(), idleHistory, NOW).decisions)).toEqual(["destroy a"]);
+  });
+});
+
+describe("policy: vertical", () => {
+  it("grows a hot server to the size its load needs in one step, up to the maximum size", () => {
+    const outcome = decide(snapshot([server("hot", { cpu: 0.95, memory: 0.5, meetings: 6 })]), policy(), EMPTY_HISTORY, NOW);
+    const resize = outcome.decisions.find((decision) => decision.kind === "resize");
+    expect(resize?.targetSize).toEqual({ cores: 4, ramGb: 8 });
+    expect(resize?.inputs).toMatchObject({ cpu: 0.95, projectedServerCores: 1.9 });
+  });
+
+  it("caps growth at the maximum size", () => {
+    const outcome = decide(snapshot([server("hot", { cpu: 1, memory: 0.95, meetings: 9 }, { size: { cores: 6, ramGb: 24 } })]), policy(), EMPTY_HISTORY, NOW);
+    expect(outcome.decisions.find((decision) => decision.kind === "resize")?.targetSize).toEqual({ cores: 8, ramGb: 32 });
+  });
+
+  it("shrinks only an empty oversized server, back to the default size", () => {
+    const big = { size: { cores: 8, ramGb: 32 } };
+    const servers = [server("empty", IDLE, big), server("busy", { ...IDLE, meetings: 1, participants: 4 }, big)];
+    const outcome = decide(snapshot(servers), policy({ min: 2, baseline: 2 }), steadyHistory(2, { ...IDLE, cores: 16, ramGb: 64 }), NOW);
+    expect(outcome.decisions.map((decision) => [decision.kind, decision.server, decision.targetSize])).toEqual([["resize", "empty", { cores: 2, ramGb: 8 }]]);
+  });
+});
+
+describe("policy: controls", () => {
+  it("decides nothing while paused", () => {
+    const outcome = decide(snapshot([server("a"), stoppedServer("b")]), policy({ min: 2, baseline: 2, paused: true }), EMPTY_HISTORY, NOW);
+    expect(outcome.decisions).toEqual([]);
+    expect(outcome.holds[0]?.reason).toMatch(/paused/);
+  });
+
+  it("marks every decision in dry-run mode", () => {
+    const outcome = decide(snapshot([server("a"), stoppedServer("b")]), policy({ min: 2, baseline: 2, dryRun: true }), EMPTY_HISTORY, NOW);
+    expect(outcome.decisions.map((decision) => [decision.kind, decision.dryRun])).toEqual([["start", true]]);
+  });
+
+  it("records the numbers behind each decision", () => {
+    const outcome = decide(snapshot([server("a", IDLE), server("b", IDLE)]), policy(), idleHistory, NOW);
+    expect(outcome.decisions[0]?.inputs).toMatchObject({ cpu: 0.05, memory: 0.2, meetings: 0, activeServers: 2, minimum: 1 });
+    expect(outcome.sample).toMatchObject({ cpuUtilization: 0.05, memoryUtilization: 0.2 });
+  });
+
+  it("counts a missing metric as a fully loaded server in the group's load", () => {
+    const outcome = decide(snapshot([server("a", IDLE), server("b", {}, { cpu: missing, memory: fresh(0.2) })]), policy(), EMPTY_HISTORY, NOW);
+    expect(outcome.sample.cpuUtilization).toBeCloseTo((0.05 * 2 + 2) / 4);
+  });
+});
