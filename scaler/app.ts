@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { matchedRoutes } from "hono/route";
 import { AsapVerifier } from "./api/asap.js";
 import { controlRoutes } from "./api/control.js";
@@ -21,8 +20,6 @@ export interface AppDeps {
   logger?: Logger;
   asap?: AsapVerifier;
 }
-
-const CONTROL_BODY_LIMIT = 1024 * 1024;
 
 const CONFLICT_STATUS = {
   group_not_found: 404,
@@ -48,13 +45,8 @@ export function createApp(deps: AppDeps): Hono {
     metrics.httpRequestDuration.observe({ method: c.req.method, route, status: String(c.res.status) }, (performance.now() - started) / 1000);
   });
 
-  const tooLarge = (limit: number) =>
-    bodyLimit({ maxSize: limit, onError: (c) => c.json(new HttpError(413, "payload_too_large", `body exceeds ${limit} bytes`, [{ field: "body", message: `larger than ${limit} bytes` }]).body(), 413) });
-  app.use("/sidecar/*", tooLarge(settings.sidecar.maxBodyBytes));
-  app.use("/api/*", tooLarge(CONTROL_BODY_LIMIT));
-
   app.route("/", healthRoutes({ store, metrics }));
-  app.route("/sidecar", sidecarRoutes({ store, asap, metrics, logger }));
+  app.route("/sidecar", sidecarRoutes({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }));
   app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens }));
   app.get("/", async (c) => c.html(await statusPage(store)));
 

@@ -6,6 +6,8 @@ import { groupIdSchema, groupSpecSchema, instanceIdSchema, instanceTypeSchema } 
 import { apiAuth, requireRole, type ApiEnv } from "./auth.js";
 import { parseWith, readJson } from "./http.js";
 
+const CONTROL_BODY_LIMIT = 1024 * 1024;
+
 const desiredBody = z.strictObject({ desired: z.number().int().min(0) });
 const fullScalingBody = z.strictObject({
   direction: z.enum(["up", "down"]),
@@ -37,13 +39,13 @@ export function controlRoutes({ store, tokens }: { store: ScalerStore; tokens: r
   api.get("/groups", viewer, async (c) => c.json({ groups: await store.listGroups() }));
 
   api.post("/groups", admin, async (c) => {
-    const { id, ...rest } = await readJson(c, createBody);
+    const { id, ...rest } = await readJson(c, createBody, CONTROL_BODY_LIMIT);
     const spec = parseWith(groupSpecSchema, rest);
     return c.json(await store.createGroup(id, spec, actor(c)), 201);
   });
 
   api.post("/groups/full-scaling", operator, async (c) => {
-    const request = await readJson(c, fullScalingBody);
+    const request = await readJson(c, fullScalingBody, CONTROL_BODY_LIMIT);
     return c.json({ changes: await store.fullScaling(request, `${actor(c)} (scheduler)`) });
   });
 
@@ -51,7 +53,7 @@ export function controlRoutes({ store, tokens }: { store: ScalerStore; tokens: r
 
   api.put("/groups/:id", admin, async (c) => {
     const id = groupId(c);
-    return c.json(await store.replaceGroup(id, await readJson(c, groupSpecSchema), actor(c)));
+    return c.json(await store.replaceGroup(id, await readJson(c, groupSpecSchema, CONTROL_BODY_LIMIT), actor(c)));
   });
 
   api.delete("/groups/:id", admin, async (c) => {
@@ -61,7 +63,7 @@ export function controlRoutes({ store, tokens }: { store: ScalerStore; tokens: r
 
   api.put("/groups/:id/desired", operator, async (c) => {
     const id = groupId(c);
-    const { desired } = await readJson(c, desiredBody);
+    const { desired } = await readJson(c, desiredBody, CONTROL_BODY_LIMIT);
     return c.json(await store.setDesired(id, desired, actor(c)));
   });
 
@@ -70,13 +72,13 @@ export function controlRoutes({ store, tokens }: { store: ScalerStore; tokens: r
 
   api.post("/groups/:id/reconfigure", operator, async (c) => {
     const id = groupId(c);
-    const { instances } = await readJson(c, reconfigureBody);
+    const { instances } = await readJson(c, reconfigureBody, CONTROL_BODY_LIMIT);
     return c.json(await store.requestReconfigure(id, instances, actor(c)), 202);
   });
 
   api.post("/groups/:id/shutdown", operator, async (c) => {
     const id = groupId(c);
-    const { instances } = await readJson(c, shutdownBody);
+    const { instances } = await readJson(c, shutdownBody, CONTROL_BODY_LIMIT);
     await store.requestShutdown(id, instances, actor(c));
     return c.json({ instanceIds: [...new Set(instances)] }, 202);
   });

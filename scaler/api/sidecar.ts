@@ -103,13 +103,14 @@ export interface SidecarRouteDeps {
   asap: AsapVerifier;
   metrics: ScalerMetrics;
   logger: Logger;
+  maxBodyBytes: number;
 }
 
 /**
  * The jitsi-autoscaler-sidecar protocol (REFERENCE §1): every call carries an ASAP token; poll and status answer with
  * the instance's pending commands, stats and shutdown answer `{"save":"OK"}`.
  */
-export function sidecarRoutes({ store, asap, metrics, logger }: SidecarRouteDeps): Hono {
+export function sidecarRoutes({ store, asap, metrics, logger, maxBodyBytes }: SidecarRouteDeps): Hono {
   const routes = new Hono();
 
   routes.use("*", async (c, next) => {
@@ -140,14 +141,14 @@ export function sidecarRoutes({ store, asap, metrics, logger }: SidecarRouteDeps
     return reply;
   };
 
-  routes.post("/poll", async (c) => c.json(await accept(fromDetails("poll", await readJson(c, instanceDetailsSchema)))));
-  routes.post("/status", async (c) => c.json(await accept(fromReport("status", await readJson(c, statsReportSchema)))));
+  routes.post("/poll", async (c) => c.json(await accept(fromDetails("poll", await readJson(c, instanceDetailsSchema, maxBodyBytes)))));
+  routes.post("/status", async (c) => c.json(await accept(fromReport("status", await readJson(c, statsReportSchema, maxBodyBytes)))));
   routes.post("/stats", async (c) => {
-    await accept(fromReport("stats", await readJson(c, statsReportSchema)));
+    await accept(fromReport("stats", await readJson(c, statsReportSchema, maxBodyBytes)));
     return c.json({ save: "OK" });
   });
   routes.post("/shutdown", async (c) => {
-    await accept(fromDetails("shutdown", await readJson(c, instanceDetailsSchema)));
+    await accept(fromDetails("shutdown", await readJson(c, instanceDetailsSchema, maxBodyBytes)));
     return c.json({ save: "OK" });
   });
 
