@@ -57,6 +57,21 @@ describe("sidecar ASAP tokens", () => {
   });
 });
 
+describe("sidecar key cache", () => {
+  it("fetches a key once for many tokens and check-ins, and remembers a miss", async () => {
+    const shared = await keys.newKey("shared-by-a-fleet");
+    for (let index = 0; index < 3; index += 1) {
+      const token = await signSidecarToken(shared, { issuedAt: Math.floor(Date.now() / 1000) - index });
+      for (let round = 0; round < 3; round += 1) expect((await poll(token)).status).toBe(200);
+    }
+    expect(keys.fetchesOf("shared-by-a-fleet")).toBe(1);
+
+    const stranger = await signSidecarToken(await keys.newKey("never-published", false));
+    for (let round = 0; round < 5; round += 1) expect((await poll(stranger)).status).toBe(401);
+    expect(keys.fetchesOf("never-published")).toBe(1);
+  });
+});
+
 type Role = "viewer" | "operator" | "admin";
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 const spec = () => {

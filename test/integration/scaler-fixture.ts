@@ -23,13 +23,17 @@ export interface SigningKey {
 /** Serves ASAP public keys the way the scaler expects them: `/<sha256 hex of kid>.pem`, on loopback only. */
 export class KeyServer {
   private readonly pems = new Map<string, string>();
+  /** How often each key file was asked for. */
+  readonly fetches = new Map<string, number>();
   private constructor(private readonly server: Server) {}
 
   static async start(): Promise<KeyServer> {
     const server = createServer();
     const keyServer = new KeyServer(server);
     server.on("request", (request, response) => {
-      const pem = keyServer.pems.get((request.url ?? "").replace(/^\/keys\//, ""));
+      const file = (request.url ?? "").replace(/^\/keys\//, "");
+      keyServer.fetches.set(file, (keyServer.fetches.get(file) ?? 0) + 1);
+      const pem = keyServer.pems.get(file);
       response.writeHead(pem === undefined ? 404 : 200, { "content-type": "application/x-pem-file" }).end(pem ?? "not found");
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -45,6 +49,10 @@ export class KeyServer {
     const { publicKey, privateKey } = await generateKeyPair("RS256", { extractable: true });
     if (publish) this.pems.set(`${createHash("sha256").update(kid).digest("hex")}.pem`, await exportSPKI(publicKey));
     return { kid, privateKey };
+  }
+
+  fetchesOf(kid: string): number {
+    return this.fetches.get(`${createHash("sha256").update(kid).digest("hex")}.pem`) ?? 0;
   }
 
   async stop(): Promise<void> {

@@ -127,6 +127,15 @@ describe("commands", () => {
   });
 });
 
+describe("status page", () => {
+  it("shows each group with its desired count and live instances by state", async () => {
+    const response = await fetch(`${scaler.url}/`);
+    expect(response.headers.get("content-type")).toContain("text/html");
+    const html = await response.text();
+    expect(html).toMatch(/<tr><td>meet-jvb<\/td><td>JVB<\/td><td>active<\/td><td>1 \/ 2 \/ 5<\/td><td>0<\/td><td>1<\/td><td>0<\/td><\/tr>/);
+  });
+});
+
 describe("liveness", () => {
   it("drops an instance that stops reporting once its TTL has passed", async () => {
     const shortLived = await startScaler(redis, keys.baseUrl, { keyPrefix: "ttl:", instanceTtl: { provisioningSeconds: 2, idleSeconds: 1, shuttingDownSeconds: 1 } });
