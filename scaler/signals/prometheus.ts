@@ -32,11 +32,13 @@ export interface RangeSeries {
 
 /**
  * The PromQL confscale reads per worker, in one place. `window` is the rate window (at least four scrape intervals).
- * CPU and memory follow the seed scaler's definitions (REFERENCE §4) so figures stay comparable; `rate` instead of
- * `irate` smooths single scrapes, which the policy's sustained thresholds would otherwise chase.
+ * CPU and memory mean what the seed scaler's queries mean (REFERENCE §4) so figures stay comparable, with two
+ * changes: `rate` instead of `irate` smooths single scrapes, which sustained thresholds would otherwise chase, and
+ * CPU is idle time over all time rather than idle time per second, which a rate's extrapolation would skew.
  */
 export const workerQueries = {
-  cpu: (window: string) => `1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[${window}]))`,
+  cpu: (window: string) =>
+    `1 - sum by (instance) (rate(node_cpu_seconds_total{mode="idle"}[${window}])) / sum by (instance) (rate(node_cpu_seconds_total[${window}]))`,
   memory: () => `1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes`,
   networkBytesPerSecond: (window: string) =>
     `sum by (instance) (rate(node_network_receive_bytes_total{device!="lo"}[${window}])) + sum by (instance) (rate(node_network_transmit_bytes_total{device!="lo"}[${window}]))`,
