@@ -166,9 +166,15 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
 
   let capacityCores = 0;
   let capacityRam = 0;
+  let bootingCores = 0;
+  let bootingRam = 0;
   for (const server of active) {
     capacityCores += server.size.cores;
     capacityRam += server.size.ramGb;
+    if (server.power === "booting") {
+      bootingCores += server.size.cores;
+      bootingRam += server.size.ramGb;
+    }
   }
   const acted = new Set<string>();
 
@@ -211,8 +217,11 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   let scaledOut = false;
   const shortInputs = (): Inputs => ({ ...groupInputs, capacityCores, capacityRamGb: capacityRam, requiredCores: round(requiredCores), requiredRamGb: round(requiredRam), activeServers: activeCount });
 
+  // Booting servers count against launching more, but take no meeting yet: a server that is up and waiting
+  // (registered disabled, or draining) is enabled as soon as the servers taking meetings are short.
+  const shortNow = () => capacityCores - bootingCores < requiredCores || capacityRam - bootingRam < requiredRam || activeCount < minimum;
   for (const server of [...draining].sort(bySizeDescending)) {
-    if (!short()) break;
+    if (!shortNow()) break;
     add({ kind: "enable", server: server.id, reason: `${scaleOutReason()}: take a draining server back`, inputs: shortInputs() });
     acted.add(server.id);
     scaledOut = true;

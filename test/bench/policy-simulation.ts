@@ -1,0 +1,416 @@
+/**
+ * Replays a school day (../shared/traces/school-day.csv) at one-minute steps through three scalers on the same
+ * simulated fleet and prints server-hours and overloaded server-minutes for each, with the ratio against an oracle:
+ *   - confscale: the policy in scaler/policy, run every minute;
+ *   - seed: the rules of the seed deployment's scaler (REFERENCE §4), run every 5 minutes;
+ *   - oracle: knows the load in advance, packs it perfectly onto max-size servers, no boot delay.
+ * Meetings go to the least loaded enabled server, as Scalelite places them (load = participants, at least 15 for
+ * a meeting younger than 15 minutes, divided by the server's cores as its load multiplier).
+ *
+ * Usage: npm run bench:policy [-- path/to/trace.csv]
+ */
+import { readFileSync } from "node:fs";
+import { workerPolicySchema, type ServerSize, type WorkerPolicy } from "../../infra/config.js";
+import { decide } from "../../scaler/policy/decide.js";
+import { minimumAt } from "../../scaler/policy/timeWindows.js";
+import type { Decision, GroupSnapshot, PolicyHistory, Reading, ServerSnapshot } from "../../scaler/policy/types.js";
+import { IDLE_DEMAND, OVERLOAD_UTILIZATION, isOverloaded, meetingDemand, serverDemand, utilization, type MeetingLoad } from "./load-model.js";
+
+const TRACE = process.argv[2] ?? new URL("../../../shared/traces/school-day.csv", import.meta.url).pathname;
+/** Minutes from a start (power on of a stopped server) or a create until the server takes meetings. */
+const START_MINUTES = 3;
+const CREATE_MINUTES = 5;
+/** A Tuesday; the trace's times are Europe/Berlin (UTC+1 on this date). */
+const DAY_START_MS = Date.UTC(2025, 2, 10, 23, 0, 0);
+const MINUTES = 24 * 60;
+const MINUTE_MS = 60_000;
+
+/** The operator's settings, the same for both scalers: a school day needs a fleet ready before the first bell. */
+const POLICY: WorkerPolicy = workerPolicySchema.parse({
+  min: 1,
+  max: 60,
+  baseline: 2,
+  defaultSize: { cores: 2, ramGb: 8 },
+  maxSize: { cores: 4, ramGb: 16 },
+  timeZone: "Europe/Berlin",
+  windows: [{ days: ["mon", "tue", "wed", "thu", "fri"], from: "07:30", to: "14:00", min: 30 }],
+  thresholds: { cpu: { up: 0.75, down: 0.5 }, memory: { up: 0.8, down: 0.55 } },
+  launchRate: { count: 20, perSeconds: 300 },
+  // Start takes 3 minutes, a decision period 1: project the load that far ahead.
+  leadTimeSeconds: 240,
+});
+
+interface TraceMeeting extends MeetingLoad {
+  id: number;
+  startSecond: number;
+  endSecond: number;
+}
+
+function readTrace(path: string): TraceMeeting[] {
+  const [header, ...lines] = readFileSync(path, "utf8").trim().split("\n");
+  const columns = (header ?? "").split(",");
+  const at = (name: string) => columns.indexOf(name);
+  return lines.map((line, id) => {
+    const cells = line.split(",");
+    const [h, m, s] = (cells[at("start_local")] ?? "").split(":").map(Number);
+    const startSecond = (h ?? 0) * 3600 + (m ?? 0) * 60 + (s ?? 0);
+    return {
+      id,
+      startSecond,
+      endSecond: startSecond + Number(cells[at("duration_s")]),
+      participants: Number(cells[at("participants")]),
+      videos: Number(cells[at("videos")]),
+      listenOnly: Number(cells[at("listen_only")]),
+    };
+  });
+}
+
+interface SimServer {
+  id: string;
+  size: ServerSize;
+  power: "running" | "booting" | "stopped";
+  readyAtMinute: number;
+  bootedAt: number | null;
+  resizedAt: number | null;
+  state: "enabled" | "cordoned" | "disabled";
+  meetings: Map<number, TraceMeeting>;
+  pendingResize?: { size: ServerSize; atMinute: number };
+}
+
+interface Scaler {
+  name: string;
+  /** Whether a booted server waits in Scalelite, disabled, until the scaler enables it. */
+  registersDisabled: boolean;
+  intervalMinutes: number;
+  decide(servers: readonly SimServer[], minute: number, metrics: Map<string, { cpu: number; memory: number }>): Decision[];
+}
+
+class Fleet {
+  readonly servers: SimServer[] = [];
+  private nextId = 0;
+  serverMinutes = 0;
+  coreMinutes = 0;
+  overloadedServerMinutes = 0;
+  meetingsCutOff = 0;
+  meetingsRejected = 0;
+  peakServers = 0;
+
+  constructor(
+    policy: WorkerPolicy,
+    private readonly registersDisabled: boolean,
+  ) {
+    for (let index = 0; index < policy.max; index += 1) {
+      const running = index < policy.baseline;
+      this.servers.push({
+        id: this.newId(),
+        size: { ...policy.defaultSize },
+        power: running ? "running" : "stopped",
+        readyAtMinute: 0,
+        bootedAt: running ? DAY_START_MS - 3_600_000 : null,
+        resizedAt: null,
+        state: running ? "enabled" : "disabled",
+        meetings: new Map(),
+      });
+    }
+  }
+
+  private newId(): string {
+    this.nextId += 1;
+    return `bbb-${String(this.nextId).padStart(2, "0")}`;
+  }
+
+  /** Boots and resizes that complete, meetings that end, then new meetings placed as Scalelite would. */
+  advance(minute: number, trace: readonly TraceMeeting[]): void {
+    const nowMs = DAY_START_MS + minute * MINUTE_MS;
+    for (const server of this.servers) {
+      if (server.power === "booting" && server.readyAtMinute <= minute) {
+        server.power = "running";
+        server.bootedAt = nowMs;
+        // Scalelite's addServer registers a server disabled; the seed's servers stay registered and enabled.
+        server.state = this.registersDisabled ? "disabled" : "enabled";
+      }
+      if (server.pendingResize !== undefined && server.pendingResize.atMinute <= minute) {
+        server.size = server.pendingResize.size;
+        server.resizedAt = nowMs;
+        server.pendingResize = undefined;
+        if (server.state === "disabled" && server.power === "running") server.state = "enabled";
+      }
+      for (const [id, meeting] of server.meetings) {
+        if (meeting.endSecond <= minute * 60) server.meetings.delete(id);
+      }
+      if (server.state === "cordoned" && server.meetings.size === 0) server.state = "disabled";
+    }
+    for (const meeting of trace) {
+      if (meeting.startSecond <= (minute - 1) * 60 || meeting.startSecond > minute * 60) continue;
+      const target = this.leastLoaded(minute);
+      if (target === undefined) {
+        this.meetingsRejected += 1;
+        continue;
+      }
+      target.meetings.set(meeting.id, meeting);
+    }
+  }
+
+  private leastLoaded(minute: number): SimServer | undefined {
+    let best: SimServer | undefined;
+    let bestLoad = Infinity;
+    for (const server of this.servers) {
+      if (server.power !== "running" || server.state !== "enabled") continue;
+      let load = 0;
+      for (const meeting of server.meetings.values()) {
+        load += minute * 60 - meeting.startSecond < 15 * 60 ? Math.max(15, meeting.participants) : meeting.participants;
+      }
+      load /= server.size.cores;
+      if (load < bestLoad) {
+        best = server;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+
+  /** Bills the minute and counts overloaded servers; returns what node-exporter would report. */
+  measure(): Map<string, { cpu: number; memory: number }> {
+    const metrics = new Map<string, { cpu: number; memory: number }>();
+    let billed = 0;
+    for (const server of this.servers) {
+      if (server.power === "stopped") continue;
+      billed += 1;
+      this.serverMinutes += 1;
+      this.coreMinutes += server.size.cores;
+      if (server.power !== "running") continue;
+      const demand = serverDemand(server.meetings.values());
+      if (isOverloaded(demand, server.size)) this.overloadedServerMinutes += 1;
+      metrics.set(server.id, utilization(demand, server.size));
+    }
+    this.peakServers = Math.max(this.peakServers, billed);
+    return metrics;
+  }
+
+  apply(decision: Decision, minute: number, policy: WorkerPolicy): void {
+    if (decision.kind === "create") {
+      const size = decision.targetSize ?? policy.defaultSize;
+      this.servers.push({ id: this.newId(), size, power: "booting", readyAtMinute: minute + CREATE_MINUTES, bootedAt: null, resizedAt: null, state: "disabled", meetings: new Map() });
+      return;
+    }
+    const server = this.servers.find((candidate) => candidate.id === decision.server);
+    if (server === undefined) throw new Error(`decision on an unknown server: ${JSON.stringify(decision)}`);
+    switch (decision.kind) {
+      case "start":
+        if (server.power === "stopped") {
+          server.size = decision.targetSize ?? server.size;
+          server.power = "booting";
+          server.readyAtMinute = minute + START_MINUTES;
+        }
+        return;
+      case "stop":
+      case "destroy":
+        this.meetingsCutOff += server.meetings.size;
+        server.meetings.clear();
+        server.power = "stopped";
+        server.state = "disabled";
+        server.bootedAt = null;
+        return;
+      case "drain":
+        server.state = server.meetings.size === 0 ? "disabled" : "cordoned";
+        return;
+      case "enable":
+        server.state = "enabled";
+        return;
+      case "resize": {
+        const size = decision.targetSize ?? server.size;
+        const shrinks = size.cores < server.size.cores || size.ramGb < server.size.ramGb;
+        // A size-down goes through drain: no new meetings until it is back (the policy only shrinks empty servers).
+        if (shrinks && decision.reason.includes("drain")) server.state = "disabled";
+        server.pendingResize = { size, atMinute: minute + 1 };
+        return;
+      }
+    }
+  }
+}
+
+function reading(value: number | null): Reading {
+  return value === null ? { value: null, status: "missing" } : { value, status: "fresh" };
+}
+
+function confscaleScaler(policy: WorkerPolicy): Scaler {
+  const history: PolicyHistory = { samples: [], actions: [] };
+  return {
+    name: "confscale",
+    registersDisabled: true,
+    intervalMinutes: 1,
+    decide(servers, minute, metrics) {
+      const now = DAY_START_MS + minute * MINUTE_MS;
+      const snapshot: GroupSnapshot = {
+        group: "bbb",
+        takenAt: now,
+        canPowerOff: true,
+        servers: servers.map((server): ServerSnapshot => {
+          const metric = metrics.get(server.id);
+          let participants = 0;
+          let videos = 0;
+          for (const meeting of server.meetings.values()) {
+            participants += meeting.participants;
+            videos += meeting.videos;
+          }
+          return {
+            id: server.id,
+            size: server.size,
+            power: server.power,
+            bootedAt: server.bootedAt,
+            resizedAt: server.resizedAt,
+            scalelite: server.power === "stopped" ? null : { state: server.state, online: server.power === "running", load: participants },
+            scaleliteStatus: "fresh",
+            cpu: reading(metric?.cpu ?? null),
+            memory: reading(metric?.memory ?? null),
+            networkBytesPerSecond: reading(null),
+            stress: reading(null),
+            meetings: reading(server.power === "running" ? server.meetings.size : null),
+            participants: reading(server.power === "running" ? participants : null),
+            videos: reading(server.power === "running" ? videos : null),
+          };
+        }),
+      };
+      const outcome = decide(snapshot, policy, history, now);
+      const horizon = now - 2 * 3_600_000;
+      history.samples = [...history.samples, outcome.sample].filter((sample) => sample.at > horizon);
+      history.actions = [...history.actions, ...outcome.decisions.map((decision) => ({ at: now, kind: decision.kind, server: decision.server }))].filter(
+        (action) => action.at > horizon,
+      );
+      return outcome.decisions;
+    },
+  };
+}
+
+/** The seed deployment's scaler, rule for rule (REFERENCE §4). */
+function seedScaler(policy: WorkerPolicy): Scaler {
+  const thresholds = { cpu: { up: 0.35, down: 0.05 }, memory: { up: 0.35, down: 0.15 } };
+  const seedDecision = (kind: Decision["kind"], server: string, reason: string, targetSize?: ServerSize): Decision => ({
+    kind,
+    server,
+    ...(targetSize === undefined ? {} : { targetSize }),
+    reason,
+    inputs: {},
+    dryRun: false,
+  });
+  return {
+    name: "seed rules",
+    registersDisabled: false,
+    intervalMinutes: 5,
+    decide(servers, minute, metrics) {
+      const decisions: Decision[] = [];
+      const minimum = minimumAt(policy, DAY_START_MS + minute * MINUTE_MS);
+      const running = servers.filter((server) => server.power === "running");
+      const stopped = servers.filter((server) => server.power === "stopped");
+      const powered = servers.filter((server) => server.power !== "stopped").length;
+      const averageCpu = running.reduce((sum, server) => sum + (metrics.get(server.id)?.cpu ?? 0), 0) / Math.max(1, running.length);
+      const averageMemory = running.reduce((sum, server) => sum + (metrics.get(server.id)?.memory ?? 0), 0) / Math.max(1, running.length);
+      const starts = powered < minimum ? minimum - powered : averageCpu > thresholds.cpu.up || averageMemory > thresholds.memory.up ? 1 : 0;
+      for (const server of stopped.slice(0, starts)) decisions.push(seedDecision("start", server.id, "cluster average over threshold or below window minimum"));
+      let active = powered;
+      for (const server of running) {
+        const metric = metrics.get(server.id) ?? { cpu: 0, memory: 0 };
+        const participants = [...server.meetings.values()].reduce((sum, meeting) => sum + meeting.participants, 0);
+        if ((metric.cpu < thresholds.cpu.down || metric.memory < thresholds.memory.down) && participants === 0 && active > minimum) {
+          decisions.push(seedDecision("stop", server.id, "low CPU or memory and no participants"));
+          active -= 1;
+          continue;
+        }
+        let { cores, ramGb } = server.size;
+        if (metric.cpu > thresholds.cpu.up && cores < policy.maxSize.cores) cores += 1;
+        else if (metric.cpu < thresholds.cpu.down && cores > policy.defaultSize.cores) cores -= 1;
+        if (metric.memory > thresholds.memory.up && ramGb < policy.maxSize.ramGb) ramGb += 1;
+        else if (metric.memory < thresholds.memory.down && ramGb > policy.defaultSize.ramGb) ramGb -= 1;
+        if (cores !== server.size.cores || ramGb !== server.size.ramGb) decisions.push(seedDecision("resize", server.id, "±1 step", { cores, ramGb }));
+      }
+      return decisions;
+    },
+  };
+}
+
+interface Result {
+  name: string;
+  serverHours: number;
+  coreHours: number;
+  overloadedServerMinutes: number;
+  peakServers: number;
+  meetingsCutOff: number;
+  meetingsRejected: number;
+}
+
+function run(scaler: Scaler, trace: readonly TraceMeeting[], policy: WorkerPolicy): Result {
+  const fleet = new Fleet(policy, scaler.registersDisabled);
+  for (let minute = 0; minute < MINUTES; minute += 1) {
+    fleet.advance(minute, trace);
+    const metrics = fleet.measure();
+    if (minute % scaler.intervalMinutes !== 0) continue;
+    const decisions = scaler.decide(fleet.servers, minute, metrics);
+    for (const decision of decisions) fleet.apply(decision, minute, policy);
+  }
+  return {
+    name: scaler.name,
+    serverHours: fleet.serverMinutes / 60,
+    coreHours: fleet.coreMinutes / 60,
+    overloadedServerMinutes: fleet.overloadedServerMinutes,
+    peakServers: fleet.peakServers,
+    meetingsCutOff: fleet.meetingsCutOff,
+    meetingsRejected: fleet.meetingsRejected,
+  };
+}
+
+/** Perfect foresight: each minute exactly the max-size servers the load needs at the overload line, packed perfectly. */
+function oracle(trace: readonly TraceMeeting[], policy: WorkerPolicy): Result {
+  const usableCores = OVERLOAD_UTILIZATION * policy.maxSize.cores - IDLE_DEMAND.cores;
+  const usableRam = OVERLOAD_UTILIZATION * policy.maxSize.ramGb - IDLE_DEMAND.ramGb;
+  let serverMinutes = 0;
+  let peakServers = 0;
+  for (let minute = 0; minute < MINUTES; minute += 1) {
+    let cores = 0;
+    let ramGb = 0;
+    for (const meeting of trace) {
+      if (meeting.startSecond > minute * 60 || meeting.endSecond <= minute * 60) continue;
+      const demand = meetingDemand(meeting);
+      cores += demand.cores;
+      ramGb += demand.ramGb;
+    }
+    const servers = Math.max(policy.min, Math.ceil(cores / usableCores), Math.ceil(ramGb / usableRam));
+    serverMinutes += servers;
+    peakServers = Math.max(peakServers, servers);
+  }
+  return {
+    name: "oracle",
+    serverHours: serverMinutes / 60,
+    coreHours: (serverMinutes * policy.maxSize.cores) / 60,
+    overloadedServerMinutes: 0,
+    peakServers,
+    meetingsCutOff: 0,
+    meetingsRejected: 0,
+  };
+}
+
+const trace = readTrace(TRACE);
+const best = oracle(trace, POLICY);
+const results = [run(confscaleScaler(POLICY), trace, POLICY), run(seedScaler(POLICY), trace, POLICY), best];
+console.log(`policy simulation: ${trace.length} meetings from ${TRACE}, one-minute steps, start ${START_MINUTES} min, create ${CREATE_MINUTES} min`);
+console.log("scaler        server-h  core-h  overloaded server-min  peak servers  meetings cut off  rejected  server-h vs oracle  core-h vs oracle");
+for (const result of results) {
+  console.log(
+    [
+      result.name.padEnd(12),
+      result.serverHours.toFixed(1).padStart(9),
+      result.coreHours.toFixed(1).padStart(7),
+      String(result.overloadedServerMinutes).padStart(22),
+      String(result.peakServers).padStart(13),
+      String(result.meetingsCutOff).padStart(17),
+      String(result.meetingsRejected).padStart(9),
+      (result.serverHours / best.serverHours).toFixed(2).padStart(19) + "x",
+      (result.coreHours / best.coreHours).toFixed(2).padStart(16) + "x",
+    ].join(" "),
+  );
+}
+const [confscale, seed] = results;
+if (confscale !== undefined && seed !== undefined) {
+  const verdict = confscale.overloadedServerMinutes === 0 && confscale.serverHours < seed.serverHours;
+  console.log(`confscale vs seed rules: server-hours ${(confscale.serverHours / seed.serverHours).toFixed(2)}x, overloaded minutes ${confscale.overloadedServerMinutes} vs ${seed.overloadedServerMinutes}: ${verdict ? "better on both" : "NOT better on both"}`);
+  if (!verdict) process.exitCode = 1;
+}
