@@ -22,7 +22,9 @@ export type FleetServer = z.infer<typeof fleetServerSchema>;
 const placementSchema = z.strictObject({
   cloud: z.enum(["ionos", "digitalocean", "oci"]),
   region: z.string().min(1),
-  ionos: z.strictObject({ datacenterId: z.string().min(1), lanId: z.number().int(), endpoint: z.string().optional() }).optional(),
+  ionos: z
+    .strictObject({ datacenterId: z.string().min(1), lanId: z.number().int(), endpoint: z.string().optional(), pollIntervalMs: z.number().int().positive().optional() })
+    .optional(),
   digitalocean: z.strictObject({ vpcId: z.string(), workerTag: z.string(), sshKeyIds: z.array(z.string()) }).optional(),
   oci: z
     .strictObject({

@@ -4,8 +4,9 @@ import { IonosDatacenter, IonosServer, type IonosConnection } from "./ionos/prov
 
 const BOOT_VOLUME_GB = 50;
 
-function connectionFor(endpoint: string | undefined): IonosConnection {
-  return endpoint === undefined ? {} : { endpoint };
+/** Endpoint and request-polling pace; a local emulator answers in milliseconds, the real API in seconds. */
+function connectionFor(endpoint: string | undefined, pollIntervalMs?: number): IonosConnection {
+  return { ...(endpoint === undefined ? {} : { endpoint }), ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }) };
 }
 
 /** IONOS Cloud through the confscale dynamic provider (no official Pulumi provider is installable). */
@@ -32,7 +33,7 @@ export const ionosAdapter: CloudAdapter = {
         vmState: spec.powerState === "running" ? "RUNNING" : "SHUTOFF",
         labels: ownershipTagMap(spec.ownership),
         firewallRules: spec.firewallRules,
-        connection: ionos.apply((settings) => connectionFor(settings.endpoint)),
+        connection: ionos.apply((settings) => connectionFor(settings.endpoint, settings.pollIntervalMs)),
       },
       opts,
     );

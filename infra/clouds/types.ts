@@ -48,7 +48,7 @@ export interface Placement {
   cloud: CloudName;
   region: string;
   /** IONOS: data center id and public LAN id. */
-  ionos?: { datacenterId: string; lanId: number; endpoint?: string };
+  ionos?: { datacenterId: string; lanId: number; endpoint?: string; pollIntervalMs?: number };
   /** DigitalOcean: VPC id; the firewalls follow the role tags. */
   digitalocean?: { vpcId: string; workerTag: string; controlNodeTag?: string; sshKeyIds: string[] };
   /** Oracle Cloud: subnet and the network security group of each role. */

@@ -24,7 +24,7 @@ describe("the fleet stack through the Automation API against the emulated IONOS 
     base = {
       env: "e2e",
       fleet: "bbb",
-      placement: { cloud: "ionos", region: "de/fra", ionos: { datacenterId: emulator.defaultDatacenterId!, lanId: 1, endpoint: emulator.cloudApiUrl } },
+      placement: { cloud: "ionos", region: "de/fra", ionos: { datacenterId: emulator.defaultDatacenterId!, lanId: 1, endpoint: emulator.cloudApiUrl, pollIntervalMs: 100 } },
       domain: "bbb.confscale.test",
       scalerUrl: "http://127.0.0.1:1/scaler",
       controlNodeIp: "127.0.0.1",

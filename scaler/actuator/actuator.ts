@@ -1,0 +1,375 @@
+import type { Redis } from "ioredis";
+import { CLOUD_CAPABILITIES } from "../../infra/clouds/types.js";
+import type { ServerSize } from "../../infra/config.js";
+import type { FleetServer, FleetSpec } from "../../infra/fleet.js";
+import type { Logger } from "../log.js";
+import type { Decision } from "../policy/types.js";
+import type { BbbClient } from "../signals/bbb.js";
+import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
+import type { FleetMember } from "../signals/snapshot.js";
+import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
+import type { FleetLease, FleetLock } from "./lock.js";
+import { FleetStateStore, type FleetState, type ServerRecord } from "./state.js";
+
+export interface ActuatorSettings {
+  fleet: string;
+  /** Prefix of new server names: `<prefix>-<n>`. */
+  namePrefix: string;
+  image: string;
+  defaultSize: ServerSize;
+  /** Servers the first reconcile of an empty fleet creates. */
+  baseline: number;
+  /** Everything of a spec but its servers: where workers go and what their template needs. */
+  template: Omit<FleetSpec, "servers">;
+  /** The BBB API base URL of a server, e.g. https://<name>.<domain>/bigbluebutton/api */
+  bbbUrl: (server: { name: string; id: string; publicIp: string }) => string;
+  bbbSecret: string;
+  /** A server cordoned this long with meetings still on it has timed out its drain. */
+  drainTimeoutMs: number;
+  /** At a drain timeout: take the server back (meetings kept), or end its meetings; never a silent kill. */
+  onDrainTimeout: "re-enable" | "end-meetings";
+  /** A server whose BBB API has not answered this long after it was started is replaced. */
+  buildTimeoutMs: number;
+}
+
+export interface ActuatorDeps {
+  redis: Redis;
+  keyPrefix: string;
+  lock: FleetLock;
+  fleetStack: FleetStack;
+  scalelite: ScaleliteClient;
+  bbb: (baseUrl: string) => BbbClient;
+  audit: (entry: { kind: string; message: string; details?: Record<string, unknown> }, server?: string) => Promise<void>;
+  now: () => number;
+  log: Logger;
+  /** Who holds the lease, for the lock's value and the audit trail (host and pid). */
+  owner: string;
+}
+
+/** What one cycle did, for the audit trail, the status page and tests. */
+export interface CycleReport {
+  applied: Decision[];
+  held: { decision: Decision; reason: string }[];
+  update: FleetUpdateReport | null;
+  registered: string[];
+  replaced: string[];
+  drainTimeouts: string[];
+  recovered: boolean;
+}
+
+export class ActuatorNotStartedError extends Error {
+  constructor(fleet: string) {
+    super(`the actuator of fleet ${fleet} holds no lease: call start() first`);
+    this.name = "ActuatorNotStartedError";
+  }
+}
+
+/**
+ * Turns decisions into servers: one `up` of the fleet stack per cycle under the fleet lease, with drain before every
+ * stop, destroy and shrink (Scalelite cordon, then zero meetings in BBB `getMeetings`), registration after every
+ * create and start (`addServer` → BBB answers → `enable`), and recovery of an update a crash interrupted.
+ */
+export class FleetActuator {
+  private lease: FleetLease | undefined;
+  private state: FleetState | undefined;
+  private addresses: Record<string, { id: string; publicIp: string }> = {};
+  private readonly states: FleetStateStore;
+
+  constructor(
+    private readonly settings: ActuatorSettings,
+    private readonly deps: ActuatorDeps,
+  ) {
+    this.states = new FleetStateStore(deps.redis, deps.keyPrefix);
+  }
+
+  /**
+   * Takes the fleet lease and loads the fleet's state: from Redis, else from the stack's outputs (Redis was lost),
+   * else a new fleet at its baseline. An update left in flight by a dead holder is recovered first.
+   */
+  async start(): Promise<{ recovered: boolean }> {
+    const { fleet } = this.settings;
+    this.lease = await this.deps.lock.acquire(fleet, this.deps.owner);
+    let state = await this.states.load(fleet);
+    let recovered = false;
+    if (state?.updateInFlight != null && state.updateInFlight.token !== this.lease.token) {
+      const result = await this.deps.fleetStack.recover();
+      await this.deps.audit({ kind: "recovered", message: "an update interrupted by a crash was recovered: stale lock removed, state refreshed", details: { ...result, interruptedToken: state.updateInFlight.token } });
+      this.deps.log.warn({ event: "fleet.recovered", fleet, ...result }, "recovered an interrupted update");
+      state = { ...state, updateInFlight: null };
+      recovered = true;
+    }
+    if (state === undefined) {
+      const applied = await this.deps.fleetStack.appliedSpec();
+      state = applied === undefined ? this.newFleet() : this.adopt(applied);
+    }
+    this.state = state;
+    this.addresses = await this.deps.fleetStack.serverAddresses();
+    await this.save();
+    return { recovered };
+  }
+
+  async stop(): Promise<void> {
+    await this.lease?.release();
+    this.lease = undefined;
+  }
+
+  /** The fleet as the snapshot needs it: a server counts as booting until it is enabled in Scalelite. */
+  members(): FleetMember[] {
+    const state = this.requireState();
+    return state.desired.servers.map((server) => {
+      const record = state.servers[server.name];
+      const address = this.addresses[server.name];
+      return {
+        id: server.name,
+        size: server.size,
+        power: server.power === "stopped" ? "stopped" : record?.phase === "booting" ? "booting" : "running",
+        bootedAt: record?.bootedAt ?? null,
+        resizedAt: record?.resizedAt ?? null,
+        instance: address === undefined ? server.name : `${address.publicIp}:9100`,
+        scaleliteId: record?.scaleliteId ?? server.name,
+      };
+    });
+  }
+
+  /** Prometheus `http_sd` targets of the fleet's running workers. */
+  scrapeTargets(): { name: string; id: string; publicIp: string }[] {
+    const state = this.requireState();
+    return state.desired.servers
+      .filter((server) => server.power === "running" && this.addresses[server.name] !== undefined)
+      .map((server) => ({ name: server.name, ...this.addresses[server.name]! }));
+  }
+
+  currentState(): FleetState {
+    return structuredClone(this.requireState());
+  }
+
+  /** One cycle: apply the decisions, bring the cloud to the spec, register, drain, and time out what is stuck. */
+  async cycle(decisions: readonly Decision[]): Promise<CycleReport> {
+    const lease = this.requireLease();
+    await lease.renew();
+    const state = this.requireState();
+    const report: CycleReport = { applied: [], held: [], update: null, registered: [], replaced: [], drainTimeouts: [], recovered: false };
+    const scalelite = await this.scaleliteServers();
+    const toDeregister: string[] = [];
+
+    for (const decision of decisions) {
+      if (decision.dryRun) continue;
+      const held = await this.apply(decision, state, scalelite, toDeregister);
+      if (held === undefined) report.applied.push(decision);
+      else report.held.push({ decision, reason: held });
+      await this.deps.audit(
+        { kind: held === undefined ? `act.${decision.kind}` : "act.held", message: held ?? decision.reason, details: { decision } },
+        decision.server,
+      );
+    }
+    await this.timeOutDrains(state, report);
+    await this.replaceStuckBuilds(state, report, toDeregister);
+
+    const applied = await this.deps.fleetStack.appliedSpec();
+    if (JSON.stringify(applied) !== JSON.stringify(state.desired)) {
+      report.update = await this.update(lease, state);
+    }
+    for (const scaleliteId of toDeregister) {
+      await this.deps.scalelite.deleteServer(scaleliteId);
+    }
+    await this.register(state, scalelite, report);
+    await this.save();
+    return report;
+  }
+
+  private async apply(decision: Decision, state: FleetState, scalelite: Map<string, ScaleliteServer>, toDeregister: string[]): Promise<string | undefined> {
+    const now = this.deps.now();
+    if (decision.kind === "create") {
+      const name = `${this.settings.namePrefix}-${state.nextIndex}`;
+      state.nextIndex += 1;
+      state.desired.servers.push({ name, size: decision.targetSize ?? this.settings.defaultSize, power: "running", image: this.settings.image });
+      state.servers[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+      return undefined;
+    }
+    const server = state.desired.servers.find((candidate) => candidate.name === decision.server);
+    const record = server === undefined ? undefined : state.servers[server.name];
+    if (server === undefined || record === undefined) return `no server ${decision.server ?? "(unnamed)"} in fleet ${this.settings.fleet}`;
+    const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
+
+    switch (decision.kind) {
+      case "start":
+        if (decision.targetSize !== undefined) server.size = decision.targetSize;
+        server.power = "running";
+        setPhase(record, "booting", now);
+        return undefined;
+      case "drain":
+        if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "cordon");
+        setPhase(record, "draining", now);
+        return undefined;
+      case "enable":
+        if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "enable");
+        setPhase(record, "active", now);
+        return undefined;
+      case "resize": {
+        const target = decision.targetSize;
+        if (target === undefined) return "a resize without a target size";
+        const grows = target.cores >= server.size.cores && target.ramGb >= server.size.ramGb;
+        if (!grows || !CLOUD_CAPABILITIES[this.settings.template.placement.cloud].liveResize) {
+          // A shrink (or a resize that reboots) would cut meetings: only an empty server goes, cordoned first.
+          const busy = await this.meetingsOn(server);
+          if (busy !== 0) return busy === undefined ? "resize held: BBB getMeetings did not answer" : `resize held: ${busy} meetings on the server`;
+          if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "cordon");
+          setPhase(record, "resizing", now);
+        }
+        server.size = target;
+        record.resizedAt = now;
+        return undefined;
+      }
+      case "stop":
+      case "destroy": {
+        // The meeting race: Scalelite may have placed a meeting since the policy looked. BBB has the last word.
+        const busy = await this.meetingsOn(server);
+        if (busy !== 0) return busy === undefined ? `${decision.kind} held: BBB getMeetings did not answer` : `${decision.kind} held: ${busy} meetings on the server`;
+        if (decision.kind === "stop") {
+          server.power = "stopped";
+          setPhase(record, "stopped", now);
+          record.bootedAt = null;
+        } else {
+          state.desired.servers = state.desired.servers.filter((candidate) => candidate.name !== server.name);
+          delete state.servers[server.name];
+          if (record.scaleliteId !== null && registration !== undefined) toDeregister.push(record.scaleliteId);
+        }
+        return undefined;
+      }
+    }
+  }
+
+  /** Meetings on a server by its own BBB API; undefined when it does not answer (never read as zero). */
+  private async meetingsOn(server: FleetServer): Promise<number | undefined> {
+    const address = this.addresses[server.name];
+    if (address === undefined || server.power === "stopped") return 0;
+    try {
+      return (await this.deps.bbb(this.settings.bbbUrl({ name: server.name, ...address })).getMeetings()).meetings;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async timeOutDrains(state: FleetState, report: CycleReport): Promise<void> {
+    const now = this.deps.now();
+    for (const [name, record] of Object.entries(state.servers)) {
+      if (record.phase !== "draining" || now - record.since < this.settings.drainTimeoutMs || record.scaleliteId === null) continue;
+      if (this.settings.onDrainTimeout === "re-enable") {
+        await this.deps.scalelite.setState(record.scaleliteId, "enable");
+        setPhase(record, "active", now);
+        await this.deps.audit({ kind: "drain.timeout", message: "drain timed out with meetings still running: server taken back, meetings kept", details: { drainMs: now - record.since } }, name);
+      } else {
+        await this.deps.scalelite.panicServer(record.scaleliteId);
+        await this.deps.audit({ kind: "drain.timeout", message: "drain timed out: meetings ended by the policy's onDrainTimeout=end-meetings", details: { drainMs: now - record.since } }, name);
+      }
+      report.drainTimeouts.push(name);
+    }
+  }
+
+  /** A server that never became healthy is replaced: destroyed and a new one created, as a decision with its reason. */
+  private async replaceStuckBuilds(state: FleetState, report: CycleReport, toDeregister: string[]): Promise<void> {
+    const now = this.deps.now();
+    for (const server of [...state.desired.servers]) {
+      const record = state.servers[server.name];
+      if (record === undefined || record.phase !== "booting" || server.power !== "running" || now - record.since < this.settings.buildTimeoutMs) continue;
+      state.desired.servers = state.desired.servers.filter((candidate) => candidate.name !== server.name);
+      delete state.servers[server.name];
+      if (record.scaleliteId !== null) toDeregister.push(record.scaleliteId);
+      const replacement = `${this.settings.namePrefix}-${state.nextIndex}`;
+      state.nextIndex += 1;
+      state.desired.servers.push({ ...server, name: replacement });
+      state.servers[replacement] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+      report.replaced.push(server.name);
+      await this.deps.audit(
+        { kind: "act.replace", message: `not healthy ${Math.round((now - record.since) / 1000)} s after start (build timeout ${this.settings.buildTimeoutMs / 1000} s): replaced by ${replacement}`, details: { replacement } },
+        server.name,
+      );
+    }
+  }
+
+  private async update(lease: FleetLease, state: FleetState): Promise<FleetUpdateReport> {
+    state.updateInFlight = { token: lease.token, startedAt: this.deps.now() };
+    await this.save();
+    const renew = setInterval(() => void lease.renew().catch((error: unknown) => this.deps.log.error({ event: "fleet.lease_lost", err: error }, "fleet lease lost during an update")), 5_000);
+    try {
+      const report = await this.deps.fleetStack.up(state.desired, (step) => this.deps.log.info({ event: "fleet.step", fleet: this.settings.fleet, ...step }, `${step.op} ${step.name}`));
+      await this.deps.audit({ kind: "fleet.up", message: `fleet stack updated in ${Math.round(report.durationMs)} ms`, details: { summary: report.summary, steps: report.steps } });
+      this.addresses = await this.deps.fleetStack.serverAddresses();
+      return report;
+    } finally {
+      clearInterval(renew);
+      state.updateInFlight = null;
+    }
+  }
+
+  /** Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers. */
+  private async register(state: FleetState, scalelite: Map<string, ScaleliteServer>, report: CycleReport): Promise<void> {
+    const now = this.deps.now();
+    const byUrl = new Map([...scalelite.values()].map((server) => [server.url.replace(/\/+$/, ""), server]));
+    for (const server of state.desired.servers) {
+      const record = state.servers[server.name];
+      const address = this.addresses[server.name];
+      if (record === undefined || address === undefined || server.power !== "running" || (record.phase !== "booting" && record.phase !== "resizing")) continue;
+      const url = this.settings.bbbUrl({ name: server.name, ...address });
+      const registered = byUrl.get(url.replace(/\/+$/, "")) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
+      record.scaleliteId = registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecret })).id;
+      try {
+        await this.deps.bbb(url).getMeetings();
+      } catch {
+        continue; // not up yet: the build timeout decides when to give up on it
+      }
+      await this.deps.scalelite.setState(record.scaleliteId, "enable");
+      if (record.phase === "booting") record.bootedAt = now;
+      setPhase(record, "active", now);
+      report.registered.push(server.name);
+      await this.deps.audit({ kind: "registered", message: `BBB API answers: enabled in Scalelite as ${record.scaleliteId}`, details: { url } }, server.name);
+    }
+  }
+
+  private async scaleliteServers(): Promise<Map<string, ScaleliteServer>> {
+    return new Map((await this.deps.scalelite.getServers()).map((server) => [server.id, server]));
+  }
+
+  private newFleet(): FleetState {
+    const servers: FleetServer[] = [];
+    const records: Record<string, ServerRecord> = {};
+    const now = this.deps.now();
+    for (let index = 1; index <= this.settings.baseline; index += 1) {
+      const name = `${this.settings.namePrefix}-${index}`;
+      servers.push({ name, size: this.settings.defaultSize, power: "running", image: this.settings.image });
+      records[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+    }
+    return { desired: { ...this.settings.template, servers }, servers: records, nextIndex: this.settings.baseline + 1, updateInFlight: null };
+  }
+
+  /** The fleet as the stack last applied it, when Redis lost the actuator's state. */
+  private adopt(applied: FleetSpec): FleetState {
+    const now = this.deps.now();
+    const records: Record<string, ServerRecord> = {};
+    let highest = 0;
+    for (const server of applied.servers) {
+      records[server.name] = { phase: server.power === "running" ? "booting" : "stopped", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+      highest = Math.max(highest, Number(/-(\d+)$/.exec(server.name)?.[1] ?? 0));
+    }
+    return { desired: { ...applied, ...this.settings.template, servers: applied.servers }, servers: records, nextIndex: highest + 1, updateInFlight: null };
+  }
+
+  private async save(): Promise<void> {
+    await this.states.save(this.settings.fleet, this.requireLease().token, this.requireState());
+  }
+
+  private requireLease(): FleetLease {
+    if (this.lease === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
+    return this.lease;
+  }
+
+  private requireState(): FleetState {
+    if (this.state === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
+    return this.state;
+  }
+}
+
+function setPhase(record: ServerRecord, phase: ServerRecord["phase"], now: number): void {
+  record.phase = phase;
+  record.since = now;
+}

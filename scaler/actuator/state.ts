@@ -1,0 +1,75 @@
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import { fleetSpecSchema } from "../../infra/fleet.js";
+import { LuaScript } from "../store/scripts.js";
+
+/**
+ * Where a worker is in its life, as the actuator drives it:
+ * booting (declared running, not yet taking meetings) → active (enabled in Scalelite) → draining (cordoned)
+ * → stopped (powered off, still registered) or gone; `resizing` is a drained server whose size is changing.
+ */
+export const serverPhaseSchema = z.enum(["booting", "active", "draining", "resizing", "stopped"]);
+export type ServerPhase = z.infer<typeof serverPhaseSchema>;
+
+export const serverRecordSchema = z.strictObject({
+  phase: serverPhaseSchema,
+  /** When the server entered its phase (ms since epoch). */
+  since: z.number(),
+  /** Its id in Scalelite once registered. */
+  scaleliteId: z.string().nullable(),
+  bootedAt: z.number().nullable(),
+  resizedAt: z.number().nullable(),
+});
+export type ServerRecord = z.infer<typeof serverRecordSchema>;
+
+export const fleetStateSchema = z.strictObject({
+  /** The spec the next `up` applies; the last applied one is in the fleet stack's outputs. */
+  desired: fleetSpecSchema,
+  servers: z.record(z.string(), serverRecordSchema),
+  /** Suffix of the next server name: names are never reused, so Scalelite ids and audit trails stay unambiguous. */
+  nextIndex: z.number().int().min(1),
+  /** Set while an `up` runs: found on start with another lease's token, it means that holder died mid-update. */
+  updateInFlight: z.strictObject({ token: z.number(), startedAt: z.number() }).nullable(),
+});
+export type FleetState = z.infer<typeof fleetStateSchema>;
+
+/** A write whose fencing token is older than the lease in force: its writer lost the fleet and must stop. */
+export class StaleFenceError extends Error {
+  constructor(
+    readonly fleet: string,
+    readonly token: number,
+  ) {
+    super(`fleet ${fleet}: state write with token ${token} refused, a newer lease holds the fleet`);
+    this.name = "StaleFenceError";
+  }
+}
+
+// KEYS: state, lock. ARGV: token, JSON. Written only while the lock's token is the writer's.
+const fencedSetScript = new LuaScript(`
+local held = redis.call('GET', KEYS[2])
+if not held or string.match(held, '^%d+') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`);
+
+/** The actuator's per-fleet state in Redis, one JSON document, written only under the fleet lease. */
+export class FleetStateStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keyPrefix: string,
+  ) {}
+
+  private key(fleet: string): string {
+    return `${this.keyPrefix}fleet:${fleet}:state`;
+  }
+
+  async load(fleet: string): Promise<FleetState | undefined> {
+    const text = await this.redis.get(this.key(fleet));
+    return text === null ? undefined : fleetStateSchema.parse(JSON.parse(text));
+  }
+
+  async save(fleet: string, token: number, state: FleetState): Promise<void> {
+    const written = await fencedSetScript.run(this.redis, [this.key(fleet), `${this.keyPrefix}fleet:${fleet}:lock`], [String(token), JSON.stringify(state)]);
+    if (written !== 1) throw new StaleFenceError(fleet, token);
+  }
+}

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Decision } from "../../scaler/policy/types.js";
+import { Emulator } from "../emulator/emulator.js";
+import { openEmulatedFleet } from "../harness/fleetRig.js";
+import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
+import { RedisServer } from "../harness/redis.js";
+
+const decision = (kind: Decision["kind"], server?: string, extra: Partial<Decision> = {}): Decision => ({
+  kind,
+  ...(server === undefined ? {} : { server }),
+  reason: `test: ${kind}`,
+  inputs: {},
+  dryRun: false,
+  ...extra,
+});
+
+describe("the actuator: decisions become servers through the fleet stack, with drain and registration (real Redis, CLI, emulator)", () => {
+  let emulator: Emulator;
+  let redisServer: RedisServer;
+  let sandbox: PulumiSandbox;
+  let rig: Awaited<ReturnType<typeof openEmulatedFleet>>;
+
+  beforeAll(async () => {
+    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
+    redisServer = await RedisServer.start();
+    sandbox = await createPulumiSandbox();
+    rig = await openEmulatedFleet({ emulator, sandbox, redisUrl: redisServer.url, settings: { baseline: 2 } });
+  });
+
+  afterAll(async () => {
+    await rig?.close();
+    await emulator?.stop();
+    await redisServer?.stop();
+    await sandbox?.cleanup();
+  });
+
+  const view = (name: string) => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).find((server) => server.name === name);
+  const registration = (name: string) => {
+    const id = rig.actuator.currentState().servers[name]?.scaleliteId;
+    return emulator.scalelite.servers.get(id ?? "");
+  };
+  /** Cycles with no decisions until the servers are registered: their BBB API answers once they booted. */
+  async function cycleUntilRegistered(...names: string[]) {
+    for (let attempt = 0; attempt < 40; attempt += 1) {
+      if (names.every((name) => rig.actuator.currentState().servers[name]?.phase === "active")) return;
+      await rig.actuator.cycle([]);
+    }
+    throw new Error(`not registered: ${names.join(", ")}: ${JSON.stringify(rig.actuator.currentState().servers)}`);
+  }
+
+  it("brings an empty fleet to its baseline and registers each server in Scalelite once BBB answers", async () => {
+    await rig.actuator.start();
+    const first = await rig.actuator.cycle([]);
+    expect(first.update?.steps.filter((step) => step.op === "create").map((step) => step.name).sort()).toEqual(["bbb-1", "bbb-2"]);
+    await cycleUntilRegistered("bbb-1", "bbb-2");
+    for (const name of ["bbb-1", "bbb-2"]) {
+      expect(view(name)?.vmState).toBe("RUNNING");
+      expect(registration(name)?.state).toBe("enabled");
+    }
+    const audit = await rig.store.readAudit("bbb");
+    expect(audit.map((entry) => entry.kind)).toEqual(expect.arrayContaining(["fleet.up", "registered"]));
+  });
+
+  it("creates on demand, grows in place, and never stops a server while a meeting is on it", async () => {
+    const created = await rig.actuator.cycle([decision("create")]);
+    expect(created.update?.steps.map((step) => `${step.op} ${step.name}`)).toContain("create bbb-3");
+    await cycleUntilRegistered("bbb-3");
+
+    const grown = await rig.actuator.cycle([decision("resize", "bbb-1", { targetSize: { cores: 4, ramGb: 16 } })]);
+    expect(grown.update?.summary.update).toBe(1);
+    expect(view("bbb-1")).toMatchObject({ cores: 4, ram: 16 * 1024, vmState: "RUNNING" });
+
+    emulator.scalelite.poll();
+    const bbb2 = view("bbb-2")!;
+    const meeting = emulator.cloud.startMeeting(emulator.serverById(bbb2.id), { participants: 12, videos: 2, listenOnly: 0, durationMs: 3_600_000 });
+    const drained = await rig.actuator.cycle([decision("drain", "bbb-2")]);
+    expect(drained.applied).toHaveLength(1);
+    expect(registration("bbb-2")?.state).toBe("cordoned");
+
+    const raced = await rig.actuator.cycle([decision("stop", "bbb-2")]);
+    expect(raced.held[0]?.reason).toBe("stop held: 1 meetings on the server");
+    expect(raced.update).toBeNull();
+    expect(view("bbb-2")?.vmState).toBe("RUNNING");
+    expect(view("bbb-2")?.meetings).toHaveLength(1);
+
+    emulator.cloud.endMeeting(emulator.serverById(bbb2.id), meeting.meetingId);
+    const stopped = await rig.actuator.cycle([decision("stop", "bbb-2")]);
+    expect(stopped.update?.summary.update).toBe(1);
+    expect(view("bbb-2")?.vmState).toBe("SHUTOFF");
+  });
+
+  it("starts a stopped server and takes it back into Scalelite; destroys a drained one and deregisters it", async () => {
+    const started = await rig.actuator.cycle([decision("start", "bbb-2")]);
+    expect(started.update?.summary.update).toBe(1);
+    await cycleUntilRegistered("bbb-2");
+    expect(view("bbb-2")?.vmState).toBe("RUNNING");
+    expect(registration("bbb-2")?.state).toBe("enabled");
+
+    const scaleliteId = rig.actuator.currentState().servers["bbb-3"]!.scaleliteId!;
+    await rig.actuator.cycle([decision("drain", "bbb-3")]);
+    const destroyed = await rig.actuator.cycle([decision("destroy", "bbb-3")]);
+    expect(destroyed.update?.summary.delete).toBe(1);
+    expect(view("bbb-3")).toBeUndefined();
+    expect(emulator.scalelite.servers.has(scaleliteId)).toBe(false);
+  });
+
+  it("leaves the fleet stack in agreement with the spec: a preview shows no changes", async () => {
+    const spec = rig.actuator.currentState().desired;
+    const preview = await rig.fleetStack.preview(spec);
+    expect(Object.keys(preview)).toEqual(["same"]);
+  });
+
+  it("ignores dry-run decisions", async () => {
+    const report = await rig.actuator.cycle([decision("create", undefined, { dryRun: true })]);
+    expect(report.applied).toHaveLength(0);
+    expect(report.update).toBeNull();
+  });
+});
