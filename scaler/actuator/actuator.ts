@@ -131,6 +131,12 @@ export class FleetActuator {
     });
   }
 
+  /** The BBB API of a server the fleet stack has an address for. */
+  bbbUrlOf(name: string): string | undefined {
+    const address = this.addresses[name];
+    return address === undefined ? undefined : this.settings.bbbUrl({ name, ...address });
+  }
+
   /** Prometheus `http_sd` targets of the fleet's running workers. */
   scrapeTargets(): { name: string; id: string; publicIp: string }[] {
     const state = this.requireState();

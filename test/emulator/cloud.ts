@@ -168,6 +168,8 @@ export class EmulatedCloud {
   readonly servers = new Map<string, EmulatedServer>();
   readonly requests = new Map<string, CloudRequest>();
   readonly faults = new FaultQueue();
+  /** Meetings that ended because their server lost power, not because they were over. */
+  meetingsCut = 0;
   private ipCounter = 10;
 
   constructor(
@@ -384,9 +386,10 @@ export class EmulatedCloud {
     server.bootCompleteAt = server.stuckBooting ? undefined : now + this.timings.bootMs;
   }
 
-  /** Power goes away (stop, crash, delete): the meetings on it are gone. */
+  /** Power goes away (stop, crash, delete): the meetings on it are gone, and counted as cut off. */
   powerOff(server: EmulatedServer, vmState: "SHUTOFF" | "CRASHED"): void {
     this.accrue(server);
+    this.meetingsCut += server.meetings.size;
     for (const meeting of server.meetings.values()) meeting.cancelEnd();
     server.meetings.clear();
     server.vmState = vmState;

@@ -198,6 +198,7 @@ export class Emulator {
       servers: [...this.cloud.servers.values()].map((server) => this.serverView(server)),
       scalelite: [...this.scalelite.servers.values()].map((entry) => this.scalelite.toJson(entry)),
       requests,
+      meetingsCut: this.cloud.meetingsCut,
       faults: this.cloud.faults.pending(),
       sidecars: Object.fromEntries([...this.sidecars.entries()].map(([id, loop]) => [id, loop.checkIns])),
       loadDriver: this.loadDriver.stats,

@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { workerPolicySchema } from "../../infra/config.js";
+import { createLogger } from "../../scaler/log.js";
+import { DecisionLoop } from "../../scaler/loop.js";
+import { FleetController, type FleetPeriod } from "../../scaler/fleetController.js";
+import { BbbClient } from "../../scaler/signals/bbb.js";
+import { SignalGatherer } from "../../scaler/signals/gather.js";
+import { PrometheusClient } from "../../scaler/signals/prometheus.js";
+import { ScaleliteClient } from "../../scaler/signals/scalelite.js";
+import { Emulator } from "../emulator/emulator.js";
+import { openEmulatedFleet } from "../harness/fleetRig.js";
+import { PrometheusServer } from "../harness/prometheus.js";
+import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
+import { RedisServer } from "../harness/redis.js";
+
+// One emulated minute passes per wall-clock second: boots, grace periods and cooldowns take seconds here,
+// while Prometheus scrapes in real time (the CPU query is a ratio of counters, so it does not care).
+const CLOCK_SCALE = 60;
+const MINUTE = 60_000;
+
+const policy = workerPolicySchema.parse({
+  min: 1,
+  max: 4,
+  baseline: 1,
+  defaultSize: { cores: 2, ramGb: 8 },
+  maxSize: { cores: 4, ramGb: 16 },
+  thresholds: { cpu: { up: 0.65, down: 0.25 }, memory: { up: 0.8, down: 0.4 } },
+  sustainPeriods: 2,
+  graceSeconds: 120,
+  leadTimeSeconds: 120,
+  cooldownSeconds: { afterScaleOut: 120, afterScaleIn: 60, perServer: 120 },
+});
+
+describe("closed loop: load rises, the fleet grows through Pulumi; load falls, servers drain and stop (real Redis, Prometheus, CLI, emulator)", () => {
+  let emulator: Emulator;
+  let redisServer: RedisServer;
+  let prometheus: PrometheusServer;
+  let sandbox: PulumiSandbox;
+  let rig: Awaited<ReturnType<typeof openEmulatedFleet>>;
+  let controller: FleetController;
+  const periods: FleetPeriod[] = [];
+  let peakRunning = 0;
+
+  beforeAll(async () => {
+    emulator = await Emulator.start({ clock: { kind: "real", scale: CLOCK_SCALE }, timings: { requestQueuedMs: 1_000, requestRunningMs: 5_000, bootMs: 2 * MINUTE } });
+    redisServer = await RedisServer.start();
+    prometheus = await PrometheusServer.start([{ job_name: "workers", http_sd_configs: [{ url: `${emulator.url}/_control/prometheus/targets`, refresh_interval: "1s" }] }]);
+    sandbox = await createPulumiSandbox();
+    rig = await openEmulatedFleet({ emulator, sandbox, redisUrl: redisServer.url, settings: { baseline: policy.baseline, defaultSize: policy.defaultSize } });
+    await rig.store.createGroup("bbb", { instanceType: "bbb", desired: 1, policy, allowScheduler: false }, "test");
+    const logger = createLogger("closed-loop", "silent");
+    const now = () => emulator.clock.now();
+    const gatherer = new SignalGatherer({
+      group: "bbb",
+      canPowerOff: true,
+      freshForMs: 5 * MINUTE,
+      prometheus: new PrometheusClient({ baseUrl: prometheus.url, rateWindow: "15s" }),
+      scalelite: new ScaleliteClient({ baseUrl: emulator.scaleliteApiUrl, secret: emulator.scalelite.secret }),
+      bbbOf: (member) => {
+        const url = rig.actuator.bbbUrlOf(member.id);
+        return url === undefined ? undefined : new BbbClient({ baseUrl: url, secret: emulator.cloud.bbbSecret });
+      },
+      fleet: async () => rig.actuator.members(),
+      checkIns: async () => new Map(),
+      now,
+      logger,
+    });
+    const loop = new DecisionLoop({ group: "bbb", gather: () => gatherer.snapshot(), policy: async () => policy, audit: rig.store, intervalMs: 2_000, historyPeriods: 30, now, logger });
+    controller = new FleetController({ fleet: "bbb", loop, actuator: rig.actuator, intervalMs: 2_000, logger, onPeriod: (period) => periods.push(period) });
+  });
+
+  afterAll(async () => {
+    await controller?.stop();
+    await rig?.close();
+    await prometheus?.stop();
+    await emulator?.stop();
+    await redisServer?.stop();
+    await sandbox?.cleanup();
+  });
+
+  const running = () => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).filter((server) => server.vmState === "RUNNING");
+  const capacityCores = () => running().reduce((sum, server) => sum + server.cores, 0);
+  const enabled = () => [...emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled");
+
+  /** Periods until `done` holds; each period waits for Prometheus to have scraped what changed. */
+  async function periodsUntil(what: string, done: () => boolean, limit = 25): Promise<void> {
+    for (let count = 0; count < limit; count += 1) {
+      if (done()) return;
+      await controller.period();
+      emulator.scalelite.poll();
+    }
+    if (!done()) throw new Error(`${what}: not reached after ${limit} periods; last: ${JSON.stringify(periods.at(-1)?.outcome.holds ?? [])}`);
+  }
+
+  function placeMeetings(count: number, participants: number, videos: number, durationMs: number): void {
+    for (let index = 0; index < count; index += 1) emulator.scalelite.placeMeeting({ participants, videos, durationMs });
+  }
+
+  it("brings the fleet to its baseline: one server, enabled in Scalelite", async () => {
+    await rig.actuator.start();
+    await periodsUntil("baseline registered", () => enabled().length === 1);
+    expect(running()).toHaveLength(1);
+  });
+
+  it("grows the fleet when the load rises, and new meetings land on the new servers", async () => {
+    placeMeetings(8, 30, 6, 90 * MINUTE);
+    await periodsUntil("a second server taking meetings", () => enabled().length >= 2);
+    const scaleOut = periods.flatMap((period) => period.cycle.applied).filter((decision) => decision.kind === "create" || decision.kind === "start" || decision.kind === "resize");
+    expect(scaleOut.map((decision) => decision.kind)).toContain("create");
+    for (const decision of scaleOut) expect(decision.inputs).toHaveProperty("cpuUtilization");
+    peakRunning = running().length;
+
+    const first = emulator.scalelite.servers.values().next().value?.id;
+    const placed = Array.from({ length: 4 }, () => emulator.scalelite.placeMeeting({ participants: 5, videos: 0, durationMs: 20 * MINUTE }));
+    expect(placed.some((meeting) => meeting.server.id !== first)).toBe(true);
+  });
+
+  it("drains and stops servers when the load falls, cutting no meeting, and leaves a stack with nothing to change", async () => {
+    for (const server of [...emulator.cloud.servers.values()]) {
+      for (const meetingId of [...server.meetings.keys()]) emulator.cloud.endMeeting(server, meetingId);
+    }
+    await periodsUntil("scaled in to the minimum", () => running().length === policy.min, 40);
+    expect(peakRunning).toBeGreaterThanOrEqual(2);
+
+    const audit = await rig.store.readAudit("bbb", { limit: 1000 });
+    const kinds = new Set(audit.map((entry) => entry.kind));
+    expect(kinds).toContain("fleet.up");
+    expect(kinds).toContain("act.drain");
+    expect(kinds).toContain("act.stop");
+    expect(emulator.cloud.meetingsCut).toBe(0);
+
+    const preview = await rig.fleetStack.preview(rig.actuator.currentState().desired);
+    expect(Object.keys(preview)).toEqual(["same"]);
+  });
+});
