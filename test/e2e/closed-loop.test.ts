@@ -79,7 +79,6 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
   });
 
   const running = () => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).filter((server) => server.vmState === "RUNNING");
-  const capacityCores = () => running().reduce((sum, server) => sum + server.cores, 0);
   const enabled = () => [...emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled");
 
   /** Periods until `done` holds; each period waits for Prometheus to have scraped what changed. */
