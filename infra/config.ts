@@ -60,6 +60,12 @@ export const workerPolicySchema = z
     headroom: z.number().min(0).max(0.9).default(0.1),
     /** How far ahead a rising load is projected: about boot time plus one period, so capacity is ready in time. */
     leadTimeSeconds: z.number().int().min(0).max(3600).default(300),
+    /**
+     * How far ahead growth of a running server is projected: about the time a live resize takes to land plus one
+     * period. Shorter than the lead time of a launch, so growth covers the near rise and launches only what growth
+     * cannot hold by the time a booted server would land.
+     */
+    resizeLeadSeconds: z.number().int().min(0).max(3600).default(120),
     /** After boot or resize a server's metrics are settling: it is neither a victim nor resized again. */
     graceSeconds: z.number().int().min(0).max(3600).default(300),
     cooldownSeconds: z
@@ -111,6 +117,8 @@ const ionosSettings = z.strictObject({
   /** API base URL; the default is IONOS's public API. The local stack points it at the emulator. */
   endpoint: z.url().optional(),
   image: z.string().min(1).default("ubuntu-22.04"),
+  /** How often a write's request status is polled (default 2 s); an emulator answers in milliseconds. */
+  pollIntervalMs: z.number().int().min(10).max(60_000).optional(),
 });
 const digitalOceanSettings = z.strictObject({
   image: z.string().min(1).default("ubuntu-22-04-x64"),

@@ -49,7 +49,7 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
   let afterControlNode: (controlIp: pulumi.Output<string>) => void = () => undefined;
   switch (config.cloud) {
     case "ionos":
-      placement = declareIonosNetwork(env, config.region, config.ionos?.endpoint);
+      placement = declareIonosNetwork(env, config.region, config.ionos?.endpoint, config.ionos?.pollIntervalMs);
       machineRules = controlRules;
       break;
     case "digitalocean": {

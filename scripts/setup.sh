@@ -45,9 +45,15 @@ at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
 write_dynamic_provider_launcher() {
   # Pulumi runs dynamic providers (the IONOS adapter) through this launcher; the official distribution ships one
   # beside the CLI, a CLI built from Go modules does not. It starts the program's own @pulumi/pulumi provider host.
+  # Like the official one, it resolves @pulumi/pulumi from the program's directory upwards: the engine starts it in
+  # the folder of the project's `main` (infra/), below the project's node_modules.
   local launcher="$pulumi_bin/pulumi-resource-pulumi-nodejs"
-  [ -x "$launcher" ] && return
-  printf '#!/bin/sh\nexec node ./node_modules/@pulumi/pulumi/cmd/dynamic-provider "$@"\n' >"$launcher"
+  local script
+  script=$(printf '%s\n' '#!/bin/sh' \
+    "provider=\$(node -e \"process.stdout.write(require.resolve('@pulumi/pulumi/cmd/dynamic-provider'))\") || exit 1" \
+    'exec node "$provider" "$@"')
+  [ -x "$launcher" ] && [ "$(cat "$launcher")" = "$script" ] && return
+  printf '%s\n' "$script" >"$launcher"
   chmod +x "$launcher"
   say "wrote $launcher"
 }

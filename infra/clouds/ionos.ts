@@ -41,12 +41,18 @@ export const ionosAdapter: CloudAdapter = {
   },
 };
 
-/** The environment's data center and public LAN. */
-export function declareIonosNetwork(env: string, location: string, endpoint: string | undefined, opts?: pulumi.CustomResourceOptions): pulumi.Output<Placement> {
-  const datacenter = new IonosDatacenter(`${env}-datacenter`, { name: `confscale-${env}`, location, connection: connectionFor(endpoint) }, opts);
+/** The environment's data center and public LAN; the endpoint and polling pace carry over to every machine placed in it. */
+export function declareIonosNetwork(
+  env: string,
+  location: string,
+  endpoint: string | undefined,
+  pollIntervalMs?: number,
+  opts?: pulumi.CustomResourceOptions,
+): pulumi.Output<Placement> {
+  const datacenter = new IonosDatacenter(`${env}-datacenter`, { name: `confscale-${env}`, location, connection: connectionFor(endpoint, pollIntervalMs) }, opts);
   return pulumi.all([datacenter.datacenterId, datacenter.lanId]).apply(([datacenterId, lanId]) => ({
     cloud: "ionos" as const,
     region: location,
-    ionos: { datacenterId, lanId, ...(endpoint === undefined ? {} : { endpoint }) },
+    ionos: { datacenterId, lanId, ...(endpoint === undefined ? {} : { endpoint }), ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }) },
   }));
 }

@@ -39,6 +39,8 @@ describe("example stacks", () => {
     expect(config.cloud).toBe("ionos");
     expect(config.ionos?.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:/);
     expect(config.workers.windows[0]?.min).toBe(3);
+    // No SSH server behind the emulator: the local stack must not try to deploy the scaler over SSH.
+    expect(config.deployScaler).toBe(false);
   });
 
   it.each(["dev", "do-example", "oci-example"])("%s is valid once its secrets are set", (name) => {

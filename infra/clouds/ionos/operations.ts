@@ -69,7 +69,11 @@ export class IonosApiError extends Error {
     readonly apiMessage: string,
     readonly requestId?: string,
   ) {
-    super(`IONOS ${operation} failed${status === undefined ? "" : ` (HTTP ${status})`}: ${apiMessage}${requestId === undefined ? "" : ` [request ${requestId}]`}`);
+    const message = `IONOS ${operation} failed${status === undefined ? "" : ` (HTTP ${status})`}: ${apiMessage}${requestId === undefined ? "" : ` [request ${requestId}]`}`;
+    super(message);
+    // Pulumi serializes this class for the dynamic provider with `super(…)` as a plain call of `Error`, which
+    // initialises another object: without this the engine would report the failure as "undefined".
+    this.message = message;
     this.name = "IonosApiError";
   }
 }
@@ -364,21 +368,22 @@ export async function createDatacenter(inputs: IonosDatacenterInputs): Promise<I
   const datacenters = new sdk.DataCentersApi(configuration);
   const operation = `create data center ${inputs.name}`;
   const created = await callApi(operation, inputs.connection, false, () =>
-    datacenters.datacentersPost({
-      datacenter: {
-        properties: { name: inputs.name, location: inputs.location },
-        entities: { lans: { items: [{ properties: { name: `${inputs.name}-public`, public: true } }] } },
-      } as never,
-    }),
+    datacenters.datacentersPost({ datacenter: { properties: { name: inputs.name, location: inputs.location } } as never }),
   );
   await waitForRequest(operation, inputs.connection, created);
   const datacenterId = created.data.id;
   if (datacenterId === undefined) throw new IonosApiError(operation, created.status, "the reply carried no data center id");
+  // The LAN is its own write, so the data center and its LAN each have a request to wait on.
   const lans = new sdk.LANsApi(configuration);
-  const listed = await callApi(`list LANs of ${inputs.name}`, inputs.connection, true, () => lans.datacentersLansGet({ datacenterId }));
-  const lan = z.object({ items: z.array(z.object({ id: z.string() })).min(1) }).safeParse(listed.data);
-  if (!lan.success || lan.data.items[0] === undefined) throw new IonosApiError(operation, listed.status, "the new data center has no LAN");
-  return { ...inputs, datacenterId, lanId: Number(lan.data.items[0].id) };
+  const lanOperation = `create public LAN of ${inputs.name}`;
+  // `public` is the API's field; the SDK's type calls it `_public` and sends bodies as they are given.
+  const lanCreated = await callApi(lanOperation, inputs.connection, false, () =>
+    lans.datacentersLansPost({ datacenterId, lan: { properties: { name: `${inputs.name}-public`, public: true } } as never }),
+  );
+  await waitForRequest(lanOperation, inputs.connection, lanCreated);
+  const lan = z.object({ id: z.string().regex(/^\d+$/, "expected a numeric LAN id") }).safeParse(lanCreated.data);
+  if (!lan.success) throw new IonosApiError(lanOperation, lanCreated.status, `unexpected LAN reply: ${lan.error.message}`);
+  return { ...inputs, datacenterId, lanId: Number(lan.data.id) };
 }
 
 export async function deleteDatacenter(olds: IonosDatacenterOutputs): Promise<void> {
