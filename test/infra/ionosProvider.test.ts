@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import * as pulumi from "@pulumi/pulumi";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createServer as createIonosServer, diffServer, IonosApiError, updateServer, type IonosServerInputs, type IonosServerOutputs } from "../../infra/clouds/ionos/operations.js";
+import { createServer as createIonosServer, diffServer, IonosApiError, IonosOwnershipConflictError, updateServer, type IonosServerInputs, type IonosServerOutputs } from "../../infra/clouds/ionos/operations.js";
 import { ionosServerProvider } from "../../infra/clouds/ionos/provider.js";
 import { workerFirewallRules } from "../../infra/firewall.js";
 
@@ -17,6 +17,19 @@ interface Recorded {
 
 type Handler = (request: Recorded, response: ServerResponse) => void;
 
+/** A server the fake API holds: what creates, label writes and lookups see. */
+interface FakeServer {
+  id: string;
+  name: string;
+  cores: number;
+  ram: number;
+  vmState: string;
+  labels: Record<string, string>;
+  /** Metadata states the next reads show, consumed in order; the last one repeats. */
+  states: string[];
+  firewallRules: Record<string, unknown>[];
+}
+
 /** Answers like the IONOS Cloud API v6: writes are 202 with a Location to /requests/{id}/status. */
 class FakeIonosApi {
   readonly requests: Recorded[] = [];
@@ -24,8 +37,10 @@ class FakeIonosApi {
   readonly requestStatuses = new Map<string, { status: string; message?: string }[]>();
   /** Replies to hand out before the normal one, per "METHOD path" (e.g. a 429). */
   readonly interruptions = new Map<string, Handler[]>();
+  readonly servers = new Map<string, FakeServer>();
   private server: Server | undefined;
   private requestCounter = 0;
+  private serverCounter = 0;
   base = "";
 
   async start(): Promise<void> {
@@ -59,6 +74,36 @@ class FakeIonosApi {
     return `req-${this.requestCounter + 1}`;
   }
 
+  /** A server already in the data center, as an earlier create (ours or not) left it. */
+  addServer(server: Partial<FakeServer> & { name: string }): FakeServer {
+    this.serverCounter += 1;
+    const added: FakeServer = { id: `srv-${this.serverCounter}`, cores: 2, ram: 8192, vmState: "RUNNING", labels: {}, states: ["AVAILABLE"], firewallRules: [], ...server };
+    this.servers.set(added.id, added);
+    return added;
+  }
+
+  /** Holds the server a create asks for and answers 500, as an API whose create happened though it failed. */
+  failButCreate(): Handler {
+    return (request, response) => {
+      this.create(request);
+      this.json(response, 500, { httpStatus: 500, messages: [{ errorCode: "300", message: "internal error" }] });
+    };
+  }
+
+  posts(suffix: string): Recorded[] {
+    return this.requests.filter((request) => request.method === "POST" && request.path.endsWith(suffix));
+  }
+
+  private create(request: Recorded): FakeServer {
+    const body = request.body as { properties: { name: string; cores: number; ram: number }; entities: { nics: { items: { entities: { firewallrules: { items: { properties: Record<string, unknown> }[] } } }[] } } };
+    return this.addServer({
+      name: body.properties.name,
+      cores: body.properties.cores,
+      ram: body.properties.ram,
+      firewallRules: body.entities.nics.items[0]?.entities.firewallrules.items.map((rule) => rule.properties) ?? [],
+    });
+  }
+
   private accepted(response: ServerResponse, body: unknown): void {
     this.requestCounter += 1;
     const requestId = `req-${this.requestCounter}`;
@@ -72,6 +117,19 @@ class FakeIonosApi {
     response.end(JSON.stringify(body));
   }
 
+  private render(server: FakeServer): Record<string, unknown> {
+    const state = server.states.length > 1 ? server.states.shift() : server.states[0];
+    return {
+      id: server.id,
+      metadata: { state },
+      properties: { name: server.name, cores: server.cores, ram: server.ram, vmState: server.vmState },
+      entities: {
+        volumes: { items: [{ id: "vol-1" }] },
+        nics: { items: [{ id: "nic-1", properties: { ips: ["198.51.100.7"] }, entities: { firewallrules: { items: server.firewallRules.map((properties) => ({ properties })) } } }] },
+      },
+    };
+  }
+
   private answer(request: Recorded, response: ServerResponse): void {
     const path = request.path.replace(/^\/cloudapi\/v6/, "");
     let match: RegExpExecArray | null;
@@ -81,19 +139,37 @@ class FakeIonosApi {
       if (next === undefined) return this.json(response, 404, { httpStatus: 404, messages: [{ errorCode: "309", message: "unknown request" }] });
       return this.json(response, 200, { id: match[1], metadata: { status: next.status, message: next.message ?? "" } });
     }
-    if (/^\/datacenters\/[^/]+\/servers$/.test(path) && request.method === "POST") return this.accepted(response, { id: "srv-1", properties: {} });
-    if (/^\/datacenters\/[^/]+\/servers\/[^/]+\/labels$/.test(path) && request.method === "POST") return this.json(response, 201, { id: "label" });
-    if (/^\/datacenters\/[^/]+\/servers\/[^/]+\/(start|stop)$/.test(path) && request.method === "POST") return this.accepted(response, {});
-    if (/^\/datacenters\/[^/]+\/servers\/[^/]+$/.test(path) && request.method === "PATCH") return this.accepted(response, { id: "srv-1" });
-    if (/^\/datacenters\/[^/]+\/servers\/[^/]+$/.test(path) && request.method === "GET") {
-      return this.json(response, 200, {
-        id: "srv-1",
-        entities: {
-          volumes: { items: [{ id: "vol-1" }] },
-          nics: { items: [{ id: "nic-1", properties: { ips: ["198.51.100.7"] } }] },
-        },
-      });
+    if (/^\/datacenters\/[^/]+\/servers$/.test(path) && request.method === "GET") {
+      return this.json(response, 200, { items: [...this.servers.values()].map((server) => ({ id: server.id, properties: { name: server.name } })) });
     }
+    if (/^\/datacenters\/[^/]+\/servers$/.test(path) && request.method === "POST") return this.accepted(response, { id: this.create(request).id, properties: {} });
+    const serverId = /^\/datacenters\/[^/]+\/servers\/([^/]+)/.exec(path)?.[1];
+    const server = serverId === undefined ? undefined : this.servers.get(serverId);
+    if (server === undefined) return this.json(response, 404, { httpStatus: 404, messages: [{ errorCode: "309", message: `no route ${request.method} ${path}` }] });
+    if (/\/labels$/.test(path) && request.method === "GET") {
+      return this.json(response, 200, { items: Object.entries(server.labels).map(([key, value]) => ({ properties: { key, value } })) });
+    }
+    if (/\/labels$/.test(path) && request.method === "POST") {
+      const label = (request.body as { properties: { key: string; value: string } }).properties;
+      server.labels[label.key] = label.value;
+      return this.json(response, 201, { id: "label" });
+    }
+    if (/\/nics\/nic-1\/firewallrules$/.test(path) && request.method === "GET") {
+      return this.json(response, 200, { items: server.firewallRules.map((_rule, index) => ({ id: `rule-${index}` })) });
+    }
+    if (/\/nics\/nic-1\/firewallrules$/.test(path) && request.method === "POST") {
+      server.firewallRules.push((request.body as { properties: Record<string, unknown> }).properties);
+      return this.accepted(response, {});
+    }
+    if (/\/(start|stop)$/.test(path) && request.method === "POST") {
+      server.vmState = path.endsWith("/start") ? "RUNNING" : "SHUTOFF";
+      return this.accepted(response, {});
+    }
+    if (/^\/datacenters\/[^/]+\/servers\/[^/]+$/.test(path) && request.method === "PATCH") {
+      Object.assign(server, request.body as object);
+      return this.accepted(response, { id: server.id });
+    }
+    if (/^\/datacenters\/[^/]+\/servers\/[^/]+$/.test(path) && request.method === "GET") return this.json(response, 200, this.render(server));
     this.json(response, 404, { httpStatus: 404, messages: [{ errorCode: "309", message: `no route ${request.method} ${path}` }] });
   }
 }
@@ -115,6 +191,27 @@ function serverInputs(api: FakeIonosApi, overrides: Partial<IonosServerInputs> =
     connection: { endpoint: api.base, token: "test-token", pollIntervalMs: 5, retryBaseMs: 5 },
     ...overrides,
   };
+}
+
+/** The API firewall rules the inputs' rules expand to (one per source CIDR), as the create posts them. */
+function ruleProperties(inputs: IonosServerInputs): Record<string, unknown>[] {
+  return inputs.firewallRules.flatMap((rule) =>
+    rule.sourceCidrs.map((cidr) => {
+      const anywhere = cidr === "0.0.0.0/0" || cidr === "::/0";
+      const sourceIp = cidr.endsWith("/32") ? cidr.slice(0, -3) : cidr;
+      return {
+        protocol: rule.protocol.toUpperCase(),
+        ipVersion: cidr.includes(":") ? "IPv6" : "IPv4",
+        ...(anywhere ? {} : { sourceIp }),
+        portRangeStart: rule.fromPort,
+        portRangeEnd: rule.toPort,
+      };
+    }),
+  );
+}
+
+function apiRuleCount(inputs: IonosServerInputs): number {
+  return ruleProperties(inputs).length;
 }
 
 describe("IONOS dynamic provider operations against an API on loopback", () => {
@@ -171,7 +268,7 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
     expect(api.requests.filter((request) => request.method === "POST" && request.path.endsWith("/servers"))).toHaveLength(2);
   });
 
-  it("does not repeat a create answered with a 5xx (it may have happened) and reports the API's message", async () => {
+  it("posts a create answered with a 5xx again only after finding that it did not happen", async () => {
     api.interruptions.set("POST /cloudapi/v6/datacenters/dc-1/servers", [
       (_request, response) => {
         response.writeHead(500, { "content-type": "application/json" });
@@ -179,8 +276,79 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
       },
     ]);
 
-    await expect(createIonosServer(serverInputs(api))).rejects.toThrow("create server bbb-1 failed (HTTP 500): [300] internal error");
-    expect(api.requests.filter((request) => request.method === "POST" && request.path.endsWith("/servers"))).toHaveLength(1);
+    const outs = await createIonosServer(serverInputs(api));
+
+    expect(api.posts("/datacenters/dc-1/servers")).toHaveLength(2);
+    expect([...api.servers.values()].map((server) => server.name)).toEqual(["bbb-1"]);
+    expect(outs.serverId).toBe("srv-1");
+  });
+
+  it("adopts the server a create made although it answered 500: one server, labelled, no second POST", async () => {
+    api.interruptions.set("POST /cloudapi/v6/datacenters/dc-1/servers", [api.failButCreate()]);
+
+    const outs = await createIonosServer(serverInputs(api));
+
+    expect(api.posts("/datacenters/dc-1/servers")).toHaveLength(1);
+    expect([...api.servers.values()]).toHaveLength(1);
+    expect(outs).toMatchObject({ serverId: "srv-1", publicIp: "198.51.100.7" });
+    expect(api.servers.get("srv-1")?.labels).toEqual({ "confscale:env": "prod", "confscale:role": "worker", "confscale:fleet": "bbb" });
+  });
+
+  it("gives up with the API's message when every create attempt fails and none happened", async () => {
+    const failure: Handler = (_request, response) => {
+      response.writeHead(503, { "content-type": "application/json" });
+      response.end(JSON.stringify({ httpStatus: 503, messages: [{ errorCode: "300", message: "service unavailable" }] }));
+    };
+    api.interruptions.set("POST /cloudapi/v6/datacenters/dc-1/servers", [failure, failure, failure]);
+
+    const created = createIonosServer(serverInputs(api, { connection: { endpoint: api.base, token: "test-token", pollIntervalMs: 5, retryBaseMs: 5, maxAttempts: 3 } }));
+
+    await expect(created).rejects.toThrow("create server bbb-1 failed (HTTP 503): [300] service unavailable");
+    expect(api.posts("/datacenters/dc-1/servers")).toHaveLength(3);
+    expect(api.servers.size).toBe(0);
+  });
+
+  it("adopts a half-finished create of ours (no labels yet) once it is no longer busy, instead of making a second server", async () => {
+    const earlier = api.addServer({ name: "bbb-1", labels: {}, states: ["BUSY", "BUSY", "AVAILABLE"], firewallRules: [] });
+
+    const outs = await createIonosServer(serverInputs(api));
+
+    expect(api.posts("/datacenters/dc-1/servers")).toHaveLength(0);
+    expect(outs.serverId).toBe(earlier.id);
+    expect(earlier.labels).toEqual({ "confscale:env": "prod", "confscale:role": "worker", "confscale:fleet": "bbb" });
+    // The NIC had no rules yet: the inputs' rules were added, each write waited for.
+    expect(api.posts(`/servers/${earlier.id}/nics/nic-1/firewallrules`)).toHaveLength(apiRuleCount(serverInputs(api)));
+    expect(api.requests.filter((request) => request.method === "GET" && request.path.endsWith(`/servers/${earlier.id}`)).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it("adopts a server of ours whose labels were partly written, adding only the missing ones and fixing its size and power", async () => {
+    const inputs = serverInputs(api, { vmState: "SHUTOFF" });
+    const earlier = api.addServer({ name: "bbb-1", cores: 1, ram: 4096, labels: { "confscale:env": "prod" }, firewallRules: ruleProperties(inputs) });
+
+    const outs = await createIonosServer(inputs);
+
+    expect(outs.serverId).toBe(earlier.id);
+    const writes = api.requests.filter((request) => request.method !== "GET").map((request) => `${request.method} ${request.path.replace("/cloudapi/v6/datacenters/dc-1/servers/", "")}`);
+    expect(writes).toEqual([`PATCH ${earlier.id}`, `POST ${earlier.id}/labels`, `POST ${earlier.id}/labels`, `POST ${earlier.id}/stop`]);
+    expect(earlier).toMatchObject({ cores: 2, ram: 8192, vmState: "SHUTOFF", labels: { "confscale:env": "prod", "confscale:role": "worker", "confscale:fleet": "bbb" } });
+  });
+
+  it("refuses a same-named server carrying another owner's labels, and leaves it untouched", async () => {
+    const foreign = api.addServer({ name: "bbb-1", labels: { "confscale:env": "staging", "confscale:role": "worker", "confscale:fleet": "bbb" } });
+
+    const created = createIonosServer(serverInputs(api));
+
+    await expect(created).rejects.toBeInstanceOf(IonosOwnershipConflictError);
+    await expect(created).rejects.toThrow(/refused: data center dc-1 already holds a server named bbb-1 \(srv-1\) with labels \{"confscale:env":"staging"/);
+    expect(api.requests.filter((request) => request.method !== "GET")).toEqual([]);
+    expect(foreign.labels["confscale:env"]).toBe("staging");
+  });
+
+  it("refuses a same-named server with labels but none of ours", async () => {
+    api.addServer({ name: "bbb-1", labels: { team: "video" } });
+
+    await expect(createIonosServer(serverInputs(api))).rejects.toThrow(/already holds a server named bbb-1 \(srv-1\) with labels \{"team":"video"\}/);
+    expect(api.requests.filter((request) => request.method !== "GET")).toEqual([]);
   });
 
   it("says clearly when no credentials are configured", async () => {
@@ -197,6 +365,7 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
   });
 
   it("resizes in place with a PATCH and powers off with stop, each waited for", async () => {
+    api.addServer({ name: "bbb-1" });
     const olds: IonosServerOutputs = { ...serverInputs(api), serverId: "srv-1", volumeId: "vol-1", nicId: "nic-1", publicIp: "198.51.100.7" };
 
     const outs = await updateServer(olds, serverInputs(api, { cores: 4, ramMb: 16384, vmState: "SHUTOFF" }));
@@ -263,5 +432,18 @@ describe("IONOS dynamic provider serialization", () => {
     const result = await requireFromString(serialized.text).handler().create(serverInputs(api));
 
     expect(result.id).toBe("srv-1");
+  });
+
+  it("keeps the API's message on a failure after serialization, where the engine reports it", async () => {
+    api.addServer({ name: "bbb-1", labels: { "confscale:env": "staging" } });
+    const serialized = await pulumi.runtime.serializeFunction(() => ionosServerProvider, { allowSecrets: true });
+    const requireFromString = createRequire(import.meta.url)("require-from-string") as (code: string) => { handler: () => typeof ionosServerProvider };
+
+    const failure = await requireFromString(serialized.text).handler().create(serverInputs(api)).then(
+      () => undefined,
+      (error: unknown) => error as Error,
+    );
+
+    expect(failure?.message).toMatch(/^IONOS create server bbb-1 refused: data center dc-1 already holds a server named bbb-1 \(srv-1\)/);
   });
 });

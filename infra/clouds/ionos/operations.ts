@@ -78,6 +78,26 @@ export class IonosApiError extends Error {
   }
 }
 
+/** Servers named like the one to create exist but are not exactly one of ours (other labels, or several): left untouched. */
+export class IonosOwnershipConflictError extends Error {
+  constructor(
+    readonly serverName: string,
+    readonly datacenterId: string,
+    readonly serverIds: string[],
+    readonly foundLabels: Record<string, string>,
+    readonly expectedLabels: Record<string, string>,
+  ) {
+    const message =
+      `IONOS create server ${serverName} refused: data center ${datacenterId} already holds ${serverIds.length === 1 ? "a server" : `${serverIds.length} servers`} ` +
+      `named ${serverName} (${serverIds.join(", ")}) with labels ${JSON.stringify(foundLabels)}, which is not exactly one server of ours ` +
+      `(${JSON.stringify(expectedLabels)}): it is left untouched; rename one of them or resolve it in the cloud by hand`;
+    super(message);
+    // Set explicitly for the same reason as in IonosApiError: the serialized `super(…)` initialises another object.
+    this.message = message;
+    this.name = "IonosOwnershipConflictError";
+  }
+}
+
 type Sdk = typeof IonosSdk;
 type Zod = typeof ZodModule;
 
@@ -209,7 +229,17 @@ function apiFirewallRules(rules: FirewallRule[]) {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Creates the server with its boot volume, a NIC on the public LAN with its firewall rules, and its labels. */
+/** Labels that say who owns a machine (`confscale:env`, `confscale:role`, `confscale:fleet`). */
+const OWNERSHIP_LABEL_PREFIX = "confscale:";
+
+/** Server states in which an earlier create is still being carried out. */
+const SERVER_STATES_IN_PROGRESS = new Set(["BUSY", "DEPLOYING", "UPDATING"]);
+
+/**
+ * Creates the server with its boot volume, a NIC on the public LAN with its firewall rules, and its labels.
+ * Idempotent by name: a create that happened although its answer was lost (a 5xx, a crash before Pulumi recorded
+ * it) left a server of this name behind, so one is looked for before every POST and adopted when it is ours.
+ */
 export async function createServer(inputs: IonosServerInputs): Promise<IonosServerOutputs> {
   const { sdk, configuration } = await sdkConfiguration(inputs.connection);
   const servers = new sdk.ServersApi(configuration);
@@ -228,21 +258,139 @@ export async function createServer(inputs: IonosServerInputs): Promise<IonosServ
     properties: { name: `${inputs.name}-public`, lan: inputs.lanId, dhcp: true, firewallActive: true, firewallType: "INGRESS" },
     entities: { firewallrules: { items: apiFirewallRules(inputs.firewallRules) } },
   };
-  const created = await callApi(operation, inputs.connection, false, () =>
-    servers.datacentersServersPost({
-      datacenterId: inputs.datacenterId,
-      server: {
-        properties: { name: inputs.name, cores: inputs.cores, ram: inputs.ramMb },
-        entities: { volumes: { items: [volume] }, nics: { items: [nic] } },
-      } as never,
+  const maxAttempts = inputs.connection.maxAttempts ?? 6;
+  const retryBaseMs = inputs.connection.retryBaseMs ?? 1000;
+  for (let attempt = 1; ; attempt++) {
+    const earlier = await findOwnServer(inputs);
+    if (earlier !== undefined) return adoptServer(inputs, earlier.id, earlier.labels);
+    let created: AxiosResponse<IonosSdk.Server>;
+    try {
+      created = await callApi(operation, inputs.connection, false, () =>
+        servers.datacentersServersPost({
+          datacenterId: inputs.datacenterId,
+          server: {
+            properties: { name: inputs.name, cores: inputs.cores, ram: inputs.ramMb },
+            entities: { volumes: { items: [volume] }, nics: { items: [nic] } },
+          } as never,
+        }),
+      );
+    } catch (error) {
+      // A 5xx or a lost answer leaves it open whether the server was made: the lookup at the top of the next
+      // attempt adopts it if so, and posting again is safe if not.
+      const unknownOutcome = error instanceof IonosApiError && (error.status === undefined || error.status >= 500);
+      if (!unknownOutcome || attempt >= maxAttempts) throw error;
+      await delay(retryBaseMs * 2 ** (attempt - 1));
+      continue;
+    }
+    await waitForRequest(operation, inputs.connection, created);
+    const serverId = created.data.id;
+    if (serverId === undefined) throw new IonosApiError(operation, created.status, "the reply carried no server id");
+    await applyLabels(inputs, serverId, {});
+    if (inputs.vmState === "SHUTOFF") await setVmState(inputs, serverId, "SHUTOFF");
+    return { ...inputs, ...(await readServerIds(inputs, serverId)) };
+  }
+}
+
+/**
+ * The server named like `inputs` in its data center when it is ours: its ownership labels agree with the inputs',
+ * or it has no labels at all yet (labels are written after the server exists, so a create of ours that was cut
+ * short has none). A same-named server with anyone else's labels is an `IonosOwnershipConflictError`.
+ */
+async function findOwnServer(inputs: IonosServerInputs): Promise<{ id: string; labels: Record<string, string> } | undefined> {
+  const { z } = loadPackage<Zod>("zod");
+  const { sdk, configuration } = await sdkConfiguration(inputs.connection);
+  const servers = new sdk.ServersApi(configuration);
+  const listed = await callApi(`look for server ${inputs.name}`, inputs.connection, true, () => servers.datacentersServersGet({ datacenterId: inputs.datacenterId, depth: 1 }));
+  const shape = z.object({ items: z.array(z.object({ id: z.string(), properties: z.object({ name: z.string().optional() }) })).default([]) });
+  const reply = shape.safeParse(listed.data);
+  if (!reply.success) throw new IonosApiError(`look for server ${inputs.name}`, listed.status, `unexpected server list: ${reply.error.message}`);
+  const namesakes = reply.data.items.filter((server) => server.properties.name === inputs.name);
+  if (namesakes.length === 0) return undefined;
+  const found = await Promise.all(namesakes.map(async (server) => ({ id: server.id, labels: await readLabels(inputs, server.id) })));
+  const ours = found.filter(({ labels }) => {
+    const entries = Object.entries(labels);
+    const ownership = entries.filter(([key]) => key.startsWith(OWNERSHIP_LABEL_PREFIX));
+    if (entries.length === 0) return true;
+    return ownership.length > 0 && ownership.every(([key, value]) => inputs.labels[key] === value);
+  });
+  const [own] = ours;
+  if (own === undefined || found.length > 1) {
+    const foundLabels = Object.assign({}, ...found.map((server) => server.labels)) as Record<string, string>;
+    throw new IonosOwnershipConflictError(inputs.name, inputs.datacenterId, found.map((server) => server.id), foundLabels, inputs.labels);
+  }
+  return own;
+}
+
+async function readLabels(inputs: IonosServerInputs, serverId: string): Promise<Record<string, string>> {
+  const { z } = loadPackage<Zod>("zod");
+  const { sdk, configuration } = await sdkConfiguration(inputs.connection);
+  const labels = new sdk.LabelsApi(configuration);
+  const operation = `read labels of server ${inputs.name}`;
+  const reply = await callApi(operation, inputs.connection, true, () => labels.datacentersServersLabelsGet({ datacenterId: inputs.datacenterId, serverId, depth: 1 }));
+  const shape = z.object({ items: z.array(z.object({ properties: z.object({ key: z.string(), value: z.string() }) })).default([]) });
+  const parsed = shape.safeParse(reply.data);
+  if (!parsed.success) throw new IonosApiError(operation, reply.status, `unexpected label list: ${parsed.error.message}`);
+  return Object.fromEntries(parsed.data.items.map((label) => [label.properties.key, label.properties.value]));
+}
+
+/** Finishes an earlier create of this server: waits for it, then brings size, rules, labels and power to the inputs. */
+async function adoptServer(inputs: IonosServerInputs, serverId: string, labels: Record<string, string>): Promise<IonosServerOutputs> {
+  const { z } = loadPackage<Zod>("zod");
+  const { sdk, configuration } = await sdkConfiguration(inputs.connection);
+  const servers = new sdk.ServersApi(configuration);
+  const operation = `adopt server ${inputs.name} (${serverId})`;
+  const shape = z.object({
+    metadata: z.object({ state: z.string() }),
+    properties: z.object({ cores: z.number(), ram: z.number(), vmState: z.string().optional() }),
+    entities: z.object({
+      nics: z
+        .object({
+          items: z.array(
+            z.object({
+              id: z.string(),
+              entities: z.object({ firewallrules: z.object({ items: z.array(z.object({ properties: z.record(z.string(), z.unknown()) })).default([]) }) }).optional(),
+            }),
+          ),
+        })
+        .optional(),
     }),
-  );
-  await waitForRequest(operation, inputs.connection, created);
-  const serverId = created.data.id;
-  if (serverId === undefined) throw new IonosApiError(operation, created.status, "the reply carried no server id");
-  await applyLabels(inputs, serverId, {});
-  if (inputs.vmState === "SHUTOFF") await setVmState(inputs, serverId, "SHUTOFF");
+  });
+  const deadline = Date.now() + (inputs.connection.requestTimeoutMs ?? 20 * 60_000);
+  let server: ZodModule.infer<typeof shape>;
+  for (;;) {
+    const reply = await callApi(operation, inputs.connection, true, () => servers.datacentersServersFindById({ datacenterId: inputs.datacenterId, serverId, depth: 3 }));
+    const parsed = shape.safeParse(reply.data);
+    if (!parsed.success) throw new IonosApiError(operation, reply.status, `unexpected server reply: ${parsed.error.message}`);
+    server = parsed.data;
+    if (!SERVER_STATES_IN_PROGRESS.has(server.metadata.state)) break;
+    if (Date.now() > deadline) throw new IonosApiError(operation, undefined, `the earlier create is still ${server.metadata.state} at the deadline`);
+    await delay(inputs.connection.pollIntervalMs ?? 2000);
+  }
+  if (server.metadata.state !== "AVAILABLE" && server.metadata.state !== "INACTIVE") {
+    throw new IonosApiError(operation, undefined, `the earlier create left the server ${server.metadata.state}: remove it by hand or fix it in the cloud`);
+  }
+  if (server.properties.cores !== inputs.cores || server.properties.ram !== inputs.ramMb) {
+    const reply = await callApi(`resize server ${inputs.name}`, inputs.connection, true, () =>
+      servers.datacentersServersPatch({ datacenterId: inputs.datacenterId, serverId, server: { cores: inputs.cores, ram: inputs.ramMb } }),
+    );
+    await waitForRequest(`resize server ${inputs.name}`, inputs.connection, reply);
+  }
+  const [nic] = server.entities.nics?.items ?? [];
+  if (nic !== undefined && !sameFirewallRules(nic.entities?.firewallrules.items.map((rule) => rule.properties) ?? [], inputs.firewallRules)) {
+    await replaceFirewallRules(inputs, serverId, nic.id);
+  }
+  await applyLabels(inputs, serverId, labels);
+  if ((server.properties.vmState === "RUNNING") !== (inputs.vmState === "RUNNING")) await setVmState(inputs, serverId, inputs.vmState);
   return { ...inputs, ...(await readServerIds(inputs, serverId)) };
+}
+
+/** Whether the rules found on a NIC are the ones `rules` makes, in any order. */
+function sameFirewallRules(found: Record<string, unknown>[], rules: FirewallRule[]): boolean {
+  const fields = ["protocol", "ipVersion", "sourceIp", "portRangeStart", "portRangeEnd"] as const;
+  const canonical = (rule: Record<string, unknown>) => JSON.stringify(fields.map((field) => rule[field] ?? null));
+  const want = apiFirewallRules(rules).map((rule) => canonical(rule.properties)).sort();
+  const have = found.map(canonical).sort();
+  return JSON.stringify(want) === JSON.stringify(have);
 }
 
 async function applyLabels(inputs: IonosServerInputs, serverId: string, current: Record<string, string>): Promise<void> {
