@@ -146,8 +146,10 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     demandCores += demand.known ? demand.cores : server.size.cores * targetCpu;
     demandRam += demand.known ? demand.ramGb : server.size.ramGb * targetMemory;
   }
-  const leadMs = policy.leadTimeSeconds * 1000;
-  const rise = expectedRise(samples, policy.sustainPeriods, leadMs);
+  // Two horizons: a launch lands after a boot (the lead time), a live resize within about a period. Each action is
+  // sized for the load at the moment it lands, so the fast one covers the near rise without the boot's overshoot.
+  const rise = expectedRise(samples, policy.sustainPeriods, policy.leadTimeSeconds * 1000);
+  const nearRise = expectedRise(samples, policy.sustainPeriods, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000);
   const projectedCores = demandCores + rise.cores;
   const projectedRam = demandRam + rise.ramGb;
   // Now the load keeps the headroom free; at the end of the lead time it stays under the up-threshold.
@@ -160,6 +162,8 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     demandRamGb: round(demandRam),
     projectedCores: round(projectedCores),
     projectedRamGb: round(projectedRam),
+    nearProjectedCores: round(demandCores + nearRise.cores),
+    nearProjectedRamGb: round(demandRam + nearRise.ramGb),
     participants: sample.participants,
     minimum,
   };
@@ -178,10 +182,22 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   }
   const acted = new Set<string>();
 
-  // Vertical growth: a server whose projected load crosses the up-threshold goes to the size that holds it, in one step.
-  // Scalelite sends new meetings to the least loaded servers, so each server's share of the rise follows its size.
-  const projectedCpuUtilization = capacityCores > 0 ? projectedCores / capacityCores : 0;
-  const projectedMemoryUtilization = capacityRam > 0 ? projectedRam / capacityRam : 0;
+  // Vertical growth: a server whose load projected to when a resize lands crosses the up-threshold goes to the size
+  // that holds it, in one step. Scalelite sends new meetings to the least loaded servers, so each server's share of
+  // the rise follows its size.
+  const projectedCpuUtilization = capacityCores > 0 ? (demandCores + nearRise.cores) / capacityCores : 0;
+  const projectedMemoryUtilization = capacityRam > 0 ? (demandRam + nearRise.ramGb) / capacityRam : 0;
+  // Running servers below the maximum size can still grow, and a resize lands before a launched server boots: a
+  // launch is only for what they cannot hold at the maximum size. Growth itself waits until the near projection
+  // needs it, so the room is taken only when the load comes.
+  let growableCores = 0;
+  let growableRam = 0;
+  for (const server of active) {
+    // A server with a resize in flight is growing to a size this period cannot see: count nothing more for it.
+    if (server.power !== "running" || !isFresh(server, "cpu", "memory") || hasActionInFlight(server)) continue;
+    growableCores += Math.max(0, policy.maxSize.cores - server.size.cores);
+    growableRam += Math.max(0, policy.maxSize.ramGb - server.size.ramGb);
+  }
   for (const server of [...active].sort((a, b) => a.id.localeCompare(b.id))) {
     if (!isFresh(server, "cpu", "memory")) continue;
     const { cores, ramGb } = server.size;
@@ -203,6 +219,8 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     acted.add(server.id);
     capacityCores += targetSize.cores - cores;
     capacityRam += targetSize.ramGb - ramGb;
+    growableCores -= targetSize.cores - cores;
+    growableRam -= targetSize.ramGb - ramGb;
   }
 
   // Horizontal scale-out: too little capacity for the projected load, a sustained high load, or below the minimum.
@@ -211,11 +229,11 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   const sustainedHigh =
     sustained && recentSamples.every((past) => (past.cpuUtilization ?? 0) > policy.thresholds.cpu.up || (past.memoryUtilization ?? 0) > policy.thresholds.memory.up);
   let activeCount = active.length;
-  const short = () => capacityCores < requiredCores || capacityRam < requiredRam || activeCount < minimum;
+  const short = () => capacityCores + growableCores < requiredCores || capacityRam + growableRam < requiredRam || activeCount < minimum;
   const scaleOutReason = () =>
     activeCount < minimum ? `below the minimum of ${minimum} active servers` : sustainedHigh ? `load above the up-threshold for ${policy.sustainPeriods} periods` : "free headroom below the buffer for the projected load";
   let scaledOut = false;
-  const shortInputs = (): Inputs => ({ ...groupInputs, capacityCores, capacityRamGb: capacityRam, requiredCores: round(requiredCores), requiredRamGb: round(requiredRam), activeServers: activeCount });
+  const shortInputs = (): Inputs => ({ ...groupInputs, capacityCores, capacityRamGb: capacityRam, growableCores, growableRamGb: growableRam, requiredCores: round(requiredCores), requiredRamGb: round(requiredRam), activeServers: activeCount });
 
   // Booting servers count against launching more, but take no meeting yet: a server that is up and waiting
   // (registered disabled, or draining) is enabled as soon as the servers taking meetings are short.
@@ -239,7 +257,7 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   // A launch for capacity comes up at the maximum size (a stopped server is resized before power-on): fewer, larger
   // servers carry less idle overhead and need no resize later. A launch only for the minimum keeps its size.
   const launch = (kind: "start" | "create", current: ServerSize, server?: string) => {
-    const forCapacity = capacityCores < requiredCores || capacityRam < requiredRam;
+    const forCapacity = capacityCores + growableCores < requiredCores || capacityRam + growableRam < requiredRam;
     const size = forCapacity ? policy.maxSize : current;
     const resized = size.cores !== current.cores || size.ramGb !== current.ramGb;
     add({
@@ -310,10 +328,13 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
       isFresh(server, "cpu", "memory", "meetings", "participants") &&
       server.scaleliteStatus === "fresh",
   );
-  // Victims: servers without meetings first, then the least loaded.
+  // Victims: servers without meetings first, then the ones whose youngest meeting is oldest (a drained server runs
+  // until its last meeting ends, so it empties and stops soonest), then the least loaded.
+  const newest = (server: ServerSnapshot) => server.newestMeetingAt ?? Infinity;
   candidates.sort(
     (a, b) =>
       Number((a.meetings.value ?? 0) > 0) - Number((b.meetings.value ?? 0) > 0) ||
+      newest(a) - newest(b) ||
       (a.participants.value ?? 0) - (b.participants.value ?? 0) ||
       (a.cpu.value ?? 0) - (b.cpu.value ?? 0) ||
       a.id.localeCompare(b.id),

@@ -45,6 +45,12 @@ export const serverSnapshotSchema = z.strictObject({
   meetings: readingSchema,
   participants: readingSchema,
   videos: readingSchema,
+  /**
+   * When the youngest meeting on the server began (ms since epoch), from BBB's createTime; null with no meetings.
+   * Absent when not known. Meetings run for similar lengths (lessons), so the server whose youngest meeting is
+   * oldest empties first: the cheapest one to drain.
+   */
+  newestMeetingAt: z.number().nullable().optional(),
 });
 export type ServerSnapshot = z.infer<typeof serverSnapshotSchema>;
 

@@ -40,6 +40,8 @@ export interface BbbLoad {
   participants: number;
   videos: number;
   listeners: number;
+  /** The createTime of the youngest meeting (ms since epoch); null when there is none or none says. */
+  newestCreatedAt: number | null;
   list: BbbMeeting[];
 }
 
@@ -92,6 +94,7 @@ export class BbbClient {
       participants: list.reduce((sum, meeting) => sum + meeting.participants, 0),
       videos: list.reduce((sum, meeting) => sum + meeting.videos, 0),
       listeners: list.reduce((sum, meeting) => sum + meeting.listeners, 0),
+      newestCreatedAt: list.reduce<number | null>((newest, meeting) => (meeting.createdAt === null || (newest !== null && newest >= meeting.createdAt) ? newest : meeting.createdAt), null),
       list,
     };
   }

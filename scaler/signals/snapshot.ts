@@ -26,6 +26,8 @@ export interface MeetingCounts {
   meetings: number;
   participants: number;
   videos: number;
+  /** The createTime of the youngest meeting (ms since epoch), null with none; BBB's getMeetings tells it, check-ins do not. */
+  newestCreatedAt?: number | null;
 }
 
 export interface CheckIn {
@@ -72,7 +74,7 @@ export function buildSnapshot(inputs: SnapshotInputs): GroupSnapshot {
     const checkIn = inputs.checkIns.get(member.id);
     const registered = scaleliteById.get(member.scaleliteId);
     // BBB's own count is the authority on meetings; the sidecar's check-in is the fallback.
-    const meetingSource = (key: keyof MeetingCounts): Reading => {
+    const meetingSource = (key: "meetings" | "participants" | "videos"): Reading => {
       const fromBbb = reading(bbb, bbb?.value[key], inputs);
       if (fromBbb.status === "fresh") return fromBbb;
       const fromCheckIn = reading(checkIn, checkIn?.value[key], inputs);
@@ -93,6 +95,8 @@ export function buildSnapshot(inputs: SnapshotInputs): GroupSnapshot {
       meetings: meetingSource("meetings"),
       participants: meetingSource("participants"),
       videos: meetingSource("videos"),
+      // Only a fresh BBB answer says how old the meetings are; it orders drain victims, never decides a scale-in.
+      ...(bbb !== undefined && bbb.value.newestCreatedAt !== undefined && freshness(bbb.at, inputs) === "fresh" ? { newestMeetingAt: bbb.value.newestCreatedAt } : {}),
     };
   });
   return groupSnapshotSchema.parse({ group: inputs.group, takenAt: inputs.takenAt, canPowerOff: inputs.canPowerOff, servers });

@@ -106,10 +106,26 @@ describe("policy: horizontal", () => {
       samples: [0, 1].map((index) => ({ at: NOW - (2 - index) * MINUTE, cpuCores: 0.4 + index * 0.4, memoryGb: 3 + index, cpuUtilization: 0.1 + index * 0.1, memoryUtilization: 0.2, participants: index * 100 })),
       actions: [],
     };
-    expect(kinds(decide(snapshot(servers), policy(), EMPTY_HISTORY, NOW).decisions)).toEqual([]);
-    const ahead = decide(snapshot(servers), policy(), rising, NOW);
+    // Growth is projected as far ahead as a resize takes to land; here that is as far as a launch.
+    const growFar = policy({ resizeLeadSeconds: 300 });
+    expect(kinds(decide(snapshot(servers), growFar, EMPTY_HISTORY, NOW).decisions)).toEqual([]);
+    const ahead = decide(snapshot(servers), growFar, rising, NOW);
     expect(kinds(ahead.decisions)).toEqual(["resize a", "resize b"]);
     expect(ahead.decisions[0]?.inputs.projectedCores).toBeGreaterThan(ahead.decisions[0]?.inputs.demandCores ?? Infinity);
+  });
+
+  it("launches nothing for a rise the running servers can hold by growing, which lands before a boot would", () => {
+    const servers = [server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), stoppedServer("c")];
+    const rising = {
+      samples: [0, 1].map((index) => ({ at: NOW - (2 - index) * MINUTE, cpuCores: 0.4 + index * 0.4, memoryGb: 3 + index, cpuUtilization: 0.1 + index * 0.1, memoryUtilization: 0.2, participants: index * 100 })),
+      actions: [],
+    };
+    const outcome = decide(snapshot(servers), policy(), rising, NOW);
+    expect(kinds(outcome.decisions)).toEqual([]);
+    expect(outcome.sample.participants).toBe(200);
+    // Small servers that cannot grow far enough are not counted as able to: the launch comes at once.
+    const capped = decide(snapshot(servers), policy({ maxSize: { cores: 2, ramGb: 8 } }), rising, NOW);
+    expect(kinds(capped.decisions)).toEqual(["start c"]);
   });
 
   it("holds launches at the launch rate limit and says so", () => {
@@ -140,6 +156,15 @@ describe("policy: horizontal", () => {
   it("drains the least loaded server when every server has meetings, and never below the minimum", () => {
     const servers = [server("a", { ...IDLE, meetings: 3, participants: 40 }), server("b", { ...IDLE, meetings: 1, participants: 5 }), server("c", { ...IDLE, meetings: 2, participants: 30 })];
     expect(kinds(decide(snapshot(servers), policy({ min: 2, baseline: 2 }), idleHistory, NOW).decisions)).toEqual(["drain b"]);
+  });
+
+  it("drains the server whose youngest meeting is oldest: it empties and stops first", () => {
+    const servers = [
+      server("late", { ...IDLE, meetings: 1, participants: 5 }, { newestMeetingAt: NOW - 5 * MINUTE }),
+      server("early", { ...IDLE, meetings: 2, participants: 40 }, { newestMeetingAt: NOW - 40 * MINUTE }),
+      server("c", { ...IDLE, meetings: 2, participants: 30 }, { newestMeetingAt: NOW - 20 * MINUTE }),
+    ];
+    expect(kinds(decide(snapshot(servers), policy({ min: 2, baseline: 2 }), idleHistory, NOW).decisions)).toEqual(["drain early"]);
   });
 
   it("destroys instead of stopping on a cloud without power-off", () => {
