@@ -1,6 +1,8 @@
 /**
- * Replays a school day (../shared/traces/school-day.csv) at one-minute steps through three scalers on the same
- * simulated fleet and prints server-hours and overloaded server-minutes for each, with the ratio against an oracle:
+ * Replays school days at one-minute steps through three scalers on the same simulated fleet and prints server-hours
+ * and overloaded server-minutes for each, with the ratio against an oracle. Two days, so the settings are not fitted
+ * to one: the recorded school day (../shared/traces/school-day.csv) and a generated day of another shape
+ * (generated-day.ts: later bells, longer lessons, lessons past the 14:00 end of the operator's window).
  *   - confscale: the policy in scaler/policy, run every minute;
  *   - seed: the rules of the seed deployment's scaler (REFERENCE §4), run every 5 minutes;
  *   - oracle: knows the load in advance, packs it perfectly onto max-size servers, no boot delay.
@@ -14,6 +16,7 @@ import { workerPolicySchema, type ServerSize, type WorkerPolicy } from "../../in
 import { decide } from "../../scaler/policy/decide.js";
 import { minimumAt } from "../../scaler/policy/timeWindows.js";
 import type { Decision, GroupSnapshot, PolicyHistory, Reading, ServerSnapshot } from "../../scaler/policy/types.js";
+import { generatedSchoolDay } from "./generated-day.js";
 import { IDLE_DEMAND, OVERLOAD_UTILIZATION, isOverloaded, meetingDemand, serverDemand, utilization, type MeetingLoad } from "./load-model.js";
 
 const TRACE = process.argv[2] ?? new URL("../../../shared/traces/school-day.csv", import.meta.url).pathname;
@@ -50,7 +53,7 @@ function readTrace(path: string): TraceMeeting[] {
   const [header, ...lines] = readFileSync(path, "utf8").trim().split("\n");
   const columns = (header ?? "").split(",");
   const at = (name: string) => columns.indexOf(name);
-  return lines.map((line, id) => {
+  return lines.map((line, id): TraceMeeting => {
     const cells = line.split(",");
     const [h, m, s] = (cells[at("start_local")] ?? "").split(":").map(Number);
     const startSecond = (h ?? 0) * 3600 + (m ?? 0) * 60 + (s ?? 0);
@@ -249,9 +252,11 @@ function confscaleScaler(policy: WorkerPolicy): Scaler {
           const metric = metrics.get(server.id);
           let participants = 0;
           let videos = 0;
+          let newestStart: number | null = null;
           for (const meeting of server.meetings.values()) {
             participants += meeting.participants;
             videos += meeting.videos;
+            newestStart = Math.max(newestStart ?? -Infinity, meeting.startSecond);
           }
           return {
             id: server.id,
@@ -268,6 +273,7 @@ function confscaleScaler(policy: WorkerPolicy): Scaler {
             meetings: reading(server.power === "running" ? server.meetings.size : null),
             participants: reading(server.power === "running" ? participants : null),
             videos: reading(server.power === "running" ? videos : null),
+            newestMeetingAt: server.power !== "running" ? undefined : newestStart === null ? null : DAY_START_MS + newestStart * 1000,
           };
         }),
       };
@@ -388,29 +394,35 @@ function oracle(trace: readonly TraceMeeting[], policy: WorkerPolicy): Result {
   };
 }
 
-const trace = readTrace(TRACE);
-const best = oracle(trace, POLICY);
-const results = [run(confscaleScaler(POLICY), trace, POLICY), run(seedScaler(POLICY), trace, POLICY), best];
-console.log(`policy simulation: ${trace.length} meetings from ${TRACE}, one-minute steps, start ${START_MINUTES} min, create ${CREATE_MINUTES} min`);
-console.log("scaler        server-h  core-h  overloaded server-min  peak servers  meetings cut off  rejected  server-h vs oracle  core-h vs oracle");
-for (const result of results) {
-  console.log(
-    [
-      result.name.padEnd(12),
-      result.serverHours.toFixed(1).padStart(9),
-      result.coreHours.toFixed(1).padStart(7),
-      String(result.overloadedServerMinutes).padStart(22),
-      String(result.peakServers).padStart(13),
-      String(result.meetingsCutOff).padStart(17),
-      String(result.meetingsRejected).padStart(9),
-      (result.serverHours / best.serverHours).toFixed(2).padStart(19) + "x",
-      (result.coreHours / best.coreHours).toFixed(2).padStart(16) + "x",
-    ].join(" "),
-  );
+function simulateDay(name: string, trace: readonly TraceMeeting[]): boolean {
+  const best = oracle(trace, POLICY);
+  const results = [run(confscaleScaler(POLICY), trace, POLICY), run(seedScaler(POLICY), trace, POLICY), best];
+  console.log(`\n${name}: ${trace.length} meetings, one-minute steps, start ${START_MINUTES} min, create ${CREATE_MINUTES} min`);
+  console.log("scaler        server-h  core-h  overloaded server-min  peak servers  meetings cut off  rejected  server-h vs oracle  core-h vs oracle");
+  for (const result of results) {
+    console.log(
+      [
+        result.name.padEnd(12),
+        result.serverHours.toFixed(1).padStart(9),
+        result.coreHours.toFixed(1).padStart(7),
+        String(result.overloadedServerMinutes).padStart(22),
+        String(result.peakServers).padStart(13),
+        String(result.meetingsCutOff).padStart(17),
+        String(result.meetingsRejected).padStart(9),
+        (result.serverHours / best.serverHours).toFixed(2).padStart(19) + "x",
+        (result.coreHours / best.coreHours).toFixed(2).padStart(16) + "x",
+      ].join(" "),
+    );
 }
 const [confscale, seed] = results;
 if (confscale !== undefined && seed !== undefined) {
   const verdict = confscale.overloadedServerMinutes === 0 && confscale.serverHours < seed.serverHours;
   console.log(`confscale vs seed rules: server-hours ${(confscale.serverHours / seed.serverHours).toFixed(2)}x, overloaded minutes ${confscale.overloadedServerMinutes} vs ${seed.overloadedServerMinutes}: ${verdict ? "better on both" : "NOT better on both"}`);
-  if (!verdict) process.exitCode = 1;
+  return verdict;
 }
+return false;
+}
+
+const generated = generatedSchoolDay().map((meeting, id): TraceMeeting => ({ ...meeting, id, endSecond: meeting.startSecond + meeting.durationSeconds }));
+const verdicts = [simulateDay(`recorded day (${TRACE})`, readTrace(TRACE)), simulateDay("generated day (generated-day.ts, fixed seed)", generated)];
+if (verdicts.includes(false)) process.exitCode = 1;
