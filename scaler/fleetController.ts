@@ -1,7 +1,13 @@
+import type { WorkerPolicy } from "../infra/config.js";
 import type { CycleReport, FleetActuator } from "./actuator/actuator.js";
 import type { Logger } from "./log.js";
-import type { DecisionLoop } from "./loop.js";
+import { DecisionLoop, type DecisionAudit } from "./loop.js";
 import type { PolicyOutcome } from "./policy/types.js";
+import { BbbClient } from "./signals/bbb.js";
+import { SignalGatherer } from "./signals/gather.js";
+import type { PrometheusClient } from "./signals/prometheus.js";
+import type { ScaleliteClient } from "./signals/scalelite.js";
+import type { CheckIn, Observed } from "./signals/snapshot.js";
 
 /** One period of a fleet: what the policy decided and what the actuator did with it. */
 export interface FleetPeriod {
@@ -68,4 +74,61 @@ export class FleetController {
         this.running = undefined;
       });
   }
+}
+
+export interface FleetWiring {
+  fleet: string;
+  actuator: FleetActuator;
+  audit: DecisionAudit;
+  /** Read every period, so a reconfigured or paused fleet takes effect at the next one. */
+  policy: () => Promise<WorkerPolicy>;
+  prometheus: PrometheusClient;
+  scalelite: ScaleliteClient;
+  bbbSecret: string;
+  /** False on clouds without power-off (DigitalOcean): scale-in destroys. */
+  canPowerOff: boolean;
+  /** A reading older than this is stale: shown, never a reason to scale in. */
+  freshForMs: number;
+  intervalMs: number;
+  /** Sidecar check-ins per server; none when the fleet's servers run no sidecar. */
+  checkIns?: () => Promise<ReadonlyMap<string, Observed<CheckIn>>>;
+  now: () => number;
+  logger: Logger;
+  onPeriod?: (period: FleetPeriod) => void;
+}
+
+/** The signals, the decision loop and the actuator of one fleet, put together. */
+export function createFleetController(wiring: FleetWiring): FleetController {
+  const gatherer = new SignalGatherer({
+    group: wiring.fleet,
+    canPowerOff: wiring.canPowerOff,
+    freshForMs: wiring.freshForMs,
+    prometheus: wiring.prometheus,
+    scalelite: wiring.scalelite,
+    bbbOf: (member) => {
+      const url = wiring.actuator.bbbUrlOf(member.id);
+      return url === undefined ? undefined : new BbbClient({ baseUrl: url, secret: wiring.bbbSecret });
+    },
+    fleet: async () => wiring.actuator.members(),
+    checkIns: wiring.checkIns ?? (async () => new Map()),
+    now: wiring.now,
+    logger: wiring.logger,
+  });
+  const loop = new DecisionLoop({
+    group: wiring.fleet,
+    gather: () => gatherer.snapshot(),
+    policy: wiring.policy,
+    audit: wiring.audit,
+    intervalMs: wiring.intervalMs,
+    now: wiring.now,
+    logger: wiring.logger,
+  });
+  return new FleetController({
+    fleet: wiring.fleet,
+    loop,
+    actuator: wiring.actuator,
+    intervalMs: wiring.intervalMs,
+    logger: wiring.logger,
+    ...(wiring.onPeriod === undefined ? {} : { onPeriod: wiring.onPeriod }),
+  });
 }

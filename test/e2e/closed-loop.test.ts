@@ -1,14 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { workerPolicySchema } from "../../infra/config.js";
-import { createLogger } from "../../scaler/log.js";
-import { DecisionLoop } from "../../scaler/loop.js";
-import { FleetController, type FleetPeriod } from "../../scaler/fleetController.js";
-import { BbbClient } from "../../scaler/signals/bbb.js";
-import { SignalGatherer } from "../../scaler/signals/gather.js";
-import { PrometheusClient } from "../../scaler/signals/prometheus.js";
-import { ScaleliteClient } from "../../scaler/signals/scalelite.js";
 import { Emulator } from "../emulator/emulator.js";
-import { openEmulatedFleet } from "../harness/fleetRig.js";
+import { openClosedLoop } from "../harness/fleetRig.js";
 import { PrometheusServer } from "../harness/prometheus.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
@@ -36,9 +29,7 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
   let redisServer: RedisServer;
   let prometheus: PrometheusServer;
   let sandbox: PulumiSandbox;
-  let rig: Awaited<ReturnType<typeof openEmulatedFleet>>;
-  let controller: FleetController;
-  const periods: FleetPeriod[] = [];
+  let loop: Awaited<ReturnType<typeof openClosedLoop>>;
   let peakRunning = 0;
 
   beforeAll(async () => {
@@ -46,32 +37,12 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
     redisServer = await RedisServer.start();
     prometheus = await PrometheusServer.start([{ job_name: "workers", http_sd_configs: [{ url: `${emulator.url}/_control/prometheus/targets`, refresh_interval: "1s" }] }]);
     sandbox = await createPulumiSandbox();
-    rig = await openEmulatedFleet({ emulator, sandbox, redisUrl: redisServer.url, settings: { baseline: policy.baseline, defaultSize: policy.defaultSize } });
-    await rig.store.createGroup("bbb", { instanceType: "bbb", desired: 1, policy, allowScheduler: false }, "test");
-    const logger = createLogger("closed-loop", "silent");
-    const now = () => emulator.clock.now();
-    const gatherer = new SignalGatherer({
-      group: "bbb",
-      canPowerOff: true,
-      freshForMs: 5 * MINUTE,
-      prometheus: new PrometheusClient({ baseUrl: prometheus.url, rateWindow: "15s" }),
-      scalelite: new ScaleliteClient({ baseUrl: emulator.scaleliteApiUrl, secret: emulator.scalelite.secret }),
-      bbbOf: (member) => {
-        const url = rig.actuator.bbbUrlOf(member.id);
-        return url === undefined ? undefined : new BbbClient({ baseUrl: url, secret: emulator.cloud.bbbSecret });
-      },
-      fleet: async () => rig.actuator.members(),
-      checkIns: async () => new Map(),
-      now,
-      logger,
-    });
-    const loop = new DecisionLoop({ group: "bbb", gather: () => gatherer.snapshot(), policy: async () => policy, audit: rig.store, intervalMs: 2_000, historyPeriods: 30, now, logger });
-    controller = new FleetController({ fleet: "bbb", loop, actuator: rig.actuator, intervalMs: 2_000, logger, onPeriod: (period) => periods.push(period) });
+    loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy });
   });
 
   afterAll(async () => {
-    await controller?.stop();
-    await rig?.close();
+    await loop?.controller.stop();
+    await loop?.close();
     await prometheus?.stop();
     await emulator?.stop();
     await redisServer?.stop();
@@ -85,10 +56,10 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
   async function periodsUntil(what: string, done: () => boolean, limit = 25): Promise<void> {
     for (let count = 0; count < limit; count += 1) {
       if (done()) return;
-      await controller.period();
+      await loop.controller.period();
       emulator.scalelite.poll();
     }
-    if (!done()) throw new Error(`${what}: not reached after ${limit} periods; last: ${JSON.stringify(periods.at(-1)?.outcome.holds ?? [])}`);
+    if (!done()) throw new Error(`${what}: not reached after ${limit} periods; last: ${JSON.stringify(loop.periods.at(-1)?.outcome.holds ?? [])}`);
   }
 
   function placeMeetings(count: number, participants: number, videos: number, durationMs: number): void {
@@ -96,7 +67,7 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
   }
 
   it("brings the fleet to its baseline: one server, enabled in Scalelite", async () => {
-    await rig.actuator.start();
+    await loop.actuator.start();
     await periodsUntil("baseline registered", () => enabled().length === 1);
     expect(running()).toHaveLength(1);
   });
@@ -104,7 +75,7 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
   it("grows the fleet when the load rises, and new meetings land on the new servers", async () => {
     placeMeetings(8, 30, 6, 90 * MINUTE);
     await periodsUntil("a second server taking meetings", () => enabled().length >= 2);
-    const scaleOut = periods.flatMap((period) => period.cycle.applied).filter((decision) => decision.kind === "create" || decision.kind === "start" || decision.kind === "resize");
+    const scaleOut = loop.periods.flatMap((period) => period.cycle.applied).filter((decision) => decision.kind === "create" || decision.kind === "start" || decision.kind === "resize");
     expect(scaleOut.map((decision) => decision.kind)).toContain("create");
     for (const decision of scaleOut) expect(decision.inputs).toHaveProperty("cpuUtilization");
     peakRunning = running().length;
@@ -121,14 +92,14 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
     await periodsUntil("scaled in to the minimum", () => running().length === policy.min, 40);
     expect(peakRunning).toBeGreaterThanOrEqual(2);
 
-    const audit = await rig.store.readAudit("bbb", { limit: 1000 });
+    const audit = await loop.store.readAudit("bbb", { limit: 1000 });
     const kinds = new Set(audit.map((entry) => entry.kind));
     expect(kinds).toContain("fleet.up");
     expect(kinds).toContain("act.drain");
     expect(kinds).toContain("act.stop");
     expect(emulator.cloud.meetingsCut).toBe(0);
 
-    const preview = await rig.fleetStack.preview(rig.actuator.currentState().desired);
+    const preview = await loop.fleetStack.preview(loop.actuator.currentState().desired);
     expect(Object.keys(preview)).toEqual(["same"]);
   });
 });

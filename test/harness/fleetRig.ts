@@ -1,9 +1,12 @@
 import { Redis } from "ioredis";
+import type { WorkerPolicy } from "../../infra/config.js";
 import type { FleetSpec } from "../../infra/fleet.js";
 import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actuator.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { FleetLock } from "../../scaler/actuator/lock.js";
+import { createFleetController, type FleetPeriod } from "../../scaler/fleetController.js";
 import { createLogger } from "../../scaler/log.js";
+import { PrometheusClient } from "../../scaler/signals/prometheus.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";
 import { ScaleliteClient } from "../../scaler/signals/scalelite.js";
 import { ScalerStore } from "../../scaler/store/store.js";
@@ -89,4 +92,29 @@ export async function openEmulatedFleet(options: {
       redis.disconnect();
     },
   };
+}
+
+/** A fleet's whole loop (signals, policy, actuator) on the emulator, with a real Prometheus scraping it. */
+export async function openClosedLoop(options: { emulator: Emulator; sandbox: PulumiSandbox; redisUrl: string; prometheusUrl: string; policy: WorkerPolicy; settings?: Partial<ActuatorSettings> }) {
+  const { emulator, policy } = options;
+  const rig = await openEmulatedFleet({ ...options, settings: { baseline: policy.baseline, defaultSize: policy.defaultSize, ...options.settings } });
+  await rig.store.createGroup("bbb", { instanceType: "bbb", desired: policy.baseline, policy, allowScheduler: false }, "test");
+  const periods: FleetPeriod[] = [];
+  const controller = createFleetController({
+    fleet: "bbb",
+    actuator: rig.actuator,
+    audit: rig.store,
+    policy: async () => policy,
+    // A short rate window: the test's Prometheus scrapes every second.
+    prometheus: new PrometheusClient({ baseUrl: options.prometheusUrl, rateWindow: "15s" }),
+    scalelite: new ScaleliteClient({ baseUrl: emulator.scaleliteApiUrl, secret: emulator.scalelite.secret }),
+    bbbSecret: emulator.cloud.bbbSecret,
+    canPowerOff: true,
+    freshForMs: 5 * 60_000,
+    intervalMs: 2_000,
+    now: () => emulator.clock.now(),
+    logger: createLogger("fleet", "silent"),
+    onPeriod: (period) => periods.push(period),
+  });
+  return { ...rig, controller, periods };
 }

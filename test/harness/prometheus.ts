@@ -22,10 +22,11 @@ export class PrometheusServer {
     private readonly process: ManagedProcess,
   ) {}
 
-  static async start(scrapeConfigs: ScrapeJob[], options: { scrapeInterval?: string } = {}): Promise<PrometheusServer> {
+  /** `port` brings a stopped Prometheus back at the address its clients know. */
+  static async start(scrapeConfigs: ScrapeJob[], options: { scrapeInterval?: string; port?: number } = {}): Promise<PrometheusServer> {
     const binary = requireProgram("prometheus", "prometheus");
     const dir = await mkdtemp(join(tmpdir(), "confscale-prometheus-"));
-    const port = await freeLoopbackPort();
+    const port = options.port ?? (await freeLoopbackPort());
     const config = { global: { scrape_interval: options.scrapeInterval ?? "1s", evaluation_interval: options.scrapeInterval ?? "1s" }, scrape_configs: scrapeConfigs };
     const configFile = join(dir, "prometheus.yml");
     await writeFile(configFile, stringify(config));
