@@ -232,8 +232,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Labels that say who owns a machine (`confscale:env`, `confscale:role`, `confscale:fleet`). */
 const OWNERSHIP_LABEL_PREFIX = "confscale:";
 
-/** Server states in which an earlier create is still being carried out. */
-const SERVER_STATES_IN_PROGRESS = new Set(["BUSY", "DEPLOYING", "UPDATING"]);
+/** Server states in which an earlier create is still being carried out (an array: Pulumi cannot serialize a Set). */
+const SERVER_STATES_IN_PROGRESS = ["BUSY", "DEPLOYING", "UPDATING"];
 
 /**
  * Creates the server with its boot volume, a NIC on the public LAN with its firewall rules, and its labels.
@@ -362,7 +362,7 @@ async function adoptServer(inputs: IonosServerInputs, serverId: string, labels: 
     const parsed = shape.safeParse(reply.data);
     if (!parsed.success) throw new IonosApiError(operation, reply.status, `unexpected server reply: ${parsed.error.message}`);
     server = parsed.data;
-    if (!SERVER_STATES_IN_PROGRESS.has(server.metadata.state)) break;
+    if (!SERVER_STATES_IN_PROGRESS.includes(server.metadata.state)) break;
     if (Date.now() > deadline) throw new IonosApiError(operation, undefined, `the earlier create is still ${server.metadata.state} at the deadline`);
     await delay(inputs.connection.pollIntervalMs ?? 2000);
   }
