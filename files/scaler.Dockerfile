@@ -19,4 +19,5 @@ RUN pulumi plugin install resource digitalocean "$(node -p "require('@pulumi/dig
 USER node
 ENV NODE_ENV=production
 EXPOSE 8080
-CMD ["npx", "tsx", "scaler/main.ts"]
+# node itself is PID 1, so `docker compose` stop or a redeploy's SIGTERM reaches the scaler's graceful shutdown.
+CMD ["node", "--import", "tsx", "scaler/main.ts"]
