@@ -89,13 +89,17 @@ export class FleetStack {
     return new FleetStack(name, stack, program);
   }
 
-  /** Brings the cloud to `spec`; `onStep` sees each resource step as the engine finishes it. */
-  async up(spec: FleetSpec, onStep?: (step: ResourceStep) => void): Promise<FleetUpdateReport> {
+  /**
+   * Brings the cloud to `spec`; `onStep` sees each resource step as the engine finishes it. `parallel` caps the
+   * engine's concurrent resource operations (the CLI's `--parallel`); unset, the engine's default applies.
+   */
+  async up(spec: FleetSpec, onStep?: (step: ResourceStep) => void, options: { parallel?: number } = {}): Promise<FleetUpdateReport> {
     this.program.spec = fleetSpecSchema.parse(spec);
     const steps: ResourceStep[] = [];
     const started = performance.now();
     try {
       const result = await this.stack.up({
+        ...(options.parallel === undefined ? {} : { parallel: options.parallel }),
         onEvent: (event) => {
           const step = stepOf(event);
           if (step === undefined) return;
