@@ -71,6 +71,7 @@ export class ActuatorNotStartedError extends Error {
  */
 export class FleetActuator {
   private lease: FleetLease | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   private state: FleetState | undefined;
   private addresses: Record<string, { id: string; publicIp: string }> = {};
   private readonly states: FleetStateStore;
@@ -88,7 +89,11 @@ export class FleetActuator {
    */
   async start(): Promise<{ recovered: boolean }> {
     const { fleet } = this.settings;
-    this.lease = await this.deps.lock.acquire(fleet, this.deps.owner);
+    // Longer than a lease's life: the lease of a holder that died expires in that time.
+    this.lease = await this.deps.lock.acquireWhenFree(fleet, this.deps.owner, 2 * this.deps.lock.ttlMs, (holder) =>
+      this.deps.log.info({ event: "fleet.lease_wait", fleet, holder }, "waiting for the fleet lease to be released or to expire"),
+    );
+    this.keepLeaseAlive(this.lease);
     let state = await this.states.load(fleet);
     let recovered = false;
     if (state?.updateInFlight != null && state.updateInFlight.token !== this.lease.token) {
@@ -109,8 +114,24 @@ export class FleetActuator {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
     await this.lease?.release();
     this.lease = undefined;
+  }
+
+  /** Renews the lease while this process lives; long work (recovery, an update) must not let it expire. */
+  private keepLeaseAlive(lease: FleetLease): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(
+      () =>
+        void lease.renew().catch((error: unknown) => {
+          // A lost lease stops this actuator: its next write is refused by the fencing token.
+          this.deps.log.error({ event: "fleet.lease_lost", fleet: this.settings.fleet, err: error }, "fleet lease lost");
+          clearInterval(this.heartbeat);
+        }),
+      Math.max(100, this.deps.lock.ttlMs / 3),
+    );
   }
 
   /** The fleet as the snapshot needs it: a server counts as booting until it is enabled in Scalelite. */
@@ -296,14 +317,12 @@ export class FleetActuator {
   private async update(lease: FleetLease, state: FleetState): Promise<FleetUpdateReport> {
     state.updateInFlight = { token: lease.token, startedAt: this.deps.now() };
     await this.save();
-    const renew = setInterval(() => void lease.renew().catch((error: unknown) => this.deps.log.error({ event: "fleet.lease_lost", err: error }, "fleet lease lost during an update")), 5_000);
     try {
       const report = await this.deps.fleetStack.up(state.desired, (step) => this.deps.log.info({ event: "fleet.step", fleet: this.settings.fleet, ...step }, `${step.op} ${step.name}`));
       await this.deps.audit({ kind: "fleet.up", message: `fleet stack updated in ${Math.round(report.durationMs)} ms`, details: { summary: report.summary, steps: report.steps } });
       this.addresses = await this.deps.fleetStack.serverAddresses();
       return report;
     } finally {
-      clearInterval(renew);
       state.updateInFlight = null;
     }
   }

@@ -54,7 +54,7 @@ export class FleetLock {
   constructor(
     private readonly redis: Redis,
     private readonly keyPrefix: string,
-    private readonly ttlMs: number,
+    readonly ttlMs: number,
   ) {}
 
   private lockKey(fleet: string): string {
@@ -80,6 +80,23 @@ export class FleetLock {
         await renewOrReleaseScript.run(this.redis, [key], [held, 0]);
       },
     };
+  }
+
+  /**
+   * Waits for a lease another holder has: a scaler restarted after a crash finds its predecessor's lease, which
+   * expires within one TTL since nobody renews it. A live holder keeps it, and this gives up after `maxWaitMs`.
+   */
+  async acquireWhenFree(fleet: string, owner: string, maxWaitMs: number, onBusy?: (holder: string) => void): Promise<FleetLease> {
+    const deadline = performance.now() + maxWaitMs;
+    for (;;) {
+      try {
+        return await this.acquire(fleet, owner);
+      } catch (error) {
+        if (!(error instanceof FleetLockBusyError) || performance.now() >= deadline) throw error;
+        onBusy?.(error.holder);
+        await new Promise((resolve) => setTimeout(resolve, Math.max(100, Math.min(this.ttlMs / 10, 2_000))));
+      }
+    }
   }
 
   /** The token of the lease now in force, if any: a write fenced with an older token is stale. */

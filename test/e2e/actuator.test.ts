@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Decision } from "../../scaler/policy/types.js";
 import { Emulator } from "../emulator/emulator.js";
-import { openEmulatedFleet } from "../harness/fleetRig.js";
+import { emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
 
@@ -24,7 +24,7 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
     redisServer = await RedisServer.start();
     sandbox = await createPulumiSandbox();
-    rig = await openEmulatedFleet({ emulator, sandbox, redisUrl: redisServer.url, settings: { baseline: 2 } });
+    rig = await openEmulatedFleet({ endpoints: emulatorEndpoints(emulator), sandbox, redisUrl: redisServer.url, now: () => emulator.clock.now(), settings: { baseline: 2 } });
   });
 
   afterAll(async () => {

@@ -15,12 +15,38 @@ import type { PulumiSandbox } from "./pulumi.js";
 
 export const KEY_PREFIX = "confscale:";
 
-/** The spec template of a fleet on the emulated IONOS cloud. */
-export function emulatedFleetTemplate(emulator: Emulator, env: string, fleet: string): Omit<FleetSpec, "servers"> {
+/** What a process needs to reach an emulator, as plain JSON (a test hands it to a scaler it runs as a child). */
+export interface EmulatorEndpoints {
+  url: string;
+  cloudApiUrl: string;
+  datacenterId: string;
+  username: string;
+  password: string;
+  scaleliteApiUrl: string;
+  scaleliteSecret: string;
+  bbbSecret: string;
+}
+
+export function emulatorEndpoints(emulator: Emulator): EmulatorEndpoints {
+  return {
+    url: emulator.url,
+    cloudApiUrl: emulator.cloudApiUrl,
+    datacenterId: emulator.defaultDatacenterId!,
+    username: emulator.credentials.username,
+    password: emulator.credentials.password,
+    scaleliteApiUrl: emulator.scaleliteApiUrl,
+    scaleliteSecret: emulator.scalelite.secret,
+    bbbSecret: emulator.cloud.bbbSecret,
+  };
+}
+
+/** The spec template of a fleet on the emulated IONOS cloud (in this process, or reached through its endpoints). */
+export function emulatedFleetTemplate(emulator: Emulator | EmulatorEndpoints, env: string, fleet: string): Omit<FleetSpec, "servers"> {
+  const endpoints = "clock" in emulator ? emulatorEndpoints(emulator) : emulator;
   return {
     env,
     fleet,
-    placement: { cloud: "ionos", region: "de/fra", ionos: { datacenterId: emulator.defaultDatacenterId!, lanId: 1, endpoint: emulator.cloudApiUrl, pollIntervalMs: 100 } },
+    placement: { cloud: "ionos", region: "de/fra", ionos: { datacenterId: endpoints.datacenterId, lanId: 1, endpoint: endpoints.cloudApiUrl, pollIntervalMs: 100 } },
     domain: "bbb.confscale.test",
     scalerUrl: "http://127.0.0.1:1/scaler",
     controlNodeIp: "127.0.0.1",
@@ -31,15 +57,18 @@ export function emulatedFleetTemplate(emulator: Emulator, env: string, fleet: st
 
 /** Everything an actuator needs, wired to a real Redis, the real Pulumi engine and the emulator. */
 export async function openEmulatedFleet(options: {
-  emulator: Emulator;
-  sandbox: PulumiSandbox;
+  endpoints: EmulatorEndpoints;
+  sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">;
   redisUrl: string;
   env?: string;
   fleet?: string;
   settings?: Partial<ActuatorSettings>;
   owner?: string;
+  /** The fleet lease's time to live; a holder that dies loses the fleet after it. */
+  leaseTtlMs?: number;
+  now?: () => number;
 }) {
-  const { emulator, sandbox } = options;
+  const { endpoints, sandbox } = options;
   const env = options.env ?? "e2e";
   const fleet = options.fleet ?? "bbb";
   const redis = new Redis(options.redisUrl);
@@ -54,7 +83,7 @@ export async function openEmulatedFleet(options: {
     backendUrl: sandbox.backendUrl,
     passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
     nodeExporterPassword: "node-exporter-password",
-    providerEnv: { ...sandbox.env, IONOS_USERNAME: emulator.credentials.username, IONOS_PASSWORD: emulator.credentials.password },
+    providerEnv: { ...sandbox.env, IONOS_USERNAME: endpoints.username, IONOS_PASSWORD: endpoints.password },
   });
   const settings: ActuatorSettings = {
     fleet,
@@ -62,9 +91,9 @@ export async function openEmulatedFleet(options: {
     image: "ubuntu:22.04",
     defaultSize: { cores: 2, ramGb: 8 },
     baseline: 0,
-    template: emulatedFleetTemplate(emulator, env, fleet),
-    bbbUrl: ({ id }) => emulator.bbbUrl(id),
-    bbbSecret: emulator.cloud.bbbSecret,
+    template: emulatedFleetTemplate(endpoints, env, fleet),
+    bbbUrl: ({ id }) => `${endpoints.url}/servers/${id}/bigbluebutton/api`,
+    bbbSecret: endpoints.bbbSecret,
     drainTimeoutMs: 3_600_000,
     onDrainTimeout: "re-enable",
     buildTimeoutMs: 3_600_000,
@@ -73,12 +102,12 @@ export async function openEmulatedFleet(options: {
   const actuator = new FleetActuator(settings, {
     redis,
     keyPrefix: KEY_PREFIX,
-    lock: new FleetLock(redis, KEY_PREFIX, 30_000),
+    lock: new FleetLock(redis, KEY_PREFIX, options.leaseTtlMs ?? 30_000),
     fleetStack,
-    scalelite: new ScaleliteClient({ baseUrl: emulator.scaleliteApiUrl, secret: emulator.scalelite.secret }),
-    bbb: (baseUrl) => new BbbClient({ baseUrl, secret: emulator.cloud.bbbSecret }),
+    scalelite: new ScaleliteClient({ baseUrl: endpoints.scaleliteApiUrl, secret: endpoints.scaleliteSecret }),
+    bbb: (baseUrl) => new BbbClient({ baseUrl, secret: endpoints.bbbSecret }),
     audit: (entry, server) => store.appendAudit(fleet, { ...entry, actor: "actuator" }, server),
-    now: () => emulator.clock.now(),
+    now: options.now ?? Date.now,
     log: createLogger("actuator", "silent"),
     owner: options.owner ?? `test-${process.pid}`,
   });
@@ -97,7 +126,12 @@ export async function openEmulatedFleet(options: {
 /** A fleet's whole loop (signals, policy, actuator) on the emulator, with a real Prometheus scraping it. */
 export async function openClosedLoop(options: { emulator: Emulator; sandbox: PulumiSandbox; redisUrl: string; prometheusUrl: string; policy: WorkerPolicy; settings?: Partial<ActuatorSettings> }) {
   const { emulator, policy } = options;
-  const rig = await openEmulatedFleet({ ...options, settings: { baseline: policy.baseline, defaultSize: policy.defaultSize, ...options.settings } });
+  const rig = await openEmulatedFleet({
+    ...options,
+    endpoints: emulatorEndpoints(emulator),
+    now: () => emulator.clock.now(),
+    settings: { baseline: policy.baseline, defaultSize: policy.defaultSize, ...options.settings },
+  });
   await rig.store.createGroup("bbb", { instanceType: "bbb", desired: policy.baseline, policy, allowScheduler: false }, "test");
   const periods: FleetPeriod[] = [];
   const controller = createFleetController({
