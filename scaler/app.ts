@@ -19,6 +19,15 @@ export interface AppDeps {
   metrics?: ScalerMetrics;
   logger?: Logger;
   asap?: AsapVerifier;
+  /** The fleets this scaler drives: their status and Prometheus `http_sd` targets. */
+  fleets?: readonly FleetView[];
+}
+
+/** What the HTTP surface shows of a fleet the scaler drives. */
+export interface FleetView {
+  readonly name: string;
+  status(): unknown;
+  scrapeTargets(): { targets: string[]; labels: Record<string, string> }[];
 }
 
 const CONFLICT_STATUS = {
@@ -49,6 +58,17 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/sidecar", sidecarRoutes({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }));
   app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens }));
   app.get("/", async (c) => c.html(await statusPage(store)));
+  const fleets = new Map((deps.fleets ?? []).map((fleet) => [fleet.name, fleet]));
+  app.get("/fleets", (c) => c.json([...fleets.values()].map((fleet) => fleet.status())));
+  app.get("/fleets/:name", (c) => {
+    const fleet = fleets.get(c.req.param("name"));
+    return fleet === undefined ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404) : c.json(fleet.status());
+  });
+  // Prometheus `http_sd_configs` of a fleet's workers (node-exporter with TLS and basic auth on each).
+  app.get("/fleets/:name/targets", (c) => {
+    const fleet = fleets.get(c.req.param("name"));
+    return fleet === undefined ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404) : c.json(fleet.scrapeTargets());
+  });
 
   app.notFound((c) => c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404));
 

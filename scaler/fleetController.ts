@@ -1,5 +1,6 @@
 import type { WorkerPolicy } from "../infra/config.js";
 import type { CycleReport, FleetActuator } from "./actuator/actuator.js";
+import type { FleetView } from "./app.js";
 import type { Logger } from "./log.js";
 import { DecisionLoop, type DecisionAudit } from "./loop.js";
 import type { PolicyOutcome } from "./policy/types.js";
@@ -8,6 +9,19 @@ import { SignalGatherer } from "./signals/gather.js";
 import type { PrometheusClient } from "./signals/prometheus.js";
 import type { ScaleliteClient } from "./signals/scalelite.js";
 import type { CheckIn, Observed } from "./signals/snapshot.js";
+
+export interface FleetStatus {
+  fleet: string;
+  servers: { name: string; cores: number; ramGb: number; power: string; phase: string }[];
+  lastPeriod: {
+    at: string;
+    sample: PolicyOutcome["sample"];
+    decisions: { kind: string; server: string | null; reason: string; dryRun: boolean }[];
+    holds: string[];
+    held: string[];
+    update: { summary: Record<string, number>; durationMs: number } | null;
+  } | null;
+}
 
 /** One period of a fleet: what the policy decided and what the actuator did with it. */
 export interface FleetPeriod {
@@ -37,6 +51,10 @@ export class FleetController {
 
   constructor(private readonly options: FleetControllerOptions) {}
 
+  get fleet(): string {
+    return this.options.fleet;
+  }
+
   /** Takes the fleet lease and recovers an interrupted update; the first period brings an empty fleet to baseline. */
   async start(): Promise<{ recovered: boolean }> {
     const started = await this.options.actuator.start();
@@ -56,6 +74,33 @@ export class FleetController {
 
   last(): FleetPeriod | undefined {
     return this.lastPeriod;
+  }
+
+  /** The fleet at a glance: each server's size, power and phase, and what the last period decided and did. */
+  status(): FleetStatus {
+    const state = this.options.actuator.currentState();
+    const period = this.lastPeriod;
+    return {
+      fleet: this.options.fleet,
+      servers: state.desired.servers.map((server) => ({
+        name: server.name,
+        cores: server.size.cores,
+        ramGb: server.size.ramGb,
+        power: server.power,
+        phase: state.servers[server.name]?.phase ?? "unknown",
+      })),
+      lastPeriod:
+        period === undefined
+          ? null
+          : {
+              at: new Date(period.outcome.at).toISOString(),
+              sample: period.outcome.sample,
+              decisions: period.outcome.decisions.map((decision) => ({ kind: decision.kind, server: decision.server ?? null, reason: decision.reason, dryRun: decision.dryRun })),
+              holds: period.outcome.holds.map((hold) => hold.reason),
+              held: period.cycle.held.map((held) => held.reason),
+              update: period.cycle.update === null ? null : { summary: period.cycle.update.summary, durationMs: Math.round(period.cycle.update.durationMs) },
+            },
+    };
   }
 
   async stop(): Promise<void> {
@@ -131,4 +176,23 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     logger: wiring.logger,
     ...(wiring.onPeriod === undefined ? {} : { onPeriod: wiring.onPeriod }),
   });
+}
+
+/** Where Prometheus scrapes a worker's node-exporter: by default its public address, port 9100. */
+export type ScrapeAddress = (server: { name: string; id: string; publicIp: string }) => { address: string; metricsPath?: string };
+
+/**
+ * A fleet as the HTTP surface shows it. The `instance` label is always `<publicIp>:9100`, the name the policy's
+ * metrics are keyed by, whatever address the scrape goes to.
+ */
+export function fleetView(controller: FleetController, actuator: FleetActuator, scrapeAddress: ScrapeAddress = (server) => ({ address: `${server.publicIp}:9100` })): FleetView {
+  return {
+    name: controller.fleet,
+    status: () => controller.status(),
+    scrapeTargets: () =>
+      actuator.scrapeTargets().map((server) => {
+        const { address, metricsPath } = scrapeAddress(server);
+        return { targets: [address], labels: { instance: `${server.publicIp}:9100`, server: server.name, ...(metricsPath === undefined ? {} : { __metrics_path__: metricsPath }) } };
+      }),
+  };
 }

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { workerPolicySchema } from "../../infra/config.js";
 import { Emulator } from "../emulator/emulator.js";
 import { openClosedLoop } from "../harness/fleetRig.js";
+import { freeLoopbackPort } from "../harness/ports.js";
 import { PrometheusServer } from "../harness/prometheus.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
@@ -30,14 +31,17 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
   let prometheus: PrometheusServer;
   let sandbox: PulumiSandbox;
   let loop: Awaited<ReturnType<typeof openClosedLoop>>;
+  let scalerPort: number;
   let peakRunning = 0;
 
   beforeAll(async () => {
     emulator = await Emulator.start({ clock: { kind: "real", scale: CLOCK_SCALE }, timings: { requestQueuedMs: 1_000, requestRunningMs: 5_000, bootMs: 2 * MINUTE } });
     redisServer = await RedisServer.start();
-    prometheus = await PrometheusServer.start([{ job_name: "workers", http_sd_configs: [{ url: `${emulator.url}/_control/prometheus/targets`, refresh_interval: "1s" }] }]);
+    // Prometheus finds the workers through the scaler's own http_sd endpoint, as on the control node.
+    scalerPort = await freeLoopbackPort();
+    prometheus = await PrometheusServer.start([{ job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${scalerPort}/fleets/bbb/targets`, refresh_interval: "1s" }] }]);
     sandbox = await createPulumiSandbox();
-    loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy });
+    loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy, scalerPort });
   });
 
   afterAll(async () => {
@@ -70,6 +74,8 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
     await loop.actuator.start();
     await periodsUntil("baseline registered", () => enabled().length === 1);
     expect(running()).toHaveLength(1);
+    const status = (await (await fetch(`http://127.0.0.1:${scalerPort}/fleets/bbb`)).json()) as { servers: { name: string; phase: string }[] };
+    expect(status.servers).toEqual([expect.objectContaining({ name: "bbb-1", phase: "active", power: "running" })]);
   });
 
   it("grows the fleet when the load rises, and new meetings land on the new servers", async () => {

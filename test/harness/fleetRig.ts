@@ -1,10 +1,14 @@
+import { serve, type ServerType } from "@hono/node-server";
 import { Redis } from "ioredis";
+import { once } from "node:events";
 import type { WorkerPolicy } from "../../infra/config.js";
 import type { FleetSpec } from "../../infra/fleet.js";
 import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actuator.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { FleetLock } from "../../scaler/actuator/lock.js";
-import { createFleetController, type FleetPeriod } from "../../scaler/fleetController.js";
+import { createApp } from "../../scaler/app.js";
+import { createFleetController, fleetView, type FleetPeriod } from "../../scaler/fleetController.js";
+import { parseSettings } from "../../scaler/settings.js";
 import { createLogger } from "../../scaler/log.js";
 import { PrometheusClient } from "../../scaler/signals/prometheus.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";
@@ -123,8 +127,19 @@ export async function openEmulatedFleet(options: {
   };
 }
 
-/** A fleet's whole loop (signals, policy, actuator) on the emulator, with a real Prometheus scraping it. */
-export async function openClosedLoop(options: { emulator: Emulator; sandbox: PulumiSandbox; redisUrl: string; prometheusUrl: string; policy: WorkerPolicy; settings?: Partial<ActuatorSettings> }) {
+/**
+ * A fleet's whole loop (signals, policy, actuator) on the emulator, with a real Prometheus scraping it. With
+ * `scalerPort`, the scaler's HTTP surface listens there too, serving the fleet's status and `http_sd` targets.
+ */
+export async function openClosedLoop(options: {
+  emulator: Emulator;
+  sandbox: PulumiSandbox;
+  redisUrl: string;
+  prometheusUrl: string;
+  policy: WorkerPolicy;
+  settings?: Partial<ActuatorSettings>;
+  scalerPort?: number;
+}) {
   const { emulator, policy } = options;
   const rig = await openEmulatedFleet({
     ...options,
@@ -150,5 +165,22 @@ export async function openClosedLoop(options: { emulator: Emulator; sandbox: Pul
     logger: createLogger("fleet", "silent"),
     onPeriod: (period) => periods.push(period),
   });
-  return { ...rig, controller, periods };
+  let server: ServerType | undefined;
+  if (options.scalerPort !== undefined) {
+    const settings = parseSettings({ redis: { url: options.redisUrl }, sidecar: { keyBaseUrl: emulator.keyBaseUrl } });
+    // The emulator serves every worker's node-exporter on its one listener, under the worker's own path.
+    const view = fleetView(controller, rig.actuator, (worker) => ({ address: new URL(emulator.url).host, metricsPath: emulator.metricsPath(worker.id) }));
+    const app = createApp({ store: rig.store, settings, fleets: [view], logger: createLogger("scaler", "silent") });
+    server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: options.scalerPort });
+    await once(server, "listening");
+  }
+  return {
+    ...rig,
+    controller,
+    periods,
+    close: async () => {
+      if (server !== undefined) await new Promise((resolve) => server?.close(resolve));
+      await rig.close();
+    },
+  };
 }
