@@ -82,8 +82,6 @@ interface SimServer {
 
 interface Scaler {
   name: string;
-  /** Whether a booted server waits in Scalelite, disabled, until the scaler enables it. */
-  registersDisabled: boolean;
   intervalMinutes: number;
   decide(servers: readonly SimServer[], minute: number, metrics: Map<string, { cpu: number; memory: number }>): Decision[];
 }
@@ -98,10 +96,7 @@ class Fleet {
   meetingsRejected = 0;
   peakServers = 0;
 
-  constructor(
-    policy: WorkerPolicy,
-    private readonly registersDisabled: boolean,
-  ) {
+  constructor(policy: WorkerPolicy) {
     for (let index = 0; index < policy.max; index += 1) {
       const running = index < policy.baseline;
       this.servers.push({
@@ -129,8 +124,9 @@ class Fleet {
       if (server.power === "booting" && server.readyAtMinute <= minute) {
         server.power = "running";
         server.bootedAt = nowMs;
-        // Scalelite's addServer registers a server disabled; the seed's servers stay registered and enabled.
-        server.state = this.registersDisabled ? "disabled" : "enabled";
+        // confscale's actuator registers a booted server and enables it as soon as its BBB API answers; the seed's
+        // servers stay registered and enabled.
+        server.state = "enabled";
       }
       if (server.pendingResize !== undefined && server.pendingResize.atMinute <= minute) {
         server.size = server.pendingResize.size;
@@ -240,7 +236,6 @@ function confscaleScaler(policy: WorkerPolicy): Scaler {
   const history: PolicyHistory = { samples: [], actions: [] };
   return {
     name: "confscale",
-    registersDisabled: true,
     intervalMinutes: 1,
     decide(servers, minute, metrics) {
       const now = DAY_START_MS + minute * MINUTE_MS;
@@ -301,7 +296,6 @@ function seedScaler(policy: WorkerPolicy): Scaler {
   });
   return {
     name: "seed rules",
-    registersDisabled: false,
     intervalMinutes: 5,
     decide(servers, minute, metrics) {
       const decisions: Decision[] = [];
@@ -345,7 +339,7 @@ interface Result {
 }
 
 function run(scaler: Scaler, trace: readonly TraceMeeting[], policy: WorkerPolicy): Result {
-  const fleet = new Fleet(policy, scaler.registersDisabled);
+  const fleet = new Fleet(policy);
   for (let minute = 0; minute < MINUTES; minute += 1) {
     fleet.advance(minute, trace);
     const metrics = fleet.measure();
