@@ -287,6 +287,31 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     holds.push({ reason: `still short of capacity: ${limit} reached`, inputs: shortInputs() });
   }
 
+  // A launch the projection no longer needs is called off before the server lands: once it takes meetings it is held
+  // for their whole length. A bell's burst of joins is steep for a minute or two, and its trend then projects more
+  // joins than come; the next periods see the rise level off. Only when nothing was launched this period. A booting
+  // server is not enabled in Scalelite yet, so no meeting can be on it (and the actuator asks BBB before a stop).
+  if (!scaledOut) {
+    const booting = active
+      .filter((server) => server.power === "booting" && (server.meetings.value ?? 0) === 0 && (server.scalelite === null || server.scalelite.load === 0))
+      .sort(bySizeDescending);
+    for (const server of booting) {
+      const remainingCores = capacityCores - server.size.cores;
+      const remainingRam = capacityRam - server.size.ramGb;
+      if (activeCount - 1 < minimum || remainingCores < requiredCores || remainingRam < requiredRam) break;
+      add({
+        kind: snapshot.canPowerOff ? "stop" : "destroy",
+        server: server.id,
+        reason: "launch no longer needed: the capacity taking meetings holds the projected load",
+        inputs: { ...shortInputs(), remainingCores, remainingRamGb: remainingRam },
+      });
+      acted.add(server.id);
+      capacityCores = remainingCores;
+      capacityRam = remainingRam;
+      activeCount -= 1;
+    }
+  }
+
   // Draining servers that emptied: stop or destroy them (never while a meeting is on them, by BBB's or Scalelite's count).
   for (const server of [...draining].sort((a, b) => a.id.localeCompare(b.id))) {
     if (acted.has(server.id) || inGrace(server)) continue;

@@ -128,6 +128,14 @@ describe("policy: horizontal", () => {
     expect(kinds(capped.decisions)).toEqual(["start c"]);
   });
 
+  it("calls off a launch the projection no longer needs before it lands, and keeps one it still needs", () => {
+    const booting = server("late", {}, { size: { cores: 8, ramGb: 32 }, power: "booting", bootedAt: null, scalelite: null, cpu: missing, memory: missing, meetings: missing, participants: missing, videos: missing });
+    const calm = decide(snapshot([server("a", { cpu: 0.3, memory: 0.3, meetings: 2 }), server("b", { cpu: 0.3, memory: 0.3, meetings: 2 }), booting]), policy(), EMPTY_HISTORY, NOW);
+    expect(kinds(calm.decisions)).toEqual(["stop late"]);
+    const busy = decide(snapshot([server("a", { cpu: 0.9, memory: 0.5, meetings: 8 }, { size: { cores: 8, ramGb: 32 } }), booting]), policy(), EMPTY_HISTORY, NOW);
+    expect(kinds(busy.decisions)).not.toContain("stop late");
+  });
+
   it("holds launches at the launch rate limit and says so", () => {
     const launches = Array.from({ length: 10 }, (_, index) => ({ at: NOW - MINUTE, kind: "create" as const, server: `n${index}` }));
     const outcome = decide(snapshot([server("a"), stoppedServer("b")]), policy({ min: 2, baseline: 2 }), { samples: [], actions: launches }, NOW);

@@ -82,7 +82,7 @@ const takesMeetings = (server: ServerSnapshot) => server.power === "booting" || 
 const hasNoMeetingForSure = (server: ServerSnapshot) => server.meetings.status === "fresh" && server.meetings.value === 0;
 
 describe("policy properties", () => {
-  it("never stops, destroys or shrinks a server unless it is known to have no meeting", () => {
+  it("never stops, destroys or shrinks a server unless it is known to have no meeting or is still booting", () => {
     fc.assert(
       fc.property(snapshotArb, policyArb, historyArb, (snapshot, workerPolicy, history) => {
         for (const decision of decide(snapshot, workerPolicy, history, NOW).decisions) {
@@ -90,7 +90,8 @@ describe("policy properties", () => {
           const shrinks = decision.kind === "resize" && target !== undefined && decision.targetSize !== undefined && (decision.targetSize.cores < target.size.cores || decision.targetSize.ramGb < target.size.ramGb);
           if (decision.kind === "stop" || decision.kind === "destroy" || shrinks) {
             expect(target).toBeDefined();
-            expect(hasNoMeetingForSure(target as ServerSnapshot)).toBe(true);
+            // A booting server is not enabled in Scalelite yet: a launch called off cannot cut a meeting.
+            if (target?.power !== "booting") expect(hasNoMeetingForSure(target as ServerSnapshot)).toBe(true);
             expect(target?.scalelite === null || target?.scalelite.load === 0).toBe(true);
           }
         }
