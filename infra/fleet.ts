@@ -37,26 +37,27 @@ const placementSchema = z.strictObject({
     .optional(),
 }) satisfies z.ZodType<Placement>;
 
+/** Where a fleet's workers go and what their template needs: everything of a spec but its servers. */
+export const fleetTemplateSchema = z.strictObject({
+  env: z.string().min(1),
+  fleet: z.string().min(1),
+  placement: placementSchema,
+  domain: z.string().min(1),
+  scalerUrl: z.url(),
+  controlNodeIp: z.string().min(1),
+  adminCidrs: z.array(z.string()).min(1),
+  sshPublicKeys: z.array(z.string()),
+});
+export type FleetTemplate = z.infer<typeof fleetTemplateSchema>;
+
 /** Everything the fleet program declares: a pure description, kept in Redis and exported by the fleet stack. */
-export const fleetSpecSchema = z
-  .strictObject({
-    env: z.string().min(1),
-    fleet: z.string().min(1),
-    placement: placementSchema,
-    domain: z.string().min(1),
-    scalerUrl: z.url(),
-    controlNodeIp: z.string().min(1),
-    adminCidrs: z.array(z.string()).min(1),
-    sshPublicKeys: z.array(z.string()),
-    servers: z.array(fleetServerSchema),
-  })
-  .superRefine((spec, ctx) => {
-    const seen = new Set<string>();
-    spec.servers.forEach((server, index) => {
-      if (seen.has(server.name)) ctx.addIssue({ code: "custom", path: ["servers", index, "name"], message: `duplicate server name ${server.name}` });
-      seen.add(server.name);
-    });
+export const fleetSpecSchema = fleetTemplateSchema.extend({ servers: z.array(fleetServerSchema) }).superRefine((spec, ctx) => {
+  const seen = new Set<string>();
+  spec.servers.forEach((server, index) => {
+    if (seen.has(server.name)) ctx.addIssue({ code: "custom", path: ["servers", index, "name"], message: `duplicate server name ${server.name}` });
+    seen.add(server.name);
   });
+});
 export type FleetSpec = z.infer<typeof fleetSpecSchema>;
 
 const ADAPTERS: Partial<Record<CloudName, CloudAdapter>> = { ionos: ionosAdapter };

@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { CLOUD_CAPABILITIES } from "../../infra/clouds/types.js";
 import type { ServerSize } from "../../infra/config.js";
-import type { FleetServer, FleetSpec } from "../../infra/fleet.js";
+import type { FleetServer, FleetSpec, FleetTemplate } from "../../infra/fleet.js";
 import type { Logger } from "../log.js";
 import type { Decision } from "../policy/types.js";
 import type { BbbClient } from "../signals/bbb.js";
@@ -19,8 +19,7 @@ export interface ActuatorSettings {
   defaultSize: ServerSize;
   /** Servers the first reconcile of an empty fleet creates. */
   baseline: number;
-  /** Everything of a spec but its servers: where workers go and what their template needs. */
-  template: Omit<FleetSpec, "servers">;
+  template: FleetTemplate;
   /** The BBB API base URL of a server, e.g. https://<name>.<domain>/bigbluebutton/api */
   bbbUrl: (server: { name: string; id: string; publicIp: string }) => string;
   bbbSecret: string;

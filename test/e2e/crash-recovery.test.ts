@@ -4,6 +4,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Emulator } from "../emulator/emulator.js";
 import { emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
+import { killProcessesIn } from "../harness/process.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
 
@@ -48,6 +49,8 @@ describe("a scaler killed during an up, and restarted (real Redis, CLI, emulator
     }
     process.kill(-scaler.pid!, "SIGKILL");
     await exited;
+    // The engine's plugin hosts run in groups of their own; a dead container would have taken them along too.
+    await killProcessesIn(sandbox.dir);
     expect(output).not.toContain("cycled");
     const createdBeforeCrash = servers().length;
     expect(createdBeforeCrash).toBeGreaterThan(0);

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, constants } from "node:fs";
+import { readdir, readlink } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 
 /** Where a program lives on PATH, or undefined. */
@@ -88,4 +89,24 @@ export async function startUntilReady(
     });
   });
   return managed;
+}
+
+/**
+ * Kills every process whose working directory lies in `dir`: the plugin hosts an engine started there, which the
+ * engine leaves running when it is killed itself (as in a crash test).
+ */
+export async function killProcessesIn(dir: string): Promise<number> {
+  let killed = 0;
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const cwd = await readlink(`/proc/${entry}/cwd`).catch(() => undefined);
+    if (cwd === undefined || (cwd !== dir && !cwd.startsWith(`${dir}/`))) continue;
+    try {
+      process.kill(Number(entry), "SIGKILL");
+      killed += 1;
+    } catch {
+      // it ended on its own meanwhile
+    }
+  }
+  return killed;
 }

@@ -1,0 +1,282 @@
+// `npm run demo`: confscale running a compressed school day on the local emulated cloud, everything on loopback.
+// Real Redis and Prometheus, the cloud emulator (IONOS API, BBB, Scalelite, node-exporter), the `local` environment
+// stack and its `local-fleet` stack through the Pulumi engine on a file:// backend, the scaler's decision loop and
+// actuator, and the load driver replaying shared/traces/school-day.csv. One line per period in the terminal; the
+// fleet's status at http://127.0.0.1:<port>/fleets/bbb. Ctrl-C stops everything and removes what it made.
+import { serve } from "@hono/node-server";
+import { once } from "node:events";
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { parseEnvironmentConfig } from "../infra/config.js";
+import { fleetTemplateSchema } from "../infra/fleet.js";
+import { selectEnvironmentStack } from "../infra/workspace.js";
+import { FleetActuator } from "../scaler/actuator/actuator.js";
+import { FleetStack } from "../scaler/actuator/fleetStack.js";
+import { FleetLock } from "../scaler/actuator/lock.js";
+import { createApp } from "../scaler/app.js";
+import { createFleetController, fleetView, type FleetPeriod } from "../scaler/fleetController.js";
+import { createLogger } from "../scaler/log.js";
+import { BbbClient } from "../scaler/signals/bbb.js";
+import { PrometheusClient } from "../scaler/signals/prometheus.js";
+import { ScaleliteClient } from "../scaler/signals/scalelite.js";
+import { parseSettings } from "../scaler/settings.js";
+import { connectRedis, ScalerStore } from "../scaler/store/store.js";
+import { Emulator } from "../test/emulator/emulator.js";
+import { parseTrace } from "../test/emulator/load-driver.js";
+import { PrometheusServer } from "../test/harness/prometheus.js";
+import { RedisServer } from "../test/harness/redis.js";
+
+const usage = `usage: npm run demo -- [--speed 60] [--load-share 0.1] [--until 17:00] [--port 8088] [--trace FILE]
+  --speed       emulated seconds per wall-clock second (60: the school day in about ten minutes)
+  --load-share  the share of the trace's meetings replayed (the local fleet has at most 8 servers)
+  --until       local time (Europe/Berlin) at which the demo ends
+  --port        where the scaler's HTTP surface listens (status at /fleets/bbb)`;
+
+const { values } = parseArgs({
+  options: {
+    speed: { type: "string", default: "60" },
+    "load-share": { type: "string", default: "0.1" },
+    until: { type: "string", default: "17:00" },
+    port: { type: "string", default: "8088" },
+    trace: { type: "string" },
+    help: { type: "boolean", default: false },
+  },
+});
+const optionsSchema = z.object({
+  speed: z.coerce.number().min(1).max(600),
+  loadShare: z.coerce.number().gt(0).max(1),
+  until: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "expected HH:MM"),
+  port: z.coerce.number().int().min(1).max(65_535),
+});
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+const parsed = optionsSchema.safeParse({ speed: values.speed, loadShare: values["load-share"], until: values.until, port: values.port });
+if (!parsed.success) {
+  for (const issue of parsed.error.issues) console.error(`--${String(issue.path[0])}: ${issue.message}`);
+  console.error(usage);
+  process.exit(2);
+}
+const options = parsed.data;
+
+const repo = fileURLToPath(new URL("..", import.meta.url));
+const tracePath = values.trace ?? join(repo, "..", "shared", "traces", "school-day.csv");
+const LOCAL_PASSPHRASE = "confscale-local";
+// A Monday in Europe/Berlin, five minutes before the first lessons' bell.
+const DAY_START = Date.parse("2026-11-23T07:50:00+01:00");
+const clockOf = new Intl.DateTimeFormat("en-GB", { timeZone: "Europe/Berlin", hour: "2-digit", minute: "2-digit" });
+const say = (text: string) => process.stdout.write(`${text}\n`);
+
+const cleanups: (() => Promise<unknown>)[] = [];
+let stopping = false;
+async function shutdown(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => console.error(`cleanup: ${String(error)}`));
+  }
+  process.exit(code);
+}
+process.once("SIGINT", () => void shutdown(130));
+process.once("SIGTERM", () => void shutdown(143));
+
+try {
+  const trace = parseTrace(await readFile(tracePath, "utf8").catch(() => {
+    throw new Error(`no trace at ${tracePath}: pass --trace FILE (a CSV like school-day.csv)`);
+  }));
+  // Every n-th meeting: the same shape of day at a size the local fleet can carry.
+  const stride = Math.round(1 / options.loadShare);
+  const meetings = trace.filter((_meeting, index) => index % stride === 0);
+
+  const dir = await mkdtemp(join(tmpdir(), "confscale-demo-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  say(`demo state in ${dir}`);
+
+  say("starting redis-server, the emulated cloud and prometheus on 127.0.0.1 …");
+  const redisServer = await RedisServer.start();
+  cleanups.push(() => redisServer.stop());
+  const emulator = await Emulator.start({
+    port: 8780,
+    // Real time while the stacks are set up; the day runs compressed once the fleet starts.
+    clock: { kind: "real", scale: 1 },
+    startAt: DAY_START,
+    datacenter: null,
+    timings: { requestQueuedMs: 500, requestRunningMs: 4_000, bootMs: 3 * 60_000 },
+  });
+  cleanups.push(() => emulator.stop());
+  const scalerPort = options.port;
+  const prometheus = await PrometheusServer.start([{ job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${scalerPort}/fleets/bbb/targets`, refresh_interval: "2s" }] }], { scrapeInterval: "2s" });
+  cleanups.push(() => prometheus.stop());
+
+  // The project as an operator has it, in the demo's own directory: the committed stack file stays untouched.
+  const project = join(dir, "project");
+  await mkdir(join(project, "stacks"), { recursive: true });
+  await copyFile(join(repo, "Pulumi.yaml"), join(project, "Pulumi.yaml"));
+  await copyFile(join(repo, "stacks", "Pulumi.local.yaml"), join(project, "stacks", "Pulumi.local.yaml"));
+  await symlink(join(repo, "infra"), join(project, "infra"), "dir");
+  await symlink(join(repo, "node_modules"), join(project, "node_modules"), "dir");
+  const backendUrl = `file://${join(dir, "state")}`;
+  const engineEnv = {
+    PULUMI_BACKEND_URL: backendUrl,
+    PULUMI_CONFIG_PASSPHRASE: LOCAL_PASSPHRASE,
+    PULUMI_HOME: join(dir, "pulumi-home"),
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    IONOS_USERNAME: emulator.credentials.username,
+    IONOS_PASSWORD: emulator.credentials.password,
+  };
+
+  say("pulumi up of the local environment stack (data center, network, control node) …");
+  const environment = await selectEnvironmentStack("local", { workDir: project, envVars: engineEnv });
+  const up = await environment.up();
+  say(`  ${JSON.stringify(up.summary.resourceChanges)} in ${Math.round(((up.summary.endTime?.getTime() ?? 0) - up.summary.startTime.getTime()) / 1000)} s`);
+  const config = await environment.getAllConfig();
+  const environmentConfig = parseEnvironmentConfig(
+    "local",
+    Object.fromEntries(Object.entries(config).map(([key, item]) => [key, item.value])),
+    new Set(Object.entries(config).filter(([, item]) => item.secret).map(([key]) => key)),
+  );
+  const outputs = up.outputs;
+  const template = fleetTemplateSchema.parse({
+    env: "local",
+    fleet: "bbb",
+    placement: outputs.workerPlacement?.value,
+    domain: environmentConfig.domain,
+    scalerUrl: `http://127.0.0.1:${scalerPort}`,
+    controlNodeIp: outputs.controlNodeAddress?.value,
+    adminCidrs: environmentConfig.adminCidrs,
+    sshPublicKeys: environmentConfig.sshPublicKeys,
+  });
+  const policy = environmentConfig.workers;
+
+  const redis = connectRedis(redisServer.url, 2_000);
+  cleanups.push(async () => redis.disconnect());
+  await once(redis, "ready");
+  const settings = parseSettings({ redis: { url: redisServer.url }, sidecar: { keyBaseUrl: emulator.keyBaseUrl } });
+  const store = new ScalerStore(redis, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
+  await store.createGroup("bbb", { instanceType: "bbb", desired: policy.baseline, policy, allowScheduler: false }, "demo");
+
+  const logger = createLogger("demo", "silent");
+  const now = () => emulator.clock.now();
+  const fleetStack = await FleetStack.open({
+    env: "local",
+    workDir: join(dir, "fleet"),
+    backendUrl,
+    passphrase: LOCAL_PASSPHRASE,
+    nodeExporterPassword: environmentConfig.nodeExporterPassword,
+    providerEnv: { PULUMI_HOME: engineEnv.PULUMI_HOME, IONOS_USERNAME: engineEnv.IONOS_USERNAME, IONOS_PASSWORD: engineEnv.IONOS_PASSWORD },
+  });
+  const scalelite = new ScaleliteClient({ baseUrl: emulator.scaleliteApiUrl, secret: emulator.scalelite.secret });
+  const actuator = new FleetActuator(
+    {
+      fleet: "bbb",
+      namePrefix: "bbb",
+      image: environmentConfig.ionos?.image ?? "ubuntu-22.04",
+      defaultSize: policy.defaultSize,
+      baseline: policy.baseline,
+      template,
+      bbbUrl: ({ id }) => emulator.bbbUrl(id),
+      bbbSecret: emulator.cloud.bbbSecret,
+      drainTimeoutMs: 2 * 3_600_000,
+      onDrainTimeout: "re-enable",
+      buildTimeoutMs: 30 * 60_000,
+    },
+    {
+      redis,
+      keyPrefix: settings.redis.keyPrefix,
+      lock: new FleetLock(redis, settings.redis.keyPrefix, 60_000),
+      fleetStack,
+      scalelite,
+      bbb: (baseUrl) => new BbbClient({ baseUrl, secret: emulator.cloud.bbbSecret }),
+      audit: (entry, server) => store.appendAudit("bbb", { ...entry, actor: "actuator" }, server),
+      now,
+      log: logger,
+      owner: `demo-${process.pid}`,
+    },
+  );
+  const controller = createFleetController({
+    fleet: "bbb",
+    actuator,
+    audit: store,
+    policy: async () => (await store.requireGroup("bbb")).policy,
+    prometheus: new PrometheusClient({ baseUrl: prometheus.url, rateWindow: "20s" }),
+    scalelite,
+    bbbSecret: emulator.cloud.bbbSecret,
+    canPowerOff: true,
+    freshForMs: 5 * 60_000,
+    intervalMs: Math.max(1_000, 60_000 / options.speed),
+    now,
+    logger,
+    onPeriod: (period) => say(describePeriod(period, now(), fleetLine())),
+  });
+  cleanups.push(() => controller.stop());
+  const fleetLine = () => {
+    const sizes = new Map<string, number>();
+    for (const server of controller.status().servers) {
+      const key = server.power === "stopped" ? "stopped" : `${server.cores}c/${server.ramGb}G${server.phase === "active" ? "" : ` ${server.phase}`}`;
+      sizes.set(key, (sizes.get(key) ?? 0) + 1);
+    }
+    return [...sizes].map(([key, count]) => `${count}×${key}`).join(" ");
+  };
+
+  const app = createApp({
+    store,
+    settings,
+    fleets: [fleetView(controller, actuator, (worker) => ({ address: new URL(emulator.url).host, metricsPath: emulator.metricsPath(worker.id) }))],
+    logger,
+  });
+  const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: scalerPort });
+  cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+  say(`scaler on http://127.0.0.1:${scalerPort}  (fleet status: /fleets/bbb, Prometheus targets: /fleets/bbb/targets, metrics: /metrics)`);
+
+  emulator.clock.setMode({ kind: "real", scale: options.speed });
+  await controller.start();
+  // The school day starts on a fleet at its baseline, as it would after the night.
+  await new Promise<void>((resolve) => {
+    const ready = setInterval(() => {
+      const servers = controller.status().servers;
+      if (servers.length >= policy.baseline && servers.every((server) => server.phase === "active" || server.phase === "stopped")) {
+        clearInterval(ready);
+        resolve();
+      }
+    }, 500);
+    cleanups.push(async () => clearInterval(ready));
+  });
+  emulator.loadDriver.replay(meetings);
+  say(`replaying ${meetings.length} of ${trace.length} meetings at ${options.speed}× until ${options.until} (Ctrl-C to stop)`);
+
+  const [untilHour, untilMinute] = options.until.split(":").map(Number) as [number, number];
+  const end = Date.parse(`2026-11-23T${String(untilHour).padStart(2, "0")}:${String(untilMinute).padStart(2, "0")}:00+01:00`);
+  await new Promise<void>((resolve) => {
+    const check = setInterval(() => {
+      if (now() >= end) {
+        clearInterval(check);
+        resolve();
+      }
+    }, 1_000);
+    cleanups.push(async () => clearInterval(check));
+  });
+  await controller.stop();
+  const audit = await store.readAudit("bbb", { limit: 1_000 });
+  const counts = new Map<string, number>();
+  for (const entry of audit) if (entry.kind.startsWith("act.") || entry.kind === "fleet.up" || entry.kind === "registered") counts.set(entry.kind, (counts.get(entry.kind) ?? 0) + 1);
+  say(`done at ${clockOf.format(now())}: ${[...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ")}; meetings placed ${emulator.loadDriver.stats.placed}, rejected ${emulator.loadDriver.stats.rejected}, cut off ${emulator.cloud.meetingsCut}`);
+  await shutdown(0);
+} catch (error) {
+  console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
+  await shutdown(1);
+}
+
+function describePeriod(period: FleetPeriod, at: number, fleet: string): string {
+  const { outcome, cycle } = period;
+  const sample = outcome.sample;
+  const load =
+    sample.cpuUtilization === null ? "load unknown" : `cpu ${Math.round(sample.cpuUtilization * 100)}% mem ${Math.round((sample.memoryUtilization ?? 0) * 100)}%`;
+  const decisions = outcome.decisions.map((decision) => `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}${decision.targetSize === undefined ? "" : ` → ${decision.targetSize.cores}c/${decision.targetSize.ramGb}G`}`);
+  const update = cycle.update === null ? "" : `  | up ${Object.entries(cycle.update.summary).filter(([op]) => op !== "same").map(([op, count]) => `${op} ${count}`).join(", ")} in ${(cycle.update.durationMs / 1000).toFixed(1)} s`;
+  const held = cycle.held.length === 0 ? "" : `  | held: ${cycle.held.map((entry) => entry.reason).join("; ")}`;
+  return `${clockOf.format(at)}  participants ${String(sample.participants ?? "?").padStart(4)}  ${load}  | fleet ${fleet} | ${decisions.length === 0 ? "no change" : decisions.join(", ")}${update}${held}`;
+}
