@@ -12,6 +12,8 @@ import type { CheckIn, Observed } from "./signals/snapshot.js";
 
 export interface FleetStatus {
   fleet: string;
+  /** True while the fleet lease is awaited and an interrupted update is recovered. */
+  starting: boolean;
   servers: { name: string; cores: number; ramGb: number; power: string; phase: string }[];
   lastPeriod: {
     at: string;
@@ -48,6 +50,7 @@ export class FleetController {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private lastPeriod: FleetPeriod | undefined;
+  private stopped = false;
 
   constructor(private readonly options: FleetControllerOptions) {}
 
@@ -58,6 +61,11 @@ export class FleetController {
   /** Takes the fleet lease and recovers an interrupted update; the first period brings an empty fleet to baseline. */
   async start(): Promise<{ recovered: boolean }> {
     const started = await this.options.actuator.start();
+    // Stopped while it waited for the lease or recovered: leave without starting the periods.
+    if (this.stopped) {
+      await this.options.actuator.stop();
+      return started;
+    }
     this.timer = setInterval(() => this.runPeriod(), this.options.intervalMs);
     this.runPeriod();
     return started;
@@ -78,10 +86,12 @@ export class FleetController {
 
   /** The fleet at a glance: each server's size, power and phase, and what the last period decided and did. */
   status(): FleetStatus {
+    if (!this.options.actuator.started) return { fleet: this.options.fleet, starting: true, servers: [], lastPeriod: null };
     const state = this.options.actuator.currentState();
     const period = this.lastPeriod;
     return {
       fleet: this.options.fleet,
+      starting: false,
       servers: state.desired.servers.map((server) => ({
         name: server.name,
         cores: server.size.cores,
@@ -104,6 +114,7 @@ export class FleetController {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     await this.running;
@@ -190,7 +201,7 @@ export function fleetView(controller: FleetController, actuator: FleetActuator, 
     name: controller.fleet,
     status: () => controller.status(),
     scrapeTargets: () =>
-      actuator.scrapeTargets().map((server) => {
+      (actuator.started ? actuator.scrapeTargets() : []).map((server) => {
         const { address, metricsPath } = scrapeAddress(server);
         return { targets: [address], labels: { instance: `${server.publicIp}:9100`, server: server.name, ...(metricsPath === undefined ? {} : { __metrics_path__: metricsPath }) } };
       }),

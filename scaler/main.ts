@@ -1,6 +1,8 @@
 import { serve } from "@hono/node-server";
 import type { Server } from "node:http";
+import { once } from "node:events";
 import { createApp } from "./app.js";
+import { openFleetRuntime, type FleetRuntime } from "./fleetRuntime.js";
 import { createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { loadSettings } from "./settings.js";
@@ -15,12 +17,17 @@ async function main(): Promise<void> {
   redis.on("ready", () => logger.info({ event: "redis.ready" }, "redis connected"));
   const store = new ScalerStore(redis, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
   const metrics = createMetrics(() => store.countsByGroup());
-  const app = createApp({ store, settings, metrics, logger });
+  let fleet: FleetRuntime | undefined;
+  if (settings.fleet !== undefined) {
+    // The fleet's state lives in Redis: wait for it rather than fail the first period.
+    if (redis.status !== "ready") await once(redis, "ready");
+    fleet = await openFleetRuntime(settings.fleet, { redis, keyPrefix: settings.redis.keyPrefix, store, logger });
+  }
+  const app = createApp({ store, settings, metrics, logger, ...(fleet === undefined ? {} : { fleets: [fleet.view] }) });
 
   const server = serve({ fetch: app.fetch, hostname: settings.listen.host, port: settings.listen.port }, (info) => {
     logger.info({ event: "listening", host: info.address, port: info.port }, "scaler listening");
   }) as Server;
-
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -32,7 +39,9 @@ async function main(): Promise<void> {
     }, settings.shutdownGraceMs);
     deadline.unref();
     server.close(() => {
-      void store.close().then(() => {
+      void (fleet?.controller.stop() ?? Promise.resolve())
+        .then(() => store.close())
+        .then(() => {
         logger.info({ event: "stopped" }, "scaler stopped");
         process.exitCode = 0;
       });
@@ -42,9 +51,15 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
+
+  if (fleet !== undefined) {
+    const { recovered } = await fleet.controller.start();
+    logger.info({ event: "fleet.started", fleet: fleet.view.name, recovered }, "fleet loop started");
+  }
 }
 
 main().catch((error: unknown) => {
   logger.fatal({ event: "start.failed", err: error instanceof Error ? error.message : String(error) }, "scaler could not start");
-  process.exitCode = 1;
+  // Open connections (Redis reconnecting) would keep a process that cannot work alive.
+  process.exit(1);
 });

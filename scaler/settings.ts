@@ -1,6 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { workerPolicySchema } from "../infra/config.js";
+import { fleetTemplateSchema } from "../infra/fleet.js";
 
 export const ROLES = ["viewer", "operator", "admin"] as const;
 export const roleSchema = z.enum(ROLES);
@@ -15,6 +17,39 @@ const apiTokenSchema = z.strictObject({
 export type ApiToken = z.infer<typeof apiTokenSchema>;
 
 const seconds = z.number().int().positive();
+
+/**
+ * The fleet this scaler drives through the Pulumi Automation API. Its secrets come from the environment only:
+ * PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE, CONFSCALE_NODE_EXPORTER_PASSWORD, LOADBALANCER_SECRET (Scalelite),
+ * CONFSCALE_BBB_SECRET, and the cloud's credentials (IONOS_TOKEN, …).
+ */
+export const fleetSettingsSchema = z.strictObject({
+  /** Where workers go and what their template needs (from the environment stack's outputs). */
+  template: fleetTemplateSchema,
+  image: z.string().min(1),
+  /** The policy the fleet's group starts with; operators change it through the API afterwards. */
+  policy: workerPolicySchema,
+  intervalSeconds: seconds.default(60),
+  /** The fleet project's directory on a persistent volume. */
+  workDir: z.string().min(1).default("/var/lib/confscale/fleet"),
+  /** A worker's BBB API; `{name}`, `{domain}`, `{id}` and `{publicIp}` are filled in. */
+  bbbUrlTemplate: z.string().min(1).default("https://{name}.{domain}/bigbluebutton/api"),
+  /** Where Prometheus scrapes a worker: the name its TLS certificate carries. `{name}`, `{domain}`, `{id}`, `{publicIp}` are filled in. */
+  scrapeAddressTemplate: z.string().min(1).default("{name}.{domain}:9100"),
+  scrapeMetricsPathTemplate: z.string().min(1).optional(),
+  scaleliteUrl: z.url(),
+  prometheusUrl: z.url(),
+  /** A server whose BBB API has not answered this long after start is replaced. */
+  buildTimeoutSeconds: seconds.default(1800),
+  /** A drain still holding meetings after this long times out: see onDrainTimeout. */
+  drainTimeoutSeconds: seconds.default(7200),
+  /** re-enable keeps the meetings (the default); end-meetings ends them. Neither happens silently. */
+  onDrainTimeout: z.enum(["re-enable", "end-meetings"]).default("re-enable"),
+  leaseTtlSeconds: seconds.default(60),
+  /** A reading older than this is stale. */
+  freshForSeconds: seconds.default(300),
+});
+export type FleetSettings = z.infer<typeof fleetSettingsSchema>;
 
 export const settingsSchema = z.strictObject({
   listen: z
@@ -60,6 +95,7 @@ export const settingsSchema = z.strictObject({
     maxBodyBytes: z.number().int().min(1_024).default(256 * 1024),
   }),
   shutdownGraceMs: z.number().int().positive().default(10_000),
+  fleet: fleetSettingsSchema.optional(),
 });
 export type Settings = z.infer<typeof settingsSchema>;
 

@@ -112,6 +112,11 @@ export class FleetActuator {
     return { recovered };
   }
 
+  /** False until `start()` has taken the lease and loaded the fleet. */
+  get started(): boolean {
+    return this.state !== undefined && this.lease !== undefined;
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
     this.heartbeat = undefined;

@@ -24,7 +24,8 @@ beforeAll(async () => {
   await writeFile(configFile, `redis:\n  keyPrefix: "outage:"\n  commandTimeoutMs: 1000\nsidecar:\n  keyBaseUrl: ${keys.baseUrl}\nshutdownGraceMs: 5000\n`);
   const port = await freeLoopbackPort();
   url = `http://127.0.0.1:${port}`;
-  scaler = await startUntilReady(join("node_modules", ".bin", "tsx"), ["scaler/main.ts"], /scaler listening/, {
+  // Node itself with tsx's loader, as in the container: SIGTERM reaches the scaler without a wrapper process.
+  scaler = await startUntilReady(process.execPath, ["--import", "tsx", "scaler/main.ts"], /scaler listening/, {
     env: {
       ...process.env,
       SCALER_CONFIG: configFile,

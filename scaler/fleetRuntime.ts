@@ -1,0 +1,107 @@
+import type { Redis } from "ioredis";
+import { hostname } from "node:os";
+import { CLOUD_CAPABILITIES } from "../infra/clouds/types.js";
+import { FleetActuator } from "./actuator/actuator.js";
+import { FleetStack } from "./actuator/fleetStack.js";
+import { FleetLock } from "./actuator/lock.js";
+import type { FleetView } from "./app.js";
+import { createFleetController, fleetView, type FleetController } from "./fleetController.js";
+import type { Logger } from "./log.js";
+import type { FleetSettings } from "./settings.js";
+import { BbbClient } from "./signals/bbb.js";
+import { PrometheusClient } from "./signals/prometheus.js";
+import { ScaleliteClient } from "./signals/scalelite.js";
+import type { ScalerStore } from "./store/store.js";
+
+/** The environment variables a fleet needs, which never sit in a settings file. */
+const SECRET_VARIABLES = ["PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "CONFSCALE_NODE_EXPORTER_PASSWORD", "LOADBALANCER_SECRET", "CONFSCALE_BBB_SECRET"] as const;
+
+export class FleetSecretsMissingError extends Error {
+  constructor(readonly variables: readonly string[]) {
+    super(`the fleet settings need these environment variables, which are not set: ${variables.join(", ")}`);
+    this.name = "FleetSecretsMissingError";
+  }
+}
+
+/** Variables handed to the engine: the cloud's credentials and settings, and the engine's own. */
+const ENGINE_VARIABLE = /^(IONOS_|DIGITALOCEAN_|OCI_|AWS_|PULUMI_HOME$|PULUMI_SKIP_UPDATE_CHECK$)/;
+
+function fill(template: string, values: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (match, key: string) => values[key] ?? match);
+}
+
+export interface FleetRuntime {
+  controller: FleetController;
+  view: FleetView;
+}
+
+/** Builds the fleet's stack, actuator and loop from the settings and the environment's secrets. */
+export async function openFleetRuntime(settings: FleetSettings, deps: { redis: Redis; keyPrefix: string; store: ScalerStore; logger: Logger; env?: NodeJS.ProcessEnv }): Promise<FleetRuntime> {
+  const env = deps.env ?? process.env;
+  const missing = SECRET_VARIABLES.filter((name) => (env[name] ?? "") === "");
+  if (missing.length > 0) throw new FleetSecretsMissingError(missing);
+  const secret = (name: (typeof SECRET_VARIABLES)[number]) => env[name] as string;
+  const { template } = settings;
+  const fleet = template.fleet;
+
+  if ((await deps.store.getGroup(fleet)) === undefined) {
+    await deps.store.createGroup(fleet, { instanceType: "bbb", desired: settings.policy.baseline, policy: settings.policy, allowScheduler: false }, "settings");
+  }
+  const fleetStack = await FleetStack.open({
+    env: template.env,
+    workDir: settings.workDir,
+    backendUrl: secret("PULUMI_BACKEND_URL"),
+    passphrase: secret("PULUMI_CONFIG_PASSPHRASE"),
+    nodeExporterPassword: secret("CONFSCALE_NODE_EXPORTER_PASSWORD"),
+    providerEnv: Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => ENGINE_VARIABLE.test(entry[0]) && entry[1] !== undefined)),
+  });
+  const scalelite = new ScaleliteClient({ baseUrl: settings.scaleliteUrl, secret: secret("LOADBALANCER_SECRET") });
+  const bbbSecret = secret("CONFSCALE_BBB_SECRET");
+  const bbbUrl = (server: { name: string; id: string; publicIp: string }) => fill(settings.bbbUrlTemplate, { ...server, domain: template.domain });
+  const actuator = new FleetActuator(
+    {
+      fleet,
+      namePrefix: fleet,
+      image: settings.image,
+      defaultSize: settings.policy.defaultSize,
+      baseline: settings.policy.baseline,
+      template,
+      bbbUrl,
+      bbbSecret,
+      drainTimeoutMs: settings.drainTimeoutSeconds * 1000,
+      onDrainTimeout: settings.onDrainTimeout,
+      buildTimeoutMs: settings.buildTimeoutSeconds * 1000,
+    },
+    {
+      redis: deps.redis,
+      keyPrefix: deps.keyPrefix,
+      lock: new FleetLock(deps.redis, deps.keyPrefix, settings.leaseTtlSeconds * 1000),
+      fleetStack,
+      scalelite,
+      bbb: (baseUrl) => new BbbClient({ baseUrl, secret: bbbSecret }),
+      audit: (entry, server) => deps.store.appendAudit(fleet, { ...entry, actor: "actuator" }, server),
+      now: Date.now,
+      log: deps.logger,
+      owner: `${hostname()}:${process.pid}`,
+    },
+  );
+  const controller = createFleetController({
+    fleet,
+    actuator,
+    audit: deps.store,
+    policy: async () => (await deps.store.requireGroup(fleet)).policy,
+    prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl }),
+    scalelite,
+    bbbSecret,
+    canPowerOff: CLOUD_CAPABILITIES[template.placement.cloud].powerStates,
+    freshForMs: settings.freshForSeconds * 1000,
+    intervalMs: settings.intervalSeconds * 1000,
+    now: Date.now,
+    logger: deps.logger,
+  });
+  const view = fleetView(controller, actuator, (server) => ({
+    address: fill(settings.scrapeAddressTemplate, { ...server, domain: template.domain }),
+    ...(settings.scrapeMetricsPathTemplate === undefined ? {} : { metricsPath: fill(settings.scrapeMetricsPathTemplate, { ...server, domain: template.domain }) }),
+  }));
+  return { controller, view };
+}

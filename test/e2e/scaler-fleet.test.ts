@@ -1,0 +1,111 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Emulator } from "../emulator/emulator.js";
+import { emulatedFleetTemplate } from "../harness/fleetRig.js";
+import { freeLoopbackPort } from "../harness/ports.js";
+import { PrometheusServer } from "../harness/prometheus.js";
+import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
+import { RedisServer } from "../harness/redis.js";
+
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+
+describe("the scaler's entry point drives its fleet from its settings (real Redis, Prometheus, CLI, emulator)", () => {
+  let emulator: Emulator;
+  let redisServer: RedisServer;
+  let prometheus: PrometheusServer;
+  let sandbox: PulumiSandbox;
+  let port: number;
+  let configFile: string;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
+    redisServer = await RedisServer.start();
+    port = await freeLoopbackPort();
+    prometheus = await PrometheusServer.start([{ job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${port}/fleets/bbb/targets`, refresh_interval: "1s" }] }]);
+    sandbox = await createPulumiSandbox();
+    configFile = join(sandbox.dir, "scaler.yaml");
+    await writeFile(
+      configFile,
+      stringify({
+        listen: { host: "127.0.0.1", port },
+        redis: { url: redisServer.url },
+        sidecar: { keyBaseUrl: emulator.keyBaseUrl },
+        fleet: {
+          template: emulatedFleetTemplate(emulator, "e2e", "bbb"),
+          image: "ubuntu:22.04",
+          policy: { min: 1, max: 2, baseline: 1, defaultSize: { cores: 2, ramGb: 8 }, maxSize: { cores: 4, ramGb: 16 } },
+          intervalSeconds: 1,
+          workDir: join(sandbox.dir, "fleet"),
+          bbbUrlTemplate: `${emulator.url}/servers/{id}/bigbluebutton/api`,
+          scrapeAddressTemplate: new URL(emulator.url).host,
+          scrapeMetricsPathTemplate: "/servers/{id}/metrics",
+          scaleliteUrl: emulator.scaleliteApiUrl,
+          prometheusUrl: prometheus.url,
+        },
+      }),
+    );
+    env = {
+      ...sandbox.env,
+      SCALER_CONFIG: configFile,
+      LOG_LEVEL: "warn",
+      CONFSCALE_NODE_EXPORTER_PASSWORD: "node-exporter-password",
+      LOADBALANCER_SECRET: emulator.scalelite.secret,
+      CONFSCALE_BBB_SECRET: emulator.cloud.bbbSecret,
+      IONOS_USERNAME: emulator.credentials.username,
+      IONOS_PASSWORD: emulator.credentials.password,
+    };
+  });
+
+  afterAll(async () => {
+    await prometheus?.stop();
+    await emulator?.stop();
+    await redisServer?.stop();
+    await sandbox?.cleanup();
+  });
+
+  function startScaler(environment: Record<string, string>) {
+    // Node itself with tsx's loader, as in the container: signals reach the scaler without a wrapper process.
+    const child = spawn(process.execPath, ["--import", "tsx", join(repo, "scaler", "main.ts")], { cwd: repo, env: environment, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    return { child, output: () => output, exited: once(child, "exit") as Promise<[number | null, string | null]> };
+  }
+
+  it("refuses to start without the fleet's secrets, naming each missing variable", async () => {
+    const { PULUMI_CONFIG_PASSPHRASE: _passphrase, CONFSCALE_BBB_SECRET: _bbb, ...incomplete } = env;
+    const scaler = startScaler(incomplete);
+    const [code] = await scaler.exited;
+    expect(code).toBe(1);
+    expect(scaler.output()).toContain("PULUMI_CONFIG_PASSPHRASE, CONFSCALE_BBB_SECRET");
+  });
+
+  it("brings the fleet to its baseline through the engine, serves its status, and stops cleanly on SIGTERM", { timeout: 300_000 }, async () => {
+    const scaler = startScaler(env);
+    try {
+      const deadline = Date.now() + 240_000;
+      let status: { servers: { name: string; phase: string }[] } | undefined;
+      while (status?.servers.some((server) => server.phase === "active") !== true) {
+        if (Date.now() > deadline || scaler.child.exitCode !== null) throw new Error(`no active server:\n${scaler.output()}`);
+        const response = await fetch(`http://127.0.0.1:${port}/fleets/bbb`).catch(() => undefined);
+        status = response?.ok === true ? ((await response.json()) as typeof status) : undefined;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      expect(status.servers).toEqual([expect.objectContaining({ name: "bbb-1", phase: "active", cores: 2, ramGb: 8 })]);
+      const servers = [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server));
+      expect(servers.map((server) => [server.name, server.vmState])).toEqual([["bbb-1", "RUNNING"]]);
+      const targets = (await (await fetch(`http://127.0.0.1:${port}/fleets/bbb/targets`)).json()) as { labels: Record<string, string> }[];
+      expect(targets[0]?.labels).toMatchObject({ server: "bbb-1", __metrics_path__: `/servers/${servers[0]?.id}/metrics` });
+    } finally {
+      scaler.child.kill("SIGTERM");
+    }
+    const [code, signal] = await scaler.exited;
+    expect({ code, signal }, scaler.output()).toEqual({ code: 0, signal: null });
+  });
+});
