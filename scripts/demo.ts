@@ -1,7 +1,7 @@
 // `npm run demo`: confscale running a compressed school day on the local emulated cloud, everything on loopback.
 // Real Redis and Prometheus, the cloud emulator (IONOS API, BBB, Scalelite, node-exporter), the `local` environment
 // stack and its `local-fleet` stack through the Pulumi engine on a file:// backend, the scaler's decision loop and
-// actuator, and the load driver replaying shared/traces/school-day.csv. One line per period in the terminal; the
+// actuator, and the load driver replaying test/traces/school-day.csv (a recorded school day). One line per period in the terminal; the
 // fleet's status at http://127.0.0.1:<port>/fleets/bbb. Ctrl-C stops everything and removes what it made.
 import { serve } from "@hono/node-server";
 import { once } from "node:events";
@@ -65,7 +65,7 @@ if (!parsed.success) {
 const options = parsed.data;
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
-const tracePath = values.trace ?? join(repo, "..", "shared", "traces", "school-day.csv");
+const tracePath = values.trace ?? join(repo, "test", "traces", "school-day.csv");
 const LOCAL_PASSPHRASE = "confscale-local";
 // A Monday in Europe/Berlin, five minutes before the first lessons' bell.
 const DAY_START = Date.parse("2026-11-23T07:50:00+01:00");

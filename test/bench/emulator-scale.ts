@@ -13,7 +13,7 @@ import { Emulator } from "../emulator/emulator.js";
 import { parseTrace } from "../emulator/load-driver.js";
 import { PrometheusServer } from "../harness/prometheus.js";
 
-const { values } = parseArgs({ options: { servers: { type: "string", default: "1000" }, trace: { type: "string", default: "/work/shared/traces/school-day.csv" } } });
+const { values } = parseArgs({ options: { servers: { type: "string", default: "1000" }, trace: { type: "string", default: new URL("../traces/school-day.csv", import.meta.url).pathname } } });
 const serverCount = Number(values.servers);
 
 function megabytes(bytes: number): string {

@@ -1,7 +1,7 @@
 /**
  * Replays school days at one-minute steps through three scalers on the same simulated fleet and prints server-hours
  * and overloaded server-minutes for each, with the ratio against an oracle. Two days, so the settings are not fitted
- * to one: the recorded school day (../shared/traces/school-day.csv) and a generated day of another shape
+ * to one: the recorded school day (test/traces/school-day.csv) and a generated day of another shape
  * (generated-day.ts: later bells, longer lessons, lessons past the 14:00 end of the operator's window).
  *   - confscale: the policy in scaler/policy, run every minute;
  *   - seed: the rules of the seed deployment's scaler (REFERENCE §4), run every 5 minutes;
@@ -19,7 +19,7 @@ import type { Decision, GroupSnapshot, PolicyHistory, Reading, ServerSnapshot } 
 import { generatedSchoolDay } from "./generated-day.js";
 import { IDLE_DEMAND, OVERLOAD_UTILIZATION, isOverloaded, meetingDemand, serverDemand, utilization, type MeetingLoad } from "./load-model.js";
 
-const TRACE = process.argv[2] ?? new URL("../../../shared/traces/school-day.csv", import.meta.url).pathname;
+const TRACE = process.argv[2] ?? new URL("../traces/school-day.csv", import.meta.url).pathname;
 /** Minutes from a start (power on of a stopped server) or a create until the server takes meetings. */
 const START_MINUTES = 3;
 const CREATE_MINUTES = 5;

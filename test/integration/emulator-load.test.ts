@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Emulator } from "../emulator/emulator.js";
 import { parseTrace } from "../emulator/load-driver.js";
 
-const TRACE = "/work/shared/traces/school-day.csv";
+const TRACE = new URL("../traces/school-day.csv", import.meta.url).pathname;
 
 describe("load driver: the school-day trace replayed into Scalelite", () => {
   let emulator: Emulator;
