@@ -25,10 +25,10 @@
  */
 import { parseArgs } from "node:util";
 import type { FleetServer, FleetSpec } from "../../infra/fleet.js";
-import { FleetStack, type FleetUpdateReport } from "../../scaler/actuator/fleetStack.js";
+import type { FleetStack, FleetUpdateReport } from "../../scaler/actuator/fleetStack.js";
 import type { CloudTimings } from "../emulator/cloud.js";
 import { Emulator } from "../emulator/emulator.js";
-import { emulatedFleetTemplate } from "../harness/fleetRig.js";
+import { emulatedFleetTemplate, openEmulatedFleetStack } from "../harness/fleetRig.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 
 const { values } = parseArgs({
@@ -216,14 +216,7 @@ process.once("SIGINT", () => {
 try {
   emulator = await Emulator.start({ timings: { ...ZERO.timings, bootMs: 1 } });
   sandbox = await createPulumiSandbox();
-  const fleet = await FleetStack.open({
-    env: "bench",
-    workDir: sandbox.dir,
-    backendUrl: sandbox.backendUrl,
-    passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
-    nodeExporterPassword: "node-exporter-password",
-    providerEnv: { ...sandbox.env, IONOS_USERNAME: emulator.credentials.username, IONOS_PASSWORD: emulator.credentials.password },
-  });
+  const fleet = await openEmulatedFleetStack(emulator, sandbox, "bench");
   const bench = new FleetBench(emulator, fleet, emulatedFleetTemplate(emulator, "bench", "bbb"));
   console.log(
     `fleet up: sizes ${SIZES.join(",")}, ${REPS} repetition(s), parallel ${PARALLEL ?? "engine default"}; ` +

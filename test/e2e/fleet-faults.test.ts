@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FleetServer, FleetSpec } from "../../infra/fleet.js";
-import { FleetStack } from "../../scaler/actuator/fleetStack.js";
+import type { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { Emulator } from "../emulator/emulator.js";
+import { emulatedFleetTemplate, openEmulatedFleetStack } from "../harness/fleetRig.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 
 const worker = (name: string): FleetServer => ({ name, size: { cores: 2, ramGb: 8 }, power: "running", image: "ubuntu:22.04" });
@@ -18,25 +19,9 @@ describe("the fleet stack survives IONOS API faults without duplicates or orphan
   beforeAll(async () => {
     emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
     sandbox = await createPulumiSandbox();
-    fleet = await FleetStack.open({
-      env: "e2e",
-      workDir: sandbox.dir,
-      backendUrl: sandbox.backendUrl,
-      passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
-      nodeExporterPassword: "node-exporter-password",
-      providerEnv: { ...sandbox.env, IONOS_USERNAME: emulator.credentials.username, IONOS_PASSWORD: emulator.credentials.password },
-    });
-    base = {
-      env: "e2e",
-      fleet: "bbb",
-      placement: { cloud: "ionos", region: "de/fra", ionos: { datacenterId: emulator.defaultDatacenterId!, lanId: 1, endpoint: emulator.cloudApiUrl, pollIntervalMs: 20 } },
-      domain: "bbb.confscale.test",
-      scalerUrl: "http://127.0.0.1:1/scaler",
-      controlNodeIp: "127.0.0.1",
-      adminCidrs: ["127.0.0.0/8"],
-      sshPublicKeys: [],
-      servers: [],
-    };
+    fleet = await openEmulatedFleetStack(emulator, sandbox);
+    const template = emulatedFleetTemplate(emulator, "e2e", "bbb");
+    base = { ...template, placement: { ...template.placement, ionos: { ...template.placement.ionos!, pollIntervalMs: 20 } }, servers: [] };
   });
 
   afterAll(async () => {

@@ -59,6 +59,19 @@ export function emulatedFleetTemplate(emulator: Emulator | EmulatorEndpoints, en
   };
 }
 
+/** The `<env>-fleet` stack in a sandbox, its IONOS provider signed in to the emulator. */
+export function openEmulatedFleetStack(emulator: Emulator | EmulatorEndpoints, sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">, env = "e2e"): Promise<FleetStack> {
+  const endpoints = "clock" in emulator ? emulatorEndpoints(emulator) : emulator;
+  return FleetStack.open({
+    env,
+    workDir: sandbox.dir,
+    backendUrl: sandbox.backendUrl,
+    passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
+    nodeExporterPassword: "node-exporter-password",
+    providerEnv: { ...sandbox.env, IONOS_USERNAME: endpoints.username, IONOS_PASSWORD: endpoints.password },
+  });
+}
+
 /** Everything an actuator needs, wired to a real Redis, the real Pulumi engine and the emulator. */
 export async function openEmulatedFleet(options: {
   endpoints: EmulatorEndpoints;
@@ -81,14 +94,7 @@ export async function openEmulatedFleet(options: {
     instanceTtl: { provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 },
     retention: { stressPoints: 100, stressSeconds: 3600, auditEntries: 1000, instanceAuditSeconds: 3600, commandSeconds: 3600 },
   });
-  const fleetStack = await FleetStack.open({
-    env,
-    workDir: sandbox.dir,
-    backendUrl: sandbox.backendUrl,
-    passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
-    nodeExporterPassword: "node-exporter-password",
-    providerEnv: { ...sandbox.env, IONOS_USERNAME: endpoints.username, IONOS_PASSWORD: endpoints.password },
-  });
+  const fleetStack = await openEmulatedFleetStack(endpoints, sandbox, env);
   const settings: ActuatorSettings = {
     fleet,
     namePrefix: fleet,
