@@ -49,8 +49,10 @@ async function main(): Promise<void> {
     // Keep-alive connections with no request in flight would hold close() open until the sidecar's next call.
     server.closeIdleConnections();
   };
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  process.once("SIGINT", () => stop("SIGINT"));
+  // `on`, not `once`: the engine's process library re-raises a signal when it finds no other listener left, which
+  // would kill the scaler in the middle of its graceful stop; `stopping` makes repeats harmless.
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
 
   if (fleet !== undefined) {
     const { recovered } = await fleet.controller.start();

@@ -64,7 +64,9 @@ describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () 
   });
 
   it("never scales in while Prometheus is unreachable, and does once it is back", { timeout: 600_000 }, async () => {
-    const policy = workerPolicySchema.parse({ ...basePolicy, baseline: 2 });
+    // Two servers kept while the fleet comes up (min 2, read every period); then the minimum drops to 1 and only
+    // the outage stands between the idle fleet and a scale-in.
+    const policy = workerPolicySchema.parse({ ...basePolicy, min: 2, baseline: 2 });
     const loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy });
     const scaleIn = () => loop.periods.flatMap((period) => period.outcome.decisions).filter((decision) => ["drain", "stop", "destroy"].includes(decision.kind));
     try {
@@ -74,6 +76,9 @@ describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () 
         emulator.scalelite.poll();
       }
       expect(enabled()).toHaveLength(2);
+      const graceEnds = Math.max(...Object.values(loop.actuator.currentState().servers).map((record) => record.bootedAt ?? 0)) + policy.graceSeconds * 1000;
+      while (emulator.clock.now() <= graceEnds) await new Promise((resolve) => setTimeout(resolve, 100));
+      policy.min = 1;
 
       const port = prometheus.port;
       await prometheus.stop();
