@@ -81,8 +81,9 @@ async function shutdown(code: number): Promise<never> {
   }
   process.exit(code);
 }
-process.once("SIGINT", () => void shutdown(130));
-process.once("SIGTERM", () => void shutdown(143));
+// `on`, not `once`: the engine's process library re-raises a signal it finds no other listener for.
+process.on("SIGINT", () => void shutdown(130));
+process.on("SIGTERM", () => void shutdown(143));
 
 try {
   const trace = parseTrace(await readFile(tracePath, "utf8").catch(() => {

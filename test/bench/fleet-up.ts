@@ -209,7 +209,7 @@ function cleanUp(): Promise<void> {
 }
 
 // Ctrl-C also reaches the Pulumi CLI, which cancels its update; the emulator and the sandbox directory are ours to remove.
-process.once("SIGINT", () => {
+process.on("SIGINT", () => {
   void cleanUp().finally(() => process.exit(130));
 });
 
