@@ -73,6 +73,8 @@ export class FleetActuator {
   private heartbeat: NodeJS.Timeout | undefined;
   private state: FleetState | undefined;
   private addresses: Record<string, { id: string; publicIp: string }> = {};
+  /** What the fleet stack last applied, kept in memory so a period without changes runs no engine command. */
+  private applied: FleetSpec | undefined;
   private readonly states: FleetStateStore;
 
   constructor(
@@ -102,10 +104,8 @@ export class FleetActuator {
       state = { ...state, updateInFlight: null };
       recovered = true;
     }
-    if (state === undefined) {
-      const applied = await this.deps.fleetStack.appliedSpec();
-      state = applied === undefined ? this.newFleet() : this.adopt(applied);
-    }
+    this.applied = await this.deps.fleetStack.appliedSpec();
+    if (state === undefined) state = this.applied === undefined ? this.newFleet() : this.adopt(this.applied);
     this.state = state;
     this.addresses = await this.deps.fleetStack.serverAddresses();
     await this.save();
@@ -196,8 +196,7 @@ export class FleetActuator {
     await this.timeOutDrains(state, report);
     await this.replaceStuckBuilds(state, report, toDeregister);
 
-    const applied = await this.deps.fleetStack.appliedSpec();
-    if (JSON.stringify(applied) !== JSON.stringify(state.desired)) {
+    if (JSON.stringify(this.applied) !== JSON.stringify(state.desired)) {
       report.update = await this.update(lease, state);
     }
     for (const scaleliteId of toDeregister) {
@@ -324,6 +323,7 @@ export class FleetActuator {
     try {
       const report = await this.deps.fleetStack.up(state.desired, (step) => this.deps.log.info({ event: "fleet.step", fleet: this.settings.fleet, ...step }, `${step.op} ${step.name}`));
       await this.deps.audit({ kind: "fleet.up", message: `fleet stack updated in ${Math.round(report.durationMs)} ms`, details: { summary: report.summary, steps: report.steps } });
+      this.applied = structuredClone(state.desired);
       this.addresses = await this.deps.fleetStack.serverAddresses();
       return report;
     } finally {

@@ -51,7 +51,7 @@ describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () 
     try {
       await loop.actuator.start();
       for (let count = 0; count < 25 && enabled().length === 0; count += 1) {
-        await loop.controller.period();
+        await loop.period();
         emulator.scalelite.poll();
       }
       expect(servers().map((server) => server.name)).toEqual(["bbb-2"]);
@@ -72,7 +72,7 @@ describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () 
     try {
       await loop.actuator.start();
       for (let count = 0; count < 25 && enabled().length < 2; count += 1) {
-        await loop.controller.period();
+        await loop.period();
         emulator.scalelite.poll();
       }
       expect(enabled()).toHaveLength(2);
@@ -83,14 +83,14 @@ describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () 
       const port = prometheus.port;
       await prometheus.stop();
       const before = loop.periods.length;
-      for (let count = 0; count < 8; count += 1) await loop.controller.period();
+      for (let count = 0; count < 8; count += 1) await loop.period();
       expect(loop.periods.length - before).toBe(8);
       expect(scaleIn()).toEqual([]);
       expect(servers().filter((server) => server.vmState === "RUNNING")).toHaveLength(2);
       expect(enabled()).toHaveLength(2);
 
       prometheus = await PrometheusServer.start(scrapeJobs, { port });
-      for (let count = 0; count < 25 && scaleIn().length === 0; count += 1) await loop.controller.period();
+      for (let count = 0; count < 25 && scaleIn().length === 0; count += 1) await loop.period();
       expect(scaleIn().map((decision) => decision.kind)).toContain("drain");
     } finally {
       await loop.close();

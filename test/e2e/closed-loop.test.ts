@@ -60,7 +60,7 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
   async function periodsUntil(what: string, done: () => boolean, limit = 25): Promise<void> {
     for (let count = 0; count < limit; count += 1) {
       if (done()) return;
-      await loop.controller.period();
+      await loop.period();
       emulator.scalelite.poll();
     }
     if (!done()) throw new Error(`${what}: not reached after ${limit} periods; last: ${JSON.stringify(loop.periods.at(-1)?.outcome.holds ?? [])}`);

@@ -18,6 +18,8 @@ import type { Emulator } from "../emulator/emulator.js";
 import type { PulumiSandbox } from "./pulumi.js";
 
 export const KEY_PREFIX = "confscale:";
+/** The closed loop's period in wall-clock time; the tests' Prometheus scrapes every second. */
+const PERIOD_MS = 2_000;
 
 /** What a process needs to reach an emulator, as plain JSON (a test hands it to a scaler it runs as a child). */
 export interface EmulatorEndpoints {
@@ -166,7 +168,7 @@ export async function openClosedLoop(options: {
     bbbSecret: emulator.cloud.bbbSecret,
     canPowerOff: true,
     freshForMs: 5 * 60_000,
-    intervalMs: 2_000,
+    intervalMs: PERIOD_MS,
     now: () => emulator.clock.now(),
     logger: createLogger("fleet", "silent"),
     onPeriod: (period) => periods.push(period),
@@ -184,6 +186,14 @@ export async function openClosedLoop(options: {
     ...rig,
     controller,
     periods,
+    /** One period at the controller's own cadence: Prometheus scrapes between periods, as it does in service. */
+    period: async () => {
+      const started = performance.now();
+      const result = await controller.period();
+      const left = PERIOD_MS - (performance.now() - started);
+      if (left > 0) await new Promise((resolve) => setTimeout(resolve, left));
+      return result;
+    },
     close: async () => {
       if (server !== undefined) await new Promise((resolve) => server?.close(resolve));
       await rig.close();
