@@ -1,5 +1,5 @@
 import type { WorkerPolicy } from "../infra/config.js";
-import type { CycleReport, FleetActuator } from "./actuator/actuator.js";
+import type { CycleReport, FleetActuator, SanityReport } from "./actuator/actuator.js";
 import type { FleetView } from "./app.js";
 import type { Logger } from "./log.js";
 import { DecisionLoop, type DecisionAudit } from "./loop.js";
@@ -23,6 +23,8 @@ export interface FleetStatus {
     held: string[];
     update: { summary: Record<string, number>; durationMs: number } | null;
   } | null;
+  /** The last comparison of the fleet stack with the cloud and Scalelite. */
+  sanity: SanityReport | null;
 }
 
 /** One period of a fleet: what the policy decided and what the actuator did with it. */
@@ -39,6 +41,8 @@ export interface FleetControllerOptions {
   logger: Logger;
   /** Sees every period, e.g. for the status page. */
   onPeriod?: (period: FleetPeriod) => void;
+  /** Every this many periods the fleet stack is compared with the cloud and Scalelite (default 10). */
+  sanityEvery?: number;
 }
 
 /**
@@ -51,6 +55,8 @@ export class FleetController {
   private running: Promise<unknown> | undefined;
   private lastPeriod: FleetPeriod | undefined;
   private stopped = false;
+  private periods = 0;
+  private lastSanity: SanityReport | undefined;
 
   constructor(private readonly options: FleetControllerOptions) {}
 
@@ -74,6 +80,8 @@ export class FleetController {
   async period(): Promise<FleetPeriod> {
     const outcome = await this.options.loop.tick();
     const cycle = await this.options.actuator.cycle(outcome.decisions);
+    this.periods += 1;
+    if (this.periods % (this.options.sanityEvery ?? 10) === 1) this.lastSanity = await this.options.actuator.sanity();
     const period = { outcome, cycle };
     this.lastPeriod = period;
     this.options.onPeriod?.(period);
@@ -86,7 +94,7 @@ export class FleetController {
 
   /** The fleet at a glance: each server's size, power and phase, and what the last period decided and did. */
   status(): FleetStatus {
-    if (!this.options.actuator.started) return { fleet: this.options.fleet, starting: true, servers: [], lastPeriod: null };
+    if (!this.options.actuator.started) return { fleet: this.options.fleet, starting: true, servers: [], lastPeriod: null, sanity: null };
     const state = this.options.actuator.currentState();
     const period = this.lastPeriod;
     return {
@@ -110,6 +118,7 @@ export class FleetController {
               held: period.cycle.held.map((held) => held.reason),
               update: period.cycle.update === null ? null : { summary: period.cycle.update.summary, durationMs: Math.round(period.cycle.update.durationMs) },
             },
+      sanity: this.lastSanity ?? null,
     };
   }
 
@@ -151,6 +160,7 @@ export interface FleetWiring {
   now: () => number;
   logger: Logger;
   onPeriod?: (period: FleetPeriod) => void;
+  sanityEvery?: number;
 }
 
 /** The signals, the decision loop and the actuator of one fleet, put together. */
@@ -186,6 +196,7 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     intervalMs: wiring.intervalMs,
     logger: wiring.logger,
     ...(wiring.onPeriod === undefined ? {} : { onPeriod: wiring.onPeriod }),
+    ...(wiring.sanityEvery === undefined ? {} : { sanityEvery: wiring.sanityEvery }),
   });
 }
 

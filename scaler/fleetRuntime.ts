@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { hostname } from "node:os";
+import { listIonosMachines } from "../infra/clouds/ionos.js";
 import { CLOUD_CAPABILITIES } from "../infra/clouds/types.js";
 import { FleetActuator } from "./actuator/actuator.js";
 import { FleetStack } from "./actuator/fleetStack.js";
@@ -83,6 +84,8 @@ export async function openFleetRuntime(settings: FleetSettings, deps: { redis: R
       now: Date.now,
       log: deps.logger,
       owner: `${hostname()}:${process.pid}`,
+      // The sanity check reads the cloud directly; only the IONOS adapter can list machines here so far.
+      ...(template.placement.cloud === "ionos" ? { inventory: listIonosMachines } : {}),
     },
   );
   const controller = createFleetController({

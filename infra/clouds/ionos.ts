@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { CLOUD_CAPABILITIES, CloudMappingError, ownershipTagMap, type CloudAdapter, type Machine, type MachineSpec, type Placement } from "./types.js";
 import { IonosDatacenter, IonosServer, type IonosConnection } from "./ionos/provider.js";
+import { listServers, type ListedServer } from "./ionos/operations.js";
 
 const BOOT_VOLUME_GB = 50;
 
@@ -55,4 +56,10 @@ export function declareIonosNetwork(
     region: location,
     ionos: { datacenterId, lanId, ...(endpoint === undefined ? {} : { endpoint }), ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }) },
   }));
+}
+
+/** The servers of the placement's data center with their labels, read straight from the API (not through Pulumi). */
+export function listIonosMachines(placement: Placement): Promise<ListedServer[]> {
+  if (placement.ionos === undefined) throw new CloudMappingError("ionos", "the placement has no IONOS data center");
+  return listServers(connectionFor(placement.ionos.endpoint, placement.ionos.pollIntervalMs), placement.ionos.datacenterId);
 }

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { CLOUD_CAPABILITIES } from "../../infra/clouds/types.js";
+import { CLOUD_CAPABILITIES, type Placement } from "../../infra/clouds/types.js";
 import type { ServerSize } from "../../infra/config.js";
 import type { FleetServer, FleetSpec, FleetTemplate } from "../../infra/fleet.js";
 import type { Logger } from "../log.js";
@@ -43,6 +43,20 @@ export interface ActuatorDeps {
   log: Logger;
   /** Who holds the lease, for the lock's value and the audit trail (host and pid). */
   owner: string;
+  /** The machines of the fleet's placement with their labels, read from the cloud itself (for the sanity check). */
+  inventory?: (placement: Placement) => Promise<{ id: string; name: string; labels: Record<string, string> }[]>;
+}
+
+/** What the sanity check found; it reports and never deletes. */
+export interface SanityReport {
+  /** Machines carrying this fleet's ownership labels that the fleet stack does not hold. */
+  untracked: { id: string; name: string }[];
+  /** Servers the fleet stack holds that the cloud no longer lists (a refresh will show them gone). */
+  missing: string[];
+  /** Scalelite registrations that point at no server of the fleet. */
+  danglingRegistrations: { id: string; url: string }[];
+  /** Machines without confscale's ownership labels: never touched, only counted. */
+  foreign: number;
 }
 
 /** What one cycle did, for the audit trail, the status page and tests. */
@@ -334,13 +348,13 @@ export class FleetActuator {
   /** Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers. */
   private async register(state: FleetState, scalelite: Map<string, ScaleliteServer>, report: CycleReport): Promise<void> {
     const now = this.deps.now();
-    const byUrl = new Map([...scalelite.values()].map((server) => [server.url.replace(/\/+$/, ""), server]));
+    const byUrl = new Map([...scalelite.values()].map((server) => [normalizeUrl(server.url), server]));
     for (const server of state.desired.servers) {
       const record = state.servers[server.name];
       const address = this.addresses[server.name];
       if (record === undefined || address === undefined || server.power !== "running" || (record.phase !== "booting" && record.phase !== "resizing")) continue;
       const url = this.settings.bbbUrl({ name: server.name, ...address });
-      const registered = byUrl.get(url.replace(/\/+$/, "")) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
+      const registered = byUrl.get(normalizeUrl(url)) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
       record.scaleliteId = registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecret })).id;
       try {
         await this.deps.bbb(url).getMeetings();
@@ -353,6 +367,39 @@ export class FleetActuator {
       report.registered.push(server.name);
       await this.deps.audit({ kind: "registered", message: `BBB API answers: enabled in Scalelite as ${record.scaleliteId}`, details: { url } }, server.name);
     }
+  }
+
+  /**
+   * Compares the fleet stack with the cloud and with Scalelite and records what disagrees. It never deletes: a
+   * machine without this fleet's ownership labels is not ours, and one with them is for an operator to look at.
+   */
+  async sanity(): Promise<SanityReport> {
+    const state = this.requireState();
+    const { env, fleet, placement } = state.desired;
+    const tracked = new Set(Object.values(this.addresses).map((address) => address.id));
+    const report: SanityReport = { untracked: [], missing: [], danglingRegistrations: [], foreign: 0 };
+    if (this.deps.inventory !== undefined) {
+      const machines = await this.deps.inventory(placement);
+      const listed = new Set(machines.map((machine) => machine.id));
+      for (const machine of machines) {
+        const ownership = Object.keys(machine.labels).filter((key) => key.startsWith("confscale:"));
+        if (ownership.length === 0) report.foreign += 1;
+        else if (machine.labels["confscale:env"] === env && machine.labels["confscale:fleet"] === fleet && !tracked.has(machine.id)) {
+          report.untracked.push({ id: machine.id, name: machine.name });
+        }
+      }
+      report.missing = Object.entries(this.addresses)
+        .filter(([, address]) => !listed.has(address.id))
+        .map(([name]) => name);
+    }
+    const fleetUrls = new Set(Object.entries(this.addresses).map(([name, address]) => normalizeUrl(this.settings.bbbUrl({ name, ...address }))));
+    for (const registration of (await this.scaleliteServers()).values()) {
+      if (!fleetUrls.has(normalizeUrl(registration.url))) report.danglingRegistrations.push({ id: registration.id, url: registration.url });
+    }
+    const problems = report.untracked.length + report.missing.length + report.danglingRegistrations.length;
+    await this.deps.audit({ kind: "sanity", message: problems === 0 ? "fleet stack, cloud and Scalelite agree" : `${problems} disagreements between the fleet stack, the cloud and Scalelite (nothing deleted)`, details: { ...report } });
+    if (problems > 0) this.deps.log.warn({ event: "fleet.sanity", fleet: this.settings.fleet, ...report }, "fleet stack, cloud and Scalelite disagree");
+    return report;
   }
 
   private async scaleliteServers(): Promise<Map<string, ScaleliteServer>> {
@@ -396,6 +443,10 @@ export class FleetActuator {
     if (this.state === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
     return this.state;
   }
+}
+
+function normalizeUrl(url: string): string {
+  return url.replace(/\/+$/, "");
 }
 
 function setPhase(record: ServerRecord, phase: ServerRecord["phase"], now: number): void {

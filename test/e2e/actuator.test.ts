@@ -110,6 +110,25 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     expect(Object.keys(preview)).toEqual(["same"]);
   });
 
+  it("reports machines and registrations the fleet stack does not know, and deletes none of them", async () => {
+    const stray = emulator.addRunningServer({ name: "bbb-stray", cores: 2, ram: 8 * 1024 });
+    stray.labels.set("confscale:env", "e2e").set("confscale:fleet", "bbb").set("confscale:role", "worker");
+    const foreign = emulator.addRunningServer({ name: "someone-elses", cores: 1, ram: 1024 });
+    const dangling = emulator.scalelite.add("http://127.0.0.1:9/bigbluebutton/api", emulator.cloud.bbbSecret, 1, "");
+    const before = [...emulator.cloud.servers.keys()].sort();
+
+    const report = await rig.actuator.sanity();
+    expect(report.untracked).toEqual([{ id: stray.id, name: "bbb-stray" }]);
+    expect(report.foreign).toBe(1);
+    expect(report.missing).toEqual([]);
+    expect(report.danglingRegistrations).toEqual([{ id: dangling.id, url: dangling.url }]);
+    expect([...emulator.cloud.servers.keys()].sort()).toEqual(before);
+    expect(emulator.cloud.servers.has(foreign.id)).toBe(true);
+    expect(emulator.scalelite.servers.has(dangling.id)).toBe(true);
+    const audit = await rig.store.readAudit("bbb", { limit: 5 });
+    expect(audit.find((entry) => entry.kind === "sanity")?.message).toBe("2 disagreements between the fleet stack, the cloud and Scalelite (nothing deleted)");
+  });
+
   it("ignores dry-run decisions", async () => {
     const report = await rig.actuator.cycle([decision("create", undefined, { dryRun: true })]);
     expect(report.applied).toHaveLength(0);

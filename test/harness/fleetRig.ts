@@ -2,6 +2,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import { Redis } from "ioredis";
 import { once } from "node:events";
 import type { WorkerPolicy } from "../../infra/config.js";
+import { listServers } from "../../infra/clouds/ionos/operations.js";
 import type { FleetSpec } from "../../infra/fleet.js";
 import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actuator.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
@@ -122,6 +123,7 @@ export async function openEmulatedFleet(options: {
     now: options.now ?? Date.now,
     log: createLogger("actuator", "silent"),
     owner: options.owner ?? `test-${process.pid}`,
+    inventory: (placement) => listServers({ endpoint: endpoints.cloudApiUrl, username: endpoints.username, password: endpoints.password }, placement.ionos!.datacenterId),
   });
   return {
     actuator,

@@ -321,7 +321,7 @@ async function findOwnServer(inputs: IonosServerInputs): Promise<{ id: string; l
   return own;
 }
 
-async function readLabels(inputs: IonosServerInputs, serverId: string): Promise<Record<string, string>> {
+async function readLabels(inputs: Pick<IonosServerInputs, "connection" | "datacenterId" | "name">, serverId: string): Promise<Record<string, string>> {
   const { z } = loadPackage<Zod>("zod");
   const { sdk, configuration } = await sdkConfiguration(inputs.connection);
   const labels = new sdk.LabelsApi(configuration);
@@ -331,6 +331,31 @@ async function readLabels(inputs: IonosServerInputs, serverId: string): Promise<
   const parsed = shape.safeParse(reply.data);
   if (!parsed.success) throw new IonosApiError(operation, reply.status, `unexpected label list: ${parsed.error.message}`);
   return Object.fromEntries(parsed.data.items.map((label) => [label.properties.key, label.properties.value]));
+}
+
+/** A server as the cloud lists it, with its labels: what a sanity check compares with the fleet stack. */
+export interface ListedServer {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+/** Every server of a data center with its labels, read-only. */
+export async function listServers(connection: IonosConnection, datacenterId: string): Promise<ListedServer[]> {
+  const { z } = loadPackage<Zod>("zod");
+  const { sdk, configuration } = await sdkConfiguration(connection);
+  const servers = new sdk.ServersApi(configuration);
+  const operation = `list servers of data center ${datacenterId}`;
+  const listed = await callApi(operation, connection, true, () => servers.datacentersServersGet({ datacenterId, depth: 1 }));
+  const shape = z.object({ items: z.array(z.object({ id: z.string(), properties: z.object({ name: z.string().optional() }) })).default([]) });
+  const reply = shape.safeParse(listed.data);
+  if (!reply.success) throw new IonosApiError(operation, listed.status, `unexpected server list: ${reply.error.message}`);
+  return Promise.all(
+    reply.data.items.map(async (server) => {
+      const name = server.properties.name ?? server.id;
+      return { id: server.id, name, labels: await readLabels({ connection, datacenterId, name }, server.id) };
+    }),
+  );
 }
 
 /** Finishes an earlier create of this server: waits for it, then brings size, rules, labels and power to the inputs. */
