@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { existsSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as command from "@pulumi/command";
@@ -41,11 +41,19 @@ export interface ControlNode {
   scalerCommit?: string;
 }
 
-/** The deployed commit and a gzip'd tar of its tracked files (`git archive`): exactly what is committed, nothing local. */
+/**
+ * The deployed commit and a gzip'd tar of its tracked files (`git archive`): exactly what is committed, nothing local.
+ * One archive per commit in the temporary directory, reused by every preview and up of that commit.
+ */
 export function packRepository(repositoryRoot: string): { commit: string; archivePath: string } {
   const commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd: repositoryRoot, encoding: "utf8" }).trim();
-  const archivePath = join(mkdtempSync(join(tmpdir(), "confscale-scaler-")), `confscale-${commit}.tar.gz`);
-  execFileSync("git", ["archive", "--format=tar.gz", "-o", archivePath, commit], { cwd: repositoryRoot });
+  const archivePath = join(tmpdir(), `confscale-scaler-${commit}.tar.gz`);
+  if (!existsSync(archivePath)) {
+    // Written under another name first, so a concurrent or interrupted run never leaves a half archive in place.
+    const partial = `${archivePath}.${process.pid}.partial`;
+    execFileSync("git", ["archive", "--format=tar.gz", "-o", partial, commit], { cwd: repositoryRoot });
+    renameSync(partial, archivePath);
+  }
   return { commit, archivePath };
 }
 
