@@ -6,7 +6,7 @@ import { FleetActuator } from "./actuator/actuator.js";
 import { FleetStack } from "./actuator/fleetStack.js";
 import { FleetLock } from "./actuator/lock.js";
 import type { FleetView } from "./app.js";
-import { createFleetController, fleetView, type FleetController } from "./fleetController.js";
+import { createFleetController, fleetView, type FleetController, type FleetPeriod } from "./fleetController.js";
 import type { Logger } from "./log.js";
 import type { FleetSettings } from "./settings.js";
 import { BbbClient } from "./signals/bbb.js";
@@ -37,8 +37,21 @@ export interface FleetRuntime {
 }
 
 /** Builds the fleet's stack, actuator and loop from the settings and the environment's secrets. */
-export async function openFleetRuntime(settings: FleetSettings, deps: { redis: Redis; keyPrefix: string; store: ScalerStore; logger: Logger; env?: NodeJS.ProcessEnv }): Promise<FleetRuntime> {
+export interface FleetRuntimeDeps {
+  redis: Redis;
+  keyPrefix: string;
+  store: ScalerStore;
+  logger: Logger;
+  /** Where the secrets and the cloud's credentials are read; the process environment by default. */
+  env?: NodeJS.ProcessEnv;
+  /** The clock of every decision and timeout; an emulated cloud brings its own. */
+  now?: () => number;
+  onPeriod?: (period: FleetPeriod) => void;
+}
+
+export async function openFleetRuntime(settings: FleetSettings, deps: FleetRuntimeDeps): Promise<FleetRuntime> {
   const env = deps.env ?? process.env;
+  const now = deps.now ?? Date.now;
   const missing = SECRET_VARIABLES.filter((name) => (env[name] ?? "") === "");
   if (missing.length > 0) throw new FleetSecretsMissingError(missing);
   const secret = (name: (typeof SECRET_VARIABLES)[number]) => env[name] as string;
@@ -81,7 +94,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: { redis: R
       scalelite,
       bbb: (baseUrl) => new BbbClient({ baseUrl, secret: bbbSecret }),
       audit: (entry, server) => deps.store.appendAudit(fleet, { ...entry, actor: "actuator" }, server),
-      now: Date.now,
+      now,
       log: deps.logger,
       owner: `${hostname()}:${process.pid}`,
       // The sanity check reads the cloud directly; only the IONOS adapter can list machines here so far.
@@ -93,14 +106,15 @@ export async function openFleetRuntime(settings: FleetSettings, deps: { redis: R
     actuator,
     audit: deps.store,
     policy: async () => (await deps.store.requireGroup(fleet)).policy,
-    prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl }),
+    prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl, rateWindow: settings.prometheusRateWindow }),
     scalelite,
     bbbSecret,
     canPowerOff: CLOUD_CAPABILITIES[template.placement.cloud].powerStates,
     freshForMs: settings.freshForSeconds * 1000,
     intervalMs: settings.intervalSeconds * 1000,
-    now: Date.now,
+    now,
     logger: deps.logger,
+    ...(deps.onPeriod === undefined ? {} : { onPeriod: deps.onPeriod }),
   });
   const view = fleetView(controller, actuator, (server) => ({
     address: fill(settings.scrapeAddressTemplate, { ...server, domain: template.domain }),

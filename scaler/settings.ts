@@ -39,6 +39,8 @@ export const fleetSettingsSchema = z.strictObject({
   scrapeMetricsPathTemplate: z.string().min(1).optional(),
   scaleliteUrl: z.url(),
   prometheusUrl: z.url(),
+  /** The window of the CPU and network rates: a few scrape intervals. */
+  prometheusRateWindow: z.string().regex(/^\d+[smh]$/, "expected a Prometheus duration such as 2m").default("2m"),
   /** A server whose BBB API has not answered this long after start is replaced. */
   buildTimeoutSeconds: seconds.default(1800),
   /** A drain still holding meetings after this long times out: see onDrainTimeout. */

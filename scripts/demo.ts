@@ -12,17 +12,11 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { parseEnvironmentConfig } from "../infra/config.js";
-import { fleetTemplateSchema } from "../infra/fleet.js";
 import { selectEnvironmentStack } from "../infra/workspace.js";
-import { FleetActuator } from "../scaler/actuator/actuator.js";
-import { FleetStack } from "../scaler/actuator/fleetStack.js";
-import { FleetLock } from "../scaler/actuator/lock.js";
 import { createApp } from "../scaler/app.js";
-import { createFleetController, fleetView, type FleetPeriod } from "../scaler/fleetController.js";
+import type { FleetPeriod } from "../scaler/fleetController.js";
+import { openFleetRuntime } from "../scaler/fleetRuntime.js";
 import { createLogger } from "../scaler/log.js";
-import { BbbClient } from "../scaler/signals/bbb.js";
-import { PrometheusClient } from "../scaler/signals/prometheus.js";
-import { ScaleliteClient } from "../scaler/signals/scalelite.js";
 import { parseSettings } from "../scaler/settings.js";
 import { connectRedis, ScalerStore } from "../scaler/store/store.js";
 import { Emulator } from "../test/emulator/emulator.js";
@@ -141,77 +135,56 @@ try {
     new Set(Object.entries(config).filter(([, item]) => item.secret).map(([key]) => key)),
   );
   const outputs = up.outputs;
-  const template = fleetTemplateSchema.parse({
-    env: "local",
-    fleet: "bbb",
-    placement: outputs.workerPlacement?.value,
-    domain: environmentConfig.domain,
-    scalerUrl: `http://127.0.0.1:${scalerPort}`,
-    controlNodeIp: outputs.controlNodeAddress?.value,
-    adminCidrs: environmentConfig.adminCidrs,
-    sshPublicKeys: environmentConfig.sshPublicKeys,
-  });
-  const policy = environmentConfig.workers;
-
   const redis = connectRedis(redisServer.url, 2_000);
   cleanups.push(async () => redis.disconnect());
   await once(redis, "ready");
-  const settings = parseSettings({ redis: { url: redisServer.url }, sidecar: { keyBaseUrl: emulator.keyBaseUrl } });
+  const settings = parseSettings({
+    redis: { url: redisServer.url },
+    sidecar: { keyBaseUrl: emulator.keyBaseUrl },
+    // The same fleet settings a control node's scaler reads, pointed at the emulator.
+    fleet: {
+      template: {
+        env: "local",
+        fleet: "bbb",
+        placement: outputs.workerPlacement?.value,
+        domain: environmentConfig.domain,
+        scalerUrl: `http://127.0.0.1:${scalerPort}`,
+        controlNodeIp: outputs.controlNodeAddress?.value,
+        adminCidrs: environmentConfig.adminCidrs,
+        sshPublicKeys: environmentConfig.sshPublicKeys,
+      },
+      image: environmentConfig.ionos?.image ?? "ubuntu-22.04",
+      policy: environmentConfig.workers,
+      intervalSeconds: Math.max(1, Math.round(60 / options.speed)),
+      workDir: join(dir, "fleet"),
+      bbbUrlTemplate: `${emulator.url}/servers/{id}/bigbluebutton/api`,
+      scrapeAddressTemplate: new URL(emulator.url).host,
+      scrapeMetricsPathTemplate: "/servers/{id}/metrics",
+      scaleliteUrl: emulator.scaleliteApiUrl,
+      prometheusUrl: prometheus.url,
+      prometheusRateWindow: "20s",
+    },
+  });
   const store = new ScalerStore(redis, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
-  await store.createGroup("bbb", { instanceType: "bbb", desired: policy.baseline, policy, allowScheduler: false }, "demo");
-
   const logger = createLogger("demo", "silent");
   const now = () => emulator.clock.now();
-  const fleetStack = await FleetStack.open({
-    env: "local",
-    workDir: join(dir, "fleet"),
-    backendUrl,
-    passphrase: LOCAL_PASSPHRASE,
-    nodeExporterPassword: environmentConfig.nodeExporterPassword,
-    providerEnv: { PULUMI_HOME: engineEnv.PULUMI_HOME, IONOS_USERNAME: engineEnv.IONOS_USERNAME, IONOS_PASSWORD: engineEnv.IONOS_PASSWORD },
-  });
-  const scalelite = new ScaleliteClient({ baseUrl: emulator.scaleliteApiUrl, secret: emulator.scalelite.secret });
-  const actuator = new FleetActuator(
-    {
-      fleet: "bbb",
-      namePrefix: "bbb",
-      image: environmentConfig.ionos?.image ?? "ubuntu-22.04",
-      defaultSize: policy.defaultSize,
-      baseline: policy.baseline,
-      template,
-      bbbUrl: ({ id }) => emulator.bbbUrl(id),
-      bbbSecret: emulator.cloud.bbbSecret,
-      drainTimeoutMs: 2 * 3_600_000,
-      onDrainTimeout: "re-enable",
-      buildTimeoutMs: 30 * 60_000,
-    },
-    {
-      redis,
-      keyPrefix: settings.redis.keyPrefix,
-      lock: new FleetLock(redis, settings.redis.keyPrefix, 60_000),
-      fleetStack,
-      scalelite,
-      bbb: (baseUrl) => new BbbClient({ baseUrl, secret: emulator.cloud.bbbSecret }),
-      audit: (entry, server) => store.appendAudit("bbb", { ...entry, actor: "actuator" }, server),
-      now,
-      log: logger,
-      owner: `demo-${process.pid}`,
-    },
-  );
-  const controller = createFleetController({
-    fleet: "bbb",
-    actuator,
-    audit: store,
-    policy: async () => (await store.requireGroup("bbb")).policy,
-    prometheus: new PrometheusClient({ baseUrl: prometheus.url, rateWindow: "20s" }),
-    scalelite,
-    bbbSecret: emulator.cloud.bbbSecret,
-    canPowerOff: true,
-    freshForMs: 5 * 60_000,
-    intervalMs: Math.max(1_000, 60_000 / options.speed),
-    now,
+  const { controller, view } = await openFleetRuntime(settings.fleet!, {
+    redis,
+    keyPrefix: settings.redis.keyPrefix,
+    store,
     logger,
+    now,
     onPeriod: (period) => say(describePeriod(period, now(), fleetLine())),
+    env: {
+      PULUMI_BACKEND_URL: backendUrl,
+      PULUMI_CONFIG_PASSPHRASE: LOCAL_PASSPHRASE,
+      CONFSCALE_NODE_EXPORTER_PASSWORD: environmentConfig.nodeExporterPassword,
+      LOADBALANCER_SECRET: emulator.scalelite.secret,
+      CONFSCALE_BBB_SECRET: emulator.cloud.bbbSecret,
+      PULUMI_HOME: engineEnv.PULUMI_HOME,
+      IONOS_USERNAME: engineEnv.IONOS_USERNAME,
+      IONOS_PASSWORD: engineEnv.IONOS_PASSWORD,
+    },
   });
   cleanups.push(() => controller.stop());
   const fleetLine = () => {
@@ -223,12 +196,7 @@ try {
     return [...sizes].map(([key, count]) => `${count}×${key}`).join(" ");
   };
 
-  const app = createApp({
-    store,
-    settings,
-    fleets: [fleetView(controller, actuator, (worker) => ({ address: new URL(emulator.url).host, metricsPath: emulator.metricsPath(worker.id) }))],
-    logger,
-  });
+  const app = createApp({ store, settings, fleets: [view], logger });
   const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: scalerPort });
   cleanups.push(() => new Promise((resolve) => server.close(resolve)));
   say(`scaler on http://127.0.0.1:${scalerPort}  (fleet status: /fleets/bbb, Prometheus targets: /fleets/bbb/targets, metrics: /metrics)`);
@@ -239,7 +207,7 @@ try {
   await new Promise<void>((resolve) => {
     const ready = setInterval(() => {
       const servers = controller.status().servers;
-      if (servers.length >= policy.baseline && servers.every((server) => server.phase === "active" || server.phase === "stopped")) {
+      if (servers.length >= environmentConfig.workers.baseline && servers.every((server) => server.phase === "active" || server.phase === "stopped")) {
         clearInterval(ready);
         resolve();
       }
