@@ -1,7 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { serverSizeSchema } from "./config.js";
+import { digitalOceanAdapter } from "./clouds/digitalocean.js";
 import { ionosAdapter } from "./clouds/ionos.js";
+import { ociAdapter } from "./clouds/oci.js";
 import type { CloudAdapter, CloudName, Placement } from "./clouds/types.js";
 import { workerFirewallRules } from "./firewall.js";
 import { nodeExporterPasswordHash, renderWorkerUserData } from "./templates.js";
@@ -60,7 +62,7 @@ export const fleetSpecSchema = fleetTemplateSchema.extend({ servers: z.array(fle
 });
 export type FleetSpec = z.infer<typeof fleetSpecSchema>;
 
-const ADAPTERS: Partial<Record<CloudName, CloudAdapter>> = { ionos: ionosAdapter };
+const ADAPTERS: Partial<Record<CloudName, CloudAdapter>> = { ionos: ionosAdapter, digitalocean: digitalOceanAdapter, oci: ociAdapter };
 
 export class UnsupportedFleetCloudError extends Error {
   constructor(readonly cloud: CloudName) {
@@ -77,17 +79,19 @@ export interface FleetOutputs {
 
 /**
  * The fleet program: every worker of one fleet, declared from the spec and nothing else, so no other program can
- * revert what the scaler decided. The node-exporter password comes from the fleet stack's secret config.
+ * revert what the scaler decided. The node-exporter password and the fleet's BBB secret come from the fleet stack's
+ * secret config, never from the spec.
  */
 export function defineFleet(spec: FleetSpec, adapters: Partial<Record<CloudName, CloudAdapter>> = ADAPTERS): FleetOutputs {
   const adapter = adapters[spec.placement.cloud];
   if (adapter === undefined) throw new UnsupportedFleetCloudError(spec.placement.cloud);
-  const passwordHash = new pulumi.Config(FLEET_PROJECT).requireSecret("nodeExporterPassword").apply(nodeExporterPasswordHash);
+  const config = new pulumi.Config(FLEET_PROJECT);
+  const secrets = pulumi.all([config.requireSecret("nodeExporterPassword").apply(nodeExporterPasswordHash), config.requireSecret("bbbSecret")]);
   const firewallRules = workerFirewallRules(spec.adminCidrs, spec.controlNodeIp);
   const servers: FleetOutputs["servers"] = {};
   for (const server of spec.servers) {
-    const userData = passwordHash.apply((hash) =>
-      renderWorkerUserData({ env: spec.env, fleet: spec.fleet, name: server.name, domain: spec.domain, scalerUrl: spec.scalerUrl, nodeExporterPasswordHash: hash }),
+    const userData = secrets.apply(([hash, bbbSecret]) =>
+      renderWorkerUserData({ env: spec.env, fleet: spec.fleet, name: server.name, domain: spec.domain, scalerUrl: spec.scalerUrl, nodeExporterPasswordHash: hash, bbbSecret }),
     );
     const machine = adapter.declareMachine(
       {

@@ -103,6 +103,8 @@ export function renderControlNodeEnvFile(secrets: ControlNodeSecrets): string {
     POSTGRES_PASSWORD: derive("postgres"),
     GRAFANA_ADMIN_PASSWORD: secrets.grafanaAdminPassword,
     CONFSCALE_NODE_EXPORTER_PASSWORD: secrets.nodeExporterPassword,
+    // The fleet's workers share one BBB secret, so Scalelite and the scaler sign every worker's API alike.
+    CONFSCALE_BBB_SECRET: derive("bbb-shared-secret"),
     PULUMI_BACKEND_URL: secrets.fleetBackendUrl,
     PULUMI_CONFIG_PASSPHRASE: secrets.fleetPassphrase,
     ...secrets.cloudCredentials,
@@ -140,6 +142,8 @@ export interface WorkerTemplateValues {
   scalerUrl: string;
   /** bcrypt hash from `nodeExporterPasswordHash`, never the password. */
   nodeExporterPasswordHash: string;
+  /** The fleet-wide BBB API secret Scalelite signs calls with; the user data is a secret wherever it is kept. */
+  bbbSecret: string;
   letsEncryptEmail?: string;
 }
 
@@ -148,6 +152,8 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
   if (!/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/.test(values.nodeExporterPasswordHash)) {
     throw new TemplateError("worker/node-exporter-web.yml", "nodeExporterPasswordHash must be a bcrypt hash");
   }
+  // bbb-conf takes the secret as one shell word; BBB's own secrets are hex.
+  if (!/^[A-Za-z0-9]{32,128}$/.test(values.bbbSecret)) throw new TemplateError("worker/bbb-secret", "bbbSecret must be 32 to 128 letters and digits");
   const hostname = `${values.name}.${values.domain}`;
   const fill = {
     env: values.env,
@@ -162,6 +168,7 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
     { path: "/etc/default/prometheus-node-exporter", content: renderTemplate("worker/node-exporter.default", fill), permissions: "0644" },
     { path: "/etc/letsencrypt/renewal-hooks/deploy/node-exporter-tls.sh", content: renderTemplate("worker/node-exporter-tls.sh", fill), permissions: "0755" },
     { path: "/etc/confscale/sidecar.env", content: renderTemplate("worker/sidecar.env", fill), permissions: "0644" },
+    { path: "/etc/confscale/bbb-secret", content: values.bbbSecret, permissions: "0600" },
     { path: "/etc/systemd/system/confscale-sidecar.service", content: renderTemplate("worker/confscale-sidecar.service", fill), permissions: "0644" },
   ]);
 }

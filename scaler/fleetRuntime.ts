@@ -67,6 +67,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     backendUrl: secret("PULUMI_BACKEND_URL"),
     passphrase: secret("PULUMI_CONFIG_PASSPHRASE"),
     nodeExporterPassword: secret("CONFSCALE_NODE_EXPORTER_PASSWORD"),
+    bbbSecret: secret("CONFSCALE_BBB_SECRET"),
     providerEnv: Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => ENGINE_VARIABLE.test(entry[0]) && entry[1] !== undefined)),
   });
   const scalelite = new ScaleliteClient({ baseUrl: settings.scaleliteUrl, secret: secret("LOADBALANCER_SECRET") });

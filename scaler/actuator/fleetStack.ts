@@ -14,6 +14,8 @@ export interface FleetStackSettings {
   backendUrl: string;
   passphrase: string;
   nodeExporterPassword: string;
+  /** The BBB API secret every worker of the fleet is given. */
+  bbbSecret: string;
   /** Provider credentials and settings (e.g. IONOS_TOKEN); handed to the engine only, never logged. */
   providerEnv?: Record<string, string>;
 }
@@ -85,7 +87,10 @@ export class FleetStack {
         },
       },
     );
-    await stack.setConfig(`${FLEET_PROJECT}:nodeExporterPassword`, { value: settings.nodeExporterPassword, secret: true });
+    await stack.setAllConfig({
+      [`${FLEET_PROJECT}:nodeExporterPassword`]: { value: settings.nodeExporterPassword, secret: true },
+      [`${FLEET_PROJECT}:bbbSecret`]: { value: settings.bbbSecret, secret: true },
+    });
     return new FleetStack(name, stack, program);
   }
 

@@ -28,7 +28,7 @@ export interface EmulatorOptions {
 
 export const DEFAULT_CREDENTIALS: CloudCredentials = { username: "confscale@emulator.test", password: "emulator-password", token: "emulator-token" };
 export const DEFAULT_TIMINGS: CloudTimings = { requestQueuedMs: 200, requestRunningMs: 1_000, bootMs: 30_000 };
-export const DEFAULT_BBB_SECRET = "emulated-bbb-secret";
+export const DEFAULT_BBB_SECRET = "0123456789abcdef0123456789abcdef01234567";
 export const DEFAULT_SCALELITE_SECRET = "emulated-scalelite-secret";
 
 /** Everything a test may read about one server, in plain JSON. */

@@ -71,6 +71,7 @@ export function openEmulatedFleetStack(emulator: Emulator | EmulatorEndpoints, s
     backendUrl: sandbox.backendUrl,
     passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
     nodeExporterPassword: "node-exporter-password",
+    bbbSecret: endpoints.bbbSecret,
     providerEnv: { ...sandbox.env, IONOS_USERNAME: endpoints.username, IONOS_PASSWORD: endpoints.password },
   });
 }

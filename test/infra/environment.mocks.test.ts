@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { environmentConfigSchema, type EnvironmentConfig } from "../../infra/config.js";
 import { declareEnvironment } from "../../infra/environment.js";
+import { defineFleet, type FleetSpec } from "../../infra/fleet.js";
 import { controlNodeProjectFiles, nodeExporterPasswordHash, renderWorkerUserData } from "../../infra/templates.js";
 
 interface Declared {
@@ -166,6 +167,8 @@ describe("secrets and rendered files", () => {
     expect(stdin[pulumi.runtime.specialSigKey]).toBe(pulumi.runtime.specialSecretSig);
     expect(stdin.value).toContain(`LOADBALANCER_SECRET=${SECRETS.scaleliteSecret}`);
     expect(stdin.value).toContain(`PULUMI_CONFIG_PASSPHRASE=${SECRETS.fleetPassphrase}`);
+    // The fleet's shared BBB secret is derived, so it needs no config of its own and is the same on every up.
+    expect(stdin.value).toMatch(/^CONFSCALE_BBB_SECRET=[0-9a-f]{64}$/m);
     const scaler = mine().find((resource) => resource.name === "sec1-control-scaler");
     // keyed by the commit (and the secret .env, which makes the trigger list itself secret)
     expect((scaler?.inputs.triggers as { value: unknown[] }).value[0]).toBe(outputs.scalerCommit);
@@ -194,15 +197,74 @@ describe("secrets and rendered files", () => {
     const { default: bcrypt } = await import("bcryptjs");
     expect(bcrypt.compareSync(SECRETS.nodeExporterPassword, hash)).toBe(true);
 
-    const text = renderWorkerUserData({ env: "prod", fleet: "bbb", name: "bbb-7", domain: "bbb.example.org", scalerUrl: "https://bbb.example.org/scaler", nodeExporterPasswordHash: hash });
+    const bbbSecret = "f".repeat(40);
+    const text = renderWorkerUserData({ env: "prod", fleet: "bbb", name: "bbb-7", domain: "bbb.example.org", scalerUrl: "https://bbb.example.org/scaler", nodeExporterPasswordHash: hash, bbbSecret });
     expect(text.startsWith("#cloud-config\n")).toBe(true);
     expectNoSecretText(text);
     const cloudInit = parse(text) as { runcmd: string[][]; write_files: { path: string; content: string }[] };
     expect(cloudInit.runcmd.some((step) => step.includes("/root/bbb-install.sh") && step.includes("bbb-7.bbb.example.org"))).toBe(true);
+    // The fleet's shared BBB secret: a root-only file, set after bbb-install, never on a command line.
+    const secretFile = cloudInit.write_files.find((file) => file.path === "/etc/confscale/bbb-secret") as { content: string; permissions: string } | undefined;
+    expect(secretFile).toMatchObject({ content: bbbSecret, permissions: "0600" });
+    const install = cloudInit.runcmd.findIndex((step) => step.includes("/root/bbb-install.sh"));
+    const setSecret = cloudInit.runcmd.findIndex((step) => step.join(" ").includes("bbb-conf --setsecret"));
+    expect(setSecret).toBeGreaterThan(install);
+    expect(cloudInit.runcmd.flat().join(" ")).not.toContain(bbbSecret);
+    expect(() => renderWorkerUserData({ env: "prod", fleet: "bbb", name: "bbb-7", domain: "bbb.example.org", scalerUrl: "https://x/scaler", nodeExporterPasswordHash: hash, bbbSecret: "short; rm -rf /" })).toThrow(/bbbSecret/);
     const webConfig = parse(cloudInit.write_files.find((file) => file.path === "/etc/prometheus/node-exporter-web.yml")?.content ?? "") as { basic_auth_users: Record<string, string>; tls_server_config: Record<string, string> };
     expect(webConfig.basic_auth_users.prometheus).toBe(hash);
     expect(webConfig.tls_server_config.cert_file).toBeDefined();
     expect(cloudInit.write_files.find((file) => file.path === "/etc/default/prometheus-node-exporter")?.content).toContain("--web.config.file=");
     expect(JSON.stringify(cloudInit)).not.toMatch(/scalelite\/api|ssh .*scalelite/i);
+  });
+});
+
+describe("the fleet program on each cloud", () => {
+  const template = (cloud: "digitalocean" | "oci", env: string) => ({
+    env,
+    fleet: "bbb",
+    domain: "bbb.example.org",
+    scalerUrl: "https://bbb.example.org/scaler",
+    controlNodeIp: CONTROL_IP,
+    adminCidrs: ["203.0.113.0/24"],
+    sshPublicKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA admin"],
+    placement:
+      cloud === "digitalocean"
+        ? { cloud, region: "fra1", digitalocean: { vpcId: "vpc-1", workerTag: `confscale-${env}-worker`, sshKeyIds: ["key-1"] } }
+        : { cloud, region: "eu-frankfurt-1", oci: { subnetId: "subnet-1", workerNsgId: "nsg-1", compartmentId: "compartment-1", availabilityDomain: "AD-1", shape: "VM.Standard.E4.Flex" } },
+  });
+
+  beforeAll(() => {
+    pulumi.runtime.setAllConfig({ "confscale-fleet:nodeExporterPassword": SECRETS.nodeExporterPassword, "confscale-fleet:bbbSecret": "b".repeat(40) }, ["confscale-fleet:nodeExporterPassword", "confscale-fleet:bbbSecret"]);
+  });
+
+  async function declareFleet(cloud: "digitalocean" | "oci", env: string, servers: FleetSpec["servers"]) {
+    const outputs = defineFleet({ ...template(cloud, env), servers });
+    await Promise.all(Object.values(outputs.servers).map((server) => value(server.publicIp)));
+    await new Promise((resolve) => setImmediate(resolve));
+    return declared.filter((resource) => resource.inputs.displayName !== undefined ? String(resource.inputs.displayName).startsWith(`${env}-`) : resource.name.startsWith(`${env}-`));
+  }
+
+  it("declares DigitalOcean droplets with the fleet's ownership tags, the worker firewall tag and secret user data", async () => {
+    const resources = await declareFleet("digitalocean", "dofleet", [{ name: "dofleet-1", size: { cores: 4, ramGb: 16 }, power: "running", image: "ubuntu-22-04-x64" }]);
+    const droplet = resources.find((resource) => resource.type === "digitalocean:index/droplet:Droplet");
+    expect(droplet?.inputs).toMatchObject({ name: "dofleet-1", region: "fra1", size: "g-4vcpu-16gb", vpcUuid: "vpc-1" });
+    expect(droplet?.inputs.tags).toEqual(["confscale:env:dofleet", "confscale:role:worker", "confscale:fleet:bbb", "confscale-dofleet-worker"]);
+    const userData = droplet?.inputs.userData as { [key: string]: unknown; value: string };
+    expect(userData[pulumi.runtime.specialSigKey]).toBe(pulumi.runtime.specialSecretSig);
+    expect(userData.value).toContain("bbb-conf --setsecret");
+  });
+
+  it("declares Oracle Cloud Flex instances with their power state, OCPUs (2 vCPUs each) and the fleet's freeform tags", async () => {
+    const resources = await declareFleet("oci", "ocifleet", [
+      { name: "ocifleet-1", size: { cores: 2, ramGb: 8 }, power: "running", image: "ocid1.image.oc1..worker" },
+      { name: "ocifleet-2", size: { cores: 4, ramGb: 16 }, power: "stopped", image: "ocid1.image.oc1..worker" },
+    ]);
+    const instances = resources.filter((resource) => resource.type === "oci:Core/instance:Instance");
+    expect(instances.map((instance) => [instance.inputs.displayName, instance.inputs.state, instance.inputs.shapeConfig])).toEqual([
+      ["ocifleet-1", "RUNNING", { ocpus: 1, memoryInGbs: 8 }],
+      ["ocifleet-2", "STOPPED", { ocpus: 2, memoryInGbs: 16 }],
+    ]);
+    expect(instances[0]?.inputs.freeformTags).toEqual({ "confscale:env": "ocifleet", "confscale:role": "worker", "confscale:fleet": "bbb" });
   });
 });
