@@ -1,14 +1,17 @@
 /**
  * Check-in throughput: autocannon drives `/sidecar/status` of the real scaler (its own process, `scaler/main.ts`)
  * backed by a real redis-server, with many simulated JVB instances, each with its own id and its own signed token.
- * Prints requests/s, p50/p99 latency and the Redis commands one check-in costs (from INFO commandstats).
+ * Prints requests/s, p50/p99 latency, the Redis commands one check-in costs (from INFO commandstats) and the CPU time
+ * one check-in costs in the scaler, in Redis and in the load generator, which share the machine's cores.
+ * Every connection drives its own share of the instances, in turn, from requests built once: building each request
+ * anew would cost the load generator more CPU than the scaler spends on it.
  *
  *   npm run bench:checkins -- [--instances 2000] [--connections 64] [--seconds 20] [--profile DIR]
  */
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import os, { tmpdir } from "node:os";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { freeLoopbackPort } from "../harness/ports.js";
@@ -31,6 +34,10 @@ interface AutocannonResult {
   "2xx": number;
 }
 type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
+/** The part of autocannon's per-connection client the bench uses. */
+interface AutocannonClient {
+  setRequests(requests: AutocannonRequest[]): void;
+}
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 
 const { values: args } = parseArgs({
@@ -52,6 +59,51 @@ async function commandCalls(redis: Redis): Promise<Map<string, number>> {
   const calls = new Map<string, number>();
   for (const match of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(match[1] ?? "", Number(match[2]));
   return calls;
+}
+
+/** Redis's own CPU time so far, in seconds (main and I/O threads). */
+async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const text = await redis.info("cpu");
+  const field = (name: string) => Number(new RegExp(`^${name}:([0-9.]+)`, "m").exec(text)?.[1] ?? "0");
+  return field("used_cpu_user") + field("used_cpu_sys");
+}
+
+/**
+ * CPU seconds used so far by a process and its live descendants (worker processes), from Linux's /proc;
+ * undefined where there is no /proc.
+ */
+async function processTreeCpuSeconds(rootPid: number): Promise<number | undefined> {
+  let entries: string[];
+  try {
+    entries = await readdir("/proc");
+  } catch {
+    return undefined;
+  }
+  const ticksPerSecond = 100;
+  const processes = new Map<number, { parent: number; ticks: number }>();
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    // Fields after the command name, which is in parentheses and may hold spaces: state, ppid, ... utime (14), stime (15).
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    processes.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+  }
+  if (!processes.has(rootPid)) return undefined;
+  let ticks = 0;
+  for (const [pid, process] of processes) {
+    for (let ancestor: number | undefined = pid; ancestor !== undefined && ancestor > 1; ancestor = processes.get(ancestor)?.parent) {
+      if (ancestor === rootPid) {
+        ticks += process.ticks;
+        break;
+      }
+    }
+  }
+  return ticks / ticksPerSecond;
 }
 
 function delta(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
@@ -132,19 +184,31 @@ async function main(): Promise<void> {
     const probe = requests[0] as AutocannonRequest;
     const probed = await fetch(url + probe.path, { method: "POST", headers: probe.headers, body: probe.body });
     if (probed.status !== 200) throw new Error(`a check-in was refused (${probed.status}): ${await probed.text()}`);
-    let next = 0;
-    const options = (seconds: number) => ({
-      url,
-      connections: CONNECTIONS,
-      duration: seconds,
-      requests: [{ setupRequest: (base: Record<string, unknown>) => ({ ...base, ...requests[next++ % requests.length] }) }],
-    });
+    const options = (seconds: number) => {
+      let connection = 0;
+      return {
+        url,
+        connections: CONNECTIONS,
+        duration: seconds,
+        requests: [probe],
+        // Connection k takes instances k, k + CONNECTIONS, ...: each instance is driven by one connection, as by one sidecar.
+        setupClient: (client: AutocannonClient) => {
+          const own = connection++;
+          const share = requests.filter((_, index) => index % CONNECTIONS === own % CONNECTIONS);
+          client.setRequests(share.length > 0 ? share : [requests[own % requests.length] as AutocannonRequest]);
+        },
+      };
+    };
 
     console.log(`warming up (every instance checks in once) ...`);
     await autocannon({ ...options(3) });
     const before = await commandCalls(client);
+    const cpuBefore = { scaler: await processTreeCpuSeconds(scaler.child.pid ?? -1), redis: await redisCpuSeconds(client), load: process.cpuUsage() };
     console.log(`driving /sidecar/status: ${INSTANCES} instances, ${CONNECTIONS} connections, ${SECONDS} s ...`);
     const result = await autocannon(options(SECONDS));
+    const loadCpu = process.cpuUsage(cpuBefore.load);
+    const scalerCpuAfter = await processTreeCpuSeconds(scaler.child.pid ?? -1);
+    const redisCpu = (await redisCpuSeconds(client)) - cpuBefore.redis;
     const used = delta(before, await commandCalls(client));
     const checkIns = result["2xx"];
     const total = [...used.values()].reduce((sum, count) => sum + count, 0);
@@ -159,6 +223,11 @@ async function main(): Promise<void> {
     console.log(`check-ins            ${checkIns} ok, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
     console.log(`redis round trips    ${(scripts / Math.max(checkIns, 1)).toFixed(2)} per check-in (one script each)`);
     console.log(`redis commands       ${(inner / Math.max(checkIns, 1)).toFixed(2)} per check-in inside the script: ${[...used].filter(([name]) => !name.startsWith("eval")).map(([name, count]) => `${name} ${(count / Math.max(checkIns, 1)).toFixed(2)}`).join(", ")}`);
+    const perCheckIn = (seconds: number | undefined) => (seconds === undefined ? "n/a" : `${((seconds * 1e6) / Math.max(checkIns, 1)).toFixed(0)} µs`);
+    const scalerCpu = scalerCpuAfter === undefined || cpuBefore.scaler === undefined ? undefined : scalerCpuAfter - cpuBefore.scaler;
+    console.log(
+      `cpu per check-in     scaler ${perCheckIn(scalerCpu)}, redis ${perCheckIn(redisCpu)}, load generator ${perCheckIn((loadCpu.user + loadCpu.system) / 1e6)}   (${os.availableParallelism()} cores)`,
+    );
     console.log(`live instances       ${live}; redis memory ${memory}`);
   } finally {
     client.disconnect();
