@@ -116,17 +116,23 @@ const secretString = (minLength: number) => z.string().min(minLength, `expected 
 const ionosSettings = z.strictObject({
   /** API base URL; the default is IONOS's public API. The local stack points it at the emulator. */
   endpoint: z.url().optional(),
-  image: z.string().min(1).default("ubuntu-22.04"),
+  image: z.string().min(1).default("ubuntu:22.04"),
+  /** The workers' image: BigBlueButton 2.7 installs on Ubuntu 20.04 only. */
+  workerImage: z.string().min(1).default("ubuntu:20.04"),
   /** How often a write's request status is polled (default 2 s); an emulator answers in milliseconds. */
   pollIntervalMs: z.number().int().min(10).max(60_000).optional(),
 });
 const digitalOceanSettings = z.strictObject({
   image: z.string().min(1).default("ubuntu-22-04-x64"),
+  /** The workers' image: BigBlueButton 2.7 installs on Ubuntu 20.04 only. */
+  workerImage: z.string().min(1).default("ubuntu-20-04-x64"),
 });
 const ociSettings = z.strictObject({
   compartmentId: z.string().regex(/^ocid1\.compartment\./, "expected a compartment OCID (ocid1.compartment.…)"),
   availabilityDomain: z.string().min(1),
   imageId: z.string().regex(/^ocid1\.image\./, "expected an image OCID (ocid1.image.…)"),
+  /** The workers' image, an Ubuntu 20.04 image of the region (BigBlueButton 2.7 installs on 20.04 only). */
+  workerImageId: z.string().regex(/^ocid1\.image\./, "expected the OCID of an Ubuntu 20.04 image (ocid1.image.…)"),
   shape: z.string().min(1).optional(),
 });
 
@@ -156,7 +162,7 @@ export const environmentConfigSchema = z
   })
   .superRefine((config, ctx) => {
     if (config.cloud === "oci" && config.oci === undefined) {
-      ctx.addIssue({ code: "custom", path: ["oci"], message: "required when cloud is oci: compartmentId, availabilityDomain, imageId" });
+      ctx.addIssue({ code: "custom", path: ["oci"], message: "required when cloud is oci: compartmentId, availabilityDomain, imageId, workerImageId" });
     }
   });
 export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;

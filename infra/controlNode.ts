@@ -3,20 +3,32 @@ import { existsSync, renameSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as command from "@pulumi/command";
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import type { EnvironmentConfig } from "./config.js";
 import type { CloudAdapter, FirewallRule, Machine, Placement } from "./clouds/types.js";
-import { renderControlNodeEnvFile, renderControlNodeUserData, type ControlNodeSecrets } from "./templates.js";
+import { renderControlNodeEnvFile, renderControlNodeUserData, renderScalerSettings, type ControlNodeSecrets } from "./templates.js";
 
 /** The image each cloud boots the control node from, unless the stack names one. */
 function controlNodeImage(config: EnvironmentConfig): string {
   switch (config.cloud) {
     case "ionos":
-      return config.ionos?.image ?? "ubuntu-22.04";
+      return config.ionos?.image ?? "ubuntu:22.04";
     case "digitalocean":
       return config.digitalocean?.image ?? "ubuntu-22-04-x64";
     case "oci":
       return config.oci?.imageId ?? "";
+  }
+}
+
+/** The image workers boot from: BigBlueButton 2.7 needs Ubuntu 20.04. */
+function workerImage(config: EnvironmentConfig): string {
+  switch (config.cloud) {
+    case "ionos":
+      return config.ionos?.workerImage ?? "ubuntu:20.04";
+    case "digitalocean":
+      return config.digitalocean?.workerImage ?? "ubuntu-20-04-x64";
+    case "oci":
+      return config.oci?.workerImageId ?? "";
   }
 }
 
@@ -59,8 +71,8 @@ export function packRepository(repositoryRoot: string): { commit: string; archiv
 
 /**
  * The control node: one machine whose cloud-init prepares Docker and the compose project, then, over SSH,
- * its secrets (.env) and the scaler's source at the deployed commit. Both SSH steps are keyed by what they
- * carry, so a new commit or a rotated secret rebuilds and restarts just the scaler; Redis, PostgreSQL and
+ * its secrets (.env), the scaler's settings (its fleet) and the scaler's source at the deployed commit. The SSH
+ * steps are keyed by what they carry, so a new commit or a rotated secret rebuilds and restarts just the scaler; Redis, PostgreSQL and
  * the fleet stack's state live on volumes and survive.
  */
 export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.ComponentResourceOptions): ControlNode {
@@ -101,11 +113,29 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
     },
     { ...opts, dependsOn, additionalSecretOutputs: ["stdin"] },
   );
+  // The fleet's template needs the node's own address, known only once the machine exists.
+  const scalerSettings = pulumi.all([machine.publicIp, pulumi.output(args.placement)]).apply(([controlNodeIp, placement]) =>
+    renderScalerSettings({
+      env: args.env,
+      domain: args.config.domain,
+      placement,
+      controlNodeIp,
+      adminCidrs: args.config.adminCidrs,
+      sshPublicKeys: args.config.sshPublicKeys,
+      workerImage: workerImage(args.config),
+      policy: args.config.workers,
+    }),
+  );
+  const settingsStep = new command.remote.Command(
+    `${name}-scaler-settings`,
+    { connection, create: `${sudo}install -m 0644 /dev/stdin /opt/confscale/scaler.yaml`, stdin: scalerSettings, triggers: [scalerSettings] },
+    { ...opts, dependsOn: [secretsStep] },
+  );
   const { commit, archivePath } = packRepository(args.repositoryRoot);
   const upload = new command.remote.CopyFile(
     `${name}-scaler-source`,
     { connection, localPath: archivePath, remotePath: `/tmp/confscale-scaler-${commit}.tar.gz`, triggers: [commit] },
-    { ...opts, dependsOn: [secretsStep] },
+    { ...opts, dependsOn: [settingsStep] },
   );
   new command.remote.Command(
     `${name}-scaler`,
@@ -117,7 +147,7 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
         `rm -rf /opt/confscale/scaler; mv /opt/confscale/scaler.next /opt/confscale/scaler; ` +
         `echo ${commit} > /opt/confscale/scaler/COMMIT; systemctl start confscale.service; ` +
         `cd /opt/confscale && docker compose up -d --build --no-deps scaler && docker compose up -d'`,
-      triggers: [commit, envFile],
+      triggers: [commit, envFile, scalerSettings],
     },
     { ...opts, dependsOn: [upload] },
   );

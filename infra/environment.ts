@@ -8,7 +8,7 @@ import type { CloudAdapter, FirewallRule, Placement } from "./clouds/types.js";
 import { declareControlNode } from "./controlNode.js";
 import { controlNodeFirewallRules, workerFirewallRules } from "./firewall.js";
 import { loadEnvironmentConfig } from "./stackConfig.js";
-import type { ControlNodeSecrets } from "./templates.js";
+import { scalerApiToken, type ControlNodeSecrets } from "./templates.js";
 
 export const ADAPTERS: Readonly<Record<EnvironmentConfig["cloud"], CloudAdapter>> = {
   ionos: ionosAdapter,
@@ -21,6 +21,8 @@ export interface EnvironmentOutputs {
   scaleliteUrl: string;
   grafanaUrl: string;
   scalerUrl: string;
+  /** The admin token of the scaler's API and the confscale CLI (a secret output). */
+  scalerApiToken: pulumi.Output<string>;
   fleetStack: string;
   /** Where workers go and which rules they carry; the scaler hands it to the fleet program. */
   workerPlacement: pulumi.Output<Placement>;
@@ -99,6 +101,7 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
     scaleliteUrl: `${base}/bigbluebutton/api`,
     grafanaUrl: `${base}/grafana/`,
     scalerUrl: `${base}/scaler`,
+    scalerApiToken: pulumi.secret(scalerApiToken(config.scaleliteSecret)),
     fleetStack: `${env}-fleet`,
     workerPlacement: placement,
     workerFirewallRules: controlNode.machine.publicIp.apply((ip) => workerFirewallRules(config.adminCidrs, ip)),
@@ -121,6 +124,7 @@ export function defineEnvironment(): Record<string, unknown> {
     scaleliteUrl: environment.scaleliteUrl,
     grafanaUrl: environment.grafanaUrl,
     scalerUrl: environment.scalerUrl,
+    scalerApiToken: environment.scalerApiToken,
     workerPlacement: environment.workerPlacement,
     workerFirewallRules: environment.workerFirewallRules,
     scalerCommit: environment.scalerCommit,

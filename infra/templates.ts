@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import bcrypt from "bcryptjs";
 import { parse, stringify } from "yaml";
+import type { Placement } from "./clouds/types.js";
+import type { WorkerPolicy } from "./config.js";
 
 const FILES_DIR = new URL("../files/", import.meta.url);
 
@@ -82,6 +84,48 @@ export function renderControlNodeUserData(values: ControlNodeTemplateValues): st
   ]);
 }
 
+/** The fleet the control node's scaler drives; its Prometheus discovers the workers at /fleets/<name>/targets. */
+export const CONTROL_NODE_FLEET = "bbb";
+
+export interface ScalerSettingsValues {
+  env: string;
+  domain: string;
+  placement: Placement;
+  controlNodeIp: string;
+  adminCidrs: string[];
+  sshPublicKeys: string[];
+  workerImage: string;
+  policy: WorkerPolicy;
+}
+
+/**
+ * The scaler's settings file on the control node (scaler/settings.ts): the fleet it drives, reached on the compose
+ * network. It holds no secret: those, the Redis URL and the listen address come from .env and the compose file.
+ */
+export function renderScalerSettings(values: ScalerSettingsValues): string {
+  const settings = {
+    fleet: {
+      template: {
+        env: values.env,
+        fleet: CONTROL_NODE_FLEET,
+        placement: values.placement,
+        domain: values.domain,
+        scalerUrl: `https://${values.domain}/scaler`,
+        controlNodeIp: values.controlNodeIp,
+        adminCidrs: values.adminCidrs,
+        sshPublicKeys: values.sshPublicKeys,
+      },
+      image: values.workerImage,
+      policy: values.policy,
+      // The fleet project and, with a file:// backend, its state live on the fleet-state volume.
+      workDir: "/var/lib/confscale/fleet",
+      scaleliteUrl: "http://scalelite-api:3000/scalelite/api",
+      prometheusUrl: "http://prometheus:9090",
+    },
+  };
+  return `# Written by the ${values.env} environment stack on every \`pulumi up\`; edits here are overwritten.\n${stringify(settings, { lineWidth: 0 })}`;
+}
+
 export interface ControlNodeSecrets {
   scaleliteSecret: string;
   grafanaAdminPassword: string;
@@ -95,8 +139,7 @@ export interface ControlNodeSecrets {
 
 /** /opt/confscale/.env of the compose project; handled only as a Pulumi secret. */
 export function renderControlNodeEnvFile(secrets: ControlNodeSecrets): string {
-  // Internal-only credentials are derived from the Scalelite secret so they need no separate config.
-  const derive = (purpose: string) => createHash("sha256").update(`${purpose}\0${secrets.scaleliteSecret}`).digest("hex");
+  const derive = (purpose: string) => deriveSecret(purpose, secrets.scaleliteSecret);
   const entries: Record<string, string> = {
     LOADBALANCER_SECRET: secrets.scaleliteSecret,
     SECRET_KEY_BASE: derive("scalelite-secret-key-base") + derive("scalelite-secret-key-base-2"),
@@ -105,6 +148,8 @@ export function renderControlNodeEnvFile(secrets: ControlNodeSecrets): string {
     CONFSCALE_NODE_EXPORTER_PASSWORD: secrets.nodeExporterPassword,
     // The fleet's workers share one BBB secret, so Scalelite and the scaler sign every worker's API alike.
     CONFSCALE_BBB_SECRET: derive("bbb-shared-secret"),
+    // The operator's token for the scaler's API and the confscale CLI (stack output scalerApiToken).
+    SCALER_API_TOKENS: `operator:admin:${scalerApiToken(secrets.scaleliteSecret)}`,
     PULUMI_BACKEND_URL: secrets.fleetBackendUrl,
     PULUMI_CONFIG_PASSPHRASE: secrets.fleetPassphrase,
     ...secrets.cloudCredentials,
@@ -116,6 +161,16 @@ export function renderControlNodeEnvFile(secrets: ControlNodeSecrets): string {
     })
     .join("\n")
     .concat("\n");
+}
+
+/** Internal credentials are derived from the Scalelite secret, so they need no config of their own. */
+function deriveSecret(purpose: string, scaleliteSecret: string): string {
+  return createHash("sha256").update(`${purpose}\0${scaleliteSecret}`).digest("hex");
+}
+
+/** The scaler's admin API token, for operators and the confscale CLI. */
+export function scalerApiToken(scaleliteSecret: string): string {
+  return deriveSecret("scaler-api-token", scaleliteSecret);
 }
 
 /**

@@ -1,9 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { environmentConfigSchema, type EnvironmentConfig } from "../../infra/config.js";
 import { declareEnvironment } from "../../infra/environment.js";
 import { defineFleet, type FleetSpec } from "../../infra/fleet.js";
+import { loadSettings } from "../../scaler/settings.js";
 import { controlNodeProjectFiles, nodeExporterPasswordHash, renderWorkerUserData } from "../../infra/templates.js";
 
 interface Declared {
@@ -47,7 +51,7 @@ function configFor(cloud: EnvironmentConfig["cloud"]): EnvironmentConfig {
     deployScaler: true,
     workers: { min: 1, max: 4, baseline: 1, defaultSize: { cores: 2, ramGb: 8 }, maxSize: { cores: 4, ramGb: 16 } },
     ...(cloud === "ionos" ? { ionos: { image: "ubuntu:22.04", endpoint: "http://127.0.0.1:9/cloudapi/v6" } } : {}),
-    ...(cloud === "oci" ? { oci: { compartmentId: "ocid1.compartment.oc1..aaaa", availabilityDomain: "Uocm:EU-FRANKFURT-1-AD-1", imageId: "ocid1.image.oc1..bbbb" } } : {}),
+    ...(cloud === "oci" ? { oci: { compartmentId: "ocid1.compartment.oc1..aaaa", availabilityDomain: "Uocm:EU-FRANKFURT-1-AD-1", imageId: "ocid1.image.oc1..bbbb", workerImageId: "ocid1.image.oc1..cccc" } } : {}),
   });
 }
 
@@ -169,6 +173,10 @@ describe("secrets and rendered files", () => {
     expect(stdin.value).toContain(`PULUMI_CONFIG_PASSPHRASE=${SECRETS.fleetPassphrase}`);
     // The fleet's shared BBB secret is derived, so it needs no config of its own and is the same on every up.
     expect(stdin.value).toMatch(/^CONFSCALE_BBB_SECRET=[0-9a-f]{64}$/m);
+    // The operator's API token is in .env for the scaler and a secret stack output for the operator's CLI.
+    const token = await value(outputs.scalerApiToken);
+    expect(stdin.value).toContain(`SCALER_API_TOKENS=operator:admin:${token}`);
+    expect(await pulumi.isSecret(outputs.scalerApiToken)).toBe(true);
     const scaler = mine().find((resource) => resource.name === "sec1-control-scaler");
     // keyed by the commit (and the secret .env, which makes the trigger list itself secret)
     expect((scaler?.inputs.triggers as { value: unknown[] }).value[0]).toBe(outputs.scalerCommit);
@@ -176,6 +184,37 @@ describe("secrets and rendered files", () => {
     for (const output of [outputs.controlNodeAddress, outputs.workerPlacement, outputs.workerFirewallRules] as pulumi.Output<unknown>[]) {
       expectNoSecretText(JSON.stringify(await value(output)));
     }
+  });
+
+  it("writes the scaler's fleet settings over SSH, which the scaler accepts together with the compose file's environment", async () => {
+    const { address, mine } = await declare("set1", "ionos");
+    const settingsStep = mine().find((resource) => resource.name === "set1-control-scaler-settings");
+    const text = String(settingsStep?.inputs.stdin);
+    expectNoSecretText(text);
+    const compose = parse(controlNodeProjectFiles({ env: "set1", domain: "bbb.example.org", fleetStack: "set1-fleet" })["docker-compose.yml"] ?? "") as {
+      services: { scaler: { environment: Record<string, string>; volumes: string[] } };
+    };
+    const scalerService = compose.services.scaler;
+    const mountedAt = scalerService.environment.SCALER_CONFIG ?? "";
+    expect(scalerService.volumes).toContain(`./scaler.yaml:${mountedAt}:ro`);
+    const directory = await mkdtemp(join(tmpdir(), "confscale-settings-"));
+    try {
+      const file = join(directory, "scaler.yaml");
+      await writeFile(file, text);
+      const settings = await loadSettings({ ...scalerService.environment, SCALER_CONFIG: file });
+      expect(settings.fleet?.template).toMatchObject({ env: "set1", domain: "bbb.example.org", controlNodeIp: address, placement: { cloud: "ionos", region: "de/fra" } });
+      expect(settings.fleet?.image).toBe("ubuntu:20.04");
+      expect(settings.fleet?.policy).toEqual(configFor("ionos").workers);
+      // Prometheus discovers the workers of the very fleet the scaler drives.
+      const prometheus = parse(controlNodeProjectFiles({ env: "set1", domain: "bbb.example.org", fleetStack: "set1-fleet" })["prometheus.yml"] ?? "") as { scrape_configs: { job_name: string; http_sd_configs?: { url: string }[] }[] };
+      const discovery = prometheus.scrape_configs.find((job) => job.job_name === "node-exporter")?.http_sd_configs?.[0]?.url;
+      expect(discovery).toBe(`http://scaler:${settings.listen.port}/fleets/${settings.fleet?.template.fleet}/targets`);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+    // A changed fleet setting restarts the scaler, as a new commit or secret does.
+    const scaler = mine().find((resource) => resource.name === "set1-control-scaler");
+    expect((scaler?.inputs.triggers as { value: unknown[] }).value[2]).toBe(text);
   });
 
   it("renders a docker-compose project with every control-node service, only the TLS front published", () => {
