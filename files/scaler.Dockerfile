@@ -14,6 +14,7 @@ COPY . .
 # Provider plugins the fleet stack needs, installed at build time so the scaler never downloads while acting.
 RUN pulumi plugin install resource digitalocean "$(node -p "require('@pulumi/digitalocean/package.json').version")" \
  && pulumi plugin install resource oci "$(node -p "require('@pulumi/oci/package.json').version")" \
+ && ln -s /opt/confscale/scaler/cli.ts /usr/local/bin/confscale \
  && mkdir -p /var/lib/confscale \
  && chown -R node:node "${PULUMI_HOME}" /var/lib/confscale
 USER node

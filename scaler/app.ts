@@ -1,11 +1,14 @@
 import { Hono } from "hono";
 import { matchedRoutes } from "hono/route";
 import { AsapVerifier } from "./api/asap.js";
+import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/actuator.js";
 import { controlRoutes } from "./api/control.js";
+import { fleetRoutes, type OperableFleet } from "./api/fleets.js";
 import { healthRoutes } from "./api/health.js";
 import { HttpError } from "./api/http.js";
 import { sidecarRoutes } from "./api/sidecar.js";
 import { statusPage } from "./api/status-page.js";
+import { FleetStartingError } from "./fleetController.js";
 import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type ScalerMetrics } from "./metrics.js";
 import type { Settings } from "./settings.js";
@@ -23,10 +26,8 @@ export interface AppDeps {
   fleets?: readonly FleetView[];
 }
 
-/** What the HTTP surface shows of a fleet the scaler drives. */
-export interface FleetView {
-  readonly name: string;
-  status(): unknown;
+/** What the HTTP surface shows of a fleet the scaler drives, and what operators can do with it. */
+export interface FleetView extends OperableFleet {
   scrapeTargets(): { targets: string[]; labels: Record<string, string> }[];
 }
 
@@ -57,6 +58,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/", healthRoutes({ store, metrics }));
   app.route("/sidecar", sidecarRoutes({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }));
   app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens }));
+  app.route("/api/v1/fleets", fleetRoutes({ fleets: deps.fleets ?? [], tokens: settings.apiTokens }));
   app.get("/", async (c) => c.html(await statusPage(store)));
   const fleets = new Map((deps.fleets ?? []).map((fleet) => [fleet.name, fleet]));
   app.get("/fleets", (c) => c.json([...fleets.values()].map((fleet) => fleet.status())));
@@ -77,6 +79,9 @@ export function createApp(deps: AppDeps): Hono {
     if (error instanceof StoreConflictError) {
       return c.json({ error: error.code, message: error.message, issues: [{ field: error.field, message: error.message }] }, CONFLICT_STATUS[error.code]);
     }
+    if (error instanceof FleetServerNotFoundError) return c.json({ error: "server_not_found", message: error.message, issues: [{ field: "server", message: "unknown server" }] }, 404);
+    if (error instanceof ServerActionConflictError) return c.json({ error: "conflict", message: error.message, issues: [{ field: "server", message: error.message }] }, 409);
+    if (error instanceof FleetStartingError) return c.json({ error: "starting", message: error.message }, 503);
     if (error instanceof StoreUnavailableError) {
       logger.warn({ event: "redis.unavailable", operation: error.operation, path: c.req.path, err: error.message }, "redis unavailable");
       return c.json({ error: "unavailable", message: "state store (redis) unavailable, retry later" }, 503);

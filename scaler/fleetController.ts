@@ -1,5 +1,6 @@
 import type { WorkerPolicy } from "../infra/config.js";
 import type { CycleReport, FleetActuator, SanityReport } from "./actuator/actuator.js";
+import type { OperatorAction } from "./actuator/operator.js";
 import type { FleetView } from "./app.js";
 import type { Logger } from "./log.js";
 import { DecisionLoop, type DecisionAudit } from "./loop.js";
@@ -9,6 +10,14 @@ import { SignalGatherer } from "./signals/gather.js";
 import type { PrometheusClient } from "./signals/prometheus.js";
 import type { ScaleliteClient } from "./signals/scalelite.js";
 import type { CheckIn, Observed } from "./signals/snapshot.js";
+
+/** The fleet is still waiting for its lease or recovering an interrupted update. */
+export class FleetStartingError extends Error {
+  constructor(readonly fleet: string) {
+    super(`fleet ${fleet} is starting (waiting for its lease or recovering an interrupted update); retry shortly`);
+    this.name = "FleetStartingError";
+  }
+}
 
 export interface FleetStatus {
   fleet: string;
@@ -57,6 +66,8 @@ export class FleetController {
   private stopped = false;
   private periods = 0;
   private lastSanity: SanityReport | undefined;
+  /** Periods and operator calls take turns: each sees the fleet as the one before left it. */
+  private turns: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: FleetControllerOptions) {}
 
@@ -77,15 +88,38 @@ export class FleetController {
     return started;
   }
 
-  async period(): Promise<FleetPeriod> {
-    const outcome = await this.options.loop.tick();
-    const cycle = await this.options.actuator.cycle(outcome.decisions);
-    this.periods += 1;
-    if (this.periods % (this.options.sanityEvery ?? 10) === 1) this.lastSanity = await this.options.actuator.sanity();
-    const period = { outcome, cycle };
-    this.lastPeriod = period;
-    this.options.onPeriod?.(period);
-    return period;
+  period(): Promise<FleetPeriod> {
+    return this.inTurn(async () => {
+      const outcome = await this.options.loop.tick();
+      const cycle = await this.options.actuator.cycle(outcome.decisions);
+      this.periods += 1;
+      if (this.periods % (this.options.sanityEvery ?? 10) === 1) this.lastSanity = await this.options.actuator.sanity();
+      const period = { outcome, cycle };
+      this.lastPeriod = period;
+      this.options.onPeriod?.(period);
+      return period;
+    });
+  }
+
+  /** An operator's action on one server, between two periods. */
+  operate(server: string, action: OperatorAction, actor: string): Promise<{ server: string; phase: string }> {
+    return this.inTurn(() => this.requireStarted().operate(server, action, actor));
+  }
+
+  /** What the fleet stack's next `up` would change, between two periods. */
+  preview(): Promise<Record<string, number>> {
+    return this.inTurn(() => this.requireStarted().preview());
+  }
+
+  private requireStarted(): FleetActuator {
+    if (!this.options.actuator.started) throw new FleetStartingError(this.options.fleet);
+    return this.options.actuator;
+  }
+
+  private inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.turns.then(work);
+    this.turns = result.catch(() => undefined);
+    return result;
   }
 
   last(): FleetPeriod | undefined {
@@ -183,7 +217,12 @@ export function createFleetController(wiring: FleetWiring): FleetController {
   const loop = new DecisionLoop({
     group: wiring.fleet,
     gather: () => gatherer.snapshot(),
-    policy: wiring.policy,
+    policy: async () => {
+      // Servers an operator holds still count against the fleet's maximum.
+      const policy = await wiring.policy();
+      const held = wiring.actuator.heldServers().length;
+      return held === 0 ? policy : { ...policy, max: Math.max(policy.min, policy.max - held) };
+    },
     audit: wiring.audit,
     intervalMs: wiring.intervalMs,
     now: wiring.now,
@@ -211,6 +250,12 @@ export function fleetView(controller: FleetController, actuator: FleetActuator, 
   return {
     name: controller.fleet,
     status: () => controller.status(),
+    operate: (server, action, actor) => controller.operate(server, action, actor),
+    preview: () => controller.preview(),
+    reconcile: async () => {
+      await controller.period();
+      return controller.status();
+    },
     scrapeTargets: () =>
       (actuator.started ? actuator.scrapeTargets() : []).map((server) => {
         const { address, metricsPath } = scrapeAddress(server);

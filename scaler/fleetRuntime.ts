@@ -94,7 +94,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       fleetStack,
       scalelite,
       bbb: (baseUrl) => new BbbClient({ baseUrl, secret: bbbSecret }),
-      audit: (entry, server) => deps.store.appendAudit(fleet, { ...entry, actor: "actuator" }, server),
+      audit: ({ actor, ...entry }, server) => deps.store.appendAudit(fleet, { ...entry, actor: actor ?? "actuator" }, server),
       now,
       log: deps.logger,
       owner: `${hostname()}:${process.pid}`,

@@ -9,6 +9,7 @@ import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
 import type { FleetMember } from "../signals/snapshot.js";
 import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
 import type { FleetLease, FleetLock } from "./lock.js";
+import type { OperatorAction } from "./operator.js";
 import { FleetStateStore, type FleetState, type ServerRecord } from "./state.js";
 
 export interface ActuatorSettings {
@@ -38,7 +39,8 @@ export interface ActuatorDeps {
   fleetStack: FleetStack;
   scalelite: ScaleliteClient;
   bbb: (baseUrl: string) => BbbClient;
-  audit: (entry: { kind: string; message: string; details?: Record<string, unknown> }, server?: string) => Promise<void>;
+  /** Records an entry in the fleet's (and the server's) audit trail; its actor is the actuator unless named. */
+  audit: (entry: { kind: string; message: string; details?: Record<string, unknown>; actor?: string }, server?: string) => Promise<void>;
   now: () => number;
   log: Logger;
   /** Who holds the lease, for the lock's value and the audit trail (host and pid). */
@@ -68,6 +70,28 @@ export interface CycleReport {
   replaced: string[];
   drainTimeouts: string[];
   recovered: boolean;
+}
+
+export class FleetServerNotFoundError extends Error {
+  constructor(
+    readonly fleet: string,
+    readonly server: string,
+  ) {
+    super(`fleet ${fleet} has no server ${server}`);
+    this.name = "FleetServerNotFoundError";
+  }
+}
+
+/** An operator action the server's present phase does not allow; the message says what to do instead. */
+export class ServerActionConflictError extends Error {
+  constructor(
+    readonly server: string,
+    readonly action: OperatorAction,
+    reason: string,
+  ) {
+    super(`cannot ${action} ${server}: ${reason}`);
+    this.name = "ServerActionConflictError";
+  }
 }
 
 export class ActuatorNotStartedError extends Error {
@@ -152,10 +176,13 @@ export class FleetActuator {
     );
   }
 
-  /** The fleet as the snapshot needs it: a server counts as booting until it is enabled in Scalelite. */
+  /**
+   * The fleet as the snapshot needs it: a server counts as booting until it is enabled in Scalelite. A server an
+   * operator holds is left out: the policy neither counts its capacity nor acts on it.
+   */
   members(): FleetMember[] {
     const state = this.requireState();
-    return state.desired.servers.map((server) => {
+    return state.desired.servers.filter((server) => state.servers[server.name]?.phase !== "held").map((server) => {
       const record = state.servers[server.name];
       const address = this.addresses[server.name];
       return {
@@ -182,6 +209,48 @@ export class FleetActuator {
     return state.desired.servers
       .filter((server) => server.power === "running" && this.addresses[server.name] !== undefined)
       .map((server) => ({ name: server.name, ...this.addresses[server.name]! }));
+  }
+
+  /** Servers an operator has taken out of the policy's hands. */
+  heldServers(): string[] {
+    return Object.entries(this.requireState().servers)
+      .filter(([, record]) => record.phase === "held")
+      .map(([name]) => name);
+  }
+
+  /**
+   * An operator's action on one server, in Scalelite: cordon (no new meetings; running ones go on) and panic (its
+   * meetings are ended) hold the server out of the policy's hands; enable gives it back, taking meetings again.
+   */
+  async operate(name: string, action: OperatorAction, actor: string): Promise<{ server: string; phase: string }> {
+    const state = this.requireState();
+    this.requireLease();
+    const server = state.desired.servers.find((candidate) => candidate.name === name);
+    const record = state.servers[name];
+    if (server === undefined || record === undefined) throw new FleetServerNotFoundError(this.settings.fleet, name);
+    if (server.power === "stopped") throw new ServerActionConflictError(name, action, "it is stopped; the policy starts it when the load needs it");
+    if (record.scaleliteId === null) throw new ServerActionConflictError(name, action, "it is still booting and not registered in Scalelite yet");
+    if (action === "enable" && (record.phase === "booting" || record.phase === "resizing")) {
+      throw new ServerActionConflictError(name, action, `it is ${record.phase}: the actuator enables it once its BBB API answers`);
+    }
+    const previous = record.phase;
+    if (action === "panic") await this.deps.scalelite.panicServer(record.scaleliteId);
+    else await this.deps.scalelite.setState(record.scaleliteId, action);
+    setPhase(record, action === "enable" ? "active" : "held", this.deps.now());
+    await this.save();
+    const message = {
+      cordon: "cordoned by an operator: no new meetings, running ones go on; held until an operator enables it",
+      panic: "panicked by an operator: its meetings were ended and it takes no new ones; held until an operator enables it",
+      enable: "enabled by an operator: takes meetings again and is back in the policy's hands",
+    }[action];
+    await this.deps.audit({ kind: `operator.${action}`, message, actor, details: { previousPhase: previous } }, name);
+    this.deps.log.info({ event: `fleet.operator_${action}`, fleet: this.settings.fleet, server: name, actor }, message);
+    return { server: name, phase: record.phase };
+  }
+
+  /** What an `up` of the present desired spec would change, without changing anything. */
+  async preview(): Promise<Record<string, number>> {
+    return this.deps.fleetStack.preview(this.requireState().desired);
   }
 
   currentState(): FleetState {

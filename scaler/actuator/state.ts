@@ -7,8 +7,9 @@ import { LuaScript } from "../store/scripts.js";
  * Where a worker is in its life, as the actuator drives it:
  * booting (declared running, not yet taking meetings) → active (enabled in Scalelite) → draining (cordoned)
  * → stopped (powered off, still registered) or gone; `resizing` is a drained server whose size is changing.
+ * `held` is a server an operator cordoned or panicked: out of the policy's hands until an operator enables it.
  */
-export const serverPhaseSchema = z.enum(["booting", "active", "draining", "resizing", "stopped"]);
+export const serverPhaseSchema = z.enum(["booting", "active", "draining", "resizing", "stopped", "held"]);
 export type ServerPhase = z.infer<typeof serverPhaseSchema>;
 
 export const serverRecordSchema = z.strictObject({

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -13,6 +13,17 @@ import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
+const OPERATOR_TOKEN = "operator-token-".padEnd(40, "o");
+const VIEWER_TOKEN = "viewer-token-".padEnd(40, "v");
+
+/** The operator's CLI, run as an operator would run it; resolves with its exit code and output. */
+function confscale(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", join(repo, "scaler", "cli.ts"), ...args], { cwd: repo, env: { PATH: process.env.PATH ?? "", ...env } }, (error, stdout, stderr) =>
+      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr }),
+    );
+  });
+}
 
 describe("the scaler's entry point drives its fleet from its settings (real Redis, Prometheus, CLI, emulator)", () => {
   let emulator: Emulator;
@@ -59,6 +70,7 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
       CONFSCALE_BBB_SECRET: emulator.cloud.bbbSecret,
       IONOS_USERNAME: emulator.credentials.username,
       IONOS_PASSWORD: emulator.credentials.password,
+      SCALER_API_TOKENS: `ops:operator:${OPERATOR_TOKEN},watch:viewer:${VIEWER_TOKEN}`,
     };
   });
 
@@ -86,7 +98,7 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
     expect(scaler.output()).toContain("PULUMI_CONFIG_PASSPHRASE, CONFSCALE_BBB_SECRET");
   });
 
-  it("brings the fleet to its baseline through the engine, serves its status, and stops cleanly on SIGTERM", { timeout: 300_000 }, async () => {
+  it("brings the fleet to its baseline through the engine, serves its status, answers the operator's CLI, and stops cleanly on SIGTERM", { timeout: 420_000 }, async () => {
     const scaler = startScaler(env);
     try {
       const deadline = Date.now() + 240_000;
@@ -102,6 +114,45 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
       expect(servers.map((server) => [server.name, server.vmState])).toEqual([["bbb-1", "RUNNING"]]);
       const targets = (await (await fetch(`http://127.0.0.1:${port}/fleets/bbb/targets`)).json()) as { labels: Record<string, string> }[];
       expect(targets[0]?.labels).toMatchObject({ server: "bbb-1", __metrics_path__: `/servers/${servers[0]?.id}/metrics` });
+
+      const operator = { CONFSCALE_URL: `http://127.0.0.1:${port}`, CONFSCALE_TOKEN: OPERATOR_TOKEN };
+      const statusRun = await confscale(["status", "bbb"], operator);
+      expect(statusRun, statusRun.stderr).toMatchObject({ code: 0 });
+      expect(statusRun.stdout).toMatch(/^bbb-1\s+2 cores \/ 8 GB\s+running\s+active$/m);
+
+      const refused = await confscale(["servers", "cordon", "bbb-1"], { ...operator, CONFSCALE_TOKEN: VIEWER_TOKEN });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain("answered 403: requires the operator role");
+
+      // bbb-1's registration: while it is held, the policy may already be replacing it with another server.
+      const scaleliteState = () => [...emulator.scalelite.servers.values()].filter((entry) => entry.url.includes(`/servers/${servers[0]?.id}/`)).map((entry) => entry.state);
+      const cordoned = await confscale(["servers", "cordon", "bbb-1"], operator);
+      expect(cordoned, cordoned.stderr).toMatchObject({ code: 0, stdout: "bbb-1: cordoned, now held\n" });
+      expect(scaleliteState()).toEqual(["cordoned"]);
+      const enabled = await confscale(["servers", "enable", "bbb-1"], operator);
+      expect(enabled, enabled.stderr).toMatchObject({ code: 0, stdout: "bbb-1: enabled, now active\n" });
+      expect(scaleliteState()).toEqual(["enabled"]);
+
+      const unconfirmed = await confscale(["servers", "panic", "bbb-1"], operator);
+      expect(unconfirmed.code).toBe(1);
+      expect(unconfirmed.stderr).toContain("add --yes to confirm");
+      const unknown = await confscale(["servers", "cordon", "bbb-9"], operator);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain("answered 404: fleet bbb has no server bbb-9");
+
+      const preview = await confscale(["fleet", "preview"], operator);
+      expect(preview, preview.stderr).toMatchObject({ code: 0, stdout: "fleet bbb: no changes\n" });
+      const up = await confscale(["fleet", "up"], operator);
+      expect(up, up.stderr).toMatchObject({ code: 0 });
+      expect(up.stdout).toMatch(/^last period .*: \d+ decisions/m);
+
+      // Each operator action is in the fleet's audit trail with who did it.
+      const audit = (await (await fetch(`http://127.0.0.1:${port}/api/v1/groups/bbb/audit?limit=1000`, { headers: { authorization: `Bearer ${VIEWER_TOKEN}` } })).json()) as { entries: { kind: string; actor: string }[] };
+      const operatorEntries = audit.entries.filter((entry) => entry.kind.startsWith("operator."));
+      expect(operatorEntries.map((entry) => [entry.kind, entry.actor]).sort()).toEqual([
+        ["operator.cordon", "ops"],
+        ["operator.enable", "ops"],
+      ]);
     } finally {
       scaler.child.kill("SIGTERM");
     }

@@ -120,7 +120,7 @@ export async function openEmulatedFleet(options: {
     fleetStack,
     scalelite: new ScaleliteClient({ baseUrl: endpoints.scaleliteApiUrl, secret: endpoints.scaleliteSecret }),
     bbb: (baseUrl) => new BbbClient({ baseUrl, secret: endpoints.bbbSecret }),
-    audit: (entry, server) => store.appendAudit(fleet, { ...entry, actor: "actuator" }, server),
+    audit: ({ actor, ...entry }, server) => store.appendAudit(fleet, { ...entry, actor: actor ?? "actuator" }, server),
     now: options.now ?? Date.now,
     log: createLogger("actuator", "silent"),
     owner: options.owner ?? `test-${process.pid}`,

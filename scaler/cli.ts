@@ -1,0 +1,215 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * confscale: the operator's command line for a running scaler, through its API (`/api/v1/fleets`).
+ *
+ *   confscale status [fleet]
+ *   confscale servers cordon|enable <server> [--fleet bbb]
+ *   confscale servers panic <server> --yes [--fleet bbb]
+ *   confscale fleet preview|up [--fleet bbb]
+ *
+ * The scaler's URL comes from --url or CONFSCALE_URL (default http://127.0.0.1:8080), the API token from
+ * CONFSCALE_TOKEN (`pulumi stack output scalerApiToken --show-secrets`), never from an argument that shell history
+ * keeps. Inside the scaler's container the token configured there is used.
+ */
+import { Command, Option } from "commander";
+import { z } from "zod";
+import { OPERATOR_ACTIONS } from "./actuator/operator.js";
+
+const DEFAULT_FLEET = "bbb";
+/** A period or a preview may wait for an `up` in progress, which takes minutes on a large fleet. */
+const CALL_TIMEOUT_MS = 15 * 60_000;
+
+class CliError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CliError";
+  }
+}
+
+const serverSchema = z.looseObject({ name: z.string(), cores: z.number(), ramGb: z.number(), power: z.string(), phase: z.string() });
+const fleetStatusSchema = z.looseObject({
+  fleet: z.string(),
+  starting: z.boolean(),
+  servers: z.array(serverSchema),
+  lastPeriod: z
+    .looseObject({
+      at: z.string(),
+      decisions: z.array(z.looseObject({ kind: z.string(), server: z.string().nullable(), reason: z.string(), dryRun: z.boolean() })),
+      held: z.array(z.string()),
+      update: z.looseObject({ summary: z.record(z.string(), z.number()), durationMs: z.number() }).nullable(),
+    })
+    .nullable(),
+  sanity: z
+    .looseObject({
+      untracked: z.array(z.looseObject({ id: z.string(), name: z.string() })),
+      missing: z.array(z.string()),
+      danglingRegistrations: z.array(z.looseObject({ id: z.string(), url: z.string() })),
+    })
+    .nullable(),
+});
+type FleetStatus = z.infer<typeof fleetStatusSchema>;
+const errorBodySchema = z.looseObject({ message: z.string() });
+
+interface Connection {
+  url: string;
+  token: string;
+}
+
+function connection(url: string, env: NodeJS.ProcessEnv): Connection {
+  const token = env.CONFSCALE_TOKEN ?? tokenFromScalerEnvironment(env.SCALER_API_TOKENS);
+  if (token === undefined || token === "") {
+    throw new CliError("set CONFSCALE_TOKEN to an operator token of the scaler's API (pulumi stack output scalerApiToken --show-secrets -s <env>)");
+  }
+  return { url, token };
+}
+
+/** In the scaler's own container: its first operator or admin token (entries are name:role:token). */
+function tokenFromScalerEnvironment(tokens: string | undefined): string | undefined {
+  for (const entry of (tokens ?? "").split(",")) {
+    const [, role, ...rest] = entry.trim().split(":");
+    if ((role === "operator" || role === "admin") && rest.length > 0) return rest.join(":");
+  }
+  return undefined;
+}
+
+async function call<Schema extends z.ZodType>(target: Connection, method: "GET" | "POST", path: string, schema: Schema): Promise<z.infer<Schema>> {
+  const url = new URL(`api/v1/${path}`, target.url.endsWith("/") ? target.url : `${target.url}/`);
+  let response: Response;
+  try {
+    response = await fetch(url, { method, headers: { authorization: `Bearer ${target.token}` }, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+  } catch (error) {
+    const cause = error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
+    throw new CliError(`cannot reach the scaler at ${target.url}: ${cause}`);
+  }
+  const body: unknown = await response.json().catch(() => undefined);
+  if (!response.ok) {
+    const problem = errorBodySchema.safeParse(body);
+    throw new CliError(`the scaler answered ${response.status}: ${problem.success ? problem.data.message : response.statusText}`);
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new CliError(`unexpected answer from ${url.pathname}: ${parsed.error.issues[0]?.message ?? "invalid"} (is --url the scaler?)`);
+  return parsed.data;
+}
+
+/** Columns padded to their widest cell. */
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)));
+  return [header, ...rows].map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd()).join("\n");
+}
+
+function describeChanges(summary: Record<string, number>): string {
+  const changes = Object.entries(summary).filter(([operation, count]) => operation !== "same" && count > 0);
+  return changes.length === 0 ? "no changes" : changes.map(([operation, count]) => `${operation} ${count}`).join(", ");
+}
+
+function formatStatus(status: FleetStatus): string {
+  if (status.starting) return `fleet ${status.fleet}: starting (waiting for its lease or recovering an interrupted update)`;
+  const phases = new Map<string, number>();
+  for (const server of status.servers) phases.set(server.phase, (phases.get(server.phase) ?? 0) + 1);
+  const lines = [
+    `fleet ${status.fleet}: ${status.servers.length} servers (${[...phases].map(([phase, count]) => `${count} ${phase}`).join(", ") || "none"})`,
+    table(
+      ["SERVER", "SIZE", "POWER", "PHASE"],
+      status.servers.map((server) => [server.name, `${server.cores} cores / ${server.ramGb} GB`, server.power, server.phase]),
+    ),
+  ];
+  const period = status.lastPeriod;
+  if (period !== null) {
+    lines.push("", `last period ${period.at}: ${period.decisions.length} decisions${period.update === null ? "" : `, update ${describeChanges(period.update.summary)} in ${(period.update.durationMs / 1000).toFixed(1)} s`}`);
+    for (const decision of period.decisions) lines.push(`  ${decision.dryRun ? "(dry run) " : ""}${decision.kind}${decision.server === null ? "" : ` ${decision.server}`}: ${decision.reason}`);
+    for (const reason of period.held) lines.push(`  held: ${reason}`);
+  }
+  if (status.sanity !== null) {
+    const { untracked, missing, danglingRegistrations } = status.sanity;
+    const problems = [
+      ...untracked.map((machine) => `untracked machine ${machine.name} (${machine.id})`),
+      ...missing.map((name) => `missing server ${name}`),
+      ...danglingRegistrations.map((registration) => `dangling Scalelite registration ${registration.id} (${registration.url})`),
+    ];
+    lines.push("", problems.length === 0 ? "sanity: fleet stack, cloud and Scalelite agree" : `sanity: ${problems.length} disagreements (nothing deleted)`);
+    for (const problem of problems) lines.push(`  ${problem}`);
+  }
+  return lines.join("\n");
+}
+
+function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, progress: (text: string) => void): Command {
+  const program = new Command("confscale")
+    .description("operate the fleets of a running confscale scaler through its API")
+    .addOption(new Option("--url <url>", "the scaler's base URL, e.g. https://bbb.example.org/scaler").env("CONFSCALE_URL").default("http://127.0.0.1:8080"))
+    .option("--json", "print the scaler's answers as JSON")
+    .showHelpAfterError()
+    .exitOverride();
+  const target = () => connection(program.opts<{ url: string }>().url, env);
+  const json = () => program.opts<{ json?: boolean }>().json === true;
+  const fleetOption = () => new Option("--fleet <name>", "the fleet").default(DEFAULT_FLEET);
+
+  program
+    .command("status")
+    .description("servers with size, power and phase; the last period's decisions; the last sanity check")
+    .argument("[fleet]", "one fleet (default: every fleet)")
+    .action(async (fleet: string | undefined) => {
+      const statuses =
+        fleet === undefined
+          ? (await call(target(), "GET", "fleets", z.looseObject({ fleets: z.array(fleetStatusSchema) }))).fleets
+          : [await call(target(), "GET", `fleets/${encodeURIComponent(fleet)}`, fleetStatusSchema)];
+      print(json() ? JSON.stringify(statuses, null, 2) : statuses.map(formatStatus).join("\n\n") || "this scaler drives no fleet");
+    });
+
+  const servers = program.command("servers").description("act on one server in Scalelite");
+  for (const action of OPERATOR_ACTIONS) {
+    const description = {
+      cordon: "take no new meetings (running ones go on); the policy leaves the server alone until it is enabled",
+      enable: "take meetings again and hand the server back to the policy",
+      panic: "end every meeting on the server and take no new ones (needs --yes)",
+    }[action];
+    const command = servers.command(action).description(description).argument("<server>", "the server's name, e.g. bbb-3").addOption(fleetOption());
+    if (action === "panic") command.option("--yes", "confirm that the server's meetings are ended");
+    command.action(async (server: string, options: { fleet: string; yes?: boolean }) => {
+      if (action === "panic" && options.yes !== true) throw new CliError(`panic ends every meeting on ${server}: add --yes to confirm`);
+      const result = await call(target(), "POST", `fleets/${encodeURIComponent(options.fleet)}/servers/${encodeURIComponent(server)}/${action}`, z.looseObject({ server: z.string(), phase: z.string() }));
+      print(json() ? JSON.stringify(result) : `${result.server}: ${action === "enable" ? "enabled" : action === "cordon" ? "cordoned" : "panicked"}, now ${result.phase}`);
+    });
+  }
+
+  const fleet = program.command("fleet").description("the fleet stack: what an update would change, or a period now");
+  fleet
+    .command("preview")
+    .description("what the fleet stack's next update would change, without changing anything")
+    .addOption(fleetOption())
+    .action(async (options: { fleet: string }) => {
+      progress(`previewing fleet ${options.fleet} (after the period in progress, if any)…`);
+      const { changes } = await call(target(), "POST", `fleets/${encodeURIComponent(options.fleet)}/preview`, z.looseObject({ changes: z.record(z.string(), z.number()) }));
+      print(json() ? JSON.stringify(changes) : `fleet ${options.fleet}: ${describeChanges(changes)}`);
+    });
+  fleet
+    .command("up")
+    .description("run one gather → decide → act period now: the policy decides and the fleet stack is updated")
+    .addOption(fleetOption())
+    .action(async (options: { fleet: string }) => {
+      progress(`running a period of fleet ${options.fleet} (an update can take minutes)…`);
+      const status = await call(target(), "POST", `fleets/${encodeURIComponent(options.fleet)}/reconcile`, fleetStatusSchema);
+      print(json() ? JSON.stringify(status, null, 2) : formatStatus(status));
+    });
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram(process.env, (text) => process.stdout.write(`${text}\n`), (text) => process.stderr.write(`${text}\n`));
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    if (error instanceof CliError) {
+      process.stderr.write(`confscale: ${error.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    // commander has printed its own message (usage error, --help, --version).
+    if (error instanceof Error && "exitCode" in error && typeof error.exitCode === "number") {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    throw error;
+  }
+}
+
+await main();
