@@ -1,5 +1,6 @@
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { FleetView } from "../../scaler/app.js";
 import { RedisServer } from "../harness/redis.js";
 import { KeyServer, TOKENS, call, groupBody, signSidecarToken, startScaler, type ScalerUnderTest, type SigningKey } from "./scaler-fixture.js";
 
@@ -8,11 +9,24 @@ let keys: KeyServer;
 let scaler: ScalerUnderTest;
 let key: SigningKey;
 let sidecarToken: string;
+/** Operator calls that reached the fleet; its behaviour behind the API is the e2e tests' part. */
+const fleetCalls: string[] = [];
+const fleet: FleetView = {
+  name: "bbb",
+  status: () => ({ fleet: "bbb" }),
+  scrapeTargets: () => [],
+  operate: async (server, action, actor) => {
+    fleetCalls.push(`${action} ${server} by ${actor}`);
+    return { server, phase: action === "enable" ? "active" : "held" };
+  },
+  preview: async () => ({ same: 1 }),
+  reconcile: async () => ({ fleet: "bbb" }),
+};
 
 beforeAll(async () => {
   redis = await RedisServer.start();
   keys = await KeyServer.start();
-  scaler = await startScaler(redis, keys.baseUrl);
+  scaler = await startScaler(redis, keys.baseUrl, { fleets: [fleet] });
   key = await keys.newKey("sidecar-1");
   sidecarToken = await signSidecarToken(key);
   expect((await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("roles", "JVB") })).status).toBe(201);
@@ -99,6 +113,13 @@ const ROUTES: { method: string; path: string; role: Role; body?: unknown }[] = [
   { method: "GET", path: "/pause", role: "viewer" },
   { method: "POST", path: "/pause", role: "operator" },
   { method: "POST", path: "/resume", role: "operator" },
+  { method: "GET", path: "/fleets", role: "viewer" },
+  { method: "GET", path: "/fleets/bbb", role: "viewer" },
+  { method: "POST", path: "/fleets/bbb/servers/bbb-1/cordon", role: "operator" },
+  { method: "POST", path: "/fleets/bbb/servers/bbb-1/enable", role: "operator" },
+  { method: "POST", path: "/fleets/bbb/servers/bbb-1/panic", role: "operator" },
+  { method: "POST", path: "/fleets/bbb/preview", role: "operator" },
+  { method: "POST", path: "/fleets/bbb/reconcile", role: "operator" },
 ];
 
 describe("control-plane roles", () => {
@@ -124,6 +145,30 @@ describe("control-plane roles", () => {
           expect(reply.status, what).toBeLessThan(500);
         }
       }
+    }
+  });
+
+  it("lets no refused call reach a fleet", async () => {
+    fleetCalls.length = 0;
+    for (const token of [undefined, TOKENS.viewer, sidecarToken]) {
+      for (const action of ["cordon", "enable", "panic"]) await call(scaler.url, "POST", `/api/v1/fleets/bbb/servers/bbb-1/${action}`, { token });
+    }
+    expect(fleetCalls).toEqual([]);
+    expect((await call(scaler.url, "POST", "/api/v1/fleets/bbb/servers/bbb-1/cordon", { token: TOKENS.operator })).status).toBe(200);
+    expect(fleetCalls).toEqual(["cordon bbb-1 by oscar"]);
+  });
+
+  it("answers bad fleet calls with 4xx naming the field", async () => {
+    const cases: [string, number, string][] = [
+      ["/fleets/nope", 404, "fleet"],
+      ["/fleets/bbb/servers/bbb-1/reboot", 400, "action"],
+      ["/fleets/bbb/servers/BBB_1/cordon", 400, "server"],
+      ["/fleets/Bad!/preview", 400, "fleet"],
+    ];
+    for (const [path, status, field] of cases) {
+      const reply = await call(scaler.url, path.endsWith("nope") ? "GET" : "POST", `/api/v1${path}`, { token: TOKENS.operator });
+      expect(reply.status, path).toBe(status);
+      expect((reply.body.issues as { field: string }[])[0]?.field, path).toBe(field);
     }
   });
 

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SignJWT, exportSPKI, generateKeyPair, type CryptoKey } from "jose";
-import { createApp } from "../../scaler/app.js";
+import { createApp, type FleetView } from "../../scaler/app.js";
 import { createLogger } from "../../scaler/log.js";
 import { parseSettings, type Settings } from "../../scaler/settings.js";
 import { ScalerStore, connectRedis, type StoreOptions } from "../../scaler/store/store.js";
@@ -83,7 +83,11 @@ export interface ScalerUnderTest {
 }
 
 /** The real app on a real loopback listener, backed by the given Redis. */
-export async function startScaler(redis: RedisServer, keyBaseUrl: string, overrides: Partial<Pick<StoreOptions, "instanceTtl">> & { keyPrefix?: string } = {}): Promise<ScalerUnderTest> {
+export async function startScaler(
+  redis: RedisServer,
+  keyBaseUrl: string,
+  overrides: Partial<Pick<StoreOptions, "instanceTtl">> & { keyPrefix?: string; fleets?: FleetView[] } = {},
+): Promise<ScalerUnderTest> {
   const settings = parseSettings({
     listen: { host: "127.0.0.1", port: 0 },
     redis: { url: redis.url, keyPrefix: overrides.keyPrefix ?? "test:", commandTimeoutMs: 1_000 },
@@ -99,7 +103,7 @@ export async function startScaler(redis: RedisServer, keyBaseUrl: string, overri
   client.on("error", () => undefined);
   if (client.status !== "ready") await new Promise((resolve) => client.once("ready", resolve));
   const store = new ScalerStore(client, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
-  const app = createApp({ store, settings, logger: createLogger("scaler-test", "silent") });
+  const app = createApp({ store, settings, logger: createLogger("scaler-test", "silent"), ...(overrides.fleets === undefined ? {} : { fleets: overrides.fleets }) });
   const server: ServerType = await new Promise((resolve) => {
     const started = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(started));
   });
