@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FleetServerNotFoundError, ServerActionConflictError } from "../../scaler/actuator/actuator.js";
 import type { Decision } from "../../scaler/policy/types.js";
 import { Emulator } from "../emulator/emulator.js";
 import { emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
@@ -127,6 +128,36 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     expect(emulator.scalelite.servers.has(dangling.id)).toBe(true);
     const audit = await rig.store.readAudit("bbb", { limit: 5 });
     expect(audit.find((entry) => entry.kind === "sanity")?.message).toBe("2 disagreements between the fleet stack, the cloud and Scalelite (nothing deleted)");
+  });
+
+  it("holds a server an operator cordons or panics out of the policy's view until an operator enables it", async () => {
+    const members = () => rig.actuator.members().map((member) => member.id);
+    expect(await rig.actuator.operate("bbb-1", "cordon", "ops")).toEqual({ server: "bbb-1", phase: "held" });
+    expect(registration("bbb-1")?.state).toBe("cordoned");
+    expect(rig.actuator.heldServers()).toEqual(["bbb-1"]);
+    expect(members()).not.toContain("bbb-1");
+    // Periods without decisions leave a held server as it is.
+    await rig.actuator.cycle([]);
+    expect(registration("bbb-1")?.state).toBe("cordoned");
+
+    const bbb1 = emulator.serverById(view("bbb-1")!.id);
+    emulator.cloud.startMeeting(bbb1, { participants: 5, videos: 0, listenOnly: 0, durationMs: 3_600_000 });
+    await rig.actuator.operate("bbb-1", "panic", "ops");
+    expect(view("bbb-1")?.meetings).toHaveLength(0);
+    expect(registration("bbb-1")?.state).toBe("disabled");
+
+    expect(await rig.actuator.operate("bbb-1", "enable", "ops")).toEqual({ server: "bbb-1", phase: "active" });
+    expect(registration("bbb-1")?.state).toBe("enabled");
+    expect(members()).toContain("bbb-1");
+    const audit = await rig.store.readAudit("bbb", { limit: 10 });
+    expect(audit.filter((entry) => entry.kind.startsWith("operator.")).map((entry) => `${entry.kind} by ${entry.actor}`)).toEqual(
+      expect.arrayContaining(["operator.cordon by ops", "operator.panic by ops", "operator.enable by ops"]),
+    );
+
+    await expect(rig.actuator.operate("bbb-9", "cordon", "ops")).rejects.toBeInstanceOf(FleetServerNotFoundError);
+    await rig.actuator.cycle([decision("drain", "bbb-2")]);
+    await rig.actuator.cycle([decision("stop", "bbb-2")]);
+    await expect(rig.actuator.operate("bbb-2", "cordon", "ops")).rejects.toThrow(new ServerActionConflictError("bbb-2", "cordon", "it is stopped; the policy starts it when the load needs it"));
   });
 
   it("ignores dry-run decisions", async () => {
