@@ -6,7 +6,7 @@ import { StoreConflictError, StoreUnavailableError } from "../store/errors.js";
 import type { ScalerStore } from "../store/store.js";
 import { groupIdSchema, instanceIdSchema, instanceTypeSchema, type CheckIn, type CheckInKind, type InstanceDetails, type InstanceType } from "../store/schemas.js";
 import { AsapError, type AsapVerifier } from "./asap.js";
-import { HttpError, parseWith, readJson } from "./http.js";
+import { HttpError, parseWith, readJson, readJsonValue, requestHeader } from "./http.js";
 
 const metadata = z.string().max(256).nullish();
 
@@ -57,38 +57,72 @@ const bbbStats = z.looseObject({
   stress_level: z.number().min(0).optional(),
 });
 
-/** Validates the stats of one instance type and reads the figure kept in the stress series. */
-function readStats(type: InstanceType, stats: Record<string, unknown>): { stress?: number; shuttingDown: boolean } {
-  switch (type) {
-    case "JVB":
-    case "jigasi": {
-      const parsed = parseWith(jitsiBridgeStats, stats, "stats");
-      return { stress: parsed.stress_level, shuttingDown: parsed.graceful_shutdown === true };
-    }
-    case "jibri":
-    case "sip-jibri": {
-      const busy = parseWith(jibriStats, stats, "stats").status.busyStatus;
-      // An EXPIRED jibri takes no work: it adds nothing to the group's load.
-      return { stress: busy === "BUSY" ? 1 : busy === "IDLE" ? 0 : undefined, shuttingDown: false };
-    }
-    case "bbb":
-      return { stress: parseWith(bbbStats, stats, "stats").stress_level, shuttingDown: false };
+type StatsReport = z.infer<typeof statsReportSchema>;
+/** What a check-in keeps of an instance's stats: the figure for the stress series, and whether it is leaving. */
+interface StatsReading {
+  stress?: number;
+  shuttingDown: boolean;
+}
+type ReportReader = (value: unknown) => { report: StatsReport; reading: StatsReading };
+
+// Per instance type, the report with its stats validated in the same pass as the rest of it.
+const jitsiBridgeReport = statsReportSchema.extend({ stats: jitsiBridgeStats });
+const jibriReport = statsReportSchema.extend({ stats: jibriStats });
+const bbbReport = statsReportSchema.extend({ stats: bbbStats });
+
+const readJitsiBridge: ReportReader = (value) => {
+  const report = parseWith(jitsiBridgeReport, value);
+  return { report, reading: { stress: report.stats.stress_level, shuttingDown: report.stats.graceful_shutdown === true } };
+};
+const readJibri: ReportReader = (value) => {
+  const report = parseWith(jibriReport, value);
+  const busy = report.stats.status.busyStatus;
+  // An EXPIRED jibri takes no work: it adds nothing to the group's load.
+  return { report, reading: { stress: busy === "BUSY" ? 1 : busy === "IDLE" ? 0 : undefined, shuttingDown: false } };
+};
+const readBbb: ReportReader = (value) => {
+  const report = parseWith(bbbReport, value);
+  return { report, reading: { stress: report.stats.stress_level, shuttingDown: false } };
+};
+const REPORT_READERS: Record<InstanceType, ReportReader> = { JVB: readJitsiBridge, jigasi: readJitsiBridge, jibri: readJibri, "sip-jibri": readJibri, bbb: readBbb };
+
+/** A report whose sidecar could not fetch stats, or whose instance type is not known (its schema names the problem). */
+const readUntypedReport: ReportReader = (value) => ({ report: parseWith(statsReportSchema, value), reading: { shuttingDown: false } });
+
+/**
+ * Validates a stats report and its stats in one pass of the schema library, by the schema of the instance type it
+ * claims: the raw type only picks the schema, which validates it like every other field.
+ */
+function readReport(value: unknown): { report: StatsReport; reading: StatsReading } {
+  if (isRecord(value) && value.statsError !== true && isRecord(value.instance)) {
+    const type = value.instance.instanceType;
+    if (typeof type === "string" && Object.hasOwn(REPORT_READERS, type)) return REPORT_READERS[type as InstanceType](value);
   }
+  return readUntypedReport(value);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function details(instance: z.infer<typeof instanceDetailsSchema>): InstanceDetails {
-  return Object.fromEntries(Object.entries(instance).filter(([, value]) => value !== null && value !== undefined)) as InstanceDetails;
+  const present: Record<string, unknown> = {};
+  for (const key in instance) {
+    const value = instance[key];
+    if (value !== null && value !== undefined) present[key] = value;
+  }
+  return present as InstanceDetails;
 }
 
-function fromReport(kind: CheckInKind, report: z.infer<typeof statsReportSchema>): CheckIn {
-  const read = report.statsError === true ? { stress: undefined, shuttingDown: false } : readStats(report.instance.instanceType, report.stats);
+function fromReport(kind: CheckInKind, value: unknown): CheckIn {
+  const { report, reading } = readReport(value);
   return {
     kind,
     details: details(report.instance),
     stats: report.stats,
-    stress: read.stress,
+    stress: reading.stress,
     sidecarTimestamp: report.timestamp,
-    shuttingDown: report.shutdownStatus === true || read.shuttingDown,
+    shuttingDown: report.shutdownStatus === true || reading.shuttingDown,
     reconfigureComplete: report.reconfigureComplete ?? undefined,
     reconfigureError: report.reconfigureError === true,
   };
@@ -115,7 +149,7 @@ export function sidecarRoutes({ store, asap, metrics, logger, maxBodyBytes }: Si
 
   routes.use("*", async (c, next) => {
     try {
-      await asap.verify(c.req.header("authorization"));
+      await asap.verify(requestHeader(c, "authorization"));
     } catch (error) {
       if (!(error instanceof AsapError)) throw error;
       metrics.checkInsRefused.inc({ kind: kindOf(c.req.path), reason: "auth" });
@@ -142,9 +176,9 @@ export function sidecarRoutes({ store, asap, metrics, logger, maxBodyBytes }: Si
   };
 
   routes.post("/poll", async (c) => c.json(await accept(fromDetails("poll", await readJson(c, instanceDetailsSchema, maxBodyBytes)))));
-  routes.post("/status", async (c) => c.json(await accept(fromReport("status", await readJson(c, statsReportSchema, maxBodyBytes)))));
+  routes.post("/status", async (c) => c.json(await accept(fromReport("status", await readJsonValue(c, maxBodyBytes)))));
   routes.post("/stats", async (c) => {
-    await accept(fromReport("stats", await readJson(c, statsReportSchema, maxBodyBytes)));
+    await accept(fromReport("stats", await readJsonValue(c, maxBodyBytes)));
     return c.json({ save: "OK" });
   });
   routes.post("/shutdown", async (c) => {
