@@ -61,6 +61,16 @@ async function commandCalls(redis: Redis): Promise<Map<string, number>> {
   return calls;
 }
 
+interface CpuSeconds {
+  user: number;
+  system: number;
+}
+
+/** How many times Redis has read from its clients' sockets: one per round trip, however many commands it carries. */
+async function redisSocketReads(redis: Redis): Promise<number> {
+  return Number(/^total_reads_processed:(\d+)/m.exec(await redis.info("stats"))?.[1] ?? "0");
+}
+
 /** Redis's own CPU time so far, in seconds (main and I/O threads). */
 async function redisCpuSeconds(redis: Redis): Promise<number> {
   const text = await redis.info("cpu");
@@ -72,7 +82,7 @@ async function redisCpuSeconds(redis: Redis): Promise<number> {
  * CPU seconds used so far by a process and its live descendants (worker processes), from Linux's /proc;
  * undefined where there is no /proc.
  */
-async function processTreeCpuSeconds(rootPid: number): Promise<number | undefined> {
+async function processTreeCpuSeconds(rootPid: number): Promise<CpuSeconds | undefined> {
   let entries: string[];
   try {
     entries = await readdir("/proc");
@@ -80,7 +90,7 @@ async function processTreeCpuSeconds(rootPid: number): Promise<number | undefine
     return undefined;
   }
   const ticksPerSecond = 100;
-  const processes = new Map<number, { parent: number; ticks: number }>();
+  const processes = new Map<number, { parent: number; user: number; system: number }>();
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     let stat: string;
@@ -91,19 +101,20 @@ async function processTreeCpuSeconds(rootPid: number): Promise<number | undefine
     }
     // Fields after the command name, which is in parentheses and may hold spaces: state, ppid, ... utime (14), stime (15).
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    processes.set(Number(entry), { parent: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+    processes.set(Number(entry), { parent: Number(fields[1]), user: Number(fields[11]), system: Number(fields[12]) });
   }
   if (!processes.has(rootPid)) return undefined;
-  let ticks = 0;
+  const used = { user: 0, system: 0 };
   for (const [pid, process] of processes) {
     for (let ancestor: number | undefined = pid; ancestor !== undefined && ancestor > 1; ancestor = processes.get(ancestor)?.parent) {
       if (ancestor === rootPid) {
-        ticks += process.ticks;
+        used.user += process.user / ticksPerSecond;
+        used.system += process.system / ticksPerSecond;
         break;
       }
     }
   }
-  return ticks / ticksPerSecond;
+  return used;
 }
 
 function delta(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
@@ -203,6 +214,7 @@ async function main(): Promise<void> {
     console.log(`warming up (every instance checks in once) ...`);
     await autocannon({ ...options(3) });
     const before = await commandCalls(client);
+    const readsBefore = await redisSocketReads(client);
     const cpuBefore = { scaler: await processTreeCpuSeconds(scaler.child.pid ?? -1), redis: await redisCpuSeconds(client), load: process.cpuUsage() };
     console.log(`driving /sidecar/status: ${INSTANCES} instances, ${CONNECTIONS} connections, ${SECONDS} s ...`);
     const result = await autocannon(options(SECONDS));
@@ -210,6 +222,7 @@ async function main(): Promise<void> {
     const scalerCpuAfter = await processTreeCpuSeconds(scaler.child.pid ?? -1);
     const redisCpu = (await redisCpuSeconds(client)) - cpuBefore.redis;
     const used = delta(before, await commandCalls(client));
+    const reads = (await redisSocketReads(client)) - readsBefore;
     const checkIns = result["2xx"];
     const total = [...used.values()].reduce((sum, count) => sum + count, 0);
     const scripts = (used.get("evalsha") ?? 0) + (used.get("eval") ?? 0);
@@ -221,12 +234,15 @@ async function main(): Promise<void> {
     console.log(`check-ins/s          ${result.requests.average.toFixed(0)}   (target >= 5000)`);
     console.log(`latency p50 / p99    ${result.latency.p50} ms / ${result.latency.p99} ms   (target p99 < 20 ms)`);
     console.log(`check-ins            ${checkIns} ok, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
-    console.log(`redis round trips    ${(scripts / Math.max(checkIns, 1)).toFixed(2)} per check-in (one script each)`);
+    console.log(`redis scripts        ${(scripts / Math.max(checkIns, 1)).toFixed(2)} per check-in; ${(reads / Math.max(checkIns, 1)).toFixed(2)} round trips per check-in (scripts sent together share one)`);
     console.log(`redis commands       ${(inner / Math.max(checkIns, 1)).toFixed(2)} per check-in inside the script: ${[...used].filter(([name]) => !name.startsWith("eval")).map(([name, count]) => `${name} ${(count / Math.max(checkIns, 1)).toFixed(2)}`).join(", ")}`);
-    const perCheckIn = (seconds: number | undefined) => (seconds === undefined ? "n/a" : `${((seconds * 1e6) / Math.max(checkIns, 1)).toFixed(0)} µs`);
-    const scalerCpu = scalerCpuAfter === undefined || cpuBefore.scaler === undefined ? undefined : scalerCpuAfter - cpuBefore.scaler;
+    const perCheckIn = (seconds: number) => `${((seconds * 1e6) / Math.max(checkIns, 1)).toFixed(0)} µs`;
+    const scalerCpu =
+      scalerCpuAfter === undefined || cpuBefore.scaler === undefined
+        ? "n/a"
+        : `${perCheckIn(scalerCpuAfter.user + scalerCpuAfter.system - cpuBefore.scaler.user - cpuBefore.scaler.system)} (${perCheckIn(scalerCpuAfter.system - cpuBefore.scaler.system)} of it in the kernel)`;
     console.log(
-      `cpu per check-in     scaler ${perCheckIn(scalerCpu)}, redis ${perCheckIn(redisCpu)}, load generator ${perCheckIn((loadCpu.user + loadCpu.system) / 1e6)}   (${os.availableParallelism()} cores)`,
+      `cpu per check-in     scaler ${scalerCpu}, redis ${perCheckIn(redisCpu)}, load generator ${perCheckIn((loadCpu.user + loadCpu.system) / 1e6)}   (${os.availableParallelism()} cores)`,
     );
     console.log(`live instances       ${live}; redis memory ${memory}`);
   } finally {
