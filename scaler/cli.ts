@@ -115,7 +115,7 @@ function formatStatus(status: FleetStatus): string {
   ];
   const period = status.lastPeriod;
   if (period !== null) {
-    lines.push("", `last period ${period.at}: ${period.decisions.length} decisions${period.update === null ? "" : `, update ${describeChanges(period.update.summary)} in ${(period.update.durationMs / 1000).toFixed(1)} s`}`);
+    lines.push("", `last period ${period.at}: ${period.decisions.length} decision${period.decisions.length === 1 ? "" : "s"}${period.update === null ? "" : `, update ${describeChanges(period.update.summary)} in ${(period.update.durationMs / 1000).toFixed(1)} s`}`);
     for (const decision of period.decisions) lines.push(`  ${decision.dryRun ? "(dry run) " : ""}${decision.kind}${decision.server === null ? "" : ` ${decision.server}`}: ${decision.reason}`);
     for (const reason of period.held) lines.push(`  held: ${reason}`);
   }

@@ -5,7 +5,8 @@
 // fleet's status at http://127.0.0.1:<port>/fleets/bbb. Ctrl-C stops everything and removes what it made.
 import { serve } from "@hono/node-server";
 import { once } from "node:events";
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -138,8 +139,13 @@ try {
   const redis = connectRedis(redisServer.url, 2_000);
   cleanups.push(async () => redis.disconnect());
   await once(redis, "ready");
+  // An operator token for this run only, kept in a file of the demo's state (not printed), for the confscale CLI.
+  const apiToken = randomBytes(24).toString("hex");
+  const apiTokenFile = join(dir, "api-token");
+  await writeFile(apiTokenFile, apiToken, { mode: 0o600 });
   const settings = parseSettings({
     redis: { url: redisServer.url },
+    apiTokens: [{ name: "demo-operator", role: "operator", token: apiToken }],
     sidecar: { keyBaseUrl: emulator.keyBaseUrl },
     // The same fleet settings a control node's scaler reads, pointed at the emulator.
     fleet: {
@@ -153,7 +159,7 @@ try {
         adminCidrs: environmentConfig.adminCidrs,
         sshPublicKeys: environmentConfig.sshPublicKeys,
       },
-      image: environmentConfig.ionos?.image ?? "ubuntu-22.04",
+      image: environmentConfig.ionos?.workerImage ?? "ubuntu:20.04",
       policy: environmentConfig.workers,
       intervalSeconds: Math.max(1, Math.round(60 / options.speed)),
       workDir: join(dir, "fleet"),
@@ -200,6 +206,7 @@ try {
   const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: scalerPort });
   cleanups.push(() => new Promise((resolve) => server.close(resolve)));
   say(`scaler on http://127.0.0.1:${scalerPort}  (fleet status: /fleets/bbb, Prometheus targets: /fleets/bbb/targets, metrics: /metrics)`);
+  say(`operator CLI: CONFSCALE_URL=http://127.0.0.1:${scalerPort} CONFSCALE_TOKEN=$(cat ${apiTokenFile}) npm run -s confscale -- status`);
 
   emulator.clock.setMode({ kind: "real", scale: options.speed });
   await controller.start();
