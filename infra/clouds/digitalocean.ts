@@ -1,5 +1,6 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
 import type { ServerSize } from "../config.js";
 import { CLOUD_CAPABILITIES, CloudMappingError, ownershipTagList, type CloudAdapter, type FirewallRule, type Machine, type MachineSpec, type Placement } from "./types.js";
 
@@ -110,4 +111,104 @@ export function declareDigitalOceanNetwork(env: string, region: string, sshPubli
     digitalocean: { vpcId, workerTag, controlNodeTag, sshKeyIds },
   }));
   return { placement, controlNodeTag, workerTag };
+}
+
+/** Where and as whom to call the DigitalOcean API; each falls back to DIGITALOCEAN_API_URL / DIGITALOCEAN_TOKEN. */
+export interface DigitalOceanConnection {
+  /** API base URL, default https://api.digitalocean.com. */
+  endpoint?: string;
+  token?: string;
+}
+
+/** A DigitalOcean API call that failed, with the API's own message. */
+export class DigitalOceanApiError extends Error {
+  constructor(
+    readonly operation: string,
+    readonly status: number | undefined,
+    readonly apiMessage: string,
+  ) {
+    super(`DigitalOcean ${operation} failed${status === undefined ? "" : ` (HTTP ${status})`}: ${apiMessage}`);
+    this.name = "DigitalOceanApiError";
+  }
+}
+
+/** A droplet as the API lists it, its flat ownership tags turned back into labels. */
+export interface ListedDroplet {
+  /** The droplet id as a string, as the Pulumi droplet resource's id is. */
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+const DROPLET_PAGE = z.object({
+  droplets: z.array(z.object({ id: z.number().int(), name: z.string(), vpc_uuid: z.string().nullish(), tags: z.array(z.string()).default([]) })),
+  links: z.object({ pages: z.object({ next: z.string().optional() }).optional() }).optional(),
+});
+
+const API_ERROR = z.object({ id: z.string().optional(), message: z.string() });
+
+const OWNERSHIP_TAG = /^(confscale:[^:]+):(.+)$/;
+
+/** `confscale:env:prod` → `{"confscale:env": "prod"}`: the inverse of `ownershipTagList`; other tags are no labels. */
+export function ownershipLabelsFromTags(tags: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const tag of tags) {
+    const match = OWNERSHIP_TAG.exec(tag);
+    if (match?.[1] !== undefined && match[2] !== undefined) labels[match[1]] = match[2];
+  }
+  return labels;
+}
+
+/** A list call that hangs would hold up the sanity check forever. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
+async function getJson(operation: string, url: URL, token: string): Promise<{ status: number; body: unknown }> {
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: { Authorization: `Bearer ${token}`, Accept: "application/json" }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  } catch (error) {
+    throw new DigitalOceanApiError(operation, undefined, error instanceof Error ? error.message : String(error));
+  }
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new DigitalOceanApiError(operation, response.status, response.ok ? "the reply is not JSON" : `HTTP ${response.status}`);
+  }
+  if (!response.ok) {
+    const failure = API_ERROR.safeParse(body);
+    const retryAfter = response.status === 429 ? response.headers.get("retry-after") : null;
+    const message = failure.success ? (failure.data.id === undefined ? failure.data.message : `[${failure.data.id}] ${failure.data.message}`) : `HTTP ${response.status}`;
+    throw new DigitalOceanApiError(operation, response.status, retryAfter === null ? message : `${message} (retry after ${retryAfter} s)`);
+  }
+  return { status: response.status, body };
+}
+
+/** The droplets in the placement's VPC with their ownership labels, read straight from the API (not through Pulumi). */
+export async function listDigitalOceanMachines(placement: Placement, connection: DigitalOceanConnection = {}): Promise<ListedDroplet[]> {
+  if (placement.digitalocean === undefined) throw new CloudMappingError("digitalocean", "the placement has no VPC");
+  const vpcId = placement.digitalocean.vpcId;
+  const operation = `list droplets of VPC ${vpcId}`;
+  const token = connection.token ?? process.env.DIGITALOCEAN_TOKEN;
+  if (token === undefined || token === "") throw new DigitalOceanApiError(operation, undefined, "no credentials: set DIGITALOCEAN_TOKEN");
+  const endpoint = new URL(connection.endpoint ?? (process.env.DIGITALOCEAN_API_URL || "https://api.digitalocean.com"));
+  const droplets: ListedDroplet[] = [];
+  const fetched = new Set<string>();
+  let next: URL | undefined = new URL(`${endpoint.pathname.replace(/\/+$/, "")}/v2/droplets?per_page=200`, endpoint);
+  while (next !== undefined) {
+    // The token goes only to the configured API, and a page that links back to one already read would loop.
+    if (next.origin !== endpoint.origin) throw new DigitalOceanApiError(operation, undefined, `the next page ${next.origin}${next.pathname} is not on ${endpoint.origin}`);
+    if (fetched.has(next.href)) throw new DigitalOceanApiError(operation, undefined, `the pages link back to ${next.pathname}${next.search}`);
+    fetched.add(next.href);
+    const reply = await getJson(operation, next, token);
+    const page = DROPLET_PAGE.safeParse(reply.body);
+    if (!page.success) throw new DigitalOceanApiError(operation, reply.status, `unexpected droplet list: ${page.error.message}`);
+    for (const droplet of page.data.droplets) {
+      if (droplet.vpc_uuid === vpcId) droplets.push({ id: String(droplet.id), name: droplet.name, labels: ownershipLabelsFromTags(droplet.tags) });
+    }
+    const link = page.data.links?.pages?.next;
+    next = link === undefined ? undefined : new URL(link, endpoint);
+  }
+  return droplets;
 }
