@@ -1,5 +1,7 @@
+import { createPrivateKey } from "node:crypto";
 import * as oci from "@pulumi/oci";
 import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
 import { CLOUD_CAPABILITIES, ownershipTagMap, CloudMappingError, type CloudAdapter, type FirewallRule, type Machine, type MachineSpec, type Placement } from "./types.js";
 
 export const DEFAULT_OCI_SHAPE = "VM.Standard.E4.Flex";
@@ -110,4 +112,114 @@ export function declareOciNetwork(
     oci: { subnetId, workerNsgId, controlNodeNsgId, compartmentId: settings.compartmentId, availabilityDomain: settings.availabilityDomain, shape: settings.shape ?? DEFAULT_OCI_SHAPE },
   }));
   return { placement, controlNodeNsgId: controlNsg.id, workerNsgId: workerNsg.id };
+}
+
+/** API signing credentials of an OCI user; each falls back to its environment variable (OCI_TENANCY_OCID, …). */
+export interface OciCredentials {
+  tenancyOcid: string;
+  userOcid: string;
+  fingerprint: string;
+  /** PEM text of the API signing key. */
+  privateKey: string;
+  region: string;
+}
+
+/** Where and as whom to call the OCI Core Services API. */
+export interface OciConnection extends Partial<OciCredentials> {
+  /** API base URL without the version path, default the region's (OCI_API_URL overrides it too). */
+  endpoint?: string;
+}
+
+const CREDENTIAL_VARIABLES: Readonly<Record<keyof OciCredentials, string>> = {
+  tenancyOcid: "OCI_TENANCY_OCID",
+  userOcid: "OCI_USER_OCID",
+  fingerprint: "OCI_FINGERPRINT",
+  privateKey: "OCI_PRIVATE_KEY",
+  region: "OCI_REGION",
+};
+
+/** OCI credentials that are missing or unusable, named by their environment variables (never their values). */
+export class OciCredentialsError extends Error {
+  constructor(
+    readonly variables: string[],
+    problem: string,
+  ) {
+    super(`OCI credentials: ${variables.join(", ")} ${problem}`);
+    this.name = "OciCredentialsError";
+  }
+}
+
+/** An OCI API call that failed, with the API's own message. */
+export class OciApiError extends Error {
+  constructor(
+    readonly operation: string,
+    readonly status: number | undefined,
+    readonly apiMessage: string,
+    readonly requestId?: string,
+  ) {
+    super(`OCI ${operation} failed${status === undefined ? "" : ` (HTTP ${status})`}: ${apiMessage}${requestId === undefined ? "" : ` [request ${requestId}]`}`);
+    this.name = "OciApiError";
+  }
+}
+
+/** An instance as the API lists it, with its freeform tags as labels. */
+export interface ListedInstance {
+  /** The instance OCID, as the Pulumi instance resource's id is. */
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+function ociCredentials(connection: OciConnection): OciCredentials {
+  const entries = (Object.keys(CREDENTIAL_VARIABLES) as (keyof OciCredentials)[]).map((key) => [key, connection[key] ?? process.env[CREDENTIAL_VARIABLES[key]]] as const);
+  const missing = entries.filter(([, value]) => value === undefined || value === "").map(([key]) => CREDENTIAL_VARIABLES[key]);
+  if (missing.length > 0) throw new OciCredentialsError(missing, missing.length === 1 ? "is not set" : "are not set");
+  const credentials = Object.fromEntries(entries) as unknown as OciCredentials;
+  try {
+    createPrivateKey(credentials.privateKey);
+  } catch {
+    throw new OciCredentialsError([CREDENTIAL_VARIABLES.privateKey], "is not a readable PEM private key");
+  }
+  return credentials;
+}
+
+const INSTANCE = z.object({
+  id: z.string(),
+  displayName: z.string().optional(),
+  lifecycleState: z.string(),
+  freeformTags: z.record(z.string(), z.string()).optional(),
+});
+
+/** The instances of the placement's compartment and availability domain with their labels, read straight from the API (not through Pulumi). */
+export async function listOciMachines(placement: Placement, connection: OciConnection = {}): Promise<ListedInstance[]> {
+  if (placement.oci === undefined) throw new CloudMappingError("oci", "the placement has no compartment");
+  const { compartmentId, availabilityDomain } = placement.oci;
+  const credentials = ociCredentials(connection);
+  // Loaded on first use: the SDK takes about a second to load and the Pulumi programs importing this file never call it.
+  const [{ ComputeClient }, { OciError, SimpleAuthenticationDetailsProvider }] = await Promise.all([import("oci-core"), import("oci-common")]);
+  const client = new ComputeClient({
+    authenticationDetailsProvider: new SimpleAuthenticationDetailsProvider(credentials.tenancyOcid, credentials.userOcid, credentials.fingerprint, credentials.privateKey, null),
+  });
+  const endpoint = connection.endpoint ?? (process.env.OCI_API_URL || undefined);
+  if (endpoint === undefined) client.regionId = credentials.region;
+  else client.endpoint = endpoint.replace(/\/+$/, "");
+  const operation = `list instances of compartment ${compartmentId} in ${availabilityDomain}`;
+  const instances: ListedInstance[] = [];
+  try {
+    for await (const page of client.listInstancesResponseIterator({ compartmentId, availabilityDomain })) {
+      const items = z.array(INSTANCE).safeParse(page.items);
+      if (!items.success) throw new OciApiError(operation, undefined, `unexpected instance list: ${items.error.message}`, page.opcRequestId ?? undefined);
+      for (const instance of items.data) {
+        if (instance.lifecycleState === "TERMINATED") continue;
+        instances.push({ id: instance.id, name: instance.displayName ?? instance.id, labels: instance.freeformTags ?? {} });
+      }
+    }
+  } catch (error) {
+    if (error instanceof OciApiError) throw error;
+    if (error instanceof OciError) throw new OciApiError(operation, error.statusCode, error.serviceCode === "" || error.serviceCode === "None" ? error.message : `[${error.serviceCode}] ${error.message}`, error.opcRequestId ?? undefined);
+    throw new OciApiError(operation, undefined, error instanceof Error ? error.message : String(error));
+  } finally {
+    client.close();
+  }
+  return instances;
 }
