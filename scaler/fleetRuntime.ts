@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { hostname } from "node:os";
-import { listIonosMachines } from "../infra/clouds/ionos.js";
+import { listMachines } from "../infra/clouds/inventory.js";
 import { CLOUD_CAPABILITIES } from "../infra/clouds/types.js";
 import { FleetActuator } from "./actuator/actuator.js";
 import { FleetStack } from "./actuator/fleetStack.js";
@@ -98,8 +98,8 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       now,
       log: deps.logger,
       owner: `${hostname()}:${process.pid}`,
-      // The sanity check reads the cloud directly; only the IONOS adapter can list machines here so far.
-      ...(template.placement.cloud === "ionos" ? { inventory: listIonosMachines } : {}),
+      // The sanity check reads the cloud itself, not the fleet stack's view of it.
+      inventory: listMachines,
     },
   );
   const controller = createFleetController({
