@@ -33,76 +33,103 @@ local function audit(streamKey, head, kind, extra, maxLen)
 end
 `;
 
+/** Keys and arguments of each check-in in a `checkInsScript` call. */
+export const CHECK_IN_KEYS = 7;
+export const CHECK_IN_ARGS = 12;
+
 /**
- * KEYS: group, instance, commands, live index, stress series, group audit, instance audit.
- * ARGV: 1 instanceType, 2 now, 3 kind, 4 details JSON, 5 stats JSON or '', 6 stress or '', 7 shutting down 1/0,
- * 8 reconfigureComplete or '', 9 reconfigureError 1/0, 10 idle TTL ms, 11 shutting-down TTL ms, 12 command TTL ms,
- * 13 stress max points, 14 oldest stress id kept, 15 audit max entries, 16 instance audit TTL ms, 17 instance id,
- * 18 audit head, 19 sidecar timestamp or ''.
- * Returns {'ok', shutdown 1/0, reconfigure or ''} or {'unknown_group'} or {'type_mismatch', groupType}.
+ * Records a batch of sidecar reports, in order; the batch is atomic as one script is, and every check-in in it is
+ * checked and answered on its own, so that one for an unknown group refuses that check-in only.
+ * KEYS, 7 per check-in: group, instance, commands, live index, stress series, group audit, instance audit.
+ * ARGV: 1 idle TTL ms, 2 shutting-down TTL ms, 3 command TTL ms, 4 stress max points, 5 stress retention ms,
+ * 6 audit max entries, 7 instance audit TTL ms; then 12 per check-in: 1 instanceType, 2 now, 3 kind, 4 details JSON,
+ * 5 stats JSON or '', 6 stress or '', 7 shutting down 1/0, 8 reconfigureComplete or '', 9 reconfigureError 1/0,
+ * 10 instance id, 11 audit head, 12 sidecar timestamp or ''.
+ * Returns per check-in {'ok', shutdown 1/0, reconfigure or ''} or {'unknown_group'} or {'type_mismatch', groupType}.
+ * Expired entries of a live index and old points of a stress series are dropped once per batch, after its writes.
  */
-export const checkInScript = new LuaScript(
+export const checkInsScript = new LuaScript(
   AUDIT +
     `
-local groupType = redis.call('HGET', KEYS[1], 'instanceType')
-if not groupType then return {'unknown_group'} end
-if groupType ~= ARGV[1] then return {'type_mismatch', groupType} end
-local now = tonumber(ARGV[2])
-local auditMax = ARGV[15]
-local function auditBoth(kind, extra)
-  audit(KEYS[6], ARGV[18], kind, extra, auditMax)
-  audit(KEYS[7], ARGV[18], kind, extra, auditMax)
-  redis.call('PEXPIRE', KEYS[7], ARGV[16])
-end
-local prior = redis.call('HGET', KEYS[2], 'state')
-local state = 'running'
-if prior == 'shutting_down' or ARGV[7] == '1' or ARGV[3] == 'shutdown' then state = 'shutting_down' end
-local ttl = tonumber(ARGV[10])
-if state == 'shutting_down' then ttl = tonumber(ARGV[11]) end
-local fields = {'state', state, 'details', ARGV[4], 'instanceType', ARGV[1], 'lastReportAt', ARGV[2]}
-if ARGV[5] ~= '' then
-  table.insert(fields, 'stats'); table.insert(fields, ARGV[5])
-  table.insert(fields, 'sidecarTimestamp'); table.insert(fields, ARGV[19])
-end
-if ARGV[6] ~= '' then table.insert(fields, 'stress'); table.insert(fields, ARGV[6]) end
-if not prior then table.insert(fields, 'firstSeenAt'); table.insert(fields, ARGV[2]) end
-redis.call('HSET', KEYS[2], unpack(fields))
-redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('ZADD', KEYS[4], now + ttl, ARGV[17])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-if ARGV[6] ~= '' then
-  -- Stamped with the scaler's clock, which readers use for the age cut-off; Redis's own if that would go backwards.
-  local added = redis.pcall('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], ARGV[2] .. '-*', 'i', ARGV[17], 's', ARGV[6])
-  if type(added) == 'table' and added.err then
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*', 'i', ARGV[17], 's', ARGV[6])
+local idleTtl, shuttingDownTtl, commandTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stressMax, stressRetention, auditMax, instanceAuditTtl = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local groupTypes = {}
+local liveCutoff = {}
+local stressCutoff = {}
+
+local function checkIn(K, A)
+  local groupKey, instanceKey, commandsKey, liveKey, stressKey = KEYS[K + 1], KEYS[K + 2], KEYS[K + 3], KEYS[K + 4], KEYS[K + 5]
+  local instanceType, now, kind, stress, instanceId = ARGV[A + 1], tonumber(ARGV[A + 2]), ARGV[A + 3], ARGV[A + 6], ARGV[A + 10]
+  local groupType = groupTypes[groupKey]
+  if groupType == nil then
+    groupType = redis.call('HGET', groupKey, 'instanceType')
+    groupTypes[groupKey] = groupType
   end
-  redis.call('XTRIM', KEYS[5], 'MINID', '~', ARGV[14])
+  if not groupType then return {'unknown_group'} end
+  if groupType ~= instanceType then return {'type_mismatch', groupType} end
+  local function auditBoth(auditKind, extra)
+    audit(KEYS[K + 6], ARGV[A + 11], auditKind, extra, auditMax)
+    audit(KEYS[K + 7], ARGV[A + 11], auditKind, extra, auditMax)
+    redis.call('PEXPIRE', KEYS[K + 7], instanceAuditTtl)
+  end
+  local prior = redis.call('HGET', instanceKey, 'state')
+  local state = 'running'
+  if prior == 'shutting_down' or ARGV[A + 7] == '1' or kind == 'shutdown' then state = 'shutting_down' end
+  local ttl = idleTtl
+  if state == 'shutting_down' then ttl = shuttingDownTtl end
+  local fields = {'state', state, 'details', ARGV[A + 4], 'instanceType', instanceType, 'lastReportAt', ARGV[A + 2]}
+  if ARGV[A + 5] ~= '' then
+    table.insert(fields, 'stats'); table.insert(fields, ARGV[A + 5])
+    table.insert(fields, 'sidecarTimestamp'); table.insert(fields, ARGV[A + 12])
+  end
+  if stress ~= '' then table.insert(fields, 'stress'); table.insert(fields, stress) end
+  if not prior then table.insert(fields, 'firstSeenAt'); table.insert(fields, ARGV[A + 2]) end
+  redis.call('HSET', instanceKey, unpack(fields))
+  redis.call('PEXPIRE', instanceKey, ttl)
+  redis.call('ZADD', liveKey, now + ttl, instanceId)
+  liveCutoff[liveKey] = math.max(liveCutoff[liveKey] or now, now)
+  if stress ~= '' then
+    -- Stamped with the scaler's clock, which readers use for the age cut-off; Redis's own if that would go backwards.
+    local added = redis.pcall('XADD', stressKey, 'MAXLEN', '~', stressMax, ARGV[A + 2] .. '-*', 'i', instanceId, 's', stress)
+    if type(added) == 'table' and added.err then
+      redis.call('XADD', stressKey, 'MAXLEN', '~', stressMax, '*', 'i', instanceId, 's', stress)
+    end
+    stressCutoff[stressKey] = math.max(stressCutoff[stressKey] or now, now)
+  end
+  if not prior or prior == 'provisioning' then auditBoth('instance.joined') end
+  if state == 'shutting_down' and prior ~= 'shutting_down' then auditBoth('instance.shutting_down', ',"details":{"via":"' .. kind .. '"}') end
+  local cmd = redis.call('HMGET', commandsKey, 'shutdown', 'reconfigure', 'shutdownDelivered', 'reconfigureDelivered')
+  local shutdown = cmd[1] == '1'
+  local reconfigure = cmd[2]
+  if reconfigure and ARGV[A + 8] ~= '' and ARGV[A + 8] == reconfigure then
+    redis.call('HDEL', commandsKey, 'reconfigure', 'reconfigureDelivered')
+    auditBoth('reconfigure.completed', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
+    reconfigure = false
+  elseif reconfigure and ARGV[A + 9] == '1' then
+    redis.call('HDEL', commandsKey, 'reconfigure', 'reconfigureDelivered')
+    auditBoth('reconfigure.failed', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
+    reconfigure = false
+  end
+  local replies = kind == 'poll' or kind == 'status'
+  if replies and shutdown and not cmd[3] then
+    redis.call('HSET', commandsKey, 'shutdownDelivered', ARGV[A + 2])
+    auditBoth('shutdown.delivered')
+  end
+  if replies and reconfigure and not cmd[4] then
+    redis.call('HSET', commandsKey, 'reconfigureDelivered', ARGV[A + 2])
+    auditBoth('reconfigure.delivered', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
+  end
+  if shutdown or reconfigure then redis.call('PEXPIRE', commandsKey, math.max(ttl, commandTtl)) end
+  return {'ok', shutdown and '1' or '0', reconfigure or ''}
 end
-if not prior or prior == 'provisioning' then auditBoth('instance.joined') end
-if state == 'shutting_down' and prior ~= 'shutting_down' then auditBoth('instance.shutting_down', ',"details":{"via":"' .. ARGV[3] .. '"}') end
-local cmd = redis.call('HMGET', KEYS[3], 'shutdown', 'reconfigure', 'shutdownDelivered', 'reconfigureDelivered')
-local shutdown = cmd[1] == '1'
-local reconfigure = cmd[2]
-if reconfigure and ARGV[8] ~= '' and ARGV[8] == reconfigure then
-  redis.call('HDEL', KEYS[3], 'reconfigure', 'reconfigureDelivered')
-  auditBoth('reconfigure.completed', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
-  reconfigure = false
-elseif reconfigure and ARGV[9] == '1' then
-  redis.call('HDEL', KEYS[3], 'reconfigure', 'reconfigureDelivered')
-  auditBoth('reconfigure.failed', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
-  reconfigure = false
+
+local results = {}
+for n = 0, #KEYS / ${CHECK_IN_KEYS} - 1 do
+  results[n + 1] = checkIn(n * ${CHECK_IN_KEYS}, 7 + n * ${CHECK_IN_ARGS})
 end
-local replies = ARGV[3] == 'poll' or ARGV[3] == 'status'
-if replies and shutdown and not cmd[3] then
-  redis.call('HSET', KEYS[3], 'shutdownDelivered', ARGV[2])
-  auditBoth('shutdown.delivered')
-end
-if replies and reconfigure and not cmd[4] then
-  redis.call('HSET', KEYS[3], 'reconfigureDelivered', ARGV[2])
-  auditBoth('reconfigure.delivered', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
-end
-if shutdown or reconfigure then redis.call('PEXPIRE', KEYS[3], math.max(ttl, tonumber(ARGV[12]))) end
-return {'ok', shutdown and '1' or '0', reconfigure or ''}
+for liveKey, now in pairs(liveCutoff) do redis.call('ZREMRANGEBYSCORE', liveKey, '-inf', now) end
+for stressKey, now in pairs(stressCutoff) do redis.call('XTRIM', stressKey, 'MINID', '~', (now - stressRetention) .. '-0') end
+return results
 `,
 );
 

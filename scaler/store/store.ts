@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { TurnBatcher } from "./batcher.js";
 import { StoreConflictError, StoreUnavailableError } from "./errors.js";
 import {
   INSTANCE_STATES,
@@ -14,7 +15,7 @@ import {
   type StressPoint,
 } from "./schemas.js";
 import {
-  checkInScript,
+  checkInsScript,
   deleteGroupScript,
   registerProvisioningScript,
   requestCommandScript,
@@ -66,10 +67,20 @@ class Keys {
 
 export type DesiredChange = { groupId: string; from: number; to: number };
 
+/** A check-in waiting for its batch's script, stamped with the time it arrived. */
+interface PendingCheckIn {
+  report: CheckIn;
+  now: number;
+}
+
+/** Check-ins written by one script call at most: a script holds Redis for its whole run (tens of µs per check-in). */
+const MAX_CHECK_INS_PER_SCRIPT = 64;
+
 /** The scaler's shared state: groups and their policy, live instances, stress series, commands and audit. */
 export class ScalerStore {
   readonly keys: Keys;
   private readonly now: () => number;
+  private readonly checkIns = new TurnBatcher<PendingCheckIn, string[]>(MAX_CHECK_INS_PER_SCRIPT, (batch) => this.writeCheckIns(batch));
 
   constructor(
     readonly redis: Redis,
@@ -211,39 +222,13 @@ export class ScalerStore {
 
   // ---- instances
 
-  /** Records one sidecar report atomically and returns the commands waiting for the instance. */
+  /**
+   * Records one sidecar report atomically and returns the commands waiting for the instance. Reports that arrive in
+   * the same turn of the event loop are written by one script call, each checked and answered on its own.
+   */
   async checkIn(report: CheckIn): Promise<CheckInReply> {
-    const { instanceId, group } = report.details;
-    const k = this.keys;
-    const now = this.now();
-    const { instanceTtl: ttl, retention } = this.options;
-    const reply = (await this.call("checkIn", () =>
-      checkInScript.run(
-        this.redis,
-        [k.group(group), k.instance(group, instanceId), k.commands(group, instanceId), k.live(group), k.stress(group), k.groupAudit(group), k.instanceAudit(group, instanceId)],
-        [
-          report.details.instanceType,
-          now,
-          report.kind,
-          JSON.stringify(report.details),
-          report.stats === undefined ? "" : JSON.stringify(report.stats),
-          report.stress === undefined ? "" : String(report.stress),
-          report.shuttingDown ? "1" : "0",
-          report.reconfigureComplete ?? "",
-          report.reconfigureError ? "1" : "0",
-          ttl.idleSeconds * 1000,
-          ttl.shuttingDownSeconds * 1000,
-          retention.commandSeconds * 1000,
-          retention.stressPoints,
-          `${now - retention.stressSeconds * 1000}-0`,
-          retention.auditEntries,
-          retention.instanceAuditSeconds * 1000,
-          instanceId,
-          this.auditHead("sidecar", instanceId, now),
-          report.sidecarTimestamp === undefined ? "" : String(report.sidecarTimestamp),
-        ],
-      ),
-    )) as string[];
+    const { group } = report.details;
+    const reply = await this.checkIns.submit({ report, now: this.now() });
     if (reply[0] === "unknown_group") {
       throw new StoreConflictError("group_not_found", "instance.group", `group ${group} is not configured on this scaler`);
     }
@@ -437,6 +422,40 @@ export class ScalerStore {
       const missing = reply.slice(1);
       throw new StoreConflictError("instance_not_found", "instances", `not live in group ${groupId}: ${missing.join(", ")}`);
     }
+  }
+
+  private async writeCheckIns(batch: readonly PendingCheckIn[]): Promise<string[][]> {
+    const k = this.keys;
+    const { instanceTtl: ttl, retention } = this.options;
+    const keys: string[] = [];
+    const args: (string | number)[] = [
+      ttl.idleSeconds * 1000,
+      ttl.shuttingDownSeconds * 1000,
+      retention.commandSeconds * 1000,
+      retention.stressPoints,
+      retention.stressSeconds * 1000,
+      retention.auditEntries,
+      retention.instanceAuditSeconds * 1000,
+    ];
+    for (const { report, now } of batch) {
+      const { instanceId, group } = report.details;
+      keys.push(k.group(group), k.instance(group, instanceId), k.commands(group, instanceId), k.live(group), k.stress(group), k.groupAudit(group), k.instanceAudit(group, instanceId));
+      args.push(
+        report.details.instanceType,
+        now,
+        report.kind,
+        JSON.stringify(report.details),
+        report.stats === undefined ? "" : JSON.stringify(report.stats),
+        report.stress === undefined ? "" : String(report.stress),
+        report.shuttingDown ? "1" : "0",
+        report.reconfigureComplete ?? "",
+        report.reconfigureError ? "1" : "0",
+        instanceId,
+        this.auditHead("sidecar", instanceId, now),
+        report.sidecarTimestamp === undefined ? "" : String(report.sidecarTimestamp),
+      );
+    }
+    return (await this.call("checkIn", () => checkInsScript.run(this.redis, keys, args))) as string[][];
   }
 
   private auditHead(actor: string, instanceId?: string, at = this.now()): string {

@@ -66,7 +66,7 @@ interface CpuSeconds {
   system: number;
 }
 
-/** How many times Redis has read from its clients' sockets: one per round trip, however many commands it carries. */
+/** How many times Redis has read from its clients' sockets: about one per round trip, however many commands it carries. */
 async function redisSocketReads(redis: Redis): Promise<number> {
   return Number(/^total_reads_processed:(\d+)/m.exec(await redis.info("stats"))?.[1] ?? "0");
 }
@@ -234,7 +234,9 @@ async function main(): Promise<void> {
     console.log(`check-ins/s          ${result.requests.average.toFixed(0)}   (target >= 5000)`);
     console.log(`latency p50 / p99    ${result.latency.p50} ms / ${result.latency.p99} ms   (target p99 < 20 ms)`);
     console.log(`check-ins            ${checkIns} ok, ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
-    console.log(`redis scripts        ${(scripts / Math.max(checkIns, 1)).toFixed(2)} per check-in; ${(reads / Math.max(checkIns, 1)).toFixed(2)} round trips per check-in (scripts sent together share one)`);
+    console.log(
+      `redis scripts        ${(checkIns / Math.max(scripts, 1)).toFixed(1)} check-ins per script call; ${(reads / Math.max(checkIns, 1)).toFixed(2)} socket reads per check-in (calls sent together share them)`,
+    );
     console.log(`redis commands       ${(inner / Math.max(checkIns, 1)).toFixed(2)} per check-in inside the script: ${[...used].filter(([name]) => !name.startsWith("eval")).map(([name, count]) => `${name} ${(count / Math.max(checkIns, 1)).toFixed(2)}`).join(", ")}`);
     const perCheckIn = (seconds: number) => `${((seconds * 1e6) / Math.max(checkIns, 1)).toFixed(0)} µs`;
     const scalerCpu =

@@ -79,6 +79,37 @@ describe("bounded state under constant check-ins", () => {
   });
 });
 
+describe("check-ins that arrive together", () => {
+  it("are written by a few script calls, each checked and answered on its own", async () => {
+    const store = await openStore({ keyPrefix: "together:" });
+    await store.createGroup("bridges", spec(), "test");
+    await store.createGroup("recorders", spec({ instanceType: "jibri" }), "test");
+    await store.checkIn(checkIn("bridges", "jvb-leaving", 0.1));
+    await store.requestShutdown("bridges", ["jvb-leaving"], "alice");
+    const scriptCalls = async () => Number(/^cmdstat_evalsha:calls=(\d+)/m.exec(await store.redis.info("commandstats"))?.[1] ?? "0");
+    const before = await scriptCalls();
+
+    const together = [
+      ...Array.from({ length: 100 }, (_, index) => checkIn("bridges", `jvb-${index}`, index / 100)),
+      checkIn("nowhere", "jvb-lost", 0.5),
+      checkIn("recorders", "jvb-astray", 0.5),
+      checkIn("bridges", "jvb-leaving", 0.2),
+    ];
+    const outcomes = await Promise.allSettled(together.map((report) => store.checkIn(report)));
+
+    expect(outcomes.slice(0, 100).every((outcome) => outcome.status === "fulfilled" && !outcome.value.shutdown && outcome.value.reconfigure === null)).toBe(true);
+    expect(outcomes[100]).toMatchObject({ status: "rejected", reason: { code: "group_not_found" } });
+    expect(outcomes[101]).toMatchObject({ status: "rejected", reason: { code: "instance_type_mismatch" } });
+    expect(outcomes[102]).toEqual({ status: "fulfilled", value: { shutdown: true, reconfigure: null } });
+    // At most 64 check-ins per script: 103 of them take two calls.
+    expect((await scriptCalls()) - before).toBe(2);
+    expect(await store.redis.zcard(store.keys.live("bridges"))).toBe(101);
+    expect(await store.redis.exists(store.keys.live("nowhere"), store.keys.live("recorders"))).toBe(0);
+    expect((await store.stressSeries("bridges")).length).toBe(102);
+    expect((await store.readAudit("bridges", { instanceId: "jvb-leaving" })).map((entry) => entry.kind)).toContain("shutdown.delivered");
+  });
+});
+
 describe("groups", () => {
   it("keeps desired within [min, max] and records every change in the audit", async () => {
     const store = await openStore({ keyPrefix: "groups:" });
