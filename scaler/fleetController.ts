@@ -93,12 +93,21 @@ export class FleetController {
       const outcome = await this.options.loop.tick();
       const cycle = await this.options.actuator.cycle(outcome.decisions);
       this.periods += 1;
-      if (this.periods % (this.options.sanityEvery ?? 10) === 1) this.lastSanity = await this.options.actuator.sanity();
+      if (this.periods % (this.options.sanityEvery ?? 10) === 1) await this.checkSanity();
       const period = { outcome, cycle };
       this.lastPeriod = period;
       this.options.onPeriod?.(period);
       return period;
     });
+  }
+
+  /** A check that cannot read the cloud or Scalelite is logged and retried at its next turn; the period stands. */
+  private async checkSanity(): Promise<void> {
+    try {
+      this.lastSanity = await this.options.actuator.sanity();
+    } catch (error) {
+      this.options.logger.warn({ event: "fleet.sanity_failed", fleet: this.options.fleet, err: error instanceof Error ? error.message : String(error) }, "sanity check could not run");
+    }
   }
 
   /** An operator's action on one server, between two periods. */
