@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisServer } from "../harness/redis.js";
 import { KeyServer, TOKENS, call, eventually, groupBody, signSidecarToken, startScaler, type ScalerUnderTest } from "./scaler-fixture.js";
@@ -152,5 +153,41 @@ describe("liveness", () => {
     } finally {
       await shortLived.stop();
     }
+  });
+});
+
+describe("bodies that arrive in pieces or not at all", () => {
+  /** Sends a check-in over a raw connection: the request head, then the body's pieces with a pause before each. */
+  async function rawCheckIn(body: string, pieces: number, closeEarly: boolean): Promise<string> {
+    const port = Number(new URL(scaler.url).port);
+    const socket = connect(port, "127.0.0.1");
+    await new Promise((resolve) => socket.once("connect", resolve));
+    let answer = "";
+    socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
+    const closed = new Promise((resolve) => socket.once("close", resolve));
+    socket.write(`POST /sidecar/poll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`);
+    const size = Math.ceil(body.length / pieces);
+    for (let start = 0; start < body.length; start += size) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      if (closeEarly && start + size >= body.length) break;
+      socket.write(body.slice(start, start + size));
+    }
+    if (closeEarly) socket.destroy();
+    await closed;
+    return answer;
+  }
+
+  it("reads a body sent in several pieces", async () => {
+    const answer = await rawCheckIn(JSON.stringify({ instanceId: "jvb-pieces", instanceType: "JVB", group: "meet-jvb" }), 4, false);
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(answer).toContain('{"shutdown":false,"reconfigure":null}');
+  });
+
+  it("records nothing for a client that goes away in the middle of its body, and goes on serving", async () => {
+    await rawCheckIn(JSON.stringify({ instanceId: "jvb-gone", instanceType: "JVB", group: "meet-jvb" }), 3, true);
+    expect((await sidecar("poll", { instanceId: "jvb-after", instanceType: "JVB", group: "meet-jvb" })).status).toBe(200);
+    const ids = (await report("meet-jvb")).instances.map((instance) => instance.instanceId);
+    expect(ids).toContain("jvb-after");
+    expect(ids).not.toContain("jvb-gone");
   });
 });
