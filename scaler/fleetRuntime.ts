@@ -99,7 +99,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       log: deps.logger,
       owner: `${hostname()}:${process.pid}`,
       // The sanity check reads the cloud itself, not the fleet stack's view of it.
-      inventory: listMachines,
+      inventory: (placement) => listMachines(placement, env),
     },
   );
   const controller = createFleetController({

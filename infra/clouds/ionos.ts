@@ -59,7 +59,7 @@ export function declareIonosNetwork(
 }
 
 /** The servers of the placement's data center with their labels, read straight from the API (not through Pulumi). */
-export function listIonosMachines(placement: Placement): Promise<ListedServer[]> {
+export function listIonosMachines(placement: Placement, credentials: Pick<IonosConnection, "token" | "username" | "password"> = {}): Promise<ListedServer[]> {
   if (placement.ionos === undefined) throw new CloudMappingError("ionos", "the placement has no IONOS data center");
-  return listServers(connectionFor(placement.ionos.endpoint, placement.ionos.pollIntervalMs), placement.ionos.datacenterId);
+  return listServers({ ...credentials, ...connectionFor(placement.ionos.endpoint, placement.ionos.pollIntervalMs) }, placement.ionos.datacenterId);
 }

@@ -91,9 +91,7 @@ describe("DigitalOcean inventory", () => {
 
   it("is what listMachines returns for a DigitalOcean placement, with token and endpoint from the environment", async () => {
     await api.start(twoPages());
-    vi.stubEnv("DIGITALOCEAN_TOKEN", token);
-    vi.stubEnv("DIGITALOCEAN_API_URL", api.base);
-    expect((await listMachines(placement)).map((machine) => machine.id)).toEqual(["3001", "3002"]);
+    expect((await listMachines(placement, { DIGITALOCEAN_TOKEN: token, DIGITALOCEAN_API_URL: api.base })).map((machine) => machine.id)).toEqual(["3001", "3002"]);
   });
 
   it("reads flat tags back into the labels the adapter wrote", () => {
@@ -223,13 +221,8 @@ describe("Oracle Cloud inventory", () => {
 
   it("is what listMachines returns for an OCI placement, with credentials and endpoint from the environment", async () => {
     await api.start(listInstances());
-    vi.stubEnv("OCI_TENANCY_OCID", tenancyOcid);
-    vi.stubEnv("OCI_USER_OCID", userOcid);
-    vi.stubEnv("OCI_FINGERPRINT", fingerprint);
-    vi.stubEnv("OCI_PRIVATE_KEY", privateKey);
-    vi.stubEnv("OCI_REGION", "eu-frankfurt-1");
-    vi.stubEnv("OCI_API_URL", api.base);
-    expect((await listMachines(placement)).map((machine) => machine.name)).toEqual(["prod-bbb-1", "bastion", "prod-bbb-2"]);
+    const env = { OCI_TENANCY_OCID: tenancyOcid, OCI_USER_OCID: userOcid, OCI_FINGERPRINT: fingerprint, OCI_PRIVATE_KEY: privateKey, OCI_REGION: "eu-frankfurt-1", OCI_API_URL: api.base };
+    expect((await listMachines(placement, env)).map((machine) => machine.name)).toEqual(["prod-bbb-1", "bastion", "prod-bbb-2"]);
   });
 
   it("turns a refused signature into an OciApiError with the status and the API's message", async () => {
