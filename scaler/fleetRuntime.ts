@@ -34,6 +34,7 @@ function fill(template: string, values: Record<string, string>): string {
 export interface FleetRuntime {
   controller: FleetController;
   view: FleetView;
+  actuator: FleetActuator;
 }
 
 /** Builds the fleet's stack, actuator and loop from the settings and the environment's secrets. */
@@ -121,5 +122,5 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     address: fill(settings.scrapeAddressTemplate, { ...server, domain: template.domain }),
     ...(settings.scrapeMetricsPathTemplate === undefined ? {} : { metricsPath: fill(settings.scrapeMetricsPathTemplate, { ...server, domain: template.domain }) }),
   }));
-  return { controller, view };
+  return { controller, view, actuator };
 }

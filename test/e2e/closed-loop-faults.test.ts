@@ -47,7 +47,7 @@ describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () 
   it("replaces a server stuck booting once its build timeout passes, with the reason in the audit trail", { timeout: 600_000 }, async () => {
     const policy = workerPolicySchema.parse({ ...basePolicy, baseline: 1 });
     emulator.cloud.faults.add({ kind: "stuckBooting", count: 1 });
-    const loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy, settings: { buildTimeoutMs: 10 * MINUTE } });
+    const loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy, buildTimeoutSeconds: (10 * MINUTE) / 1000 });
     try {
       await loop.actuator.start();
       for (let count = 0; count < 25 && enabled().length === 0; count += 1) {
@@ -78,7 +78,7 @@ describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () 
       expect(enabled()).toHaveLength(2);
       const graceEnds = Math.max(...Object.values(loop.actuator.currentState().servers).map((record) => record.bootedAt ?? 0)) + policy.graceSeconds * 1000;
       while (emulator.clock.now() <= graceEnds) await new Promise((resolve) => setTimeout(resolve, 100));
-      policy.min = 1;
+      await loop.setPolicy({ min: 1 });
 
       const port = prometheus.port;
       await prometheus.stop();

@@ -105,7 +105,7 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
     expect(kinds).toContain("act.stop");
     expect(emulator.cloud.meetingsCut).toBe(0);
 
-    const preview = await loop.fleetStack.preview(loop.actuator.currentState().desired);
+    const preview = await loop.controller.preview();
     expect(Object.keys(preview)).toEqual(["same"]);
   });
 });

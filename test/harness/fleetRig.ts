@@ -8,10 +8,10 @@ import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actu
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { FleetLock } from "../../scaler/actuator/lock.js";
 import { createApp } from "../../scaler/app.js";
-import { createFleetController, fleetView, type FleetPeriod } from "../../scaler/fleetController.js";
-import { parseSettings } from "../../scaler/settings.js";
+import type { FleetPeriod } from "../../scaler/fleetController.js";
+import { openFleetRuntime } from "../../scaler/fleetRuntime.js";
 import { createLogger } from "../../scaler/log.js";
-import { PrometheusClient } from "../../scaler/signals/prometheus.js";
+import { fleetSettingsSchema, parseSettings } from "../../scaler/settings.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";
 import { ScaleliteClient } from "../../scaler/signals/scalelite.js";
 import { ScalerStore } from "../../scaler/store/store.js";
@@ -21,6 +21,8 @@ import type { PulumiSandbox } from "./pulumi.js";
 export const KEY_PREFIX = "confscale:";
 /** The closed loop's period in wall-clock time; the tests' Prometheus scrapes every second. */
 const PERIOD_MS = 2_000;
+const INSTANCE_TTL = { provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 };
+const RETENTION = { stressPoints: 100, stressSeconds: 3600, auditEntries: 1000, instanceAuditSeconds: 3600, commandSeconds: 3600 };
 
 /** What a process needs to reach an emulator, as plain JSON (a test hands it to a scaler it runs as a child). */
 export interface EmulatorEndpoints {
@@ -95,8 +97,8 @@ export async function openEmulatedFleet(options: {
   const redis = new Redis(options.redisUrl);
   const store = new ScalerStore(redis, {
     keyPrefix: KEY_PREFIX,
-    instanceTtl: { provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 },
-    retention: { stressPoints: 100, stressSeconds: 3600, auditEntries: 1000, instanceAuditSeconds: 3600, commandSeconds: 3600 },
+    instanceTtl: INSTANCE_TTL,
+    retention: RETENTION,
   });
   const fleetStack = await openEmulatedFleetStack(endpoints, sandbox, env);
   const settings: ActuatorSettings = {
@@ -139,8 +141,9 @@ export async function openEmulatedFleet(options: {
 }
 
 /**
- * A fleet's whole loop (signals, policy, actuator) on the emulator, with a real Prometheus scraping it. With
- * `scalerPort`, the scaler's HTTP surface listens there too, serving the fleet's status and `http_sd` targets.
+ * A fleet's whole loop on the emulator as the scaler's entry point builds it (`openFleetRuntime` from fleet settings
+ * and secrets), with a real Prometheus scraping it. With `scalerPort`, the scaler's HTTP surface listens there too,
+ * serving the fleet's status and `http_sd` targets. The test drives the periods; the policy is the group's in Redis.
  */
 export async function openClosedLoop(options: {
   emulator: Emulator;
@@ -148,47 +151,65 @@ export async function openClosedLoop(options: {
   redisUrl: string;
   prometheusUrl: string;
   policy: WorkerPolicy;
-  settings?: Partial<ActuatorSettings>;
+  buildTimeoutSeconds?: number;
   scalerPort?: number;
 }) {
-  const { emulator, policy } = options;
-  const rig = await openEmulatedFleet({
-    ...options,
-    endpoints: emulatorEndpoints(emulator),
-    now: () => emulator.clock.now(),
-    settings: { baseline: policy.baseline, defaultSize: policy.defaultSize, ...options.settings },
-  });
-  await rig.store.createGroup("bbb", { instanceType: "bbb", desired: policy.baseline, policy, allowScheduler: false }, "test");
-  const periods: FleetPeriod[] = [];
-  const controller = createFleetController({
-    fleet: "bbb",
-    actuator: rig.actuator,
-    audit: rig.store,
-    policy: async () => policy,
+  const { emulator, sandbox, policy } = options;
+  const endpoints = emulatorEndpoints(emulator);
+  const redis = new Redis(options.redisUrl);
+  const store = new ScalerStore(redis, { keyPrefix: KEY_PREFIX, instanceTtl: INSTANCE_TTL, retention: RETENTION });
+  const settings = fleetSettingsSchema.parse({
+    template: emulatedFleetTemplate(endpoints, "e2e", "bbb"),
+    image: "ubuntu:22.04",
+    policy,
+    intervalSeconds: PERIOD_MS / 1000,
+    workDir: sandbox.dir,
+    // The emulator serves every worker's BBB API and node-exporter on its one listener, under the worker's own path.
+    bbbUrlTemplate: `${emulator.url}/servers/{id}/bigbluebutton/api`,
+    scrapeAddressTemplate: new URL(emulator.url).host,
+    scrapeMetricsPathTemplate: "/servers/{id}/metrics",
+    scaleliteUrl: emulator.scaleliteApiUrl,
+    prometheusUrl: options.prometheusUrl,
     // A short rate window: the test's Prometheus scrapes every second.
-    prometheus: new PrometheusClient({ baseUrl: options.prometheusUrl, rateWindow: "15s" }),
-    scalelite: new ScaleliteClient({ baseUrl: emulator.scaleliteApiUrl, secret: emulator.scalelite.secret }),
-    bbbSecret: emulator.cloud.bbbSecret,
-    canPowerOff: true,
-    freshForMs: 5 * 60_000,
-    intervalMs: PERIOD_MS,
-    now: () => emulator.clock.now(),
+    prometheusRateWindow: "15s",
+    ...(options.buildTimeoutSeconds === undefined ? {} : { buildTimeoutSeconds: options.buildTimeoutSeconds }),
+    leaseTtlSeconds: 30,
+  });
+  const periods: FleetPeriod[] = [];
+  const { controller, view, actuator } = await openFleetRuntime(settings, {
+    redis,
+    keyPrefix: KEY_PREFIX,
+    store,
     logger: createLogger("fleet", "silent"),
+    now: () => emulator.clock.now(),
     onPeriod: (period) => periods.push(period),
+    env: {
+      ...sandbox.env,
+      PULUMI_BACKEND_URL: sandbox.backendUrl,
+      CONFSCALE_NODE_EXPORTER_PASSWORD: "node-exporter-password",
+      LOADBALANCER_SECRET: endpoints.scaleliteSecret,
+      CONFSCALE_BBB_SECRET: endpoints.bbbSecret,
+      IONOS_USERNAME: endpoints.username,
+      IONOS_PASSWORD: endpoints.password,
+    },
   });
   let server: ServerType | undefined;
   if (options.scalerPort !== undefined) {
-    const settings = parseSettings({ redis: { url: options.redisUrl }, sidecar: { keyBaseUrl: emulator.keyBaseUrl } });
-    // The emulator serves every worker's node-exporter on its one listener, under the worker's own path.
-    const view = fleetView(controller, rig.actuator, (worker) => ({ address: new URL(emulator.url).host, metricsPath: emulator.metricsPath(worker.id) }));
-    const app = createApp({ store: rig.store, settings, fleets: [view], logger: createLogger("scaler", "silent") });
+    const appSettings = parseSettings({ redis: { url: options.redisUrl }, sidecar: { keyBaseUrl: emulator.keyBaseUrl } });
+    const app = createApp({ store, settings: appSettings, fleets: [view], logger: createLogger("scaler", "silent") });
     server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: options.scalerPort });
     await once(server, "listening");
   }
   return {
-    ...rig,
+    actuator,
+    store,
     controller,
     periods,
+    /** Changes the fleet's policy as an operator would through the API: the next period reads it. */
+    setPolicy: async (changes: Partial<WorkerPolicy>) => {
+      const group = await store.requireGroup("bbb");
+      await store.replaceGroup("bbb", { instanceType: group.instanceType, desired: group.desired, allowScheduler: group.allowScheduler, policy: { ...group.policy, ...changes } }, "test");
+    },
     /** One period at the controller's own cadence: Prometheus scrapes between periods, as it does in service. */
     period: async () => {
       const started = performance.now();
@@ -199,7 +220,8 @@ export async function openClosedLoop(options: {
     },
     close: async () => {
       if (server !== undefined) await new Promise((resolve) => server?.close(resolve));
-      await rig.close();
+      await controller.stop();
+      redis.disconnect();
     },
   };
 }
