@@ -115,6 +115,12 @@ export class FleetController {
     return this.inTurn(() => this.requireStarted().operate(server, action, actor));
   }
 
+  /** A period now, at an operator's call; refused while the fleet is starting. */
+  reconcile(): Promise<FleetPeriod> {
+    this.requireStarted();
+    return this.period();
+  }
+
   /** What the fleet stack's next `up` would change, between two periods. */
   preview(): Promise<Record<string, number>> {
     return this.inTurn(() => this.requireStarted().preview());
@@ -262,7 +268,7 @@ export function fleetView(controller: FleetController, actuator: FleetActuator, 
     operate: (server, action, actor) => controller.operate(server, action, actor),
     preview: () => controller.preview(),
     reconcile: async () => {
-      await controller.period();
+      await controller.reconcile();
       return controller.status();
     },
     scrapeTargets: () =>
