@@ -5,8 +5,11 @@
  * one check-in costs in the scaler, in Redis and in the load generator, which share the machine's cores.
  * Every connection drives its own share of the instances, in turn, from requests built once: building each request
  * anew would cost the load generator more CPU than the scaler spends on it.
+ * It also prints the CPU the rest of the machine used meanwhile, since the cores may be shared. Then the same load goes
+ * to a bare node:http server that only parses each body and answers the same reply: what this machine, its load
+ * generator and whatever else runs on it at the time allow at all (the peer the scaler is compared with).
  *
- *   npm run bench:checkins -- [--instances 2000] [--connections 64] [--seconds 20] [--profile DIR]
+ *   npm run bench:checkins -- [--instances 2000] [--connections 64] [--seconds 20] [--baseline-seconds 10] [--profile DIR]
  */
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -45,6 +48,8 @@ const { values: args } = parseArgs({
     instances: { type: "string", default: "2000" },
     connections: { type: "string", default: "64" },
     seconds: { type: "string", default: "20" },
+    /** How long the bare node:http server is driven; 0 leaves it out. */
+    "baseline-seconds": { type: "string", default: "10" },
     /** Writes a CPU profile of the scaler process into this directory (open it in Chrome DevTools). */
     profile: { type: "string" },
   },
@@ -52,6 +57,24 @@ const { values: args } = parseArgs({
 const INSTANCES = Number(args.instances);
 const CONNECTIONS = Number(args.connections);
 const SECONDS = Number(args.seconds);
+const BASELINE_SECONDS = Number(args["baseline-seconds"]);
+
+/** The least any check-in server does: read the body, parse it, answer the reply of a check-in with no command. */
+const BARE_SERVER = `
+import { createServer } from "node:http";
+const reply = JSON.stringify({ shutdown: false, reconfigure: null });
+const server = createServer((request, response) => {
+  const chunks = [];
+  request.on("data", (chunk) => chunks.push(chunk));
+  request.on("end", () => {
+    JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    response.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(reply) });
+    response.end(reply);
+  });
+});
+server.listen(0, "127.0.0.1", () => console.log("bare server listening on " + server.address().port));
+process.on("SIGTERM", () => server.close(() => process.exit(0)));
+`;
 const KEYS = 20;
 
 async function commandCalls(redis: Redis): Promise<Map<string, number>> {
@@ -69,6 +92,17 @@ interface CpuSeconds {
 /** How many times Redis has read from its clients' sockets: about one per round trip, however many commands it carries. */
 async function redisSocketReads(redis: Redis): Promise<number> {
   return Number(/^total_reads_processed:(\d+)/m.exec(await redis.info("stats"))?.[1] ?? "0");
+}
+
+/** CPU seconds the whole machine has spent busy so far (all cores), from Linux's /proc/stat; undefined elsewhere. */
+async function machineBusySeconds(): Promise<number | undefined> {
+  try {
+    const line = (await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "";
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+    return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Redis's own CPU time so far, in seconds (main and I/O threads). */
@@ -195,10 +229,10 @@ async function main(): Promise<void> {
     const probe = requests[0] as AutocannonRequest;
     const probed = await fetch(url + probe.path, { method: "POST", headers: probe.headers, body: probe.body });
     if (probed.status !== 200) throw new Error(`a check-in was refused (${probed.status}): ${await probed.text()}`);
-    const options = (seconds: number) => {
+    const options = (seconds: number, target = url) => {
       let connection = 0;
       return {
-        url,
+        url: target,
         connections: CONNECTIONS,
         duration: seconds,
         requests: [probe],
@@ -215,12 +249,20 @@ async function main(): Promise<void> {
     await autocannon({ ...options(3) });
     const before = await commandCalls(client);
     const readsBefore = await redisSocketReads(client);
-    const cpuBefore = { scaler: await processTreeCpuSeconds(scaler.child.pid ?? -1), redis: await redisCpuSeconds(client), load: process.cpuUsage() };
+    const cpuBefore = {
+      scaler: await processTreeCpuSeconds(scaler.child.pid ?? -1),
+      redis: await redisCpuSeconds(client),
+      load: process.cpuUsage(),
+      machine: await machineBusySeconds(),
+      at: performance.now(),
+    };
     console.log(`driving /sidecar/status: ${INSTANCES} instances, ${CONNECTIONS} connections, ${SECONDS} s ...`);
     const result = await autocannon(options(SECONDS));
     const loadCpu = process.cpuUsage(cpuBefore.load);
     const scalerCpuAfter = await processTreeCpuSeconds(scaler.child.pid ?? -1);
     const redisCpu = (await redisCpuSeconds(client)) - cpuBefore.redis;
+    const machineAfter = await machineBusySeconds();
+    const elapsedSeconds = (performance.now() - cpuBefore.at) / 1000;
     const used = delta(before, await commandCalls(client));
     const reads = (await redisSocketReads(client)) - readsBefore;
     const checkIns = result["2xx"];
@@ -239,20 +281,48 @@ async function main(): Promise<void> {
     );
     console.log(`redis commands       ${(inner / Math.max(checkIns, 1)).toFixed(2)} per check-in inside the script: ${[...used].filter(([name]) => !name.startsWith("eval")).map(([name, count]) => `${name} ${(count / Math.max(checkIns, 1)).toFixed(2)}`).join(", ")}`);
     const perCheckIn = (seconds: number) => `${((seconds * 1e6) / Math.max(checkIns, 1)).toFixed(0)} µs`;
+    const scalerSeconds = scalerCpuAfter === undefined || cpuBefore.scaler === undefined ? undefined : scalerCpuAfter.user + scalerCpuAfter.system - cpuBefore.scaler.user - cpuBefore.scaler.system;
     const scalerCpu =
-      scalerCpuAfter === undefined || cpuBefore.scaler === undefined
+      scalerSeconds === undefined || scalerCpuAfter === undefined || cpuBefore.scaler === undefined
         ? "n/a"
-        : `${perCheckIn(scalerCpuAfter.user + scalerCpuAfter.system - cpuBefore.scaler.user - cpuBefore.scaler.system)} (${perCheckIn(scalerCpuAfter.system - cpuBefore.scaler.system)} of it in the kernel)`;
-    console.log(
-      `cpu per check-in     scaler ${scalerCpu}, redis ${perCheckIn(redisCpu)}, load generator ${perCheckIn((loadCpu.user + loadCpu.system) / 1e6)}   (${os.availableParallelism()} cores)`,
-    );
+        : `${perCheckIn(scalerSeconds)} (${perCheckIn(scalerCpuAfter.system - cpuBefore.scaler.system)} of it in the kernel)`;
+    const loadSeconds = (loadCpu.user + loadCpu.system) / 1e6;
+    console.log(`cpu per check-in     scaler ${scalerCpu}, redis ${perCheckIn(redisCpu)}, load generator ${perCheckIn(loadSeconds)}`);
+    if (machineAfter !== undefined && cpuBefore.machine !== undefined && scalerSeconds !== undefined) {
+      const cores = (seconds: number) => (seconds / elapsedSeconds).toFixed(2);
+      const others = machineAfter - cpuBefore.machine - scalerSeconds - redisCpu - loadSeconds;
+      console.log(
+        `cores busy           ${cores(machineAfter - cpuBefore.machine)} of ${os.availableParallelism()}: scaler ${cores(scalerSeconds)}, redis ${cores(redisCpu)}, load generator ${cores(loadSeconds)}, everything else ${cores(Math.max(others, 0))} (other work, and kernel time charged to no process)`,
+      );
+    }
     console.log(`live instances       ${live}; redis memory ${memory}`);
+    if (BASELINE_SECONDS > 0) await driveBareServer(BASELINE_SECONDS, options, result);
   } finally {
     client.disconnect();
     await scaler.stop();
     await keys.stop();
     await redis.stop();
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Drives the bare node:http server with the same requests and prints how the scaler compares with it. */
+async function driveBareServer(
+  seconds: number,
+  options: (seconds: number, target: string) => Record<string, unknown>,
+  scaler: AutocannonResult,
+): Promise<void> {
+  const bare = await startUntilReady(process.execPath, ["--input-type=module", "-e", BARE_SERVER], /bare server listening on \d+/);
+  try {
+    const port = /bare server listening on (\d+)/.exec(bare.output())?.[1];
+    console.log("");
+    console.log(`driving a bare node:http server with the same requests, ${seconds} s ...`);
+    await autocannon(options(2, `http://127.0.0.1:${port}`));
+    const result = await autocannon(options(seconds, `http://127.0.0.1:${port}`));
+    console.log(`bare server          ${result.requests.average.toFixed(0)} requests/s, p50 / p99 ${result.latency.p50} ms / ${result.latency.p99} ms`);
+    console.log(`scaler / bare        ${((100 * scaler.requests.average) / Math.max(result.requests.average, 1)).toFixed(0)}% of the requests/s this machine served at all`);
+  } finally {
+    await bare.stop();
   }
 }
 
