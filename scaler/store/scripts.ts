@@ -3,7 +3,8 @@ import type { Redis } from "ioredis";
 
 /**
  * Lua scripts: every write whose keys belong together (instance, liveness index, series, commands, audit) happens
- * in one script, so a reader never sees half of it and a check-in costs one round trip.
+ * in one script, so a reader never sees half of it and a check-in costs at most one round trip (check-ins that arrive
+ * together share one script call).
  * Audit entries arrive as a JSON head without its closing brace (`{"at":..,"actor":..`) so that a script can add
  * what only it knows (`,"kind":..,"details":{..}}`) without decoding JSON.
  */
@@ -34,8 +35,8 @@ end
 `;
 
 /** Keys and arguments of each check-in in a `checkInsScript` call. */
-export const CHECK_IN_KEYS = 7;
-export const CHECK_IN_ARGS = 12;
+const CHECK_IN_KEYS = 7;
+const CHECK_IN_ARGS = 12;
 
 /**
  * Records a batch of sidecar reports, in order; the batch is atomic as one script is, and every check-in in it is
