@@ -186,8 +186,19 @@ function report(instanceId: string, index: number): string {
 
 async function main(): Promise<void> {
   const redis = await RedisServer.start();
-  const keys = await KeyServer.start();
   const dir = await mkdtemp(join(tmpdir(), "confscale-bench-"));
+  let keys: KeyServer | undefined;
+  try {
+    keys = await KeyServer.start();
+    await benchmark(redis, keys, dir);
+  } finally {
+    await keys?.stop();
+    await redis.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Promise<void> {
   const configFile = join(dir, "scaler.yaml");
   await writeFile(configFile, `sidecar:\n  keyBaseUrl: ${keys.baseUrl}\n`);
   const port = await freeLoopbackPort();
@@ -300,9 +311,6 @@ async function main(): Promise<void> {
   } finally {
     client.disconnect();
     await scaler.stop();
-    await keys.stop();
-    await redis.stop();
-    await rm(dir, { recursive: true, force: true });
   }
 }
 
