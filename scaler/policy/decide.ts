@@ -21,16 +21,18 @@ function isFresh(server: ServerSnapshot, ...keys: ("cpu" | "memory" | "meetings"
   return keys.every((key) => server[key].status === "fresh" && server[key].value !== null);
 }
 
-/** Cores and GB in use; a server whose metrics are not fresh counts as fully loaded, so missing data never looks idle. */
-function demandOf(server: ServerSnapshot): { cores: number; ramGb: number; known: boolean } {
-  if (server.power === "booting") return { cores: 0, ramGb: 0, known: true };
-  if (isFresh(server, "cpu", "memory")) {
-    return { cores: (server.cpu.value ?? 0) * server.size.cores, ramGb: (server.memory.value ?? 0) * server.size.ramGb, known: true };
-  }
-  return { cores: server.size.cores, ramGb: server.size.ramGb, known: false };
+interface Demand {
+  cores: number;
+  ramGb: number;
 }
 
-/** The group's load this period, over the servers that take meetings (worst case for servers without fresh data). */
+/** Cores and GB in use by node-exporter's fresh reading; undefined when the metrics are not fresh. */
+function measuredDemand(server: ServerSnapshot): Demand | undefined {
+  if (!isFresh(server, "cpu", "memory")) return undefined;
+  return { cores: (server.cpu.value ?? 0) * server.size.cores, ramGb: (server.memory.value ?? 0) * server.size.ramGb };
+}
+
+/** The group's load this period, over the servers that take meetings; a server whose metrics are not fresh counts as fully loaded, so missing data never looks idle. */
 export function sampleOf(snapshot: GroupSnapshot): LoadSample {
   const active = snapshot.servers.filter((server) => takesMeetings(server) && server.power === "running");
   if (active.length === 0) {
@@ -42,7 +44,7 @@ export function sampleOf(snapshot: GroupSnapshot): LoadSample {
   let cores = 0;
   let ramGb = 0;
   for (const server of active) {
-    const demand = demandOf(server);
+    const demand = measuredDemand(server) ?? server.size;
     cpuCores += demand.cores;
     memoryGb += demand.ramGb;
     cores += server.size.cores;
@@ -52,13 +54,34 @@ export function sampleOf(snapshot: GroupSnapshot): LoadSample {
 }
 
 /**
+ * Cores and GB one participant costs on average, read this period from the running servers with fresh metrics and
+ * meeting counts (their idle load included, so it errs high); null when none of them has a participant.
+ */
+function averageCostPerParticipant(servers: readonly ServerSnapshot[]): Demand | null {
+  let participants = 0;
+  let cores = 0;
+  let ramGb = 0;
+  for (const server of servers) {
+    const demand = measuredDemand(server);
+    if (server.power !== "running" || demand === undefined || !isFresh(server, "participants")) continue;
+    participants += server.participants.value ?? 0;
+    cores += demand.cores;
+    ramGb += demand.ramGb;
+  }
+  return participants > 0 ? { cores: cores / participants, ramGb: ramGb / participants } : null;
+}
+
+/**
  * How much CPU and memory demand will rise within `leadMs`, from the trend over the last `periods` samples.
  * Participants lead CPU and memory (users join before their streams load the server), so when they are known the
- * rise is their trend times the marginal cost of one participant; that also ignores the idle load of servers that
- * came online. Otherwise each resource's own trend. Never negative: the trend only ever adds capacity early,
- * scale-in waits for measured load.
+ * rise is their trend times the marginal cost of one participant: the group's load change per joined participant,
+ * which ignores the idle load of servers that came online. That change also counts a server that joined the group
+ * without metrics yet as fully loaded, which would make a handful of joins look like whole servers, so the marginal
+ * cost is capped at the average cost measured this period (idle load included, a participant never costs more).
+ * Otherwise each resource's own trend. Never negative: the trend only ever adds capacity early, scale-in waits for
+ * measured load.
  */
-function expectedRise(samples: readonly LoadSample[], periods: number, leadMs: number): { cores: number; ramGb: number } {
+function expectedRise(samples: readonly LoadSample[], periods: number, leadMs: number, averageCost: Demand | null): Demand {
   const recent = samples.slice(-Math.max(2, periods));
   const first = recent[0];
   const last = recent[recent.length - 1];
@@ -71,9 +94,10 @@ function expectedRise(samples: readonly LoadSample[], periods: number, leadMs: n
     const joined = last.participants - first.participants;
     if (joined <= 0) return none;
     const comingParticipants = risen(first.participants, last.participants);
+    const marginal = (change: number, average: number | undefined) => Math.min(Math.max(0, change / joined), average ?? Infinity);
     return {
-      cores: comingParticipants * Math.max(0, (last.cpuCores - first.cpuCores) / joined),
-      ramGb: comingParticipants * Math.max(0, (last.memoryGb - first.memoryGb) / joined),
+      cores: comingParticipants * marginal(last.cpuCores - first.cpuCores, averageCost?.cores),
+      ramGb: comingParticipants * marginal(last.memoryGb - first.memoryGb, averageCost?.ramGb),
     };
   }
   return { cores: risen(first.cpuCores, last.cpuCores), ramGb: risen(first.memoryGb, last.memoryGb) };
@@ -136,20 +160,33 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
 
   // Projected demand: the load now plus its rise over the lead time (boot time plus a period).
   const samples = [...history.samples.filter((past) => past.at < sample.at), sample];
-  // For scale-out a server without fresh metrics counts as loaded to the target: missing data neither hides load
-  // nor adds capacity by itself. (The sample counts it as fully loaded, so it never looks idle to scale-in.)
+  const cost = averageCostPerParticipant(snapshot.servers);
+  // For scale-out a running server without fresh metrics (just enabled, or its node-exporter missed a scrape) is
+  // estimated from its fresh meeting counts at what a participant costs on the others; without counts it counts as
+  // loaded to the target. Either way missing data neither hides load nor adds capacity by itself, and the sample
+  // counts the server as fully loaded, so it never looks idle to scale-in.
+  const scaleOutDemand = (server: ServerSnapshot): Demand => {
+    if (server.power === "booting") return { cores: 0, ramGb: 0 };
+    const measured = measuredDemand(server);
+    if (measured !== undefined) return measured;
+    if (cost !== null && isFresh(server, "meetings", "participants")) {
+      const participants = server.participants.value ?? 0;
+      return { cores: Math.min(server.size.cores, participants * cost.cores), ramGb: Math.min(server.size.ramGb, participants * cost.ramGb) };
+    }
+    return { cores: server.size.cores * targetCpu, ramGb: server.size.ramGb * targetMemory };
+  };
   let demandCores = 0;
   let demandRam = 0;
   for (const server of snapshot.servers) {
     if (!takesMeetings(server)) continue;
-    const demand = demandOf(server);
-    demandCores += demand.known ? demand.cores : server.size.cores * targetCpu;
-    demandRam += demand.known ? demand.ramGb : server.size.ramGb * targetMemory;
+    const demand = scaleOutDemand(server);
+    demandCores += demand.cores;
+    demandRam += demand.ramGb;
   }
   // Two horizons: a launch lands after a boot (the lead time), a live resize within about a period. Each action is
   // sized for the load at the moment it lands, so the fast one covers the near rise without the boot's overshoot.
-  const rise = expectedRise(samples, policy.sustainPeriods, policy.leadTimeSeconds * 1000);
-  const nearRise = expectedRise(samples, policy.sustainPeriods, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000);
+  const rise = expectedRise(samples, policy.sustainPeriods, policy.leadTimeSeconds * 1000, cost);
+  const nearRise = expectedRise(samples, policy.sustainPeriods, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000, cost);
   const projectedCores = demandCores + rise.cores;
   const projectedRam = demandRam + rise.ramGb;
   // Now the load keeps the headroom free; at the end of the lead time it stays under the up-threshold.
@@ -243,7 +280,7 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     add({ kind: "enable", server: server.id, reason: `${scaleOutReason()}: take a draining server back`, inputs: shortInputs() });
     acted.add(server.id);
     scaledOut = true;
-    const demand = demandOf(server);
+    const demand = scaleOutDemand(server);
     capacityCores += server.size.cores;
     capacityRam += server.size.ramGb;
     requiredCores += demand.cores / targetCpu;

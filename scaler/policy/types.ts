@@ -66,7 +66,7 @@ export type GroupSnapshot = z.infer<typeof groupSnapshotSchema>;
 /** The group's load in one period, kept in the history for sustained thresholds and the trend. */
 export const loadSampleSchema = z.strictObject({
   at: z.number(),
-  /** Cores and GB in use on the servers that take meetings; null when any of them is not known fresh. */
+  /** Cores and GB in use on the running servers that take meetings (one without fresh metrics counts as fully loaded); null when there is none. */
   cpuCores: z.number().nullable(),
   memoryGb: z.number().nullable(),
   cpuUtilization: z.number().nullable(),

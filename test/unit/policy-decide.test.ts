@@ -181,6 +181,38 @@ describe("policy: horizontal", () => {
   });
 });
 
+describe("policy: servers without metrics yet", () => {
+  const full = { size: { cores: 4, ramGb: 16 } };
+  // Growth is out of the picture: only launches add capacity.
+  const fullSizeOnly = () => policy({ maxSize: { cores: 4, ramGb: 16 } });
+
+  it("does not read a freshly enabled server without metrics as a burst of load while a few participants join", () => {
+    const busy = { cpu: 0.5, memory: 0.4, meetings: 5, participants: 100 };
+    const fresh = server("fresh", { meetings: 0, participants: 0 }, { ...full, bootedAt: NOW - MINUTE, cpu: missing, memory: missing });
+    const servers = [server("a", busy, full), server("b", busy, full), fresh, stoppedServer("s")];
+    // Before it was enabled the group carried 190, then 195 participants on a and b.
+    const joining = {
+      samples: [190, 195].map((participants, index) => ({ at: NOW - (2 - index) * MINUTE, cpuCores: 4, memoryGb: 12.8, cpuUtilization: 0.5, memoryUtilization: 0.4, participants })),
+      actions: [],
+    };
+    const outcome = decide(snapshot(servers), fullSizeOnly(), joining, NOW);
+    expect(outcome.sample.cpuCores).toBe(8);
+    expect(kinds(outcome.decisions)).toEqual([]);
+  });
+
+  it("counts the meetings of a running server whose metrics are missing at what a participant costs on the others", () => {
+    const servers = [
+      server("measured", { cpu: 0.5, memory: 0.4, meetings: 5, participants: 100 }, full),
+      server("unmeasured", { meetings: 6, participants: 150 }, { ...full, cpu: missing, memory: missing }),
+      stoppedServer("s"),
+    ];
+    const outcome = decide(snapshot(servers), fullSizeOnly(), EMPTY_HISTORY, NOW);
+    expect(kinds(outcome.decisions)).toEqual(["start s"]);
+    // 2 measured cores for 100 participants: the 150 elsewhere cost 3 cores.
+    expect(outcome.decisions[0]?.inputs).toMatchObject({ demandCores: 5 });
+  });
+});
+
 describe("policy: vertical", () => {
   it("grows a hot server to the size its load needs in one step, up to the maximum size", () => {
     const outcome = decide(snapshot([server("hot", { cpu: 0.95, memory: 0.5, meetings: 6 })]), policy(), EMPTY_HISTORY, NOW);
