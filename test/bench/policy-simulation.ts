@@ -1,10 +1,14 @@
 /**
- * Replays school days at one-minute steps through three scalers on the same simulated fleet and prints server-hours
- * and overloaded server-minutes for each, with the ratio against an oracle. Two days, so the settings are not fitted
- * to one: the recorded school day (test/traces/school-day.csv) and a generated day of another shape
+ * Replays school days at one-minute steps through the scalers below on the same simulated fleet and prints
+ * server-hours and overloaded server-minutes for each, with the ratio against an oracle. Two days, so the settings
+ * are not fitted to one: the recorded school day (test/traces/school-day.csv) and a generated day of another shape
  * (generated-day.ts: later bells, longer lessons, lessons past the 14:00 end of the operator's window).
  *   - confscale: the policy in scaler/policy, run every minute;
  *   - seed: the rules of the seed deployment's scaler (REFERENCE §4), run every 5 minutes;
+ *   - lookahead: a reference, not a scaler one could run: knows the load of the next lead time (a start plus a
+ *     period) in advance and keeps the max-size servers it needs at the operator's target, on the same fleet (boots,
+ *     Scalelite placement, drain before stop). A policy that only knows the past learns a bell's load as it arrives;
+ *     this row shows what knowing it one boot early is worth;
  *   - oracle: knows the load in advance, packs it perfectly onto max-size servers, no boot delay.
  * Meetings go to the least loaded enabled server, as Scalelite places them (load = participants, at least 15 for
  * a meeting younger than 15 minutes, divided by the server's cores as its load multiplier).
@@ -17,7 +21,7 @@ import { decide } from "../../scaler/policy/decide.js";
 import { minimumAt } from "../../scaler/policy/timeWindows.js";
 import type { Decision, GroupSnapshot, PolicyHistory, Reading, ServerSnapshot } from "../../scaler/policy/types.js";
 import { generatedSchoolDay } from "./generated-day.js";
-import { IDLE_DEMAND, OVERLOAD_UTILIZATION, isOverloaded, meetingDemand, serverDemand, utilization, type MeetingLoad } from "./load-model.js";
+import { IDLE_DEMAND, OVERLOAD_UTILIZATION, isOverloaded, meetingDemand, serverDemand, utilization, type Demand, type MeetingLoad } from "./load-model.js";
 
 const TRACE = process.argv[2] ?? new URL("../traces/school-day.csv", import.meta.url).pathname;
 /** Minutes from a start (power on of a stopped server) or a create until the server takes meetings. */
@@ -290,6 +294,73 @@ function confscaleScaler(policy: WorkerPolicy): Scaler {
   };
 }
 
+/**
+ * Each minute, the max-size servers the peak load of the next lead time needs at the operator's target utilization
+ * (never below the time-window minimum): short ones are taken back from draining or started, extra ones drained,
+ * the youngest meeting oldest first, and stopped once empty.
+ */
+function lookaheadScaler(policy: WorkerPolicy, trace: readonly TraceMeeting[]): Scaler {
+  const leadMinutes = Math.ceil(policy.leadTimeSeconds / 60);
+  const load = Array.from({ length: MINUTES + leadMinutes + 1 }, (_, minute) => {
+    const total: Demand = { cores: 0, ramGb: 0 };
+    for (const meeting of trace) {
+      if (meeting.startSecond > minute * 60 || meeting.endSecond <= minute * 60) continue;
+      const demand = meetingDemand(meeting);
+      total.cores += demand.cores;
+      total.ramGb += demand.ramGb;
+    }
+    return total;
+  });
+  const usableCores = policy.maxSize.cores * policy.thresholds.cpu.up * (1 - policy.headroom) - IDLE_DEMAND.cores;
+  const usableRam = policy.maxSize.ramGb * policy.thresholds.memory.up * (1 - policy.headroom) - IDLE_DEMAND.ramGb;
+  const newestMeeting = (server: SimServer) => Math.max(-1, ...[...server.meetings.values()].map((meeting) => meeting.startSecond));
+  return {
+    name: "lookahead",
+    intervalMinutes: 1,
+    decide(servers, minute) {
+      const decisions: Decision[] = [];
+      const add = (kind: Decision["kind"], server: SimServer, reason: string, targetSize?: ServerSize) =>
+        decisions.push({ kind, server: server.id, ...(targetSize === undefined ? {} : { targetSize }), reason, inputs: {}, dryRun: false });
+      const coming = load.slice(minute, minute + leadMinutes + 1);
+      const needed = Math.max(
+        minimumAt(policy, DAY_START_MS + minute * MINUTE_MS),
+        Math.ceil(Math.max(...coming.map((demand) => demand.cores)) / usableCores),
+        Math.ceil(Math.max(...coming.map((demand) => demand.ramGb)) / usableRam),
+      );
+      const taking = servers.filter((server) => server.power === "booting" || (server.power === "running" && server.state === "enabled"));
+      const draining = servers.filter((server) => server.power === "running" && server.state !== "enabled");
+      let count = taking.length;
+      for (const server of draining) {
+        if (count >= needed) break;
+        add("enable", server, "needed within the lead time");
+        count += 1;
+      }
+      for (const server of servers) {
+        if (count >= needed) break;
+        if (server.power !== "stopped") continue;
+        add("start", server, "needed within the lead time", policy.maxSize);
+        count += 1;
+      }
+      const acted = new Set(decisions.map((decision) => decision.server));
+      for (const server of draining) {
+        if (!acted.has(server.id) && server.meetings.size === 0) add("stop", server, "drained and empty");
+      }
+      const victims = taking.filter((server) => server.power === "running").sort((a, b) => newestMeeting(a) - newestMeeting(b));
+      for (const server of victims) {
+        if (count <= needed) break;
+        add("drain", server, "not needed within the lead time");
+        acted.add(server.id);
+        count -= 1;
+      }
+      for (const server of taking) {
+        const small = server.size.cores < policy.maxSize.cores || server.size.ramGb < policy.maxSize.ramGb;
+        if (server.power === "running" && small && !acted.has(server.id)) add("resize", server, "to the maximum size", policy.maxSize);
+      }
+      return decisions;
+    },
+  };
+}
+
 /** The seed deployment's scaler, rule for rule (REFERENCE §4). */
 function seedScaler(policy: WorkerPolicy): Scaler {
   const thresholds = { cpu: { up: 0.35, down: 0.05 }, memory: { up: 0.35, down: 0.15 } };
@@ -397,7 +468,7 @@ function oracle(trace: readonly TraceMeeting[], policy: WorkerPolicy): Result {
 
 function simulateDay(name: string, trace: readonly TraceMeeting[]): boolean {
   const best = oracle(trace, POLICY);
-  const results = [run(confscaleScaler(POLICY), trace, POLICY), run(seedScaler(POLICY), trace, POLICY), best];
+  const results = [run(confscaleScaler(POLICY), trace, POLICY), run(seedScaler(POLICY), trace, POLICY), run(lookaheadScaler(POLICY, trace), trace, POLICY), best];
   console.log(`\n${name}: ${trace.length} meetings, one-minute steps, start ${START_MINUTES} min, create ${CREATE_MINUTES} min`);
   console.log("scaler        server-h  core-h  overloaded server-min  peak servers  meetings cut off  rejected  server-h vs oracle  core-h vs oracle");
   for (const result of results) {
