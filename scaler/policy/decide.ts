@@ -219,8 +219,10 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   }
   const acted = new Set<string>();
 
-  // Vertical growth: a server whose load projected to when a resize lands crosses the up-threshold goes to the size
-  // that holds it, in one step. Scalelite sends new meetings to the least loaded servers, so each server's share of
+  // Vertical growth: a server whose load projected to when a resize lands crosses the up-threshold goes to the
+  // maximum size in one step, as a launch does. Grown only as far as the projection asks, it would be at the
+  // threshold again after a few more meetings, and a bell's next meetings would find it short of cores or memory
+  // before a second resize lands. Scalelite sends new meetings to the least loaded servers, so each server's share of
   // the rise follows its size.
   const projectedCpuUtilization = capacityCores > 0 ? (demandCores + nearRise.cores) / capacityCores : 0;
   const projectedMemoryUtilization = capacityRam > 0 ? (demandRam + nearRise.ramGb) / capacityRam : 0;
@@ -241,10 +243,7 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     const loadCores = Math.max(server.cpu.value ?? 0, projectedCpuUtilization) * cores;
     const loadRam = Math.max(server.memory.value ?? 0, projectedMemoryUtilization) * ramGb;
     if (loadCores <= policy.thresholds.cpu.up * cores && loadRam <= policy.thresholds.memory.up * ramGb) continue;
-    const targetSize: ServerSize = {
-      cores: Math.min(policy.maxSize.cores, Math.max(cores, Math.ceil(loadCores / targetCpu))),
-      ramGb: Math.min(policy.maxSize.ramGb, Math.max(ramGb, Math.ceil(loadRam / targetMemory))),
-    };
+    const targetSize: ServerSize = { cores: Math.max(cores, policy.maxSize.cores), ramGb: Math.max(ramGb, policy.maxSize.ramGb) };
     const inputs: Inputs = { ...groupInputs, cpu: round(server.cpu.value ?? 0), memory: round(server.memory.value ?? 0), projectedServerCores: round(loadCores), projectedServerRamGb: round(loadRam) };
     if (targetSize.cores === cores && targetSize.ramGb === ramGb) continue;
     // Growing is the safe direction, so grace does not hold it back; only a start or resize still in flight does.
@@ -431,7 +430,9 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   }
 
   // Vertical shrink: an oversized server without meetings goes back to the default size (the actuator drains it first).
-  for (const server of kept) {
+  // Not while a time window raises the minimum: the operator expects load then, and the next bell would land on the
+  // small server a resize too early (a break between lessons looks idle).
+  for (const server of minimum > policy.min ? [] : kept) {
     const { cores, ramGb } = server.size;
     const oversized = cores > policy.defaultSize.cores || ramGb > policy.defaultSize.ramGb;
     const empty = server.meetings.value === 0 && (server.scalelite === null || server.scalelite.load === 0);

@@ -214,16 +214,29 @@ describe("policy: servers without metrics yet", () => {
 });
 
 describe("policy: vertical", () => {
-  it("grows a hot server to the size its load needs in one step, up to the maximum size", () => {
+  it("grows a hot server to the maximum size in one step, not just past its load", () => {
     const outcome = decide(snapshot([server("hot", { cpu: 0.95, memory: 0.5, meetings: 6 })]), policy(), EMPTY_HISTORY, NOW);
     const resize = outcome.decisions.find((decision) => decision.kind === "resize");
-    expect(resize?.targetSize).toEqual({ cores: 4, ramGb: 8 });
+    expect(resize?.targetSize).toEqual({ cores: 8, ramGb: 32 });
     expect(resize?.inputs).toMatchObject({ cpu: 0.95, projectedServerCores: 1.9 });
   });
 
   it("caps growth at the maximum size", () => {
     const outcome = decide(snapshot([server("hot", { cpu: 1, memory: 0.95, meetings: 9 }, { size: { cores: 6, ramGb: 24 } })]), policy(), EMPTY_HISTORY, NOW);
     expect(outcome.decisions.find((decision) => decision.kind === "resize")?.targetSize).toEqual({ cores: 8, ramGb: 32 });
+  });
+
+  it("keeps an idle server's size while a time window holds the fleet up: the next bell may come any minute", () => {
+    const big = { size: { cores: 8, ramGb: 32 } };
+    const busy = { ...IDLE, meetings: 1, participants: 4 };
+    const servers = [server("idle", IDLE, big), server("b", busy, big), server("c", busy, big)];
+    const history = steadyHistory(2, { ...IDLE, cores: 24, ramGb: 96 });
+    const shrink = [["resize", "idle", { cores: 2, ramGb: 8 }]];
+    const decisions = (overrides: Record<string, unknown>) => decide(snapshot(servers), policy(overrides), history, NOW).decisions.map((decision) => [decision.kind, decision.server, decision.targetSize]);
+    expect(decisions({ min: 3, baseline: 3 })).toEqual(shrink);
+    expect(decisions({ min: 2, baseline: 2, windows: [{ days: ["tue"], from: "07:30", to: "14:00", min: 3 }] })).toEqual([]);
+    // Once the window has closed the same idle server is taken out altogether.
+    expect(decisions({ min: 2, baseline: 2, windows: [{ days: ["tue"], from: "07:30", to: "09:00", min: 3 }] })).toEqual([["drain", "idle", undefined]]);
   });
 
   it("shrinks only an empty oversized server, back to the default size", () => {
