@@ -421,10 +421,18 @@ export class FleetActuator {
     for (const server of state.desired.servers) {
       const record = state.servers[server.name];
       const address = this.addresses[server.name];
-      if (record === undefined || address === undefined || server.power !== "running" || (record.phase !== "booting" && record.phase !== "resizing")) continue;
+      if (record === undefined || address === undefined || server.power !== "running") continue;
+      const loadMultiplier = this.loadMultiplier(server.size);
+      if (record.phase !== "booting" && record.phase !== "resizing") {
+        // A server grown live keeps taking meetings: Scalelite learns its new share here.
+        const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
+        if (registration !== undefined && Math.abs(registration.loadMultiplier - loadMultiplier) > 0.001) await this.deps.scalelite.updateServer(registration.id, { loadMultiplier });
+        continue;
+      }
       const url = this.settings.bbbUrl({ name: server.name, ...address });
       const registered = byUrl.get(normalizeUrl(url)) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
-      record.scaleliteId = registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecret })).id;
+      record.scaleliteId = registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecret, loadMultiplier })).id;
+      if (registered !== undefined && Math.abs(registered.loadMultiplier - loadMultiplier) > 0.001) await this.deps.scalelite.updateServer(registered.id, { loadMultiplier });
       try {
         await this.deps.bbb(url).getMeetings();
       } catch {
@@ -436,6 +444,14 @@ export class FleetActuator {
       report.registered.push(server.name);
       await this.deps.audit({ kind: "registered", message: `BBB API answers: enabled in Scalelite as ${record.scaleliteId}`, details: { url } }, server.name);
     }
+  }
+
+  /**
+   * Scalelite places a meeting on the server of least load × multiplier: a server with twice the cores of the
+   * fleet's default size gets half the multiplier, so it takes twice the participants, as the policy assumes.
+   */
+  private loadMultiplier(size: ServerSize): number {
+    return Math.round((this.settings.defaultSize.cores / size.cores) * 1000) / 1000;
   }
 
   /**

@@ -56,7 +56,7 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     await cycleUntilRegistered("bbb-1", "bbb-2");
     for (const name of ["bbb-1", "bbb-2"]) {
       expect(view(name)?.vmState).toBe("RUNNING");
-      expect(registration(name)?.state).toBe("enabled");
+      expect(registration(name)).toMatchObject({ state: "enabled", loadMultiplier: 1 });
     }
     const audit = await rig.store.readAudit("bbb");
     expect(audit.map((entry) => entry.kind)).toEqual(expect.arrayContaining(["fleet.up", "registered"]));
@@ -70,6 +70,8 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     const grown = await rig.actuator.cycle([decision("resize", "bbb-1", { targetSize: { cores: 4, ramGb: 16 } })]);
     expect(grown.update?.summary.update).toBe(1);
     expect(view("bbb-1")).toMatchObject({ cores: 4, ram: 16 * 1024, vmState: "RUNNING" });
+    // Twice the cores of the default size: Scalelite gives it twice the participants before it counts as busier.
+    expect(registration("bbb-1")).toMatchObject({ state: "enabled", loadMultiplier: 0.5 });
 
     emulator.scalelite.poll();
     const bbb2 = view("bbb-2")!;
