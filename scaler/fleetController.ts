@@ -212,6 +212,14 @@ export interface FleetWiring {
   sanityEvery?: number;
 }
 
+/**
+ * The policy the decisions see while an operator holds servers: the policy does not see them, yet they still count
+ * against the fleet's maximum; the minimum stands, so held servers may be replaced.
+ */
+export function withHeldServers(policy: WorkerPolicy, held: number): WorkerPolicy {
+  return held === 0 ? policy : { ...policy, max: Math.max(policy.min, policy.max - held) };
+}
+
 /** The signals, the decision loop and the actuator of one fleet, put together. */
 export function createFleetController(wiring: FleetWiring): FleetController {
   const gatherer = new SignalGatherer({
@@ -232,12 +240,7 @@ export function createFleetController(wiring: FleetWiring): FleetController {
   const loop = new DecisionLoop({
     group: wiring.fleet,
     gather: () => gatherer.snapshot(),
-    policy: async () => {
-      // Servers an operator holds still count against the fleet's maximum.
-      const policy = await wiring.policy();
-      const held = wiring.actuator.heldServers().length;
-      return held === 0 ? policy : { ...policy, max: Math.max(policy.min, policy.max - held) };
-    },
+    policy: async () => withHeldServers(await wiring.policy(), wiring.actuator.heldServers().length),
     audit: wiring.audit,
     intervalMs: wiring.intervalMs,
     now: wiring.now,
