@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { matchedRoutes } from "hono/route";
 import { AsapVerifier } from "./api/asap.js";
-import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/actuator.js";
+import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/operator.js";
 import { controlRoutes } from "./api/control.js";
 import { fleetRoutes, type OperableFleet } from "./api/fleets.js";
 import { healthRoutes } from "./api/health.js";

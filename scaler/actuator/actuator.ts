@@ -9,7 +9,7 @@ import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
 import type { FleetMember } from "../signals/snapshot.js";
 import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
 import type { FleetLease, FleetLock } from "./lock.js";
-import type { OperatorAction } from "./operator.js";
+import { FleetServerNotFoundError, ServerActionConflictError, type OperatorAction } from "./operator.js";
 import { FleetStateStore, type FleetState, type ServerRecord } from "./state.js";
 
 export interface ActuatorSettings {
@@ -70,28 +70,6 @@ export interface CycleReport {
   replaced: string[];
   drainTimeouts: string[];
   recovered: boolean;
-}
-
-export class FleetServerNotFoundError extends Error {
-  constructor(
-    readonly fleet: string,
-    readonly server: string,
-  ) {
-    super(`fleet ${fleet} has no server ${server}`);
-    this.name = "FleetServerNotFoundError";
-  }
-}
-
-/** An operator action the server's present phase does not allow; the message says what to do instead. */
-export class ServerActionConflictError extends Error {
-  constructor(
-    readonly server: string,
-    readonly action: OperatorAction,
-    reason: string,
-  ) {
-    super(`cannot ${action} ${server}: ${reason}`);
-    this.name = "ServerActionConflictError";
-  }
 }
 
 export class ActuatorNotStartedError extends Error {

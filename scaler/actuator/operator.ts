@@ -1,3 +1,28 @@
-/** What an operator can do to one server through the API or the CLI (a module of its own, light for the CLI). */
+/**
+ * What an operator can do to one server through the API or the CLI, and how it is refused: a module of its own, so the
+ * CLI and the HTTP surface load neither the actuator nor the fleet program's cloud packages.
+ */
 export const OPERATOR_ACTIONS = ["cordon", "enable", "panic"] as const;
 export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
+
+export class FleetServerNotFoundError extends Error {
+  constructor(
+    readonly fleet: string,
+    readonly server: string,
+  ) {
+    super(`fleet ${fleet} has no server ${server}`);
+    this.name = "FleetServerNotFoundError";
+  }
+}
+
+/** An operator action the server's present phase does not allow; the message says what to do instead. */
+export class ServerActionConflictError extends Error {
+  constructor(
+    readonly server: string,
+    readonly action: OperatorAction,
+    reason: string,
+  ) {
+    super(`cannot ${action} ${server}: ${reason}`);
+    this.name = "ServerActionConflictError";
+  }
+}
