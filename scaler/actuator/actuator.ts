@@ -410,13 +410,13 @@ export class FleetActuator {
       const url = this.settings.bbbUrl({ name: server.name, ...address });
       const registered = byUrl.get(normalizeUrl(url)) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
       record.scaleliteId = registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecret, loadMultiplier })).id;
-      if (registered !== undefined && Math.abs(registered.loadMultiplier - loadMultiplier) > 0.001) await this.deps.scalelite.updateServer(registered.id, { loadMultiplier });
       try {
         await this.deps.bbb(url).getMeetings();
       } catch {
         continue; // not up yet: the build timeout decides when to give up on it
       }
-      await this.deps.scalelite.setState(record.scaleliteId, "enable");
+      // Enabled with the share of its present size, whether it was registered now or before a resize.
+      await this.deps.scalelite.updateServer(record.scaleliteId, { state: "enable", loadMultiplier });
       if (record.phase === "booting") record.bootedAt = now;
       setPhase(record, "active", now);
       report.registered.push(server.name);
