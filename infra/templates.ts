@@ -49,6 +49,9 @@ function cloudConfig(basePath: string, values: Readonly<Record<string, string>>,
   return `#cloud-config\n${stringify({ ...base, write_files: writeFiles }, { lineWidth: 0 })}`;
 }
 
+/** The fleet the control node's scaler drives; its Prometheus discovers the workers at /fleets/<name>/targets. */
+export const CONTROL_NODE_FLEET = "bbb";
+
 export interface ControlNodeTemplateValues {
   env: string;
   domain: string;
@@ -57,7 +60,7 @@ export interface ControlNodeTemplateValues {
 
 /** Files of the control node's compose project, relative to /opt/confscale. */
 export function controlNodeProjectFiles(values: ControlNodeTemplateValues): Record<string, string> {
-  const fill = { env: values.env, domain: values.domain, fleetStack: values.fleetStack };
+  const fill = { env: values.env, domain: values.domain, fleetStack: values.fleetStack, fleet: CONTROL_NODE_FLEET };
   return {
     "docker-compose.yml": renderTemplate("control-node/docker-compose.yml", fill),
     Caddyfile: renderTemplate("control-node/Caddyfile", fill),
@@ -83,9 +86,6 @@ export function renderControlNodeUserData(values: ControlNodeTemplateValues): st
     { path: "/etc/systemd/system/confscale.service", content: renderTemplate("control-node/confscale.service", {}), permissions: "0644" },
   ]);
 }
-
-/** The fleet the control node's scaler drives; its Prometheus discovers the workers at /fleets/<name>/targets. */
-export const CONTROL_NODE_FLEET = "bbb";
 
 export interface ScalerSettingsValues {
   env: string;
