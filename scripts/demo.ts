@@ -22,6 +22,7 @@ import { parseSettings } from "../scaler/settings.js";
 import { connectRedis, ScalerStore } from "../scaler/store/store.js";
 import { Emulator } from "../test/emulator/emulator.js";
 import { parseTrace } from "../test/emulator/load-driver.js";
+import { emulatedFleetAddresses, emulatedFleetSecrets } from "../test/harness/fleetRig.js";
 import { PrometheusServer } from "../test/harness/prometheus.js";
 import { RedisServer } from "../test/harness/redis.js";
 
@@ -163,10 +164,7 @@ try {
       policy: environmentConfig.workers,
       intervalSeconds: Math.max(1, Math.round(60 / options.speed)),
       workDir: join(dir, "fleet"),
-      bbbUrlTemplate: `${emulator.url}/servers/{id}/bigbluebutton/api`,
-      scrapeAddressTemplate: new URL(emulator.url).host,
-      scrapeMetricsPathTemplate: "/servers/{id}/metrics",
-      scaleliteUrl: emulator.scaleliteApiUrl,
+      ...emulatedFleetAddresses(emulator),
       prometheusUrl: prometheus.url,
       prometheusRateWindow: "20s",
     },
@@ -181,16 +179,7 @@ try {
     logger,
     now,
     onPeriod: (period) => say(describePeriod(period, now(), fleetLine())),
-    env: {
-      PULUMI_BACKEND_URL: backendUrl,
-      PULUMI_CONFIG_PASSPHRASE: LOCAL_PASSPHRASE,
-      CONFSCALE_NODE_EXPORTER_PASSWORD: environmentConfig.nodeExporterPassword,
-      LOADBALANCER_SECRET: emulator.scalelite.secret,
-      CONFSCALE_BBB_SECRET: emulator.cloud.bbbSecret,
-      PULUMI_HOME: engineEnv.PULUMI_HOME,
-      IONOS_USERNAME: engineEnv.IONOS_USERNAME,
-      IONOS_PASSWORD: engineEnv.IONOS_PASSWORD,
-    },
+    env: { ...engineEnv, ...emulatedFleetSecrets(emulator, environmentConfig.nodeExporterPassword) },
   });
   cleanups.push(() => controller.stop());
   const fleetLine = () => {

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Emulator } from "../emulator/emulator.js";
-import { emulatedFleetTemplate } from "../harness/fleetRig.js";
+import { emulatedFleetAddresses, emulatedFleetSecrets, emulatedFleetTemplate } from "../harness/fleetRig.js";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { PrometheusServer } from "../harness/prometheus.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
@@ -53,10 +53,7 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
           policy: { min: 1, max: 2, baseline: 1, defaultSize: { cores: 2, ramGb: 8 }, maxSize: { cores: 4, ramGb: 16 } },
           intervalSeconds: 1,
           workDir: join(sandbox.dir, "fleet"),
-          bbbUrlTemplate: `${emulator.url}/servers/{id}/bigbluebutton/api`,
-          scrapeAddressTemplate: new URL(emulator.url).host,
-          scrapeMetricsPathTemplate: "/servers/{id}/metrics",
-          scaleliteUrl: emulator.scaleliteApiUrl,
+          ...emulatedFleetAddresses(emulator),
           prometheusUrl: prometheus.url,
         },
       }),
@@ -65,11 +62,7 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
       ...sandbox.env,
       SCALER_CONFIG: configFile,
       LOG_LEVEL: "warn",
-      CONFSCALE_NODE_EXPORTER_PASSWORD: "node-exporter-password",
-      LOADBALANCER_SECRET: emulator.scalelite.secret,
-      CONFSCALE_BBB_SECRET: emulator.cloud.bbbSecret,
-      IONOS_USERNAME: emulator.credentials.username,
-      IONOS_PASSWORD: emulator.credentials.password,
+      ...emulatedFleetSecrets(emulator),
       SCALER_API_TOKENS: `ops:operator:${OPERATOR_TOKEN},watch:viewer:${VIEWER_TOKEN}`,
     };
   });

@@ -64,6 +64,29 @@ export function emulatedFleetTemplate(emulator: Emulator | EmulatorEndpoints, en
   };
 }
 
+/** Where fleet settings find the emulator: each worker's BBB API and node-exporter under its own path on the emulator's one listener, and its Scalelite. */
+export function emulatedFleetAddresses(emulator: Emulator | EmulatorEndpoints) {
+  const endpoints = "clock" in emulator ? emulatorEndpoints(emulator) : emulator;
+  return {
+    bbbUrlTemplate: `${endpoints.url}/servers/{id}/bigbluebutton/api`,
+    scrapeAddressTemplate: new URL(endpoints.url).host,
+    scrapeMetricsPathTemplate: "/servers/{id}/metrics",
+    scaleliteUrl: endpoints.scaleliteApiUrl,
+  };
+}
+
+/** The secrets a fleet on the emulator reads from its environment, besides its Pulumi backend's. */
+export function emulatedFleetSecrets(emulator: Emulator | EmulatorEndpoints, nodeExporterPassword = "node-exporter-password"): Record<string, string> {
+  const endpoints = "clock" in emulator ? emulatorEndpoints(emulator) : emulator;
+  return {
+    CONFSCALE_NODE_EXPORTER_PASSWORD: nodeExporterPassword,
+    LOADBALANCER_SECRET: endpoints.scaleliteSecret,
+    CONFSCALE_BBB_SECRET: endpoints.bbbSecret,
+    IONOS_USERNAME: endpoints.username,
+    IONOS_PASSWORD: endpoints.password,
+  };
+}
+
 /** The `<env>-fleet` stack in a sandbox, its IONOS provider signed in to the emulator. */
 export function openEmulatedFleetStack(emulator: Emulator | EmulatorEndpoints, sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">, env = "e2e"): Promise<FleetStack> {
   const endpoints = "clock" in emulator ? emulatorEndpoints(emulator) : emulator;
@@ -164,11 +187,7 @@ export async function openClosedLoop(options: {
     policy,
     intervalSeconds: PERIOD_MS / 1000,
     workDir: sandbox.dir,
-    // The emulator serves every worker's BBB API and node-exporter on its one listener, under the worker's own path.
-    bbbUrlTemplate: `${emulator.url}/servers/{id}/bigbluebutton/api`,
-    scrapeAddressTemplate: new URL(emulator.url).host,
-    scrapeMetricsPathTemplate: "/servers/{id}/metrics",
-    scaleliteUrl: emulator.scaleliteApiUrl,
+    ...emulatedFleetAddresses(endpoints),
     prometheusUrl: options.prometheusUrl,
     // A short rate window: the test's Prometheus scrapes every second.
     prometheusRateWindow: "15s",
@@ -183,15 +202,7 @@ export async function openClosedLoop(options: {
     logger: createLogger("fleet", "silent"),
     now: () => emulator.clock.now(),
     onPeriod: (period) => periods.push(period),
-    env: {
-      ...sandbox.env,
-      PULUMI_BACKEND_URL: sandbox.backendUrl,
-      CONFSCALE_NODE_EXPORTER_PASSWORD: "node-exporter-password",
-      LOADBALANCER_SECRET: endpoints.scaleliteSecret,
-      CONFSCALE_BBB_SECRET: endpoints.bbbSecret,
-      IONOS_USERNAME: endpoints.username,
-      IONOS_PASSWORD: endpoints.password,
-    },
+    env: { ...sandbox.env, PULUMI_BACKEND_URL: sandbox.backendUrl, ...emulatedFleetSecrets(endpoints) },
   });
   let server: ServerType | undefined;
   if (options.scalerPort !== undefined) {
