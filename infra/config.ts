@@ -16,6 +16,9 @@ const sshPublicKey = z
   .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, "expected an OpenSSH public key line (ssh-ed25519 AAAA… comment)");
 const ianaTimeZone = z.string().refine(isIanaTimeZone, "expected an IANA time zone such as Europe/Berlin");
 
+/** A worker's or fleet's name: a machine name, host name prefix and Scalelite id at once. */
+export const workerNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, "expected a lowercase name: letters, digits, -");
+
 export const serverSizeSchema = z.strictObject({
   cores: z.number().int().min(1).max(64),
   ramGb: z.number().int().min(1).max(512),

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { serverSizeSchema } from "./config.js";
+import { serverSizeSchema, workerNameSchema } from "./config.js";
 import { digitalOceanAdapter } from "./clouds/digitalocean.js";
 import { ionosAdapter } from "./clouds/ionos.js";
 import { ociAdapter } from "./clouds/oci.js";
@@ -13,7 +13,7 @@ export const FLEET_PROJECT = "confscale-fleet";
 
 export const fleetServerSchema = z.strictObject({
   /** Stable and unique in the environment: the machine's name, host name prefix and Scalelite id. */
-  name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, "expected a lowercase name: letters, digits, -"),
+  name: workerNameSchema,
   size: serverSizeSchema,
   power: z.enum(["running", "stopped"]),
   image: z.string().min(1),

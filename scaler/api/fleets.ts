@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { z } from "zod";
+import { workerNameSchema } from "../../infra/config.js";
 import { OPERATOR_ACTIONS, type OperatorAction } from "../actuator/operator.js";
 import type { ApiToken } from "../settings.js";
 import { apiAuth, requireRole, type ApiEnv } from "./auth.js";
@@ -15,8 +16,6 @@ export interface OperableFleet {
   reconcile(): Promise<unknown>;
 }
 
-const fleetNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, "expected a fleet name");
-const serverNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, "expected a server name");
 const actionSchema = z.enum(OPERATOR_ACTIONS);
 
 /**
@@ -30,7 +29,7 @@ export function fleetRoutes({ fleets, tokens }: { fleets: readonly OperableFleet
   const viewer = requireRole("viewer");
   const operator = requireRole("operator");
   const fleetOf = (name: string): OperableFleet => {
-    const fleet = byName.get(parseWith(fleetNameSchema, name, "fleet"));
+    const fleet = byName.get(parseWith(workerNameSchema, name, "fleet"));
     if (fleet === undefined) throw new HttpError(404, "fleet_not_found", `no fleet ${name}; this scaler drives: ${[...byName.keys()].join(", ") || "none"}`, [{ field: "fleet", message: "unknown fleet" }]);
     return fleet;
   };
@@ -40,7 +39,7 @@ export function fleetRoutes({ fleets, tokens }: { fleets: readonly OperableFleet
 
   api.post("/:fleet/servers/:server/:action", operator, async (c) => {
     const fleet = fleetOf(c.req.param("fleet"));
-    const server = parseWith(serverNameSchema, c.req.param("server"), "server");
+    const server = parseWith(workerNameSchema, c.req.param("server"), "server");
     const action = parseWith(actionSchema, c.req.param("action"), "action");
     return c.json(await fleet.operate(server, action, c.get("principal").name));
   });
