@@ -91,7 +91,7 @@ export class FleetController {
   period(): Promise<FleetPeriod> {
     return this.inTurn(async () => {
       const outcome = await this.options.loop.tick();
-      const cycle = await this.options.actuator.cycle(outcome.decisions);
+      const cycle = await this.options.actuator.cycle(outcome.decisions, outcome.placement);
       this.periods += 1;
       if (this.periods % (this.options.sanityEvery ?? 10) === 1) await this.checkSanity();
       const period = { outcome, cycle };

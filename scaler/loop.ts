@@ -69,7 +69,7 @@ export class DecisionLoop {
       if (decision.server === undefined) continue;
       await options.audit.appendAudit(options.group, { kind: `decision.${decision.kind}`, actor: ACTOR, at: now, message: decision.reason, details: decision as unknown as Record<string, unknown> }, decision.server);
     }
-    options.logger.info({ group: options.group, decisions: outcome.decisions.length, holds: outcome.holds.length, sample: outcome.sample }, summary(outcome));
+    options.logger.info({ group: options.group, decisions: outcome.decisions.length, placement: outcome.placement.length, holds: outcome.holds.length, sample: outcome.sample }, summary(outcome));
     return outcome;
   }
 
@@ -96,8 +96,9 @@ export class DecisionLoop {
 }
 
 function summary(outcome: PolicyOutcome): string {
-  if (outcome.decisions.length === 0) return outcome.holds.length === 0 ? "no change" : `held: ${outcome.holds.map((hold) => hold.reason).join("; ")}`;
+  const steering = outcome.placement.length === 0 ? "" : `; Scalelite multiplier of ${outcome.placement.length} server(s) steered`;
+  if (outcome.decisions.length === 0) return (outcome.holds.length === 0 ? "no change" : `held: ${outcome.holds.map((hold) => hold.reason).join("; ")}`) + steering;
   const counts = new Map<string, number>();
   for (const decision of outcome.decisions) counts.set(decision.kind, (counts.get(decision.kind) ?? 0) + 1);
-  return [...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ") + (outcome.decisions[0]?.dryRun ? " (dry run)" : "");
+  return [...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ") + (outcome.decisions[0]?.dryRun ? " (dry run)" : "") + steering;
 }

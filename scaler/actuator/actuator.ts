@@ -3,7 +3,8 @@ import { CLOUD_CAPABILITIES, type Placement } from "../../infra/clouds/types.js"
 import type { ServerSize } from "../../infra/config.js";
 import type { FleetServer, FleetSpec, FleetTemplate } from "../../infra/fleet.js";
 import type { Logger } from "../log.js";
-import type { Decision } from "../policy/types.js";
+import { sizeLoadMultiplier } from "../policy/placement.js";
+import type { Decision, PlacementChange } from "../policy/types.js";
 import type { BbbClient } from "../signals/bbb.js";
 import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
 import type { FleetMember } from "../signals/snapshot.js";
@@ -69,6 +70,8 @@ export interface CycleReport {
   registered: string[];
   replaced: string[];
   drainTimeouts: string[];
+  /** Load multipliers set in Scalelite this cycle: a live resize's new share, or the policy's steering. */
+  steered: { server: string; loadMultiplier: number }[];
   recovered: boolean;
 }
 
@@ -235,12 +238,15 @@ export class FleetActuator {
     return structuredClone(this.requireState());
   }
 
-  /** One cycle: apply the decisions, bring the cloud to the spec, register, drain, and time out what is stuck. */
-  async cycle(decisions: readonly Decision[]): Promise<CycleReport> {
+  /**
+   * One cycle: apply the decisions, bring the cloud to the spec, register, drain, time out what is stuck, and set the
+   * Scalelite load multipliers the policy steers placement with.
+   */
+  async cycle(decisions: readonly Decision[], placement: readonly PlacementChange[] = []): Promise<CycleReport> {
     const lease = this.requireLease();
     await lease.renew();
     const state = this.requireState();
-    const report: CycleReport = { applied: [], held: [], update: null, registered: [], replaced: [], drainTimeouts: [], recovered: false };
+    const report: CycleReport = { applied: [], held: [], update: null, registered: [], replaced: [], drainTimeouts: [], steered: [], recovered: false };
     const scalelite = await this.scaleliteServers();
     const toDeregister: string[] = [];
 
@@ -263,7 +269,8 @@ export class FleetActuator {
     for (const scaleliteId of toDeregister) {
       await this.deps.scalelite.deleteServer(scaleliteId);
     }
-    await this.register(state, scalelite, report);
+    const resized = new Set(report.applied.filter((decision) => decision.kind === "resize" && decision.server !== undefined).map((decision) => decision.server as string));
+    await this.register(state, scalelite, report, resized, placement);
     await this.save();
     return report;
   }
@@ -393,18 +400,28 @@ export class FleetActuator {
   }
 
   /** Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers. */
-  private async register(state: FleetState, scalelite: Map<string, ScaleliteServer>, report: CycleReport): Promise<void> {
+  private async register(
+    state: FleetState,
+    scalelite: Map<string, ScaleliteServer>,
+    report: CycleReport,
+    resized: ReadonlySet<string>,
+    placement: readonly PlacementChange[],
+  ): Promise<void> {
     const now = this.deps.now();
+    const steering = new Map(placement.filter((change) => !change.dryRun).map((change) => [change.server, change.loadMultiplier]));
     const byUrl = new Map([...scalelite.values()].map((server) => [normalizeUrl(server.url), server]));
     for (const server of state.desired.servers) {
       const record = state.servers[server.name];
       const address = this.addresses[server.name];
       if (record === undefined || address === undefined || server.power !== "running") continue;
-      const loadMultiplier = this.loadMultiplier(server.size);
+      const loadMultiplier = sizeLoadMultiplier(this.settings.defaultSize, server.size);
       if (record.phase !== "booting" && record.phase !== "resizing") {
-        // A server grown live keeps taking meetings: Scalelite learns its new share here.
+        // A server grown live keeps taking meetings: Scalelite learns its new share now; otherwise the policy steers.
         const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
-        if (registration !== undefined && Math.abs(registration.loadMultiplier - loadMultiplier) > 0.001) await this.deps.scalelite.updateServer(registration.id, { loadMultiplier });
+        const target = resized.has(server.name) ? loadMultiplier : steering.get(server.name);
+        if (registration === undefined || target === undefined || Math.abs(registration.loadMultiplier - target) <= 0.001) continue;
+        await this.deps.scalelite.updateServer(registration.id, { loadMultiplier: target });
+        report.steered.push({ server: server.name, loadMultiplier: target });
         continue;
       }
       const url = this.settings.bbbUrl({ name: server.name, ...address });
@@ -422,14 +439,6 @@ export class FleetActuator {
       report.registered.push(server.name);
       await this.deps.audit({ kind: "registered", message: `BBB API answers: enabled in Scalelite as ${record.scaleliteId}`, details: { url } }, server.name);
     }
-  }
-
-  /**
-   * Scalelite places a meeting on the server of least load × multiplier: a server with twice the cores of the
-   * fleet's default size gets half the multiplier, so it takes twice the participants, as the policy assumes.
-   */
-  private loadMultiplier(size: ServerSize): number {
-    return Math.round((this.settings.defaultSize.cores / size.cores) * 1000) / 1000;
   }
 
   /**

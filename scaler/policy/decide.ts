@@ -1,4 +1,5 @@
 import type { ServerSize, WorkerPolicy } from "../../infra/config.js";
+import { placementChanges } from "./placement.js";
 import { minimumAt } from "./timeWindows.js";
 import type { Decision, DecisionKind, GroupSnapshot, Hold, LoadSample, PolicyHistory, PolicyOutcome, ServerSnapshot } from "./types.js";
 
@@ -127,11 +128,12 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   const sample = sampleOf(snapshot);
   const decisions: Decision[] = [];
   const holds: Hold[] = [];
-  const outcome = (): PolicyOutcome => ({ at: now, group: snapshot.group, sample, decisions, holds });
   if (policy.paused) {
     holds.push({ reason: "paused: no decisions until resumed", inputs: {} });
-    return outcome();
+    return { at: now, group: snapshot.group, sample, decisions, placement: [], holds };
   }
+  const placement = placementChanges(snapshot.servers, policy, now);
+  const outcome = (): PolicyOutcome => ({ at: now, group: snapshot.group, sample, decisions, placement, holds });
   const add = (decision: Omit<Decision, "dryRun">) => decisions.push({ ...decision, dryRun: policy.dryRun });
 
   const targetCpu = policy.thresholds.cpu.up * (1 - policy.headroom);

@@ -33,6 +33,8 @@ export const serverSnapshotSchema = z.strictObject({
       online: z.boolean(),
       /** Null while Scalelite cannot poll the server: unknown, never read as empty. */
       load: z.number().min(0).nullable(),
+      /** The factor Scalelite multiplies the server's participant count by when it places a meeting. */
+      loadMultiplier: z.number().positive(),
     })
     .nullable(),
   scaleliteStatus: freshnessSchema,
@@ -108,6 +110,21 @@ export const policyHistorySchema = z.strictObject({
 });
 export type PolicyHistory = z.infer<typeof policyHistorySchema>;
 
+/**
+ * The load multiplier a server should carry in Scalelite. Scalelite places each new meeting on the server of least
+ * participants × multiplier; the policy sets the multiplier so that this order follows the CPU and memory the server
+ * really uses, not only its head count.
+ */
+export const placementChangeSchema = z.strictObject({
+  server: z.string(),
+  loadMultiplier: z.number().positive(),
+  reason: z.string(),
+  inputs: z.record(z.string(), z.number().nullable()),
+  /** Recorded but not to be acted on. */
+  dryRun: z.boolean(),
+});
+export type PlacementChange = z.infer<typeof placementChangeSchema>;
+
 /** Why the policy held back where it might have acted, with the numbers, for the audit trail. */
 export const holdSchema = z.strictObject({
   reason: z.string(),
@@ -121,6 +138,8 @@ export const policyOutcomeSchema = z.strictObject({
   group: z.string(),
   sample: loadSampleSchema,
   decisions: z.array(decisionSchema),
+  /** Outcomes recorded before placement steering have none. */
+  placement: z.array(placementChangeSchema).default([]),
   holds: z.array(holdSchema),
 });
 export type PolicyOutcome = z.infer<typeof policyOutcomeSchema>;

@@ -86,7 +86,7 @@ export function buildSnapshot(inputs: SnapshotInputs): GroupSnapshot {
       power: member.power,
       bootedAt: member.bootedAt,
       resizedAt: member.resizedAt,
-      scalelite: registered === undefined ? null : { state: registered.state, online: registered.online, load: registered.load },
+      scalelite: registered === undefined ? null : { state: registered.state, online: registered.online, load: registered.load, loadMultiplier: registered.loadMultiplier },
       scaleliteStatus: inputs.scalelite === undefined ? "missing" : freshness(inputs.scalelite.at, inputs),
       cpu: reading(inputs.metrics, metrics?.cpu, inputs),
       memory: reading(inputs.metrics, metrics?.memory, inputs),

@@ -73,6 +73,13 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     // Twice the cores of the default size: Scalelite gives it twice the participants before it counts as busier.
     expect(registration("bbb-1")).toMatchObject({ state: "enabled", loadMultiplier: 0.5 });
 
+    // The policy's placement steering lands in Scalelite; a dry-run change does not.
+    const steer = (server: string, loadMultiplier: number, dryRun = false) => ({ server, loadMultiplier, reason: "steered", inputs: {}, dryRun });
+    const steered = await rig.actuator.cycle([], [steer("bbb-1", 0.8), steer("bbb-3", 1.7, true)]);
+    expect(steered.steered).toEqual([{ server: "bbb-1", loadMultiplier: 0.8 }]);
+    expect(registration("bbb-1")).toMatchObject({ state: "enabled", loadMultiplier: 0.8 });
+    expect(registration("bbb-3")).toMatchObject({ loadMultiplier: 1 });
+
     emulator.scalelite.poll();
     const bbb2 = view("bbb-2")!;
     const meeting = emulator.cloud.startMeeting(emulator.serverById(bbb2.id), { participants: 12, videos: 2, listenOnly: 0, durationMs: 3_600_000 });

@@ -138,7 +138,8 @@ export class ScaleliteEmulator {
       bbb_version: entry.online ? BBB_VERSION : "",
       state: entry.state,
       load: entry.online ? this.load(entry) : "unavailable",
-      load_multiplier: entry.loadMultiplier.toFixed(1),
+      // Scalelite answers the decimal as a string, "1.0" or "0.75", never rounded.
+      load_multiplier: Number.isInteger(entry.loadMultiplier) ? entry.loadMultiplier.toFixed(1) : String(entry.loadMultiplier),
       online: entry.online ? "online" : "offline",
     };
   }

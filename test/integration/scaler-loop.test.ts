@@ -133,7 +133,7 @@ describe("decision loop with the store on a real redis-server", () => {
       const one = seen.servers.find((candidate) => candidate.id === "bbb-1");
       expect(one?.cpu.status).toBe("missing");
       expect(one?.scaleliteStatus).toBe("fresh");
-      expect(one?.scalelite).toEqual({ state: "enabled", online: true, load: 20 });
+      expect(one?.scalelite).toEqual({ state: "enabled", online: true, load: 20, loadMultiplier: 1 });
       expect(one?.meetings).toEqual({ value: 1, status: "fresh" });
       expect(one?.participants).toEqual({ value: 20, status: "fresh" });
     } finally {

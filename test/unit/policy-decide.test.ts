@@ -37,7 +37,7 @@ describe("policy: the faults of the seed scaler (REFERENCE §4)", () => {
     {
       fault: "unreachable node: the others still get their decisions",
       servers: [
-        server("gone", {}, { cpu: missing, memory: missing, meetings: missing, participants: missing, scalelite: { state: "enabled", online: false, load: null } }),
+        server("gone", {}, { cpu: missing, memory: missing, meetings: missing, participants: missing, scalelite: { state: "enabled", online: false, load: null, loadMultiplier: 1 } }),
         server("hot", { cpu: 0.95, memory: 0.5, meetings: 6 }),
       ],
       history: EMPTY_HISTORY,
@@ -58,13 +58,13 @@ describe("policy: the faults of the seed scaler (REFERENCE §4)", () => {
     },
     {
       fault: "meeting race: a meeting Scalelite already counts keeps a drained server on",
-      servers: [server("a", IDLE, { scalelite: { state: "cordoned", online: true, load: 15 } }), server("b", IDLE)],
+      servers: [server("a", IDLE, { scalelite: { state: "cordoned", online: true, load: 15, loadMultiplier: 1 } }), server("b", IDLE)],
       history: idleHistory,
       expected: [],
     },
     {
       fault: "meeting race: a drained server with no meeting by BBB and Scalelite is stopped",
-      servers: [server("a", IDLE, { scalelite: { state: "disabled", online: true, load: 0 } }), server("b", IDLE)],
+      servers: [server("a", IDLE, { scalelite: { state: "disabled", online: true, load: 0, loadMultiplier: 1 } }), server("b", IDLE)],
       history: idleHistory,
       expected: ["stop a"],
     },
@@ -151,7 +151,7 @@ describe("policy: horizontal", () => {
   });
 
   it("takes a draining server back before starting a new one", () => {
-    const servers = [server("a", { cpu: 0.9, memory: 0.5, meetings: 4 }, { size: { cores: 8, ramGb: 32 } }), server("d", { meetings: 1 }, { scalelite: { state: "cordoned", online: true, load: 20 } }), stoppedServer("s")];
+    const servers = [server("a", { cpu: 0.9, memory: 0.5, meetings: 4 }, { size: { cores: 8, ramGb: 32 } }), server("d", { meetings: 1 }, { scalelite: { state: "cordoned", online: true, load: 20, loadMultiplier: 1 } }), stoppedServer("s")];
     expect(kinds(decide(snapshot(servers), policy(), EMPTY_HISTORY, NOW).decisions)[0]).toBe("enable d");
   });
 
@@ -176,7 +176,7 @@ describe("policy: horizontal", () => {
   });
 
   it("destroys instead of stopping on a cloud without power-off", () => {
-    const servers = [server("a", IDLE, { scalelite: { state: "disabled", online: true, load: 0 } }), server("b", IDLE)];
+    const servers = [server("a", IDLE, { scalelite: { state: "disabled", online: true, load: 0, loadMultiplier: 1 } }), server("b", IDLE)];
     expect(kinds(decide(snapshot(servers, { canPowerOff: false }), policy(), idleHistory, NOW).decisions)).toEqual(["destroy a"]);
   });
 });

@@ -19,7 +19,7 @@ export function server(id: string, load: { cpu?: number; memory?: number; meetin
     power: "running",
     bootedAt: NOW - 3_600_000,
     resizedAt: null,
-    scalelite: { state: "enabled", online: true, load: participants },
+    scalelite: { state: "enabled", online: true, load: participants, loadMultiplier: 1 },
     scaleliteStatus: "fresh",
     cpu: fresh(load.cpu ?? 0.1),
     memory: fresh(load.memory ?? 0.2),

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decide } from "../../scaler/policy/decide.js";
+import { STEERING_LIMIT, sizeLoadMultiplier } from "../../scaler/policy/placement.js";
 import { minimumAt } from "../../scaler/policy/timeWindows.js";
 import type { GroupSnapshot, PolicyHistory, Reading, ServerSnapshot } from "../../scaler/policy/types.js";
 import { MINUTE, NOW, policy } from "./policy-fixtures.js";
@@ -20,7 +21,7 @@ const serverArb = (id: string): fc.Arbitrary<ServerSnapshot> =>
       power: fc.constantFrom("running", "running", "running", "booting", "stopped"),
       bootedAgo: fc.option(fc.integer({ min: 0, max: 7_200_000 })),
       resizedAgo: fc.option(fc.integer({ min: 0, max: 7_200_000 })),
-      scalelite: fc.option(fc.record({ state: fc.constantFrom("enabled", "cordoned", "disabled"), online: fc.boolean(), load: fc.option(fc.integer({ min: 0, max: 200 })) })),
+      scalelite: fc.option(fc.record({ state: fc.constantFrom("enabled", "cordoned", "disabled"), online: fc.boolean(), load: fc.option(fc.integer({ min: 0, max: 200 })), loadMultiplier: fc.constantFrom(0.5, 1, 2) })),
       scaleliteStatus: fc.constantFrom("fresh", "fresh", "stale", "missing"),
       cpu: readingArb(1),
       memory: readingArb(1),
@@ -124,6 +125,25 @@ describe("policy properties", () => {
         const servers = first.decisions.flatMap((decision) => (decision.server === undefined ? [] : [decision.server]));
         expect(new Set(servers).size).toBe(servers.length);
         for (const decision of first.decisions) expect(decision.dryRun).toBe(workerPolicy.dryRun);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("steers only servers that take meetings, each at most twice its size's share either way, at most once", () => {
+    fc.assert(
+      fc.property(snapshotArb, policyArb, historyArb, (snapshot, workerPolicy, history) => {
+        const placement = decide(snapshot, workerPolicy, history, NOW).placement;
+        expect(new Set(placement.map((change) => change.server)).size).toBe(placement.length);
+        for (const change of placement) {
+          const target = snapshot.servers.find((server) => server.id === change.server);
+          expect(target?.power).toBe("running");
+          expect(target?.scalelite?.state).toBe("enabled");
+          const share = sizeLoadMultiplier(workerPolicy.defaultSize, (target as ServerSnapshot).size);
+          expect(change.loadMultiplier).toBeGreaterThanOrEqual(share / STEERING_LIMIT - 0.001);
+          expect(change.loadMultiplier).toBeLessThanOrEqual(share * STEERING_LIMIT + 0.001);
+          expect(change.dryRun).toBe(workerPolicy.dryRun);
+        }
       }),
       { numRuns: 1000 },
     );

@@ -1,0 +1,84 @@
+import type { ServerSize, WorkerPolicy } from "../../infra/config.js";
+import type { PlacementChange, ServerSnapshot } from "./types.js";
+
+/** How far steering moves a server's multiplier from its size's share, either way. */
+export const STEERING_LIMIT = 2;
+/** A multiplier within this fraction of its target is left alone: Scalelite is not rewritten for noise. */
+export const STEERING_TOLERANCE = 0.1;
+
+function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
+
+/**
+ * A server's share by size alone: Scalelite places a meeting on the server of least load × multiplier, so a server
+ * with twice the cores of the fleet's default size carries half the multiplier and takes twice the participants.
+ */
+export function sizeLoadMultiplier(defaultSize: ServerSize, size: ServerSize): number {
+  return round(defaultSize.cores / size.cores);
+}
+
+/**
+ * The Scalelite load multipliers to change this period. Scalelite counts participants; cameras cost far more CPU
+ * than ears, so by head count alone the server that is busiest by CPU can still look least loaded and take the next
+ * class. For each server that takes meetings and has fresh metrics and a known Scalelite load, its pressure (CPU or
+ * memory, whichever is nearer its up-threshold) per unit of Scalelite load is compared with the group's; its
+ * multiplier is its size's share times that ratio, within a factor of STEERING_LIMIT. A server without such data
+ * (no meetings, just booted or resized, metrics not fresh) goes back to its size's share. Pure: a snapshot in,
+ * changes out.
+ */
+export function placementChanges(servers: readonly ServerSnapshot[], policy: WorkerPolicy, now: number): PlacementChange[] {
+  const graceMs = policy.graceSeconds * 1000;
+  const placed = servers.filter((server) => server.power === "running" && server.scaleliteStatus === "fresh" && server.scalelite?.state === "enabled");
+  const steerable = new Map<string, { pressure: number; weightedLoad: number }>();
+  for (const server of placed) {
+    const load = server.scalelite?.load ?? null;
+    const settling = (server.bootedAt !== null && now - server.bootedAt < graceMs) || (server.resizedAt !== null && now - server.resizedAt < graceMs);
+    if (load === null || load <= 0 || settling || server.cpu.status !== "fresh" || server.memory.status !== "fresh") continue;
+    const pressure = Math.max((server.cpu.value ?? 0) / policy.thresholds.cpu.up, (server.memory.value ?? 0) / policy.thresholds.memory.up);
+    // Scalelite's load without the multiplier, weighted by the size's share: what the load would be unsteered.
+    const weightedLoad = (load / (server.scalelite?.loadMultiplier ?? 1)) * sizeLoadMultiplier(policy.defaultSize, server.size);
+    steerable.set(server.id, { pressure, weightedLoad });
+  }
+  let totalPressure = 0;
+  let totalWeightedLoad = 0;
+  for (const { pressure, weightedLoad } of steerable.values()) {
+    totalPressure += pressure;
+    totalWeightedLoad += weightedLoad;
+  }
+  const groupCost = totalWeightedLoad > 0 ? totalPressure / totalWeightedLoad : 0;
+
+  const changes: PlacementChange[] = [];
+  for (const server of [...placed].sort((a, b) => a.id.localeCompare(b.id))) {
+    const current = server.scalelite?.loadMultiplier ?? 1;
+    const share = sizeLoadMultiplier(policy.defaultSize, server.size);
+    const measured = steerable.get(server.id);
+    let target = share;
+    let factor = 1;
+    if (measured !== undefined && groupCost > 0) {
+      factor = Math.min(STEERING_LIMIT, Math.max(1 / STEERING_LIMIT, measured.pressure / measured.weightedLoad / groupCost));
+      target = round(share * factor);
+    }
+    if (Math.abs(target - current) <= STEERING_TOLERANCE * target) continue;
+    changes.push({
+      server: server.id,
+      loadMultiplier: target,
+      reason:
+        measured === undefined
+          ? "no fresh load to steer by: back to its size's share"
+          : factor > 1
+            ? "busier by CPU or memory than its participants show: fewer new meetings"
+            : "less busy by CPU or memory than its participants show: more new meetings",
+      inputs: {
+        cpu: server.cpu.value,
+        memory: server.memory.value,
+        scaleliteLoad: server.scalelite?.load ?? null,
+        currentMultiplier: current,
+        sizeShare: share,
+        factor: round(factor),
+      },
+      dryRun: policy.dryRun,
+    });
+  }
+  return changes;
+}
