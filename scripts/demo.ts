@@ -243,5 +243,6 @@ function describePeriod(period: FleetPeriod, at: number, fleet: string): string 
   const decisions = outcome.decisions.map((decision) => `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}${decision.targetSize === undefined ? "" : ` → ${decision.targetSize.cores}c/${decision.targetSize.ramGb}G`}`);
   const update = cycle.update === null ? "" : `  | up ${Object.entries(cycle.update.summary).filter(([op]) => op !== "same").map(([op, count]) => `${op} ${count}`).join(", ")} in ${(cycle.update.durationMs / 1000).toFixed(1)} s`;
   const held = cycle.held.length === 0 ? "" : `  | held: ${cycle.held.map((entry) => entry.reason).join("; ")}`;
-  return `${clockOf.format(at)}  participants ${String(sample.participants ?? "?").padStart(4)}  ${load}  | fleet ${fleet} | ${decisions.length === 0 ? "no change" : decisions.join(", ")}${update}${held}`;
+  const steered = cycle.steered.length === 0 ? "" : `  | Scalelite multipliers ${cycle.steered.map((entry) => `${entry.server} ${entry.loadMultiplier}`).join(", ")}`;
+  return `${clockOf.format(at)}  participants ${String(sample.participants ?? "?").padStart(4)}  ${load}  | fleet ${fleet} | ${decisions.length === 0 ? "no change" : decisions.join(", ")}${update}${held}${steered}`;
 }
