@@ -112,6 +112,12 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
       const statusRun = await confscale(["status", "bbb"], operator);
       expect(statusRun, statusRun.stderr).toMatchObject({ code: 0 });
       expect(statusRun.stdout).toMatch(/^bbb-1\s+2 cores \/ 8 GB\s+running\s+active$/m);
+      // --json prints the scaler's answer for scripts: one fleet status per fleet, the same servers.
+      const jsonRun = await confscale(["--json", "status", "bbb"], operator);
+      expect(jsonRun, jsonRun.stderr).toMatchObject({ code: 0 });
+      const [jsonStatus] = JSON.parse(jsonRun.stdout) as { fleet: string; servers: { name: string; phase: string }[] }[];
+      expect(jsonStatus).toMatchObject({ fleet: "bbb" });
+      expect(jsonStatus?.servers).toEqual(expect.arrayContaining([expect.objectContaining({ name: "bbb-1", phase: "active" })]));
 
       const refused = await confscale(["servers", "cordon", "bbb-1"], { ...operator, CONFSCALE_TOKEN: VIEWER_TOKEN });
       expect(refused.code).toBe(1);
