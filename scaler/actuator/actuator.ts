@@ -269,7 +269,7 @@ export class FleetActuator {
     for (const scaleliteId of toDeregister) {
       await this.deps.scalelite.deleteServer(scaleliteId);
     }
-    const resized = new Set(report.applied.filter((decision) => decision.kind === "resize" && decision.server !== undefined).map((decision) => decision.server as string));
+    const resized = new Set(report.applied.flatMap((decision) => (decision.kind === "resize" && decision.server !== undefined ? [decision.server] : [])));
     await this.register(state, scalelite, report, resized, placement);
     await this.save();
     return report;
@@ -399,7 +399,10 @@ export class FleetActuator {
     }
   }
 
-  /** Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers. */
+  /**
+   * Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers.
+   * Servers already taking meetings: a live resize's new share, or the multiplier the policy steers them to.
+   */
   private async register(
     state: FleetState,
     scalelite: Map<string, ScaleliteServer>,
@@ -422,6 +425,7 @@ export class FleetActuator {
         if (registration === undefined || target === undefined || Math.abs(registration.loadMultiplier - target) <= 0.001) continue;
         await this.deps.scalelite.updateServer(registration.id, { loadMultiplier: target });
         report.steered.push({ server: server.name, loadMultiplier: target });
+        this.deps.log.info({ event: "fleet.load_multiplier", fleet: this.settings.fleet, server: server.name, from: registration.loadMultiplier, to: target }, `Scalelite load multiplier of ${server.name} set to ${target}`);
         continue;
       }
       const url = this.settings.bbbUrl({ name: server.name, ...address });

@@ -33,11 +33,12 @@ export function placementChanges(servers: readonly ServerSnapshot[], policy: Wor
   const steerable = new Map<string, { pressure: number; weightedLoad: number }>();
   for (const server of placed) {
     const load = server.scalelite?.load ?? null;
+    const multiplier = server.scalelite?.loadMultiplier ?? 0;
     const settling = (server.bootedAt !== null && now - server.bootedAt < graceMs) || (server.resizedAt !== null && now - server.resizedAt < graceMs);
-    if (load === null || load <= 0 || settling || server.cpu.status !== "fresh" || server.memory.status !== "fresh") continue;
+    if (load === null || load <= 0 || multiplier <= 0 || settling || server.cpu.status !== "fresh" || server.memory.status !== "fresh") continue;
     const pressure = Math.max((server.cpu.value ?? 0) / policy.thresholds.cpu.up, (server.memory.value ?? 0) / policy.thresholds.memory.up);
     // Scalelite's load without the multiplier, weighted by the size's share: what the load would be unsteered.
-    const weightedLoad = (load / (server.scalelite?.loadMultiplier ?? 1)) * sizeLoadMultiplier(policy.defaultSize, server.size);
+    const weightedLoad = (load / multiplier) * sizeLoadMultiplier(policy.defaultSize, server.size);
     steerable.set(server.id, { pressure, weightedLoad });
   }
   let totalPressure = 0;

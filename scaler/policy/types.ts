@@ -34,7 +34,7 @@ export const serverSnapshotSchema = z.strictObject({
       /** Null while Scalelite cannot poll the server: unknown, never read as empty. */
       load: z.number().min(0).nullable(),
       /** The factor Scalelite multiplies the server's participant count by when it places a meeting. */
-      loadMultiplier: z.number().positive(),
+      loadMultiplier: z.number().min(0),
     })
     .nullable(),
   scaleliteStatus: freshnessSchema,
