@@ -21,24 +21,30 @@ export function sizeLoadMultiplier(defaultSize: ServerSize, size: ServerSize): n
 /**
  * The Scalelite load multipliers to change this period. Scalelite counts participants; cameras cost far more CPU
  * than ears, so by head count alone the server that is busiest by CPU can still look least loaded and take the next
- * class. For each server that takes meetings and has fresh metrics and a known Scalelite load, its pressure (CPU or
- * memory, whichever is nearer its up-threshold) per unit of Scalelite load is compared with the group's; its
- * multiplier is its size's share times that ratio, within a factor of STEERING_LIMIT. A server without such data
- * (no meetings, just booted or resized, metrics not fresh) goes back to its size's share. Pure: a snapshot in,
- * changes out.
+ * class. For each server that takes meetings and has fresh metrics and participants, its pressure (CPU or memory,
+ * whichever is nearer its up-threshold) per participant, weighted by its size's share, is compared with the group's;
+ * its multiplier is its size's share times that ratio, within a factor of STEERING_LIMIT. A server without meetings,
+ * or just booted or resized, goes back to its size's share; one whose readings are not fresh keeps its multiplier
+ * until they are (a missed scrape is no reason to rewrite Scalelite twice). Pure: a snapshot in, changes out.
  */
 export function placementChanges(servers: readonly ServerSnapshot[], policy: WorkerPolicy, now: number): PlacementChange[] {
   const graceMs = policy.graceSeconds * 1000;
   const placed = servers.filter((server) => server.power === "running" && server.scaleliteStatus === "fresh" && server.scalelite?.state === "enabled");
   const steerable = new Map<string, { pressure: number; weightedLoad: number }>();
+  const unread = new Set<string>();
   for (const server of placed) {
-    const load = server.scalelite?.load ?? null;
-    const multiplier = server.scalelite?.loadMultiplier ?? 0;
+    // BBB's participant count, not Scalelite's load: that is polled with the multiplier of its time, and read back
+    // against a multiplier changed since, it would feed each change into the next.
+    const participants = server.participants.status === "fresh" ? server.participants.value : null;
     const settling = (server.bootedAt !== null && now - server.bootedAt < graceMs) || (server.resizedAt !== null && now - server.resizedAt < graceMs);
-    if (load === null || load <= 0 || multiplier <= 0 || settling || server.cpu.status !== "fresh" || server.memory.status !== "fresh") continue;
+    if (settling || participants === 0) continue;
+    if (participants === null || server.cpu.status !== "fresh" || server.memory.status !== "fresh") {
+      unread.add(server.id);
+      continue;
+    }
     const pressure = Math.max((server.cpu.value ?? 0) / policy.thresholds.cpu.up, (server.memory.value ?? 0) / policy.thresholds.memory.up);
-    // Scalelite's load without the multiplier, weighted by the size's share: what the load would be unsteered.
-    const weightedLoad = (load / multiplier) * sizeLoadMultiplier(policy.defaultSize, server.size);
+    // Participants weighted by the size's share: the load Scalelite would see unsteered.
+    const weightedLoad = participants * sizeLoadMultiplier(policy.defaultSize, server.size);
     steerable.set(server.id, { pressure, weightedLoad });
   }
   let totalPressure = 0;
@@ -53,6 +59,7 @@ export function placementChanges(servers: readonly ServerSnapshot[], policy: Wor
   for (const server of [...placed].sort((a, b) => a.id.localeCompare(b.id))) {
     const current = server.scalelite?.loadMultiplier ?? 1;
     const share = sizeLoadMultiplier(policy.defaultSize, server.size);
+    if (unread.has(server.id)) continue;
     const measured = steerable.get(server.id);
     let target = share;
     let factor = 1;
@@ -66,14 +73,14 @@ export function placementChanges(servers: readonly ServerSnapshot[], policy: Wor
       loadMultiplier: target,
       reason:
         measured === undefined
-          ? "no fresh load to steer by: back to its size's share"
+          ? "no meetings, or just booted or resized: back to its size's share"
           : factor > 1
             ? "busier by CPU or memory than its participants show: fewer new meetings"
             : "less busy by CPU or memory than its participants show: more new meetings",
       inputs: {
         cpu: server.cpu.value,
         memory: server.memory.value,
-        scaleliteLoad: server.scalelite?.load ?? null,
+        participants: server.participants.value,
         currentMultiplier: current,
         sizeShare: share,
         factor: round(factor),

@@ -50,14 +50,14 @@ const POLICY: WorkerPolicy = workerPolicySchema.parse({
   // The policy holds the group's mean at up × (1 − headroom) = 0.675, but overload is per server: a bell's burst
   // fills the servers that are up before the launched ones land, and within a period Scalelite places by head count
   // (the policy's steering of the load multipliers corrects that from one period to the next). A higher up-threshold
-  // saves server-hours: 0.85 is better than the seed rules on both days here, yet overloads on 9 of 10 further
-  // generated days (--more-days 10), 556 server-minutes in all; 0.75 overloads on 3 of them, 81 minutes.
+  // saves server-hours, 0.85 about 12 %, but overloads on the generated day (124 server-minutes) and on 9 of 10
+  // further generated days (--more-days 10, 687 in all); 0.75 overloads on 5 of them, 229 minutes.
   thresholds: { cpu: { up: 0.75, down: 0.5 }, memory: { up: 0.8, down: 0.55 } },
   launchRate: { count: 20, perSeconds: 300 },
   // A start takes 3 minutes and the server takes meetings once it is up, a decision period 1: a launch decided now
   // lands within 4 minutes, so the load is projected that far. Growth looks as far ahead: a live resize lands within
   // a period, but a bell's joins go on for minutes, and a server grown for the next period only is short again before
-  // a second resize lands (with the 2-minute default the further days overload 341 server-minutes instead of 81).
+  // a second resize lands (with the 2-minute default the generated day overloads 77 server-minutes).
   leadTimeSeconds: 240,
   resizeLeadSeconds: 240,
 });

@@ -28,7 +28,7 @@ describe("placement steering", () => {
     expect(100 * (multipliers["cams"] ?? 0)).toBeGreaterThan(100 * (multipliers["ears-1"] ?? 0) * 1.9);
     const cams = changes.find((change) => change.server === "cams");
     expect(cams?.reason).toMatch(/busier by CPU or memory/);
-    expect(cams?.inputs).toMatchObject({ cpu: 0.6, scaleliteLoad: 100, currentMultiplier: 1, sizeShare: 1 });
+    expect(cams?.inputs).toMatchObject({ cpu: 0.6, participants: 100, currentMultiplier: 1, sizeShare: 1 });
   });
 
   it("leaves a balanced group alone: no multiplier moves for noise within the tolerance", () => {
@@ -52,12 +52,21 @@ describe("placement steering", () => {
 
   it.each([
     ["no meetings left", placed("x", 0, 0.05, {}, 2)],
-    ["metrics not fresh", placed("x", 100, 0.5, { cpu: stale(0.5) }, 2)],
-    ["metrics missing", placed("x", 100, 0.5, { cpu: missing, memory: missing }, 2)],
     ["just resized", placed("x", 100, 0.5, { resizedAt: NOW - MINUTE }, 2)],
+    ["just booted", placed("x", 100, 0.5, { bootedAt: NOW - MINUTE }, 2)],
   ])("puts a steered server with %s back to its size's share", (_case, steered) => {
     const changes = placementChanges([steered, placed("other", 100, 0.4)], policy(), NOW);
     expect(changes.find((change) => change.server === "x")).toMatchObject({ loadMultiplier: 1, reason: expect.stringMatching(/back to its size's share/) });
+  });
+
+  it.each([
+    ["metrics not fresh", placed("x", 100, 0.5, { cpu: stale(0.5) }, 2)],
+    ["metrics missing", placed("x", 100, 0.5, { cpu: missing, memory: missing }, 2)],
+    ["participants unknown", placed("x", 100, 0.5, { participants: missing }, 2)],
+  ])("keeps the multiplier of a server with %s until its readings are fresh again", (_case, steered) => {
+    const changes = placementChanges([steered, placed("other", 100, 0.4), placed("third", 100, 0.2)], policy(), NOW);
+    expect(changes.map((change) => change.server)).not.toContain("x");
+    expect(changes.length).toBeGreaterThan(0);
   });
 
   it("does not touch servers that take no meetings or whose Scalelite view is not fresh", () => {
