@@ -1,5 +1,6 @@
 import type { ServerSize, WorkerPolicy } from "../../infra/config.js";
 import { placementChanges } from "./placement.js";
+import { inGrace, isFresh } from "./readings.js";
 import { minimumAt } from "./timeWindows.js";
 import type { Decision, DecisionKind, GroupSnapshot, Hold, LoadSample, PolicyHistory, PolicyOutcome, ServerSnapshot } from "./types.js";
 
@@ -16,10 +17,6 @@ function takesMeetings(server: ServerSnapshot): boolean {
 
 function isDraining(server: ServerSnapshot): boolean {
   return server.power === "running" && server.scalelite !== null && server.scalelite.state !== "enabled";
-}
-
-function isFresh(server: ServerSnapshot, ...keys: ("cpu" | "memory" | "meetings" | "participants")[]): boolean {
-  return keys.every((key) => server[key].status === "fresh" && server[key].value !== null);
 }
 
 interface Demand {
@@ -138,11 +135,6 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
 
   const targetCpu = policy.thresholds.cpu.up * (1 - policy.headroom);
   const targetMemory = policy.thresholds.memory.up * (1 - policy.headroom);
-  const graceMs = policy.graceSeconds * 1000;
-  const inGrace = (server: ServerSnapshot) =>
-    server.power === "booting" ||
-    (server.bootedAt !== null && now - server.bootedAt < graceMs) ||
-    (server.resizedAt !== null && now - server.resizedAt < graceMs);
   const inServerCooldown = (server: ServerSnapshot) => {
     const last = lastActionAt(history, (_kind, id) => id === server.id);
     return last !== undefined && now - last < policy.cooldownSeconds.perServer * 1000;
@@ -352,7 +344,7 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
 
   // Draining servers that emptied: stop or destroy them (never while a meeting is on them, by BBB's or Scalelite's count).
   for (const server of [...draining].sort((a, b) => a.id.localeCompare(b.id))) {
-    if (acted.has(server.id) || inGrace(server)) continue;
+    if (acted.has(server.id) || inGrace(server, policy, now)) continue;
     const emptied = isFresh(server, "meetings") && server.meetings.value === 0 && server.scaleliteStatus === "fresh" && server.scalelite?.load === 0;
     const inputs: Inputs = { meetings: server.meetings.value, scaleliteLoad: server.scalelite?.load ?? null };
     if (!emptied) {
@@ -386,7 +378,7 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   const candidates = active.filter(
     (server) =>
       server.power === "running" &&
-      !inGrace(server) &&
+      !inGrace(server, policy, now) &&
       !inServerCooldown(server) &&
       isFresh(server, "cpu", "memory", "meetings", "participants") &&
       server.scaleliteStatus === "fresh",

@@ -1,4 +1,5 @@
 import type { ServerSize, WorkerPolicy } from "../../infra/config.js";
+import { inGrace, isFresh } from "./readings.js";
 import type { PlacementChange, ServerSnapshot } from "./types.js";
 
 /** How far steering moves a server's multiplier from its size's share, either way. */
@@ -28,20 +29,18 @@ export function sizeLoadMultiplier(defaultSize: ServerSize, size: ServerSize): n
  * until they are (a missed scrape is no reason to rewrite Scalelite twice). Pure: a snapshot in, changes out.
  */
 export function placementChanges(servers: readonly ServerSnapshot[], policy: WorkerPolicy, now: number): PlacementChange[] {
-  const graceMs = policy.graceSeconds * 1000;
   const placed = servers.filter((server) => server.power === "running" && server.scaleliteStatus === "fresh" && server.scalelite?.state === "enabled");
   const steerable = new Map<string, { pressure: number; weightedLoad: number }>();
   const unread = new Set<string>();
   for (const server of placed) {
+    if (inGrace(server, policy, now) || (isFresh(server, "participants") && server.participants.value === 0)) continue;
     // BBB's participant count, not Scalelite's load: that is polled with the multiplier of its time, and read back
     // against a multiplier changed since, it would feed each change into the next.
-    const participants = server.participants.status === "fresh" ? server.participants.value : null;
-    const settling = (server.bootedAt !== null && now - server.bootedAt < graceMs) || (server.resizedAt !== null && now - server.resizedAt < graceMs);
-    if (settling || participants === 0) continue;
-    if (participants === null || server.cpu.status !== "fresh" || server.memory.status !== "fresh") {
+    if (!isFresh(server, "cpu", "memory", "participants")) {
       unread.add(server.id);
       continue;
     }
+    const participants = server.participants.value ?? 0;
     const pressure = Math.max((server.cpu.value ?? 0) / policy.thresholds.cpu.up, (server.memory.value ?? 0) / policy.thresholds.memory.up);
     // Participants weighted by the size's share: the load Scalelite would see unsteered.
     const weightedLoad = participants * sizeLoadMultiplier(policy.defaultSize, server.size);
@@ -57,9 +56,9 @@ export function placementChanges(servers: readonly ServerSnapshot[], policy: Wor
 
   const changes: PlacementChange[] = [];
   for (const server of [...placed].sort((a, b) => a.id.localeCompare(b.id))) {
+    if (unread.has(server.id)) continue;
     const current = server.scalelite?.loadMultiplier ?? 1;
     const share = sizeLoadMultiplier(policy.defaultSize, server.size);
-    if (unread.has(server.id)) continue;
     const measured = steerable.get(server.id);
     let target = share;
     let factor = 1;
