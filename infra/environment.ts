@@ -1,20 +1,15 @@
 import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfigError, type EnvironmentConfig } from "./config.js";
-import { declareDigitalOceanFirewall, declareDigitalOceanNetwork, digitalOceanAdapter } from "./clouds/digitalocean.js";
-import { declareIonosNetwork, ionosAdapter } from "./clouds/ionos.js";
-import { declareOciNetwork, declareOciSecurityRules, ociAdapter } from "./clouds/oci.js";
-import type { CloudAdapter, FirewallRule, Placement } from "./clouds/types.js";
+import { ADAPTERS } from "./clouds/adapters.js";
+import { declareDigitalOceanFirewall, declareDigitalOceanNetwork } from "./clouds/digitalocean.js";
+import { declareIonosNetwork } from "./clouds/ionos.js";
+import { declareOciNetwork, declareOciSecurityRules } from "./clouds/oci.js";
+import type { FirewallRule, Placement } from "./clouds/types.js";
 import { declareControlNode } from "./controlNode.js";
 import { controlNodeFirewallRules, workerFirewallRules } from "./firewall.js";
 import { loadEnvironmentConfig } from "./stackConfig.js";
 import { scalerApiToken, type ControlNodeSecrets } from "./templates.js";
-
-export const ADAPTERS: Readonly<Record<EnvironmentConfig["cloud"], CloudAdapter>> = {
-  ionos: ionosAdapter,
-  digitalocean: digitalOceanAdapter,
-  oci: ociAdapter,
-};
 
 export interface EnvironmentOutputs {
   controlNodeAddress: pulumi.Output<string>;

@@ -1,10 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { serverSizeSchema, workerNameSchema } from "./config.js";
-import { digitalOceanAdapter } from "./clouds/digitalocean.js";
-import { ionosAdapter } from "./clouds/ionos.js";
-import { ociAdapter } from "./clouds/oci.js";
-import type { CloudAdapter, CloudName, Placement } from "./clouds/types.js";
+import { ADAPTERS } from "./clouds/adapters.js";
+import type { Placement } from "./clouds/types.js";
 import { workerFirewallRules } from "./firewall.js";
 import { nodeExporterPasswordHash, renderWorkerUserData } from "./templates.js";
 
@@ -62,15 +60,6 @@ export const fleetSpecSchema = fleetTemplateSchema.extend({ servers: z.array(fle
 });
 export type FleetSpec = z.infer<typeof fleetSpecSchema>;
 
-const ADAPTERS: Partial<Record<CloudName, CloudAdapter>> = { ionos: ionosAdapter, digitalocean: digitalOceanAdapter, oci: ociAdapter };
-
-export class UnsupportedFleetCloudError extends Error {
-  constructor(readonly cloud: CloudName) {
-    super(`the fleet program has no adapter for cloud ${cloud}`);
-    this.name = "UnsupportedFleetCloudError";
-  }
-}
-
 export interface FleetOutputs {
   /** The spec this update applied: with the stack's state it survives the loss of Redis. */
   spec: FleetSpec;
@@ -82,9 +71,8 @@ export interface FleetOutputs {
  * revert what the scaler decided. The node-exporter password and the fleet's BBB secret come from the fleet stack's
  * secret config, never from the spec.
  */
-export function defineFleet(spec: FleetSpec, adapters: Partial<Record<CloudName, CloudAdapter>> = ADAPTERS): FleetOutputs {
-  const adapter = adapters[spec.placement.cloud];
-  if (adapter === undefined) throw new UnsupportedFleetCloudError(spec.placement.cloud);
+export function defineFleet(spec: FleetSpec): FleetOutputs {
+  const adapter = ADAPTERS[spec.placement.cloud];
   const config = new pulumi.Config(FLEET_PROJECT);
   const secrets = pulumi.all([config.requireSecret("nodeExporterPassword").apply(nodeExporterPasswordHash), config.requireSecret("bbbSecret")]);
   const firewallRules = workerFirewallRules(spec.adminCidrs, spec.controlNodeIp);
