@@ -83,9 +83,11 @@ async function readBody(c: Context, maxBytes: number): Promise<string> {
     if (Buffer.byteLength(text) > maxBytes) throw tooLarge(maxBytes);
     return text;
   }
+  // A client gone while the handler was busy (a key fetch) leaves a destroyed request that emits nothing more.
+  if (incoming.destroyed) throw new Error("request aborted before its body was read");
   const body = await new Promise<BodyRead>((resolve, reject) => {
     (incoming as ReadingRequest)[BODY] = { chunks: [], size: 0, maxBytes, resolve, reject };
-    incoming.on("data", onBodyData).on("end", onBodyEnd).on("error", onBodyError);
+    incoming.on("data", onBodyData).on("end", onBodyEnd).on("error", onBodyError).on("close", onBodyClose);
   });
   if (body.size > maxBytes) throw tooLarge(maxBytes);
   return body.chunks.length === 1 ? (body.chunks[0] as Buffer).toString("utf8") : Buffer.concat(body.chunks).toString("utf8");
@@ -101,7 +103,7 @@ interface BodyRead {
 }
 type ReadingRequest = IncomingMessage & { [BODY]?: BodyRead };
 
-// Listeners shared by every request (they find their request as `this`): no closures to build per check-in.
+// Listeners shared by every request (they find their request as `this`): no async iterator, no closures per chunk.
 function onBodyData(this: ReadingRequest, chunk: Buffer): void {
   const body = this[BODY] as BodyRead;
   body.size += chunk.length;
@@ -119,9 +121,14 @@ function onBodyError(this: ReadingRequest, error: Error): void {
   stopReading(this)?.reject(error);
 }
 
+/** Closed before its end: an abort that came without an error event. */
+function onBodyClose(this: ReadingRequest): void {
+  stopReading(this)?.reject(new Error("request aborted while its body was read"));
+}
+
 function stopReading(request: ReadingRequest): BodyRead | undefined {
   const body = request[BODY];
-  request.off("data", onBodyData).off("end", onBodyEnd).off("error", onBodyError);
+  request.off("data", onBodyData).off("end", onBodyEnd).off("error", onBodyError).off("close", onBodyClose);
   request[BODY] = undefined;
   return body;
 }
