@@ -11,6 +11,9 @@ import type { PrometheusClient } from "./signals/prometheus.js";
 import type { ScaleliteClient } from "./signals/scalelite.js";
 import type { CheckIn, Observed } from "./signals/snapshot.js";
 
+
+/** The fleet stack is compared with the cloud and Scalelite at the first period and every this many after. */
+const SANITY_EVERY_PERIODS = 10;
 /** The fleet is still waiting for its lease or recovering an interrupted update. */
 export class FleetStartingError extends Error {
   constructor(readonly fleet: string) {
@@ -50,8 +53,6 @@ export interface FleetControllerOptions {
   logger: Logger;
   /** Sees every period, e.g. for the status page. */
   onPeriod?: (period: FleetPeriod) => void;
-  /** Every this many periods the fleet stack is compared with the cloud and Scalelite (default 10). */
-  sanityEvery?: number;
 }
 
 /**
@@ -93,7 +94,7 @@ export class FleetController {
       const outcome = await this.options.loop.tick();
       const cycle = await this.options.actuator.cycle(outcome.decisions, outcome.placement);
       this.periods += 1;
-      if (this.periods % (this.options.sanityEvery ?? 10) === 1) await this.checkSanity();
+      if (this.periods % SANITY_EVERY_PERIODS === 1) await this.checkSanity();
       const period = { outcome, cycle };
       this.lastPeriod = period;
       this.options.onPeriod?.(period);
@@ -209,7 +210,6 @@ export interface FleetWiring {
   now: () => number;
   logger: Logger;
   onPeriod?: (period: FleetPeriod) => void;
-  sanityEvery?: number;
 }
 
 /**
@@ -253,7 +253,6 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     intervalMs: wiring.intervalMs,
     logger: wiring.logger,
     ...(wiring.onPeriod === undefined ? {} : { onPeriod: wiring.onPeriod }),
-    ...(wiring.sanityEvery === undefined ? {} : { sanityEvery: wiring.sanityEvery }),
   });
 }
 
