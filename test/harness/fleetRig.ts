@@ -2,7 +2,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import { Redis } from "ioredis";
 import { once } from "node:events";
 import type { WorkerPolicy } from "../../infra/config.js";
-import { listServers } from "../../infra/clouds/ionos/operations.js";
+import { listMachines } from "../../infra/clouds/inventory.js";
 import type { FleetSpec } from "../../infra/fleet.js";
 import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actuator.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
@@ -23,6 +23,12 @@ export const KEY_PREFIX = "confscale:";
 const PERIOD_MS = 2_000;
 const INSTANCE_TTL = { provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 };
 const RETENTION = { stressPoints: 100, stressSeconds: 3600, auditEntries: 1000, instanceAuditSeconds: 3600, commandSeconds: 3600 };
+
+/** The scaler's store on a fresh connection, with the rig's key prefix, TTLs and retention. */
+function openStore(redisUrl: string): { redis: Redis; store: ScalerStore } {
+  const redis = new Redis(redisUrl);
+  return { redis, store: new ScalerStore(redis, { keyPrefix: KEY_PREFIX, instanceTtl: INSTANCE_TTL, retention: RETENTION }) };
+}
 
 /** What a process needs to reach an emulator, as plain JSON (a test hands it to a scaler it runs as a child). */
 export interface EmulatorEndpoints {
@@ -49,9 +55,13 @@ export function emulatorEndpoints(emulator: Emulator): EmulatorEndpoints {
   };
 }
 
+function endpointsOf(emulator: Emulator | EmulatorEndpoints): EmulatorEndpoints {
+  return "clock" in emulator ? emulatorEndpoints(emulator) : emulator;
+}
+
 /** The spec template of a fleet on the emulated IONOS cloud (in this process, or reached through its endpoints). */
 export function emulatedFleetTemplate(emulator: Emulator | EmulatorEndpoints, env: string, fleet: string): Omit<FleetSpec, "servers"> {
-  const endpoints = "clock" in emulator ? emulatorEndpoints(emulator) : emulator;
+  const endpoints = endpointsOf(emulator);
   return {
     env,
     fleet,
@@ -66,7 +76,7 @@ export function emulatedFleetTemplate(emulator: Emulator | EmulatorEndpoints, en
 
 /** Where fleet settings find the emulator: each worker's BBB API and node-exporter under its own path on the emulator's one listener, and its Scalelite. */
 export function emulatedFleetAddresses(emulator: Emulator | EmulatorEndpoints) {
-  const endpoints = "clock" in emulator ? emulatorEndpoints(emulator) : emulator;
+  const endpoints = endpointsOf(emulator);
   return {
     bbbUrlTemplate: `${endpoints.url}/servers/{id}/bigbluebutton/api`,
     scrapeAddressTemplate: new URL(endpoints.url).host,
@@ -77,7 +87,7 @@ export function emulatedFleetAddresses(emulator: Emulator | EmulatorEndpoints) {
 
 /** The secrets a fleet on the emulator reads from its environment, besides its Pulumi backend's. */
 export function emulatedFleetSecrets(emulator: Emulator | EmulatorEndpoints, nodeExporterPassword = "node-exporter-password"): Record<string, string> {
-  const endpoints = "clock" in emulator ? emulatorEndpoints(emulator) : emulator;
+  const endpoints = endpointsOf(emulator);
   return {
     CONFSCALE_NODE_EXPORTER_PASSWORD: nodeExporterPassword,
     LOADBALANCER_SECRET: endpoints.scaleliteSecret,
@@ -89,7 +99,7 @@ export function emulatedFleetSecrets(emulator: Emulator | EmulatorEndpoints, nod
 
 /** The `<env>-fleet` stack in a sandbox, its IONOS provider signed in to the emulator. */
 export function openEmulatedFleetStack(emulator: Emulator | EmulatorEndpoints, sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">, env = "e2e"): Promise<FleetStack> {
-  const endpoints = "clock" in emulator ? emulatorEndpoints(emulator) : emulator;
+  const endpoints = endpointsOf(emulator);
   return FleetStack.open({
     env,
     workDir: sandbox.dir,
@@ -117,12 +127,7 @@ export async function openEmulatedFleet(options: {
   const { endpoints, sandbox } = options;
   const env = options.env ?? "e2e";
   const fleet = options.fleet ?? "bbb";
-  const redis = new Redis(options.redisUrl);
-  const store = new ScalerStore(redis, {
-    keyPrefix: KEY_PREFIX,
-    instanceTtl: INSTANCE_TTL,
-    retention: RETENTION,
-  });
+  const { redis, store } = openStore(options.redisUrl);
   const fleetStack = await openEmulatedFleetStack(endpoints, sandbox, env);
   const settings: ActuatorSettings = {
     fleet,
@@ -149,7 +154,7 @@ export async function openEmulatedFleet(options: {
     now: options.now ?? Date.now,
     log: createLogger("actuator", "silent"),
     owner: options.owner ?? `test-${process.pid}`,
-    inventory: (placement) => listServers({ endpoint: endpoints.cloudApiUrl, username: endpoints.username, password: endpoints.password }, placement.ionos!.datacenterId),
+    inventory: (placement) => listMachines(placement, emulatedFleetSecrets(endpoints)),
   });
   return {
     actuator,
@@ -179,8 +184,7 @@ export async function openClosedLoop(options: {
 }) {
   const { emulator, sandbox, policy } = options;
   const endpoints = emulatorEndpoints(emulator);
-  const redis = new Redis(options.redisUrl);
-  const store = new ScalerStore(redis, { keyPrefix: KEY_PREFIX, instanceTtl: INSTANCE_TTL, retention: RETENTION });
+  const { redis, store } = openStore(options.redisUrl);
   const settings = fleetSettingsSchema.parse({
     template: emulatedFleetTemplate(endpoints, "e2e", "bbb"),
     image: "ubuntu:22.04",
