@@ -37,7 +37,7 @@ export interface FleetRuntime {
   actuator: FleetActuator;
 }
 
-/** Builds the fleet's stack, actuator and loop from the settings and the environment's secrets. */
+/** What the fleet's runtime is wired to: the scaler's Redis and store, its logger, and where secrets and time come from. */
 export interface FleetRuntimeDeps {
   redis: Redis;
   keyPrefix: string;
@@ -50,6 +50,7 @@ export interface FleetRuntimeDeps {
   onPeriod?: (period: FleetPeriod) => void;
 }
 
+/** Builds the fleet's stack, actuator and loop from the settings and the environment's secrets. */
 export async function openFleetRuntime(settings: FleetSettings, deps: FleetRuntimeDeps): Promise<FleetRuntime> {
   const env = deps.env ?? process.env;
   const now = deps.now ?? Date.now;
