@@ -2,7 +2,7 @@ import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import type { ServerSize } from "../config.js";
-import { CLOUD_CAPABILITIES, CloudMappingError, ownershipTagList, type CloudAdapter, type FirewallRule, type Machine, type MachineSpec, type Placement } from "./types.js";
+import { CLOUD_CAPABILITIES, CloudMappingError, ownershipTagList, type CloudAdapter, type FirewallRule, type ListedMachine, type Machine, type MachineSpec, type Placement } from "./types.js";
 
 /** Droplet size slugs by vCPUs and GB of RAM (basic, general-purpose and memory-optimized plans). */
 const DROPLET_SIZES: Readonly<Record<string, string>> = {
@@ -132,13 +132,6 @@ export class DigitalOceanApiError extends Error {
   }
 }
 
-/** A droplet as the API lists it, its flat ownership tags turned back into labels. */
-export interface ListedDroplet {
-  /** The droplet id as a string, as the Pulumi droplet resource's id is. */
-  id: string;
-  name: string;
-  labels: Record<string, string>;
-}
 
 const DROPLET_PAGE = z.object({
   droplets: z.array(z.object({ id: z.number().int(), name: z.string(), vpc_uuid: z.string().nullish(), tags: z.array(z.string()).default([]) })),
@@ -186,14 +179,14 @@ async function getJson(operation: string, url: URL, token: string): Promise<{ st
 }
 
 /** The droplets in the placement's VPC with their ownership labels, read straight from the API (not through Pulumi). */
-export async function listDigitalOceanMachines(placement: Placement, connection: DigitalOceanConnection = {}): Promise<ListedDroplet[]> {
+export async function listDigitalOceanMachines(placement: Placement, connection: DigitalOceanConnection = {}): Promise<ListedMachine[]> {
   if (placement.digitalocean === undefined) throw new CloudMappingError("digitalocean", "the placement has no VPC");
   const vpcId = placement.digitalocean.vpcId;
   const operation = `list droplets of VPC ${vpcId}`;
   const token = connection.token ?? process.env.DIGITALOCEAN_TOKEN;
   if (token === undefined || token === "") throw new DigitalOceanApiError(operation, undefined, "no credentials: set DIGITALOCEAN_TOKEN");
   const endpoint = new URL(connection.endpoint ?? (process.env.DIGITALOCEAN_API_URL || "https://api.digitalocean.com"));
-  const droplets: ListedDroplet[] = [];
+  const droplets: ListedMachine[] = [];
   const fetched = new Set<string>();
   let next: URL | undefined = new URL(`${endpoint.pathname.replace(/\/+$/, "")}/v2/droplets?per_page=200`, endpoint);
   while (next !== undefined) {

@@ -1,15 +1,7 @@
 import { listDigitalOceanMachines } from "./digitalocean.js";
 import { listIonosMachines } from "./ionos.js";
 import { listOciMachines } from "./oci.js";
-import type { CloudName, Placement } from "./types.js";
-
-/** A machine as its cloud lists it, with its ownership labels: what the sanity check compares with the fleet stack. */
-export interface ListedMachine {
-  /** The cloud's id of the machine, the same as its Pulumi resource's id. */
-  id: string;
-  name: string;
-  labels: Record<string, string>;
-}
+import type { CloudName, ListedMachine, Placement } from "./types.js";
 
 /**
  * Each cloud's listing, with the credentials and endpoint overrides of `env`: the scaler's secrets may come from an

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { CLOUD_CAPABILITIES, CloudMappingError, ownershipTagMap, type CloudAdapter, type Machine, type MachineSpec, type Placement } from "./types.js";
+import { CLOUD_CAPABILITIES, CloudMappingError, ownershipTagMap, type CloudAdapter, type ListedMachine, type Machine, type MachineSpec, type Placement } from "./types.js";
 import { IonosDatacenter, IonosServer, type IonosConnection } from "./ionos/provider.js";
-import { listServers, type ListedServer } from "./ionos/operations.js";
+import { listServers } from "./ionos/operations.js";
 
 const BOOT_VOLUME_GB = 50;
 
@@ -59,7 +59,7 @@ export function declareIonosNetwork(
 }
 
 /** The servers of the placement's data center with their labels, read straight from the API (not through Pulumi). */
-export function listIonosMachines(placement: Placement, credentials: Pick<IonosConnection, "token" | "username" | "password"> = {}): Promise<ListedServer[]> {
+export function listIonosMachines(placement: Placement, credentials: Pick<IonosConnection, "token" | "username" | "password"> = {}): Promise<ListedMachine[]> {
   if (placement.ionos === undefined) throw new CloudMappingError("ionos", "the placement has no IONOS data center");
   return listServers({ ...credentials, ...connectionFor(placement.ionos.endpoint, placement.ionos.pollIntervalMs) }, placement.ionos.datacenterId);
 }

@@ -2,7 +2,7 @@ import { createPrivateKey } from "node:crypto";
 import * as oci from "@pulumi/oci";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { CLOUD_CAPABILITIES, ownershipTagMap, CloudMappingError, type CloudAdapter, type FirewallRule, type Machine, type MachineSpec, type Placement } from "./types.js";
+import { CLOUD_CAPABILITIES, ownershipTagMap, CloudMappingError, type CloudAdapter, type FirewallRule, type ListedMachine, type Machine, type MachineSpec, type Placement } from "./types.js";
 
 export const DEFAULT_OCI_SHAPE = "VM.Standard.E4.Flex";
 
@@ -162,13 +162,6 @@ export class OciApiError extends Error {
   }
 }
 
-/** An instance as the API lists it, with its freeform tags as labels. */
-export interface ListedInstance {
-  /** The instance OCID, as the Pulumi instance resource's id is. */
-  id: string;
-  name: string;
-  labels: Record<string, string>;
-}
 
 function ociCredentials(connection: OciConnection): OciCredentials {
   const entries = (Object.keys(CREDENTIAL_VARIABLES) as (keyof OciCredentials)[]).map((key) => [key, connection[key] ?? process.env[CREDENTIAL_VARIABLES[key]]] as const);
@@ -191,7 +184,7 @@ const INSTANCE = z.object({
 });
 
 /** The instances of the placement's compartment and availability domain with their labels, read straight from the API (not through Pulumi). */
-export async function listOciMachines(placement: Placement, connection: OciConnection = {}): Promise<ListedInstance[]> {
+export async function listOciMachines(placement: Placement, connection: OciConnection = {}): Promise<ListedMachine[]> {
   if (placement.oci === undefined) throw new CloudMappingError("oci", "the placement has no compartment");
   const { compartmentId, availabilityDomain } = placement.oci;
   const credentials = ociCredentials(connection);
@@ -204,7 +197,7 @@ export async function listOciMachines(placement: Placement, connection: OciConne
   if (endpoint === undefined) client.regionId = credentials.region;
   else client.endpoint = endpoint.replace(/\/+$/, "");
   const operation = `list instances of compartment ${compartmentId} in ${availabilityDomain}`;
-  const instances: ListedInstance[] = [];
+  const instances: ListedMachine[] = [];
   try {
     for await (const page of client.listInstancesResponseIterator({ compartmentId, availabilityDomain })) {
       const items = z.array(INSTANCE).safeParse(page.items);

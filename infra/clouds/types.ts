@@ -111,3 +111,11 @@ export function ownershipTagMap(ownership: Ownership): Record<string, string> {
   if (ownership.fleet !== undefined) tags["confscale:fleet"] = ownership.fleet;
   return tags;
 }
+
+/** A machine as its cloud lists it, with its ownership labels: what the sanity check compares with the fleet stack. */
+export interface ListedMachine {
+  /** The cloud's id of the machine, the same as its Pulumi resource's id (a droplet's number as a string, an OCID). */
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+}

@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { CLOUD_CAPABILITIES, type Placement } from "../../infra/clouds/types.js";
+import { CLOUD_CAPABILITIES, type ListedMachine, type Placement } from "../../infra/clouds/types.js";
 import type { ServerSize } from "../../infra/config.js";
 import type { FleetServer, FleetSpec, FleetTemplate } from "../../infra/fleet.js";
 import type { Logger } from "../log.js";
@@ -47,7 +47,7 @@ export interface ActuatorDeps {
   /** Who holds the lease, for the lock's value and the audit trail (host and pid). */
   owner: string;
   /** The machines of the fleet's placement with their labels, read from the cloud itself (for the sanity check). */
-  inventory?: (placement: Placement) => Promise<{ id: string; name: string; labels: Record<string, string> }[]>;
+  inventory?: (placement: Placement) => Promise<ListedMachine[]>;
 }
 
 /** What the sanity check found; it reports and never deletes. */

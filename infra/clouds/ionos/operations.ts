@@ -5,7 +5,7 @@
 import type * as IonosSdk from "@ionos-cloud/sdk-nodejs";
 import type { AxiosResponse } from "axios";
 import type * as ZodModule from "zod";
-import type { FirewallRule } from "../types.js";
+import type { FirewallRule, ListedMachine } from "../types.js";
 
 /** Where and as whom to call the API. Credentials fall back to IONOS_TOKEN or IONOS_USERNAME/IONOS_PASSWORD. */
 export interface IonosConnection {
@@ -333,15 +333,9 @@ async function readLabels(inputs: Pick<IonosServerInputs, "connection" | "datace
   return Object.fromEntries(parsed.data.items.map((label) => [label.properties.key, label.properties.value]));
 }
 
-/** A server as the cloud lists it, with its labels: what a sanity check compares with the fleet stack. */
-export interface ListedServer {
-  id: string;
-  name: string;
-  labels: Record<string, string>;
-}
 
 /** Every server of a data center with its labels, read-only. */
-export async function listServers(connection: IonosConnection, datacenterId: string): Promise<ListedServer[]> {
+export async function listServers(connection: IonosConnection, datacenterId: string): Promise<ListedMachine[]> {
   const { z } = loadPackage<Zod>("zod");
   const { sdk, configuration } = await sdkConfiguration(connection);
   const servers = new sdk.ServersApi(configuration);
