@@ -176,7 +176,9 @@ export class FleetController {
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
+    // Operator calls already queued finish before the lease goes, as the period in progress does.
     await this.running;
+    await this.turns;
     await this.options.actuator.stop();
   }
 
