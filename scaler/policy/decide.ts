@@ -2,7 +2,7 @@ import type { ServerSize, WorkerPolicy } from "../../infra/config.js";
 import { placementChanges } from "./placement.js";
 import { inGrace, isFresh } from "./readings.js";
 import { minimumAt } from "./timeWindows.js";
-import type { Decision, DecisionKind, GroupSnapshot, Hold, LoadSample, PolicyHistory, PolicyOutcome, ServerSnapshot } from "./types.js";
+import type { Decision, DecisionKind, ForecastPoint, GroupSnapshot, Hold, LoadSample, PolicyHistory, PolicyOutcome, ServerSnapshot } from "./types.js";
 
 const LAUNCH_KINDS: readonly DecisionKind[] = ["start", "create"];
 const SCALE_OUT_KINDS: readonly DecisionKind[] = ["start", "create", "enable"];
@@ -101,6 +101,16 @@ function expectedRise(samples: readonly LoadSample[], periods: number, leadMs: n
   return { cores: risen(first.cpuCores, last.cpuCores), ramGb: risen(first.memoryGb, last.memoryGb) };
 }
 
+/** How far the trend may project above the load forecast: a lesson is rarely the same size two weeks running. */
+export const FORECAST_MARGIN = 1.15;
+
+/** The highest forecast load within the next `aheadMs`; null when nothing was recorded for that time. */
+function forecastPeak(forecast: readonly ForecastPoint[], now: number, aheadMs: number): Demand | null {
+  const coming = forecast.filter((point) => point.at > now && point.at <= now + aheadMs);
+  if (coming.length === 0) return null;
+  return { cores: Math.max(...coming.map((point) => point.cpuCores)), ramGb: Math.max(...coming.map((point) => point.memoryGb)) };
+}
+
 function lastActionAt(history: PolicyHistory, matches: (kind: DecisionKind, server: string | undefined) => boolean): number | undefined {
   let latest: number | undefined;
   for (const action of history.actions) {
@@ -181,11 +191,21 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   // sized for the load at the moment it lands, so the fast one covers the near rise without the boot's overshoot.
   const rise = expectedRise(samples, policy.sustainPeriods, policy.leadTimeSeconds * 1000, cost);
   const nearRise = expectedRise(samples, policy.sustainPeriods, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000, cost);
-  const projectedCores = demandCores + rise.cores;
-  const projectedRam = demandRam + rise.ramGb;
-  // Now the load keeps the headroom free; at the end of the lead time it stays under the up-threshold.
-  let requiredCores = Math.max(demandCores / targetCpu, projectedCores / policy.thresholds.cpu.up);
-  let requiredRam = Math.max(demandRam / targetMemory, projectedRam / policy.thresholds.memory.up);
+  // The load a week ago over the coming lead time: a school's bells repeat, so a lesson's load is known before its
+  // joins come, and capacity can be up when they do (launched on the trend, it lands after the first joins, which
+  // fill the servers already up). It also bounds the trend: a bell's first minutes are steep, and their trend
+  // projects more joins than come, launching servers that then hold a few late meetings for the whole lesson.
+  const forecast = forecastPeak(history.forecast ?? [], now, policy.leadTimeSeconds * 1000);
+  const trendLimitCores = forecast === null ? Infinity : Math.max(demandCores, forecast.cores * FORECAST_MARGIN);
+  const trendLimitRam = forecast === null ? Infinity : Math.max(demandRam, forecast.ramGb * FORECAST_MARGIN);
+  const projectedCores = Math.min(demandCores + rise.cores, trendLimitCores);
+  const projectedRam = Math.min(demandRam + rise.ramGb, trendLimitRam);
+  const nearProjectedCores = Math.min(demandCores + nearRise.cores, trendLimitCores);
+  const nearProjectedRam = Math.min(demandRam + nearRise.ramGb, trendLimitRam);
+  // Now the load keeps the headroom free; at the end of the lead time it stays under the up-threshold; the load
+  // forecast for the lead time keeps the headroom free as the present load does.
+  let requiredCores = Math.max(demandCores / targetCpu, projectedCores / policy.thresholds.cpu.up, (forecast?.cores ?? 0) / targetCpu);
+  let requiredRam = Math.max(demandRam / targetMemory, projectedRam / policy.thresholds.memory.up, (forecast?.ramGb ?? 0) / targetMemory);
   const groupInputs: Inputs = {
     cpuUtilization: sample.cpuUtilization === null ? null : round(sample.cpuUtilization),
     memoryUtilization: sample.memoryUtilization === null ? null : round(sample.memoryUtilization),
@@ -193,9 +213,11 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     demandRamGb: round(demandRam),
     projectedCores: round(projectedCores),
     projectedRamGb: round(projectedRam),
-    nearProjectedCores: round(demandCores + nearRise.cores),
-    nearProjectedRamGb: round(demandRam + nearRise.ramGb),
+    nearProjectedCores: round(nearProjectedCores),
+    nearProjectedRamGb: round(nearProjectedRam),
     participants: sample.participants,
+    forecastCores: forecast === null ? null : round(forecast.cores),
+    forecastRamGb: forecast === null ? null : round(forecast.ramGb),
     minimum,
   };
 
@@ -218,8 +240,8 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   // threshold again after a few more meetings, and a bell's next meetings would find it short of cores or memory
   // before a second resize lands. Scalelite sends new meetings to the least loaded servers, so each server's share of
   // the rise follows its size.
-  const projectedCpuUtilization = capacityCores > 0 ? (demandCores + nearRise.cores) / capacityCores : 0;
-  const projectedMemoryUtilization = capacityRam > 0 ? (demandRam + nearRise.ramGb) / capacityRam : 0;
+  const projectedCpuUtilization = capacityCores > 0 ? nearProjectedCores / capacityCores : 0;
+  const projectedMemoryUtilization = capacityRam > 0 ? nearProjectedRam / capacityRam : 0;
   // Running servers below the maximum size can still grow, and a resize lands before a launched server boots: a
   // launch is only for what they cannot hold at the maximum size. Growth itself waits until the near projection
   // needs it, so the room is taken only when the load comes.

@@ -102,11 +102,21 @@ export const pastActionSchema = z.strictObject({
 });
 export type PastAction = z.infer<typeof pastActionSchema>;
 
+/** The group's load expected at `at`: what it was at the same weekday and local time a week before. */
+export const forecastPointSchema = z.strictObject({
+  at: z.number(),
+  cpuCores: z.number().min(0),
+  memoryGb: z.number().min(0),
+});
+export type ForecastPoint = z.infer<typeof forecastPointSchema>;
+
 export const policyHistorySchema = z.strictObject({
   /** Oldest first. */
   samples: z.array(loadSampleSchema),
   /** Oldest first; dry-run decisions are not actions and are not listed. */
   actions: z.array(pastActionSchema),
+  /** The coming minutes as earlier weeks saw them; absent or empty when nothing was recorded for them. */
+  forecast: z.array(forecastPointSchema).optional(),
 });
 export type PolicyHistory = z.infer<typeof policyHistorySchema>;
 

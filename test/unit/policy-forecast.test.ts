@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { decide } from "../../scaler/policy/decide.js";
+import type { Decision, ForecastPoint, PolicyHistory } from "../../scaler/policy/types.js";
+import { EMPTY_HISTORY, MINUTE, NOW, policy, server, snapshot, steadyHistory, stoppedServer } from "./policy-fixtures.js";
+
+const IDLE = { cpu: 0.05, memory: 0.2 };
+const kinds = (decisions: Decision[]) => decisions.map((decision) => `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}`);
+const withForecast = (history: PolicyHistory, forecast: ForecastPoint[]): PolicyHistory => ({ ...history, forecast });
+
+describe("policy: the load a week ago as a forecast", () => {
+  const idleFleet = [server("a", IDLE), server("b", IDLE), stoppedServer("c"), stoppedServer("d")];
+  // Last week a lesson started two minutes from now: 10 cores busy.
+  const bell: ForecastPoint[] = [{ at: NOW + 2 * MINUTE, cpuCores: 10, memoryGb: 20 }];
+
+  it("launches before a bell last week's load foresees, at the maximum size, and not without it", () => {
+    expect(kinds(decide(snapshot(idleFleet), policy(), EMPTY_HISTORY, NOW).decisions)).toEqual([]);
+
+    const outcome = decide(snapshot(idleFleet), policy(), withForecast(EMPTY_HISTORY, bell), NOW);
+    expect(kinds(outcome.decisions)).toEqual(["start c"]);
+    expect(outcome.decisions[0]?.targetSize).toEqual({ cores: 8, ramGb: 32 });
+    expect(outcome.decisions[0]?.inputs).toMatchObject({ forecastCores: 10, forecastRamGb: 20 });
+  });
+
+  it("looks no further ahead than the lead time: a bell later than that waits", () => {
+    const later: ForecastPoint[] = [{ at: NOW + 10 * MINUTE, cpuCores: 10, memoryGb: 20 }];
+    const outcome = decide(snapshot(idleFleet), policy({ leadTimeSeconds: 300 }), withForecast(EMPTY_HISTORY, later), NOW);
+    expect(outcome.decisions).toEqual([]);
+  });
+
+  it("holds back a scale-in the coming load would have to undo", () => {
+    const idle = steadyHistory(3, { ...IDLE, cores: 6, ramGb: 24 });
+    const fleet = [server("a", IDLE), server("b", IDLE), server("c", IDLE)];
+    expect(kinds(decide(snapshot(fleet), policy(), idle, NOW).decisions)).toContain("drain a");
+
+    const coming: ForecastPoint[] = [{ at: NOW + 3 * MINUTE, cpuCores: 3, memoryGb: 6 }];
+    const outcome = decide(snapshot(fleet), policy(), withForecast(idle, coming), NOW);
+    expect(outcome.decisions).toEqual([]);
+  });
+
+  it("projects a steep rise of joins no higher than last week's load plus the margin", () => {
+    const fleet = [server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), stoppedServer("c")];
+    const rising: PolicyHistory = {
+      samples: [0, 1].map((index) => ({ at: NOW - (2 - index) * MINUTE, cpuCores: 0.4 + index * 0.4, memoryGb: 3 + index, cpuUtilization: 0.1 + index * 0.1, memoryUtilization: 0.2, participants: index * 100 })),
+      actions: [],
+    };
+    const growFar = policy({ resizeLeadSeconds: 300 });
+    expect(kinds(decide(snapshot(fleet), growFar, rising, NOW).decisions)).toEqual(["resize a", "resize b"]);
+
+    // Last week the load levelled off where it is now: the joins of this minute are the last of the bell.
+    const level: ForecastPoint[] = [1, 2, 3, 4, 5].map((minutes) => ({ at: NOW + minutes * MINUTE, cpuCores: 1.2, memoryGb: 4.8 }));
+    const outcome = decide(snapshot(fleet), growFar, withForecast(rising, level), NOW);
+    expect(outcome.decisions).toEqual([]);
+    expect(outcome.holds).toEqual([]);
+  });
+});
