@@ -3,7 +3,7 @@ import type { CycleReport, FleetActuator, SanityReport } from "./actuator/actuat
 import type { OperatorAction } from "./actuator/operator.js";
 import type { FleetView } from "./app.js";
 import type { Logger } from "./log.js";
-import { DecisionLoop, type DecisionAudit } from "./loop.js";
+import { DecisionLoop, type DecisionAudit, type LoadProfile } from "./loop.js";
 import type { PolicyOutcome } from "./policy/types.js";
 import { BbbClient } from "./signals/bbb.js";
 import { SignalGatherer } from "./signals/gather.js";
@@ -197,6 +197,8 @@ export interface FleetWiring {
   fleet: string;
   actuator: FleetActuator;
   audit: DecisionAudit;
+  /** Where the load is kept for next week's forecast. */
+  loadProfile?: LoadProfile;
   /** Read every period, so a reconfigured or paused fleet takes effect at the next one. */
   policy: () => Promise<WorkerPolicy>;
   prometheus: PrometheusClient;
@@ -244,6 +246,7 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     gather: () => gatherer.snapshot(),
     policy: async () => withHeldServers(await wiring.policy(), wiring.actuator.heldServers().length),
     audit: wiring.audit,
+    ...(wiring.loadProfile === undefined ? {} : { loadProfile: wiring.loadProfile }),
     intervalMs: wiring.intervalMs,
     now: wiring.now,
     logger: wiring.logger,

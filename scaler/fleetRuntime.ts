@@ -108,6 +108,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     fleet,
     actuator,
     audit: deps.store,
+    loadProfile: deps.store,
     policy: async () => (await deps.store.requireGroup(fleet)).policy,
     prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl, rateWindow: settings.prometheusRateWindow }),
     scalelite,

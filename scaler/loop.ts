@@ -1,7 +1,8 @@
 import type { WorkerPolicy } from "../infra/config.js";
 import type { Logger } from "./log.js";
 import { decide } from "./policy/decide.js";
-import { policyOutcomeSchema, type GroupSnapshot, type PolicyHistory, type PolicyOutcome } from "./policy/types.js";
+import { localClock } from "./policy/timeWindows.js";
+import { policyOutcomeSchema, type ForecastPoint, type GroupSnapshot, type PolicyHistory, type PolicyOutcome } from "./policy/types.js";
 
 /**
  * Where decisions are recorded and the history is read back: the audit trail of `scaler/store` (ScalerStore
@@ -10,6 +11,35 @@ import { policyOutcomeSchema, type GroupSnapshot, type PolicyHistory, type Polic
 export interface DecisionAudit {
   appendAudit(groupId: string, entry: { kind: string; actor: string; message?: string; details?: Record<string, unknown>; at?: number }, instanceId?: string): Promise<void>;
   readAudit(groupId: string, options?: { limit?: number }): Promise<{ at: number; kind: string; details?: Record<string, unknown> }[]>;
+}
+
+/** Where the group's load is kept by slot of the week, for the forecast a week later (ScalerStore satisfies it). */
+export interface LoadProfile {
+  recordLoad(groupId: string, slot: string, point: ForecastPoint): Promise<void>;
+  readLoad(groupId: string, slots: readonly string[]): Promise<(ForecastPoint | undefined)[]>;
+}
+
+const MINUTE_MS = 60_000;
+const WEEK_MS = 7 * 24 * 3_600_000;
+/** A slot's load is last week's when it was recorded at most this long ago; older, the term or timetable may have changed. */
+const FORECAST_MAX_AGE_MS = WEEK_MS + 24 * 3_600_000;
+
+/** The slot of the week of `at`: its weekday and minute in the policy's time zone, so bells stay put across daylight saving. */
+export function weekSlot(at: number, timeZone: string): string {
+  const clock = localClock(at, timeZone);
+  return `${clock.day} ${clock.time}`;
+}
+
+/** The load recorded a week ago at each minute of the next `aheadMs`, for the policy's forecast. */
+export async function forecastFrom(profile: LoadProfile, group: string, timeZone: string, now: number, aheadMs: number): Promise<ForecastPoint[]> {
+  const times = Array.from({ length: Math.ceil(aheadMs / MINUTE_MS) }, (_, index) => now + (index + 1) * MINUTE_MS);
+  const recorded = await profile.readLoad(group, times.map((at) => weekSlot(at, timeZone)));
+  const forecast: ForecastPoint[] = [];
+  times.forEach((at, index) => {
+    const point = recorded[index];
+    if (point !== undefined && point.at < now && at - point.at <= FORECAST_MAX_AGE_MS) forecast.push({ at, cpuCores: point.cpuCores, memoryGb: point.memoryGb });
+  });
+  return forecast;
 }
 
 export const OUTCOME_KIND = "policy-outcome";
@@ -40,6 +70,8 @@ export interface DecisionLoopOptions {
   /** Read every period, so a reconfigured or paused group takes effect at the next one. */
   policy: () => Promise<WorkerPolicy>;
   audit: DecisionAudit;
+  /** Where each period's load is recorded and read back a week later as the forecast; without it, no forecast. */
+  loadProfile?: LoadProfile;
   intervalMs: number;
   /** Periods of history kept for sustained thresholds, trends and cooldowns. */
   historyPeriods?: number;
@@ -63,8 +95,15 @@ export class DecisionLoop {
     const periods = options.historyPeriods ?? Math.max(policy.sustainPeriods + 1, Math.ceil(windowMs / options.intervalMs) + 1);
     const history = await historyFromAudit(options.audit, options.group, periods);
     const now = options.now();
+    if (options.loadProfile !== undefined) {
+      history.forecast = await forecastFrom(options.loadProfile, options.group, policy.timeZone, now, policy.leadTimeSeconds * 1000);
+    }
     const outcome = decide(snapshot, policy, history, now);
     await options.audit.appendAudit(options.group, { kind: OUTCOME_KIND, actor: ACTOR, at: now, message: summary(outcome), details: outcome as unknown as Record<string, unknown> });
+    const { cpuCores, memoryGb } = outcome.sample;
+    if (options.loadProfile !== undefined && cpuCores !== null && memoryGb !== null) {
+      await options.loadProfile.recordLoad(options.group, weekSlot(now, policy.timeZone), { at: now, cpuCores, memoryGb });
+    }
     for (const decision of outcome.decisions) {
       if (decision.server === undefined) continue;
       await options.audit.appendAudit(options.group, { kind: `decision.${decision.kind}`, actor: ACTOR, at: now, message: decision.reason, details: decision as unknown as Record<string, unknown> }, decision.server);

@@ -160,14 +160,14 @@ return 'ok'
 );
 
 /**
- * KEYS: group, groups index, live index, stress series, group audit. ARGV: 1 id, 2 audit head, 3 audit max,
- * 4 audit retention ms. The audit outlives the group for its retention; instances expire by their own TTL.
+ * KEYS: group, groups index, live index, stress series, group audit, load profile. ARGV: 1 id, 2 audit head,
+ * 3 audit max, 4 audit retention ms. The audit outlives the group for its retention; instances expire by their own TTL.
  */
 export const deleteGroupScript = new LuaScript(
   AUDIT +
     `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[6])
 redis.call('SREM', KEYS[2], ARGV[1])
 audit(KEYS[5], ARGV[2], 'group.deleted', '', ARGV[3])
 redis.call('PEXPIRE', KEYS[5], ARGV[4])

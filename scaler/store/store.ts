@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { forecastPointSchema, type ForecastPoint } from "../policy/types.js";
 import { TurnBatcher } from "./batcher.js";
 import { StoreConflictError, StoreUnavailableError } from "./errors.js";
 import {
@@ -63,6 +64,7 @@ class Keys {
   instance = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}`;
   commands = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}:commands`;
   instanceAudit = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}:audit`;
+  loadProfile = (group: string) => `${this.prefix}group:${group}:load-profile`;
 }
 
 export type DesiredChange = { groupId: string; from: number; to: number };
@@ -115,7 +117,7 @@ export class ScalerStore {
   async deleteGroup(id: string, actor: string): Promise<void> {
     const k = this.keys;
     const outcome = await this.call("deleteGroup", () =>
-      deleteGroupScript.run(this.redis, [k.group(id), k.groups(), k.live(id), k.stress(id), k.groupAudit(id)], [
+      deleteGroupScript.run(this.redis, [k.group(id), k.groups(), k.live(id), k.stress(id), k.groupAudit(id), k.loadProfile(id)], [
         id,
         this.auditHead(actor),
         this.options.retention.auditEntries,
@@ -337,6 +339,31 @@ export class ScalerStore {
     const oldest = Math.max(sinceMs ?? 0, this.now() - this.options.retention.stressSeconds * 1000);
     const entries = await this.call("stressSeries", () => this.redis.xrange(this.keys.stress(groupId), `${oldest}-0`, "+"));
     return entries.map(([id, fields]) => ({ at: Number(id.split("-")[0]), instanceId: fieldOf(fields, "i"), stress: Number(fieldOf(fields, "s")) }));
+  }
+
+  // ---- load profile
+
+  /**
+   * Records the group's load at a slot of the week (a weekday and local time, "tue 08:05"). One field per slot,
+   * overwritten a week later: the hash never holds more than a week of slots.
+   */
+  async recordLoad(groupId: string, slot: string, point: ForecastPoint): Promise<void> {
+    await this.call("recordLoad", () => this.redis.hset(this.keys.loadProfile(groupId), slot, JSON.stringify(point)));
+  }
+
+  /** The load last recorded at each slot, in the order asked; undefined where none was or it does not parse. */
+  async readLoad(groupId: string, slots: readonly string[]): Promise<(ForecastPoint | undefined)[]> {
+    if (slots.length === 0) return [];
+    const values = await this.call("readLoad", () => this.redis.hmget(this.keys.loadProfile(groupId), ...slots));
+    return values.map((value) => {
+      if (value === null) return undefined;
+      try {
+        const parsed = forecastPointSchema.safeParse(JSON.parse(value));
+        return parsed.success ? parsed.data : undefined;
+      } catch {
+        return undefined;
+      }
+    });
   }
 
   // ---- audit

@@ -12,7 +12,7 @@ import type { FleetMember } from "../../scaler/signals/snapshot.js";
 import { ScalerStore, connectRedis } from "../../scaler/store/store.js";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { RedisServer } from "../harness/redis.js";
-import { MINUTE, NOW, policy, server, snapshot } from "../unit/policy-fixtures.js";
+import { MINUTE, NOW, policy, server, snapshot, stoppedServer } from "../unit/policy-fixtures.js";
 
 const logger = createLogger("scaler-loop-test", "silent");
 const IDLE = { cpu: 0.05, memory: 0.2 };
@@ -92,6 +92,38 @@ describe("decision loop with the store on a real redis-server", () => {
     clock.now += 5 * MINUTE;
     const later = await loop.tick();
     expect(later.holds.map((hold) => hold.reason)).not.toContain("scale-in held: cooldown after a scale-in");
+  });
+
+  it("records each period's load by weekday and local time, and a week later launches ahead of it", async () => {
+    const store = await openStore("loop-forecast:");
+    const clock = { now: NOW + 2 * MINUTE };
+    const busy = { cpu: 0.8, memory: 0.5, meetings: 4 };
+    let servers = [server("a", busy), server("b", busy), stoppedServer("c")];
+    const noGrowth = { maxSize: { cores: 2, ramGb: 8 } };
+    const loop = new DecisionLoop({
+      group: "bbb",
+      gather: () => Promise.resolve({ ...snapshot(servers), takenAt: clock.now }),
+      policy: () => Promise.resolve(policy(noGrowth)),
+      audit: store,
+      loadProfile: store,
+      intervalMs: MINUTE,
+      now: () => clock.now,
+      logger,
+    });
+    await loop.tick();
+    expect(await store.redis.hkeys(store.keys.loadProfile("bbb"))).toEqual(["tue 10:02"]);
+
+    // A week later at 10:00 the fleet is idle, but last week's 10:02 was busy: the stopped server starts now.
+    servers = [server("a", IDLE), server("b", IDLE), stoppedServer("c")];
+    clock.now = NOW + 7 * 24 * 3_600_000;
+    const nextWeek = await loop.tick();
+    expect(nextWeek.decisions.map((decision) => `${decision.kind} ${decision.server ?? ""}`)).toEqual(["start c"]);
+    expect(nextWeek.decisions[0]?.inputs).toMatchObject({ forecastCores: 3.2, forecastRamGb: 8 });
+
+    // Two weeks on, the 10:02 record is too old to stand for last week: no forecast, nothing to do.
+    clock.now = NOW + 14 * 24 * 3_600_000;
+    const later = await loop.tick();
+    expect(later.decisions).toEqual([]);
   });
 
   it("decides on without a failing source: Prometheus unreachable, Scalelite and BBB still read", async () => {

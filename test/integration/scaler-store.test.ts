@@ -165,14 +165,23 @@ describe("groups", () => {
     expect((await store.readAudit("fleet", { instanceId: "jvb-9" })).map((entry) => entry.kind)).toEqual(["instance.joined", "instance.provisioning"]);
   });
 
+  it("reads back the load recorded by slot of the week, and nothing for a slot never recorded or not parseable", async () => {
+    const store = await openStore({ keyPrefix: "load-profile:" });
+    await store.recordLoad("fleet", "tue 10:00", { at: 1_000, cpuCores: 2.5, memoryGb: 9 });
+    await store.recordLoad("fleet", "tue 10:00", { at: 2_000, cpuCores: 3, memoryGb: 10 });
+    await store.redis.hset(store.keys.loadProfile("fleet"), "tue 10:02", "{not json");
+    expect(await store.readLoad("fleet", ["tue 10:00", "tue 10:01", "tue 10:02"])).toEqual([{ at: 2_000, cpuCores: 3, memoryGb: 10 }, undefined, undefined]);
+  });
+
   it("deletes a group's state but keeps its audit for a while", async () => {
     const store = await openStore({ keyPrefix: "delete:" });
     await store.createGroup("gone", spec(), "alice");
     await store.checkIn(checkIn("gone", "jvb-1", 0.3));
+    await store.recordLoad("gone", "tue 10:00", { at: 1, cpuCores: 2, memoryGb: 8 });
     await store.deleteGroup("gone", "alice");
     expect(await store.getGroup("gone")).toBeUndefined();
     expect(await store.listGroups()).toEqual([]);
-    expect(await store.redis.exists(store.keys.stress("gone"), store.keys.live("gone"))).toBe(0);
+    expect(await store.redis.exists(store.keys.stress("gone"), store.keys.live("gone"), store.keys.loadProfile("gone"))).toBe(0);
     expect((await store.readAudit("gone"))[0]).toMatchObject({ kind: "group.deleted", actor: "alice" });
     expect(await store.redis.ttl(store.keys.groupAudit("gone"))).toBeGreaterThan(0);
     await expect(store.checkIn(checkIn("gone", "jvb-1", 0.3))).rejects.toMatchObject({ code: "group_not_found" });
