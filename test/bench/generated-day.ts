@@ -7,7 +7,7 @@ export interface DayMeeting extends MeetingLoad {
 }
 
 /** A small deterministic generator (mulberry32), so the generated day is the same on every run. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
