@@ -224,6 +224,21 @@ describe("secrets and rendered files", () => {
     expect(published).toEqual(["caddy"]);
   });
 
+  it("renders a Caddyfile that answers 404 for Scalelite's server API and the scaler's token-free operations routes", () => {
+    const caddyfile = controlNodeProjectFiles({ env: "prod", domain: "bbb.example.org", fleetStack: "prod-fleet" })["Caddyfile"] ?? "";
+    const matchers = new Map([...caddyfile.matchAll(/^\s*@(\w+) path (.+)$/gm)].map((match) => [match[1], (match[2] ?? "").split(/\s+/)]));
+    const refused = [...caddyfile.matchAll(/^\s*respond @(\w+) 404$/gm)].flatMap((match) => matchers.get(match[1] ?? "") ?? []);
+    expect(refused).toEqual(expect.arrayContaining(["/scalelite/api/*", "/scaler", "/scaler/", "/scaler/fleets", "/scaler/fleets/*", "/scaler/metrics"]));
+    // The sidecars, the signing keys and the token-guarded API stay published.
+    for (const open of ["/scaler/sidecar/*", "/scaler/keys/*", "/scaler/api/*", "/scaler/*"]) expect(refused).not.toContain(open);
+    // Inside a route, ahead of the handles: elsewhere Caddy would run the catch-all proxy first.
+    const route = caddyfile.slice(caddyfile.indexOf("route {"));
+    expect(caddyfile).toContain("route {");
+    expect(route.indexOf("respond @scaleliteApi 404")).toBeLessThan(route.indexOf("handle"));
+    expect(route.indexOf("respond @scalerOperations 404")).toBeLessThan(route.indexOf("handle"));
+    expect(route).toContain("handle_path /scaler/* {");
+  });
+
   it("renders prometheus.yml discovering workers over http_sd and scraping them with TLS and basic auth", () => {
     const prometheus = parse(controlNodeProjectFiles({ env: "prod", domain: "bbb.example.org", fleetStack: "prod-fleet" })["prometheus.yml"] ?? "") as { scrape_configs: Record<string, unknown>[] };
     const nodeJob = prometheus.scrape_configs.find((job) => job.job_name === "node-exporter");
