@@ -89,6 +89,8 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
     const first = emulator.scalelite.servers.values().next().value?.id;
     const placed = Array.from({ length: 4 }, () => emulator.scalelite.placeMeeting({ participants: 5, videos: 0, durationMs: 20 * MINUTE }));
     expect(placed.some((meeting) => meeting.server.id !== first)).toBe(true);
+    // Each period's load is kept by slot of the week, for next week's forecast.
+    expect(await loop.store.redis.hlen(loop.store.keys.loadProfile("bbb"))).toBeGreaterThan(0);
   });
 
   it("drains and stops servers when the load falls, cutting no meeting, and leaves a stack with nothing to change", async () => {
