@@ -270,7 +270,8 @@ export class FleetActuator {
       await this.deps.scalelite.deleteServer(scaleliteId);
     }
     const resized = new Set(report.applied.flatMap((decision) => (decision.kind === "resize" && decision.server !== undefined ? [decision.server] : [])));
-    await this.register(state, scalelite, report, resized, placement);
+    await this.setLoadMultipliers(state, scalelite, report, resized, placement);
+    await this.register(state, scalelite, report);
     await this.save();
     return report;
   }
@@ -399,35 +400,37 @@ export class FleetActuator {
     }
   }
 
-  /**
-   * Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers.
-   * Servers already taking meetings: a live resize's new share, or the multiplier the policy steers them to.
-   */
-  private async register(
+  /** Servers taking meetings: a live resize's new share in Scalelite, or the multiplier the policy steers them to. */
+  private async setLoadMultipliers(
     state: FleetState,
     scalelite: Map<string, ScaleliteServer>,
     report: CycleReport,
     resized: ReadonlySet<string>,
     placement: readonly PlacementChange[],
   ): Promise<void> {
-    const now = this.deps.now();
     const steering = new Map(placement.filter((change) => !change.dryRun).map((change) => [change.server, change.loadMultiplier]));
+    for (const server of state.desired.servers) {
+      const record = state.servers[server.name];
+      if (record === undefined || this.addresses[server.name] === undefined || server.power !== "running" || record.phase === "booting" || record.phase === "resizing") continue;
+      // A server grown live keeps taking meetings: Scalelite learns its new share now; otherwise the policy steers.
+      const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
+      const target = resized.has(server.name) ? sizeLoadMultiplier(this.settings.defaultSize, server.size) : steering.get(server.name);
+      if (registration === undefined || target === undefined || Math.abs(registration.loadMultiplier - target) <= 0.001) continue;
+      await this.deps.scalelite.updateServer(registration.id, { loadMultiplier: target });
+      report.steered.push({ server: server.name, loadMultiplier: target });
+      this.deps.log.info({ event: "fleet.load_multiplier", fleet: this.settings.fleet, server: server.name, from: registration.loadMultiplier, to: target }, `Scalelite load multiplier of ${server.name} set to ${target}`);
+    }
+  }
+
+  /** Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers. */
+  private async register(state: FleetState, scalelite: Map<string, ScaleliteServer>, report: CycleReport): Promise<void> {
+    const now = this.deps.now();
     const byUrl = new Map([...scalelite.values()].map((server) => [normalizeUrl(server.url), server]));
     for (const server of state.desired.servers) {
       const record = state.servers[server.name];
       const address = this.addresses[server.name];
-      if (record === undefined || address === undefined || server.power !== "running") continue;
+      if (record === undefined || address === undefined || server.power !== "running" || (record.phase !== "booting" && record.phase !== "resizing")) continue;
       const loadMultiplier = sizeLoadMultiplier(this.settings.defaultSize, server.size);
-      if (record.phase !== "booting" && record.phase !== "resizing") {
-        // A server grown live keeps taking meetings: Scalelite learns its new share now; otherwise the policy steers.
-        const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
-        const target = resized.has(server.name) ? loadMultiplier : steering.get(server.name);
-        if (registration === undefined || target === undefined || Math.abs(registration.loadMultiplier - target) <= 0.001) continue;
-        await this.deps.scalelite.updateServer(registration.id, { loadMultiplier: target });
-        report.steered.push({ server: server.name, loadMultiplier: target });
-        this.deps.log.info({ event: "fleet.load_multiplier", fleet: this.settings.fleet, server: server.name, from: registration.loadMultiplier, to: target }, `Scalelite load multiplier of ${server.name} set to ${target}`);
-        continue;
-      }
       const url = this.settings.bbbUrl({ name: server.name, ...address });
       const registered = byUrl.get(normalizeUrl(url)) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
       record.scaleliteId = registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecret, loadMultiplier })).id;
