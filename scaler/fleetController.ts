@@ -11,9 +11,9 @@ import type { PrometheusClient } from "./signals/prometheus.js";
 import type { ScaleliteClient } from "./signals/scalelite.js";
 import type { CheckIn, Observed } from "./signals/snapshot.js";
 
-
 /** The fleet stack is compared with the cloud and Scalelite at the first period and every this many after. */
 const SANITY_EVERY_PERIODS = 10;
+
 /** The fleet is still waiting for its lease or recovering an interrupted update. */
 export class FleetStartingError extends Error {
   constructor(readonly fleet: string) {

@@ -132,7 +132,6 @@ export class DigitalOceanApiError extends Error {
   }
 }
 
-
 const DROPLET_PAGE = z.object({
   droplets: z.array(z.object({ id: z.number().int(), name: z.string(), vpc_uuid: z.string().nullish(), tags: z.array(z.string()).default([]) })),
   links: z.object({ pages: z.object({ next: z.string().optional() }).optional() }).optional(),

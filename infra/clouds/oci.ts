@@ -162,7 +162,6 @@ export class OciApiError extends Error {
   }
 }
 
-
 function ociCredentials(connection: OciConnection): OciCredentials {
   const entries = (Object.keys(CREDENTIAL_VARIABLES) as (keyof OciCredentials)[]).map((key) => [key, connection[key] ?? process.env[CREDENTIAL_VARIABLES[key]]] as const);
   const missing = entries.filter(([, value]) => value === undefined || value === "").map(([key]) => CREDENTIAL_VARIABLES[key]);

@@ -102,7 +102,10 @@ export const pastActionSchema = z.strictObject({
 });
 export type PastAction = z.infer<typeof pastActionSchema>;
 
-/** The group's load expected at `at`: what it was at the same weekday and local time a week before. */
+/**
+ * The group's load at `at`. In the policy's forecast `at` is the coming time it stands for; in the load profile a
+ * week earlier, the time it was recorded.
+ */
 export const forecastPointSchema = z.strictObject({
   at: z.number(),
   cpuCores: z.number().min(0),

@@ -333,7 +333,6 @@ async function readLabels(inputs: Pick<IonosServerInputs, "connection" | "datace
   return Object.fromEntries(parsed.data.items.map((label) => [label.properties.key, label.properties.value]));
 }
 
-
 /** Every server of a data center with its labels, read-only. */
 export async function listServers(connection: IonosConnection, datacenterId: string): Promise<ListedMachine[]> {
   const { z } = loadPackage<Zod>("zod");
