@@ -25,13 +25,13 @@ const WEEK_MS = 7 * 24 * 3_600_000;
 const FORECAST_MAX_AGE_MS = WEEK_MS + 24 * 3_600_000;
 
 /** The slot of the week of `at`: its weekday and minute in the policy's time zone, so bells stay put across daylight saving. */
-export function weekSlot(at: number, timeZone: string): string {
+function weekSlot(at: number, timeZone: string): string {
   const clock = localClock(at, timeZone);
   return `${clock.day} ${clock.time}`;
 }
 
 /** The load recorded a week ago at each minute of the next `aheadMs`, for the policy's forecast. */
-export async function forecastFrom(profile: LoadProfile, group: string, timeZone: string, now: number, aheadMs: number): Promise<ForecastPoint[]> {
+async function forecastFrom(profile: LoadProfile, group: string, timeZone: string, now: number, aheadMs: number): Promise<ForecastPoint[]> {
   const times = Array.from({ length: Math.ceil(aheadMs / MINUTE_MS) }, (_, index) => now + (index + 1) * MINUTE_MS);
   const recorded = await profile.readLoad(group, times.map((at) => weekSlot(at, timeZone)));
   const forecast: ForecastPoint[] = [];

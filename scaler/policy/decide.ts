@@ -102,7 +102,7 @@ function expectedRise(samples: readonly LoadSample[], periods: number, leadMs: n
 }
 
 /** How far the trend may project above the load forecast: a lesson is rarely the same size two weeks running. */
-export const FORECAST_MARGIN = 1.15;
+const FORECAST_MARGIN = 1.15;
 
 /** The highest forecast load within the next `aheadMs`; null when nothing was recorded for that time. */
 function forecastPeak(forecast: readonly ForecastPoint[], now: number, aheadMs: number): Demand | null {

@@ -5,7 +5,7 @@ import type { PlacementChange, ServerSnapshot } from "./types.js";
 /** How far steering moves a server's multiplier from its size's share, either way. */
 export const STEERING_LIMIT = 2;
 /** A multiplier within this fraction of its target is left alone: Scalelite is not rewritten for noise. */
-export const STEERING_TOLERANCE = 0.1;
+const STEERING_TOLERANCE = 0.1;
 
 function round(value: number): number {
   return Math.round(value * 1000) / 1000;
