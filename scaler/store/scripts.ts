@@ -57,6 +57,7 @@ local stressMax, stressRetention, auditMax, instanceAuditTtl = ARGV[4], tonumber
 local groupTypes = {}
 local liveCutoff = {}
 local stressCutoff = {}
+local stressFloor = {}
 
 local function checkIn(K, A)
   local groupKey, instanceKey, commandsKey, liveKey, stressKey = KEYS[K + 1], KEYS[K + 2], KEYS[K + 3], KEYS[K + 4], KEYS[K + 5]
@@ -90,8 +91,17 @@ local function checkIn(K, A)
   redis.call('ZADD', liveKey, now + ttl, instanceId)
   liveCutoff[liveKey] = math.max(liveCutoff[liveKey] or now, now)
   if stress ~= '' then
-    -- Stamped with the scaler's clock, which readers use for the age cut-off; Redis's own if that would go backwards.
-    local added = redis.pcall('XADD', stressKey, 'MAXLEN', '~', stressMax, ARGV[A + 2] .. '-*', 'i', instanceId, 's', stress)
+    -- Stamped with the scaler's clock, which readers use for the age cut-off, but never before the series' last
+    -- entry: another process's check-in may have been stamped a millisecond later and written first.
+    local floor = stressFloor[stressKey]
+    if floor == nil then
+      local last = redis.call('XREVRANGE', stressKey, '+', '-', 'COUNT', 1)[1]
+      floor = last and tonumber(string.match(last[1], '^%d+')) or 0
+    end
+    local stamp = math.max(now, floor)
+    stressFloor[stressKey] = stamp
+    local added = redis.pcall('XADD', stressKey, 'MAXLEN', '~', stressMax, string.format('%d-*', stamp), 'i', instanceId, 's', stress)
+    -- A series trimmed empty still remembers its last id: Redis's own clock then.
     if type(added) == 'table' and added.err then
       redis.call('XADD', stressKey, 'MAXLEN', '~', stressMax, '*', 'i', instanceId, 's', stress)
     end
