@@ -4,13 +4,13 @@ import { AsapVerifier } from "./api/asap.js";
 import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/operator.js";
 import { controlRoutes } from "./api/control.js";
 import { fleetRoutes, type OperableFleet } from "./api/fleets.js";
-import { healthRoutes } from "./api/health.js";
+import { healthRoutes, metricsRoutes } from "./api/health.js";
 import { HttpError } from "./api/http.js";
 import { sidecarRoutes } from "./api/sidecar.js";
 import { statusPage } from "./api/status-page.js";
 import { FleetStartingError } from "./fleetController.js";
 import { createLogger, type Logger } from "./log.js";
-import { createMetrics, type ScalerMetrics } from "./metrics.js";
+import { MetricsUnavailableError, createMetrics, type MetricsSnapshot, type ScalerMetrics } from "./metrics.js";
 import type { Settings } from "./settings.js";
 import { StoreConflictError, StoreUnavailableError } from "./store/errors.js";
 import type { ScalerStore } from "./store/store.js";
@@ -24,6 +24,8 @@ export interface AppDeps {
   asap?: AsapVerifier;
   /** The fleets this scaler drives: their status and Prometheus `http_sd` targets. */
   fleets?: readonly FleetView[];
+  /** The check-in workers' metrics, which `/metrics` serves summed with this process's. */
+  workerMetrics?: () => Promise<readonly MetricsSnapshot[]>;
 }
 
 /** What the HTTP surface shows of a fleet the scaler drives, and what operators can do with it. */
@@ -45,17 +47,10 @@ export function createApp(deps: AppDeps): Hono {
   const logger = deps.logger ?? createLogger("scaler");
   const metrics = deps.metrics ?? createMetrics(() => store.countsByGroup());
   const asap = deps.asap ?? new AsapVerifier(settings.sidecar);
-  const app = new Hono();
+  const app = measuredApp(metrics, logger);
 
-  app.use("*", async (c, next) => {
-    const started = performance.now();
-    await next();
-    const last = matchedRoutes(c).at(-1);
-    const route = last === undefined || last.method === "ALL" ? "unmatched" : last.path;
-    metrics.httpRequestDuration.observe({ method: c.req.method, route, status: String(c.res.status) }, (performance.now() - started) / 1000);
-  });
-
-  app.route("/", healthRoutes({ store, metrics }));
+  app.route("/", healthRoutes({ store }));
+  app.route("/", metricsRoutes({ metrics, ...(deps.workerMetrics === undefined ? {} : { workerMetrics: deps.workerMetrics }) }));
   app.route("/sidecar", sidecarRoutes({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }));
   app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens }));
   app.route("/api/v1/fleets", fleetRoutes({ fleets: deps.fleets ?? [], tokens: settings.apiTokens }));
@@ -71,6 +66,34 @@ export function createApp(deps: AppDeps): Hono {
     const fleet = fleets.get(c.req.param("name"));
     return fleet === undefined ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404) : c.json(fleet.scrapeTargets());
   });
+  return app;
+}
+
+export interface SidecarAppDeps {
+  store: ScalerStore;
+  settings: Pick<Settings, "sidecar">;
+  metrics: ScalerMetrics;
+  logger: Logger;
+}
+
+/** What a check-in worker serves: the sidecar protocol and its own liveness and readiness, nothing an operator uses. */
+export function createSidecarApp({ store, settings, metrics, logger }: SidecarAppDeps): Hono {
+  const app = measuredApp(metrics, logger);
+  app.route("/", healthRoutes({ store }));
+  app.route("/sidecar", sidecarRoutes({ store, asap: new AsapVerifier(settings.sidecar), metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }));
+  return app;
+}
+
+/** An app that times every request into the metrics and answers every error as JSON with the status it calls for. */
+function measuredApp(metrics: ScalerMetrics, logger: Logger): Hono {
+  const app = new Hono();
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    await next();
+    const last = matchedRoutes(c).at(-1);
+    const route = last === undefined || last.method === "ALL" ? "unmatched" : last.path;
+    metrics.httpRequestDuration.observe({ method: c.req.method, route, status: String(c.res.status) }, (performance.now() - started) / 1000);
+  });
 
   app.notFound((c) => c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
@@ -85,6 +108,10 @@ export function createApp(deps: AppDeps): Hono {
     if (error instanceof StoreUnavailableError) {
       logger.warn({ event: "redis.unavailable", operation: error.operation, path: c.req.path, err: error.message }, "redis unavailable");
       return c.json({ error: "unavailable", message: "state store (redis) unavailable, retry later" }, 503);
+    }
+    if (error instanceof MetricsUnavailableError) {
+      logger.warn({ event: "metrics.unavailable", err: error.message }, "check-in workers' metrics unavailable");
+      return c.json({ error: "unavailable", message: error.message }, 503);
     }
     logger.error({ event: "request.failed", path: c.req.path, err: error }, "request failed");
     return c.json({ error: "internal", message: "internal error" }, 500);

@@ -6,6 +6,7 @@ import { openFleetRuntime, type FleetRuntime } from "./fleetRuntime.js";
 import { createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { loadSettings } from "./settings.js";
+import { SidecarWorkers } from "./sidecarWorkers.js";
 import { ScalerStore, connectRedis } from "./store/store.js";
 
 const logger = createLogger("scaler");
@@ -23,7 +24,31 @@ async function main(): Promise<void> {
     if (redis.status !== "ready") await once(redis, "ready");
     fleet = await openFleetRuntime(settings.fleet, { redis, keyPrefix: settings.redis.keyPrefix, store, logger });
   }
-  const app = createApp({ store, settings, metrics, logger, ...(fleet === undefined ? {} : { fleets: [fleet.view] }) });
+  const workerCount = settings.sidecar.workers?.count ?? 0;
+  const workers =
+    settings.sidecar.workers === undefined || workerCount === 0
+      ? undefined
+      : await SidecarWorkers.start(
+          workerCount,
+          {
+            redis: settings.redis,
+            instanceTtl: settings.instanceTtl,
+            retention: settings.retention,
+            sidecar: settings.sidecar,
+            shutdownGraceMs: settings.shutdownGraceMs,
+            host: settings.listen.host,
+            port: settings.sidecar.workers.port,
+          },
+          logger,
+        );
+  const app = createApp({
+    store,
+    settings,
+    metrics,
+    logger,
+    ...(fleet === undefined ? {} : { fleets: [fleet.view] }),
+    ...(workers === undefined ? {} : { workerMetrics: () => workers.metrics() }),
+  });
 
   const server = serve({ fetch: app.fetch, hostname: settings.listen.host, port: settings.listen.port }, (info) => {
     logger.info({ event: "listening", host: info.address, port: info.port }, "scaler listening");
@@ -38,8 +63,9 @@ async function main(): Promise<void> {
       server.closeAllConnections();
     }, settings.shutdownGraceMs);
     deadline.unref();
+    const workersStopped = workers?.stop() ?? Promise.resolve();
     server.close(() => {
-      void (fleet?.controller.stop() ?? Promise.resolve())
+      void Promise.all([fleet?.controller.stop(), workersStopped])
         .then(() => store.close())
         .then(() => {
         logger.info({ event: "stopped" }, "scaler stopped");

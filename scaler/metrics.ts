@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { GroupReport } from "./store/schemas.js";
 
 export interface ScalerMetrics {
@@ -12,11 +12,23 @@ export interface ScalerMetrics {
   actions: Counter<"group" | "action" | "outcome">;
 }
 
+/** Some check-in worker did not hand over its metrics: a scrape without them would look like a counter reset. */
+export class MetricsUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MetricsUnavailableError";
+  }
+}
+
+/** A registry's metrics as values, the form in which check-in workers hand theirs to the main process. */
+export type MetricsSnapshot = Awaited<ReturnType<Registry["getMetricsAsJSON"]>>;
+
 /**
  * The scaler's metrics on a registry of its own (so several apps can live in one process, as in tests).
- * `liveInstances` is read from Redis when Prometheus scrapes; a scrape during an outage leaves it out.
+ * `liveInstances` is read from Redis when Prometheus scrapes; a scrape during an outage leaves it out. A check-in
+ * worker has none: the main process reports them once for all.
  */
-export function createMetrics(liveInstances: () => Promise<Map<string, GroupReport["counts"]>>): ScalerMetrics {
+export function createMetrics(liveInstances?: () => Promise<Map<string, GroupReport["counts"]>>): ScalerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "confscale_" });
   const metrics: ScalerMetrics = {
@@ -53,6 +65,7 @@ export function createMetrics(liveInstances: () => Promise<Map<string, GroupRepo
       registers: [registry],
     }),
   };
+  if (liveInstances === undefined) return metrics;
   new Gauge({
     name: "confscale_live_instances",
     help: "Instances alive by their check-in TTL, by group and state",
@@ -74,4 +87,13 @@ export function createMetrics(liveInstances: () => Promise<Map<string, GroupRepo
     },
   });
   return metrics;
+}
+
+/**
+ * One exposition of this process's metrics and its check-in workers': counters and histograms are summed, and the
+ * process metrics combined as prom-client's cluster aggregation defines for each.
+ */
+export async function exposition(registry: Registry, workers: readonly MetricsSnapshot[]): Promise<string> {
+  if (workers.length === 0) return registry.metrics();
+  return AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), ...workers]).metrics();
 }

@@ -95,11 +95,28 @@ export const settingsSchema = z.strictObject({
     keyCacheSeconds: seconds.default(3_600),
     /** Largest check-in body accepted; a stats report of a busy bridge is a few kilobytes. */
     maxBodyBytes: z.number().int().min(1_024).default(256 * 1024),
+    /**
+     * Worker processes that serve check-ins on a port of their own (on `listen.host`), besides the main port, so that
+     * check-ins use more than one core. Without it, or with a count of 0, the main process serves them alone.
+     */
+    workers: z
+      .strictObject({
+        count: z.number().int().min(0).max(64),
+        port: z.number().int().min(0).max(65_535).default(8081),
+      })
+      .optional(),
   }),
   shutdownGraceMs: z.number().int().positive().default(10_000),
   fleet: fleetSettingsSchema.optional(),
 });
 export type Settings = z.infer<typeof settingsSchema>;
+
+const settingsCheckedSchema = settingsSchema.superRefine((settings, context) => {
+  const workers = settings.sidecar.workers;
+  if (workers !== undefined && workers.count > 0 && workers.port !== 0 && workers.port === settings.listen.port) {
+    context.addIssue({ code: "custom", path: ["sidecar", "workers", "port"], message: `must differ from listen.port (${settings.listen.port}): the workers serve a port of their own` });
+  }
+});
 
 export class SettingsError extends Error {
   constructor(
@@ -113,7 +130,7 @@ export class SettingsError extends Error {
 
 /** Validates a settings object (from a file, a test, or `loadSettings`) and fills in the defaults. */
 export function parseSettings(raw: unknown, source = "settings"): Settings {
-  const result = settingsSchema.safeParse(raw);
+  const result = settingsCheckedSchema.safeParse(raw);
   if (!result.success) {
     throw new SettingsError(
       source,
@@ -130,7 +147,8 @@ export function parseSettings(raw: unknown, source = "settings"): Settings {
 /**
  * Reads the settings file (YAML or JSON) named by `SCALER_CONFIG`, if any, and lets the environment override:
  * `SCALER_REDIS_URL`, `SCALER_KEY_PREFIX`, `SCALER_LISTEN_HOST`, `SCALER_LISTEN_PORT`, `SCALER_ASAP_KEY_BASE_URL`,
- * `SCALER_API_TOKENS` (`name:role:token` separated by commas; secrets belong in the environment, not the file).
+ * `SCALER_API_TOKENS` (`name:role:token` separated by commas; secrets belong in the environment, not the file),
+ * `SCALER_SIDECAR_WORKERS` and `SCALER_SIDECAR_PORT` (the check-in workers' count and port).
  */
 export async function loadSettings(env: NodeJS.ProcessEnv = process.env): Promise<Settings> {
   const file = env.SCALER_CONFIG;
@@ -145,6 +163,14 @@ export async function loadSettings(env: NodeJS.ProcessEnv = process.env): Promis
   if (env.SCALER_LISTEN_HOST !== undefined) section("listen").host = env.SCALER_LISTEN_HOST;
   if (env.SCALER_LISTEN_PORT !== undefined) section("listen").port = Number(env.SCALER_LISTEN_PORT);
   if (env.SCALER_ASAP_KEY_BASE_URL !== undefined) section("sidecar").keyBaseUrl = env.SCALER_ASAP_KEY_BASE_URL;
+  const workers = () => {
+    const sidecar = section("sidecar");
+    const value = sidecar.workers === undefined ? {} : asObject(sidecar.workers, `${file ?? "environment"}: sidecar.workers`);
+    sidecar.workers = value;
+    return value;
+  };
+  if (env.SCALER_SIDECAR_WORKERS !== undefined) workers().count = Number(env.SCALER_SIDECAR_WORKERS);
+  if (env.SCALER_SIDECAR_PORT !== undefined) workers().port = Number(env.SCALER_SIDECAR_PORT);
   if (env.SCALER_API_TOKENS !== undefined) {
     const fromFile = Array.isArray(raw.apiTokens) ? raw.apiTokens : [];
     raw.apiTokens = [...fromFile, ...parseTokenList(env.SCALER_API_TOKENS)];

@@ -1,17 +1,29 @@
 import { Hono } from "hono";
-import type { ScalerMetrics } from "../metrics.js";
+import { exposition, type MetricsSnapshot, type ScalerMetrics } from "../metrics.js";
 import type { ScalerStore } from "../store/store.js";
 
-/** Liveness (the process answers), readiness (Redis answers) and the Prometheus metrics. */
-export function healthRoutes({ store, metrics }: { store: ScalerStore; metrics: ScalerMetrics }): Hono {
+/** Liveness (the process answers) and readiness (Redis answers). */
+export function healthRoutes({ store }: { store: ScalerStore }): Hono {
   const routes = new Hono();
   routes.get("/healthz", (c) => c.json({ status: "ok" }));
   routes.get("/readyz", async (c) =>
     (await store.ping()) ? c.json({ status: "ready" }) : c.json({ error: "unavailable", message: "redis unreachable" }, 503),
   );
+  return routes;
+}
+
+export interface MetricsRouteDeps {
+  metrics: ScalerMetrics;
+  /** The check-in workers' metrics, served summed with this process's. */
+  workerMetrics?: () => Promise<readonly MetricsSnapshot[]>;
+}
+
+/** The Prometheus metrics of the scaler, its check-in workers' included. */
+export function metricsRoutes({ metrics, workerMetrics }: MetricsRouteDeps): Hono {
+  const routes = new Hono();
   routes.get("/metrics", async (c) => {
     c.header("Content-Type", metrics.registry.contentType);
-    return c.body(await metrics.registry.metrics());
+    return c.body(await exposition(metrics.registry, (await workerMetrics?.()) ?? []));
   });
   return routes;
 }

@@ -9,7 +9,10 @@
  * to a bare node:http server that only parses each body and answers the same reply: what this machine, its load
  * generator and whatever else runs on it at the time allow at all (the peer the scaler is compared with).
  *
- *   npm run bench:checkins -- [--instances 2000] [--connections 64] [--seconds 20] [--baseline-seconds 10] [--profile DIR]
+ * The scaler serves check-ins with `--workers` check-in worker processes (`sidecar.workers`) besides its main process;
+ * `--workers 0` drives the main process alone.
+ *
+ *   npm run bench:checkins -- [--instances 2000] [--connections 64] [--seconds 20] [--workers 2] [--baseline-seconds 10] [--profile DIR]
  */
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -48,6 +51,7 @@ const { values: args } = parseArgs({
     instances: { type: "string", default: "2000" },
     connections: { type: "string", default: "64" },
     seconds: { type: "string", default: "20" },
+    workers: { type: "string", default: "2" },
     /** How long the bare node:http server is driven; 0 leaves it out. */
     "baseline-seconds": { type: "string", default: "10" },
     /** Writes a CPU profile of the scaler process into this directory (open it in Chrome DevTools). */
@@ -58,6 +62,7 @@ const INSTANCES = Number(args.instances);
 const CONNECTIONS = Number(args.connections);
 const SECONDS = Number(args.seconds);
 const BASELINE_SECONDS = Number(args["baseline-seconds"]);
+const WORKERS = Number(args.workers);
 
 /** The least any check-in server does: read the body, parse it, answer the reply of a check-in with no command. */
 const BARE_SERVER = `
@@ -202,7 +207,10 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
   const configFile = join(dir, "scaler.yaml");
   await writeFile(configFile, `sidecar:\n  keyBaseUrl: ${keys.baseUrl}\n`);
   const port = await freeLoopbackPort();
+  const workersPort = await freeLoopbackPort();
   const url = `http://127.0.0.1:${port}`;
+  // Where the sidecars check in: the workers' port when there are workers.
+  const checkInUrl = WORKERS > 0 ? `http://127.0.0.1:${workersPort}` : url;
   const profile = args.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${args.profile}`];
   const scaler = await startUntilReady(process.execPath, [...profile, "--import", "tsx", "scaler/main.ts"], /scaler listening/, {
     env: {
@@ -212,6 +220,8 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
       SCALER_LISTEN_HOST: "127.0.0.1",
       SCALER_LISTEN_PORT: String(port),
       SCALER_API_TOKENS: `bench:admin:${TOKENS.admin}`,
+      SCALER_SIDECAR_WORKERS: String(WORKERS),
+      SCALER_SIDECAR_PORT: String(workersPort),
     },
     timeoutMs: 60_000,
   });
@@ -238,9 +248,9 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
       });
     }
     const probe = requests[0] as AutocannonRequest;
-    const probed = await fetch(url + probe.path, { method: "POST", headers: probe.headers, body: probe.body });
+    const probed = await fetch(checkInUrl + probe.path, { method: "POST", headers: probe.headers, body: probe.body });
     if (probed.status !== 200) throw new Error(`a check-in was refused (${probed.status}): ${await probed.text()}`);
-    const options = (seconds: number, target = url) => {
+    const options = (seconds: number, target = checkInUrl) => {
       let connection = 0;
       return {
         url: target,
@@ -267,7 +277,7 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
       machine: await machineBusySeconds(),
       at: performance.now(),
     };
-    console.log(`driving /sidecar/status: ${INSTANCES} instances, ${CONNECTIONS} connections, ${SECONDS} s ...`);
+    console.log(`driving /sidecar/status: ${INSTANCES} instances, ${CONNECTIONS} connections, ${SECONDS} s, ${WORKERS} check-in workers ...`);
     const result = await autocannon(options(SECONDS));
     const loadCpu = process.cpuUsage(cpuBefore.load);
     const scalerCpuAfter = await processTreeCpuSeconds(scaler.child.pid ?? -1);

@@ -60,6 +60,18 @@ describe("scaler settings", () => {
     expect(fields).toEqual(expect.arrayContaining(["redis.url", "apiTokens.0.role", "apiTokens.0.token", "sidecar.keyBaseUrl", "colour"]));
   });
 
+  it("takes check-in workers from the file, lets the environment change or turn them off, and refuses them on the main port", async () => {
+    const file = join(dir, "workers.yaml");
+    await writeFile(file, `redis:\n  url: redis://file:6379\nsidecar:\n  keyBaseUrl: https://keys.example.org\n  workers:\n    count: 2\n`);
+    expect((await loadSettings({ SCALER_CONFIG: file })).sidecar.workers).toEqual({ count: 2, port: 8081 });
+    expect((await loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_WORKERS: "4", SCALER_SIDECAR_PORT: "9081" })).sidecar.workers).toEqual({ count: 4, port: 9081 });
+    expect((await loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_WORKERS: "0" })).sidecar.workers?.count).toBe(0);
+    expect((await loadSettings({ SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org" })).sidecar.workers).toBeUndefined();
+
+    await expect(loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_PORT: "8080" })).rejects.toThrow(/sidecar\.workers\.port: must differ from listen\.port \(8080\)/);
+    await expect(loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_WORKERS: "many" })).rejects.toThrow(/sidecar\.workers\.count: /);
+  });
+
   it("refuses a token list entry without a role", async () => {
     await expect(loadSettings({ SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org", SCALER_API_TOKENS: TOKEN })).rejects.toThrow(
       /SCALER_API_TOKENS\[0\]: expected name:role:token/,
