@@ -19,6 +19,6 @@ RUN pulumi plugin install resource digitalocean "$(node -p "require('@pulumi/dig
  && chown -R node:node "${PULUMI_HOME}" /var/lib/confscale
 USER node
 ENV NODE_ENV=production
-EXPOSE 8080
+EXPOSE 8080 8081
 # node itself is PID 1, so `docker compose` stop or a redeploy's SIGTERM reaches the scaler's graceful shutdown.
 CMD ["node", "--import", "tsx", "scaler/main.ts"]

@@ -124,6 +124,7 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
       sshPublicKeys: args.config.sshPublicKeys,
       workerImage: workerImage(args.config),
       policy: args.config.workers,
+      controlNodeCores: args.config.controlNode.cores,
     }),
   );
   const settingsStep = new command.remote.Command(

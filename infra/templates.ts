@@ -96,6 +96,8 @@ export interface ScalerSettingsValues {
   sshPublicKeys: string[];
   workerImage: string;
   policy: WorkerPolicy;
+  /** The control node's cores: half of them serve check-ins in worker processes, the rest is for its other services. */
+  controlNodeCores: number;
 }
 
 /**
@@ -122,6 +124,8 @@ export function renderScalerSettings(values: ScalerSettingsValues): string {
       scaleliteUrl: "http://scalelite-api:3000/scalelite/api",
       prometheusUrl: "http://prometheus:9090",
     },
+    // Their port is the compose file's SCALER_SIDECAR_PORT, which the Caddyfile routes /scaler/sidecar/* to.
+    sidecar: { workers: { count: Math.max(1, Math.floor(values.controlNodeCores / 2)) } },
   };
   return `# Written by the ${values.env} environment stack on every \`pulumi up\`; edits here are overwritten.\n${stringify(settings, { lineWidth: 0 })}`;
 }
