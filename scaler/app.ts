@@ -1,4 +1,6 @@
+import { serve } from "@hono/node-server";
 import { Hono } from "hono";
+import type { Server } from "node:http";
 import { matchedRoutes } from "hono/route";
 import { AsapVerifier } from "./api/asap.js";
 import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/operator.js";
@@ -118,4 +120,18 @@ function measuredApp(metrics: ScalerMetrics, logger: Logger): Hono {
   });
 
   return app;
+}
+
+/**
+ * Longer than a reverse proxy keeps an idle upstream connection (Caddy: 2 minutes) and than a sidecar waits between
+ * reports: with Node's 5 s, the server closes connections the proxy or sidecar is about to reuse, and those requests
+ * fail with a reset.
+ */
+const KEEP_ALIVE_TIMEOUT_MS = 130_000;
+
+/** Serves an app over HTTP/1.1 on `host:port`; `onListening` gets the bound port. */
+export function listen(app: Hono, host: string, port: number, onListening?: (port: number) => void): Server {
+  const server = serve({ fetch: app.fetch, hostname: host, port }, (info) => onListening?.(info.port)) as Server;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  return server;
 }

@@ -1,7 +1,5 @@
-import { serve } from "@hono/node-server";
-import type { Server } from "node:http";
 import { once } from "node:events";
-import { createApp } from "./app.js";
+import { createApp, listen } from "./app.js";
 import { openFleetRuntime, type FleetRuntime } from "./fleetRuntime.js";
 import { createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
@@ -50,9 +48,9 @@ async function main(): Promise<void> {
     ...(workers === undefined ? {} : { workerMetrics: () => workers.metrics() }),
   });
 
-  const server = serve({ fetch: app.fetch, hostname: settings.listen.host, port: settings.listen.port }, (info) => {
-    logger.info({ event: "listening", host: info.address, port: info.port }, "scaler listening");
-  }) as Server;
+  const server = listen(app, settings.listen.host, settings.listen.port, (port) => {
+    logger.info({ event: "listening", host: settings.listen.host, port }, "scaler listening");
+  });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

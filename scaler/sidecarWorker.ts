@@ -2,10 +2,8 @@
  * A check-in worker's process (see `sidecarWorkers.ts`): serves the sidecar protocol on the workers' shared port
  * with its own Redis connection, until its main process asks it to stop or is gone.
  */
-import { serve } from "@hono/node-server";
 import cluster from "node:cluster";
-import type { Server } from "node:http";
-import { createSidecarApp } from "./app.js";
+import { createSidecarApp, listen } from "./app.js";
 import { createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import type { FromSidecarWorker, SidecarWorkerSettings, ToSidecarWorker } from "./sidecarWorkers.js";
@@ -19,7 +17,7 @@ function start(settings: SidecarWorkerSettings): void {
   const store = new ScalerStore(redis, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
   const metrics = createMetrics();
   const app = createSidecarApp({ store, settings, metrics, logger });
-  const server = serve({ fetch: app.fetch, hostname: settings.host, port: settings.port }) as Server;
+  const server = listen(app, settings.host, settings.port);
   server.on("error", (error: Error) => {
     logger.fatal({ event: "listen.failed", host: settings.host, port: settings.port, err: error.message }, "check-in worker cannot listen");
     process.exit(1);

@@ -104,6 +104,13 @@ describe("check-in workers (sidecar.workers)", () => {
     expect(metrics).toContain('confscale_live_instances{group="many-cores",state="running"} 12');
   });
 
+  it("keeps idle connections open longer than a proxy keeps its upstream connections, on both ports", async () => {
+    for (const base of [url, workersUrl]) {
+      const response = await fetch(`${base}/healthz`);
+      expect(response.headers.get("keep-alive")).toBe("timeout=130");
+    }
+  });
+
   it("refuses the control API and bad tokens on the workers' port", async () => {
     expect((await call(workersUrl, "GET", "/api/v1/groups", { token: TOKENS.admin })).status).toBe(404);
     const refused = await call(workersUrl, "POST", "/sidecar/status", { token: TOKENS.admin, body: statusReport("jvb-0") });
