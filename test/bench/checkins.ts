@@ -12,14 +12,23 @@
  * The scaler serves check-ins with `--workers` check-in worker processes (`sidecar.workers`) besides its main process;
  * `--workers 0` drives the main process alone.
  *
- *   npm run bench:checkins -- [--instances 2000] [--connections 64] [--seconds 20] [--workers 2] [--baseline-seconds 10] [--profile DIR]
+ * A closed loop at saturation measures the most the scaler serves, and its latency there is mostly the queue of the
+ * load generator's own connections (the bare server's p99 too). So a second phase offers a fixed rate, `--rate`
+ * check-ins/s spread evenly over time as independent sidecars send them, with vegeta (an open-loop load generator,
+ * built once from the Go module proxy into ~/.cache/confscale/vegeta): the latency a sidecar sees at that load.
+ *
+ *   npm run bench:checkins -- [--instances 2000] [--connections 64] [--seconds 20] [--workers 2] [--rate 5000]
+ *                             [--rate-seconds 20] [--baseline-seconds 10] [--profile DIR]
  */
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import os, { tmpdir } from "node:os";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
+import { z } from "zod";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { startUntilReady } from "../harness/process.js";
 import { RedisServer } from "../harness/redis.js";
@@ -52,6 +61,9 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "64" },
     seconds: { type: "string", default: "20" },
     workers: { type: "string", default: "2" },
+    /** Check-ins/s of the fixed-rate phase; 0 leaves it out. */
+    rate: { type: "string", default: "5000" },
+    "rate-seconds": { type: "string", default: "20" },
     /** How long the bare node:http server is driven; 0 leaves it out. */
     "baseline-seconds": { type: "string", default: "10" },
     /** Writes a CPU profile of the scaler process into this directory (open it in Chrome DevTools). */
@@ -63,6 +75,9 @@ const CONNECTIONS = Number(args.connections);
 const SECONDS = Number(args.seconds);
 const BASELINE_SECONDS = Number(args["baseline-seconds"]);
 const WORKERS = Number(args.workers);
+const RATE = Number(args.rate);
+const RATE_SECONDS = Number(args["rate-seconds"]);
+const VEGETA_VERSION = "v12.12.0";
 
 /** The least any check-in server does: read the body, parse it, answer the reply of a check-in with no command. */
 const BARE_SERVER = `
@@ -77,6 +92,8 @@ const server = createServer((request, response) => {
     response.end(reply);
   });
 });
+// As the scaler's: an idle connection outlives a proxy's or a client's own idle timeout.
+server.keepAliveTimeout = 130_000;
 server.listen(0, "127.0.0.1", () => console.log("bare server listening on " + server.address().port));
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
 `;
@@ -317,11 +334,64 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
       );
     }
     console.log(`live instances       ${live}; redis memory ${memory}`);
-    if (BASELINE_SECONDS > 0) await driveBareServer(BASELINE_SECONDS, options, result);
+    const atRate = RATE > 0 ? await driveAtFixedRate(requests, checkInUrl, dir, "scaler") : undefined;
+    if (BASELINE_SECONDS > 0) await driveBareServer(BASELINE_SECONDS, options, result, (bareUrl) => driveAtFixedRate(requests, bareUrl, dir, "bare server"), atRate);
   } finally {
     client.disconnect();
     await scaler.stop();
   }
+}
+
+/** vegeta, built with Go from the module proxy the first time (as the Pulumi CLI is for the tests). */
+function vegetaBinary(): string {
+  const bin = join(os.homedir(), ".cache", "confscale", "vegeta", VEGETA_VERSION);
+  const binary = join(bin, "vegeta");
+  if (!existsSync(binary)) {
+    console.log(`building vegeta ${VEGETA_VERSION} into ${bin} (once) ...`);
+    execFileSync("go", ["install", `github.com/tsenart/vegeta/v12@${VEGETA_VERSION}`], { env: { ...process.env, GOBIN: bin }, stdio: "inherit" });
+  }
+  return binary;
+}
+
+/** What `vegeta report -type=json` prints (durations in ns). */
+const vegetaReportSchema = z.object({
+  latencies: z.object({ "50th": z.number(), "99th": z.number(), max: z.number() }),
+  rate: z.number(),
+  throughput: z.number(),
+  success: z.number(),
+  requests: z.number(),
+  status_codes: z.record(z.string(), z.number()),
+  errors: z.array(z.string()).nullable(),
+});
+type VegetaReport = z.infer<typeof vegetaReportSchema>;
+
+/** Offers `RATE` check-ins/s, spread evenly, each instance in turn, and prints the latency the sidecars see. */
+async function driveAtFixedRate(requests: readonly AutocannonRequest[], target: string, dir: string, name: string): Promise<VegetaReport> {
+  const vegeta = vegetaBinary();
+  const targets = join(dir, "targets.jsonl");
+  await writeFile(
+    targets,
+    requests
+      .map((request) =>
+        JSON.stringify({
+          method: request.method,
+          url: target + request.path,
+          header: Object.fromEntries(Object.entries(request.headers).map(([name, value]) => [name, [value]])),
+          body: Buffer.from(request.body).toString("base64"),
+        }),
+      )
+      .join("\n") + "\n",
+  );
+  const results = join(dir, "results.bin");
+  console.log("");
+  console.log(`offering the ${name} ${RATE} check-ins/s evenly for ${RATE_SECONDS} s (vegeta, open loop) ...`);
+  execFileSync(vegeta, ["attack", "-format=json", `-targets=${targets}`, `-rate=${RATE}/1s`, `-duration=${RATE_SECONDS}s`, "-timeout=10s", `-output=${results}`], { stdio: ["ignore", "inherit", "inherit"] });
+  const report = vegetaReportSchema.parse(JSON.parse(execFileSync(vegeta, ["report", "-type=json", results], { encoding: "utf8" })));
+  const ms = (ns: number) => (ns / 1e6).toFixed(1);
+  console.log(`offered / served     ${report.rate.toFixed(0)} / ${report.throughput.toFixed(0)} check-ins/s   (target >= 5000)`);
+  console.log(`latency p50 / p99    ${ms(report.latencies["50th"])} ms / ${ms(report.latencies["99th"])} ms, max ${ms(report.latencies.max)} ms   (target p99 < 20 ms)`);
+  console.log(`check-ins            ${report.requests}, ${(report.success * 100).toFixed(2)}% answered 200 (${Object.entries(report.status_codes).map(([code, count]) => `${code}: ${count}`).join(", ")})${report.errors?.length ? `; errors: ${report.errors.slice(0, 3).join("; ")}` : ""}`);
+  return report;
 }
 
 /** Drives the bare node:http server with the same requests and prints how the scaler compares with it. */
@@ -329,6 +399,8 @@ async function driveBareServer(
   seconds: number,
   options: (seconds: number, target: string) => Record<string, unknown>,
   scaler: AutocannonResult,
+  driveAtRate: (url: string) => Promise<VegetaReport>,
+  scalerAtRate: VegetaReport | undefined,
 ): Promise<void> {
   const bare = await startUntilReady(process.execPath, ["--input-type=module", "-e", BARE_SERVER], /bare server listening on \d+/);
   try {
@@ -339,6 +411,11 @@ async function driveBareServer(
     const result = await autocannon(options(seconds, `http://127.0.0.1:${port}`));
     console.log(`bare server          ${result.requests.average.toFixed(0)} requests/s, p50 / p99 ${result.latency.p50} ms / ${result.latency.p99} ms`);
     console.log(`scaler / bare        ${((100 * scaler.requests.average) / Math.max(result.requests.average, 1)).toFixed(0)}% of the requests/s this machine served at all`);
+    if (scalerAtRate !== undefined) {
+      const bareAtRate = await driveAtRate(`http://127.0.0.1:${port}`);
+      const p99 = (report: VegetaReport) => report.latencies["99th"] / 1e6;
+      console.log(`scaler / bare p99    ${(p99(scalerAtRate) / Math.max(p99(bareAtRate), 0.001)).toFixed(1)}x the bare server's p99 at ${RATE} check-ins/s`);
+    }
   } finally {
     await bare.stop();
   }
