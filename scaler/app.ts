@@ -5,7 +5,7 @@ import { matchedRoutes } from "hono/route";
 import { AsapVerifier } from "./api/asap.js";
 import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/operator.js";
 import { controlRoutes } from "./api/control.js";
-import { fleetRoutes, type OperableFleet } from "./api/fleets.js";
+import type { OperableFleet } from "./api/fleets.js";
 import { healthRoutes, metricsRoutes } from "./api/health.js";
 import { HttpError } from "./api/http.js";
 import { sidecarRoutes } from "./api/sidecar.js";
@@ -54,8 +54,7 @@ export function createApp(deps: AppDeps): Hono {
   app.route("/", healthRoutes({ store }));
   app.route("/", metricsRoutes({ metrics, ...(deps.workerMetrics === undefined ? {} : { workerMetrics: deps.workerMetrics }) }));
   app.route("/sidecar", sidecarRoutes({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }));
-  app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens }));
-  app.route("/api/v1/fleets", fleetRoutes({ fleets: deps.fleets ?? [], tokens: settings.apiTokens }));
+  app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens, fleets: deps.fleets ?? [] }));
   app.get("/", async (c) => c.html(await statusPage(store)));
   const fleets = new Map((deps.fleets ?? []).map((fleet) => [fleet.name, fleet]));
   app.get("/fleets", (c) => c.json([...fleets.values()].map((fleet) => fleet.status())));

@@ -3,6 +3,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { workerPolicySchema } from "../infra/config.js";
 import { fleetTemplateSchema } from "../infra/fleet.js";
+import { groupIdSchema } from "./store/schemas.js";
 
 export const ROLES = ["viewer", "operator", "admin"] as const;
 export const roleSchema = z.enum(ROLES);
@@ -24,8 +25,8 @@ const seconds = z.number().int().positive();
  * CONFSCALE_BBB_SECRET, and the cloud's credentials (IONOS_TOKEN, …).
  */
 export const fleetSettingsSchema = z.strictObject({
-  /** Where workers go and what their template needs (from the environment stack's outputs). */
-  template: fleetTemplateSchema,
+  /** Where workers go and what their template needs (from the environment stack's outputs); the fleet is a group. */
+  template: fleetTemplateSchema.extend({ fleet: groupIdSchema }),
   image: z.string().min(1),
   /** The policy the fleet's group starts with; operators change it through the API afterwards. */
   policy: workerPolicySchema,

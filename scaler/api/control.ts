@@ -4,6 +4,7 @@ import type { ApiToken } from "../settings.js";
 import type { ScalerStore } from "../store/store.js";
 import { groupIdSchema, groupSpecSchema, instanceIdSchema, instanceTypeSchema } from "../store/schemas.js";
 import { apiAuth, requireRole, type ApiEnv } from "./auth.js";
+import { fleetRoutes, type OperableFleet } from "./fleets.js";
 import { parseWith, readJson } from "./http.js";
 
 const CONTROL_BODY_LIMIT = 1024 * 1024;
@@ -27,10 +28,14 @@ function groupId(c: Context): string {
   return parseWith(groupIdSchema, c.req.param("id"), "id");
 }
 
-/** The control-plane REST API under `/api/v1`: viewer reads, operator steers, admin defines groups. */
-export function controlRoutes({ store, tokens }: { store: ScalerStore; tokens: readonly ApiToken[] }): Hono<ApiEnv> {
+/**
+ * The control-plane REST API under `/api/v1`: viewer reads, operator steers, admin defines groups; the fleets this
+ * scaler drives under `/fleets`. Every route authenticates here, once.
+ */
+export function controlRoutes({ store, tokens, fleets }: { store: ScalerStore; tokens: readonly ApiToken[]; fleets: readonly OperableFleet[] }): Hono<ApiEnv> {
   const api = new Hono<ApiEnv>();
   api.use("*", apiAuth(tokens));
+  api.route("/fleets", fleetRoutes(fleets));
   const viewer = requireRole("viewer");
   const operator = requireRole("operator");
   const admin = requireRole("admin");

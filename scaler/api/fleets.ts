@@ -2,8 +2,8 @@ import { Hono } from "hono";
 import { z } from "zod";
 import { workerNameSchema } from "../../infra/config.js";
 import { OPERATOR_ACTIONS, type OperatorAction } from "../actuator/operator.js";
-import type { ApiToken } from "../settings.js";
-import { apiAuth, requireRole, type ApiEnv } from "./auth.js";
+import { groupIdSchema } from "../store/schemas.js";
+import { requireRole, type ApiEnv } from "./auth.js";
 import { HttpError, parseWith } from "./http.js";
 
 /** What the control-plane API can do with a fleet the scaler drives. */
@@ -19,17 +19,17 @@ export interface OperableFleet {
 const actionSchema = z.enum(OPERATOR_ACTIONS);
 
 /**
- * The fleets under `/api/v1/fleets`: viewers read their status; operators cordon, enable and panic servers, preview
- * the fleet stack and run a period now. Each call waits its turn with the fleet's periods.
+ * The fleets under `/api/v1/fleets`, mounted inside the control API, which authenticates: viewers read their status;
+ * operators cordon, enable and panic servers, preview the fleet stack and run a period now. Each call waits its turn
+ * with the fleet's periods. A fleet is named by its group's id.
  */
-export function fleetRoutes({ fleets, tokens }: { fleets: readonly OperableFleet[]; tokens: readonly ApiToken[] }): Hono<ApiEnv> {
+export function fleetRoutes(fleets: readonly OperableFleet[]): Hono<ApiEnv> {
   const byName = new Map(fleets.map((fleet) => [fleet.name, fleet]));
   const api = new Hono<ApiEnv>();
-  api.use("*", apiAuth(tokens));
   const viewer = requireRole("viewer");
   const operator = requireRole("operator");
   const fleetOf = (name: string): OperableFleet => {
-    const fleet = byName.get(parseWith(workerNameSchema, name, "fleet"));
+    const fleet = byName.get(parseWith(groupIdSchema, name, "fleet"));
     if (fleet === undefined) throw new HttpError(404, "fleet_not_found", `no fleet ${name}; this scaler drives: ${[...byName.keys()].join(", ") || "none"}`, [{ field: "fleet", message: "unknown fleet" }]);
     return fleet;
   };

@@ -164,6 +164,8 @@ describe("control-plane roles", () => {
       ["/fleets/bbb/servers/bbb-1/reboot", 400, "action"],
       ["/fleets/bbb/servers/BBB_1/cordon", 400, "server"],
       ["/fleets/Bad!/preview", 400, "fleet"],
+      // A fleet is named by its group's id, which may start with a digit: a well-formed name this scaler does not drive.
+      ["/fleets/9b/preview", 404, "fleet"],
     ];
     for (const [path, status, field] of cases) {
       const reply = await call(scaler.url, path.endsWith("nope") ? "GET" : "POST", `/api/v1${path}`, { token: TOKENS.operator });

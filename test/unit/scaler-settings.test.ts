@@ -50,6 +50,8 @@ describe("scaler settings", () => {
         redis: { url: "http://redis" },
         apiTokens: [{ name: "x", role: "root", token: "short" }],
         sidecar: { keyBaseUrl: "not a url" },
+        // The fleet becomes a group: its name must be a group id.
+        fleet: { template: { fleet: "Bad_Fleet" } },
         colour: "blue",
       });
     } catch (error) {
@@ -57,7 +59,7 @@ describe("scaler settings", () => {
     }
     expect(caught).toBeInstanceOf(SettingsError);
     const fields = (caught as SettingsError).problems.map((problem) => problem.field);
-    expect(fields).toEqual(expect.arrayContaining(["redis.url", "apiTokens.0.role", "apiTokens.0.token", "sidecar.keyBaseUrl", "colour"]));
+    expect(fields).toEqual(expect.arrayContaining(["redis.url", "apiTokens.0.role", "apiTokens.0.token", "sidecar.keyBaseUrl", "fleet.template.fleet", "colour"]));
   });
 
   it("takes check-in workers from the file, lets the environment change or turn them off, and refuses them on the main port", async () => {
