@@ -15,7 +15,8 @@
  * A closed loop at saturation measures the most the scaler serves, and its latency there is mostly the queue of the
  * load generator's own connections (the bare server's p99 too). So a second phase offers a fixed rate, `--rate`
  * check-ins/s spread evenly over time as independent sidecars send them, with vegeta (an open-loop load generator,
- * built once from the Go module proxy into ~/.cache/confscale/vegeta): the latency a sidecar sees at that load.
+ * built once from the Go module proxy into ~/.cache/confscale/vegeta), over at most `--connections` connections: the
+ * latency a sidecar sees at that load.
  *
  *   npm run bench:checkins -- [--instances 2000] [--connections 64] [--seconds 20] [--workers 2] [--rate 5000]
  *                             [--rate-seconds 20] [--baseline-seconds 10] [--profile DIR]
@@ -385,7 +386,13 @@ async function driveAtFixedRate(requests: readonly AutocannonRequest[], target: 
   const results = join(dir, "results.bin");
   console.log("");
   console.log(`offering the ${name} ${RATE} check-ins/s evenly for ${RATE_SECONDS} s (vegeta, open loop) ...`);
-  execFileSync(vegeta, ["attack", "-format=json", `-targets=${targets}`, `-rate=${RATE}/1s`, `-duration=${RATE_SECONDS}s`, "-timeout=10s", `-output=${results}`], { stdio: ["ignore", "inherit", "inherit"] });
+  // At most --connections connections, as from the control node's Caddy, which pools its upstream connections; without
+  // a bound, vegeta opens more whenever answers slow down, and the scaler pays for the new connections on top.
+  execFileSync(
+    vegeta,
+    ["attack", "-format=json", `-targets=${targets}`, `-rate=${RATE}/1s`, `-duration=${RATE_SECONDS}s`, "-timeout=10s", `-max-connections=${CONNECTIONS}`, `-output=${results}`],
+    { stdio: ["ignore", "inherit", "inherit"] },
+  );
   const report = vegetaReportSchema.parse(JSON.parse(execFileSync(vegeta, ["report", "-type=json", results], { encoding: "utf8" })));
   const ms = (ns: number) => (ns / 1e6).toFixed(1);
   console.log(`offered / served     ${report.rate.toFixed(0)} / ${report.throughput.toFixed(0)} check-ins/s   (target >= 5000)`);
