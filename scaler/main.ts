@@ -22,12 +22,12 @@ async function main(): Promise<void> {
     if (redis.status !== "ready") await once(redis, "ready");
     fleet = await openFleetRuntime(settings.fleet, { redis, keyPrefix: settings.redis.keyPrefix, store, logger });
   }
-  const workerCount = settings.sidecar.workers?.count ?? 0;
+  const workerSettings = settings.sidecar.workers;
   const workers =
-    settings.sidecar.workers === undefined || workerCount === 0
+    workerSettings === undefined || workerSettings.count === 0
       ? undefined
       : await SidecarWorkers.start(
-          workerCount,
+          workerSettings.count,
           {
             redis: settings.redis,
             instanceTtl: settings.instanceTtl,
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
             sidecar: settings.sidecar,
             shutdownGraceMs: settings.shutdownGraceMs,
             host: settings.listen.host,
-            port: settings.sidecar.workers.port,
+            port: workerSettings.port,
           },
           logger,
         );
