@@ -109,15 +109,13 @@ export const settingsSchema = z.strictObject({
   }),
   shutdownGraceMs: z.number().int().positive().default(10_000),
   fleet: fleetSettingsSchema.optional(),
-});
-export type Settings = z.infer<typeof settingsSchema>;
-
-const settingsCheckedSchema = settingsSchema.superRefine((settings, context) => {
+}).superRefine((settings, context) => {
   const workers = settings.sidecar.workers;
   if (workers !== undefined && workers.count > 0 && workers.port !== 0 && workers.port === settings.listen.port) {
     context.addIssue({ code: "custom", path: ["sidecar", "workers", "port"], message: `must differ from listen.port (${settings.listen.port}): the workers serve a port of their own` });
   }
 });
+export type Settings = z.infer<typeof settingsSchema>;
 
 export class SettingsError extends Error {
   constructor(
@@ -131,7 +129,7 @@ export class SettingsError extends Error {
 
 /** Validates a settings object (from a file, a test, or `loadSettings`) and fills in the defaults. */
 export function parseSettings(raw: unknown, source = "settings"): Settings {
-  const result = settingsCheckedSchema.safeParse(raw);
+  const result = settingsSchema.safeParse(raw);
   if (!result.success) {
     throw new SettingsError(
       source,
@@ -154,24 +152,23 @@ export function parseSettings(raw: unknown, source = "settings"): Settings {
 export async function loadSettings(env: NodeJS.ProcessEnv = process.env): Promise<Settings> {
   const file = env.SCALER_CONFIG;
   const raw: Record<string, unknown> = file === undefined ? {} : asObject(parseYaml(await readFile(file, "utf8")), file);
-  const section = (name: string): Record<string, unknown> => {
-    const value = raw[name] === undefined ? {} : asObject(raw[name], `${file ?? "environment"}: ${name}`);
-    raw[name] = value;
-    return value;
+  // The mapping at `path` (e.g. sidecar, workers), created where the file has none, for the environment to fill in.
+  const section = (...path: string[]): Record<string, unknown> => {
+    let parent = raw;
+    path.forEach((name, depth) => {
+      const value = parent[name] === undefined ? {} : asObject(parent[name], `${file ?? "environment"}: ${path.slice(0, depth + 1).join(".")}`);
+      parent[name] = value;
+      parent = value;
+    });
+    return parent;
   };
   if (env.SCALER_REDIS_URL !== undefined) section("redis").url = env.SCALER_REDIS_URL;
   if (env.SCALER_KEY_PREFIX !== undefined) section("redis").keyPrefix = env.SCALER_KEY_PREFIX;
   if (env.SCALER_LISTEN_HOST !== undefined) section("listen").host = env.SCALER_LISTEN_HOST;
   if (env.SCALER_LISTEN_PORT !== undefined) section("listen").port = Number(env.SCALER_LISTEN_PORT);
   if (env.SCALER_ASAP_KEY_BASE_URL !== undefined) section("sidecar").keyBaseUrl = env.SCALER_ASAP_KEY_BASE_URL;
-  const workers = () => {
-    const sidecar = section("sidecar");
-    const value = sidecar.workers === undefined ? {} : asObject(sidecar.workers, `${file ?? "environment"}: sidecar.workers`);
-    sidecar.workers = value;
-    return value;
-  };
-  if (env.SCALER_SIDECAR_WORKERS !== undefined) workers().count = Number(env.SCALER_SIDECAR_WORKERS);
-  if (env.SCALER_SIDECAR_PORT !== undefined) workers().port = Number(env.SCALER_SIDECAR_PORT);
+  if (env.SCALER_SIDECAR_WORKERS !== undefined) section("sidecar", "workers").count = Number(env.SCALER_SIDECAR_WORKERS);
+  if (env.SCALER_SIDECAR_PORT !== undefined) section("sidecar", "workers").port = Number(env.SCALER_SIDECAR_PORT);
   if (env.SCALER_API_TOKENS !== undefined) {
     const fromFile = Array.isArray(raw.apiTokens) ? raw.apiTokens : [];
     raw.apiTokens = [...fromFile, ...parseTokenList(env.SCALER_API_TOKENS)];
