@@ -22,23 +22,7 @@ async function main(): Promise<void> {
     if (redis.status !== "ready") await once(redis, "ready");
     fleet = await openFleetRuntime(settings.fleet, { redis, keyPrefix: settings.redis.keyPrefix, store, logger });
   }
-  const workerSettings = settings.sidecar.workers;
-  const workers =
-    workerSettings === undefined || workerSettings.count === 0
-      ? undefined
-      : await SidecarWorkers.start(
-          workerSettings.count,
-          {
-            redis: settings.redis,
-            instanceTtl: settings.instanceTtl,
-            retention: settings.retention,
-            sidecar: settings.sidecar,
-            shutdownGraceMs: settings.shutdownGraceMs,
-            host: settings.listen.host,
-            port: workerSettings.port,
-          },
-          logger,
-        );
+  const workers = await SidecarWorkers.start(settings, logger);
   const app = createApp({
     store,
     settings,

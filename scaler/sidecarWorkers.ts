@@ -63,20 +63,34 @@ export class SidecarWorkers {
     private readonly logger: Logger,
   ) {}
 
-  /** Forks `count` workers and resolves once every one of them listens. */
-  static async start(count: number, settings: SidecarWorkerSettings, logger: Logger): Promise<SidecarWorkers> {
+  /**
+   * Forks the workers `sidecar.workers` asks for and resolves once every one of them listens; undefined when it asks
+   * for none.
+   */
+  static async start(scaler: Settings, logger: Logger): Promise<SidecarWorkers | undefined> {
+    const wanted = scaler.sidecar.workers;
+    if (wanted === undefined || wanted.count === 0) return undefined;
+    const settings: SidecarWorkerSettings = {
+      redis: scaler.redis,
+      instanceTtl: scaler.instanceTtl,
+      retention: scaler.retention,
+      sidecar: scaler.sidecar,
+      shutdownGraceMs: scaler.shutdownGraceMs,
+      host: scaler.listen.host,
+      port: wanted.port,
+    };
     cluster.setupPrimary({ exec: WORKER_ENTRY, execArgv: process.execArgv, silent: false });
     const workers = new SidecarWorkers(settings, logger);
     cluster.on("message", (worker, message: FromSidecarWorker) => workers.onMessage(worker, message));
     cluster.on("exit", (worker, code, signal) => workers.onExit(worker, code, signal));
     try {
-      await Promise.all(Array.from({ length: count }, () => workers.fork()));
+      await Promise.all(Array.from({ length: wanted.count }, () => workers.fork()));
       workers.started = true;
     } catch (error) {
       await workers.stop();
       throw error;
     }
-    logger.info({ event: "sidecar_workers.listening", count, host: settings.host, port: settings.port }, "check-in workers listening");
+    logger.info({ event: "sidecar_workers.listening", count: wanted.count, host: settings.host, port: settings.port }, "check-in workers listening");
     return workers;
   }
 
