@@ -25,12 +25,13 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os, { tmpdir } from "node:os";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { z } from "zod";
 import { freeLoopbackPort } from "../harness/ports.js";
+import { listProcesses, processTree } from "../harness/proc.js";
 import { startUntilReady } from "../harness/process.js";
 import { RedisServer } from "../harness/redis.js";
 import { KeyServer, TOKENS, call, groupBody, signSidecarToken, type SigningKey } from "../integration/scaler-fixture.js";
@@ -135,43 +136,12 @@ async function redisCpuSeconds(redis: Redis): Promise<number> {
   return field("used_cpu_user") + field("used_cpu_sys");
 }
 
-/**
- * CPU seconds used so far by a process and its live descendants (worker processes), from Linux's /proc;
- * undefined where there is no /proc.
- */
+/** CPU seconds used so far by a process and its live descendants (worker processes); undefined where there is no /proc. */
 async function processTreeCpuSeconds(rootPid: number): Promise<CpuSeconds | undefined> {
-  let entries: string[];
-  try {
-    entries = await readdir("/proc");
-  } catch {
-    return undefined;
-  }
-  const ticksPerSecond = 100;
-  const processes = new Map<number, { parent: number; user: number; system: number }>();
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = await readFile(`/proc/${entry}/stat`, "utf8");
-    } catch {
-      continue;
-    }
-    // Fields after the command name, which is in parentheses and may hold spaces: state, ppid, ... utime (14), stime (15).
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    processes.set(Number(entry), { parent: Number(fields[1]), user: Number(fields[11]), system: Number(fields[12]) });
-  }
-  if (!processes.has(rootPid)) return undefined;
-  const used = { user: 0, system: 0 };
-  for (const [pid, process] of processes) {
-    for (let ancestor: number | undefined = pid; ancestor !== undefined && ancestor > 1; ancestor = processes.get(ancestor)?.parent) {
-      if (ancestor === rootPid) {
-        used.user += process.user / ticksPerSecond;
-        used.system += process.system / ticksPerSecond;
-        break;
-      }
-    }
-  }
-  return used;
+  const processes = await listProcesses();
+  if (processes === undefined || !processes.some((process) => process.pid === rootPid)) return undefined;
+  const tree = processTree(processes, rootPid);
+  return { user: tree.reduce((sum, process) => sum + process.userSeconds, 0), system: tree.reduce((sum, process) => sum + process.systemSeconds, 0) };
 }
 
 function delta(before: Map<string, number>, after: Map<string, number>): Map<string, number> {

@@ -1,8 +1,8 @@
-import { readFile, readdir } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freeLoopbackPort } from "../harness/ports.js";
+import { commandLine, listProcesses } from "../harness/proc.js";
 import { startUntilReady, type ManagedProcess } from "../harness/process.js";
 import { RedisServer } from "../harness/redis.js";
 import { KeyServer, TOKENS, call, eventually, groupBody, signSidecarToken } from "./scaler-fixture.js";
@@ -40,18 +40,11 @@ async function startScalerWithWorkers(port: number, workersPort: number, prefix:
   });
 }
 
-/** The pids of a scaler's live check-in workers, from Linux's /proc (tsx's compiler service is a child too). */
+/** The pids of a scaler's live check-in workers (tsx's compiler service is a child too). */
 async function workerPids(scaler: ManagedProcess): Promise<number[]> {
+  const children = ((await listProcesses()) ?? []).filter((process) => process.parent === scaler.child.pid && process.state !== "Z");
   const workers: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    // Fields after the command name (in parentheses): state, then the parent's pid.
-    const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(ppid) !== scaler.child.pid || state === "Z") continue;
-    const commandLine = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
-    if (commandLine.includes("sidecarWorker.ts")) workers.push(Number(entry));
-  }
+  for (const child of children) if ((await commandLine(child.pid)).includes("sidecarWorker.ts")) workers.push(child.pid);
   return workers;
 }
 
@@ -116,6 +109,21 @@ describe("check-in workers (sidecar.workers)", () => {
     const refused = await call(workersUrl, "POST", "/sidecar/status", { token: TOKENS.admin, body: statusReport("jvb-0") });
     expect(refused.status).toBe(401);
     expect((await call(workersUrl, "GET", "/readyz")).status).toBe(200);
+  });
+
+  it("fails a scrape with 503 while a worker cannot hand over its metrics, and serves it again once it can", async () => {
+    const [frozen] = await workerPids(scaler);
+    process.kill(frozen as number, "SIGSTOP");
+    try {
+      const response = await fetch(`${url}/metrics`);
+      expect(response.status).toBe(503);
+      expect(await response.json()).toMatchObject({ error: "unavailable", message: expect.stringContaining("did not report their metrics") });
+    } finally {
+      process.kill(frozen as number, "SIGCONT");
+    }
+    const after = await fetch(`${url}/metrics`);
+    expect(after.status).toBe(200);
+    expect(await after.text()).toContain('confscale_sidecar_checkins_total{group="many-cores",instance_type="JVB",kind="status"} 12');
   });
 
   it("replaces a worker that dies, and check-ins go on", async () => {
