@@ -79,6 +79,22 @@ describe("bounded state under constant check-ins", () => {
   });
 });
 
+describe("stress points from several processes", () => {
+  it("are stamped no earlier than the series' last point, on the scalers' clock, when a later one was written first", async () => {
+    // Two processes on one Redis; the scalers' clock is a day behind Redis's own, so a point on Redis's clock shows.
+    const base = Date.now() - 24 * 3600 * 1000;
+    const ahead = await openStore({ keyPrefix: "writers:", now: () => base + 5 });
+    const behind = await openStore({ keyPrefix: "writers:", now: () => base });
+    await ahead.createGroup("shared", spec(), "test");
+    await ahead.checkIn(checkIn("shared", "jvb-1", 0.3));
+    await behind.checkIn(checkIn("shared", "jvb-2", 0.6));
+    expect(await behind.stressSeries("shared")).toEqual([
+      { at: base + 5, instanceId: "jvb-1", stress: 0.3 },
+      { at: base + 5, instanceId: "jvb-2", stress: 0.6 },
+    ]);
+  });
+});
+
 describe("check-ins that arrive together", () => {
   it("are written by a few script calls, each checked and answered on its own", async () => {
     const store = await openStore({ keyPrefix: "together:" });
