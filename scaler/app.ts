@@ -1,6 +1,7 @@
-import { serve } from "@hono/node-server";
+import { getRequestListener } from "@hono/node-server";
 import { Hono } from "hono";
-import type { Server } from "node:http";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { matchedRoutes } from "hono/route";
 import { AsapVerifier } from "./api/asap.js";
 import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/operator.js";
@@ -8,7 +9,7 @@ import { controlRoutes } from "./api/control.js";
 import type { OperableFleet } from "./api/fleets.js";
 import { healthRoutes, metricsRoutes } from "./api/health.js";
 import { HttpError } from "./api/http.js";
-import { sidecarRoutes } from "./api/sidecar.js";
+import { sidecarHandler, type ErrorAnswer, type SidecarHandler } from "./api/sidecar.js";
 import { statusPage } from "./api/status-page.js";
 import { FleetStartingError } from "./fleetController.js";
 import { createLogger, type Logger } from "./log.js";
@@ -43,8 +44,17 @@ const CONFLICT_STATUS = {
   out_of_range: 400,
 } as const;
 
-/** The scaler's HTTP surface, without a listener: `main.ts` serves it, tests and other parts call `app.request`. */
-export function createApp(deps: AppDeps): Hono {
+/**
+ * The scaler's HTTP surface, without a listener (`listen` serves it): the sidecar protocol's check-ins, and the Hono
+ * app of everything else.
+ */
+export interface HttpSurface {
+  app: Hono;
+  sidecar: SidecarHandler;
+}
+
+/** Everything the scaler serves: `main.ts` listens with it, as tests and the demo do. */
+export function createApp(deps: AppDeps): HttpSurface {
   const { store, settings } = deps;
   const logger = deps.logger ?? createLogger("scaler");
   const metrics = deps.metrics ?? createMetrics(() => store.countsByGroup());
@@ -53,7 +63,6 @@ export function createApp(deps: AppDeps): Hono {
 
   app.route("/", healthRoutes({ store }));
   app.route("/", metricsRoutes({ metrics, ...(deps.workerMetrics === undefined ? {} : { workerMetrics: deps.workerMetrics }) }));
-  app.route("/sidecar", sidecarRoutes({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }));
   app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens, fleets: deps.fleets ?? [] }));
   app.get("/", async (c) => c.html(await statusPage(store)));
   const fleets = new Map((deps.fleets ?? []).map((fleet) => [fleet.name, fleet]));
@@ -67,7 +76,7 @@ export function createApp(deps: AppDeps): Hono {
     const fleet = fleets.get(c.req.param("name"));
     return fleet === undefined ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404) : c.json(fleet.scrapeTargets());
   });
-  return app;
+  return { app, sidecar: checkIns({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }) };
 }
 
 export interface SidecarAppDeps {
@@ -78,11 +87,14 @@ export interface SidecarAppDeps {
 }
 
 /** What a check-in worker serves: the sidecar protocol and its own liveness and readiness, nothing an operator uses. */
-export function createSidecarApp({ store, settings, metrics, logger }: SidecarAppDeps): Hono {
+export function createSidecarApp({ store, settings, metrics, logger }: SidecarAppDeps): HttpSurface {
   const app = measuredApp(metrics, logger);
   app.route("/", healthRoutes({ store }));
-  app.route("/sidecar", sidecarRoutes({ store, asap: new AsapVerifier(settings.sidecar), metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }));
-  return app;
+  return { app, sidecar: checkIns({ store, asap: new AsapVerifier(settings.sidecar), metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }) };
+}
+
+function checkIns(deps: Omit<Parameters<typeof sidecarHandler>[0], "answerError">): SidecarHandler {
+  return sidecarHandler({ ...deps, answerError: (error, path) => errorAnswer(error, path, deps.logger) });
 }
 
 /** An app that times every request into the metrics and answers every error as JSON with the status it calls for. */
@@ -99,26 +111,32 @@ function measuredApp(metrics: ScalerMetrics, logger: Logger): Hono {
   app.notFound((c) => c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
   app.onError((error, c) => {
-    if (error instanceof HttpError) return c.json(error.body(), error.status);
-    if (error instanceof StoreConflictError) {
-      return c.json({ error: error.code, message: error.message, issues: [{ field: error.field, message: error.message }] }, CONFLICT_STATUS[error.code]);
-    }
-    if (error instanceof FleetServerNotFoundError) return c.json({ error: "server_not_found", message: error.message, issues: [{ field: "server", message: "unknown server" }] }, 404);
-    if (error instanceof ServerActionConflictError) return c.json({ error: "conflict", message: error.message, issues: [{ field: "server", message: error.message }] }, 409);
-    if (error instanceof FleetStartingError) return c.json({ error: "starting", message: error.message }, 503);
-    if (error instanceof StoreUnavailableError) {
-      logger.warn({ event: "redis.unavailable", operation: error.operation, path: c.req.path, err: error.message }, "redis unavailable");
-      return c.json({ error: "unavailable", message: "state store (redis) unavailable, retry later" }, 503);
-    }
-    if (error instanceof MetricsUnavailableError) {
-      logger.warn({ event: "metrics.unavailable", err: error.message }, "check-in workers' metrics unavailable");
-      return c.json({ error: "unavailable", message: error.message }, 503);
-    }
-    logger.error({ event: "request.failed", path: c.req.path, err: error }, "request failed");
-    return c.json({ error: "internal", message: "internal error" }, 500);
+    const { status, body } = errorAnswer(error, c.req.path, logger);
+    return c.json(body, status);
   });
 
   return app;
+}
+
+/** The status and JSON body an error is answered with; the ones nobody expects are logged. */
+function errorAnswer(error: unknown, path: string, logger: Logger): ErrorAnswer {
+  if (error instanceof HttpError) return { status: error.status, body: error.body() };
+  if (error instanceof StoreConflictError) {
+    return { status: CONFLICT_STATUS[error.code], body: { error: error.code, message: error.message, issues: [{ field: error.field, message: error.message }] } };
+  }
+  if (error instanceof FleetServerNotFoundError) return { status: 404, body: { error: "server_not_found", message: error.message, issues: [{ field: "server", message: "unknown server" }] } };
+  if (error instanceof ServerActionConflictError) return { status: 409, body: { error: "conflict", message: error.message, issues: [{ field: "server", message: error.message }] } };
+  if (error instanceof FleetStartingError) return { status: 503, body: { error: "starting", message: error.message } };
+  if (error instanceof StoreUnavailableError) {
+    logger.warn({ event: "redis.unavailable", operation: error.operation, path, err: error.message }, "redis unavailable");
+    return { status: 503, body: { error: "unavailable", message: "state store (redis) unavailable, retry later" } };
+  }
+  if (error instanceof MetricsUnavailableError) {
+    logger.warn({ event: "metrics.unavailable", err: error.message }, "check-in workers' metrics unavailable");
+    return { status: 503, body: { error: "unavailable", message: error.message } };
+  }
+  logger.error({ event: "request.failed", path, err: error }, "request failed");
+  return { status: 500, body: { error: "internal", message: "internal error" } };
 }
 
 /**
@@ -128,9 +146,15 @@ function measuredApp(metrics: ScalerMetrics, logger: Logger): Hono {
  */
 const KEEP_ALIVE_TIMEOUT_MS = 130_000;
 
-/** Serves an app over HTTP/1.1 on `host:port`; `onListening` gets the bound port. */
-export function listen(app: Hono, host: string, port: number, onListening?: (port: number) => void): Server {
-  const server = serve({ fetch: app.fetch, hostname: host, port }, (info) => onListening?.(info.port)) as Server;
+/** Serves an HTTP surface over HTTP/1.1 on `host:port`; `onListening` gets the bound port. */
+export function listen({ app, sidecar }: HttpSurface, host: string, port: number, onListening?: (port: number) => void): Server {
+  const honoListener = getRequestListener(app.fetch);
+  const server = createServer((request, response) => {
+    const kind = sidecar.callOf(request);
+    if (kind === undefined) void honoListener(request, response);
+    else void sidecar.serve(request, response, kind);
+  });
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.listen(port, host, () => onListening?.((server.address() as AddressInfo).port));
   return server;
 }

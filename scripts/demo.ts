@@ -3,7 +3,6 @@
 // stack and its `local-fleet` stack through the Pulumi engine on a file:// backend, the scaler's decision loop and
 // actuator, and the load driver replaying test/traces/school-day.csv (a recorded school day). One line per period in the terminal; the
 // fleet's status at http://127.0.0.1:<port>/fleets/bbb. Ctrl-C stops everything and removes what it made.
-import { serve } from "@hono/node-server";
 import { once } from "node:events";
 import { randomBytes } from "node:crypto";
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
@@ -14,7 +13,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { parseEnvironmentConfig } from "../infra/config.js";
 import { selectEnvironmentStack } from "../infra/workspace.js";
-import { createApp } from "../scaler/app.js";
+import { createApp, listen } from "../scaler/app.js";
 import type { FleetPeriod } from "../scaler/fleetController.js";
 import { openFleetRuntime } from "../scaler/fleetRuntime.js";
 import { createLogger } from "../scaler/log.js";
@@ -192,7 +191,7 @@ try {
   };
 
   const app = createApp({ store, settings, fleets: [view], logger });
-  const server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: scalerPort });
+  const server = listen(app, "127.0.0.1", scalerPort);
   cleanups.push(() => new Promise((resolve) => server.close(resolve)));
   say(`scaler on http://127.0.0.1:${scalerPort}  (fleet status: /fleets/bbb, Prometheus targets: /fleets/bbb/targets, metrics: /metrics)`);
   say(`operator CLI: CONFSCALE_URL=http://127.0.0.1:${scalerPort} CONFSCALE_TOKEN=$(cat ${apiTokenFile}) npm run -s confscale -- status`);

@@ -40,24 +40,17 @@ export async function readJson<Schema extends z.ZodType>(c: Context, schema: Sch
 
 /** Reads a JSON body of at most `maxBytes`, not yet validated: the caller picks the schema by what it holds. */
 export async function readJsonValue(c: Context, maxBytes: number): Promise<unknown> {
-  const text = await readBody(c, maxBytes);
+  return parseJsonBody(await readBody(c, maxBytes));
+}
+
+/** A request body's JSON, not yet validated; an empty or broken body is a 400 naming `body`. */
+export function parseJsonBody(text: string): unknown {
   if (text.trim() === "") throw invalid([{ field: "body", message: "expected a JSON body" }]);
   try {
     return JSON.parse(text);
   } catch {
     throw invalid([{ field: "body", message: "body is not valid JSON" }]);
   }
-}
-
-/**
- * A request header. Under @hono/node-server it is read from the Node request: Hono's `c.req.header` builds a web
- * `Headers` object of every header first, which costs more than an authenticated check-in's cached token lookup.
- */
-export function requestHeader(c: Context, name: string): string | undefined {
-  const incoming = nodeRequest(c);
-  if (incoming === undefined) return c.req.header(name);
-  const value = incoming.headers[name.toLowerCase()];
-  return Array.isArray(value) ? value.join(", ") : value;
 }
 
 function nodeRequest(c: Context): IncomingMessage | undefined {
@@ -70,19 +63,21 @@ function tooLarge(maxBytes: number): HttpError {
 }
 
 /**
- * The body as text, refused beyond `maxBytes`. Under @hono/node-server it is read straight from the Node request's
- * events: building a web `Request` and its stream, or an async iterator, for every check-in costs more than the rest
- * of the check-in.
+ * The body as text, refused beyond `maxBytes`. Under @hono/node-server it is read straight from the Node request
+ * (`readRequestBody`): building a web `Request` and its stream for every call costs more than the call itself.
  */
 async function readBody(c: Context, maxBytes: number): Promise<string> {
-  const declared = Number(requestHeader(c, "content-length") ?? "0");
-  if (declared > maxBytes) throw tooLarge(maxBytes);
   const incoming = nodeRequest(c);
-  if (incoming === undefined) {
-    const text = await c.req.text();
-    if (Buffer.byteLength(text) > maxBytes) throw tooLarge(maxBytes);
-    return text;
-  }
+  if (incoming !== undefined) return readRequestBody(incoming, maxBytes);
+  if (Number(c.req.header("content-length") ?? "0") > maxBytes) throw tooLarge(maxBytes);
+  const text = await c.req.text();
+  if (Buffer.byteLength(text) > maxBytes) throw tooLarge(maxBytes);
+  return text;
+}
+
+/** A Node request's body as text, refused with a 413 beyond `maxBytes`, read from its events: no async iterator. */
+export async function readRequestBody(incoming: IncomingMessage, maxBytes: number): Promise<string> {
+  if (Number(incoming.headers["content-length"] ?? "0") > maxBytes) throw tooLarge(maxBytes);
   // A client gone while the handler was busy (a key fetch) leaves a destroyed request that emits nothing more.
   if (incoming.destroyed) throw new Error("request aborted before its body was read");
   const body = await new Promise<BodyRead>((resolve, reject) => {

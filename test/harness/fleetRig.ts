@@ -1,13 +1,13 @@
-import { serve, type ServerType } from "@hono/node-server";
 import { Redis } from "ioredis";
 import { once } from "node:events";
+import type { Server } from "node:http";
 import type { WorkerPolicy } from "../../infra/config.js";
 import { listMachines } from "../../infra/clouds/inventory.js";
 import type { FleetSpec } from "../../infra/fleet.js";
 import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actuator.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { FleetLock } from "../../scaler/actuator/lock.js";
-import { createApp } from "../../scaler/app.js";
+import { createApp, listen } from "../../scaler/app.js";
 import type { FleetPeriod } from "../../scaler/fleetController.js";
 import { openFleetRuntime } from "../../scaler/fleetRuntime.js";
 import { createLogger } from "../../scaler/log.js";
@@ -208,11 +208,11 @@ export async function openClosedLoop(options: {
     onPeriod: (period) => periods.push(period),
     env: { ...sandbox.env, PULUMI_BACKEND_URL: sandbox.backendUrl, ...emulatedFleetSecrets(endpoints) },
   });
-  let server: ServerType | undefined;
+  let server: Server | undefined;
   if (options.scalerPort !== undefined) {
     const appSettings = parseSettings({ redis: { url: options.redisUrl }, sidecar: { keyBaseUrl: emulator.keyBaseUrl } });
     const app = createApp({ store, settings: appSettings, fleets: [view], logger: createLogger("scaler", "silent") });
-    server = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: options.scalerPort });
+    server = listen(app, "127.0.0.1", options.scalerPort);
     await once(server, "listening");
   }
   return {

@@ -1,9 +1,8 @@
-import { serve, type ServerType } from "@hono/node-server";
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { SignJWT, exportSPKI, generateKeyPair, type CryptoKey } from "jose";
-import { createApp, type FleetView } from "../../scaler/app.js";
+import { createApp, listen, type FleetView } from "../../scaler/app.js";
 import { createLogger } from "../../scaler/log.js";
 import { parseSettings, type Settings } from "../../scaler/settings.js";
 import { ScalerStore, connectRedis, type StoreOptions } from "../../scaler/store/store.js";
@@ -104,15 +103,16 @@ export async function startScaler(
   if (client.status !== "ready") await new Promise((resolve) => client.once("ready", resolve));
   const store = new ScalerStore(client, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
   const app = createApp({ store, settings, logger: createLogger("scaler-test", "silent"), ...(overrides.fleets === undefined ? {} : { fleets: overrides.fleets }) });
-  const server: ServerType = await new Promise((resolve) => {
-    const started = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(started));
+  let server: Server | undefined;
+  const port = await new Promise<number>((resolve) => {
+    server = listen(app, "127.0.0.1", 0, resolve);
   });
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://127.0.0.1:${port}`,
     store,
     settings,
     stop: async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => server?.close(() => resolve()));
       await store.close();
     },
   };
