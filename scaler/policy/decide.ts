@@ -101,9 +101,6 @@ function expectedRise(samples: readonly LoadSample[], periods: number, leadMs: n
   return { cores: risen(first.cpuCores, last.cpuCores), ramGb: risen(first.memoryGb, last.memoryGb) };
 }
 
-/** How far the trend may project above the load forecast: a lesson is rarely the same size two weeks running. */
-const FORECAST_MARGIN = 1.15;
-
 /** The highest forecast load within the next `aheadMs`; null when nothing was recorded for that time. */
 function forecastPeak(forecast: readonly ForecastPoint[], now: number, aheadMs: number): Demand | null {
   const coming = forecast.filter((point) => point.at > now && point.at <= now + aheadMs);
@@ -194,10 +191,12 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   // The load a week ago over the coming lead time: a school's bells repeat, so a lesson's load is known before its
   // joins come, and capacity can be up when they do (launched on the trend, it lands after the first joins, which
   // fill the servers already up). It also bounds the trend: a bell's first minutes are steep, and their trend
-  // projects more joins than come, launching servers that then hold a few late meetings for the whole lesson.
+  // projects more joins than come, launching servers that then hold a few late meetings for the whole lesson. The
+  // bound is last week's load plus the headroom: the capacity kept for the forecast already holds a lesson that much
+  // bigger under the up-threshold, so a trend up to it adds nothing, and one beyond it is a burst, not evidence.
   const forecast = forecastPeak(history.forecast ?? [], now, policy.leadTimeSeconds * 1000);
-  const trendLimitCores = forecast === null ? Infinity : Math.max(demandCores, forecast.cores * FORECAST_MARGIN);
-  const trendLimitRam = forecast === null ? Infinity : Math.max(demandRam, forecast.ramGb * FORECAST_MARGIN);
+  const trendLimitCores = forecast === null ? Infinity : Math.max(demandCores, forecast.cores / (1 - policy.headroom));
+  const trendLimitRam = forecast === null ? Infinity : Math.max(demandRam, forecast.ramGb / (1 - policy.headroom));
   const projectedCores = Math.min(demandCores + rise.cores, trendLimitCores);
   const projectedRam = Math.min(demandRam + rise.ramGb, trendLimitRam);
   const nearProjectedCores = Math.min(demandCores + nearRise.cores, trendLimitCores);
