@@ -287,9 +287,12 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   const shortInputs = (): Inputs => ({ ...groupInputs, capacityCores, capacityRamGb: capacityRam, growableCores, growableRamGb: growableRam, requiredCores: round(requiredCores), requiredRamGb: round(requiredRam), activeServers: activeCount });
 
   // Booting servers count against launching more, but take no meeting yet: a server that is up and waiting
-  // (registered disabled, or draining) is enabled as soon as the servers taking meetings are short.
+  // (registered disabled, or draining) is enabled as soon as the servers taking meetings are short. The one with the
+  // most meetings first: it stays up for them anyway, and the more it holds, the likelier one of them runs long (a
+  // double lesson), while one with few is about to empty and stop.
   const shortNow = () => capacityCores - bootingCores < requiredCores || capacityRam - bootingRam < requiredRam || activeCount < minimum;
-  for (const server of [...draining].sort(bySizeDescending)) {
+  const lingersLongest = (a: ServerSnapshot, b: ServerSnapshot) => (b.meetings.value ?? 0) - (a.meetings.value ?? 0) || bySizeDescending(a, b);
+  for (const server of [...draining].sort(lingersLongest)) {
     if (!shortNow()) break;
     add({ kind: "enable", server: server.id, reason: `${scaleOutReason()}: take a draining server back`, inputs: shortInputs() });
     acted.add(server.id);

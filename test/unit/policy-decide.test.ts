@@ -155,6 +155,17 @@ describe("policy: horizontal", () => {
     expect(kinds(decide(snapshot(servers), policy(), EMPTY_HISTORY, NOW).decisions)[0]).toBe("enable d");
   });
 
+  it("takes back the draining server with the most meetings, which stays up for them anyway, and lets the nearly empty one stop", () => {
+    const cordoned = (load: number) => ({ scalelite: { state: "cordoned" as const, online: true, load, loadMultiplier: 1 } });
+    const servers = [
+      server("a", { cpu: 0.7, memory: 0.5, meetings: 4 }, { size: { cores: 8, ramGb: 32 } }),
+      server("d1", { meetings: 1 }, cordoned(20)),
+      server("d2", { meetings: 6 }, cordoned(120)),
+      stoppedServer("s"),
+    ];
+    expect(kinds(decide(snapshot(servers), policy(), EMPTY_HISTORY, NOW).decisions)).toEqual(["enable d2"]);
+  });
+
   it("scales in only after the load stayed under the down-threshold for the sustained periods", () => {
     const servers = [server("a", IDLE), server("b", IDLE)];
     expect(kinds(decide(snapshot(servers), policy(), steadyHistory(2, { cpu: 0.5, memory: 0.5 }), NOW).decisions)).toEqual([]);
