@@ -167,7 +167,7 @@ const SIDECAR_PATHS = new Map<string, CheckInKind>([
  * the instance's pending commands, stats and shutdown answer `{"save":"OK"}`.
  *
  * Served on Node's own request and response rather than through Hono: check-ins are nearly all of the scaler's
- * requests, and the web `Request`/`Response` adapter, the router and the context cost about a fifth of a check-in's
+ * requests, and the web `Request`/`Response` adapter, the router and the context cost about a third of a check-in's
  * CPU. The answers are the same JSON, and the same request histogram counts them.
  */
 export function sidecarHandler({ store, asap, metrics, logger, maxBodyBytes, answerError }: SidecarHandlerDeps): SidecarHandler {

@@ -16,7 +16,8 @@
  * load generator's own connections (the bare server's p99 too). So a second phase offers a fixed rate, `--rate`
  * check-ins/s spread evenly over time as independent sidecars send them, with vegeta (an open-loop load generator,
  * built once from the Go module proxy into ~/.cache/confscale/vegeta), over at most `--connections` connections: the
- * latency a sidecar sees at that load.
+ * latency a sidecar sees at that load. Each phase prints where the machine's CPU went: vegeta costs more per request
+ * than autocannon, and on two cores whatever the load generator takes, the server under test does not get.
  *
  *   npm run bench:checkins -- [--instances 2000] [--connections 64] [--seconds 20] [--workers 2] [--rate 5000]
  *                             [--rate-seconds 20] [--baseline-seconds 10] [--profile DIR]
@@ -144,6 +145,59 @@ async function processTreeCpuSeconds(rootPid: number): Promise<CpuSeconds | unde
   return { user: tree.reduce((sum, process) => sum + process.userSeconds, 0), system: tree.reduce((sum, process) => sum + process.systemSeconds, 0) };
 }
 
+/** CPU seconds used by this process's children that have ended (vegeta's runs); undefined where there is no /proc. */
+async function endedChildrenCpuSeconds(): Promise<number | undefined> {
+  try {
+    const stat = await readFile("/proc/self/stat", "utf8");
+    // Fields after the command's closing parenthesis; cutime and cstime are the 16th and 17th of the whole line.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
+    return ((fields[13] ?? 0) + (fields[14] ?? 0)) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where the machine's CPU went while a server was driven: the server (with its workers), Redis, the load generator. */
+interface CpuSplit {
+  server: number | undefined;
+  redis: number | undefined;
+  load: number | undefined;
+  machine: number | undefined;
+  at: number;
+}
+
+async function cpuSplit(serverPid: number, redis: Redis | undefined, load: () => Promise<number | undefined>): Promise<CpuSplit> {
+  const server = await processTreeCpuSeconds(serverPid);
+  return {
+    server: server === undefined ? undefined : server.user + server.system,
+    redis: redis === undefined ? undefined : await redisCpuSeconds(redis),
+    load: await load(),
+    machine: await machineBusySeconds(),
+    at: performance.now(),
+  };
+}
+
+/** CPU per request of each part, and the cores each kept busy, between two splits. */
+function printCpuSplit(name: string, loadName: string, before: CpuSplit, after: CpuSplit, requests: number): void {
+  const spent = (pick: (split: CpuSplit) => number | undefined) => {
+    const end = pick(after);
+    const start = pick(before);
+    return end === undefined || start === undefined ? undefined : end - start;
+  };
+  const elapsed = (after.at - before.at) / 1000;
+  const parts: [string, number | undefined][] = [[name, spent((split) => split.server)]];
+  if (before.redis !== undefined) parts.push(["redis", spent((split) => split.redis)]);
+  parts.push([loadName, spent((split) => split.load)]);
+  const machine = spent((split) => split.machine);
+  const perRequest = (seconds: number | undefined) => (seconds === undefined ? "n/a" : `${((seconds * 1e6) / Math.max(requests, 1)).toFixed(0)} µs`);
+  const cores = (seconds: number | undefined) => (seconds === undefined ? "n/a" : (seconds / elapsed).toFixed(2));
+  const known = parts.reduce((sum, [, seconds]) => sum + (seconds ?? 0), 0);
+  console.log(`cpu per check-in     ${parts.map(([part, seconds]) => `${part} ${perRequest(seconds)}`).join(", ")}`);
+  console.log(
+    `cores busy           ${cores(machine)} of ${os.availableParallelism()}: ${parts.map(([part, seconds]) => `${part} ${cores(seconds)}`).join(", ")}, everything else ${machine === undefined ? "n/a" : cores(Math.max(machine - known, 0))} (other work, and kernel time charged to no process)`,
+  );
+}
+
 function delta(before: Map<string, number>, after: Map<string, number>): Map<string, number> {
   const result = new Map<string, number>();
   for (const [name, count] of after) {
@@ -258,20 +312,14 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
     await autocannon({ ...options(3) });
     const before = await commandCalls(client);
     const readsBefore = await redisSocketReads(client);
-    const cpuBefore = {
-      scaler: await processTreeCpuSeconds(scaler.child.pid ?? -1),
-      redis: await redisCpuSeconds(client),
-      load: process.cpuUsage(),
-      machine: await machineBusySeconds(),
-      at: performance.now(),
+    const ownCpuSeconds = async () => {
+      const own = process.cpuUsage();
+      return (own.user + own.system) / 1e6;
     };
+    const cpuBefore = await cpuSplit(scaler.child.pid ?? -1, client, ownCpuSeconds);
     console.log(`driving /sidecar/status: ${INSTANCES} instances, ${CONNECTIONS} connections, ${SECONDS} s, ${WORKERS} check-in workers ...`);
     const result = await autocannon(options(SECONDS));
-    const loadCpu = process.cpuUsage(cpuBefore.load);
-    const scalerCpuAfter = await processTreeCpuSeconds(scaler.child.pid ?? -1);
-    const redisCpu = (await redisCpuSeconds(client)) - cpuBefore.redis;
-    const machineAfter = await machineBusySeconds();
-    const elapsedSeconds = (performance.now() - cpuBefore.at) / 1000;
+    const cpuAfter = await cpuSplit(scaler.child.pid ?? -1, client, ownCpuSeconds);
     const used = delta(before, await commandCalls(client));
     const reads = (await redisSocketReads(client)) - readsBefore;
     const checkIns = result["2xx"];
@@ -289,24 +337,13 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
       `redis scripts        ${(checkIns / Math.max(scripts, 1)).toFixed(1)} check-ins per script call; ${(reads / Math.max(checkIns, 1)).toFixed(2)} socket reads per check-in (calls sent together share them)`,
     );
     console.log(`redis commands       ${(inner / Math.max(checkIns, 1)).toFixed(2)} per check-in inside the script: ${[...used].filter(([name]) => !name.startsWith("eval")).map(([name, count]) => `${name} ${(count / Math.max(checkIns, 1)).toFixed(2)}`).join(", ")}`);
-    const perCheckIn = (seconds: number) => `${((seconds * 1e6) / Math.max(checkIns, 1)).toFixed(0)} µs`;
-    const scalerSeconds = scalerCpuAfter === undefined || cpuBefore.scaler === undefined ? undefined : scalerCpuAfter.user + scalerCpuAfter.system - cpuBefore.scaler.user - cpuBefore.scaler.system;
-    const scalerCpu =
-      scalerSeconds === undefined || scalerCpuAfter === undefined || cpuBefore.scaler === undefined
-        ? "n/a"
-        : `${perCheckIn(scalerSeconds)} (${perCheckIn(scalerCpuAfter.system - cpuBefore.scaler.system)} of it in the kernel)`;
-    const loadSeconds = (loadCpu.user + loadCpu.system) / 1e6;
-    console.log(`cpu per check-in     scaler ${scalerCpu}, redis ${perCheckIn(redisCpu)}, load generator ${perCheckIn(loadSeconds)}`);
-    if (machineAfter !== undefined && cpuBefore.machine !== undefined && scalerSeconds !== undefined) {
-      const cores = (seconds: number) => (seconds / elapsedSeconds).toFixed(2);
-      const others = machineAfter - cpuBefore.machine - scalerSeconds - redisCpu - loadSeconds;
-      console.log(
-        `cores busy           ${cores(machineAfter - cpuBefore.machine)} of ${os.availableParallelism()}: scaler ${cores(scalerSeconds)}, redis ${cores(redisCpu)}, load generator ${cores(loadSeconds)}, everything else ${cores(Math.max(others, 0))} (other work, and kernel time charged to no process)`,
-      );
-    }
+    printCpuSplit("scaler", "load generator", cpuBefore, cpuAfter, checkIns);
     console.log(`live instances       ${live}; redis memory ${memory}`);
-    const atRate = RATE > 0 ? await driveAtFixedRate(requests, checkInUrl, dir, "scaler") : undefined;
-    if (BASELINE_SECONDS > 0) await driveBareServer(BASELINE_SECONDS, options, result, (bareUrl) => driveAtFixedRate(requests, bareUrl, dir, "bare server"), atRate);
+    const scalerSplit = () => cpuSplit(scaler.child.pid ?? -1, client, endedChildrenCpuSeconds);
+    const atRate = RATE > 0 ? await driveAtFixedRate(requests, checkInUrl, dir, "scaler", scalerSplit) : undefined;
+    if (BASELINE_SECONDS > 0) {
+      await driveBareServer(BASELINE_SECONDS, options, result, (bareUrl, barePid) => driveAtFixedRate(requests, bareUrl, dir, "bare server", () => cpuSplit(barePid, undefined, endedChildrenCpuSeconds)), atRate);
+    }
   } finally {
     client.disconnect();
     await scaler.stop();
@@ -337,7 +374,7 @@ const vegetaReportSchema = z.object({
 type VegetaReport = z.infer<typeof vegetaReportSchema>;
 
 /** Offers `RATE` check-ins/s, spread evenly, each instance in turn, and prints the latency the sidecars see. */
-async function driveAtFixedRate(requests: readonly AutocannonRequest[], target: string, dir: string, name: string): Promise<VegetaReport> {
+async function driveAtFixedRate(requests: readonly AutocannonRequest[], target: string, dir: string, name: string, split: () => Promise<CpuSplit>): Promise<VegetaReport> {
   const vegeta = vegetaBinary();
   const targets = join(dir, "targets.jsonl");
   await writeFile(
@@ -358,15 +395,18 @@ async function driveAtFixedRate(requests: readonly AutocannonRequest[], target: 
   console.log(`offering the ${name} ${RATE} check-ins/s evenly for ${RATE_SECONDS} s (vegeta, open loop) ...`);
   // At most --connections connections, as from the control node's Caddy, which pools its upstream connections; without
   // a bound, vegeta opens more whenever answers slow down, and the scaler pays for the new connections on top.
+  const before = await split();
   execFileSync(
     vegeta,
     ["attack", "-format=json", `-targets=${targets}`, `-rate=${RATE}/1s`, `-duration=${RATE_SECONDS}s`, "-timeout=10s", `-max-connections=${CONNECTIONS}`, `-output=${results}`],
     { stdio: ["ignore", "inherit", "inherit"] },
   );
+  const after = await split();
   const report = vegetaReportSchema.parse(JSON.parse(execFileSync(vegeta, ["report", "-type=json", results], { encoding: "utf8" })));
   const ms = (ns: number) => (ns / 1e6).toFixed(1);
   console.log(`offered / served     ${report.rate.toFixed(0)} / ${report.throughput.toFixed(0)} check-ins/s   (target >= 5000)`);
   console.log(`latency p50 / p99    ${ms(report.latencies["50th"])} ms / ${ms(report.latencies["99th"])} ms, max ${ms(report.latencies.max)} ms   (target p99 < 20 ms)`);
+  printCpuSplit(name === "scaler" ? "scaler" : "server", "vegeta", before, after, report.requests);
   console.log(`check-ins            ${report.requests}, ${(report.success * 100).toFixed(2)}% answered 200 (${Object.entries(report.status_codes).map(([code, count]) => `${code}: ${count}`).join(", ")})${report.errors?.length ? `; errors: ${report.errors.slice(0, 3).join("; ")}` : ""}`);
   return report;
 }
@@ -376,7 +416,7 @@ async function driveBareServer(
   seconds: number,
   options: (seconds: number, target: string) => Record<string, unknown>,
   scaler: AutocannonResult,
-  driveAtRate: (url: string) => Promise<VegetaReport>,
+  driveAtRate: (url: string, pid: number) => Promise<VegetaReport>,
   scalerAtRate: VegetaReport | undefined,
 ): Promise<void> {
   const bare = await startUntilReady(process.execPath, ["--input-type=module", "-e", BARE_SERVER], /bare server listening on \d+/);
@@ -389,7 +429,7 @@ async function driveBareServer(
     console.log(`bare server          ${result.requests.average.toFixed(0)} requests/s, p50 / p99 ${result.latency.p50} ms / ${result.latency.p99} ms`);
     console.log(`scaler / bare        ${((100 * scaler.requests.average) / Math.max(result.requests.average, 1)).toFixed(0)}% of the requests/s this machine served at all`);
     if (scalerAtRate !== undefined) {
-      const bareAtRate = await driveAtRate(`http://127.0.0.1:${port}`);
+      const bareAtRate = await driveAtRate(`http://127.0.0.1:${port}`, bare.child.pid ?? -1);
       const p99 = (report: VegetaReport) => report.latencies["99th"] / 1e6;
       console.log(`scaler / bare p99    ${(p99(scalerAtRate) / Math.max(p99(bareAtRate), 0.001)).toFixed(1)}x the bare server's p99 at ${RATE} check-ins/s`);
     }
