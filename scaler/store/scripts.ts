@@ -34,18 +34,20 @@ local function audit(streamKey, head, kind, extra, maxLen)
 end
 `;
 
-/** Keys and arguments of each check-in in a `checkInsScript` call. */
-const CHECK_IN_KEYS = 7;
+/** Keys of each group and of each check-in in a `checkInsScript` call, and arguments of each check-in. */
+const GROUP_KEYS = 4;
+const CHECK_IN_KEYS = 3;
 const CHECK_IN_ARGS = 12;
 
 /**
  * Records a batch of sidecar reports, in order; the batch is atomic as one script is, and every check-in in it is
  * checked and answered on its own, so that one for an unknown group refuses that check-in only.
- * KEYS, 7 per check-in: group, instance, commands, live index, stress series, group audit, instance audit.
+ * KEYS: 4 per group the batch reports to (group, live index, stress series, group audit), then 3 per check-in
+ * (instance, commands, instance audit): a batch's check-ins mostly share a group, whose keys are sent once.
  * ARGV: 1 idle TTL ms, 2 shutting-down TTL ms, 3 command TTL ms, 4 stress max points, 5 stress retention ms,
- * 6 audit max entries, 7 instance audit TTL ms; then 12 per check-in: 1 instanceType, 2 now, 3 kind, 4 details JSON,
- * 5 stats JSON or '', 6 stress or '', 7 shutting down 1/0, 8 reconfigureComplete or '', 9 reconfigureError 1/0,
- * 10 instance id, 11 audit head, 12 sidecar timestamp or ''.
+ * 6 audit max entries, 7 instance audit TTL ms, 8 number of groups; then 12 per check-in: 1 its group's number
+ * (1-based, in KEYS order), 2 instanceType, 3 now, 4 kind, 5 details JSON, 6 stats JSON or '', 7 stress or '',
+ * 8 shutting down 1/0, 9 reconfigureComplete or '', 10 reconfigureError 1/0, 11 instance id, 12 sidecar timestamp or ''.
  * Returns per check-in {'ok', shutdown 1/0, reconfigure or ''} or {'unknown_group'} or {'type_mismatch', groupType}.
  * Expired entries of a live index and old points of a stress series are dropped once per batch, after its writes.
  */
@@ -54,14 +56,17 @@ export const checkInsScript = new LuaScript(
     `
 local idleTtl, shuttingDownTtl, commandTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local stressMax, stressRetention, auditMax, instanceAuditTtl = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local groupCount = tonumber(ARGV[8])
 local groupTypes = {}
 local liveCutoff = {}
 local stressCutoff = {}
 local stressFloor = {}
 
 local function checkIn(K, A)
-  local groupKey, instanceKey, commandsKey, liveKey, stressKey = KEYS[K + 1], KEYS[K + 2], KEYS[K + 3], KEYS[K + 4], KEYS[K + 5]
-  local instanceType, now, kind, stress, instanceId = ARGV[A + 1], tonumber(ARGV[A + 2]), ARGV[A + 3], ARGV[A + 6], ARGV[A + 10]
+  local G = (tonumber(ARGV[A + 1]) - 1) * ${GROUP_KEYS}
+  local groupKey, liveKey, stressKey, groupAuditKey = KEYS[G + 1], KEYS[G + 2], KEYS[G + 3], KEYS[G + 4]
+  local instanceKey, commandsKey, instanceAuditKey = KEYS[K + 1], KEYS[K + 2], KEYS[K + 3]
+  local instanceType, now, kind, stress, instanceId = ARGV[A + 2], tonumber(ARGV[A + 3]), ARGV[A + 4], ARGV[A + 7], ARGV[A + 11]
   local groupType = groupTypes[groupKey]
   if groupType == nil then
     groupType = redis.call('HGET', groupKey, 'instanceType')
@@ -70,22 +75,23 @@ local function checkIn(K, A)
   if not groupType then return {'unknown_group'} end
   if groupType ~= instanceType then return {'type_mismatch', groupType} end
   local function auditBoth(auditKind, extra)
-    audit(KEYS[K + 6], ARGV[A + 11], auditKind, extra, auditMax)
-    audit(KEYS[K + 7], ARGV[A + 11], auditKind, extra, auditMax)
-    redis.call('PEXPIRE', KEYS[K + 7], instanceAuditTtl)
+    local head = '{"at":' .. ARGV[A + 3] .. ',"actor":"sidecar","instanceId":' .. cjson.encode(instanceId)
+    audit(groupAuditKey, head, auditKind, extra, auditMax)
+    audit(instanceAuditKey, head, auditKind, extra, auditMax)
+    redis.call('PEXPIRE', instanceAuditKey, instanceAuditTtl)
   end
   local prior = redis.call('HGET', instanceKey, 'state')
   local state = 'running'
-  if prior == 'shutting_down' or ARGV[A + 7] == '1' or kind == 'shutdown' then state = 'shutting_down' end
+  if prior == 'shutting_down' or ARGV[A + 8] == '1' or kind == 'shutdown' then state = 'shutting_down' end
   local ttl = idleTtl
   if state == 'shutting_down' then ttl = shuttingDownTtl end
-  local fields = {'state', state, 'details', ARGV[A + 4], 'instanceType', instanceType, 'lastReportAt', ARGV[A + 2]}
-  if ARGV[A + 5] ~= '' then
-    table.insert(fields, 'stats'); table.insert(fields, ARGV[A + 5])
+  local fields = {'state', state, 'details', ARGV[A + 5], 'instanceType', instanceType, 'lastReportAt', ARGV[A + 3]}
+  if ARGV[A + 6] ~= '' then
+    table.insert(fields, 'stats'); table.insert(fields, ARGV[A + 6])
     table.insert(fields, 'sidecarTimestamp'); table.insert(fields, ARGV[A + 12])
   end
   if stress ~= '' then table.insert(fields, 'stress'); table.insert(fields, stress) end
-  if not prior then table.insert(fields, 'firstSeenAt'); table.insert(fields, ARGV[A + 2]) end
+  if not prior then table.insert(fields, 'firstSeenAt'); table.insert(fields, ARGV[A + 3]) end
   redis.call('HSET', instanceKey, unpack(fields))
   redis.call('PEXPIRE', instanceKey, ttl)
   redis.call('ZADD', liveKey, now + ttl, instanceId)
@@ -112,22 +118,22 @@ local function checkIn(K, A)
   local cmd = redis.call('HMGET', commandsKey, 'shutdown', 'reconfigure', 'shutdownDelivered', 'reconfigureDelivered')
   local shutdown = cmd[1] == '1'
   local reconfigure = cmd[2]
-  if reconfigure and ARGV[A + 8] ~= '' and ARGV[A + 8] == reconfigure then
+  if reconfigure and ARGV[A + 9] ~= '' and ARGV[A + 9] == reconfigure then
     redis.call('HDEL', commandsKey, 'reconfigure', 'reconfigureDelivered')
     auditBoth('reconfigure.completed', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
     reconfigure = false
-  elseif reconfigure and ARGV[A + 9] == '1' then
+  elseif reconfigure and ARGV[A + 10] == '1' then
     redis.call('HDEL', commandsKey, 'reconfigure', 'reconfigureDelivered')
     auditBoth('reconfigure.failed', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
     reconfigure = false
   end
   local replies = kind == 'poll' or kind == 'status'
   if replies and shutdown and not cmd[3] then
-    redis.call('HSET', commandsKey, 'shutdownDelivered', ARGV[A + 2])
+    redis.call('HSET', commandsKey, 'shutdownDelivered', ARGV[A + 3])
     auditBoth('shutdown.delivered')
   end
   if replies and reconfigure and not cmd[4] then
-    redis.call('HSET', commandsKey, 'reconfigureDelivered', ARGV[A + 2])
+    redis.call('HSET', commandsKey, 'reconfigureDelivered', ARGV[A + 3])
     auditBoth('reconfigure.delivered', ',"details":{"request":' .. cjson.encode(reconfigure) .. '}')
   end
   if shutdown or reconfigure then redis.call('PEXPIRE', commandsKey, math.max(ttl, commandTtl)) end
@@ -135,8 +141,9 @@ local function checkIn(K, A)
 end
 
 local results = {}
-for n = 0, #KEYS / ${CHECK_IN_KEYS} - 1 do
-  results[n + 1] = checkIn(n * ${CHECK_IN_KEYS}, 7 + n * ${CHECK_IN_ARGS})
+local firstCheckInKey = groupCount * ${GROUP_KEYS}
+for n = 0, (#KEYS - firstCheckInKey) / ${CHECK_IN_KEYS} - 1 do
+  results[n + 1] = checkIn(firstCheckInKey + n * ${CHECK_IN_KEYS}, 8 + n * ${CHECK_IN_ARGS})
 end
 for liveKey, now in pairs(liveCutoff) do redis.call('ZREMRANGEBYSCORE', liveKey, '-inf', now) end
 for stressKey, now in pairs(stressCutoff) do redis.call('XTRIM', stressKey, 'MINID', '~', (now - stressRetention) .. '-0') end

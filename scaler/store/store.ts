@@ -454,7 +454,9 @@ export class ScalerStore {
   private async writeCheckIns(batch: readonly PendingCheckIn[]): Promise<string[][]> {
     const k = this.keys;
     const { instanceTtl: ttl, retention } = this.options;
-    const keys: string[] = [];
+    const groupNumbers = new Map<string, number>();
+    const groupKeys: string[] = [];
+    const checkInKeys: string[] = [];
     const args: (string | number)[] = [
       ttl.idleSeconds * 1000,
       ttl.shuttingDownSeconds * 1000,
@@ -463,11 +465,19 @@ export class ScalerStore {
       retention.stressSeconds * 1000,
       retention.auditEntries,
       retention.instanceAuditSeconds * 1000,
+      0,
     ];
     for (const { report, now } of batch) {
       const { instanceId, group } = report.details;
-      keys.push(k.group(group), k.instance(group, instanceId), k.commands(group, instanceId), k.live(group), k.stress(group), k.groupAudit(group), k.instanceAudit(group, instanceId));
+      let groupNumber = groupNumbers.get(group);
+      if (groupNumber === undefined) {
+        groupNumber = groupNumbers.size + 1;
+        groupNumbers.set(group, groupNumber);
+        groupKeys.push(k.group(group), k.live(group), k.stress(group), k.groupAudit(group));
+      }
+      checkInKeys.push(k.instance(group, instanceId), k.commands(group, instanceId), k.instanceAudit(group, instanceId));
       args.push(
+        groupNumber,
         report.details.instanceType,
         now,
         report.kind,
@@ -478,11 +488,11 @@ export class ScalerStore {
         report.reconfigureComplete ?? "",
         report.reconfigureError ? "1" : "0",
         instanceId,
-        this.auditHead("sidecar", instanceId, now),
         report.sidecarTimestamp === undefined ? "" : String(report.sidecarTimestamp),
       );
     }
-    return (await this.call("checkIn", () => checkInsScript.run(this.redis, keys, args))) as string[][];
+    args[7] = groupNumbers.size;
+    return (await this.call("checkIn", () => checkInsScript.run(this.redis, [...groupKeys, ...checkInKeys], args))) as string[][];
   }
 
   private auditHead(actor: string, instanceId?: string, at = this.now()): string {

@@ -122,7 +122,8 @@ describe("check-ins that arrive together", () => {
     expect(await store.redis.zcard(store.keys.live("bridges"))).toBe(101);
     expect(await store.redis.exists(store.keys.live("nowhere"), store.keys.live("recorders"))).toBe(0);
     expect((await store.stressSeries("bridges")).length).toBe(102);
-    expect((await store.readAudit("bridges", { instanceId: "jvb-leaving" })).map((entry) => entry.kind)).toContain("shutdown.delivered");
+    const delivered = (await store.readAudit("bridges", { instanceId: "jvb-leaving" })).find((entry) => entry.kind === "shutdown.delivered");
+    expect(delivered).toMatchObject({ actor: "sidecar", instanceId: "jvb-leaving", at: expect.any(Number) });
   });
 });
 
