@@ -1,6 +1,8 @@
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FleetServerNotFoundError, ServerActionConflictError } from "../../scaler/actuator/operator.js";
 import type { FleetView } from "../../scaler/app.js";
+import { FleetStartingError } from "../../scaler/fleetController.js";
 import { RedisServer } from "../harness/redis.js";
 import { KeyServer, TOKENS, call, groupBody, signSidecarToken, startScaler, type ScalerUnderTest, type SigningKey } from "./scaler-fixture.js";
 
@@ -11,15 +13,23 @@ let key: SigningKey;
 let sidecarToken: string;
 /** Operator calls that reached the fleet; its behaviour behind the API is the e2e tests' part. */
 const fleetCalls: string[] = [];
+/** While set, the fleet answers operator calls as one waiting for its lease does. */
+let fleetStarting = false;
 const fleet: FleetView = {
   name: "bbb",
   status: () => ({ fleet: "bbb" }),
   scrapeTargets: () => [],
   operate: async (server, action, actor) => {
+    if (fleetStarting) throw new FleetStartingError("bbb");
+    if (server === "bbb-gone") throw new FleetServerNotFoundError("bbb", server);
+    if (server === "bbb-busy") throw new ServerActionConflictError(server, action, "a resize of it is under way");
     fleetCalls.push(`${action} ${server} by ${actor}`);
     return { server, phase: action === "enable" ? "active" : "held" };
   },
-  preview: async () => ({ same: 1 }),
+  preview: async () => {
+    if (fleetStarting) throw new FleetStartingError("bbb");
+    return { same: 1 };
+  },
   reconcile: async () => ({ fleet: "bbb" }),
 };
 
@@ -171,6 +181,27 @@ describe("control-plane roles", () => {
       const reply = await call(scaler.url, path.endsWith("nope") ? "GET" : "POST", `/api/v1${path}`, { token: TOKENS.operator });
       expect(reply.status, path).toBe(status);
       expect((reply.body.issues as { field: string }[])[0]?.field, path).toBe(field);
+    }
+  });
+
+  it("answers what the fleet refuses with the status it calls for: unknown server 404, conflict 409, starting 503", async () => {
+    const gone = await call(scaler.url, "POST", "/api/v1/fleets/bbb/servers/bbb-gone/cordon", { token: TOKENS.operator });
+    expect(gone.status).toBe(404);
+    expect(gone.body).toMatchObject({ error: "server_not_found", issues: [{ field: "server" }] });
+    const busy = await call(scaler.url, "POST", "/api/v1/fleets/bbb/servers/bbb-busy/enable", { token: TOKENS.operator });
+    expect(busy.status).toBe(409);
+    expect(busy.body).toMatchObject({ error: "conflict", message: "cannot enable bbb-busy: a resize of it is under way" });
+    fleetStarting = true;
+    try {
+      for (const path of ["/api/v1/fleets/bbb/preview", "/api/v1/fleets/bbb/servers/bbb-1/cordon"]) {
+        const starting = await call(scaler.url, "POST", path, { token: TOKENS.operator });
+        expect(starting.status, path).toBe(503);
+        expect(starting.body, path).toMatchObject({ error: "starting", message: expect.stringContaining("retry shortly") });
+      }
+      // Reading the status does not wait for the fleet.
+      expect((await call(scaler.url, "GET", "/api/v1/fleets/bbb", { token: TOKENS.viewer })).status).toBe(200);
+    } finally {
+      fleetStarting = false;
     }
   });
 
