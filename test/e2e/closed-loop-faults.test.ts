@@ -1,23 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { workerPolicySchema } from "../../infra/config.js";
 import { Emulator } from "../emulator/emulator.js";
-import { openClosedLoop } from "../harness/fleetRig.js";
+import { closedLoopPolicy, openClosedLoop } from "../harness/fleetRig.js";
 import { PrometheusServer, type ScrapeJob } from "../harness/prometheus.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
 
 const MINUTE = 60_000;
 
-const basePolicy = {
-  min: 1,
-  max: 4,
-  defaultSize: { cores: 2, ramGb: 8 },
-  maxSize: { cores: 4, ramGb: 16 },
-  sustainPeriods: 2,
-  graceSeconds: 120,
-  leadTimeSeconds: 120,
-  cooldownSeconds: { afterScaleOut: 120, afterScaleIn: 60, perServer: 120 },
-};
 
 describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () => {
   let emulator: Emulator;
@@ -45,7 +34,7 @@ describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () 
   const enabled = () => [...emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled");
 
   it("replaces a server stuck booting once its build timeout passes, with the reason in the audit trail", { timeout: 600_000 }, async () => {
-    const policy = workerPolicySchema.parse({ ...basePolicy, baseline: 1 });
+    const policy = closedLoopPolicy();
     emulator.cloud.faults.add({ kind: "stuckBooting", count: 1 });
     const loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy, buildTimeoutSeconds: (10 * MINUTE) / 1000 });
     try {
@@ -66,7 +55,7 @@ describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () 
   it("never scales in while Prometheus is unreachable, and does once it is back", { timeout: 600_000 }, async () => {
     // Two servers kept while the fleet comes up (min 2, read every period); then the minimum drops to 1 and only
     // the outage stands between the idle fleet and a scale-in.
-    const policy = workerPolicySchema.parse({ ...basePolicy, min: 2, baseline: 2 });
+    const policy = closedLoopPolicy({ min: 2, baseline: 2 });
     const loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy });
     const scaleIn = () => loop.periods.flatMap((period) => period.outcome.decisions).filter((decision) => ["drain", "stop", "destroy"].includes(decision.kind));
     try {

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { workerPolicySchema } from "../../infra/config.js";
 import { Emulator } from "../emulator/emulator.js";
-import { openClosedLoop } from "../harness/fleetRig.js";
+import { closedLoopPolicy, openClosedLoop } from "../harness/fleetRig.js";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { PrometheusServer } from "../harness/prometheus.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
@@ -12,18 +11,7 @@ import { RedisServer } from "../harness/redis.js";
 const CLOCK_SCALE = 60;
 const MINUTE = 60_000;
 
-const policy = workerPolicySchema.parse({
-  min: 1,
-  max: 4,
-  baseline: 1,
-  defaultSize: { cores: 2, ramGb: 8 },
-  maxSize: { cores: 4, ramGb: 16 },
-  thresholds: { cpu: { up: 0.65, down: 0.25 }, memory: { up: 0.8, down: 0.4 } },
-  sustainPeriods: 2,
-  graceSeconds: 120,
-  leadTimeSeconds: 120,
-  cooldownSeconds: { afterScaleOut: 120, afterScaleIn: 60, perServer: 120 },
-});
+const policy = closedLoopPolicy({ thresholds: { cpu: { up: 0.65, down: 0.25 }, memory: { up: 0.8, down: 0.4 } } });
 
 describe("closed loop: load rises, the fleet grows through Pulumi; load falls, servers drain and stop (real Redis, Prometheus, CLI, emulator)", () => {
   let emulator: Emulator;

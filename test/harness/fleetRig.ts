@@ -1,7 +1,8 @@
 import { Redis } from "ioredis";
 import { once } from "node:events";
 import type { Server } from "node:http";
-import type { WorkerPolicy } from "../../infra/config.js";
+import type { z } from "zod";
+import { workerPolicySchema, type WorkerPolicy } from "../../infra/config.js";
 import { listMachines } from "../../infra/clouds/inventory.js";
 import type { FleetSpec } from "../../infra/fleet.js";
 import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actuator.js";
@@ -17,6 +18,25 @@ import { ScaleliteClient } from "../../scaler/signals/scalelite.js";
 import { ScalerStore } from "../../scaler/store/store.js";
 import type { Emulator } from "../emulator/emulator.js";
 import type { PulumiSandbox } from "./pulumi.js";
+
+/**
+ * The closed-loop tests' fleet policy: up to four small servers that react within a few periods of the emulator's
+ * clock, with each test's own changes on top.
+ */
+export function closedLoopPolicy(changes: Partial<z.input<typeof workerPolicySchema>> = {}): WorkerPolicy {
+  return workerPolicySchema.parse({
+    min: 1,
+    max: 4,
+    baseline: 1,
+    defaultSize: { cores: 2, ramGb: 8 },
+    maxSize: { cores: 4, ramGb: 16 },
+    sustainPeriods: 2,
+    graceSeconds: 120,
+    leadTimeSeconds: 120,
+    cooldownSeconds: { afterScaleOut: 120, afterScaleIn: 60, perServer: 120 },
+    ...changes,
+  });
+}
 
 export const KEY_PREFIX = "confscale:";
 /** The closed loop's period in wall-clock time; the tests' Prometheus scrapes every second. */
