@@ -230,8 +230,14 @@ export function sidecarHandler({ store, asap, metrics, logger, maxBodyBytes, ans
         if (!(error instanceof HttpError && error.code === "unauthorized")) metrics.checkInsRefused.inc({ kind, reason: refusalReason(error) });
         ({ status, body } = answerError(error, `/sidecar/${kind}`));
       }
-      sendJson(response, status, body);
-      metrics.httpRequestDuration.observe({ method: "POST", route: `/sidecar/${kind}`, status: String(status) }, (performance.now() - started) / 1000);
+      try {
+        sendJson(response, status, body);
+        metrics.httpRequestDuration.observe({ method: "POST", route: `/sidecar/${kind}`, status: String(status) }, (performance.now() - started) / 1000);
+      } catch (error) {
+        // Nothing may escape: the listener does not wait for this promise.
+        logger.error({ event: "sidecar.reply_failed", path: `/sidecar/${kind}`, err: error }, "check-in reply failed");
+        response.destroy();
+      }
     },
   };
 }
