@@ -344,10 +344,33 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
     if (BASELINE_SECONDS > 0) {
       await driveBareServer(BASELINE_SECONDS, options, result, (bareUrl, barePid) => driveAtFixedRate(requests, bareUrl, dir, "bare server", () => cpuSplit(barePid, undefined, endedChildrenCpuSeconds)), atRate);
     }
+    printVerdict(result, atRate);
   } finally {
     client.disconnect();
     await scaler.stop();
   }
+}
+
+const TARGET_RATE = 5_000;
+const TARGET_P99_MS = 20;
+
+/**
+ * Whether the scaler met the target (>= 5,000 check-ins/s at p99 < 20 ms) in each phase. The fixed-rate phase decides
+ * when it ran: a closed loop's p99 at saturation depends on how many connections queue, an offered rate's does not.
+ */
+function printVerdict(closedLoop: AutocannonResult, atRate: VegetaReport | undefined): void {
+  const met = (perSecond: number, p99Ms: number) => (perSecond >= TARGET_RATE && p99Ms < TARGET_P99_MS ? "met" : "NOT met");
+  const closed = `closed loop ${closedLoop.requests.average.toFixed(0)}/s at p99 ${closedLoop.latency.p99} ms: ${met(closedLoop.requests.average, closedLoop.latency.p99)}`;
+  const fixed =
+    atRate === undefined
+      ? undefined
+      : {
+          verdict: met(atRate.throughput, atRate.latencies["99th"] / 1e6),
+          text: `offered ${atRate.rate.toFixed(0)}/s, served ${atRate.throughput.toFixed(0)}/s at p99 ${(atRate.latencies["99th"] / 1e6).toFixed(1)} ms`,
+        };
+  console.log("");
+  console.log(`target >= ${TARGET_RATE}/s at p99 < ${TARGET_P99_MS} ms: ${closed}${fixed === undefined ? "" : `; ${fixed.text}: ${fixed.verdict}`}`);
+  if ((fixed?.verdict ?? met(closedLoop.requests.average, closedLoop.latency.p99)) !== "met") process.exitCode = 1;
 }
 
 /** vegeta, built with Go from the module proxy the first time (as the Pulumi CLI is for the tests). */
