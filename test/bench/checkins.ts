@@ -161,6 +161,8 @@ async function endedChildrenCpuSeconds(): Promise<number | undefined> {
 interface CpuSplit {
   server: number | undefined;
   redis: number | undefined;
+  /** Script calls Redis has run so far (one per batch of check-ins), when it is the scaler's Redis. */
+  scriptCalls: number | undefined;
   load: number | undefined;
   machine: number | undefined;
   at: number;
@@ -168,9 +170,11 @@ interface CpuSplit {
 
 async function cpuSplit(serverPid: number, redis: Redis | undefined, load: () => Promise<number | undefined>): Promise<CpuSplit> {
   const server = await processTreeCpuSeconds(serverPid);
+  const calls = redis === undefined ? undefined : await commandCalls(redis);
   return {
     server: server === undefined ? undefined : server.user + server.system,
     redis: redis === undefined ? undefined : await redisCpuSeconds(redis),
+    scriptCalls: calls === undefined ? undefined : (calls.get("evalsha") ?? 0) + (calls.get("eval") ?? 0),
     load: await load(),
     machine: await machineBusySeconds(),
     at: performance.now(),
@@ -192,7 +196,10 @@ function printCpuSplit(name: string, loadName: string, before: CpuSplit, after: 
   const perRequest = (seconds: number | undefined) => (seconds === undefined ? "n/a" : `${((seconds * 1e6) / Math.max(requests, 1)).toFixed(0)} µs`);
   const cores = (seconds: number | undefined) => (seconds === undefined ? "n/a" : (seconds / elapsed).toFixed(2));
   const known = parts.reduce((sum, [, seconds]) => sum + (seconds ?? 0), 0);
-  console.log(`cpu per check-in     ${parts.map(([part, seconds]) => `${part} ${perRequest(seconds)}`).join(", ")}`);
+  const scripts = spent((split) => split.scriptCalls);
+  console.log(
+    `cpu per check-in     ${parts.map(([part, seconds]) => `${part} ${perRequest(seconds)}`).join(", ")}${scripts === undefined ? "" : `; ${(requests / Math.max(scripts, 1)).toFixed(1)} check-ins per script call`}`,
+  );
   console.log(
     `cores busy           ${cores(machine)} of ${os.availableParallelism()}: ${parts.map(([part, seconds]) => `${part} ${cores(seconds)}`).join(", ")}, everything else ${machine === undefined ? "n/a" : cores(Math.max(machine - known, 0))} (other work, and kernel time charged to no process)`,
   );
