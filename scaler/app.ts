@@ -9,7 +9,7 @@ import { controlRoutes } from "./api/control.js";
 import type { OperableFleet } from "./api/fleets.js";
 import { healthRoutes, metricsRoutes } from "./api/health.js";
 import { HttpError } from "./api/http.js";
-import { sidecarHandler, type ErrorAnswer, type SidecarHandler } from "./api/sidecar.js";
+import { sidecarHandler, type ErrorAnswer, type SidecarHandler, type SidecarHandlerDeps } from "./api/sidecar.js";
 import { statusPage } from "./api/status-page.js";
 import { FleetStartingError } from "./fleetController.js";
 import { createLogger, type Logger } from "./log.js";
@@ -76,7 +76,7 @@ export function createApp(deps: AppDeps): HttpSurface {
     const fleet = fleets.get(c.req.param("name"));
     return fleet === undefined ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404) : c.json(fleet.scrapeTargets());
   });
-  return { app, sidecar: checkIns({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }) };
+  return { app, sidecar: sidecarCalls({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }) };
 }
 
 export interface SidecarAppDeps {
@@ -90,10 +90,11 @@ export interface SidecarAppDeps {
 export function createSidecarApp({ store, settings, metrics, logger }: SidecarAppDeps): HttpSurface {
   const app = measuredApp(metrics, logger);
   app.route("/", healthRoutes({ store }));
-  return { app, sidecar: checkIns({ store, asap: new AsapVerifier(settings.sidecar), metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }) };
+  return { app, sidecar: sidecarCalls({ store, asap: new AsapVerifier(settings.sidecar), metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }) };
 }
 
-function checkIns(deps: Omit<Parameters<typeof sidecarHandler>[0], "answerError">): SidecarHandler {
+/** The sidecar calls, their errors answered as every other route's. */
+function sidecarCalls(deps: Omit<SidecarHandlerDeps, "answerError">): SidecarHandler {
   return sidecarHandler({ ...deps, answerError: (error, path) => errorAnswer(error, path, deps.logger) });
 }
 
