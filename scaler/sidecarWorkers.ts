@@ -35,6 +35,25 @@ const MAX_RESTART_DELAY_MS = 30_000;
 /** A worker that lived this long before it died is restarted at once; quicker deaths back off. */
 const STEADY_AFTER_MS = 10_000;
 
+/**
+ * How long to wait before replacing a worker that died: at once after a steady run, otherwise a delay that doubles
+ * (up to 30 s) while they keep dying early, so that a worker that cannot run does not spin the machine.
+ */
+export class RestartBackoff {
+  private delayMs = FIRST_RESTART_DELAY_MS;
+
+  /** The delay before replacing a worker that lived `livedMs`. */
+  next(livedMs: number): number {
+    if (livedMs >= STEADY_AFTER_MS) {
+      this.delayMs = FIRST_RESTART_DELAY_MS;
+      return 0;
+    }
+    const delayMs = this.delayMs;
+    this.delayMs = Math.min(this.delayMs * 2, MAX_RESTART_DELAY_MS);
+    return delayMs;
+  }
+}
+
 interface PendingMetrics {
   snapshots: MetricsSnapshot[];
   waitingFor: Set<number>;
@@ -53,7 +72,7 @@ export class SidecarWorkers {
   private readonly startedAt = new Map<number, number>();
   private readonly pending = new Map<number, PendingMetrics>();
   private nextRequestId = 0;
-  private restartDelayMs = FIRST_RESTART_DELAY_MS;
+  private readonly restarts = new RestartBackoff();
   /** Once all have listened, a worker that exits is replaced; before, its exit fails the start. */
   private started = false;
   private stopping = false;
@@ -181,13 +200,7 @@ export class SidecarWorkers {
       request.resolve(request.snapshots);
     }
     if (this.stopping || !this.started) return;
-    let delayMs = 0;
-    if (lived >= STEADY_AFTER_MS) {
-      this.restartDelayMs = FIRST_RESTART_DELAY_MS;
-    } else {
-      delayMs = this.restartDelayMs;
-      this.restartDelayMs = Math.min(this.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
-    }
+    const delayMs = this.restarts.next(lived);
     this.logger.error({ event: "sidecar_worker.exited", worker: worker.id, code, signal, livedMs: lived, restartInMs: delayMs }, "check-in worker exited; starting another");
     setTimeout(() => {
       if (this.stopping) return;
