@@ -147,6 +147,22 @@ function errorAnswer(error: unknown, path: string, logger: Logger): ErrorAnswer 
  */
 const KEEP_ALIVE_TIMEOUT_MS = 130_000;
 
+/**
+ * Stops a listener gracefully: no new connections, idle keep-alive connections closed now (they would hold it open
+ * until a client's next call), in-flight requests given `graceMs` before their connections are cut
+ * (`onDeadline` says so). Resolves once the listener is closed.
+ */
+export function closeGracefully(server: Server, graceMs: number, onDeadline?: () => void): Promise<void> {
+  const deadline = setTimeout(() => {
+    onDeadline?.();
+    server.closeAllConnections();
+  }, graceMs);
+  deadline.unref();
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  return closed;
+}
+
 /** Serves an HTTP surface over HTTP/1.1 on `host:port`; `onListening` gets the bound port. */
 export function listen({ app, sidecar }: HttpSurface, host: string, port: number, onListening?: (port: number) => void): Server {
   const honoListener = getRequestListener(app.fetch);

@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { createApp, listen } from "./app.js";
+import { closeGracefully, createApp, listen } from "./app.js";
 import { openFleetRuntime, type FleetRuntime } from "./fleetRuntime.js";
 import { createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
@@ -40,22 +40,17 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ event: "stopping", signal }, "stopping: no new connections, finishing in-flight requests");
-    const deadline = setTimeout(() => {
-      logger.warn({ event: "stop.deadline", graceMs: settings.shutdownGraceMs }, "in-flight requests did not finish in time");
-      server.closeAllConnections();
-    }, settings.shutdownGraceMs);
-    deadline.unref();
     const workersStopped = workers?.stop() ?? Promise.resolve();
-    server.close(() => {
-      void Promise.all([fleet?.controller.stop(), workersStopped])
-        .then(() => store.close())
-        .then(() => {
+    const closed = closeGracefully(server, settings.shutdownGraceMs, () =>
+      logger.warn({ event: "stop.deadline", graceMs: settings.shutdownGraceMs }, "in-flight requests did not finish in time"),
+    );
+    void closed
+      .then(() => Promise.all([fleet?.controller.stop(), workersStopped]))
+      .then(() => store.close())
+      .then(() => {
         logger.info({ event: "stopped" }, "scaler stopped");
         process.exitCode = 0;
       });
-    });
-    // Keep-alive connections with no request in flight would hold close() open until the sidecar's next call.
-    server.closeIdleConnections();
   };
   // `on`, not `once`: the engine's process library re-raises a signal when it finds no other listener left, which
   // would kill the scaler in the middle of its graceful stop; `stopping` makes repeats harmless.

@@ -3,7 +3,7 @@
  * with its own Redis connection, until its main process asks it to stop or is gone.
  */
 import cluster from "node:cluster";
-import { createSidecarApp, listen } from "./app.js";
+import { closeGracefully, createSidecarApp, listen } from "./app.js";
 import { createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import type { FromSidecarWorker, SidecarWorkerSettings, ToSidecarWorker } from "./sidecarWorkers.js";
@@ -28,12 +28,9 @@ function start(settings: SidecarWorkerSettings): void {
     if (stopping) return;
     stopping = true;
     logger.info({ event: "stopping", reason }, "check-in worker stopping: finishing in-flight check-ins");
-    const deadline = setTimeout(() => server.closeAllConnections(), settings.shutdownGraceMs);
-    deadline.unref();
-    server.close(() => {
-      void store.close().then(() => process.exit(0));
-    });
-    server.closeIdleConnections();
+    void closeGracefully(server, settings.shutdownGraceMs)
+      .then(() => store.close())
+      .then(() => process.exit(0));
   };
 
   process.on("message", (message: ToSidecarWorker) => {
