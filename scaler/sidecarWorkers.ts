@@ -180,11 +180,17 @@ export class SidecarWorkers {
     }
     if (message?.type !== "confscale:metrics") return;
     const request = this.pending.get(message.requestId);
-    if (request === undefined || !request.waitingFor.delete(worker.id)) return;
+    if (request === undefined || !request.waitingFor.has(worker.id)) return;
     request.snapshots.push(message.metrics);
-    if (request.waitingFor.size > 0) return;
+    this.answered(message.requestId, worker.id);
+  }
+
+  /** A worker answered a metrics request, or can no longer: the request resolves once none is left to wait for. */
+  private answered(requestId: number, workerId: number): void {
+    const request = this.pending.get(requestId);
+    if (request === undefined || !request.waitingFor.delete(workerId) || request.waitingFor.size > 0) return;
     clearTimeout(request.timer);
-    this.pending.delete(message.requestId);
+    this.pending.delete(requestId);
     request.resolve(request.snapshots);
   }
 
@@ -193,12 +199,7 @@ export class SidecarWorkers {
     const lived = Date.now() - (this.startedAt.get(worker.id) ?? Date.now());
     this.startedAt.delete(worker.id);
     // A worker gone mid-scrape will not answer: the scrape need not wait for it.
-    for (const [requestId, request] of this.pending) {
-      if (!request.waitingFor.delete(worker.id) || request.waitingFor.size > 0) continue;
-      clearTimeout(request.timer);
-      this.pending.delete(requestId);
-      request.resolve(request.snapshots);
-    }
+    for (const requestId of [...this.pending.keys()]) this.answered(requestId, worker.id);
     if (this.stopping || !this.started) return;
     const delayMs = this.restarts.next(lived);
     this.logger.error({ event: "sidecar_worker.exited", worker: worker.id, code, signal, livedMs: lived, restartInMs: delayMs }, "check-in worker exited; starting another");
