@@ -6,7 +6,8 @@ import type { Redis } from "ioredis";
  * in one script, so a reader never sees half of it and a check-in costs at most one round trip (check-ins that arrive
  * together share one script call).
  * Audit entries arrive as a JSON head without its closing brace (`{"at":..,"actor":..`) so that a script can add
- * what only it knows (`,"kind":..,"details":{..}}`) without decoding JSON.
+ * what only it knows (`,"kind":..,"details":{..}}`) without decoding JSON; the check-in script, which audits many
+ * instances in one call, builds each head itself from the check-in's time and instance id.
  */
 export class LuaScript {
   readonly sha: string;

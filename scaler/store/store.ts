@@ -460,16 +460,7 @@ export class ScalerStore {
     const groupNumbers = new Map<string, number>();
     const groupKeys: string[] = [];
     const checkInKeys: string[] = [];
-    const args: (string | number)[] = [
-      ttl.idleSeconds * 1000,
-      ttl.shuttingDownSeconds * 1000,
-      retention.commandSeconds * 1000,
-      retention.stressPoints,
-      retention.stressSeconds * 1000,
-      retention.auditEntries,
-      retention.instanceAuditSeconds * 1000,
-      0,
-    ];
+    const checkInArgs: (string | number)[] = [];
     for (const { report, now } of batch) {
       const { instanceId, group } = report.details;
       let groupNumber = groupNumbers.get(group);
@@ -479,7 +470,7 @@ export class ScalerStore {
         groupKeys.push(k.group(group), k.live(group), k.stress(group), k.groupAudit(group));
       }
       checkInKeys.push(k.instance(group, instanceId), k.commands(group, instanceId), k.instanceAudit(group, instanceId));
-      args.push(
+      checkInArgs.push(
         groupNumber,
         report.details.instanceType,
         now,
@@ -494,7 +485,17 @@ export class ScalerStore {
         report.sidecarTimestamp === undefined ? "" : String(report.sidecarTimestamp),
       );
     }
-    args[7] = groupNumbers.size;
+    const args = [
+      ttl.idleSeconds * 1000,
+      ttl.shuttingDownSeconds * 1000,
+      retention.commandSeconds * 1000,
+      retention.stressPoints,
+      retention.stressSeconds * 1000,
+      retention.auditEntries,
+      retention.instanceAuditSeconds * 1000,
+      groupNumbers.size,
+      ...checkInArgs,
+    ];
     return (await this.call("checkIn", () => checkInsScript.run(this.redis, [...groupKeys, ...checkInKeys], args))) as string[][];
   }
 
