@@ -191,7 +191,6 @@ export function sidecarHandler({ store, asap, metrics, logger, maxBodyBytes, ans
       await asap.verify(request.headers.authorization);
     } catch (error) {
       if (!(error instanceof AsapError)) throw error;
-      metrics.checkInsRefused.inc({ kind, reason: "auth" });
       logger.info({ event: "sidecar.auth_refused", path: `/sidecar/${kind}`, reason: error.reason }, "sidecar token refused");
       throw new HttpError(401, "unauthorized", error.reason);
     }
@@ -227,7 +226,7 @@ export function sidecarHandler({ store, asap, metrics, logger, maxBodyBytes, ans
       try {
         body = await answer(request, kind);
       } catch (error) {
-        if (!(error instanceof HttpError && error.code === "unauthorized")) metrics.checkInsRefused.inc({ kind, reason: refusalReason(error) });
+        metrics.checkInsRefused.inc({ kind, reason: refusalReason(error) });
         ({ status, body } = answerError(error, `/sidecar/${kind}`));
       }
       try {
@@ -251,7 +250,7 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
 }
 
 function refusalReason(error: unknown): string {
-  if (error instanceof HttpError) return error.code;
+  if (error instanceof HttpError) return error.code === "unauthorized" ? "auth" : error.code;
   if (error instanceof StoreConflictError) return error.code;
   if (error instanceof StoreUnavailableError) return "unavailable";
   return "error";

@@ -71,6 +71,7 @@ describe("sidecar ASAP tokens", () => {
       ["a control-plane admin token", TOKENS.admin, "malformed"],
       ["garbage", "not.a.jwt", "malformed"],
     ];
+    const refusedBefore = await authRefusals();
     for (const [what, token, reason] of cases) {
       const reply = await call(scaler.url, "POST", "/sidecar/poll", { token, body: { ...instance, instanceId: "jvb-refused" } });
       expect(reply.status, what).toBe(401);
@@ -78,8 +79,16 @@ describe("sidecar ASAP tokens", () => {
       expect(String(reply.body.message), what).toContain(reason);
     }
     expect(await scaler.store.redis.exists(scaler.store.keys.instance("roles", "jvb-refused"))).toBe(0);
+    // Each refusal is counted once, by its reason.
+    expect((await authRefusals()) - refusedBefore).toBe(cases.length);
   });
 });
+
+/** The refused poll check-ins /metrics counts with reason "auth". */
+async function authRefusals(): Promise<number> {
+  const text = await (await fetch(`${scaler.url}/metrics`)).text();
+  return Number(/^confscale_sidecar_checkins_refused_total\{kind="poll",reason="auth"\} (\d+)$/m.exec(text)?.[1] ?? "0");
+}
 
 describe("sidecar key cache", () => {
   it("fetches a key once for many tokens and check-ins, and remembers a miss", async () => {
