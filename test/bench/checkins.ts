@@ -32,7 +32,7 @@ import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { z } from "zod";
 import { freeLoopbackPort } from "../harness/ports.js";
-import { listProcesses, processTree } from "../harness/proc.js";
+import { endedChildrenCpuSeconds, listProcesses, processTree } from "../harness/proc.js";
 import { startUntilReady } from "../harness/process.js";
 import { RedisServer } from "../harness/redis.js";
 import { KeyServer, TOKENS, call, groupBody, signSidecarToken, type SigningKey } from "../integration/scaler-fixture.js";
@@ -109,11 +109,6 @@ async function commandCalls(redis: Redis): Promise<Map<string, number>> {
   return calls;
 }
 
-interface CpuSeconds {
-  user: number;
-  system: number;
-}
-
 /** How many times Redis has read from its clients' sockets: about one per round trip, however many commands it carries. */
 async function redisSocketReads(redis: Redis): Promise<number> {
   return Number(/^total_reads_processed:(\d+)/m.exec(await redis.info("stats"))?.[1] ?? "0");
@@ -138,23 +133,10 @@ async function redisCpuSeconds(redis: Redis): Promise<number> {
 }
 
 /** CPU seconds used so far by a process and its live descendants (worker processes); undefined where there is no /proc. */
-async function processTreeCpuSeconds(rootPid: number): Promise<CpuSeconds | undefined> {
+async function processTreeCpuSeconds(rootPid: number): Promise<number | undefined> {
   const processes = await listProcesses();
   if (processes === undefined || !processes.some((process) => process.pid === rootPid)) return undefined;
-  const tree = processTree(processes, rootPid);
-  return { user: tree.reduce((sum, process) => sum + process.userSeconds, 0), system: tree.reduce((sum, process) => sum + process.systemSeconds, 0) };
-}
-
-/** CPU seconds used by this process's children that have ended (vegeta's runs); undefined where there is no /proc. */
-async function endedChildrenCpuSeconds(): Promise<number | undefined> {
-  try {
-    const stat = await readFile("/proc/self/stat", "utf8");
-    // Fields after the command's closing parenthesis; cutime and cstime are the 16th and 17th of the whole line.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
-    return ((fields[13] ?? 0) + (fields[14] ?? 0)) / 100;
-  } catch {
-    return undefined;
-  }
+  return processTree(processes, rootPid).reduce((sum, process) => sum + process.userSeconds + process.systemSeconds, 0);
 }
 
 /** Where the machine's CPU went while a server was driven: the server (with its workers), Redis, the load generator. */
@@ -169,10 +151,9 @@ interface CpuSplit {
 }
 
 async function cpuSplit(serverPid: number, redis: Redis | undefined, load: () => Promise<number | undefined>): Promise<CpuSplit> {
-  const server = await processTreeCpuSeconds(serverPid);
   const calls = redis === undefined ? undefined : await commandCalls(redis);
   return {
-    server: server === undefined ? undefined : server.user + server.system,
+    server: await processTreeCpuSeconds(serverPid),
     redis: redis === undefined ? undefined : await redisCpuSeconds(redis),
     scriptCalls: calls === undefined ? undefined : (calls.get("evalsha") ?? 0) + (calls.get("eval") ?? 0),
     load: await load(),
@@ -196,10 +177,7 @@ function printCpuSplit(name: string, loadName: string, before: CpuSplit, after: 
   const perRequest = (seconds: number | undefined) => (seconds === undefined ? "n/a" : `${((seconds * 1e6) / Math.max(requests, 1)).toFixed(0)} µs`);
   const cores = (seconds: number | undefined) => (seconds === undefined ? "n/a" : (seconds / elapsed).toFixed(2));
   const known = parts.reduce((sum, [, seconds]) => sum + (seconds ?? 0), 0);
-  const scripts = spent((split) => split.scriptCalls);
-  console.log(
-    `cpu per check-in     ${parts.map(([part, seconds]) => `${part} ${perRequest(seconds)}`).join(", ")}${scripts === undefined ? "" : `; ${(requests / Math.max(scripts, 1)).toFixed(1)} check-ins per script call`}`,
-  );
+  console.log(`cpu per check-in     ${parts.map(([part, seconds]) => `${part} ${perRequest(seconds)}`).join(", ")}`);
   console.log(
     `cores busy           ${cores(machine)} of ${os.availableParallelism()}: ${parts.map(([part, seconds]) => `${part} ${cores(seconds)}`).join(", ")}, everything else ${machine === undefined ? "n/a" : cores(Math.max(machine - known, 0))} (other work, and kernel time charged to no process)`,
   );
@@ -437,6 +415,9 @@ async function driveAtFixedRate(requests: readonly AutocannonRequest[], target: 
   console.log(`offered / served     ${report.rate.toFixed(0)} / ${report.throughput.toFixed(0)} check-ins/s   (target >= 5000)`);
   console.log(`latency p50 / p99    ${ms(report.latencies["50th"])} ms / ${ms(report.latencies["99th"])} ms, max ${ms(report.latencies.max)} ms   (target p99 < 20 ms)`);
   printCpuSplit(name === "scaler" ? "scaler" : "server", "vegeta", before, after, report.requests);
+  if (before.scriptCalls !== undefined && after.scriptCalls !== undefined) {
+    console.log(`redis scripts        ${(report.requests / Math.max(after.scriptCalls - before.scriptCalls, 1)).toFixed(1)} check-ins per script call`);
+  }
   console.log(`check-ins            ${report.requests}, ${(report.success * 100).toFixed(2)}% answered 200 (${Object.entries(report.status_codes).map(([code, count]) => `${code}: ${count}`).join(", ")})${report.errors?.length ? `; errors: ${report.errors.slice(0, 3).join("; ")}` : ""}`);
   return report;
 }

@@ -13,6 +13,14 @@ export interface ProcessEntry {
 
 const TICKS_PER_SECOND = 100;
 
+/**
+ * The fields of a /proc/<pid>/stat line after the command name, which is in parentheses and may hold spaces: state,
+ * ppid, … utime (the line's 14th field), stime (15th), cutime (16th), cstime (17th).
+ */
+function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
 /** Every process of the machine; undefined where there is no /proc. */
 export async function listProcesses(): Promise<ProcessEntry[] | undefined> {
   let entries: string[];
@@ -27,8 +35,7 @@ export async function listProcesses(): Promise<ProcessEntry[] | undefined> {
     // Gone between the listing and the read: not a process any more.
     const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => undefined);
     if (stat === undefined) continue;
-    // Fields after the command name, which is in parentheses and may hold spaces: state, ppid, ... utime (14), stime (15).
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const fields = statFields(stat);
     processes.push({
       pid: Number(entry),
       state: fields[0] ?? "",
@@ -54,4 +61,12 @@ export function processTree(processes: readonly ProcessEntry[], rootPid: number)
 /** The command line a process was started with, its arguments joined by spaces; empty once it is gone. */
 export async function commandLine(pid: number): Promise<string> {
   return (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").join(" ").trim();
+}
+
+/** CPU seconds used by this process's children that have ended and been waited for; undefined where there is no /proc. */
+export async function endedChildrenCpuSeconds(): Promise<number | undefined> {
+  const stat = await readFile("/proc/self/stat", "utf8").catch(() => undefined);
+  if (stat === undefined) return undefined;
+  const fields = statFields(stat);
+  return (Number(fields[13]) + Number(fields[14])) / TICKS_PER_SECOND;
 }
