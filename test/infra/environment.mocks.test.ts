@@ -206,12 +206,13 @@ describe("secrets and rendered files", () => {
       expect(settings.fleet?.image).toBe("ubuntu:20.04");
       expect(settings.fleet?.policy).toEqual(configFor("ionos").workers);
       // Check-ins are served by worker processes on half the control node's cores, on the port Caddy sends them to.
-      const caddyfile = controlNodeProjectFiles({ env: "set1", domain: "bbb.example.org", fleetStack: "set1-fleet" })["Caddyfile"] ?? "";
+      const projectFiles = controlNodeProjectFiles({ env: "set1", domain: "bbb.example.org", fleetStack: "set1-fleet" });
+      const caddyfile = projectFiles["Caddyfile"] ?? "";
       expect(settings.sidecar.workers).toEqual({ count: configFor("ionos").controlNode.cores / 2, port: 8081 });
       expect(caddyfile).toMatch(new RegExp(`handle /scaler/sidecar/\\* \\{\\s*uri strip_prefix /scaler\\s*reverse_proxy scaler:${settings.sidecar.workers?.port}\\s*\\}`));
       expect(caddyfile.indexOf("handle /scaler/sidecar/*")).toBeLessThan(caddyfile.indexOf("handle_path /scaler/*"));
       // Prometheus discovers the workers of the very fleet the scaler drives.
-      const prometheus = parse(controlNodeProjectFiles({ env: "set1", domain: "bbb.example.org", fleetStack: "set1-fleet" })["prometheus.yml"] ?? "") as { scrape_configs: { job_name: string; http_sd_configs?: { url: string }[] }[] };
+      const prometheus = parse(projectFiles["prometheus.yml"] ?? "") as { scrape_configs: { job_name: string; http_sd_configs?: { url: string }[] }[] };
       const discovery = prometheus.scrape_configs.find((job) => job.job_name === "node-exporter")?.http_sd_configs?.[0]?.url;
       expect(discovery).toBe(`http://scaler:${settings.listen.port}/fleets/${settings.fleet?.template.fleet}/targets`);
     } finally {
