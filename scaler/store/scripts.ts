@@ -99,19 +99,20 @@ local function checkIn(K, A)
   liveCutoff[liveKey] = math.max(liveCutoff[liveKey] or now, now)
   if stress ~= '' then
     -- Stamped with the scaler's clock, which readers use for the age cut-off, but never before the series' last
-    -- entry: another process's check-in may have been stamped a millisecond later and written first.
-    local floor = stressFloor[stressKey]
-    if floor == nil then
-      local last = redis.call('XREVRANGE', stressKey, '+', '-', 'COUNT', 1)[1]
-      floor = last and tonumber(string.match(last[1], '^%d+')) or 0
-    end
-    local stamp = math.max(now, floor)
-    stressFloor[stressKey] = stamp
+    -- entry: another process's check-in may have been stamped a millisecond later and written first. That is rare,
+    -- so the last entry is read only when Redis refuses the stamp, not before every write.
+    local stamp = math.max(now, stressFloor[stressKey] or 0)
     local added = redis.pcall('XADD', stressKey, 'MAXLEN', '~', stressMax, string.format('%d-*', stamp), 'i', instanceId, 's', stress)
+    if type(added) == 'table' and added.err then
+      local last = redis.call('XREVRANGE', stressKey, '+', '-', 'COUNT', 1)[1]
+      stamp = math.max(stamp, last and tonumber(string.match(last[1], '^%d+')) or 0)
+      added = redis.pcall('XADD', stressKey, 'MAXLEN', '~', stressMax, string.format('%d-*', stamp), 'i', instanceId, 's', stress)
+    end
     -- A series trimmed empty still remembers its last id: Redis's own clock then.
     if type(added) == 'table' and added.err then
       redis.call('XADD', stressKey, 'MAXLEN', '~', stressMax, '*', 'i', instanceId, 's', stress)
     end
+    stressFloor[stressKey] = stamp
     stressCutoff[stressKey] = math.max(stressCutoff[stressKey] or now, now)
   end
   if not prior or prior == 'provisioning' then auditBoth('instance.joined') end
