@@ -21,7 +21,7 @@
  * Each phase prints where the machine's CPU went: vegeta costs about twice what autocannon does per request, and on
  * two cores whatever the load generator takes, the server under test does not get.
  *
- *   npm run bench:checkins -- [--instances 2000] [--connections 16,32,64] [--seconds 15] [--workers 2] [--rate 5000]
+ *   npm run bench:checkins -- [--instances 2000] [--connections 16,32,48,64] [--seconds 15] [--workers 2] [--rate 5000]
  *                             [--rate-seconds 20] [--baseline-seconds 10] [--profile DIR]
  */
 import { execFileSync } from "node:child_process";
@@ -64,7 +64,7 @@ const { values: args } = parseArgs({
   options: {
     instances: { type: "string", default: "2000" },
     /** Connection counts of the closed loop, one run each. */
-    connections: { type: "string", default: "16,32,64" },
+    connections: { type: "string", default: "16,32,48,64" },
     seconds: { type: "string", default: "15" },
     workers: { type: "string", default: "2" },
     /** Check-ins/s of the fixed-rate phase; 0 leaves it out. */
