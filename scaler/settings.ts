@@ -102,7 +102,11 @@ export const settingsSchema = z.strictObject({
      */
     workers: z
       .strictObject({
-        count: z.number().int().min(0).max(64),
+        count: z
+          .number({ error: (issue) => (issue.input === undefined ? "required with a workers' port: how many worker processes serve it (SCALER_SIDECAR_WORKERS)" : undefined) })
+          .int()
+          .min(0)
+          .max(64),
         port: z.number().int().min(0).max(65_535).default(8081),
       })
       .optional(),

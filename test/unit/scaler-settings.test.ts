@@ -72,6 +72,9 @@ describe("scaler settings", () => {
 
     await expect(loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_PORT: "8080" })).rejects.toThrow(/sidecar\.workers\.port: must differ from listen\.port \(8080\)/);
     await expect(loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_WORKERS: "many" })).rejects.toThrow(/sidecar\.workers\.count: /);
+    await expect(loadSettings({ SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org", SCALER_SIDECAR_PORT: "9081" })).rejects.toThrow(
+      /sidecar\.workers\.count: required with a workers' port: how many worker processes serve it \(SCALER_SIDECAR_WORKERS\)/,
+    );
   });
 
   it("refuses a token list entry without a role", async () => {
