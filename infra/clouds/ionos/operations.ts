@@ -297,14 +297,8 @@ export async function createServer(inputs: IonosServerInputs): Promise<IonosServ
  * short has none). A same-named server with anyone else's labels is an `IonosOwnershipConflictError`.
  */
 async function findOwnServer(inputs: IonosServerInputs): Promise<{ id: string; labels: Record<string, string> } | undefined> {
-  const { z } = loadPackage<Zod>("zod");
-  const { sdk, configuration } = await sdkConfiguration(inputs.connection);
-  const servers = new sdk.ServersApi(configuration);
-  const listed = await callApi(`look for server ${inputs.name}`, inputs.connection, true, () => servers.datacentersServersGet({ datacenterId: inputs.datacenterId, depth: 1 }));
-  const shape = z.object({ items: z.array(z.object({ id: z.string(), properties: z.object({ name: z.string().optional() }) })).default([]) });
-  const reply = shape.safeParse(listed.data);
-  if (!reply.success) throw new IonosApiError(`look for server ${inputs.name}`, listed.status, `unexpected server list: ${reply.error.message}`);
-  const namesakes = reply.data.items.filter((server) => server.properties.name === inputs.name);
+  const listed = await datacenterServers(inputs.connection, inputs.datacenterId, `look for server ${inputs.name}`);
+  const namesakes = listed.filter((server) => server.name === inputs.name);
   if (namesakes.length === 0) return undefined;
   const found = await Promise.all(namesakes.map(async (server) => ({ id: server.id, labels: await readLabels(inputs, server.id) })));
   const ours = found.filter(({ labels }) => {
@@ -333,19 +327,24 @@ async function readLabels(inputs: Pick<IonosServerInputs, "connection" | "datace
   return Object.fromEntries(parsed.data.items.map((label) => [label.properties.key, label.properties.value]));
 }
 
-/** Every server of a data center with its labels, read-only. */
-export async function listServers(connection: IonosConnection, datacenterId: string): Promise<ListedMachine[]> {
+/** Every server of a data center, by id and name (a server may have none), as the API lists them. */
+async function datacenterServers(connection: IonosConnection, datacenterId: string, operation: string): Promise<{ id: string; name: string | undefined }[]> {
   const { z } = loadPackage<Zod>("zod");
   const { sdk, configuration } = await sdkConfiguration(connection);
   const servers = new sdk.ServersApi(configuration);
-  const operation = `list servers of data center ${datacenterId}`;
   const listed = await callApi(operation, connection, true, () => servers.datacentersServersGet({ datacenterId, depth: 1 }));
   const shape = z.object({ items: z.array(z.object({ id: z.string(), properties: z.object({ name: z.string().optional() }) })).default([]) });
   const reply = shape.safeParse(listed.data);
   if (!reply.success) throw new IonosApiError(operation, listed.status, `unexpected server list: ${reply.error.message}`);
+  return reply.data.items.map((server) => ({ id: server.id, name: server.properties.name }));
+}
+
+/** Every server of a data center with its labels, read-only. */
+export async function listServers(connection: IonosConnection, datacenterId: string): Promise<ListedMachine[]> {
+  const listed = await datacenterServers(connection, datacenterId, `list servers of data center ${datacenterId}`);
   return Promise.all(
-    reply.data.items.map(async (server) => {
-      const name = server.properties.name ?? server.id;
+    listed.map(async (server) => {
+      const name = server.name ?? server.id;
       return { id: server.id, name, labels: await readLabels({ connection, datacenterId, name }, server.id) };
     }),
   );
