@@ -113,7 +113,7 @@ export function declareDigitalOceanNetwork(env: string, region: string, sshPubli
   return { placement, controlNodeTag, workerTag };
 }
 
-/** Where and as whom to call the DigitalOcean API; each falls back to DIGITALOCEAN_API_URL / DIGITALOCEAN_TOKEN. */
+/** Where and as whom to call the DigitalOcean API (the caller reads DIGITALOCEAN_API_URL / DIGITALOCEAN_TOKEN). */
 export interface DigitalOceanConnection {
   /** API base URL, default https://api.digitalocean.com. */
   endpoint?: string;
@@ -182,9 +182,10 @@ export async function listDigitalOceanMachines(placement: Placement, connection:
   if (placement.digitalocean === undefined) throw new CloudMappingError("digitalocean", "the placement has no VPC");
   const vpcId = placement.digitalocean.vpcId;
   const operation = `list droplets of VPC ${vpcId}`;
-  const token = connection.token ?? process.env.DIGITALOCEAN_TOKEN;
+  // Only the connection's: the scaler's own environment may hold another account's token.
+  const token = connection.token;
   if (token === undefined || token === "") throw new DigitalOceanApiError(operation, undefined, "no credentials: set DIGITALOCEAN_TOKEN");
-  const endpoint = new URL(connection.endpoint ?? (process.env.DIGITALOCEAN_API_URL || "https://api.digitalocean.com"));
+  const endpoint = new URL(connection.endpoint ?? "https://api.digitalocean.com");
   const droplets: ListedMachine[] = [];
   const fetched = new Set<string>();
   let next: URL | undefined = new URL(`${endpoint.pathname.replace(/\/+$/, "")}/v2/droplets?per_page=200`, endpoint);

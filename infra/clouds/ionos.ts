@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { CLOUD_CAPABILITIES, CloudMappingError, ownershipTagMap, type CloudAdapter, type ListedMachine, type Machine, type MachineSpec, type Placement } from "./types.js";
 import { IonosDatacenter, IonosServer, type IonosConnection } from "./ionos/provider.js";
-import { listServers } from "./ionos/operations.js";
+import { IonosApiError, NO_IONOS_CREDENTIALS, hasIonosCredentials, listServers } from "./ionos/operations.js";
 
 const BOOT_VOLUME_GB = 50;
 
@@ -61,5 +61,7 @@ export function declareIonosNetwork(
 /** The servers of the placement's data center with their labels, read straight from the API (not through Pulumi). */
 export function listIonosMachines(placement: Placement, credentials: Pick<IonosConnection, "token" | "username" | "password"> = {}): Promise<ListedMachine[]> {
   if (placement.ionos === undefined) throw new CloudMappingError("ionos", "the placement has no IONOS data center");
+  // Only the credentials handed in: the scaler's own environment may hold another account's.
+  if (!hasIonosCredentials(credentials)) return Promise.reject(new IonosApiError(`list servers of data center ${placement.ionos.datacenterId}`, undefined, NO_IONOS_CREDENTIALS));
   return listServers({ ...credentials, ...connectionFor(placement.ionos.endpoint, placement.ionos.pollIntervalMs) }, placement.ionos.datacenterId);
 }

@@ -126,7 +126,7 @@ export interface OciCredentials {
 
 /** Where and as whom to call the OCI Core Services API. */
 export interface OciConnection extends Partial<OciCredentials> {
-  /** API base URL without the version path, default the region's (OCI_API_URL overrides it too). */
+  /** API base URL without the version path, default the region's (the caller reads OCI_API_URL). */
   endpoint?: string;
 }
 
@@ -163,7 +163,8 @@ export class OciApiError extends Error {
 }
 
 function ociCredentials(connection: OciConnection): OciCredentials {
-  const entries = (Object.keys(CREDENTIAL_VARIABLES) as (keyof OciCredentials)[]).map((key) => [key, connection[key] ?? process.env[CREDENTIAL_VARIABLES[key]]] as const);
+  // Only the connection's: the scaler's own environment may hold another tenancy's.
+  const entries = (Object.keys(CREDENTIAL_VARIABLES) as (keyof OciCredentials)[]).map((key) => [key, connection[key]] as const);
   const missing = entries.filter(([, value]) => value === undefined || value === "").map(([key]) => CREDENTIAL_VARIABLES[key]);
   if (missing.length > 0) throw new OciCredentialsError(missing, missing.length === 1 ? "is not set" : "are not set");
   const credentials = Object.fromEntries(entries) as unknown as OciCredentials;
@@ -192,7 +193,7 @@ export async function listOciMachines(placement: Placement, connection: OciConne
   const client = new ComputeClient({
     authenticationDetailsProvider: new SimpleAuthenticationDetailsProvider(credentials.tenancyOcid, credentials.userOcid, credentials.fingerprint, credentials.privateKey, null),
   });
-  const endpoint = connection.endpoint ?? (process.env.OCI_API_URL || undefined);
+  const endpoint = connection.endpoint;
   if (endpoint === undefined) client.regionId = credentials.region;
   else client.endpoint = endpoint.replace(/\/+$/, "");
   const operation = `list instances of compartment ${compartmentId} in ${availabilityDomain}`;

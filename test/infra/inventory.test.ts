@@ -127,9 +127,11 @@ describe("DigitalOcean inventory", () => {
     expect(api.requests).toHaveLength(1);
   });
 
-  it("names the missing token", async () => {
-    vi.stubEnv("DIGITALOCEAN_TOKEN", undefined);
-    await expect(listDigitalOceanMachines(placement, { endpoint: "http://127.0.0.1:9" })).rejects.toThrow(/DIGITALOCEAN_TOKEN/);
+  it("names the missing token, and takes none from the scaler's own environment", async () => {
+    await api.start(twoPages());
+    vi.stubEnv("DIGITALOCEAN_TOKEN", token);
+    await expect(listMachines(placement, { DIGITALOCEAN_API_URL: api.base })).rejects.toThrow(/no credentials: set DIGITALOCEAN_TOKEN/);
+    expect(api.requests).toHaveLength(0);
   });
 });
 
@@ -239,11 +241,11 @@ describe("Oracle Cloud inventory", () => {
     await expect(listOciMachines(placement, connection())).rejects.toThrow(OciApiError);
   });
 
-  it("names the missing credentials before any request", async () => {
+  it("names the missing credentials before any request, and takes none from the scaler's own environment", async () => {
     await api.start(listInstances());
-    vi.stubEnv("OCI_USER_OCID", undefined);
-    vi.stubEnv("OCI_PRIVATE_KEY", undefined);
     const { userOcid: _user, privateKey: _key, ...partial } = connection();
+    vi.stubEnv("OCI_USER_OCID", _user);
+    vi.stubEnv("OCI_PRIVATE_KEY", _key);
     const failure = await listOciMachines(placement, partial).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(OciCredentialsError);
     expect(failure).toMatchObject({ variables: ["OCI_USER_OCID", "OCI_PRIVATE_KEY"] });
@@ -255,5 +257,19 @@ describe("Oracle Cloud inventory", () => {
     expect(failure).toBeInstanceOf(OciCredentialsError);
     expect((failure as Error).message).toContain("OCI_PRIVATE_KEY");
     expect((failure as Error).message).not.toContain("not-a-key");
+  });
+});
+
+describe("IONOS inventory", () => {
+  const placement = (endpoint: string): Placement => ({ cloud: "ionos", region: "de/fra", ionos: { datacenterId: "dc-1", lanId: 1, endpoint } });
+
+  it("names the missing credentials before any request, and takes none from the scaler's own environment", async () => {
+    await api.start((_request, _url, response) => sendJson(response, 200, { items: [] }));
+    vi.stubEnv("IONOS_TOKEN", "token-of-another-account");
+    vi.stubEnv("IONOS_API_URL", api.base);
+    await expect(listMachines(placement(api.base), {})).rejects.toThrow(
+      /list servers of data center dc-1 .*no credentials: set IONOS_TOKEN, or IONOS_USERNAME and IONOS_PASSWORD/,
+    );
+    expect(api.requests).toHaveLength(0);
   });
 });

@@ -112,14 +112,21 @@ async function loadSdk(): Promise<Sdk> {
   return loadPackage<Sdk>("@ionos-cloud/sdk-nodejs");
 }
 
+/** Whether a connection carries credentials of its own: a token, or a username and password. */
+export function hasIonosCredentials(connection: Pick<IonosConnection, "token" | "username" | "password">): boolean {
+  return Boolean(connection.token) || (Boolean(connection.username) && Boolean(connection.password));
+}
+
+export const NO_IONOS_CREDENTIALS = "no credentials: set IONOS_TOKEN, or IONOS_USERNAME and IONOS_PASSWORD";
+
 async function sdkConfiguration(connection: IonosConnection) {
   const sdk = await loadSdk();
-  const token = connection.token ?? process.env.IONOS_TOKEN;
-  const username = connection.username ?? process.env.IONOS_USERNAME;
-  const password = connection.password ?? process.env.IONOS_PASSWORD;
-  if (token === undefined && (username === undefined || password === undefined)) {
-    throw new IonosApiError("authentication", undefined, "no credentials: set IONOS_TOKEN, or IONOS_USERNAME and IONOS_PASSWORD");
-  }
+  // Credentials come from one place, never mixed: the connection's when it has any, else the process environment's
+  // (the dynamic provider's).
+  const source = hasIonosCredentials(connection) ? connection : { token: process.env.IONOS_TOKEN, username: process.env.IONOS_USERNAME, password: process.env.IONOS_PASSWORD };
+  if (!hasIonosCredentials(source)) throw new IonosApiError("authentication", undefined, NO_IONOS_CREDENTIALS);
+  const token = source.token || undefined;
+  const { username, password } = source;
   const configuration = new sdk.Configuration({
     ...(token === undefined ? { username, password } : { apiKey: token }),
     basePath: (connection.endpoint ?? process.env.IONOS_API_URL ?? "https://api.ionos.com/cloudapi/v6").replace(/\/+$/, ""),
