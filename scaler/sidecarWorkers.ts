@@ -125,7 +125,8 @@ export class SidecarWorkers {
         reject(new MetricsUnavailableError(`check-in workers ${[...waitingFor].join(", ")} did not report their metrics within ${METRICS_TIMEOUT_MS} ms`));
       }, METRICS_TIMEOUT_MS);
       this.pending.set(requestId, { snapshots: [], waitingFor, resolve, reject, timer });
-      for (const worker of asked) worker.send({ type: "confscale:metrics", requestId } satisfies ToSidecarWorker);
+      // A worker that dies before the request reaches it will not answer: the scrape goes on without it.
+      for (const worker of asked) send(worker, { type: "confscale:metrics", requestId }, () => this.answered(requestId, worker.id));
     });
   }
 
@@ -142,8 +143,9 @@ export class SidecarWorkers {
               clearTimeout(deadline);
               resolve();
             });
-            if (worker.isConnected()) worker.send({ type: "confscale:stop" } satisfies ToSidecarWorker);
-            else worker.process.kill("SIGTERM");
+            const terminate = () => worker.process.kill("SIGTERM");
+            if (worker.isConnected()) send(worker, { type: "confscale:stop" }, terminate);
+            else terminate();
           }),
       ),
     );
@@ -175,7 +177,8 @@ export class SidecarWorkers {
   private onMessage(worker: Worker, message: FromSidecarWorker): void {
     // Asked for once its modules are loaded: a message sent before it listens for messages would be lost.
     if (message?.type === "confscale:ready-for-settings") {
-      worker.send({ type: "confscale:settings", settings: this.settings } satisfies ToSidecarWorker);
+      // One that dies meanwhile is replaced when its exit comes.
+      send(worker, { type: "confscale:settings", settings: this.settings }, () => undefined);
       return;
     }
     if (message?.type !== "confscale:metrics") return;
@@ -215,4 +218,14 @@ export class SidecarWorkers {
   private address(): string {
     return `${this.settings.host}:${this.settings.port}`;
   }
+}
+
+/**
+ * Sends a message to a worker; `onFailed` runs when it cannot be delivered. A worker may exit between the check that it
+ * is connected and the send, and a failed send without a callback is an `error` event that would end the main process.
+ */
+function send(worker: Worker, message: ToSidecarWorker, onFailed: () => void): void {
+  worker.send(message, undefined, undefined, (error: Error | null) => {
+    if (error !== null) onFailed();
+  });
 }
