@@ -59,9 +59,9 @@ export function declareIonosNetwork(
 }
 
 /** The servers of the placement's data center with their labels, read straight from the API (not through Pulumi). */
-export function listIonosMachines(placement: Placement, credentials: Pick<IonosConnection, "token" | "username" | "password"> = {}): Promise<ListedMachine[]> {
+export async function listIonosMachines(placement: Placement, credentials: Pick<IonosConnection, "token" | "username" | "password"> = {}): Promise<ListedMachine[]> {
   if (placement.ionos === undefined) throw new CloudMappingError("ionos", "the placement has no IONOS data center");
   // Only the credentials handed in: the scaler's own environment may hold another account's.
-  if (!hasIonosCredentials(credentials)) return Promise.reject(new IonosApiError(`list servers of data center ${placement.ionos.datacenterId}`, undefined, NO_IONOS_CREDENTIALS));
+  if (!hasIonosCredentials(credentials)) throw new IonosApiError(`list servers of data center ${placement.ionos.datacenterId}`, undefined, NO_IONOS_CREDENTIALS);
   return listServers({ ...credentials, ...connectionFor(placement.ionos.endpoint, placement.ionos.pollIntervalMs) }, placement.ionos.datacenterId);
 }
