@@ -383,8 +383,9 @@ interface FixedRate {
 /**
  * Whether the scaler met the target (>= 5,000 check-ins/s at p99 < 20 ms). The closed loop decides, as the target is
  * set: many simulated instances driven as fast as the scaler answers, judged on the most check-ins/s any connection
- * count got at a p99 under 20 ms (more connections only lengthen the queue each request waits in). The fixed rate's
- * result is printed beside it: it also charges the scaler for vegeta's share of the two cores.
+ * count got at a p99 under 20 ms (once the scaler is kept busy, more connections only lengthen the queue each request
+ * waits in). The fixed rate's result is printed beside it: it also charges the scaler for vegeta's share of the two
+ * cores.
  */
 function printVerdict(closedLoops: readonly ClosedLoop[], atRate: FixedRate | undefined): void {
   const runs = closedLoops.map(({ connections, result }) => `${connections} connections ${result.requests.average.toFixed(0)}/s at p99 ${result.latency.p99} ms`);
