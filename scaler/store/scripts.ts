@@ -63,6 +63,12 @@ local liveCutoff = {}
 local stressCutoff = {}
 local stressFloor = {}
 
+-- A point of a stress series, with the id asked for: through redis.pcall to get a refusal back, redis.call to raise it.
+local function addStress(call, stressKey, id, instanceId, stress)
+  return call('XADD', stressKey, 'MAXLEN', '~', stressMax, id, 'i', instanceId, 's', stress)
+end
+local function refused(reply) return type(reply) == 'table' and reply.err ~= nil end
+
 local function checkIn(K, A)
   local G = (tonumber(ARGV[A + 1]) - 1) * ${GROUP_KEYS}
   local groupKey, liveKey, stressKey, groupAuditKey = KEYS[G + 1], KEYS[G + 2], KEYS[G + 3], KEYS[G + 4]
@@ -102,16 +108,14 @@ local function checkIn(K, A)
     -- entry: another process's check-in may have been stamped a millisecond later and written first. That is rare,
     -- so the last entry is read only when Redis refuses the stamp, not before every write.
     local stamp = math.max(now, stressFloor[stressKey] or 0)
-    local added = redis.pcall('XADD', stressKey, 'MAXLEN', '~', stressMax, string.format('%d-*', stamp), 'i', instanceId, 's', stress)
-    if type(added) == 'table' and added.err then
+    local added = addStress(redis.pcall, stressKey, string.format('%d-*', stamp), instanceId, stress)
+    if refused(added) then
       local last = redis.call('XREVRANGE', stressKey, '+', '-', 'COUNT', 1)[1]
       stamp = math.max(stamp, last and tonumber(string.match(last[1], '^%d+')) or 0)
-      added = redis.pcall('XADD', stressKey, 'MAXLEN', '~', stressMax, string.format('%d-*', stamp), 'i', instanceId, 's', stress)
+      added = addStress(redis.pcall, stressKey, string.format('%d-*', stamp), instanceId, stress)
     end
     -- A series trimmed empty still remembers its last id: Redis's own clock then.
-    if type(added) == 'table' and added.err then
-      redis.call('XADD', stressKey, 'MAXLEN', '~', stressMax, '*', 'i', instanceId, 's', stress)
-    end
+    if refused(added) then addStress(redis.call, stressKey, '*', instanceId, stress) end
     stressFloor[stressKey] = stamp
     stressCutoff[stressKey] = math.max(stressCutoff[stressKey] or now, now)
   end
