@@ -7,7 +7,6 @@ import { RedisServer } from "../harness/redis.js";
 
 const MINUTE = 60_000;
 
-
 describe("closed loop under faults (real Redis, Prometheus, CLI, emulator)", () => {
   let emulator: Emulator;
   let redisServer: RedisServer;
