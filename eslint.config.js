@@ -7,7 +7,28 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: {
-      globals: { process: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly", setInterval: "readonly", clearInterval: "readonly", Buffer: "readonly", URL: "readonly", AbortController: "readonly", AbortSignal: "readonly", fetch: "readonly", Response: "readonly", Request: "readonly", Headers: "readonly", TextEncoder: "readonly", TextDecoder: "readonly", structuredClone: "readonly", queueMicrotask: "readonly", performance: "readonly", setImmediate: "readonly" },
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+        setInterval: "readonly",
+        clearInterval: "readonly",
+        Buffer: "readonly",
+        URL: "readonly",
+        AbortController: "readonly",
+        AbortSignal: "readonly",
+        fetch: "readonly",
+        Response: "readonly",
+        Request: "readonly",
+        Headers: "readonly",
+        TextEncoder: "readonly",
+        TextDecoder: "readonly",
+        structuredClone: "readonly",
+        queueMicrotask: "readonly",
+        performance: "readonly",
+        setImmediate: "readonly",
+      },
     },
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
@@ -18,8 +39,15 @@ export default tseslint.config(
   {
     files: ["scaler/policy/**/*.ts"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: ["node:*", "ioredis", "hono", "@pulumi/*", "../store/*", "../signals/*", "../actuator/*", "../api/*"] }],
-      "no-restricted-globals": ["error", { name: "Date", message: "policy is pure: time is an argument" }, { name: "fetch", message: "policy does no I/O" }],
+      "no-restricted-imports": [
+        "error",
+        { patterns: ["node:*", "ioredis", "hono", "@pulumi/*", "../store/*", "../signals/*", "../actuator/*", "../api/*"] },
+      ],
+      "no-restricted-globals": [
+        "error",
+        { name: "Date", message: "policy is pure: time is an argument" },
+        { name: "fetch", message: "policy does no I/O" },
+      ],
     },
   },
 );

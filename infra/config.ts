@@ -10,10 +10,16 @@ const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "expected a 24-h
 const cidr = z.string().refine(isCidr, "expected a CIDR block such as 203.0.113.0/24 or 2001:db8::/48");
 const hostname = z
   .string()
-  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/i, "expected a DNS name such as bbb.example.org");
+  .regex(
+    /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/i,
+    "expected a DNS name such as bbb.example.org",
+  );
 const sshPublicKey = z
   .string()
-  .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/, "expected an OpenSSH public key line (ssh-ed25519 AAAA… comment)");
+  .regex(
+    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/,
+    "expected an OpenSSH public key line (ssh-ed25519 AAAA… comment)",
+  );
 const ianaTimeZone = z.string().refine(isIanaTimeZone, "expected an IANA time zone such as Europe/Berlin");
 
 /** A worker's or fleet's name: a machine name, host name prefix and Scalelite id at once. */
@@ -94,7 +100,11 @@ export const workerPolicySchema = z
       ctx.addIssue({ code: "custom", path: ["min"], message: `min (${policy.min}) must not exceed max (${policy.max})` });
     }
     if (policy.baseline < policy.min || policy.baseline > policy.max) {
-      ctx.addIssue({ code: "custom", path: ["baseline"], message: `baseline (${policy.baseline}) must lie within [min, max] = [${policy.min}, ${policy.max}]` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["baseline"],
+        message: `baseline (${policy.baseline}) must lie within [min, max] = [${policy.min}, ${policy.max}]`,
+      });
     }
     for (const dimension of ["cores", "ramGb"] as const) {
       if (policy.defaultSize[dimension] > policy.maxSize[dimension]) {
@@ -107,7 +117,11 @@ export const workerPolicySchema = z
     }
     policy.windows.forEach((window, index) => {
       if (window.min > policy.max) {
-        ctx.addIssue({ code: "custom", path: ["windows", index, "min"], message: `window minimum (${window.min}) must not exceed max (${policy.max})` });
+        ctx.addIssue({
+          code: "custom",
+          path: ["windows", index, "min"],
+          message: `window minimum (${window.min}) must not exceed max (${policy.max})`,
+        });
       }
     });
   });
@@ -154,7 +168,13 @@ export const environmentConfigSchema = z
     nodeExporterPassword: secretString(12),
     workers: workerPolicySchema,
     /** The fleet stack's Pulumi backend (s3://…, or file:///var/lib/confscale/state on the node's volume); a secret: it may carry keys. */
-    fleetBackendUrl: z.string().regex(/^(s3|file|gs|azblob|https):\/\//, "expected a Pulumi backend URL such as s3://bucket?endpoint=… or file:///var/lib/confscale/state").optional(),
+    fleetBackendUrl: z
+      .string()
+      .regex(
+        /^(s3|file|gs|azblob|https):\/\//,
+        "expected a Pulumi backend URL such as s3://bucket?endpoint=… or file:///var/lib/confscale/state",
+      )
+      .optional(),
     /** Passphrase of the fleet stack's secrets provider. */
     fleetPassphrase: secretString(16).optional(),
     /** Copy the scaler to the control node over SSH on `up`; off for an emulated cloud, whose nodes have no SSH. */
@@ -165,7 +185,11 @@ export const environmentConfigSchema = z
   })
   .superRefine((config, ctx) => {
     if (config.cloud === "oci" && config.oci === undefined) {
-      ctx.addIssue({ code: "custom", path: ["oci"], message: "required when cloud is oci: compartmentId, availabilityDomain, imageId, workerImageId" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["oci"],
+        message: "required when cloud is oci: compartmentId, availabilityDomain, imageId, workerImageId",
+      });
     }
   });
 export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
@@ -196,7 +220,11 @@ export class StackConfigError extends Error {
  * Validates the stack's config map (Pulumi's `namespace:key` → string form) and lists every problem at once.
  * `secretKeys` names the keys Pulumi holds encrypted; the secret settings must be among them.
  */
-export function parseEnvironmentConfig(stack: string, raw: Readonly<Record<string, string>>, secretKeys: ReadonlySet<string>): EnvironmentConfig {
+export function parseEnvironmentConfig(
+  stack: string,
+  raw: Readonly<Record<string, string>>,
+  secretKeys: ReadonlySet<string>,
+): EnvironmentConfig {
   const problems: ConfigProblem[] = [];
   const values: Record<string, unknown> = {};
   const prefix = `${CONFIG_NAMESPACE}:`;
@@ -217,7 +245,10 @@ export function parseEnvironmentConfig(stack: string, raw: Readonly<Record<strin
   for (const key of SECRET_KEYS) {
     const fullKey = prefix + key;
     if (fullKey in raw && !secretKeys.has(fullKey)) {
-      problems.push({ key: fullKey, message: `must be a Pulumi secret: run \`pulumi config set --secret ${fullKey} <value> -s ${stack}\`` });
+      problems.push({
+        key: fullKey,
+        message: `must be a Pulumi secret: run \`pulumi config set --secret ${fullKey} <value> -s ${stack}\``,
+      });
     }
   }
   const result = environmentConfigSchema.safeParse(values);

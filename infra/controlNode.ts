@@ -129,7 +129,12 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
   );
   const settingsStep = new command.remote.Command(
     `${name}-scaler-settings`,
-    { connection, create: `${sudo}install -m 0644 /dev/stdin /opt/confscale/scaler.yaml`, stdin: scalerSettings, triggers: [scalerSettings] },
+    {
+      connection,
+      create: `${sudo}install -m 0644 /dev/stdin /opt/confscale/scaler.yaml`,
+      stdin: scalerSettings,
+      triggers: [scalerSettings],
+    },
     { ...opts, dependsOn: [secretsStep] },
   );
   const { commit, archivePath } = packRepository(args.repositoryRoot);

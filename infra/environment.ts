@@ -26,7 +26,17 @@ export interface EnvironmentOutputs {
 }
 
 function cloudCredentialsFromEnvironment(): Record<string, string> {
-  const names = ["IONOS_TOKEN", "IONOS_USERNAME", "IONOS_PASSWORD", "DIGITALOCEAN_TOKEN", "OCI_TENANCY_OCID", "OCI_USER_OCID", "OCI_FINGERPRINT", "OCI_PRIVATE_KEY", "OCI_REGION"];
+  const names = [
+    "IONOS_TOKEN",
+    "IONOS_USERNAME",
+    "IONOS_PASSWORD",
+    "DIGITALOCEAN_TOKEN",
+    "OCI_TENANCY_OCID",
+    "OCI_USER_OCID",
+    "OCI_FINGERPRINT",
+    "OCI_PRIVATE_KEY",
+    "OCI_REGION",
+  ];
   return Object.fromEntries(names.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name] as string]])));
 }
 
@@ -36,8 +46,22 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
   const deployScaler = config.deployScaler ?? true;
   if (deployScaler && (config.fleetBackendUrl === undefined || config.fleetPassphrase === undefined)) {
     throw new StackConfigError(env, [
-      ...(config.fleetBackendUrl === undefined ? [{ key: "confscale:fleetBackendUrl", message: "is required to deploy the scaler (pulumi config set --secret confscale:fleetBackendUrl s3://…)" }] : []),
-      ...(config.fleetPassphrase === undefined ? [{ key: "confscale:fleetPassphrase", message: "is required to deploy the scaler (pulumi config set --secret confscale:fleetPassphrase …)" }] : []),
+      ...(config.fleetBackendUrl === undefined
+        ? [
+            {
+              key: "confscale:fleetBackendUrl",
+              message: "is required to deploy the scaler (pulumi config set --secret confscale:fleetBackendUrl s3://…)",
+            },
+          ]
+        : []),
+      ...(config.fleetPassphrase === undefined
+        ? [
+            {
+              key: "confscale:fleetPassphrase",
+              message: "is required to deploy the scaler (pulumi config set --secret confscale:fleetPassphrase …)",
+            },
+          ]
+        : []),
     ]);
   }
   const controlRules = controlNodeFirewallRules(config.adminCidrs);
@@ -54,7 +78,11 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
       placement = network.placement;
       declareDigitalOceanFirewall(`confscale-${env}-control`, network.controlNodeTag, controlRules);
       afterControlNode = (controlIp) =>
-        void declareDigitalOceanFirewall(`confscale-${env}-worker`, network.workerTag, controlIp.apply((ip) => workerFirewallRules(config.adminCidrs, ip)));
+        void declareDigitalOceanFirewall(
+          `confscale-${env}-worker`,
+          network.workerTag,
+          controlIp.apply((ip) => workerFirewallRules(config.adminCidrs, ip)),
+        );
       break;
     }
     case "oci": {

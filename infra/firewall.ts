@@ -11,7 +11,13 @@ export function workerFirewallRules(adminCidrs: string[], controlNodeIp: string)
     { description: "TURN", protocol: "tcp", fromPort: 3478, toPort: 3478, sourceCidrs: ANYWHERE },
     { description: "media (RTP)", protocol: "udp", fromPort: 16384, toPort: 32768, sourceCidrs: ANYWHERE },
     { description: "ssh from admins", protocol: "tcp", fromPort: 22, toPort: 22, sourceCidrs: [...adminCidrs] },
-    { description: "node-exporter from the control node", protocol: "tcp", fromPort: 9100, toPort: 9100, sourceCidrs: [`${controlNodeIp}/32`] },
+    {
+      description: "node-exporter from the control node",
+      protocol: "tcp",
+      fromPort: 9100,
+      toPort: 9100,
+      sourceCidrs: [`${controlNodeIp}/32`],
+    },
   ];
 }
 

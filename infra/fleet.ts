@@ -23,7 +23,12 @@ const placementSchema = z.strictObject({
   cloud: z.enum(["ionos", "digitalocean", "oci"]),
   region: z.string().min(1),
   ionos: z
-    .strictObject({ datacenterId: z.string().min(1), lanId: z.number().int(), endpoint: z.string().optional(), pollIntervalMs: z.number().int().positive().optional() })
+    .strictObject({
+      datacenterId: z.string().min(1),
+      lanId: z.number().int(),
+      endpoint: z.string().optional(),
+      pollIntervalMs: z.number().int().positive().optional(),
+    })
     .optional(),
   digitalocean: z.strictObject({ vpcId: z.string(), workerTag: z.string(), sshKeyIds: z.array(z.string()) }).optional(),
   oci: z
@@ -54,7 +59,8 @@ export type FleetTemplate = z.infer<typeof fleetTemplateSchema>;
 export const fleetSpecSchema = fleetTemplateSchema.extend({ servers: z.array(fleetServerSchema) }).superRefine((spec, ctx) => {
   const seen = new Set<string>();
   spec.servers.forEach((server, index) => {
-    if (seen.has(server.name)) ctx.addIssue({ code: "custom", path: ["servers", index, "name"], message: `duplicate server name ${server.name}` });
+    if (seen.has(server.name))
+      ctx.addIssue({ code: "custom", path: ["servers", index, "name"], message: `duplicate server name ${server.name}` });
     seen.add(server.name);
   });
 });
@@ -74,12 +80,23 @@ export interface FleetOutputs {
 export function defineFleet(spec: FleetSpec): FleetOutputs {
   const adapter = ADAPTERS[spec.placement.cloud];
   const config = new pulumi.Config(FLEET_PROJECT);
-  const secrets = pulumi.all([config.requireSecret("nodeExporterPassword").apply(nodeExporterPasswordHash), config.requireSecret("bbbSecret")]);
+  const secrets = pulumi.all([
+    config.requireSecret("nodeExporterPassword").apply(nodeExporterPasswordHash),
+    config.requireSecret("bbbSecret"),
+  ]);
   const firewallRules = workerFirewallRules(spec.adminCidrs, spec.controlNodeIp);
   const servers: FleetOutputs["servers"] = {};
   for (const server of spec.servers) {
     const userData = secrets.apply(([hash, bbbSecret]) =>
-      renderWorkerUserData({ env: spec.env, fleet: spec.fleet, name: server.name, domain: spec.domain, scalerUrl: spec.scalerUrl, nodeExporterPasswordHash: hash, bbbSecret }),
+      renderWorkerUserData({
+        env: spec.env,
+        fleet: spec.fleet,
+        name: server.name,
+        domain: spec.domain,
+        scalerUrl: spec.scalerUrl,
+        nodeExporterPasswordHash: hash,
+        bbbSecret,
+      }),
     );
     const machine = adapter.declareMachine(
       {

@@ -44,7 +44,8 @@ interface WriteFile {
 
 function cloudConfig(basePath: string, values: Readonly<Record<string, string>>, writeFiles: WriteFile[]): string {
   const base: unknown = parse(renderTemplate(basePath, values));
-  if (typeof base !== "object" || base === null || Array.isArray(base)) throw new TemplateError(basePath, "expected a cloud-config mapping");
+  if (typeof base !== "object" || base === null || Array.isArray(base))
+    throw new TemplateError(basePath, "expected a cloud-config mapping");
   // write_files run before runcmd, so every file is in place when the commands start.
   return `#cloud-config\n${stringify({ ...base, write_files: writeFiles }, { lineWidth: 0 })}`;
 }
@@ -212,7 +213,8 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
     throw new TemplateError("worker/node-exporter-web.yml", "nodeExporterPasswordHash must be a bcrypt hash");
   }
   // bbb-conf takes the secret as one shell word; BBB's own secrets are hex.
-  if (!/^[A-Za-z0-9]{32,128}$/.test(values.bbbSecret)) throw new TemplateError("worker/bbb-secret", "bbbSecret must be 32 to 128 letters and digits");
+  if (!/^[A-Za-z0-9]{32,128}$/.test(values.bbbSecret))
+    throw new TemplateError("worker/bbb-secret", "bbbSecret must be 32 to 128 letters and digits");
   const hostname = `${values.name}.${values.domain}`;
   const fill = {
     env: values.env,
@@ -223,11 +225,25 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
     passwordHash: values.nodeExporterPasswordHash,
   };
   return cloudConfig("worker/cloud-init.yaml", fill, [
-    { path: "/etc/prometheus/node-exporter-web.yml", content: renderTemplate("worker/node-exporter-web.yml", fill), permissions: "0640", owner: "root:prometheus", defer: true },
+    {
+      path: "/etc/prometheus/node-exporter-web.yml",
+      content: renderTemplate("worker/node-exporter-web.yml", fill),
+      permissions: "0640",
+      owner: "root:prometheus",
+      defer: true,
+    },
     { path: "/etc/default/prometheus-node-exporter", content: renderTemplate("worker/node-exporter.default", fill), permissions: "0644" },
-    { path: "/etc/letsencrypt/renewal-hooks/deploy/node-exporter-tls.sh", content: renderTemplate("worker/node-exporter-tls.sh", fill), permissions: "0755" },
+    {
+      path: "/etc/letsencrypt/renewal-hooks/deploy/node-exporter-tls.sh",
+      content: renderTemplate("worker/node-exporter-tls.sh", fill),
+      permissions: "0755",
+    },
     { path: "/etc/confscale/sidecar.env", content: renderTemplate("worker/sidecar.env", fill), permissions: "0644" },
     { path: "/etc/confscale/bbb-secret", content: values.bbbSecret, permissions: "0600" },
-    { path: "/etc/systemd/system/confscale-sidecar.service", content: renderTemplate("worker/confscale-sidecar.service", fill), permissions: "0644" },
+    {
+      path: "/etc/systemd/system/confscale-sidecar.service",
+      content: renderTemplate("worker/confscale-sidecar.service", fill),
+      permissions: "0644",
+    },
   ]);
 }

@@ -74,7 +74,9 @@ export function createApp(deps: AppDeps): HttpSurface {
   // Prometheus `http_sd_configs` of a fleet's workers (node-exporter with TLS and basic auth on each).
   app.get("/fleets/:name/targets", (c) => {
     const fleet = fleets.get(c.req.param("name"));
-    return fleet === undefined ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404) : c.json(fleet.scrapeTargets());
+    return fleet === undefined
+      ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404)
+      : c.json(fleet.scrapeTargets());
   });
   return { app, sidecar: sidecarCalls({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }) };
 }
@@ -90,7 +92,16 @@ export interface SidecarAppDeps {
 export function createSidecarApp({ store, settings, metrics, logger }: SidecarAppDeps): HttpSurface {
   const app = measuredApp(metrics, logger);
   app.route("/", healthRoutes({ store }));
-  return { app, sidecar: sidecarCalls({ store, asap: new AsapVerifier(settings.sidecar), metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }) };
+  return {
+    app,
+    sidecar: sidecarCalls({
+      store,
+      asap: new AsapVerifier(settings.sidecar),
+      metrics,
+      logger,
+      maxBodyBytes: settings.sidecar.maxBodyBytes,
+    }),
+  };
 }
 
 /** The sidecar calls, their errors answered as every other route's. */
@@ -106,7 +117,10 @@ function measuredApp(metrics: ScalerMetrics, logger: Logger): Hono {
     await next();
     const last = matchedRoutes(c).at(-1);
     const route = last === undefined || last.method === "ALL" ? "unmatched" : last.path;
-    metrics.httpRequestDuration.observe({ method: c.req.method, route, status: String(c.res.status) }, (performance.now() - started) / 1000);
+    metrics.httpRequestDuration.observe(
+      { method: c.req.method, route, status: String(c.res.status) },
+      (performance.now() - started) / 1000,
+    );
   });
 
   app.notFound((c) => c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404));
@@ -123,10 +137,18 @@ function measuredApp(metrics: ScalerMetrics, logger: Logger): Hono {
 function errorAnswer(error: unknown, path: string, logger: Logger): ErrorAnswer {
   if (error instanceof HttpError) return { status: error.status, body: error.body() };
   if (error instanceof StoreConflictError) {
-    return { status: CONFLICT_STATUS[error.code], body: { error: error.code, message: error.message, issues: [{ field: error.field, message: error.message }] } };
+    return {
+      status: CONFLICT_STATUS[error.code],
+      body: { error: error.code, message: error.message, issues: [{ field: error.field, message: error.message }] },
+    };
   }
-  if (error instanceof FleetServerNotFoundError) return { status: 404, body: { error: "server_not_found", message: error.message, issues: [{ field: "server", message: "unknown server" }] } };
-  if (error instanceof ServerActionConflictError) return { status: 409, body: { error: "conflict", message: error.message, issues: [{ field: "server", message: error.message }] } };
+  if (error instanceof FleetServerNotFoundError)
+    return {
+      status: 404,
+      body: { error: "server_not_found", message: error.message, issues: [{ field: "server", message: "unknown server" }] },
+    };
+  if (error instanceof ServerActionConflictError)
+    return { status: 409, body: { error: "conflict", message: error.message, issues: [{ field: "server", message: error.message }] } };
   if (error instanceof FleetStartingError) return { status: 503, body: { error: "starting", message: error.message } };
   if (error instanceof StoreUnavailableError) {
     logger.warn({ event: "redis.unavailable", operation: error.operation, path, err: error.message }, "redis unavailable");

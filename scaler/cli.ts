@@ -58,7 +58,9 @@ interface Connection {
 function connection(url: string, env: NodeJS.ProcessEnv): Connection {
   const token = env.CONFSCALE_TOKEN ?? tokenFromScalerEnvironment(env.SCALER_API_TOKENS);
   if (token === undefined || token === "") {
-    throw new CliError("set CONFSCALE_TOKEN to an operator token of the scaler's API (pulumi stack output scalerApiToken --show-secrets -s <env>)");
+    throw new CliError(
+      "set CONFSCALE_TOKEN to an operator token of the scaler's API (pulumi stack output scalerApiToken --show-secrets -s <env>)",
+    );
   }
   return { url, token };
 }
@@ -72,11 +74,20 @@ function tokenFromScalerEnvironment(tokens: string | undefined): string | undefi
   return undefined;
 }
 
-async function call<Schema extends z.ZodType>(target: Connection, method: "GET" | "POST", path: string, schema: Schema): Promise<z.infer<Schema>> {
+async function call<Schema extends z.ZodType>(
+  target: Connection,
+  method: "GET" | "POST",
+  path: string,
+  schema: Schema,
+): Promise<z.infer<Schema>> {
   const url = new URL(`api/v1/${path}`, target.url.endsWith("/") ? target.url : `${target.url}/`);
   let response: Response;
   try {
-    response = await fetch(url, { method, headers: { authorization: `Bearer ${target.token}` }, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+    response = await fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${target.token}` },
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+    });
   } catch (error) {
     const cause = error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
     throw new CliError(`cannot reach the scaler at ${target.url}: ${cause}`);
@@ -87,14 +98,22 @@ async function call<Schema extends z.ZodType>(target: Connection, method: "GET" 
     throw new CliError(`the scaler answered ${response.status}: ${problem.success ? problem.data.message : response.statusText}`);
   }
   const parsed = schema.safeParse(body);
-  if (!parsed.success) throw new CliError(`unexpected answer from ${url.pathname}: ${parsed.error.issues[0]?.message ?? "invalid"} (is --url the scaler?)`);
+  if (!parsed.success)
+    throw new CliError(`unexpected answer from ${url.pathname}: ${parsed.error.issues[0]?.message ?? "invalid"} (is --url the scaler?)`);
   return parsed.data;
 }
 
 /** Columns padded to their widest cell. */
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? "").length)));
-  return [header, ...rows].map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd()).join("\n");
+  return [header, ...rows]
+    .map((row) =>
+      row
+        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 function describeChanges(summary: Record<string, number>): string {
@@ -115,8 +134,14 @@ function formatStatus(status: FleetStatus): string {
   ];
   const period = status.lastPeriod;
   if (period !== null) {
-    lines.push("", `last period ${period.at}: ${period.decisions.length} decision${period.decisions.length === 1 ? "" : "s"}${period.update === null ? "" : `, update ${describeChanges(period.update.summary)} in ${(period.update.durationMs / 1000).toFixed(1)} s`}`);
-    for (const decision of period.decisions) lines.push(`  ${decision.dryRun ? "(dry run) " : ""}${decision.kind}${decision.server === null ? "" : ` ${decision.server}`}: ${decision.reason}`);
+    lines.push(
+      "",
+      `last period ${period.at}: ${period.decisions.length} decision${period.decisions.length === 1 ? "" : "s"}${period.update === null ? "" : `, update ${describeChanges(period.update.summary)} in ${(period.update.durationMs / 1000).toFixed(1)} s`}`,
+    );
+    for (const decision of period.decisions)
+      lines.push(
+        `  ${decision.dryRun ? "(dry run) " : ""}${decision.kind}${decision.server === null ? "" : ` ${decision.server}`}: ${decision.reason}`,
+      );
     for (const reason of period.held) lines.push(`  held: ${reason}`);
   }
   if (status.sanity !== null) {
@@ -126,7 +151,12 @@ function formatStatus(status: FleetStatus): string {
       ...missing.map((name) => `missing server ${name}`),
       ...danglingRegistrations.map((registration) => `dangling Scalelite registration ${registration.id} (${registration.url})`),
     ];
-    lines.push("", problems.length === 0 ? "sanity: fleet stack, cloud and Scalelite agree" : `sanity: ${problems.length} disagreements (nothing deleted)`);
+    lines.push(
+      "",
+      problems.length === 0
+        ? "sanity: fleet stack, cloud and Scalelite agree"
+        : `sanity: ${problems.length} disagreements (nothing deleted)`,
+    );
     for (const problem of problems) lines.push(`  ${problem}`);
   }
   return lines.join("\n");
@@ -135,7 +165,11 @@ function formatStatus(status: FleetStatus): string {
 function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, progress: (text: string) => void): Command {
   const program = new Command("confscale")
     .description("operate the fleets of a running confscale scaler through its API")
-    .addOption(new Option("--url <url>", "the scaler's base URL, e.g. https://bbb.example.org/scaler").env("CONFSCALE_URL").default("http://127.0.0.1:8080"))
+    .addOption(
+      new Option("--url <url>", "the scaler's base URL, e.g. https://bbb.example.org/scaler")
+        .env("CONFSCALE_URL")
+        .default("http://127.0.0.1:8080"),
+    )
     .option("--json", "print the scaler's answers as JSON")
     .showHelpAfterError()
     .exitOverride();
@@ -162,12 +196,25 @@ function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, pro
       enable: "take meetings again and hand the server back to the policy",
       panic: "end every meeting on the server and take no new ones (needs --yes)",
     }[action];
-    const command = servers.command(action).description(description).argument("<server>", "the server's name, e.g. bbb-3").addOption(fleetOption());
+    const command = servers
+      .command(action)
+      .description(description)
+      .argument("<server>", "the server's name, e.g. bbb-3")
+      .addOption(fleetOption());
     if (action === "panic") command.option("--yes", "confirm that the server's meetings are ended");
     command.action(async (server: string, options: { fleet: string; yes?: boolean }) => {
       if (action === "panic" && options.yes !== true) throw new CliError(`panic ends every meeting on ${server}: add --yes to confirm`);
-      const result = await call(target(), "POST", `fleets/${encodeURIComponent(options.fleet)}/servers/${encodeURIComponent(server)}/${action}`, z.looseObject({ server: z.string(), phase: z.string() }));
-      print(json() ? JSON.stringify(result) : `${result.server}: ${action === "enable" ? "enabled" : action === "cordon" ? "cordoned" : "panicked"}, now ${result.phase}`);
+      const result = await call(
+        target(),
+        "POST",
+        `fleets/${encodeURIComponent(options.fleet)}/servers/${encodeURIComponent(server)}/${action}`,
+        z.looseObject({ server: z.string(), phase: z.string() }),
+      );
+      print(
+        json()
+          ? JSON.stringify(result)
+          : `${result.server}: ${action === "enable" ? "enabled" : action === "cordon" ? "cordoned" : "panicked"}, now ${result.phase}`,
+      );
     });
   }
 
@@ -178,7 +225,12 @@ function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, pro
     .addOption(fleetOption())
     .action(async (options: { fleet: string }) => {
       progress(`previewing fleet ${options.fleet} (after the period in progress, if any)…`);
-      const { changes } = await call(target(), "POST", `fleets/${encodeURIComponent(options.fleet)}/preview`, z.looseObject({ changes: z.record(z.string(), z.number()) }));
+      const { changes } = await call(
+        target(),
+        "POST",
+        `fleets/${encodeURIComponent(options.fleet)}/preview`,
+        z.looseObject({ changes: z.record(z.string(), z.number()) }),
+      );
       print(json() ? JSON.stringify(changes) : `fleet ${options.fleet}: ${describeChanges(changes)}`);
     });
   fleet
@@ -194,7 +246,11 @@ function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, pro
 }
 
 async function main(): Promise<void> {
-  const program = buildProgram(process.env, (text) => process.stdout.write(`${text}\n`), (text) => process.stderr.write(`${text}\n`));
+  const program = buildProgram(
+    process.env,
+    (text) => process.stdout.write(`${text}\n`),
+    (text) => process.stderr.write(`${text}\n`),
+  );
   try {
     await program.parseAsync(process.argv);
   } catch (error) {

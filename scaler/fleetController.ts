@@ -107,7 +107,10 @@ export class FleetController {
     try {
       this.lastSanity = await this.options.actuator.sanity();
     } catch (error) {
-      this.options.logger.warn({ event: "fleet.sanity_failed", fleet: this.options.fleet, err: error instanceof Error ? error.message : String(error) }, "sanity check could not run");
+      this.options.logger.warn(
+        { event: "fleet.sanity_failed", fleet: this.options.fleet, err: error instanceof Error ? error.message : String(error) },
+        "sanity check could not run",
+      );
     }
   }
 
@@ -163,10 +166,18 @@ export class FleetController {
           : {
               at: new Date(period.outcome.at).toISOString(),
               sample: period.outcome.sample,
-              decisions: period.outcome.decisions.map((decision) => ({ kind: decision.kind, server: decision.server ?? null, reason: decision.reason, dryRun: decision.dryRun })),
+              decisions: period.outcome.decisions.map((decision) => ({
+                kind: decision.kind,
+                server: decision.server ?? null,
+                reason: decision.reason,
+                dryRun: decision.dryRun,
+              })),
               holds: period.outcome.holds.map((hold) => hold.reason),
               held: period.cycle.held.map((held) => held.reason),
-              update: period.cycle.update === null ? null : { summary: period.cycle.update.summary, durationMs: Math.round(period.cycle.update.durationMs) },
+              update:
+                period.cycle.update === null
+                  ? null
+                  : { summary: period.cycle.update.summary, durationMs: Math.round(period.cycle.update.durationMs) },
             },
       sanity: this.lastSanity ?? null,
     };
@@ -186,7 +197,12 @@ export class FleetController {
     // A long update is never overlapped by the next period: decisions wait for the fleet to settle.
     if (this.running !== undefined) return;
     this.running = this.period()
-      .catch((error: unknown) => this.options.logger.error({ event: "fleet.period_failed", fleet: this.options.fleet, err: error }, "fleet period failed; the next one retries"))
+      .catch((error: unknown) =>
+        this.options.logger.error(
+          { event: "fleet.period_failed", fleet: this.options.fleet, err: error },
+          "fleet period failed; the next one retries",
+        ),
+      )
       .finally(() => {
         this.running = undefined;
       });
@@ -268,7 +284,11 @@ export type ScrapeAddress = (server: { name: string; id: string; publicIp: strin
  * A fleet as the HTTP surface shows it. The `instance` label is always `<publicIp>:9100`, the name the policy's
  * metrics are keyed by, whatever address the scrape goes to.
  */
-export function fleetView(controller: FleetController, actuator: FleetActuator, scrapeAddress: ScrapeAddress = (server) => ({ address: `${server.publicIp}:9100` })): FleetView {
+export function fleetView(
+  controller: FleetController,
+  actuator: FleetActuator,
+  scrapeAddress: ScrapeAddress = (server) => ({ address: `${server.publicIp}:9100` }),
+): FleetView {
   return {
     name: controller.fleet,
     status: () => controller.status(),
@@ -281,7 +301,14 @@ export function fleetView(controller: FleetController, actuator: FleetActuator, 
     scrapeTargets: () =>
       (actuator.started ? actuator.scrapeTargets() : []).map((server) => {
         const { address, metricsPath } = scrapeAddress(server);
-        return { targets: [address], labels: { instance: `${server.publicIp}:9100`, server: server.name, ...(metricsPath === undefined ? {} : { __metrics_path__: metricsPath }) } };
+        return {
+          targets: [address],
+          labels: {
+            instance: `${server.publicIp}:9100`,
+            server: server.name,
+            ...(metricsPath === undefined ? {} : { __metrics_path__: metricsPath }),
+          },
+        };
       }),
   };
 }

@@ -15,7 +15,13 @@ import { ScaleliteClient } from "./signals/scalelite.js";
 import type { ScalerStore } from "./store/store.js";
 
 /** The environment variables a fleet needs, which never sit in a settings file. */
-const SECRET_VARIABLES = ["PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "CONFSCALE_NODE_EXPORTER_PASSWORD", "LOADBALANCER_SECRET", "CONFSCALE_BBB_SECRET"] as const;
+const SECRET_VARIABLES = [
+  "PULUMI_BACKEND_URL",
+  "PULUMI_CONFIG_PASSPHRASE",
+  "CONFSCALE_NODE_EXPORTER_PASSWORD",
+  "LOADBALANCER_SECRET",
+  "CONFSCALE_BBB_SECRET",
+] as const;
 
 export class FleetSecretsMissingError extends Error {
   constructor(readonly variables: readonly string[]) {
@@ -61,7 +67,11 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
   const fleet = template.fleet;
 
   if ((await deps.store.getGroup(fleet)) === undefined) {
-    await deps.store.createGroup(fleet, { instanceType: "bbb", desired: settings.policy.baseline, policy: settings.policy, allowScheduler: false }, "settings");
+    await deps.store.createGroup(
+      fleet,
+      { instanceType: "bbb", desired: settings.policy.baseline, policy: settings.policy, allowScheduler: false },
+      "settings",
+    );
   }
   const fleetStack = await FleetStack.open({
     env: template.env,
@@ -70,11 +80,14 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     passphrase: secret("PULUMI_CONFIG_PASSPHRASE"),
     nodeExporterPassword: secret("CONFSCALE_NODE_EXPORTER_PASSWORD"),
     bbbSecret: secret("CONFSCALE_BBB_SECRET"),
-    providerEnv: Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => ENGINE_VARIABLE.test(entry[0]) && entry[1] !== undefined)),
+    providerEnv: Object.fromEntries(
+      Object.entries(env).filter((entry): entry is [string, string] => ENGINE_VARIABLE.test(entry[0]) && entry[1] !== undefined),
+    ),
   });
   const scalelite = new ScaleliteClient({ baseUrl: settings.scaleliteUrl, secret: secret("LOADBALANCER_SECRET") });
   const bbbSecret = secret("CONFSCALE_BBB_SECRET");
-  const bbbUrl = (server: { name: string; id: string; publicIp: string }) => fill(settings.bbbUrlTemplate, { ...server, domain: template.domain });
+  const bbbUrl = (server: { name: string; id: string; publicIp: string }) =>
+    fill(settings.bbbUrlTemplate, { ...server, domain: template.domain });
   const actuator = new FleetActuator(
     {
       fleet,
@@ -122,7 +135,9 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
   });
   const view = fleetView(controller, actuator, (server) => ({
     address: fill(settings.scrapeAddressTemplate, { ...server, domain: template.domain }),
-    ...(settings.scrapeMetricsPathTemplate === undefined ? {} : { metricsPath: fill(settings.scrapeMetricsPathTemplate, { ...server, domain: template.domain }) }),
+    ...(settings.scrapeMetricsPathTemplate === undefined
+      ? {}
+      : { metricsPath: fill(settings.scrapeMetricsPathTemplate, { ...server, domain: template.domain }) }),
   }));
   return { controller, view, actuator };
 }

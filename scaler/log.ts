@@ -11,7 +11,18 @@ export function createLogger(name: string, level: string = process.env.LOG_LEVEL
     base: undefined,
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: {
-      paths: ["*.authorization", "*.password", "*.secret", "*.token", "*.passphrase", "authorization", "password", "secret", "token", "passphrase"],
+      paths: [
+        "*.authorization",
+        "*.password",
+        "*.secret",
+        "*.token",
+        "*.passphrase",
+        "authorization",
+        "password",
+        "secret",
+        "token",
+        "passphrase",
+      ],
       censor: "[redacted]",
     },
   });

@@ -9,7 +9,11 @@ import { policyOutcomeSchema, type ForecastPoint, type GroupSnapshot, type Polic
  * satisfies it). The actuator reads the same entries to act.
  */
 export interface DecisionAudit {
-  appendAudit(groupId: string, entry: { kind: string; actor: string; message?: string; details?: Record<string, unknown>; at?: number }, instanceId?: string): Promise<void>;
+  appendAudit(
+    groupId: string,
+    entry: { kind: string; actor: string; message?: string; details?: Record<string, unknown>; at?: number },
+    instanceId?: string,
+  ): Promise<void>;
   readAudit(groupId: string, options?: { limit?: number }): Promise<{ at: number; kind: string; details?: Record<string, unknown> }[]>;
 }
 
@@ -33,11 +37,15 @@ function weekSlot(at: number, timeZone: string): string {
 /** The load recorded a week ago at each minute of the next `aheadMs`, for the policy's forecast. */
 async function forecastFrom(profile: LoadProfile, group: string, timeZone: string, now: number, aheadMs: number): Promise<ForecastPoint[]> {
   const times = Array.from({ length: Math.ceil(aheadMs / MINUTE_MS) }, (_, index) => now + (index + 1) * MINUTE_MS);
-  const recorded = await profile.readLoad(group, times.map((at) => weekSlot(at, timeZone)));
+  const recorded = await profile.readLoad(
+    group,
+    times.map((at) => weekSlot(at, timeZone)),
+  );
   const forecast: ForecastPoint[] = [];
   times.forEach((at, index) => {
     const point = recorded[index];
-    if (point !== undefined && point.at < now && at - point.at <= FORECAST_MAX_AGE_MS) forecast.push({ at, cpuCores: point.cpuCores, memoryGb: point.memoryGb });
+    if (point !== undefined && point.at < now && at - point.at <= FORECAST_MAX_AGE_MS)
+      forecast.push({ at, cpuCores: point.cpuCores, memoryGb: point.memoryGb });
   });
   return forecast;
 }
@@ -59,7 +67,13 @@ export async function historyFromAudit(audit: DecisionAudit, group: string, peri
   return {
     samples: outcomes.map((outcome) => outcome.sample),
     actions: outcomes.flatMap((outcome) =>
-      outcome.decisions.filter((decision) => !decision.dryRun).map((decision) => ({ at: outcome.at, kind: decision.kind, ...(decision.server === undefined ? {} : { server: decision.server }) })),
+      outcome.decisions
+        .filter((decision) => !decision.dryRun)
+        .map((decision) => ({
+          at: outcome.at,
+          kind: decision.kind,
+          ...(decision.server === undefined ? {} : { server: decision.server }),
+        })),
     ),
   };
 }
@@ -91,7 +105,9 @@ export class DecisionLoop {
     const { options } = this;
     const [snapshot, policy] = await Promise.all([options.gather(), options.policy()]);
     // Enough periods to cover the cooldowns and the launch-rate window, whatever the interval.
-    const windowMs = Math.max(policy.cooldownSeconds.afterScaleOut, policy.cooldownSeconds.perServer, policy.launchRate.perSeconds, policy.graceSeconds) * 1000;
+    const windowMs =
+      Math.max(policy.cooldownSeconds.afterScaleOut, policy.cooldownSeconds.perServer, policy.launchRate.perSeconds, policy.graceSeconds) *
+      1000;
     const periods = options.historyPeriods ?? Math.max(policy.sustainPeriods + 1, Math.ceil(windowMs / options.intervalMs) + 1);
     const history = await historyFromAudit(options.audit, options.group, periods);
     const now = options.now();
@@ -99,16 +115,41 @@ export class DecisionLoop {
       history.forecast = await forecastFrom(options.loadProfile, options.group, policy.timeZone, now, policy.leadTimeSeconds * 1000);
     }
     const outcome = decide(snapshot, policy, history, now);
-    await options.audit.appendAudit(options.group, { kind: OUTCOME_KIND, actor: ACTOR, at: now, message: summary(outcome), details: outcome as unknown as Record<string, unknown> });
+    await options.audit.appendAudit(options.group, {
+      kind: OUTCOME_KIND,
+      actor: ACTOR,
+      at: now,
+      message: summary(outcome),
+      details: outcome as unknown as Record<string, unknown>,
+    });
     const { cpuCores, memoryGb } = outcome.sample;
     if (options.loadProfile !== undefined && cpuCores !== null && memoryGb !== null) {
       await options.loadProfile.recordLoad(options.group, weekSlot(now, policy.timeZone), { at: now, cpuCores, memoryGb });
     }
     for (const decision of outcome.decisions) {
       if (decision.server === undefined) continue;
-      await options.audit.appendAudit(options.group, { kind: `decision.${decision.kind}`, actor: ACTOR, at: now, message: decision.reason, details: decision as unknown as Record<string, unknown> }, decision.server);
+      await options.audit.appendAudit(
+        options.group,
+        {
+          kind: `decision.${decision.kind}`,
+          actor: ACTOR,
+          at: now,
+          message: decision.reason,
+          details: decision as unknown as Record<string, unknown>,
+        },
+        decision.server,
+      );
     }
-    options.logger.info({ group: options.group, decisions: outcome.decisions.length, placement: outcome.placement.length, holds: outcome.holds.length, sample: outcome.sample }, summary(outcome));
+    options.logger.info(
+      {
+        group: options.group,
+        decisions: outcome.decisions.length,
+        placement: outcome.placement.length,
+        holds: outcome.holds.length,
+        sample: outcome.sample,
+      },
+      summary(outcome),
+    );
     return outcome;
   }
 
@@ -118,7 +159,9 @@ export class DecisionLoop {
       // A slow period is never overlapped by the next one.
       if (this.running !== undefined) return;
       this.running = this.tick()
-        .catch((error: unknown) => this.options.logger.error({ group: this.options.group, err: error }, "decision period failed; the next one retries"))
+        .catch((error: unknown) =>
+          this.options.logger.error({ group: this.options.group, err: error }, "decision period failed; the next one retries"),
+        )
         .finally(() => {
           this.running = undefined;
         });
@@ -136,7 +179,8 @@ export class DecisionLoop {
 
 function summary(outcome: PolicyOutcome): string {
   const steering = outcome.placement.length === 0 ? "" : `; Scalelite multiplier of ${outcome.placement.length} server(s) steered`;
-  if (outcome.decisions.length === 0) return (outcome.holds.length === 0 ? "no change" : `held: ${outcome.holds.map((hold) => hold.reason).join("; ")}`) + steering;
+  if (outcome.decisions.length === 0)
+    return (outcome.holds.length === 0 ? "no change" : `held: ${outcome.holds.map((hold) => hold.reason).join("; ")}`) + steering;
   const counts = new Map<string, number>();
   for (const decision of outcome.decisions) counts.set(decision.kind, (counts.get(decision.kind) ?? 0) + 1);
   return [...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ") + (outcome.decisions[0]?.dryRun ? " (dry run)" : "") + steering;

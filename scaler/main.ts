@@ -14,7 +14,11 @@ async function main(): Promise<void> {
   const redis = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
   redis.on("error", (error: Error) => logger.warn({ event: "redis.error", err: error.message }, "redis connection problem"));
   redis.on("ready", () => logger.info({ event: "redis.ready" }, "redis connected"));
-  const store = new ScalerStore(redis, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
+  const store = new ScalerStore(redis, {
+    keyPrefix: settings.redis.keyPrefix,
+    instanceTtl: settings.instanceTtl,
+    retention: settings.retention,
+  });
   const metrics = createMetrics(() => store.countsByGroup());
   let fleet: FleetRuntime | undefined;
   if (settings.fleet !== undefined) {

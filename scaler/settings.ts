@@ -41,7 +41,10 @@ export const fleetSettingsSchema = z.strictObject({
   scaleliteUrl: z.url(),
   prometheusUrl: z.url(),
   /** The window of the CPU and network rates: a few scrape intervals. */
-  prometheusRateWindow: z.string().regex(/^\d+[smh]$/, "expected a Prometheus duration such as 2m").default("2m"),
+  prometheusRateWindow: z
+    .string()
+    .regex(/^\d+[smh]$/, "expected a Prometheus duration such as 2m")
+    .default("2m"),
   /** A server whose BBB API has not answered this long after start is replaced. */
   buildTimeoutSeconds: seconds.default(1800),
   /** A drain still holding meetings after this long times out: see onDrainTimeout. */
@@ -54,71 +57,95 @@ export const fleetSettingsSchema = z.strictObject({
 });
 export type FleetSettings = z.infer<typeof fleetSettingsSchema>;
 
-export const settingsSchema = z.strictObject({
-  listen: z
-    .strictObject({
-      host: z.string().min(1).default("127.0.0.1"),
-      port: z.number().int().min(0).max(65_535).default(8080),
-    })
-    .default({ host: "127.0.0.1", port: 8080 }),
-  redis: z.strictObject({
-    url: z.string().regex(/^rediss?:\/\//, "expected a redis:// or rediss:// URL"),
-    /** Every key the scaler writes starts with this, so one Redis can hold several environments. */
-    keyPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, "expected up to 64 of letters, digits, _ . : -").default("confscale:"),
-    /** A command that gets no answer within this time fails (the request answers 503) instead of waiting. */
-    commandTimeoutMs: z.number().int().positive().default(2_000),
-  }),
-  /** How long an instance counts as alive after its last report, by state. */
-  instanceTtl: z
-    .strictObject({
-      provisioningSeconds: seconds.default(900),
-      idleSeconds: seconds.default(300),
-      shuttingDownSeconds: seconds.default(600),
-    })
-    .default({ provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 }),
-  retention: z
-    .strictObject({
-      stressPoints: z.number().int().min(10).default(2_000),
-      stressSeconds: seconds.default(3_600),
-      auditEntries: z.number().int().min(10).default(1_000),
-      /** Audit of an instance that has stopped reporting is dropped after this long. */
-      instanceAuditSeconds: seconds.default(7 * 24 * 3600),
-      /** A shutdown or reconfigure request for an instance that never reports again is dropped after this long. */
-      commandSeconds: seconds.default(24 * 3600),
-    })
-    .default({ stressPoints: 2_000, stressSeconds: 3_600, auditEntries: 1_000, instanceAuditSeconds: 7 * 24 * 3600, commandSeconds: 24 * 3600 }),
-  apiTokens: z.array(apiTokenSchema).default([]),
-  sidecar: z.strictObject({
-    /** Public keys are fetched from `<keyBaseUrl>/<sha256 hex of kid>.pem`. */
-    keyBaseUrl: z.url(),
-    acceptedIssuers: z.array(z.string().min(1)).min(1).default(["jitsi-autoscaler-sidecar"]),
-    audience: z.string().min(1).default("jitsi-autoscaler"),
-    keyCacheSeconds: seconds.default(3_600),
-    /** Largest check-in body accepted; a stats report of a busy bridge is a few kilobytes. */
-    maxBodyBytes: z.number().int().min(1_024).default(256 * 1024),
-    /**
-     * Worker processes that serve check-ins on a port of their own (on `listen.host`), besides the main port, so that
-     * check-ins use more than one core. Without it, or with a count of 0, the main process serves them alone.
-     */
-    workers: z
+export const settingsSchema = z
+  .strictObject({
+    listen: z
       .strictObject({
-        count: z
-          .number({ error: (issue) => (issue.input === undefined ? "required with a workers' port: how many worker processes serve it (SCALER_SIDECAR_WORKERS)" : undefined) })
-          .int()
-          .min(0)
-          .max(64),
-        port: z.number().int().min(0).max(65_535).default(8081),
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.number().int().min(0).max(65_535).default(8080),
       })
-      .optional(),
-  }),
-  shutdownGraceMs: z.number().int().positive().default(10_000),
-  fleet: fleetSettingsSchema.optional(),
-}).superRefine((settings, context) => {
-  const workers = settings.sidecar.workers;
-  if (workers !== undefined && workers.count > 0 && workers.port !== 0 && workers.port === settings.listen.port) {
-    context.addIssue({ code: "custom", path: ["sidecar", "workers", "port"], message: `must differ from listen.port (${settings.listen.port}): the workers serve a port of their own` });
-  }
-});
+      .default({ host: "127.0.0.1", port: 8080 }),
+    redis: z.strictObject({
+      url: z.string().regex(/^rediss?:\/\//, "expected a redis:// or rediss:// URL"),
+      /** Every key the scaler writes starts with this, so one Redis can hold several environments. */
+      keyPrefix: z
+        .string()
+        .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "expected up to 64 of letters, digits, _ . : -")
+        .default("confscale:"),
+      /** A command that gets no answer within this time fails (the request answers 503) instead of waiting. */
+      commandTimeoutMs: z.number().int().positive().default(2_000),
+    }),
+    /** How long an instance counts as alive after its last report, by state. */
+    instanceTtl: z
+      .strictObject({
+        provisioningSeconds: seconds.default(900),
+        idleSeconds: seconds.default(300),
+        shuttingDownSeconds: seconds.default(600),
+      })
+      .default({ provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 }),
+    retention: z
+      .strictObject({
+        stressPoints: z.number().int().min(10).default(2_000),
+        stressSeconds: seconds.default(3_600),
+        auditEntries: z.number().int().min(10).default(1_000),
+        /** Audit of an instance that has stopped reporting is dropped after this long. */
+        instanceAuditSeconds: seconds.default(7 * 24 * 3600),
+        /** A shutdown or reconfigure request for an instance that never reports again is dropped after this long. */
+        commandSeconds: seconds.default(24 * 3600),
+      })
+      .default({
+        stressPoints: 2_000,
+        stressSeconds: 3_600,
+        auditEntries: 1_000,
+        instanceAuditSeconds: 7 * 24 * 3600,
+        commandSeconds: 24 * 3600,
+      }),
+    apiTokens: z.array(apiTokenSchema).default([]),
+    sidecar: z.strictObject({
+      /** Public keys are fetched from `<keyBaseUrl>/<sha256 hex of kid>.pem`. */
+      keyBaseUrl: z.url(),
+      acceptedIssuers: z.array(z.string().min(1)).min(1).default(["jitsi-autoscaler-sidecar"]),
+      audience: z.string().min(1).default("jitsi-autoscaler"),
+      keyCacheSeconds: seconds.default(3_600),
+      /** Largest check-in body accepted; a stats report of a busy bridge is a few kilobytes. */
+      maxBodyBytes: z
+        .number()
+        .int()
+        .min(1_024)
+        .default(256 * 1024),
+      /**
+       * Worker processes that serve check-ins on a port of their own (on `listen.host`), besides the main port, so that
+       * check-ins use more than one core. Without it, or with a count of 0, the main process serves them alone.
+       */
+      workers: z
+        .strictObject({
+          count: z
+            .number({
+              error: (issue) =>
+                issue.input === undefined
+                  ? "required with a workers' port: how many worker processes serve it (SCALER_SIDECAR_WORKERS)"
+                  : undefined,
+            })
+            .int()
+            .min(0)
+            .max(64),
+          port: z.number().int().min(0).max(65_535).default(8081),
+        })
+        .optional(),
+    }),
+    shutdownGraceMs: z.number().int().positive().default(10_000),
+    fleet: fleetSettingsSchema.optional(),
+  })
+  .superRefine((settings, context) => {
+    const workers = settings.sidecar.workers;
+    if (workers !== undefined && workers.count > 0 && workers.port !== 0 && workers.port === settings.listen.port) {
+      context.addIssue({
+        code: "custom",
+        path: ["sidecar", "workers", "port"],
+        message: `must differ from listen.port (${settings.listen.port}): the workers serve a port of their own`,
+      });
+    }
+  });
 export type Settings = z.infer<typeof settingsSchema>;
 
 export class SettingsError extends Error {
@@ -139,7 +166,8 @@ export function parseSettings(raw: unknown, source = "settings"): Settings {
       source,
       result.error.issues.flatMap((issue) => {
         const path = issue.path.map(String);
-        if (issue.code === "unrecognized_keys") return issue.keys.map((key) => ({ field: [...path, key].join("."), message: "unknown setting" }));
+        if (issue.code === "unrecognized_keys")
+          return issue.keys.map((key) => ({ field: [...path, key].join("."), message: "unknown setting" }));
         return [{ field: path.join(".") || "(root)", message: issue.message }];
       }),
     );
@@ -160,7 +188,8 @@ export async function loadSettings(env: NodeJS.ProcessEnv = process.env): Promis
   const section = (...path: string[]): Record<string, unknown> => {
     let parent = raw;
     path.forEach((name, depth) => {
-      const value = parent[name] === undefined ? {} : asObject(parent[name], `${file ?? "environment"}: ${path.slice(0, depth + 1).join(".")}`);
+      const value =
+        parent[name] === undefined ? {} : asObject(parent[name], `${file ?? "environment"}: ${path.slice(0, depth + 1).join(".")}`);
       parent[name] = value;
       parent = value;
     });

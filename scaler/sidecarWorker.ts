@@ -14,7 +14,11 @@ const logger = createLogger("scaler").child({ worker: cluster.worker?.id });
 function start(settings: SidecarWorkerSettings): void {
   const redis = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
   redis.on("error", (error: Error) => logger.warn({ event: "redis.error", err: error.message }, "redis connection problem"));
-  const store = new ScalerStore(redis, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
+  const store = new ScalerStore(redis, {
+    keyPrefix: settings.redis.keyPrefix,
+    instanceTtl: settings.instanceTtl,
+    retention: settings.retention,
+  });
   const metrics = createMetrics();
   const app = createSidecarApp({ store, settings, metrics, logger });
   const server = listen(app, settings.host, settings.port);
@@ -37,7 +41,8 @@ function start(settings: SidecarWorkerSettings): void {
     if (message.type === "confscale:stop") stop("asked by the main process");
     if (message.type === "confscale:metrics") {
       void metrics.registry.getMetricsAsJSON().then((snapshot) => {
-        if (process.connected) process.send?.({ type: "confscale:metrics", requestId: message.requestId, metrics: snapshot } satisfies FromSidecarWorker);
+        if (process.connected)
+          process.send?.({ type: "confscale:metrics", requestId: message.requestId, metrics: snapshot } satisfies FromSidecarWorker);
       });
     }
   });

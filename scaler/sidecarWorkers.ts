@@ -16,8 +16,7 @@ export type ToSidecarWorker =
   | { type: "confscale:metrics"; requestId: number }
   | { type: "confscale:stop" };
 export type FromSidecarWorker =
-  | { type: "confscale:ready-for-settings" }
-  | { type: "confscale:metrics"; requestId: number; metrics: MetricsSnapshot };
+  { type: "confscale:ready-for-settings" } | { type: "confscale:metrics"; requestId: number; metrics: MetricsSnapshot };
 
 /** The check-in workers did not all come up: the scaler cannot serve the port it was told to. */
 export class SidecarWorkersStartError extends Error {
@@ -109,20 +108,29 @@ export class SidecarWorkers {
       await workers.stop();
       throw error;
     }
-    logger.info({ event: "sidecar_workers.listening", count: wanted.count, host: settings.host, port: settings.port }, "check-in workers listening");
+    logger.info(
+      { event: "sidecar_workers.listening", count: wanted.count, host: settings.host, port: settings.port },
+      "check-in workers listening",
+    );
     return workers;
   }
 
   /** Every listening worker's metrics; refused if one does not answer in time. */
   async metrics(): Promise<MetricsSnapshot[]> {
-    const asked = [...this.listening].map((id) => cluster.workers?.[id]).filter((worker): worker is Worker => worker?.isConnected() === true);
+    const asked = [...this.listening]
+      .map((id) => cluster.workers?.[id])
+      .filter((worker): worker is Worker => worker?.isConnected() === true);
     if (asked.length === 0) return [];
     const requestId = this.nextRequestId++;
     const waitingFor = new Set(asked.map((worker) => worker.id));
     return new Promise<MetricsSnapshot[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(requestId);
-        reject(new MetricsUnavailableError(`check-in workers ${[...waitingFor].join(", ")} did not report their metrics within ${METRICS_TIMEOUT_MS} ms`));
+        reject(
+          new MetricsUnavailableError(
+            `check-in workers ${[...waitingFor].join(", ")} did not report their metrics within ${METRICS_TIMEOUT_MS} ms`,
+          ),
+        );
       }, METRICS_TIMEOUT_MS);
       this.pending.set(requestId, { snapshots: [], waitingFor, resolve, reject, timer });
       // A worker that dies before the request reaches it will not answer: the scrape goes on without it.
@@ -157,18 +165,27 @@ export class SidecarWorkers {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         worker.process.kill("SIGKILL");
-        reject(new SidecarWorkersStartError(`check-in worker ${worker.id} did not listen on ${this.address()} within ${START_TIMEOUT_MS / 1000} s`));
+        reject(
+          new SidecarWorkersStartError(
+            `check-in worker ${worker.id} did not listen on ${this.address()} within ${START_TIMEOUT_MS / 1000} s`,
+          ),
+        );
       }, START_TIMEOUT_MS);
       const onExit = (code: number | null, signal: string | null) => {
         clearTimeout(timer);
-        reject(new SidecarWorkersStartError(`check-in worker ${worker.id} exited (${signal ?? `code ${code}`}) before it listened on ${this.address()}; its log says why`));
+        reject(
+          new SidecarWorkersStartError(
+            `check-in worker ${worker.id} exited (${signal ?? `code ${code}`}) before it listened on ${this.address()}; its log says why`,
+          ),
+        );
       };
       worker.once("exit", onExit);
       worker.once("listening", () => {
         clearTimeout(timer);
         worker.off("exit", onExit);
         this.listening.add(worker.id);
-        if (this.started) this.logger.info({ event: "sidecar_worker.replaced", worker: worker.id, pid: worker.process.pid }, "check-in worker replaced");
+        if (this.started)
+          this.logger.info({ event: "sidecar_worker.replaced", worker: worker.id, pid: worker.process.pid }, "check-in worker replaced");
         resolve();
       });
     });
@@ -205,12 +222,18 @@ export class SidecarWorkers {
     for (const requestId of [...this.pending.keys()]) this.answered(requestId, worker.id);
     if (this.stopping || !this.started) return;
     const delayMs = this.restarts.next(lived);
-    this.logger.error({ event: "sidecar_worker.exited", worker: worker.id, code, signal, livedMs: lived, restartInMs: delayMs }, "check-in worker exited; starting another");
+    this.logger.error(
+      { event: "sidecar_worker.exited", worker: worker.id, code, signal, livedMs: lived, restartInMs: delayMs },
+      "check-in worker exited; starting another",
+    );
     setTimeout(() => {
       if (this.stopping) return;
       // A replacement that dies before it listens is replaced in turn, later: its exit comes back here.
       this.fork().catch((error: unknown) => {
-        this.logger.error({ event: "sidecar_worker.restart_failed", err: error instanceof Error ? error.message : String(error) }, "check-in worker could not be restarted");
+        this.logger.error(
+          { event: "sidecar_worker.restart_failed", err: error instanceof Error ? error.message : String(error) },
+          "check-in worker could not be restarted",
+        );
       });
     }, delayMs).unref();
   }

@@ -81,9 +81,11 @@ process.on("SIGINT", () => void shutdown(130));
 process.on("SIGTERM", () => void shutdown(143));
 
 try {
-  const trace = parseTrace(await readFile(tracePath, "utf8").catch(() => {
-    throw new Error(`no trace at ${tracePath}: pass --trace FILE (a CSV like school-day.csv)`);
-  }));
+  const trace = parseTrace(
+    await readFile(tracePath, "utf8").catch(() => {
+      throw new Error(`no trace at ${tracePath}: pass --trace FILE (a CSV like school-day.csv)`);
+    }),
+  );
   // Every n-th meeting: the same shape of day at a size the local fleet can carry.
   const stride = Math.round(1 / options.loadShare);
   const meetings = trace.filter((_meeting, index) => index % stride === 0);
@@ -105,7 +107,10 @@ try {
   });
   cleanups.push(() => emulator.stop());
   const scalerPort = options.port;
-  const prometheus = await PrometheusServer.start([{ job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${scalerPort}/fleets/bbb/targets`, refresh_interval: "2s" }] }], { scrapeInterval: "2s" });
+  const prometheus = await PrometheusServer.start(
+    [{ job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${scalerPort}/fleets/bbb/targets`, refresh_interval: "2s" }] }],
+    { scrapeInterval: "2s" },
+  );
   cleanups.push(() => prometheus.stop());
 
   // The project as an operator has it, in the demo's own directory: the committed stack file stays untouched.
@@ -128,12 +133,18 @@ try {
   say("pulumi up of the local environment stack (data center, network, control node) …");
   const environment = await selectEnvironmentStack("local", { workDir: project, envVars: engineEnv });
   const up = await environment.up();
-  say(`  ${JSON.stringify(up.summary.resourceChanges)} in ${Math.round(((up.summary.endTime?.getTime() ?? 0) - up.summary.startTime.getTime()) / 1000)} s`);
+  say(
+    `  ${JSON.stringify(up.summary.resourceChanges)} in ${Math.round(((up.summary.endTime?.getTime() ?? 0) - up.summary.startTime.getTime()) / 1000)} s`,
+  );
   const config = await environment.getAllConfig();
   const environmentConfig = parseEnvironmentConfig(
     "local",
     Object.fromEntries(Object.entries(config).map(([key, item]) => [key, item.value])),
-    new Set(Object.entries(config).filter(([, item]) => item.secret).map(([key]) => key)),
+    new Set(
+      Object.entries(config)
+        .filter(([, item]) => item.secret)
+        .map(([key]) => key),
+    ),
   );
   const outputs = up.outputs;
   const redis = connectRedis(redisServer.url, 2_000);
@@ -168,7 +179,11 @@ try {
       prometheusRateWindow: "20s",
     },
   });
-  const store = new ScalerStore(redis, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
+  const store = new ScalerStore(redis, {
+    keyPrefix: settings.redis.keyPrefix,
+    instanceTtl: settings.instanceTtl,
+    retention: settings.retention,
+  });
   const logger = createLogger("demo", "silent");
   const now = () => emulator.clock.now();
   const { controller, view } = await openFleetRuntime(settings.fleet!, {
@@ -184,7 +199,8 @@ try {
   const fleetLine = () => {
     const sizes = new Map<string, number>();
     for (const server of controller.status().servers) {
-      const key = server.power === "stopped" ? "stopped" : `${server.cores}c/${server.ramGb}G${server.phase === "active" ? "" : ` ${server.phase}`}`;
+      const key =
+        server.power === "stopped" ? "stopped" : `${server.cores}c/${server.ramGb}G${server.phase === "active" ? "" : ` ${server.phase}`}`;
       sizes.set(key, (sizes.get(key) ?? 0) + 1);
     }
     return [...sizes].map(([key, count]) => `${count}×${key}`).join(" ");
@@ -202,7 +218,10 @@ try {
   await new Promise<void>((resolve) => {
     const ready = setInterval(() => {
       const servers = controller.status().servers;
-      if (servers.length >= environmentConfig.workers.baseline && servers.every((server) => server.phase === "active" || server.phase === "stopped")) {
+      if (
+        servers.length >= environmentConfig.workers.baseline &&
+        servers.every((server) => server.phase === "active" || server.phase === "stopped")
+      ) {
         clearInterval(ready);
         resolve();
       }
@@ -226,8 +245,12 @@ try {
   await controller.stop();
   const audit = await store.readAudit("bbb", { limit: 1_000 });
   const counts = new Map<string, number>();
-  for (const entry of audit) if (entry.kind.startsWith("act.") || entry.kind === "fleet.up" || entry.kind === "registered") counts.set(entry.kind, (counts.get(entry.kind) ?? 0) + 1);
-  say(`done at ${clockOf.format(now())}: ${[...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ")}; meetings placed ${emulator.loadDriver.stats.placed}, rejected ${emulator.loadDriver.stats.rejected}, cut off ${emulator.cloud.meetingsCut}`);
+  for (const entry of audit)
+    if (entry.kind.startsWith("act.") || entry.kind === "fleet.up" || entry.kind === "registered")
+      counts.set(entry.kind, (counts.get(entry.kind) ?? 0) + 1);
+  say(
+    `done at ${clockOf.format(now())}: ${[...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ")}; meetings placed ${emulator.loadDriver.stats.placed}, rejected ${emulator.loadDriver.stats.rejected}, cut off ${emulator.cloud.meetingsCut}`,
+  );
   await shutdown(0);
 } catch (error) {
   console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -238,10 +261,24 @@ function describePeriod(period: FleetPeriod, at: number, fleet: string): string 
   const { outcome, cycle } = period;
   const sample = outcome.sample;
   const load =
-    sample.cpuUtilization === null ? "load unknown" : `cpu ${Math.round(sample.cpuUtilization * 100)}% mem ${Math.round((sample.memoryUtilization ?? 0) * 100)}%`;
-  const decisions = outcome.decisions.map((decision) => `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}${decision.targetSize === undefined ? "" : ` → ${decision.targetSize.cores}c/${decision.targetSize.ramGb}G`}`);
-  const update = cycle.update === null ? "" : `  | up ${Object.entries(cycle.update.summary).filter(([op]) => op !== "same").map(([op, count]) => `${op} ${count}`).join(", ")} in ${(cycle.update.durationMs / 1000).toFixed(1)} s`;
+    sample.cpuUtilization === null
+      ? "load unknown"
+      : `cpu ${Math.round(sample.cpuUtilization * 100)}% mem ${Math.round((sample.memoryUtilization ?? 0) * 100)}%`;
+  const decisions = outcome.decisions.map(
+    (decision) =>
+      `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}${decision.targetSize === undefined ? "" : ` → ${decision.targetSize.cores}c/${decision.targetSize.ramGb}G`}`,
+  );
+  const update =
+    cycle.update === null
+      ? ""
+      : `  | up ${Object.entries(cycle.update.summary)
+          .filter(([op]) => op !== "same")
+          .map(([op, count]) => `${op} ${count}`)
+          .join(", ")} in ${(cycle.update.durationMs / 1000).toFixed(1)} s`;
   const held = cycle.held.length === 0 ? "" : `  | held: ${cycle.held.map((entry) => entry.reason).join("; ")}`;
-  const steered = cycle.steered.length === 0 ? "" : `  | Scalelite multipliers ${cycle.steered.map((entry) => `${entry.server} ${entry.loadMultiplier}`).join(", ")}`;
+  const steered =
+    cycle.steered.length === 0
+      ? ""
+      : `  | Scalelite multipliers ${cycle.steered.map((entry) => `${entry.server} ${entry.loadMultiplier}`).join(", ")}`;
   return `${clockOf.format(at)}  participants ${String(sample.participants ?? "?").padStart(4)}  ${load}  | fleet ${fleet} | ${decisions.length === 0 ? "no change" : decisions.join(", ")}${update}${held}${steered}`;
 }

@@ -2,7 +2,17 @@ import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import type { ServerSize } from "../config.js";
-import { CLOUD_CAPABILITIES, CloudMappingError, ownershipTagList, type CloudAdapter, type FirewallRule, type ListedMachine, type Machine, type MachineSpec, type Placement } from "./types.js";
+import {
+  CLOUD_CAPABILITIES,
+  CloudMappingError,
+  ownershipTagList,
+  type CloudAdapter,
+  type FirewallRule,
+  type ListedMachine,
+  type Machine,
+  type MachineSpec,
+  type Placement,
+} from "./types.js";
 
 /** Droplet size slugs by vCPUs and GB of RAM (basic, general-purpose and memory-optimized plans). */
 const DROPLET_SIZES: Readonly<Record<string, string>> = {
@@ -24,7 +34,10 @@ const DROPLET_SIZES: Readonly<Record<string, string>> = {
 export function dropletSize(size: ServerSize): string {
   const slug = DROPLET_SIZES[`${size.cores}x${size.ramGb}`];
   if (slug === undefined) {
-    throw new CloudMappingError("digitalocean", `no droplet size with ${size.cores} vCPUs and ${size.ramGb} GB; available: ${Object.keys(DROPLET_SIZES).join(", ")} (vCPUs x GB)`);
+    throw new CloudMappingError(
+      "digitalocean",
+      `no droplet size with ${size.cores} vCPUs and ${size.ramGb} GB; available: ${Object.keys(DROPLET_SIZES).join(", ")} (vCPUs x GB)`,
+    );
   }
   return slug;
 }
@@ -49,10 +62,20 @@ const ALL_OUTBOUND: digitalocean.types.input.FirewallOutboundRule[] = [
 ];
 
 /** DigitalOcean firewalls follow tags: the rules live in the environment stack, droplets only carry the tag. */
-export function declareDigitalOceanFirewall(name: string, tag: string, rules: pulumi.Input<FirewallRule[]>, opts?: pulumi.CustomResourceOptions): digitalocean.Firewall {
+export function declareDigitalOceanFirewall(
+  name: string,
+  tag: string,
+  rules: pulumi.Input<FirewallRule[]>,
+  opts?: pulumi.CustomResourceOptions,
+): digitalocean.Firewall {
   return new digitalocean.Firewall(
     name,
-    { name, tags: [tag], inboundRules: pulumi.output(rules).apply((resolved) => inboundRules(resolved as FirewallRule[])), outboundRules: ALL_OUTBOUND },
+    {
+      name,
+      tags: [tag],
+      inboundRules: pulumi.output(rules).apply((resolved) => inboundRules(resolved as FirewallRule[])),
+      outboundRules: ALL_OUTBOUND,
+    },
     opts,
   );
 }
@@ -62,7 +85,10 @@ export const digitalOceanAdapter: CloudAdapter = {
   capabilities: CLOUD_CAPABILITIES.digitalocean,
   declareMachine(spec: MachineSpec, placement: pulumi.Input<Placement>, opts?: pulumi.CustomResourceOptions): Machine {
     if (spec.powerState !== "running") {
-      throw new CloudMappingError("digitalocean", `${spec.name}: droplets have no kept power-off state; scale in by destroying after drain`);
+      throw new CloudMappingError(
+        "digitalocean",
+        `${spec.name}: droplets have no kept power-off state; scale in by destroying after drain`,
+      );
     }
     const resolved = pulumi.output(placement);
     const droplet = new digitalocean.Droplet(
@@ -99,9 +125,16 @@ export interface DigitalOceanNetwork {
 }
 
 /** The environment's VPC, SSH keys and the tags the firewalls follow. */
-export function declareDigitalOceanNetwork(env: string, region: string, sshPublicKeys: string[], opts?: pulumi.CustomResourceOptions): DigitalOceanNetwork {
+export function declareDigitalOceanNetwork(
+  env: string,
+  region: string,
+  sshPublicKeys: string[],
+  opts?: pulumi.CustomResourceOptions,
+): DigitalOceanNetwork {
   const vpc = new digitalocean.Vpc(`${env}-vpc`, { name: `confscale-${env}`, region }, opts);
-  const keys = sshPublicKeys.map((publicKey, index) => new digitalocean.SshKey(`${env}-ssh-${index}`, { name: `confscale-${env}-${index}`, publicKey }, opts));
+  const keys = sshPublicKeys.map(
+    (publicKey, index) => new digitalocean.SshKey(`${env}-ssh-${index}`, { name: `confscale-${env}-${index}`, publicKey }, opts),
+  );
   const controlNodeTag = `confscale-${env}-control`;
   const workerTag = `confscale-${env}-worker`;
   for (const tag of [controlNodeTag, workerTag]) new digitalocean.Tag(tagResourceName(tag), { name: tag }, opts);
@@ -133,7 +166,9 @@ export class DigitalOceanApiError extends Error {
 }
 
 const DROPLET_PAGE = z.object({
-  droplets: z.array(z.object({ id: z.number().int(), name: z.string(), vpc_uuid: z.string().nullish(), tags: z.array(z.string()).default([]) })),
+  droplets: z.array(
+    z.object({ id: z.number().int(), name: z.string(), vpc_uuid: z.string().nullish(), tags: z.array(z.string()).default([]) }),
+  ),
   links: z.object({ pages: z.object({ next: z.string().optional() }).optional() }).optional(),
 });
 
@@ -157,7 +192,10 @@ const REQUEST_TIMEOUT_MS = 30_000;
 async function getJson(operation: string, url: URL, token: string): Promise<{ status: number; body: unknown }> {
   let response: Response;
   try {
-    response = await fetch(url, { headers: { Authorization: `Bearer ${token}`, Accept: "application/json" }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    response = await fetch(url, {
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
   } catch (error) {
     throw new DigitalOceanApiError(operation, undefined, error instanceof Error ? error.message : String(error));
   }
@@ -171,7 +209,11 @@ async function getJson(operation: string, url: URL, token: string): Promise<{ st
   if (!response.ok) {
     const failure = API_ERROR.safeParse(body);
     const retryAfter = response.status === 429 ? response.headers.get("retry-after") : null;
-    const message = failure.success ? (failure.data.id === undefined ? failure.data.message : `[${failure.data.id}] ${failure.data.message}`) : `HTTP ${response.status}`;
+    const message = failure.success
+      ? failure.data.id === undefined
+        ? failure.data.message
+        : `[${failure.data.id}] ${failure.data.message}`
+      : `HTTP ${response.status}`;
     throw new DigitalOceanApiError(operation, response.status, retryAfter === null ? message : `${message} (retry after ${retryAfter} s)`);
   }
   return { status: response.status, body };
@@ -191,14 +233,17 @@ export async function listDigitalOceanMachines(placement: Placement, connection:
   let next: URL | undefined = new URL(`${endpoint.pathname.replace(/\/+$/, "")}/v2/droplets?per_page=200`, endpoint);
   while (next !== undefined) {
     // The token goes only to the configured API, and a page that links back to one already read would loop.
-    if (next.origin !== endpoint.origin) throw new DigitalOceanApiError(operation, undefined, `the next page ${next.origin}${next.pathname} is not on ${endpoint.origin}`);
-    if (fetched.has(next.href)) throw new DigitalOceanApiError(operation, undefined, `the pages link back to ${next.pathname}${next.search}`);
+    if (next.origin !== endpoint.origin)
+      throw new DigitalOceanApiError(operation, undefined, `the next page ${next.origin}${next.pathname} is not on ${endpoint.origin}`);
+    if (fetched.has(next.href))
+      throw new DigitalOceanApiError(operation, undefined, `the pages link back to ${next.pathname}${next.search}`);
     fetched.add(next.href);
     const reply = await getJson(operation, next, token);
     const page = DROPLET_PAGE.safeParse(reply.body);
     if (!page.success) throw new DigitalOceanApiError(operation, reply.status, `unexpected droplet list: ${page.error.message}`);
     for (const droplet of page.data.droplets) {
-      if (droplet.vpc_uuid === vpcId) droplets.push({ id: String(droplet.id), name: droplet.name, labels: ownershipLabelsFromTags(droplet.tags) });
+      if (droplet.vpc_uuid === vpcId)
+        droplets.push({ id: String(droplet.id), name: droplet.name, labels: ownershipLabelsFromTags(droplet.tags) });
     }
     const link = page.data.links?.pages?.next;
     next = link === undefined ? undefined : new URL(link, endpoint);

@@ -8,8 +8,10 @@ import type { CloudName, ListedMachine, Placement } from "./types.js";
  * environment other than its own process's (the demo hands its runtime one).
  */
 const LISTERS: Readonly<Record<CloudName, (placement: Placement, env: NodeJS.ProcessEnv) => Promise<ListedMachine[]>>> = {
-  ionos: (placement, env) => listIonosMachines(placement, { token: env.IONOS_TOKEN, username: env.IONOS_USERNAME, password: env.IONOS_PASSWORD }),
-  digitalocean: (placement, env) => listDigitalOceanMachines(placement, { token: env.DIGITALOCEAN_TOKEN, endpoint: env.DIGITALOCEAN_API_URL || undefined }),
+  ionos: (placement, env) =>
+    listIonosMachines(placement, { token: env.IONOS_TOKEN, username: env.IONOS_USERNAME, password: env.IONOS_PASSWORD }),
+  digitalocean: (placement, env) =>
+    listDigitalOceanMachines(placement, { token: env.DIGITALOCEAN_TOKEN, endpoint: env.DIGITALOCEAN_API_URL || undefined }),
   oci: (placement, env) =>
     listOciMachines(placement, {
       tenancyOcid: env.OCI_TENANCY_OCID,

@@ -1,5 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
-import { CLOUD_CAPABILITIES, CloudMappingError, ownershipTagMap, type CloudAdapter, type ListedMachine, type Machine, type MachineSpec, type Placement } from "./types.js";
+import {
+  CLOUD_CAPABILITIES,
+  CloudMappingError,
+  ownershipTagMap,
+  type CloudAdapter,
+  type ListedMachine,
+  type Machine,
+  type MachineSpec,
+  type Placement,
+} from "./types.js";
 import { IonosDatacenter, IonosServer, type IonosConnection } from "./ionos/provider.js";
 import { IonosApiError, NO_IONOS_CREDENTIALS, hasIonosCredentials, listServers } from "./ionos/operations.js";
 
@@ -50,18 +59,34 @@ export function declareIonosNetwork(
   pollIntervalMs?: number,
   opts?: pulumi.CustomResourceOptions,
 ): pulumi.Output<Placement> {
-  const datacenter = new IonosDatacenter(`${env}-datacenter`, { name: `confscale-${env}`, location, connection: connectionFor(endpoint, pollIntervalMs) }, opts);
+  const datacenter = new IonosDatacenter(
+    `${env}-datacenter`,
+    { name: `confscale-${env}`, location, connection: connectionFor(endpoint, pollIntervalMs) },
+    opts,
+  );
   return pulumi.all([datacenter.datacenterId, datacenter.lanId]).apply(([datacenterId, lanId]) => ({
     cloud: "ionos" as const,
     region: location,
-    ionos: { datacenterId, lanId, ...(endpoint === undefined ? {} : { endpoint }), ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }) },
+    ionos: {
+      datacenterId,
+      lanId,
+      ...(endpoint === undefined ? {} : { endpoint }),
+      ...(pollIntervalMs === undefined ? {} : { pollIntervalMs }),
+    },
   }));
 }
 
 /** The servers of the placement's data center with their labels, read straight from the API (not through Pulumi). */
-export async function listIonosMachines(placement: Placement, credentials: Pick<IonosConnection, "token" | "username" | "password"> = {}): Promise<ListedMachine[]> {
+export async function listIonosMachines(
+  placement: Placement,
+  credentials: Pick<IonosConnection, "token" | "username" | "password"> = {},
+): Promise<ListedMachine[]> {
   if (placement.ionos === undefined) throw new CloudMappingError("ionos", "the placement has no IONOS data center");
   // Only the credentials handed in: the scaler's own environment may hold another account's.
-  if (!hasIonosCredentials(credentials)) throw new IonosApiError(`list servers of data center ${placement.ionos.datacenterId}`, undefined, NO_IONOS_CREDENTIALS);
-  return listServers({ ...credentials, ...connectionFor(placement.ionos.endpoint, placement.ionos.pollIntervalMs) }, placement.ionos.datacenterId);
+  if (!hasIonosCredentials(credentials))
+    throw new IonosApiError(`list servers of data center ${placement.ionos.datacenterId}`, undefined, NO_IONOS_CREDENTIALS);
+  return listServers(
+    { ...credentials, ...connectionFor(placement.ionos.endpoint, placement.ionos.pollIntervalMs) },
+    placement.ionos.datacenterId,
+  );
 }

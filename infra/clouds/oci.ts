@@ -2,7 +2,17 @@ import { createPrivateKey } from "node:crypto";
 import * as oci from "@pulumi/oci";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { CLOUD_CAPABILITIES, ownershipTagMap, CloudMappingError, type CloudAdapter, type FirewallRule, type ListedMachine, type Machine, type MachineSpec, type Placement } from "./types.js";
+import {
+  CLOUD_CAPABILITIES,
+  ownershipTagMap,
+  CloudMappingError,
+  type CloudAdapter,
+  type FirewallRule,
+  type ListedMachine,
+  type Machine,
+  type MachineSpec,
+  type Placement,
+} from "./types.js";
 
 export const DEFAULT_OCI_SHAPE = "VM.Standard.E4.Flex";
 
@@ -14,7 +24,12 @@ export function ocpusFor(cores: number): number {
 const PROTOCOL_NUMBER = { tcp: "6", udp: "17" } as const;
 
 /** One NSG rule per source CIDR, as OCI wants. */
-export function declareOciSecurityRules(name: string, nsgId: pulumi.Input<string>, rules: FirewallRule[], opts?: pulumi.CustomResourceOptions): oci.core.NetworkSecurityGroupSecurityRule[] {
+export function declareOciSecurityRules(
+  name: string,
+  nsgId: pulumi.Input<string>,
+  rules: FirewallRule[],
+  opts?: pulumi.CustomResourceOptions,
+): oci.core.NetworkSecurityGroupSecurityRule[] {
   return rules.flatMap((rule) =>
     rule.sourceCidrs.map((source, index) => {
       const portRange = { destinationPortRange: { min: rule.fromPort, max: rule.toPort } };
@@ -86,30 +101,72 @@ export function declareOciNetwork(
   opts?: pulumi.CustomResourceOptions,
 ): OciNetwork {
   const freeformTags = { "confscale:env": env };
-  const vcn = new oci.core.Vcn(`${env}-vcn`, { compartmentId: settings.compartmentId, cidrBlocks: ["10.40.0.0/16"], displayName: `confscale-${env}`, freeformTags }, opts);
-  const gateway = new oci.core.InternetGateway(`${env}-igw`, { compartmentId: settings.compartmentId, vcnId: vcn.id, enabled: true, freeformTags }, opts);
+  const vcn = new oci.core.Vcn(
+    `${env}-vcn`,
+    { compartmentId: settings.compartmentId, cidrBlocks: ["10.40.0.0/16"], displayName: `confscale-${env}`, freeformTags },
+    opts,
+  );
+  const gateway = new oci.core.InternetGateway(
+    `${env}-igw`,
+    { compartmentId: settings.compartmentId, vcnId: vcn.id, enabled: true, freeformTags },
+    opts,
+  );
   const routes = new oci.core.RouteTable(
     `${env}-routes`,
-    { compartmentId: settings.compartmentId, vcnId: vcn.id, routeRules: [{ destination: "0.0.0.0/0", destinationType: "CIDR_BLOCK", networkEntityId: gateway.id }], freeformTags },
+    {
+      compartmentId: settings.compartmentId,
+      vcnId: vcn.id,
+      routeRules: [{ destination: "0.0.0.0/0", destinationType: "CIDR_BLOCK", networkEntityId: gateway.id }],
+      freeformTags,
+    },
     opts,
   );
   // The subnet's own security list admits nothing: every inbound rule is in a network security group.
   const closedList = new oci.core.SecurityList(
     `${env}-closed`,
-    { compartmentId: settings.compartmentId, vcnId: vcn.id, egressSecurityRules: [{ destination: "0.0.0.0/0", protocol: "all" }], ingressSecurityRules: [], freeformTags },
+    {
+      compartmentId: settings.compartmentId,
+      vcnId: vcn.id,
+      egressSecurityRules: [{ destination: "0.0.0.0/0", protocol: "all" }],
+      ingressSecurityRules: [],
+      freeformTags,
+    },
     opts,
   );
   const subnet = new oci.core.Subnet(
     `${env}-public`,
-    { compartmentId: settings.compartmentId, vcnId: vcn.id, cidrBlock: "10.40.1.0/24", routeTableId: routes.id, securityListIds: [closedList.id], displayName: `confscale-${env}-public`, freeformTags },
+    {
+      compartmentId: settings.compartmentId,
+      vcnId: vcn.id,
+      cidrBlock: "10.40.1.0/24",
+      routeTableId: routes.id,
+      securityListIds: [closedList.id],
+      displayName: `confscale-${env}-public`,
+      freeformTags,
+    },
     opts,
   );
-  const controlNsg = new oci.core.NetworkSecurityGroup(`${env}-control`, { compartmentId: settings.compartmentId, vcnId: vcn.id, displayName: `confscale-${env}-control`, freeformTags }, opts);
-  const workerNsg = new oci.core.NetworkSecurityGroup(`${env}-worker`, { compartmentId: settings.compartmentId, vcnId: vcn.id, displayName: `confscale-${env}-worker`, freeformTags }, opts);
+  const controlNsg = new oci.core.NetworkSecurityGroup(
+    `${env}-control`,
+    { compartmentId: settings.compartmentId, vcnId: vcn.id, displayName: `confscale-${env}-control`, freeformTags },
+    opts,
+  );
+  const workerNsg = new oci.core.NetworkSecurityGroup(
+    `${env}-worker`,
+    { compartmentId: settings.compartmentId, vcnId: vcn.id, displayName: `confscale-${env}-worker`, freeformTags },
+    opts,
+  );
   const placement = pulumi.all([subnet.id, workerNsg.id, controlNsg.id]).apply(([subnetId, workerNsgId, controlNodeNsgId]) => ({
     cloud: "oci" as const,
     region,
-    oci: { subnetId, workerNsgId, controlNodeNsgId, compartmentId: settings.compartmentId, availabilityDomain: settings.availabilityDomain, shape: settings.shape ?? DEFAULT_OCI_SHAPE },
+    oci: {
+      subnetId,
+      workerNsgId,
+      controlNodeNsgId,
+      compartmentId: settings.compartmentId,
+      availabilityDomain: settings.availabilityDomain,
+      shape: settings.shape ?? DEFAULT_OCI_SHAPE,
+    },
   }));
   return { placement, controlNodeNsgId: controlNsg.id, workerNsgId: workerNsg.id };
 }
@@ -157,7 +214,9 @@ export class OciApiError extends Error {
     readonly apiMessage: string,
     readonly requestId?: string,
   ) {
-    super(`OCI ${operation} failed${status === undefined ? "" : ` (HTTP ${status})`}: ${apiMessage}${requestId === undefined ? "" : ` [request ${requestId}]`}`);
+    super(
+      `OCI ${operation} failed${status === undefined ? "" : ` (HTTP ${status})`}: ${apiMessage}${requestId === undefined ? "" : ` [request ${requestId}]`}`,
+    );
     this.name = "OciApiError";
   }
 }
@@ -189,9 +248,18 @@ export async function listOciMachines(placement: Placement, connection: OciConne
   const { compartmentId, availabilityDomain } = placement.oci;
   const credentials = ociCredentials(connection);
   // Loaded on first use: the SDK takes about a second to load and the Pulumi programs importing this file never call it.
-  const [{ ComputeClient }, { OciError, SimpleAuthenticationDetailsProvider }] = await Promise.all([import("oci-core"), import("oci-common")]);
+  const [{ ComputeClient }, { OciError, SimpleAuthenticationDetailsProvider }] = await Promise.all([
+    import("oci-core"),
+    import("oci-common"),
+  ]);
   const client = new ComputeClient({
-    authenticationDetailsProvider: new SimpleAuthenticationDetailsProvider(credentials.tenancyOcid, credentials.userOcid, credentials.fingerprint, credentials.privateKey, null),
+    authenticationDetailsProvider: new SimpleAuthenticationDetailsProvider(
+      credentials.tenancyOcid,
+      credentials.userOcid,
+      credentials.fingerprint,
+      credentials.privateKey,
+      null,
+    ),
   });
   const endpoint = connection.endpoint;
   if (endpoint === undefined) client.regionId = credentials.region;
@@ -201,7 +269,8 @@ export async function listOciMachines(placement: Placement, connection: OciConne
   try {
     for await (const page of client.listInstancesResponseIterator({ compartmentId, availabilityDomain })) {
       const items = z.array(INSTANCE).safeParse(page.items);
-      if (!items.success) throw new OciApiError(operation, undefined, `unexpected instance list: ${items.error.message}`, page.opcRequestId ?? undefined);
+      if (!items.success)
+        throw new OciApiError(operation, undefined, `unexpected instance list: ${items.error.message}`, page.opcRequestId ?? undefined);
       for (const instance of items.data) {
         if (instance.lifecycleState === "TERMINATED") continue;
         instances.push({ id: instance.id, name: instance.displayName ?? instance.id, labels: instance.freeformTags ?? {} });
@@ -209,7 +278,13 @@ export async function listOciMachines(placement: Placement, connection: OciConne
     }
   } catch (error) {
     if (error instanceof OciApiError) throw error;
-    if (error instanceof OciError) throw new OciApiError(operation, error.statusCode, error.serviceCode === "" || error.serviceCode === "None" ? error.message : `[${error.serviceCode}] ${error.message}`, error.opcRequestId ?? undefined);
+    if (error instanceof OciError)
+      throw new OciApiError(
+        operation,
+        error.statusCode,
+        error.serviceCode === "" || error.serviceCode === "None" ? error.message : `[${error.serviceCode}] ${error.message}`,
+        error.opcRequestId ?? undefined,
+      );
     throw new OciApiError(operation, undefined, error instanceof Error ? error.message : String(error));
   } finally {
     client.close();

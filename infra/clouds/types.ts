@@ -52,7 +52,14 @@ export interface Placement {
   /** DigitalOcean: VPC id; the firewalls follow the role tags. */
   digitalocean?: { vpcId: string; workerTag: string; controlNodeTag?: string; sshKeyIds: string[] };
   /** Oracle Cloud: subnet and the network security group of each role. */
-  oci?: { subnetId: string; workerNsgId: string; controlNodeNsgId?: string; compartmentId: string; availabilityDomain: string; shape: string };
+  oci?: {
+    subnetId: string;
+    workerNsgId: string;
+    controlNodeNsgId?: string;
+    compartmentId: string;
+    availabilityDomain: string;
+    shape: string;
+  };
 }
 
 /** One machine as the environment program (control node) and the fleet program (workers) declare it. */

@@ -118,7 +118,11 @@ export class FleetActuator {
     let recovered = false;
     if (state?.updateInFlight != null && state.updateInFlight.token !== this.lease.token) {
       const result = await this.deps.fleetStack.recover();
-      await this.deps.audit({ kind: "recovered", message: "an update interrupted by a crash was recovered: stale lock removed, state refreshed", details: { ...result, interruptedToken: state.updateInFlight.token } });
+      await this.deps.audit({
+        kind: "recovered",
+        message: "an update interrupted by a crash was recovered: stale lock removed, state refreshed",
+        details: { ...result, interruptedToken: state.updateInFlight.token },
+      });
       this.deps.log.warn({ event: "fleet.recovered", fleet, ...result }, "recovered an interrupted update");
       state = { ...state, updateInFlight: null };
       recovered = true;
@@ -163,19 +167,21 @@ export class FleetActuator {
    */
   members(): FleetMember[] {
     const state = this.requireState();
-    return state.desired.servers.filter((server) => state.servers[server.name]?.phase !== "held").map((server) => {
-      const record = state.servers[server.name];
-      const address = this.addresses[server.name];
-      return {
-        id: server.name,
-        size: server.size,
-        power: server.power === "stopped" ? "stopped" : record?.phase === "booting" ? "booting" : "running",
-        bootedAt: record?.bootedAt ?? null,
-        resizedAt: record?.resizedAt ?? null,
-        instance: address === undefined ? server.name : `${address.publicIp}:9100`,
-        scaleliteId: record?.scaleliteId ?? server.name,
-      };
-    });
+    return state.desired.servers
+      .filter((server) => state.servers[server.name]?.phase !== "held")
+      .map((server) => {
+        const record = state.servers[server.name];
+        const address = this.addresses[server.name];
+        return {
+          id: server.name,
+          size: server.size,
+          power: server.power === "stopped" ? "stopped" : record?.phase === "booting" ? "booting" : "running",
+          bootedAt: record?.bootedAt ?? null,
+          resizedAt: record?.resizedAt ?? null,
+          instance: address === undefined ? server.name : `${address.publicIp}:9100`,
+          scaleliteId: record?.scaleliteId ?? server.name,
+        };
+      });
   }
 
   /** The BBB API of a server the fleet stack has an address for. */
@@ -209,8 +215,10 @@ export class FleetActuator {
     const server = state.desired.servers.find((candidate) => candidate.name === name);
     const record = state.servers[name];
     if (server === undefined || record === undefined) throw new FleetServerNotFoundError(this.settings.fleet, name);
-    if (server.power === "stopped") throw new ServerActionConflictError(name, action, "it is stopped; the policy starts it when the load needs it");
-    if (record.scaleliteId === null) throw new ServerActionConflictError(name, action, "it is still booting and not registered in Scalelite yet");
+    if (server.power === "stopped")
+      throw new ServerActionConflictError(name, action, "it is stopped; the policy starts it when the load needs it");
+    if (record.scaleliteId === null)
+      throw new ServerActionConflictError(name, action, "it is still booting and not registered in Scalelite yet");
     if (action === "enable" && (record.phase === "booting" || record.phase === "resizing")) {
       throw new ServerActionConflictError(name, action, `it is ${record.phase}: the actuator enables it once its BBB API answers`);
     }
@@ -246,7 +254,16 @@ export class FleetActuator {
     const lease = this.requireLease();
     await lease.renew();
     const state = this.requireState();
-    const report: CycleReport = { applied: [], held: [], update: null, registered: [], replaced: [], drainTimeouts: [], steered: [], recovered: false };
+    const report: CycleReport = {
+      applied: [],
+      held: [],
+      update: null,
+      registered: [],
+      replaced: [],
+      drainTimeouts: [],
+      steered: [],
+      recovered: false,
+    };
     const scalelite = await this.scaleliteServers();
     const toDeregister: string[] = [];
 
@@ -269,19 +286,31 @@ export class FleetActuator {
     for (const scaleliteId of toDeregister) {
       await this.deps.scalelite.deleteServer(scaleliteId);
     }
-    const resized = new Set(report.applied.flatMap((decision) => (decision.kind === "resize" && decision.server !== undefined ? [decision.server] : [])));
+    const resized = new Set(
+      report.applied.flatMap((decision) => (decision.kind === "resize" && decision.server !== undefined ? [decision.server] : [])),
+    );
     await this.setLoadMultipliers(state, scalelite, report, resized, placement);
     await this.register(state, scalelite, report);
     await this.save();
     return report;
   }
 
-  private async apply(decision: Decision, state: FleetState, scalelite: Map<string, ScaleliteServer>, toDeregister: string[]): Promise<string | undefined> {
+  private async apply(
+    decision: Decision,
+    state: FleetState,
+    scalelite: Map<string, ScaleliteServer>,
+    toDeregister: string[],
+  ): Promise<string | undefined> {
     const now = this.deps.now();
     if (decision.kind === "create") {
       const name = `${this.settings.namePrefix}-${state.nextIndex}`;
       state.nextIndex += 1;
-      state.desired.servers.push({ name, size: decision.targetSize ?? this.settings.defaultSize, power: "running", image: this.settings.image });
+      state.desired.servers.push({
+        name,
+        size: decision.targetSize ?? this.settings.defaultSize,
+        power: "running",
+        image: this.settings.image,
+      });
       state.servers[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
       return undefined;
     }
@@ -311,7 +340,8 @@ export class FleetActuator {
         if (!grows || !CLOUD_CAPABILITIES[this.settings.template.placement.cloud].liveResize) {
           // A shrink (or a resize that reboots) would cut meetings: only an empty server goes, cordoned first.
           const busy = await this.meetingsOn(server);
-          if (busy !== 0) return busy === undefined ? "resize held: BBB getMeetings did not answer" : `resize held: ${busy} meetings on the server`;
+          if (busy !== 0)
+            return busy === undefined ? "resize held: BBB getMeetings did not answer" : `resize held: ${busy} meetings on the server`;
           if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "cordon");
           setPhase(record, "resizing", now);
         }
@@ -323,7 +353,10 @@ export class FleetActuator {
       case "destroy": {
         // The meeting race: Scalelite may have placed a meeting since the policy looked. BBB has the last word.
         const busy = await this.meetingsOn(server);
-        if (busy !== 0) return busy === undefined ? `${decision.kind} held: BBB getMeetings did not answer` : `${decision.kind} held: ${busy} meetings on the server`;
+        if (busy !== 0)
+          return busy === undefined
+            ? `${decision.kind} held: BBB getMeetings did not answer`
+            : `${decision.kind} held: ${busy} meetings on the server`;
         if (decision.kind === "stop") {
           server.power = "stopped";
           setPhase(record, "stopped", now);
@@ -356,10 +389,24 @@ export class FleetActuator {
       if (this.settings.onDrainTimeout === "re-enable") {
         await this.deps.scalelite.setState(record.scaleliteId, "enable");
         setPhase(record, "active", now);
-        await this.deps.audit({ kind: "drain.timeout", message: "drain timed out with meetings still running: server taken back, meetings kept", details: { drainMs: now - record.since } }, name);
+        await this.deps.audit(
+          {
+            kind: "drain.timeout",
+            message: "drain timed out with meetings still running: server taken back, meetings kept",
+            details: { drainMs: now - record.since },
+          },
+          name,
+        );
       } else {
         await this.deps.scalelite.panicServer(record.scaleliteId);
-        await this.deps.audit({ kind: "drain.timeout", message: "drain timed out: meetings ended by the policy's onDrainTimeout=end-meetings", details: { drainMs: now - record.since } }, name);
+        await this.deps.audit(
+          {
+            kind: "drain.timeout",
+            message: "drain timed out: meetings ended by the policy's onDrainTimeout=end-meetings",
+            details: { drainMs: now - record.since },
+          },
+          name,
+        );
       }
       report.drainTimeouts.push(name);
     }
@@ -370,7 +417,13 @@ export class FleetActuator {
     const now = this.deps.now();
     for (const server of [...state.desired.servers]) {
       const record = state.servers[server.name];
-      if (record === undefined || record.phase !== "booting" || server.power !== "running" || now - record.since < this.settings.buildTimeoutMs) continue;
+      if (
+        record === undefined ||
+        record.phase !== "booting" ||
+        server.power !== "running" ||
+        now - record.since < this.settings.buildTimeoutMs
+      )
+        continue;
       state.desired.servers = state.desired.servers.filter((candidate) => candidate.name !== server.name);
       delete state.servers[server.name];
       if (record.scaleliteId !== null) toDeregister.push(record.scaleliteId);
@@ -380,7 +433,11 @@ export class FleetActuator {
       state.servers[replacement] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
       report.replaced.push(server.name);
       await this.deps.audit(
-        { kind: "act.replace", message: `not healthy ${Math.round((now - record.since) / 1000)} s after start (build timeout ${this.settings.buildTimeoutMs / 1000} s): replaced by ${replacement}`, details: { replacement } },
+        {
+          kind: "act.replace",
+          message: `not healthy ${Math.round((now - record.since) / 1000)} s after start (build timeout ${this.settings.buildTimeoutMs / 1000} s): replaced by ${replacement}`,
+          details: { replacement },
+        },
         server.name,
       );
     }
@@ -390,8 +447,14 @@ export class FleetActuator {
     state.updateInFlight = { token: lease.token, startedAt: this.deps.now() };
     await this.save();
     try {
-      const report = await this.deps.fleetStack.up(state.desired, (step) => this.deps.log.info({ event: "fleet.step", fleet: this.settings.fleet, ...step }, `${step.op} ${step.name}`));
-      await this.deps.audit({ kind: "fleet.up", message: `fleet stack updated in ${Math.round(report.durationMs)} ms`, details: { summary: report.summary, steps: report.steps } });
+      const report = await this.deps.fleetStack.up(state.desired, (step) =>
+        this.deps.log.info({ event: "fleet.step", fleet: this.settings.fleet, ...step }, `${step.op} ${step.name}`),
+      );
+      await this.deps.audit({
+        kind: "fleet.up",
+        message: `fleet stack updated in ${Math.round(report.durationMs)} ms`,
+        details: { summary: report.summary, steps: report.steps },
+      });
       this.applied = structuredClone(state.desired);
       this.addresses = await this.deps.fleetStack.serverAddresses();
       return report;
@@ -411,14 +474,24 @@ export class FleetActuator {
     const steering = new Map(placement.filter((change) => !change.dryRun).map((change) => [change.server, change.loadMultiplier]));
     for (const server of state.desired.servers) {
       const record = state.servers[server.name];
-      if (record === undefined || this.addresses[server.name] === undefined || server.power !== "running" || record.phase === "booting" || record.phase === "resizing") continue;
+      if (
+        record === undefined ||
+        this.addresses[server.name] === undefined ||
+        server.power !== "running" ||
+        record.phase === "booting" ||
+        record.phase === "resizing"
+      )
+        continue;
       // A server grown live keeps taking meetings: Scalelite learns its new share now; otherwise the policy steers.
       const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
       const target = resized.has(server.name) ? sizeLoadMultiplier(this.settings.defaultSize, server.size) : steering.get(server.name);
       if (registration === undefined || target === undefined || Math.abs(registration.loadMultiplier - target) <= 0.001) continue;
       await this.deps.scalelite.updateServer(registration.id, { loadMultiplier: target });
       report.steered.push({ server: server.name, loadMultiplier: target });
-      this.deps.log.info({ event: "fleet.load_multiplier", fleet: this.settings.fleet, server: server.name, from: registration.loadMultiplier, to: target }, `Scalelite load multiplier of ${server.name} set to ${target}`);
+      this.deps.log.info(
+        { event: "fleet.load_multiplier", fleet: this.settings.fleet, server: server.name, from: registration.loadMultiplier, to: target },
+        `Scalelite load multiplier of ${server.name} set to ${target}`,
+      );
     }
   }
 
@@ -429,11 +502,18 @@ export class FleetActuator {
     for (const server of state.desired.servers) {
       const record = state.servers[server.name];
       const address = this.addresses[server.name];
-      if (record === undefined || address === undefined || server.power !== "running" || (record.phase !== "booting" && record.phase !== "resizing")) continue;
+      if (
+        record === undefined ||
+        address === undefined ||
+        server.power !== "running" ||
+        (record.phase !== "booting" && record.phase !== "resizing")
+      )
+        continue;
       const loadMultiplier = sizeLoadMultiplier(this.settings.defaultSize, server.size);
       const url = this.settings.bbbUrl({ name: server.name, ...address });
       const registered = byUrl.get(normalizeUrl(url)) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
-      record.scaleliteId = registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecret, loadMultiplier })).id;
+      record.scaleliteId =
+        registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecret, loadMultiplier })).id;
       try {
         await this.deps.bbb(url).getMeetings();
       } catch {
@@ -444,7 +524,10 @@ export class FleetActuator {
       if (record.phase === "booting") record.bootedAt = now;
       setPhase(record, "active", now);
       report.registered.push(server.name);
-      await this.deps.audit({ kind: "registered", message: `BBB API answers: enabled in Scalelite as ${record.scaleliteId}`, details: { url } }, server.name);
+      await this.deps.audit(
+        { kind: "registered", message: `BBB API answers: enabled in Scalelite as ${record.scaleliteId}`, details: { url } },
+        server.name,
+      );
     }
   }
 
@@ -471,13 +554,23 @@ export class FleetActuator {
         .filter(([, address]) => !listed.has(address.id))
         .map(([name]) => name);
     }
-    const fleetUrls = new Set(Object.entries(this.addresses).map(([name, address]) => normalizeUrl(this.settings.bbbUrl({ name, ...address }))));
+    const fleetUrls = new Set(
+      Object.entries(this.addresses).map(([name, address]) => normalizeUrl(this.settings.bbbUrl({ name, ...address }))),
+    );
     for (const registration of (await this.scaleliteServers()).values()) {
       if (!fleetUrls.has(normalizeUrl(registration.url))) report.danglingRegistrations.push({ id: registration.id, url: registration.url });
     }
     const problems = report.untracked.length + report.missing.length + report.danglingRegistrations.length;
-    await this.deps.audit({ kind: "sanity", message: problems === 0 ? "fleet stack, cloud and Scalelite agree" : `${problems} disagreements between the fleet stack, the cloud and Scalelite (nothing deleted)`, details: { ...report } });
-    if (problems > 0) this.deps.log.warn({ event: "fleet.sanity", fleet: this.settings.fleet, ...report }, "fleet stack, cloud and Scalelite disagree");
+    await this.deps.audit({
+      kind: "sanity",
+      message:
+        problems === 0
+          ? "fleet stack, cloud and Scalelite agree"
+          : `${problems} disagreements between the fleet stack, the cloud and Scalelite (nothing deleted)`,
+      details: { ...report },
+    });
+    if (problems > 0)
+      this.deps.log.warn({ event: "fleet.sanity", fleet: this.settings.fleet, ...report }, "fleet stack, cloud and Scalelite disagree");
     return report;
   }
 
@@ -494,7 +587,12 @@ export class FleetActuator {
       servers.push({ name, size: this.settings.defaultSize, power: "running", image: this.settings.image });
       records[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
     }
-    return { desired: { ...this.settings.template, servers }, servers: records, nextIndex: this.settings.baseline + 1, updateInFlight: null };
+    return {
+      desired: { ...this.settings.template, servers },
+      servers: records,
+      nextIndex: this.settings.baseline + 1,
+      updateInFlight: null,
+    };
   }
 
   /** The fleet as the stack last applied it, when Redis lost the actuator's state. */
@@ -503,10 +601,21 @@ export class FleetActuator {
     const records: Record<string, ServerRecord> = {};
     let highest = 0;
     for (const server of applied.servers) {
-      records[server.name] = { phase: server.power === "running" ? "booting" : "stopped", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+      records[server.name] = {
+        phase: server.power === "running" ? "booting" : "stopped",
+        since: now,
+        scaleliteId: null,
+        bootedAt: null,
+        resizedAt: null,
+      };
       highest = Math.max(highest, Number(/-(\d+)$/.exec(server.name)?.[1] ?? 0));
     }
-    return { desired: { ...applied, ...this.settings.template, servers: applied.servers }, servers: records, nextIndex: highest + 1, updateInFlight: null };
+    return {
+      desired: { ...applied, ...this.settings.template, servers: applied.servers },
+      servers: records,
+      nextIndex: highest + 1,
+      updateInFlight: null,
+    };
   }
 
   private async save(): Promise<void> {

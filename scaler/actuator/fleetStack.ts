@@ -40,7 +40,10 @@ export class FleetStackError extends Error {
     readonly operation: string,
     cause: unknown,
   ) {
-    super(`${operation} of fleet stack ${stackName} failed: ${cause instanceof Error ? cause.message.split("\n").slice(0, 12).join("\n") : String(cause)}`, { cause });
+    super(
+      `${operation} of fleet stack ${stackName} failed: ${cause instanceof Error ? cause.message.split("\n").slice(0, 12).join("\n") : String(cause)}`,
+      { cause },
+    );
     this.name = "FleetStackError";
   }
 }

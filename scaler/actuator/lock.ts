@@ -62,10 +62,11 @@ export class FleetLock {
   }
 
   async acquire(fleet: string, owner: string): Promise<FleetLease> {
-    const [acquired, value] = (await acquireScript.run(this.redis, [this.lockKey(fleet), `${this.keyPrefix}fleet:${fleet}:fence`], [owner, this.ttlMs])) as [
-      number,
-      string,
-    ];
+    const [acquired, value] = (await acquireScript.run(
+      this.redis,
+      [this.lockKey(fleet), `${this.keyPrefix}fleet:${fleet}:fence`],
+      [owner, this.ttlMs],
+    )) as [number, string];
     if (acquired !== 1) throw new FleetLockBusyError(fleet, value);
     const token = Number(value);
     const held = `${token} ${owner}`;

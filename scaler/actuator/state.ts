@@ -70,7 +70,11 @@ export class FleetStateStore {
   }
 
   async save(fleet: string, token: number, state: FleetState): Promise<void> {
-    const written = await fencedSetScript.run(this.redis, [this.key(fleet), `${this.keyPrefix}fleet:${fleet}:lock`], [String(token), JSON.stringify(state)]);
+    const written = await fencedSetScript.run(
+      this.redis,
+      [this.key(fleet), `${this.keyPrefix}fleet:${fleet}:lock`],
+      [String(token), JSON.stringify(state)],
+    );
     if (written !== 1) throw new StaleFenceError(fleet, token);
   }
 }

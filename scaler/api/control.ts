@@ -32,7 +32,15 @@ function groupId(c: Context): string {
  * The control-plane REST API under `/api/v1`: viewer reads, operator steers, admin defines groups; the fleets this
  * scaler drives under `/fleets`. Every route authenticates here, once.
  */
-export function controlRoutes({ store, tokens, fleets }: { store: ScalerStore; tokens: readonly ApiToken[]; fleets: readonly OperableFleet[] }): Hono<ApiEnv> {
+export function controlRoutes({
+  store,
+  tokens,
+  fleets,
+}: {
+  store: ScalerStore;
+  tokens: readonly ApiToken[];
+  fleets: readonly OperableFleet[];
+}): Hono<ApiEnv> {
   const api = new Hono<ApiEnv>();
   api.use("*", apiAuth(tokens));
   api.route("/fleets", fleetRoutes(fleets));

@@ -30,7 +30,10 @@ export function fleetRoutes(fleets: readonly OperableFleet[]): Hono<ApiEnv> {
   const operator = requireRole("operator");
   const fleetOf = (name: string): OperableFleet => {
     const fleet = byName.get(parseWith(groupIdSchema, name, "fleet"));
-    if (fleet === undefined) throw new HttpError(404, "fleet_not_found", `no fleet ${name}; this scaler drives: ${[...byName.keys()].join(", ") || "none"}`, [{ field: "fleet", message: "unknown fleet" }]);
+    if (fleet === undefined)
+      throw new HttpError(404, "fleet_not_found", `no fleet ${name}; this scaler drives: ${[...byName.keys()].join(", ") || "none"}`, [
+        { field: "fleet", message: "unknown fleet" },
+      ]);
     return fleet;
   };
 

@@ -59,7 +59,9 @@ function nodeRequest(c: Context): IncomingMessage | undefined {
 }
 
 function tooLarge(maxBytes: number): HttpError {
-  return new HttpError(413, "payload_too_large", `body exceeds ${maxBytes} bytes`, [{ field: "body", message: `larger than ${maxBytes} bytes` }]);
+  return new HttpError(413, "payload_too_large", `body exceeds ${maxBytes} bytes`, [
+    { field: "body", message: `larger than ${maxBytes} bytes` },
+  ]);
 }
 
 /**

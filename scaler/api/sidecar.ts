@@ -5,7 +5,15 @@ import type { Logger } from "../log.js";
 import type { ScalerMetrics } from "../metrics.js";
 import { StoreConflictError, StoreUnavailableError } from "../store/errors.js";
 import type { ScalerStore } from "../store/store.js";
-import { groupIdSchema, instanceIdSchema, instanceTypeSchema, type CheckIn, type CheckInKind, type InstanceDetails, type InstanceType } from "../store/schemas.js";
+import {
+  groupIdSchema,
+  instanceIdSchema,
+  instanceTypeSchema,
+  type CheckIn,
+  type CheckInKind,
+  type InstanceDetails,
+  type InstanceType,
+} from "../store/schemas.js";
 import { AsapError, type AsapVerifier } from "./asap.js";
 import { HttpError, parseJsonBody, parseWith, readRequestBody } from "./http.js";
 
@@ -85,7 +93,13 @@ const readBbb: ReportReader = (value) => {
   const report = parseWith(bbbReport, value);
   return { report, reading: { stress: report.stats.stress_level, shuttingDown: false } };
 };
-const REPORT_READERS: Record<InstanceType, ReportReader> = { JVB: readJitsiBridge, jigasi: readJitsiBridge, jibri: readJibri, "sip-jibri": readJibri, bbb: readBbb };
+const REPORT_READERS: Record<InstanceType, ReportReader> = {
+  JVB: readJitsiBridge,
+  jigasi: readJitsiBridge,
+  jibri: readJibri,
+  "sip-jibri": readJibri,
+  bbb: readBbb,
+};
 
 /** A report whose sidecar could not fetch stats, or whose instance type is not known (its schema names the problem). */
 const readUntypedReport: ReportReader = (value) => ({ report: parseWith(statsReportSchema, value), reading: { shuttingDown: false } });
@@ -231,7 +245,10 @@ export function sidecarHandler({ store, asap, metrics, logger, maxBodyBytes, ans
       }
       try {
         sendJson(response, status, body);
-        metrics.httpRequestDuration.observe({ method: "POST", route: `/sidecar/${kind}`, status: String(status) }, (performance.now() - started) / 1000);
+        metrics.httpRequestDuration.observe(
+          { method: "POST", route: `/sidecar/${kind}`, status: String(status) },
+          (performance.now() - started) / 1000,
+        );
       } catch (error) {
         // Nothing may escape: the listener does not wait for this promise.
         logger.error({ event: "sidecar.reply_failed", path: `/sidecar/${kind}`, err: error }, "check-in reply failed");

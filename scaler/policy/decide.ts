@@ -2,7 +2,17 @@ import type { ServerSize, WorkerPolicy } from "../../infra/config.js";
 import { placementChanges } from "./placement.js";
 import { inGrace, isFresh } from "./readings.js";
 import { minimumAt } from "./timeWindows.js";
-import type { Decision, DecisionKind, ForecastPoint, GroupSnapshot, Hold, LoadSample, PolicyHistory, PolicyOutcome, ServerSnapshot } from "./types.js";
+import type {
+  Decision,
+  DecisionKind,
+  ForecastPoint,
+  GroupSnapshot,
+  Hold,
+  LoadSample,
+  PolicyHistory,
+  PolicyOutcome,
+  ServerSnapshot,
+} from "./types.js";
 
 const LAUNCH_KINDS: readonly DecisionKind[] = ["start", "create"];
 const SCALE_OUT_KINDS: readonly DecisionKind[] = ["start", "create", "enable"];
@@ -36,7 +46,9 @@ export function sampleOf(snapshot: GroupSnapshot): LoadSample {
   if (active.length === 0) {
     return { at: snapshot.takenAt, cpuCores: null, memoryGb: null, cpuUtilization: null, memoryUtilization: null, participants: null };
   }
-  const participants = active.every((server) => isFresh(server, "participants")) ? active.reduce((sum, server) => sum + (server.participants.value ?? 0), 0) : null;
+  const participants = active.every((server) => isFresh(server, "participants"))
+    ? active.reduce((sum, server) => sum + (server.participants.value ?? 0), 0)
+    : null;
   let cpuCores = 0;
   let memoryGb = 0;
   let cores = 0;
@@ -172,7 +184,10 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     if (measured !== undefined) return measured;
     if (cost !== null && isFresh(server, "meetings", "participants")) {
       const participants = server.participants.value ?? 0;
-      return { cores: Math.min(server.size.cores, participants * cost.cores), ramGb: Math.min(server.size.ramGb, participants * cost.ramGb) };
+      return {
+        cores: Math.min(server.size.cores, participants * cost.cores),
+        ramGb: Math.min(server.size.ramGb, participants * cost.ramGb),
+      };
     }
     return { cores: server.size.cores * targetCpu, ramGb: server.size.ramGb * targetMemory };
   };
@@ -259,14 +274,26 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     const loadRam = Math.max(server.memory.value ?? 0, projectedMemoryUtilization) * ramGb;
     if (loadCores <= policy.thresholds.cpu.up * cores && loadRam <= policy.thresholds.memory.up * ramGb) continue;
     const targetSize: ServerSize = { cores: Math.max(cores, policy.maxSize.cores), ramGb: Math.max(ramGb, policy.maxSize.ramGb) };
-    const inputs: Inputs = { ...groupInputs, cpu: round(server.cpu.value ?? 0), memory: round(server.memory.value ?? 0), projectedServerCores: round(loadCores), projectedServerRamGb: round(loadRam) };
+    const inputs: Inputs = {
+      ...groupInputs,
+      cpu: round(server.cpu.value ?? 0),
+      memory: round(server.memory.value ?? 0),
+      projectedServerCores: round(loadCores),
+      projectedServerRamGb: round(loadRam),
+    };
     if (targetSize.cores === cores && targetSize.ramGb === ramGb) continue;
     // Growing is the safe direction, so grace does not hold it back; only a start or resize still in flight does.
     if (server.power !== "running" || hasActionInFlight(server)) {
       holds.push({ reason: "grow held: a start or resize of this server is still in flight", server: server.id, inputs });
       continue;
     }
-    add({ kind: "resize", server: server.id, targetSize, reason: `projected load over the up-threshold: grow to ${targetSize.cores} cores / ${targetSize.ramGb} GB`, inputs });
+    add({
+      kind: "resize",
+      server: server.id,
+      targetSize,
+      reason: `projected load over the up-threshold: grow to ${targetSize.cores} cores / ${targetSize.ramGb} GB`,
+      inputs,
+    });
     acted.add(server.id);
     capacityCores += targetSize.cores - cores;
     capacityRam += targetSize.ramGb - ramGb;
@@ -278,20 +305,37 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   const recentSamples = samples.slice(-policy.sustainPeriods);
   const sustained = recentSamples.length >= policy.sustainPeriods;
   const sustainedHigh =
-    sustained && recentSamples.every((past) => (past.cpuUtilization ?? 0) > policy.thresholds.cpu.up || (past.memoryUtilization ?? 0) > policy.thresholds.memory.up);
+    sustained &&
+    recentSamples.every(
+      (past) => (past.cpuUtilization ?? 0) > policy.thresholds.cpu.up || (past.memoryUtilization ?? 0) > policy.thresholds.memory.up,
+    );
   let activeCount = active.length;
   const short = () => capacityCores + growableCores < requiredCores || capacityRam + growableRam < requiredRam || activeCount < minimum;
   const scaleOutReason = () =>
-    activeCount < minimum ? `below the minimum of ${minimum} active servers` : sustainedHigh ? `load above the up-threshold for ${policy.sustainPeriods} periods` : "free headroom below the buffer for the projected load";
+    activeCount < minimum
+      ? `below the minimum of ${minimum} active servers`
+      : sustainedHigh
+        ? `load above the up-threshold for ${policy.sustainPeriods} periods`
+        : "free headroom below the buffer for the projected load";
   let scaledOut = false;
-  const shortInputs = (): Inputs => ({ ...groupInputs, capacityCores, capacityRamGb: capacityRam, growableCores, growableRamGb: growableRam, requiredCores: round(requiredCores), requiredRamGb: round(requiredRam), activeServers: activeCount });
+  const shortInputs = (): Inputs => ({
+    ...groupInputs,
+    capacityCores,
+    capacityRamGb: capacityRam,
+    growableCores,
+    growableRamGb: growableRam,
+    requiredCores: round(requiredCores),
+    requiredRamGb: round(requiredRam),
+    activeServers: activeCount,
+  });
 
   // Booting servers count against launching more, but take no meeting yet: a server that is up and waiting
   // (registered disabled, or draining) is enabled as soon as the servers taking meetings are short. The one with the
   // most meetings first: it stays up for them anyway, and the more it holds, the likelier one of them runs long (a
   // double lesson), while one with few is about to empty and stop.
   const shortNow = () => capacityCores - bootingCores < requiredCores || capacityRam - bootingRam < requiredRam || activeCount < minimum;
-  const lingersLongest = (a: ServerSnapshot, b: ServerSnapshot) => (b.meetings.value ?? 0) - (a.meetings.value ?? 0) || bySizeDescending(a, b);
+  const lingersLongest = (a: ServerSnapshot, b: ServerSnapshot) =>
+    (b.meetings.value ?? 0) - (a.meetings.value ?? 0) || bySizeDescending(a, b);
   for (const server of [...draining].sort(lingersLongest)) {
     if (!shortNow()) break;
     add({ kind: "enable", server: server.id, reason: `${scaleOutReason()}: take a draining server back`, inputs: shortInputs() });
@@ -306,7 +350,9 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   }
 
   const launchWindowMs = policy.launchRate.perSeconds * 1000;
-  let launchBudget = policy.launchRate.count - history.actions.filter((action) => LAUNCH_KINDS.includes(action.kind) && now - action.at < launchWindowMs).length;
+  let launchBudget =
+    policy.launchRate.count -
+    history.actions.filter((action) => LAUNCH_KINDS.includes(action.kind) && now - action.at < launchWindowMs).length;
   let serverCount = snapshot.servers.length;
   // A launch for capacity comes up at the maximum size (a stopped server is resized before power-on): fewer, larger
   // servers carry less idle overhead and need no resize later. A launch only for the minimum keeps its size.
@@ -337,7 +383,10 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     serverCount += 1;
   }
   if (short()) {
-    const limit = launchBudget <= 0 ? `launch rate limit (${policy.launchRate.count} per ${policy.launchRate.perSeconds} s)` : `maximum of ${policy.max} servers`;
+    const limit =
+      launchBudget <= 0
+        ? `launch rate limit (${policy.launchRate.count} per ${policy.launchRate.perSeconds} s)`
+        : `maximum of ${policy.max} servers`;
     holds.push({ reason: `still short of capacity: ${limit} reached`, inputs: shortInputs() });
   }
 
@@ -347,7 +396,10 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   // server is not enabled in Scalelite yet, so no meeting can be on it (and the actuator asks BBB before a stop).
   if (!scaledOut) {
     const booting = active
-      .filter((server) => server.power === "booting" && (server.meetings.value ?? 0) === 0 && (server.scalelite === null || server.scalelite.load === 0))
+      .filter(
+        (server) =>
+          server.power === "booting" && (server.meetings.value ?? 0) === 0 && (server.scalelite === null || server.scalelite.load === 0),
+      )
       .sort(bySizeDescending);
     for (const server of booting) {
       const remainingCores = capacityCores - server.size.cores;
@@ -369,7 +421,8 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   // Draining servers that emptied: stop or destroy them (never while a meeting is on them, by BBB's or Scalelite's count).
   for (const server of [...draining].sort((a, b) => a.id.localeCompare(b.id))) {
     if (acted.has(server.id) || inGrace(server, policy, now)) continue;
-    const emptied = isFresh(server, "meetings") && server.meetings.value === 0 && server.scaleliteStatus === "fresh" && server.scalelite?.load === 0;
+    const emptied =
+      isFresh(server, "meetings") && server.meetings.value === 0 && server.scaleliteStatus === "fresh" && server.scalelite?.load === 0;
     const inputs: Inputs = { meetings: server.meetings.value, scaleliteLoad: server.scalelite?.load ?? null };
     if (!emptied) {
       holds.push({ reason: "draining: waiting for its meetings to end", server: server.id, inputs });
@@ -385,17 +438,27 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
   const sustainedLow =
     sustained &&
     recentSamples.every(
-      (past) => past.cpuUtilization !== null && past.memoryUtilization !== null && past.cpuUtilization < policy.thresholds.cpu.down && past.memoryUtilization < policy.thresholds.memory.down,
+      (past) =>
+        past.cpuUtilization !== null &&
+        past.memoryUtilization !== null &&
+        past.cpuUtilization < policy.thresholds.cpu.down &&
+        past.memoryUtilization < policy.thresholds.memory.down,
     );
   if (!sustainedLow) return outcome();
   const lastScaleOut = lastActionAt(history, (kind) => SCALE_OUT_KINDS.includes(kind));
   const lastScaleIn = lastActionAt(history, (kind) => SCALE_IN_KINDS.includes(kind));
   if (lastScaleOut !== undefined && now - lastScaleOut < policy.cooldownSeconds.afterScaleOut * 1000) {
-    holds.push({ reason: "scale-in held: cooldown after a scale-out", inputs: { ...groupInputs, secondsSinceScaleOut: (now - lastScaleOut) / 1000 } });
+    holds.push({
+      reason: "scale-in held: cooldown after a scale-out",
+      inputs: { ...groupInputs, secondsSinceScaleOut: (now - lastScaleOut) / 1000 },
+    });
     return outcome();
   }
   if (lastScaleIn !== undefined && now - lastScaleIn < policy.cooldownSeconds.afterScaleIn * 1000) {
-    holds.push({ reason: "scale-in held: cooldown after a scale-in", inputs: { ...groupInputs, secondsSinceScaleIn: (now - lastScaleIn) / 1000 } });
+    holds.push({
+      reason: "scale-in held: cooldown after a scale-in",
+      inputs: { ...groupInputs, secondsSinceScaleIn: (now - lastScaleIn) / 1000 },
+    });
     return outcome();
   }
 
@@ -438,9 +501,19 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
     }
     const empty = server.meetings.value === 0 && (server.scalelite === null || server.scalelite.load === 0);
     if (server.scalelite === null && empty) {
-      add({ kind: snapshot.canPowerOff ? "stop" : "destroy", server: server.id, reason: "load below the down-threshold; not registered in Scalelite and empty", inputs });
+      add({
+        kind: snapshot.canPowerOff ? "stop" : "destroy",
+        server: server.id,
+        reason: "load below the down-threshold; not registered in Scalelite and empty",
+        inputs,
+      });
     } else {
-      add({ kind: "drain", server: server.id, reason: `load below the down-threshold for ${policy.sustainPeriods} periods: cordon, stop once empty`, inputs });
+      add({
+        kind: "drain",
+        server: server.id,
+        reason: `load below the down-threshold for ${policy.sustainPeriods} periods: cordon, stop once empty`,
+        inputs,
+      });
     }
     capacityCores = remainingCores;
     capacityRam = remainingRam;
@@ -464,7 +537,14 @@ export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: P
       server: server.id,
       targetSize,
       reason: `load below the down-threshold and no meetings: shrink to ${targetSize.cores} cores / ${targetSize.ramGb} GB through drain`,
-      inputs: { ...groupInputs, cpu: round(server.cpu.value ?? 0), memory: round(server.memory.value ?? 0), meetings: 0, remainingCores, remainingRamGb: remainingRam },
+      inputs: {
+        ...groupInputs,
+        cpu: round(server.cpu.value ?? 0),
+        memory: round(server.memory.value ?? 0),
+        meetings: 0,
+        remainingCores,
+        remainingRamGb: remainingRam,
+      },
     });
     capacityCores = remainingCores;
     capacityRam = remainingRam;

@@ -29,7 +29,9 @@ export function sizeLoadMultiplier(defaultSize: ServerSize, size: ServerSize): n
  * until they are (a missed scrape is no reason to rewrite Scalelite twice). Pure: a snapshot in, changes out.
  */
 export function placementChanges(servers: readonly ServerSnapshot[], policy: WorkerPolicy, now: number): PlacementChange[] {
-  const placed = servers.filter((server) => server.power === "running" && server.scaleliteStatus === "fresh" && server.scalelite?.state === "enabled");
+  const placed = servers.filter(
+    (server) => server.power === "running" && server.scaleliteStatus === "fresh" && server.scalelite?.state === "enabled",
+  );
   const steerable = new Map<string, { pressure: number; weightedLoad: number }>();
   const unread = new Set<string>();
   for (const server of placed) {

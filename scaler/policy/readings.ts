@@ -10,6 +10,8 @@ export function isFresh(server: ServerSnapshot, ...keys: ("cpu" | "memory" | "me
 export function inGrace(server: ServerSnapshot, policy: WorkerPolicy, now: number): boolean {
   const graceMs = policy.graceSeconds * 1000;
   return (
-    server.power === "booting" || (server.bootedAt !== null && now - server.bootedAt < graceMs) || (server.resizedAt !== null && now - server.resizedAt < graceMs)
+    server.power === "booting" ||
+    (server.bootedAt !== null && now - server.bootedAt < graceMs) ||
+    (server.resizedAt !== null && now - server.resizedAt < graceMs)
   );
 }

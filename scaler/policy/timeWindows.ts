@@ -12,7 +12,13 @@ export interface LocalClock {
 
 /** The weekday and wall-clock time of `now` (ms since epoch) in an IANA time zone, daylight saving included. */
 export function localClock(now: number, timeZone: string): LocalClock {
-  const parts = new Intl.DateTimeFormat("en-GB", { timeZone, weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(now);
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone,
+    weekday: "short",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).formatToParts(now);
   const part = (type: Intl.DateTimeFormatPartTypes) => parts.find((candidate) => candidate.type === type)?.value ?? "";
   const day = WEEKDAYS[part("weekday")];
   if (day === undefined) {

@@ -76,25 +76,27 @@ export class BbbClient {
     const parsed = responseXml.safeParse(document);
     if (!parsed.success) throw new SignalError(`unexpected answer: ${parsed.error.message.slice(0, 300)}`, "bbb", safeUrl(url), status);
     const response = parsed.data.response;
-    if (response.returncode === "FAILED") throw new SignalError(`FAILED ${response.messageKey ?? ""}: ${response.message ?? ""}`, "bbb", safeUrl(url), status);
-    const raw = response.meetings === undefined || response.meetings === "" ? [] : response.meetings.meeting ?? [];
-    const list = (Array.isArray(raw) ? raw : [raw]).map(
-      (meeting): BbbMeeting => ({
-        meetingId: meeting.meetingID,
-        createdAt: meeting.createTime ?? null,
-        running: truthy(meeting.running),
-        participants: meeting.participantCount,
-        listeners: meeting.listenerCount,
-        videos: meeting.videoCount,
-        isBreakout: truthy(meeting.isBreakout),
-      }),
-    );
+    if (response.returncode === "FAILED")
+      throw new SignalError(`FAILED ${response.messageKey ?? ""}: ${response.message ?? ""}`, "bbb", safeUrl(url), status);
+    const raw = response.meetings === undefined || response.meetings === "" ? [] : (response.meetings.meeting ?? []);
+    const list = (Array.isArray(raw) ? raw : [raw]).map((meeting): BbbMeeting => ({
+      meetingId: meeting.meetingID,
+      createdAt: meeting.createTime ?? null,
+      running: truthy(meeting.running),
+      participants: meeting.participantCount,
+      listeners: meeting.listenerCount,
+      videos: meeting.videoCount,
+      isBreakout: truthy(meeting.isBreakout),
+    }));
     return {
       meetings: list.length,
       participants: list.reduce((sum, meeting) => sum + meeting.participants, 0),
       videos: list.reduce((sum, meeting) => sum + meeting.videos, 0),
       listeners: list.reduce((sum, meeting) => sum + meeting.listeners, 0),
-      newestCreatedAt: list.reduce<number | null>((newest, meeting) => (meeting.createdAt === null || (newest !== null && newest >= meeting.createdAt) ? newest : meeting.createdAt), null),
+      newestCreatedAt: list.reduce<number | null>(
+        (newest, meeting) => (meeting.createdAt === null || (newest !== null && newest >= meeting.createdAt) ? newest : meeting.createdAt),
+        null,
+      ),
       list,
     };
   }

@@ -7,7 +7,9 @@ export type ChecksumAlgorithm = "sha1" | "sha256" | "sha384" | "sha512";
  * where `query` is the query string exactly as sent, without the checksum parameter.
  */
 export function apiChecksum(call: string, query: string, secret: string, algorithm: ChecksumAlgorithm = "sha256"): string {
-  return createHash(algorithm).update(call + query + secret).digest("hex");
+  return createHash(algorithm)
+    .update(call + query + secret)
+    .digest("hex");
 }
 
 /** The URL of an API call with its checksum appended. */

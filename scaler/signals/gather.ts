@@ -55,7 +55,10 @@ export class SignalGatherer {
       if (result.status === "fulfilled") {
         if (result.value !== undefined) this.meetings.set(member.id, { at, value: result.value.load });
       } else {
-        options.logger.warn({ group: options.group, server: member.id, err: result.reason }, "bbb getMeetings failed: this server's meetings go stale");
+        options.logger.warn(
+          { group: options.group, server: member.id, err: result.reason },
+          "bbb getMeetings failed: this server's meetings go stale",
+        );
       }
     });
     const known = new Set(fleet.map((member) => member.id));

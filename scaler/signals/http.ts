@@ -40,7 +40,13 @@ export async function requestText(request: HttpRequest): Promise<{ status: numbe
     });
   } catch (error) {
     const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-    throw new SignalError(timedOut ? `no answer within ${request.timeoutMs} ms` : `unreachable (${error instanceof Error ? error.message : String(error)})`, request.source, where, undefined, { cause: error });
+    throw new SignalError(
+      timedOut ? `no answer within ${request.timeoutMs} ms` : `unreachable (${error instanceof Error ? error.message : String(error)})`,
+      request.source,
+      where,
+      undefined,
+      { cause: error },
+    );
   }
   const body = await response.text();
   if (!response.ok && !(request.acceptStatus ?? []).includes(response.status)) {

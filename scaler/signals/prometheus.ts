@@ -69,14 +69,21 @@ export class PrometheusClient {
 
   async query(promql: string, atSeconds?: number): Promise<InstantSample[]> {
     const data = await this.call("query", { query: promql, ...(atSeconds === undefined ? {} : { time: String(atSeconds) }) });
-    if (data.resultType === "vector") return data.result.map((row) => ({ labels: row.metric, at: row.value[0], value: Number(row.value[1]) }));
+    if (data.resultType === "vector")
+      return data.result.map((row) => ({ labels: row.metric, at: row.value[0], value: Number(row.value[1]) }));
     if (data.resultType === "scalar") return [{ labels: {}, at: data.result[0], value: Number(data.result[1]) }];
     throw new SignalError(`expected a vector, got a ${data.resultType}`, "prometheus", this.endpoint("query"));
   }
 
   async queryRange(promql: string, startSeconds: number, endSeconds: number, stepSeconds: number): Promise<RangeSeries[]> {
-    const data = await this.call("query_range", { query: promql, start: String(startSeconds), end: String(endSeconds), step: String(stepSeconds) });
-    if (data.resultType !== "matrix") throw new SignalError(`expected a matrix, got a ${data.resultType}`, "prometheus", this.endpoint("query_range"));
+    const data = await this.call("query_range", {
+      query: promql,
+      start: String(startSeconds),
+      end: String(endSeconds),
+      step: String(stepSeconds),
+    });
+    if (data.resultType !== "matrix")
+      throw new SignalError(`expected a matrix, got a ${data.resultType}`, "prometheus", this.endpoint("query_range"));
     return data.result.map((row) => ({ labels: row.metric, points: row.values.map(([at, value]) => ({ at, value: Number(value) })) }));
   }
 
@@ -115,8 +122,10 @@ export class PrometheusClient {
     // Prometheus answers 400/422 with a JSON error body worth reporting.
     const { status, body } = await requestText({ source: "prometheus", url, timeoutMs: this.timeoutMs, acceptStatus: [400, 422, 503] });
     const parsed = queryResponse.safeParse(parseJson(body, "prometheus", url, status));
-    if (!parsed.success) throw new SignalError(`unexpected answer: ${parsed.error.message.slice(0, 300)}`, "prometheus", safeUrl(url), status);
-    if (parsed.data.status === "error") throw new SignalError(`${parsed.data.errorType}: ${parsed.data.error}`, "prometheus", safeUrl(url), status);
+    if (!parsed.success)
+      throw new SignalError(`unexpected answer: ${parsed.error.message.slice(0, 300)}`, "prometheus", safeUrl(url), status);
+    if (parsed.data.status === "error")
+      throw new SignalError(`${parsed.data.errorType}: ${parsed.data.error}`, "prometheus", safeUrl(url), status);
     return parsed.data.data;
   }
 }

@@ -68,7 +68,14 @@ export class ScaleliteClient {
 
   /** Registers a server; Scalelite creates it disabled. */
   async addServer(server: { url: string; secret: string; loadMultiplier?: number; tag?: string }): Promise<ScaleliteServer> {
-    const json = { server: { url: server.url, secret: server.secret, ...(server.loadMultiplier === undefined ? {} : { load_multiplier: server.loadMultiplier }), ...(server.tag === undefined ? {} : { tag: server.tag }) } };
+    const json = {
+      server: {
+        url: server.url,
+        secret: server.secret,
+        ...(server.loadMultiplier === undefined ? {} : { load_multiplier: server.loadMultiplier }),
+        ...(server.tag === undefined ? {} : { tag: server.tag }),
+      },
+    };
     const { status, body } = await this.call("addServer", {}, json);
     return toServer(this.parse(body, status, "addServer", serverJson));
   }
@@ -77,8 +84,18 @@ export class ScaleliteClient {
     return this.updateServer(id, { state });
   }
 
-  async updateServer(id: string, server: { state?: "enable" | "cordon" | "disable"; loadMultiplier?: number; tag?: string }): Promise<ScaleliteServer> {
-    const json = { id, server: { ...(server.state === undefined ? {} : { state: server.state }), ...(server.loadMultiplier === undefined ? {} : { load_multiplier: server.loadMultiplier }), ...(server.tag === undefined ? {} : { tag: server.tag }) } };
+  async updateServer(
+    id: string,
+    server: { state?: "enable" | "cordon" | "disable"; loadMultiplier?: number; tag?: string },
+  ): Promise<ScaleliteServer> {
+    const json = {
+      id,
+      server: {
+        ...(server.state === undefined ? {} : { state: server.state }),
+        ...(server.loadMultiplier === undefined ? {} : { load_multiplier: server.loadMultiplier }),
+        ...(server.tag === undefined ? {} : { tag: server.tag }),
+      },
+    };
     const { status, body } = await this.call("updateServer", {}, json);
     return toServer(this.parse(body, status, "updateServer", serverJson));
   }
@@ -95,7 +112,13 @@ export class ScaleliteClient {
 
   private async call(action: string, params: Record<string, string>, json?: unknown, acceptStatus: readonly number[] = []) {
     const url = signedUrl(this.options.baseUrl, action, params, this.options.secret, this.options.algorithm ?? "sha256");
-    const response = await requestText({ source: "scalelite", url, timeoutMs: this.options.timeoutMs ?? 5_000, ...(json === undefined ? {} : { method: "POST" as const, json }), acceptStatus });
+    const response = await requestText({
+      source: "scalelite",
+      url,
+      timeoutMs: this.options.timeoutMs ?? 5_000,
+      ...(json === undefined ? {} : { method: "POST" as const, json }),
+      acceptStatus,
+    });
     // A checksum failure comes back as BBB-style XML with status 200.
     if (response.body.trimStart().startsWith("<")) {
       const key = /<messageKey>([^<]*)<\/messageKey>/.exec(response.body)?.[1] ?? "unknown";
@@ -107,7 +130,8 @@ export class ScaleliteClient {
   private parse<T>(body: string, status: number, action: string, schema: z.ZodType<T>): T {
     const url = new URL(action, this.options.baseUrl.endsWith("/") ? this.options.baseUrl : `${this.options.baseUrl}/`);
     const parsed = schema.safeParse(parseJson(body, "scalelite", url, status));
-    if (!parsed.success) throw new SignalError(`unexpected answer to ${action}: ${parsed.error.message.slice(0, 300)}`, "scalelite", safeUrl(url), status);
+    if (!parsed.success)
+      throw new SignalError(`unexpected answer to ${action}: ${parsed.error.message.slice(0, 300)}`, "scalelite", safeUrl(url), status);
     return parsed.data;
   }
 }

@@ -1,5 +1,12 @@
 import type { ServerSize } from "../../infra/config.js";
-import { groupSnapshotSchema, type Freshness, type GroupSnapshot, type PowerState, type Reading, type ServerSnapshot } from "../policy/types.js";
+import {
+  groupSnapshotSchema,
+  type Freshness,
+  type GroupSnapshot,
+  type PowerState,
+  type Reading,
+  type ServerSnapshot,
+} from "../policy/types.js";
 import type { ScaleliteServer } from "./scalelite.js";
 import type { WorkerMetrics } from "./prometheus.js";
 
@@ -86,7 +93,10 @@ export function buildSnapshot(inputs: SnapshotInputs): GroupSnapshot {
       power: member.power,
       bootedAt: member.bootedAt,
       resizedAt: member.resizedAt,
-      scalelite: registered === undefined ? null : { state: registered.state, online: registered.online, load: registered.load, loadMultiplier: registered.loadMultiplier },
+      scalelite:
+        registered === undefined
+          ? null
+          : { state: registered.state, online: registered.online, load: registered.load, loadMultiplier: registered.loadMultiplier },
       scaleliteStatus: inputs.scalelite === undefined ? "missing" : freshness(inputs.scalelite.at, inputs),
       cpu: reading(inputs.metrics, metrics?.cpu, inputs),
       memory: reading(inputs.metrics, metrics?.memory, inputs),
@@ -96,7 +106,9 @@ export function buildSnapshot(inputs: SnapshotInputs): GroupSnapshot {
       participants: meetingSource("participants"),
       videos: meetingSource("videos"),
       // Only a fresh BBB answer says how old the meetings are; it orders drain victims, never decides a scale-in.
-      ...(bbb !== undefined && bbb.value.newestCreatedAt !== undefined && freshness(bbb.at, inputs) === "fresh" ? { newestMeetingAt: bbb.value.newestCreatedAt } : {}),
+      ...(bbb !== undefined && bbb.value.newestCreatedAt !== undefined && freshness(bbb.at, inputs) === "fresh"
+        ? { newestMeetingAt: bbb.value.newestCreatedAt }
+        : {}),
     };
   });
   return groupSnapshotSchema.parse({ group: inputs.group, takenAt: inputs.takenAt, canPowerOff: inputs.canPowerOff, servers });

@@ -6,7 +6,9 @@ export const INSTANCE_TYPES = ["JVB", "jigasi", "jibri", "sip-jibri", "bbb"] as 
 export const instanceTypeSchema = z.enum(INSTANCE_TYPES);
 export type InstanceType = z.infer<typeof instanceTypeSchema>;
 
-export const groupIdSchema = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "expected 1-63 lowercase letters, digits or -, starting with a letter or digit");
+export const groupIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "expected 1-63 lowercase letters, digits or -, starting with a letter or digit");
 
 /** Sidecar instance ids are cloud ids or hostnames; they become part of Redis keys, so they are bounded. */
 export const instanceIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$/, "expected 1-200 letters, digits or _ . : @ -");
@@ -25,7 +27,11 @@ export const groupSpecSchema = z
   })
   .superRefine((spec, ctx) => {
     if (spec.desired < spec.policy.min || spec.desired > spec.policy.max) {
-      ctx.addIssue({ code: "custom", path: ["desired"], message: `desired (${spec.desired}) must lie within [min, max] = [${spec.policy.min}, ${spec.policy.max}]` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["desired"],
+        message: `desired (${spec.desired}) must lie within [min, max] = [${spec.policy.min}, ${spec.policy.max}]`,
+      });
     }
   });
 export type GroupSpec = z.infer<typeof groupSpecSchema>;

@@ -120,12 +120,11 @@ export class ScalerStore {
   async deleteGroup(id: string, actor: string): Promise<void> {
     const k = this.keys;
     const outcome = await this.call("deleteGroup", () =>
-      deleteGroupScript.run(this.redis, [k.group(id), k.groups(), k.live(id), k.stress(id), k.groupAudit(id), k.loadProfile(id)], [
-        id,
-        this.auditHead(actor),
-        this.options.retention.auditEntries,
-        this.options.retention.instanceAuditSeconds * 1000,
-      ]),
+      deleteGroupScript.run(
+        this.redis,
+        [k.group(id), k.groups(), k.live(id), k.stress(id), k.groupAudit(id), k.loadProfile(id)],
+        [id, this.auditHead(actor), this.options.retention.auditEntries, this.options.retention.instanceAuditSeconds * 1000],
+      ),
     );
     if (outcome === "missing") throw groupNotFound(id);
   }
@@ -158,7 +157,11 @@ export class ScalerStore {
     const reply = await this.runSetDesired(id, "set", desired, actor, "desired.set");
     if (reply[0] === "missing") throw groupNotFound(id);
     if (reply[0] === "range") {
-      throw new StoreConflictError("out_of_range", "desired", `desired (${desired}) must lie within [min, max] = [${reply[1]}, ${reply[2]}]`);
+      throw new StoreConflictError(
+        "out_of_range",
+        "desired",
+        `desired (${desired}) must lie within [min, max] = [${reply[1]}, ${reply[2]}]`,
+      );
     }
     return { groupId: id, from: Number(reply[1]), to: Number(reply[2]) };
   }
@@ -188,12 +191,11 @@ export class ScalerStore {
 
   async setGroupPaused(id: string, paused: boolean, actor: string): Promise<Group> {
     const outcome = await this.call("setGroupPaused", () =>
-      setPausedScript.run(this.redis, [this.keys.group(id), this.keys.groupAudit(id)], [
-        paused ? "1" : "0",
-        this.now(),
-        this.auditHead(actor),
-        this.options.retention.auditEntries,
-      ]),
+      setPausedScript.run(
+        this.redis,
+        [this.keys.group(id), this.keys.groupAudit(id)],
+        [paused ? "1" : "0", this.now(), this.auditHead(actor), this.options.retention.auditEntries],
+      ),
     );
     if (outcome === "missing") throw groupNotFound(id);
     return this.requireGroup(id);
@@ -278,7 +280,11 @@ export class ScalerStore {
    * Asks instances (default: every live instance of the group) to run their reconfigure script. Returns the request
    * id (an ISO date) the sidecar echoes back as `reconfigureComplete`.
    */
-  async requestReconfigure(groupId: string, instanceIds: readonly string[] | undefined, actor: string): Promise<{ request: string; instanceIds: string[] }> {
+  async requestReconfigure(
+    groupId: string,
+    instanceIds: readonly string[] | undefined,
+    actor: string,
+  ): Promise<{ request: string; instanceIds: string[] }> {
     const targets = instanceIds ?? (await this.liveInstanceIds(groupId));
     const request = new Date(this.now()).toISOString();
     if (targets.length > 0) await this.requestCommand(groupId, "reconfigure", request, targets, actor);
@@ -341,7 +347,11 @@ export class ScalerStore {
   async stressSeries(groupId: string, sinceMs?: number): Promise<StressPoint[]> {
     const oldest = Math.max(sinceMs ?? 0, this.now() - this.options.retention.stressSeconds * 1000);
     const entries = await this.call("stressSeries", () => this.redis.xrange(this.keys.stress(groupId), `${oldest}-0`, "+"));
-    return entries.map(([id, fields]) => ({ at: Number(id.split("-")[0]), instanceId: fieldOf(fields, "i"), stress: Number(fieldOf(fields, "s")) }));
+    return entries.map(([id, fields]) => ({
+      at: Number(id.split("-")[0]),
+      instanceId: fieldOf(fields, "i"),
+      stress: Number(fieldOf(fields, "s")),
+    }));
   }
 
   // ---- load profile
@@ -405,31 +415,51 @@ export class ScalerStore {
   private async writeGroup(mode: "create" | "replace", id: string, spec: GroupSpec, actor: string): Promise<unknown> {
     const k = this.keys;
     return this.call(`${mode}Group`, () =>
-      writeGroupScript.run(this.redis, [k.group(id), k.groups(), k.groupAudit(id)], [
-        mode,
-        id,
-        spec.instanceType,
-        spec.desired,
-        spec.policy.min,
-        spec.policy.max,
-        spec.allowScheduler ? "1" : "0",
-        spec.environment ?? "",
-        JSON.stringify(spec),
-        this.now(),
-        this.auditHead(actor),
-        this.options.retention.auditEntries,
-      ]),
+      writeGroupScript.run(
+        this.redis,
+        [k.group(id), k.groups(), k.groupAudit(id)],
+        [
+          mode,
+          id,
+          spec.instanceType,
+          spec.desired,
+          spec.policy.min,
+          spec.policy.max,
+          spec.allowScheduler ? "1" : "0",
+          spec.environment ?? "",
+          JSON.stringify(spec),
+          this.now(),
+          this.auditHead(actor),
+          this.options.retention.auditEntries,
+        ],
+      ),
     );
   }
 
-  private async runSetDesired(id: string, mode: "set" | "up" | "down", target: number, actor: string, kind: string): Promise<(string | number)[]> {
+  private async runSetDesired(
+    id: string,
+    mode: "set" | "up" | "down",
+    target: number,
+    actor: string,
+    kind: string,
+  ): Promise<(string | number)[]> {
     const k = this.keys;
     return (await this.call("setDesired", () =>
-      setDesiredScript.run(this.redis, [k.group(id), k.groupAudit(id)], [mode, target, this.now(), this.auditHead(actor), this.options.retention.auditEntries, kind]),
+      setDesiredScript.run(
+        this.redis,
+        [k.group(id), k.groupAudit(id)],
+        [mode, target, this.now(), this.auditHead(actor), this.options.retention.auditEntries, kind],
+      ),
     )) as (string | number)[];
   }
 
-  private async requestCommand(groupId: string, field: "shutdown" | "reconfigure", value: string, instanceIds: readonly string[], actor: string): Promise<void> {
+  private async requestCommand(
+    groupId: string,
+    field: "shutdown" | "reconfigure",
+    value: string,
+    instanceIds: readonly string[],
+    actor: string,
+  ): Promise<void> {
     const k = this.keys;
     const unique = [...new Set(instanceIds)];
     const keys = [k.group(groupId), k.live(groupId), k.groupAudit(groupId)];

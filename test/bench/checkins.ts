@@ -130,7 +130,10 @@ async function machineBusySeconds(): Promise<{ busy: number; stolen: number } | 
   try {
     const line = (await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "";
     const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
-    return { busy: ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100, stolen: (steal ?? 0) / 100 };
+    return {
+      busy: ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100,
+      stolen: (steal ?? 0) / 100,
+    };
   } catch {
     return undefined;
   }
@@ -194,7 +197,8 @@ function printCpuSplit(name: string, loadName: string, before: CpuSplit, after: 
   parts.push([loadName, load]);
   const machine = spent((split) => split.machine);
   const stolen = spent((split) => split.stolen);
-  const perRequest = (seconds: number | undefined) => (seconds === undefined ? "n/a" : `${((seconds * 1e6) / Math.max(requests, 1)).toFixed(0)} µs`);
+  const perRequest = (seconds: number | undefined) =>
+    seconds === undefined ? "n/a" : `${((seconds * 1e6) / Math.max(requests, 1)).toFixed(0)} µs`;
   const cores = (seconds: number | undefined) => (seconds === undefined ? "n/a" : (seconds / elapsed).toFixed(2));
   const known = parts.reduce((sum, [, seconds]) => sum + (seconds ?? 0), 0);
   console.log(`cpu per check-in     ${parts.map(([part, seconds]) => `${part} ${perRequest(seconds)}`).join(", ")}`);
@@ -217,7 +221,15 @@ function delta(before: Map<string, number>, after: Map<string, number>): Map<str
 /** A stats report shaped like a busy JVB's (the sidecar forwards colibri stats as they come). */
 function report(instanceId: string, index: number): string {
   return JSON.stringify({
-    instance: { instanceId, instanceType: "JVB", group: "bench-jvb", region: "eu-central-1", cloud: "ionos", privateIp: `10.0.${index >> 8}.${index & 255}`, version: "2.3-61" },
+    instance: {
+      instanceId,
+      instanceType: "JVB",
+      group: "bench-jvb",
+      region: "eu-central-1",
+      cloud: "ionos",
+      privateIp: `10.0.${index >> 8}.${index & 255}`,
+      version: "2.3-61",
+    },
     stats: {
       stress_level: (index % 100) / 100,
       participants: index % 80,
@@ -278,7 +290,10 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
     while ((await fetch(`${url}/readyz`)).status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
     const created = await call(url, "POST", "/api/v1/groups", {
       token: TOKENS.admin,
-      body: groupBody("bench-jvb", "JVB", { desired: 10, policy: { min: 0, max: 5000, baseline: 10, defaultSize: { cores: 4, ramGb: 8 }, maxSize: { cores: 8, ramGb: 16 } } }),
+      body: groupBody("bench-jvb", "JVB", {
+        desired: 10,
+        policy: { min: 0, max: 5000, baseline: 10, defaultSize: { cores: 4, ramGb: 8 }, maxSize: { cores: 8, ramGb: 16 } },
+      }),
     });
     if (created.status !== 201) throw new Error(`could not create the group: ${JSON.stringify(created.body)}`);
 
@@ -324,7 +339,9 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
       const readsBefore = await redisSocketReads(client);
       const cpuBefore = await cpuSplit(scaler.child.pid ?? -1, client, ownCpuSeconds);
       console.log("");
-      console.log(`driving /sidecar/status: ${INSTANCES} instances over ${connections} connections, ${SECONDS} s, ${WORKERS} check-in workers ...`);
+      console.log(
+        `driving /sidecar/status: ${INSTANCES} instances over ${connections} connections, ${SECONDS} s, ${WORKERS} check-in workers ...`,
+      );
       const result = await autocannon(options(SECONDS, connections));
       const cpuAfter = await cpuSplit(scaler.child.pid ?? -1, client, ownCpuSeconds);
       const used = delta(before, await commandCalls(client));
@@ -339,7 +356,12 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
       console.log(
         `redis scripts        ${(checkIns / Math.max(scripts, 1)).toFixed(1)} check-ins per script call; ${(reads / Math.max(checkIns, 1)).toFixed(2)} socket reads per check-in (calls sent together share them)`,
       );
-      console.log(`redis commands       ${(inner / Math.max(checkIns, 1)).toFixed(2)} per check-in inside the script: ${[...used].filter(([name]) => !name.startsWith("eval")).map(([name, count]) => `${name} ${(count / Math.max(checkIns, 1)).toFixed(2)}`).join(", ")}`);
+      console.log(
+        `redis commands       ${(inner / Math.max(checkIns, 1)).toFixed(2)} per check-in inside the script: ${[...used]
+          .filter(([name]) => !name.startsWith("eval"))
+          .map(([name, count]) => `${name} ${(count / Math.max(checkIns, 1)).toFixed(2)}`)
+          .join(", ")}`,
+      );
       printCpuSplit("scaler", "load generator", cpuBefore, cpuAfter, checkIns);
       return { connections, result };
     };
@@ -356,7 +378,14 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
     const atRate = RATE > 0 ? await driveAtFixedRate(requests, checkInUrl, dir, "scaler", scalerSplit) : undefined;
     if (BASELINE_SECONDS > 0) {
       const saturated = closedLoops.find((run) => run.connections === MAX_CONNECTIONS) as ClosedLoop;
-      await driveBareServer(BASELINE_SECONDS, (seconds, target) => options(seconds, MAX_CONNECTIONS, target), saturated.result, (bareUrl, barePid) => driveAtFixedRate(requests, bareUrl, dir, "bare server", () => cpuSplit(barePid, undefined, endedChildrenCpuSeconds)), atRate);
+      await driveBareServer(
+        BASELINE_SECONDS,
+        (seconds, target) => options(seconds, MAX_CONNECTIONS, target),
+        saturated.result,
+        (bareUrl, barePid) =>
+          driveAtFixedRate(requests, bareUrl, dir, "bare server", () => cpuSplit(barePid, undefined, endedChildrenCpuSeconds)),
+        atRate,
+      );
     }
     printVerdict(closedLoops, atRate);
   } finally {
@@ -388,9 +417,14 @@ interface FixedRate {
  * cores.
  */
 function printVerdict(closedLoops: readonly ClosedLoop[], atRate: FixedRate | undefined): void {
-  const runs = closedLoops.map(({ connections, result }) => `${connections} connections ${result.requests.average.toFixed(0)}/s at p99 ${result.latency.p99} ms`);
+  const runs = closedLoops.map(
+    ({ connections, result }) => `${connections} connections ${result.requests.average.toFixed(0)}/s at p99 ${result.latency.p99} ms`,
+  );
   const withinLatency = closedLoops.filter(({ result }) => result.latency.p99 < TARGET_P99_MS);
-  const best = withinLatency.reduce<ClosedLoop | undefined>((most, run) => (most === undefined || run.result.requests.average > most.result.requests.average ? run : most), undefined);
+  const best = withinLatency.reduce<ClosedLoop | undefined>(
+    (most, run) => (most === undefined || run.result.requests.average > most.result.requests.average ? run : most),
+    undefined,
+  );
   const met = best !== undefined && best.result.requests.average >= TARGET_RATE;
   console.log("");
   console.log(`closed loop          ${runs.join("; ")}`);
@@ -401,8 +435,13 @@ function printVerdict(closedLoops: readonly ClosedLoop[], atRate: FixedRate | un
       `fixed rate           offered ${report.rate.toFixed(0)}/s, served ${report.throughput.toFixed(0)}/s at p99 ${(report.latencies["99th"] / 1e6).toFixed(1)} ms while vegeta kept ${loadCores === undefined ? "n/a" : loadCores.toFixed(2)} of ${os.availableParallelism()} cores busy: ${fixedMet ? "within" : "NOT within"} the target`,
     );
   }
-  const most = best === undefined ? `no connection count got p99 < ${TARGET_P99_MS} ms` : `${best.result.requests.average.toFixed(0)}/s over ${best.connections} connections at p99 ${best.result.latency.p99} ms`;
-  console.log(`target >= ${TARGET_RATE}/s at p99 < ${TARGET_P99_MS} ms: most check-ins/s at that latency ${most}: ${met ? "met" : "NOT met"}`);
+  const most =
+    best === undefined
+      ? `no connection count got p99 < ${TARGET_P99_MS} ms`
+      : `${best.result.requests.average.toFixed(0)}/s over ${best.connections} connections at p99 ${best.result.latency.p99} ms`;
+  console.log(
+    `target >= ${TARGET_RATE}/s at p99 < ${TARGET_P99_MS} ms: most check-ins/s at that latency ${most}: ${met ? "met" : "NOT met"}`,
+  );
   if (!met) process.exitCode = 1;
 }
 
@@ -412,7 +451,10 @@ function vegetaBinary(): string {
   const binary = join(bin, "vegeta");
   if (!existsSync(binary)) {
     console.log(`building vegeta ${VEGETA_VERSION} into ${bin} (once) ...`);
-    execFileSync("go", ["install", `github.com/tsenart/vegeta/v12@${VEGETA_VERSION}`], { env: { ...process.env, GOBIN: bin }, stdio: "inherit" });
+    execFileSync("go", ["install", `github.com/tsenart/vegeta/v12@${VEGETA_VERSION}`], {
+      env: { ...process.env, GOBIN: bin },
+      stdio: "inherit",
+    });
   }
   return binary;
 }
@@ -430,7 +472,13 @@ const vegetaReportSchema = z.object({
 type VegetaReport = z.infer<typeof vegetaReportSchema>;
 
 /** Offers `RATE` check-ins/s, spread evenly, each instance in turn, and prints the latency the sidecars see. */
-async function driveAtFixedRate(requests: readonly AutocannonRequest[], target: string, dir: string, name: string, split: () => Promise<CpuSplit>): Promise<FixedRate> {
+async function driveAtFixedRate(
+  requests: readonly AutocannonRequest[],
+  target: string,
+  dir: string,
+  name: string,
+  split: () => Promise<CpuSplit>,
+): Promise<FixedRate> {
   const vegeta = vegetaBinary();
   const targets = join(dir, "targets.jsonl");
   await writeFile(
@@ -455,19 +503,37 @@ async function driveAtFixedRate(requests: readonly AutocannonRequest[], target: 
   const before = await split();
   execFileSync(
     vegeta,
-    ["attack", "-format=json", `-targets=${targets}`, `-rate=${RATE}/1s`, `-duration=${RATE_SECONDS}s`, "-timeout=10s", `-max-connections=${MAX_CONNECTIONS}`, "-max-body=0", `-output=${results}`],
+    [
+      "attack",
+      "-format=json",
+      `-targets=${targets}`,
+      `-rate=${RATE}/1s`,
+      `-duration=${RATE_SECONDS}s`,
+      "-timeout=10s",
+      `-max-connections=${MAX_CONNECTIONS}`,
+      "-max-body=0",
+      `-output=${results}`,
+    ],
     { stdio: ["ignore", "inherit", "inherit"] },
   );
   const after = await split();
   const report = vegetaReportSchema.parse(JSON.parse(execFileSync(vegeta, ["report", "-type=json", results], { encoding: "utf8" })));
   const ms = (ns: number) => (ns / 1e6).toFixed(1);
   console.log(`offered / served     ${report.rate.toFixed(0)} / ${report.throughput.toFixed(0)} check-ins/s   (target >= ${TARGET_RATE})`);
-  console.log(`latency p50 / p99    ${ms(report.latencies["50th"])} ms / ${ms(report.latencies["99th"])} ms, max ${ms(report.latencies.max)} ms   (target p99 < ${TARGET_P99_MS} ms)`);
+  console.log(
+    `latency p50 / p99    ${ms(report.latencies["50th"])} ms / ${ms(report.latencies["99th"])} ms, max ${ms(report.latencies.max)} ms   (target p99 < ${TARGET_P99_MS} ms)`,
+  );
   const loadCores = printCpuSplit(name === "scaler" ? "scaler" : "server", "vegeta", before, after, report.requests);
   if (before.scriptCalls !== undefined && after.scriptCalls !== undefined) {
-    console.log(`redis scripts        ${(report.requests / Math.max(after.scriptCalls - before.scriptCalls, 1)).toFixed(1)} check-ins per script call`);
+    console.log(
+      `redis scripts        ${(report.requests / Math.max(after.scriptCalls - before.scriptCalls, 1)).toFixed(1)} check-ins per script call`,
+    );
   }
-  console.log(`check-ins            ${report.requests}, ${(report.success * 100).toFixed(2)}% answered 200 (${Object.entries(report.status_codes).map(([code, count]) => `${code}: ${count}`).join(", ")})${report.errors?.length ? `; errors: ${report.errors.slice(0, 3).join("; ")}` : ""}`);
+  console.log(
+    `check-ins            ${report.requests}, ${(report.success * 100).toFixed(2)}% answered 200 (${Object.entries(report.status_codes)
+      .map(([code, count]) => `${code}: ${count}`)
+      .join(", ")})${report.errors?.length ? `; errors: ${report.errors.slice(0, 3).join("; ")}` : ""}`,
+  );
   return { report, loadCores };
 }
 
@@ -486,12 +552,18 @@ async function driveBareServer(
     console.log(`driving a bare node:http server with the same requests, ${seconds} s ...`);
     await autocannon(options(2, `http://127.0.0.1:${port}`));
     const result = await autocannon(options(seconds, `http://127.0.0.1:${port}`));
-    console.log(`bare server          ${result.requests.average.toFixed(0)} requests/s, p50 / p99 ${result.latency.p50} ms / ${result.latency.p99} ms`);
-    console.log(`scaler / bare        ${((100 * scaler.requests.average) / Math.max(result.requests.average, 1)).toFixed(0)}% of the requests/s this machine served at all`);
+    console.log(
+      `bare server          ${result.requests.average.toFixed(0)} requests/s, p50 / p99 ${result.latency.p50} ms / ${result.latency.p99} ms`,
+    );
+    console.log(
+      `scaler / bare        ${((100 * scaler.requests.average) / Math.max(result.requests.average, 1)).toFixed(0)}% of the requests/s this machine served at all`,
+    );
     if (scalerAtRate !== undefined) {
       const bareAtRate = await driveAtRate(`http://127.0.0.1:${port}`, bare.child.pid ?? -1);
       const p99 = ({ report }: FixedRate) => report.latencies["99th"] / 1e6;
-      console.log(`scaler / bare p99    ${(p99(scalerAtRate) / Math.max(p99(bareAtRate), 0.001)).toFixed(1)}x the bare server's p99 at ${RATE} check-ins/s`);
+      console.log(
+        `scaler / bare p99    ${(p99(scalerAtRate) / Math.max(p99(bareAtRate), 0.001)).toFixed(1)}x the bare server's p99 at ${RATE} check-ins/s`,
+      );
     }
   } finally {
     await bare.stop();

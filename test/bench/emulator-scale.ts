@@ -13,7 +13,12 @@ import { Emulator } from "../emulator/emulator.js";
 import { parseTrace } from "../emulator/load-driver.js";
 import { PrometheusServer } from "../harness/prometheus.js";
 
-const { values } = parseArgs({ options: { servers: { type: "string", default: "1000" }, trace: { type: "string", default: new URL("../traces/school-day.csv", import.meta.url).pathname } } });
+const { values } = parseArgs({
+  options: {
+    servers: { type: "string", default: "1000" },
+    trace: { type: "string", default: new URL("../traces/school-day.csv", import.meta.url).pathname },
+  },
+});
 const serverCount = Number(values.servers);
 
 function megabytes(bytes: number): string {
@@ -50,7 +55,10 @@ await inBatches(
       datacenterId,
       server: {
         properties: { name: `bbb-${index}`, cores: 4, ram: 8192 },
-        entities: { volumes: { items: [{ properties: { name: `bbb-${index}-boot`, size: 40 } }] }, nics: { items: [{ properties: { lan: 1, dhcp: true } }] } },
+        entities: {
+          volumes: { items: [{ properties: { name: `bbb-${index}-boot`, size: 40 } }] },
+          nics: { items: [{ properties: { lan: 1, dhcp: true } }] },
+        },
       },
     });
   },
@@ -68,8 +76,16 @@ for (const server of emulator.cloud.servers.values()) {
 emulator.scalelite.poll();
 // The trace's meetings running at its peak (08:55) are all placed at once.
 const peakSecond = 8 * 3600 + 55 * 60;
-const running = parseTrace(await readFile(values.trace, "utf8")).filter((meeting) => meeting.startSecond <= peakSecond && meeting.startSecond + meeting.durationSeconds > peakSecond);
-for (const meeting of running) emulator.scalelite.placeMeeting({ participants: meeting.participants, videos: meeting.videos, listenOnly: meeting.listenOnly, durationMs: 3_600_000 });
+const running = parseTrace(await readFile(values.trace, "utf8")).filter(
+  (meeting) => meeting.startSecond <= peakSecond && meeting.startSecond + meeting.durationSeconds > peakSecond,
+);
+for (const meeting of running)
+  emulator.scalelite.placeMeeting({
+    participants: meeting.participants,
+    videos: meeting.videos,
+    listenOnly: meeting.listenOnly,
+    durationMs: 3_600_000,
+  });
 const participants = running.reduce((sum, meeting) => sum + meeting.participants, 0);
 
 global.gc?.();
@@ -88,9 +104,19 @@ await inBatches(ids, 50, async (id) => {
 const scrapeAllMs = performance.now() - started;
 latencies.sort((a, b) => a - b);
 
-const prometheus = await PrometheusServer.start([{ job_name: "node", scrape_interval: "5s", http_sd_configs: [{ url: `${emulator.url}/_control/prometheus/targets`, refresh_interval: "5s" }] }]);
+const prometheus = await PrometheusServer.start([
+  {
+    job_name: "node",
+    scrape_interval: "5s",
+    http_sd_configs: [{ url: `${emulator.url}/_control/prometheus/targets`, refresh_interval: "5s" }],
+  },
+]);
 const vector = z.object({ data: z.object({ result: z.array(z.object({ value: z.tuple([z.number(), z.string()]) })) }) });
-const scalar = async (promql: string) => Number(vector.parse(await (await fetch(`${prometheus.url}/api/v1/query?${new URLSearchParams({ query: promql })}`)).json()).data.result[0]?.value[1] ?? Number.NaN);
+const scalar = async (promql: string) =>
+  Number(
+    vector.parse(await (await fetch(`${prometheus.url}/api/v1/query?${new URLSearchParams({ query: promql })}`)).json()).data.result[0]
+      ?.value[1] ?? Number.NaN,
+  );
 const deadline = Date.now() + 120_000;
 let targetsUp = 0;
 while (Date.now() < deadline) {
@@ -104,9 +130,17 @@ await prometheus.stop();
 await emulator.stop();
 
 console.log(`emulator scale benchmark: ${serverCount} servers in one process`);
-console.log(`  create through the SDK (20 in flight):  ${createSeconds.toFixed(1)} s, ${(serverCount / createSeconds).toFixed(0)} creates/s`);
+console.log(
+  `  create through the SDK (20 in flight):  ${createSeconds.toFixed(1)} s, ${(serverCount / createSeconds).toFixed(0)} creates/s`,
+);
 console.log(`  list servers depth=2:                   ${listMs.toFixed(0)} ms for ${listed.data.items?.length} servers`);
 console.log(`  meetings placed (trace peak 08:55):     ${running.length} meetings, ${participants} participants`);
-console.log(`  memory: rss ${megabytes(loaded.rss)} (+${megabytes(loaded.rss - baseline.rss)}), heap ${megabytes(loaded.heapUsed)} (+${megabytes(loaded.heapUsed - baseline.heapUsed)}), ${((loaded.heapUsed - baseline.heapUsed) / serverCount / 1024).toFixed(1)} KB heap per server`);
-console.log(`  scrape all ${ids.length} /metrics (50 in flight): ${scrapeAllMs.toFixed(0)} ms, p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, ${(bytes / ids.length / 1024).toFixed(1)} KB each`);
-console.log(`  real prometheus, 5 s interval:          ${targetsUp} targets up, avg scrape ${(prometheusScrape * 1000).toFixed(1)} ms, max ${(prometheusScrapeMax * 1000).toFixed(1)} ms`);
+console.log(
+  `  memory: rss ${megabytes(loaded.rss)} (+${megabytes(loaded.rss - baseline.rss)}), heap ${megabytes(loaded.heapUsed)} (+${megabytes(loaded.heapUsed - baseline.heapUsed)}), ${((loaded.heapUsed - baseline.heapUsed) / serverCount / 1024).toFixed(1)} KB heap per server`,
+);
+console.log(
+  `  scrape all ${ids.length} /metrics (50 in flight): ${scrapeAllMs.toFixed(0)} ms, p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, ${(bytes / ids.length / 1024).toFixed(1)} KB each`,
+);
+console.log(
+  `  real prometheus, 5 s interval:          ${targetsUp} targets up, avg scrape ${(prometheusScrape * 1000).toFixed(1)} ms, max ${(prometheusScrapeMax * 1000).toFixed(1)} ms`,
+);

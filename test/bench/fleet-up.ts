@@ -92,7 +92,11 @@ class FleetBench {
     return { ...this.template, placement: { ...this.template.placement, ionos }, servers };
   }
 
-  private async up(latency: Latency, servers: FleetServer[], expect: Record<string, number>): Promise<{ report: FleetUpdateReport; requests: number }> {
+  private async up(
+    latency: Latency,
+    servers: FleetServer[],
+    expect: Record<string, number>,
+  ): Promise<{ report: FleetUpdateReport; requests: number }> {
     Object.assign(this.emulator.cloud.timings, latency.timings);
     const before = this.emulator.cloud.requests.size;
     const report = await this.fleet.up(this.spec(latency, servers), undefined, PARALLEL === undefined ? {} : { parallel: PARALLEL });
@@ -163,7 +167,17 @@ function median(values: number[]): number {
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
 
 function printTable(samples: Map<string, Sample[]>): void {
-  const header = ["fleet", "scenario", "cloud requests", "wall s (median [min–max])", "engine overhead s", "cloud latency s", "cloud share", "× no change", "× no change, zero latency"];
+  const header = [
+    "fleet",
+    "scenario",
+    "cloud requests",
+    "wall s (median [min–max])",
+    "engine overhead s",
+    "cloud latency s",
+    "cloud share",
+    "× no change",
+    "× no change, zero latency",
+  ];
   const rows: string[][] = [];
   for (const size of SIZES) {
     const noChange = (latency: Latency) => median(samples.get(sampleKey(size, latency, "no change"))!.map((sample) => sample.ms));

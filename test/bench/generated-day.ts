@@ -55,10 +55,22 @@ export function generatedSchoolDay(seed = 20250312): DayMeeting[] {
   }
   for (let index = 0; index < 45; index += 1) {
     const participants = between(6, 40);
-    meetings.push({ startSecond: at(15, 45) + between(0, 75) * 60, durationSeconds: between(45, 110) * 60, participants, videos: between(1, 10), listenOnly: Math.floor(participants / 5) });
+    meetings.push({
+      startSecond: at(15, 45) + between(0, 75) * 60,
+      durationSeconds: between(45, 110) * 60,
+      participants,
+      videos: between(1, 10),
+      listenOnly: Math.floor(participants / 5),
+    });
   }
   for (let index = 0; index < 70; index += 1) {
-    meetings.push({ startSecond: at(17, 30) + between(0, 150) * 60, durationSeconds: between(10, 30) * 60, participants: between(2, 4), videos: between(0, 3), listenOnly: 0 });
+    meetings.push({
+      startSecond: at(17, 30) + between(0, 150) * 60,
+      durationSeconds: between(10, 30) * 60,
+      participants: between(2, 4),
+      videos: between(0, 3),
+      listenOnly: 0,
+    });
   }
   return meetings.sort((a, b) => a.startSecond - b.startSecond);
 }

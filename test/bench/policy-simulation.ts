@@ -26,9 +26,26 @@ import { workerPolicySchema, type ServerSize, type WorkerPolicy } from "../../in
 import { decide } from "../../scaler/policy/decide.js";
 import { sizeLoadMultiplier } from "../../scaler/policy/placement.js";
 import { minimumAt } from "../../scaler/policy/timeWindows.js";
-import type { Decision, ForecastPoint, GroupSnapshot, PlacementChange, PolicyHistory, Reading, ServerSnapshot } from "../../scaler/policy/types.js";
+import type {
+  Decision,
+  ForecastPoint,
+  GroupSnapshot,
+  PlacementChange,
+  PolicyHistory,
+  Reading,
+  ServerSnapshot,
+} from "../../scaler/policy/types.js";
 import { generatedSchoolDay, random } from "./generated-day.js";
-import { IDLE_DEMAND, OVERLOAD_UTILIZATION, isOverloaded, meetingDemand, serverDemand, utilization, type Demand, type MeetingLoad } from "./load-model.js";
+import {
+  IDLE_DEMAND,
+  OVERLOAD_UTILIZATION,
+  isOverloaded,
+  meetingDemand,
+  serverDemand,
+  utilization,
+  type Demand,
+  type MeetingLoad,
+} from "./load-model.js";
 
 const options = parseArgs({ allowPositionals: true, options: { "more-days": { type: "string" } } });
 const TRACE = options.positionals[0] ?? new URL("../traces/school-day.csv", import.meta.url).pathname;
@@ -126,7 +143,11 @@ interface SimServer {
 interface Scaler {
   name: string;
   intervalMinutes: number;
-  decide(servers: readonly SimServer[], minute: number, metrics: Map<string, { cpu: number; memory: number }>): { decisions: Decision[]; placement: PlacementChange[] };
+  decide(
+    servers: readonly SimServer[],
+    minute: number,
+    metrics: Map<string, { cpu: number; memory: number }>,
+  ): { decisions: Decision[]; placement: PlacementChange[] };
 }
 
 /** Scalelite's load of a server: participants, at least 15 for a meeting younger than 15 minutes, times the multiplier. */
@@ -246,7 +267,17 @@ class Fleet {
   apply(decision: Decision, minute: number, policy: WorkerPolicy): void {
     if (decision.kind === "create") {
       const size = decision.targetSize ?? policy.defaultSize;
-      this.servers.push({ id: this.newId(), size, power: "booting", readyAtMinute: minute + CREATE_MINUTES, bootedAt: null, resizedAt: null, state: "disabled", loadMultiplier: 1, meetings: new Map() });
+      this.servers.push({
+        id: this.newId(),
+        size,
+        power: "booting",
+        readyAtMinute: minute + CREATE_MINUTES,
+        bootedAt: null,
+        resizedAt: null,
+        state: "disabled",
+        loadMultiplier: 1,
+        meetings: new Map(),
+      });
       return;
     }
     const server = this.servers.find((candidate) => candidate.id === decision.server);
@@ -331,7 +362,14 @@ function confscaleScaler(policy: WorkerPolicy, lastWeek?: LoadByMinute, recorded
             bootedAt: server.bootedAt,
             resizedAt: server.resizedAt,
             scalelite:
-              server.power === "stopped" ? null : { state: server.state, online: server.power === "running", load: scaleliteLoad(server, minute), loadMultiplier: server.loadMultiplier },
+              server.power === "stopped"
+                ? null
+                : {
+                    state: server.state,
+                    online: server.power === "running",
+                    load: scaleliteLoad(server, minute),
+                    loadMultiplier: server.loadMultiplier,
+                  },
             scaleliteStatus: "fresh",
             cpu: reading(metric?.cpu ?? null),
             memory: reading(metric?.memory ?? null),
@@ -350,9 +388,10 @@ function confscaleScaler(policy: WorkerPolicy, lastWeek?: LoadByMinute, recorded
       }
       const horizon = now - 2 * 3_600_000;
       history.samples = [...history.samples, outcome.sample].filter((sample) => sample.at > horizon);
-      history.actions = [...history.actions, ...outcome.decisions.map((decision) => ({ at: now, kind: decision.kind, server: decision.server }))].filter(
-        (action) => action.at > horizon,
-      );
+      history.actions = [
+        ...history.actions,
+        ...outcome.decisions.map((decision) => ({ at: now, kind: decision.kind, server: decision.server })),
+      ].filter((action) => action.at > horizon);
       return { decisions: outcome.decisions, placement: outcome.placement };
     },
   };
@@ -448,7 +487,8 @@ function seedScaler(policy: WorkerPolicy): Scaler {
       const averageCpu = running.reduce((sum, server) => sum + (metrics.get(server.id)?.cpu ?? 0), 0) / Math.max(1, running.length);
       const averageMemory = running.reduce((sum, server) => sum + (metrics.get(server.id)?.memory ?? 0), 0) / Math.max(1, running.length);
       const starts = powered < minimum ? minimum - powered : averageCpu > thresholds.cpu.up || averageMemory > thresholds.memory.up ? 1 : 0;
-      for (const server of stopped.slice(0, starts)) decisions.push(seedDecision("start", server.id, "cluster average over threshold or below window minimum"));
+      for (const server of stopped.slice(0, starts))
+        decisions.push(seedDecision("start", server.id, "cluster average over threshold or below window minimum"));
       let active = powered;
       for (const server of running) {
         const metric = metrics.get(server.id) ?? { cpu: 0, memory: 0 };
@@ -463,7 +503,8 @@ function seedScaler(policy: WorkerPolicy): Scaler {
         else if (metric.cpu < thresholds.cpu.down && cores > policy.defaultSize.cores) cores -= 1;
         if (metric.memory > thresholds.memory.up && ramGb < policy.maxSize.ramGb) ramGb += 1;
         else if (metric.memory < thresholds.memory.down && ramGb > policy.defaultSize.ramGb) ramGb -= 1;
-        if (cores !== server.size.cores || ramGb !== server.size.ramGb) decisions.push(seedDecision("resize", server.id, "±1 step", { cores, ramGb }));
+        if (cores !== server.size.cores || ramGb !== server.size.ramGb)
+          decisions.push(seedDecision("resize", server.id, "±1 step", { cores, ramGb }));
       }
       return { decisions, placement: [] };
     },
@@ -548,7 +589,9 @@ function simulateDay(name: string, trace: readonly TraceMeeting[], weekBeforeSee
     best,
   ];
   console.log(`\n${name}: ${trace.length} meetings, one-minute steps, start ${START_MINUTES} min, create ${CREATE_MINUTES} min`);
-  console.log("scaler                  server-h  core-h  overloaded server-min  peak servers  meetings cut off  rejected  server-h vs oracle  core-h vs oracle");
+  console.log(
+    "scaler                  server-h  core-h  overloaded server-min  peak servers  meetings cut off  rejected  server-h vs oracle  core-h vs oracle",
+  );
   for (const result of results) {
     console.log(
       [
@@ -563,7 +606,7 @@ function simulateDay(name: string, trace: readonly TraceMeeting[], weekBeforeSee
         (result.coreHours / best.coreHours).toFixed(2).padStart(16) + "x",
       ].join(" "),
     );
-}
+  }
   const [confscale, seed] = results;
   if (confscale === undefined || seed === undefined) return false;
   const verdict = confscale.overloadedServerMinutes === 0 && confscale.serverHours < seed.serverHours;
@@ -578,7 +621,11 @@ function simulateMoreDays(count: number): void {
   console.log(`\n${count} more generated days (other seeds): server-h and overloaded server-min, confscale | seed rules`);
   const totals = { confscale: 0, seed: 0, confscaleOverloaded: 0, seedOverloaded: 0, overloadedDays: 0 };
   for (let day = 1; day <= count; day += 1) {
-    const trace = generatedSchoolDay(day * 7919).map((meeting, id): TraceMeeting => ({ ...meeting, id, endSecond: meeting.startSecond + meeting.durationSeconds }));
+    const trace = generatedSchoolDay(day * 7919).map((meeting, id): TraceMeeting => ({
+      ...meeting,
+      id,
+      endSecond: meeting.startSecond + meeting.durationSeconds,
+    }));
     const confscale = confscaleAfterAWeek(trace, day);
     const seed = run(seedScaler(POLICY), trace, POLICY);
     totals.confscale += confscale.serverHours;
@@ -595,7 +642,14 @@ function simulateMoreDays(count: number): void {
   );
 }
 
-const generated = generatedSchoolDay().map((meeting, id): TraceMeeting => ({ ...meeting, id, endSecond: meeting.startSecond + meeting.durationSeconds }));
-const verdicts = [simulateDay(`recorded day (${TRACE})`, readTrace(TRACE), 1), simulateDay("generated day (generated-day.ts, fixed seed)", generated, 2)];
+const generated = generatedSchoolDay().map((meeting, id): TraceMeeting => ({
+  ...meeting,
+  id,
+  endSecond: meeting.startSecond + meeting.durationSeconds,
+}));
+const verdicts = [
+  simulateDay(`recorded day (${TRACE})`, readTrace(TRACE), 1),
+  simulateDay("generated day (generated-day.ts, fixed seed)", generated, 2),
+];
 if (options.values["more-days"] !== undefined) simulateMoreDays(Number.parseInt(options.values["more-days"], 10));
 if (verdicts.includes(false)) process.exitCode = 1;

@@ -25,7 +25,13 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
     redisServer = await RedisServer.start();
     sandbox = await createPulumiSandbox();
-    rig = await openEmulatedFleet({ endpoints: emulatorEndpoints(emulator), sandbox, redisUrl: redisServer.url, now: () => emulator.clock.now(), settings: { baseline: 2 } });
+    rig = await openEmulatedFleet({
+      endpoints: emulatorEndpoints(emulator),
+      sandbox,
+      redisUrl: redisServer.url,
+      now: () => emulator.clock.now(),
+      settings: { baseline: 2 },
+    });
   });
 
   afterAll(async () => {
@@ -35,7 +41,8 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     await sandbox?.cleanup();
   });
 
-  const view = (name: string) => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).find((server) => server.name === name);
+  const view = (name: string) =>
+    [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).find((server) => server.name === name);
   const registration = (name: string) => {
     const id = rig.actuator.currentState().servers[name]?.scaleliteId;
     return emulator.scalelite.servers.get(id ?? "");
@@ -52,7 +59,12 @@ describe("the actuator: decisions become servers through the fleet stack, with d
   it("brings an empty fleet to its baseline and registers each server in Scalelite once BBB answers", async () => {
     await rig.actuator.start();
     const first = await rig.actuator.cycle([]);
-    expect(first.update?.steps.filter((step) => step.op === "create").map((step) => step.name).sort()).toEqual(["bbb-1", "bbb-2"]);
+    expect(
+      first.update?.steps
+        .filter((step) => step.op === "create")
+        .map((step) => step.name)
+        .sort(),
+    ).toEqual(["bbb-1", "bbb-2"]);
     await cycleUntilRegistered("bbb-1", "bbb-2");
     for (const name of ["bbb-1", "bbb-2"]) {
       expect(view(name)?.vmState).toBe("RUNNING");
@@ -74,7 +86,13 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     expect(registration("bbb-1")).toMatchObject({ state: "enabled", loadMultiplier: 0.5 });
 
     // The policy's placement steering lands in Scalelite; a dry-run change does not.
-    const steer = (server: string, loadMultiplier: number, dryRun = false) => ({ server, loadMultiplier, reason: "steered", inputs: {}, dryRun });
+    const steer = (server: string, loadMultiplier: number, dryRun = false) => ({
+      server,
+      loadMultiplier,
+      reason: "steered",
+      inputs: {},
+      dryRun,
+    });
     const steered = await rig.actuator.cycle([], [steer("bbb-1", 0.8), steer("bbb-3", 1.7, true)]);
     expect(steered.steered).toEqual([{ server: "bbb-1", loadMultiplier: 0.8 }]);
     expect(registration("bbb-1")).toMatchObject({ state: "enabled", loadMultiplier: 0.8 });
@@ -82,7 +100,12 @@ describe("the actuator: decisions become servers through the fleet stack, with d
 
     emulator.scalelite.poll();
     const bbb2 = view("bbb-2")!;
-    const meeting = emulator.cloud.startMeeting(emulator.serverById(bbb2.id), { participants: 12, videos: 2, listenOnly: 0, durationMs: 3_600_000 });
+    const meeting = emulator.cloud.startMeeting(emulator.serverById(bbb2.id), {
+      participants: 12,
+      videos: 2,
+      listenOnly: 0,
+      durationMs: 3_600_000,
+    });
     const drained = await rig.actuator.cycle([decision("drain", "bbb-2")]);
     expect(drained.applied).toHaveLength(1);
     expect(registration("bbb-2")?.state).toBe("cordoned");
@@ -136,7 +159,9 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     expect(emulator.cloud.servers.has(foreign.id)).toBe(true);
     expect(emulator.scalelite.servers.has(dangling.id)).toBe(true);
     const audit = await rig.store.readAudit("bbb", { limit: 5 });
-    expect(audit.find((entry) => entry.kind === "sanity")?.message).toBe("2 disagreements between the fleet stack, the cloud and Scalelite (nothing deleted)");
+    expect(audit.find((entry) => entry.kind === "sanity")?.message).toBe(
+      "2 disagreements between the fleet stack, the cloud and Scalelite (nothing deleted)",
+    );
   });
 
   it("holds a server an operator cordons or panics out of the policy's view until an operator enables it", async () => {
@@ -166,7 +191,9 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     await expect(rig.actuator.operate("bbb-9", "cordon", "ops")).rejects.toBeInstanceOf(FleetServerNotFoundError);
     await rig.actuator.cycle([decision("drain", "bbb-2")]);
     await rig.actuator.cycle([decision("stop", "bbb-2")]);
-    await expect(rig.actuator.operate("bbb-2", "cordon", "ops")).rejects.toThrow(new ServerActionConflictError("bbb-2", "cordon", "it is stopped; the policy starts it when the load needs it"));
+    await expect(rig.actuator.operate("bbb-2", "cordon", "ops")).rejects.toThrow(
+      new ServerActionConflictError("bbb-2", "cordon", "it is stopped; the policy starts it when the load needs it"),
+    );
   });
 
   it("ignores dry-run decisions", async () => {

@@ -23,11 +23,16 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
   let peakRunning = 0;
 
   beforeAll(async () => {
-    emulator = await Emulator.start({ clock: { kind: "real", scale: CLOCK_SCALE }, timings: { requestQueuedMs: 1_000, requestRunningMs: 5_000, bootMs: 2 * MINUTE } });
+    emulator = await Emulator.start({
+      clock: { kind: "real", scale: CLOCK_SCALE },
+      timings: { requestQueuedMs: 1_000, requestRunningMs: 5_000, bootMs: 2 * MINUTE },
+    });
     redisServer = await RedisServer.start();
     // Prometheus finds the workers through the scaler's own http_sd endpoint, as on the control node.
     scalerPort = await freeLoopbackPort();
-    prometheus = await PrometheusServer.start([{ job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${scalerPort}/fleets/bbb/targets`, refresh_interval: "1s" }] }]);
+    prometheus = await PrometheusServer.start([
+      { job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${scalerPort}/fleets/bbb/targets`, refresh_interval: "1s" }] },
+    ]);
     sandbox = await createPulumiSandbox();
     loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy, scalerPort });
   });
@@ -41,7 +46,8 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
     await sandbox?.cleanup();
   });
 
-  const running = () => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).filter((server) => server.vmState === "RUNNING");
+  const running = () =>
+    [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).filter((server) => server.vmState === "RUNNING");
   const enabled = () => [...emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled");
 
   /** Periods until `done` holds; each period waits for Prometheus to have scraped what changed. */
@@ -51,7 +57,8 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
       await loop.period();
       emulator.scalelite.poll();
     }
-    if (!done()) throw new Error(`${what}: not reached after ${limit} periods; last: ${JSON.stringify(loop.periods.at(-1)?.outcome.holds ?? [])}`);
+    if (!done())
+      throw new Error(`${what}: not reached after ${limit} periods; last: ${JSON.stringify(loop.periods.at(-1)?.outcome.holds ?? [])}`);
   }
 
   function placeMeetings(count: number, participants: number, videos: number, durationMs: number): void {
@@ -62,20 +69,26 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
     await loop.actuator.start();
     await periodsUntil("baseline registered", () => enabled().length === 1);
     expect(running()).toHaveLength(1);
-    const status = (await (await fetch(`http://127.0.0.1:${scalerPort}/fleets/bbb`)).json()) as { servers: { name: string; phase: string }[] };
+    const status = (await (await fetch(`http://127.0.0.1:${scalerPort}/fleets/bbb`)).json()) as {
+      servers: { name: string; phase: string }[];
+    };
     expect(status.servers).toEqual([expect.objectContaining({ name: "bbb-1", phase: "active", power: "running" })]);
   });
 
   it("grows the fleet when the load rises, and new meetings land on the new servers", async () => {
     placeMeetings(8, 30, 6, 90 * MINUTE);
     await periodsUntil("a second server taking meetings", () => enabled().length >= 2);
-    const scaleOut = loop.periods.flatMap((period) => period.cycle.applied).filter((decision) => decision.kind === "create" || decision.kind === "start" || decision.kind === "resize");
+    const scaleOut = loop.periods
+      .flatMap((period) => period.cycle.applied)
+      .filter((decision) => decision.kind === "create" || decision.kind === "start" || decision.kind === "resize");
     expect(scaleOut.map((decision) => decision.kind)).toContain("create");
     for (const decision of scaleOut) expect(decision.inputs).toHaveProperty("cpuUtilization");
     peakRunning = running().length;
 
     const first = emulator.scalelite.servers.values().next().value?.id;
-    const placed = Array.from({ length: 4 }, () => emulator.scalelite.placeMeeting({ participants: 5, videos: 0, durationMs: 20 * MINUTE }));
+    const placed = Array.from({ length: 4 }, () =>
+      emulator.scalelite.placeMeeting({ participants: 5, videos: 0, durationMs: 20 * MINUTE }),
+    );
     expect(placed.some((meeting) => meeting.server.id !== first)).toBe(true);
     // Each period's load is kept by slot of the week, for next week's forecast.
     expect(await loop.store.redis.hlen(loop.store.keys.loadProfile("bbb"))).toBeGreaterThan(0);

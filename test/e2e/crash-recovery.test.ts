@@ -34,7 +34,13 @@ describe("a scaler killed during an up, and restarted (real Redis, CLI, emulator
   const servers = () => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server));
 
   it("recovers on restart: the stale lock goes, nothing is created twice, nothing is orphaned", { timeout: 600_000 }, async () => {
-    const options = { endpoints: emulatorEndpoints(emulator), sandbox: { dir: sandbox.dir, backendUrl: sandbox.backendUrl, env: sandbox.env }, redisUrl: redisServer.url, baseline: 3, leaseTtlMs: LEASE_TTL_MS };
+    const options = {
+      endpoints: emulatorEndpoints(emulator),
+      sandbox: { dir: sandbox.dir, backendUrl: sandbox.backendUrl, env: sandbox.env },
+      redisUrl: redisServer.url,
+      baseline: 3,
+      leaseTtlMs: LEASE_TTL_MS,
+    };
     // Its own process group: killing it takes the engine and the provider host along, as a container's death would.
     const scaler = spawn(tsx, [child, JSON.stringify(options)], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
@@ -59,10 +65,16 @@ describe("a scaler killed during an up, and restarted (real Redis, CLI, emulator
     try {
       const { recovered } = await rig.actuator.start();
       expect(recovered).toBe(true);
-      for (let count = 0; count < 30 && Object.values(rig.actuator.currentState().servers).some((record) => record.phase !== "active"); count += 1) {
+      for (
+        let count = 0;
+        count < 30 && Object.values(rig.actuator.currentState().servers).some((record) => record.phase !== "active");
+        count += 1
+      ) {
         await rig.actuator.cycle([]);
       }
-      const names = servers().map((server) => server.name).sort();
+      const names = servers()
+        .map((server) => server.name)
+        .sort();
       expect(names).toEqual(["bbb-1", "bbb-2", "bbb-3"]);
       expect(servers().every((server) => server.vmState === "RUNNING" && server.labels["confscale:fleet"] === "bbb")).toBe(true);
       expect((await rig.fleetStack.appliedSpec())?.servers.map((server) => server.name).sort()).toEqual(names);

@@ -29,39 +29,48 @@ describe("the fleet stack survives IONOS API faults without duplicates or orphan
     await sandbox?.cleanup();
   });
 
-  const namedInCloud = (name: string) => [...emulator.cloud.servers.values()].filter((server) => server.name === name).map((server) => emulator.serverView(server));
+  const namedInCloud = (name: string) =>
+    [...emulator.cloud.servers.values()].filter((server) => server.name === name).map((server) => emulator.serverView(server));
 
-  it("adopts the server of a create that answered 500 but happened: one machine, in the stack, and nothing left to change", UPDATE_DEADLINE, async () => {
-    const spec: FleetSpec = { ...base, servers: [worker("bbb-1")] };
-    emulator.cloud.faults.add({ kind: "createFailsButHappens", count: 1 });
+  it(
+    "adopts the server of a create that answered 500 but happened: one machine, in the stack, and nothing left to change",
+    UPDATE_DEADLINE,
+    async () => {
+      const spec: FleetSpec = { ...base, servers: [worker("bbb-1")] };
+      emulator.cloud.faults.add({ kind: "createFailsButHappens", count: 1 });
 
-    await fleet.up(spec);
+      await fleet.up(spec);
 
-    expect(emulator.cloud.faults.pending()).toEqual([]);
-    const [server, ...duplicates] = namedInCloud("bbb-1");
-    expect(duplicates).toEqual([]);
-    expect(server).toMatchObject({ vmState: "RUNNING", cores: 2, ram: 8192, labels: OURS });
-    expect((await fleet.serverAddresses())["bbb-1"]?.id).toBe(server?.id);
-    expect(await fleet.preview(spec)).toEqual({ same: 2 });
-  });
+      expect(emulator.cloud.faults.pending()).toEqual([]);
+      const [server, ...duplicates] = namedInCloud("bbb-1");
+      expect(duplicates).toEqual([]);
+      expect(server).toMatchObject({ vmState: "RUNNING", cores: 2, ram: 8192, labels: OURS });
+      expect((await fleet.serverAddresses())["bbb-1"]?.id).toBe(server?.id);
+      expect(await fleet.preview(spec)).toEqual({ same: 2 });
+    },
+  );
 
-  it("after a crash cut a create short, recovery and the next up adopt the unlabelled machine instead of making a second", UPDATE_DEADLINE, async () => {
-    // What a scaler that died mid-create leaves: the machine exists, its labels were never written, the stack
-    // does not know it.
-    const leftOver = emulator.addRunningServer({ datacenterId: emulator.defaultDatacenterId, name: "bbb-2", cores: 2, ram: 8192 });
-    const spec: FleetSpec = { ...base, servers: [worker("bbb-1"), worker("bbb-2")] };
+  it(
+    "after a crash cut a create short, recovery and the next up adopt the unlabelled machine instead of making a second",
+    UPDATE_DEADLINE,
+    async () => {
+      // What a scaler that died mid-create leaves: the machine exists, its labels were never written, the stack
+      // does not know it.
+      const leftOver = emulator.addRunningServer({ datacenterId: emulator.defaultDatacenterId, name: "bbb-2", cores: 2, ram: 8192 });
+      const spec: FleetSpec = { ...base, servers: [worker("bbb-1"), worker("bbb-2")] };
 
-    await fleet.recover();
-    const report = await fleet.up(spec);
+      await fleet.recover();
+      const report = await fleet.up(spec);
 
-    expect(report.summary.create).toBe(1);
-    const [server, ...duplicates] = namedInCloud("bbb-2");
-    expect(duplicates).toEqual([]);
-    expect(server?.id).toBe(leftOver.id);
-    expect(server?.labels).toEqual(OURS);
-    expect((await fleet.serverAddresses())["bbb-2"]?.id).toBe(leftOver.id);
-    expect(await fleet.preview(spec)).toEqual({ same: 3 });
-  });
+      expect(report.summary.create).toBe(1);
+      const [server, ...duplicates] = namedInCloud("bbb-2");
+      expect(duplicates).toEqual([]);
+      expect(server?.id).toBe(leftOver.id);
+      expect(server?.labels).toEqual(OURS);
+      expect((await fleet.serverAddresses())["bbb-2"]?.id).toBe(leftOver.id);
+      expect(await fleet.preview(spec)).toEqual({ same: 3 });
+    },
+  );
 
   it("refuses to take over a same-named machine of another environment, and leaves it as it was", UPDATE_DEADLINE, async () => {
     const foreign = emulator.addRunningServer({ datacenterId: emulator.defaultDatacenterId, name: "bbb-3", cores: 4, ram: 16384 });
@@ -74,7 +83,9 @@ describe("the fleet stack survives IONOS API faults without duplicates or orphan
     );
 
     expect(failure?.message).toMatch(/create server bbb-3 refused: data center \S+ already holds a server named bbb-3 \(/);
-    expect(namedInCloud("bbb-3")).toEqual([expect.objectContaining({ id: foreign.id, cores: 4, labels: { "confscale:env": "staging", "confscale:role": "worker" } })]);
+    expect(namedInCloud("bbb-3")).toEqual([
+      expect.objectContaining({ id: foreign.id, cores: 4, labels: { "confscale:env": "staging", "confscale:role": "worker" } }),
+    ]);
     expect(Object.keys(await fleet.serverAddresses()).sort()).toEqual(["bbb-1", "bbb-2"]);
   });
 

@@ -24,7 +24,8 @@ describe("the fleet stack through the Automation API against the emulated IONOS 
     await sandbox?.cleanup();
   });
 
-  const serversByName = () => new Map([...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).map((view) => [view.name, view]));
+  const serversByName = () =>
+    new Map([...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).map((view) => [view.name, view]));
 
   it("creates, resizes in place, stops and destroys workers, and a repeated spec changes nothing", async () => {
     const two: FleetSpec = {
@@ -35,10 +36,19 @@ describe("the fleet stack through the Automation API against the emulated IONOS 
       ],
     };
     const created = await fleet.up(two);
-    expect(created.steps.filter((step) => step.op === "create").map((step) => step.name).sort()).toEqual(["bbb-1", "bbb-2"]);
+    expect(
+      created.steps
+        .filter((step) => step.op === "create")
+        .map((step) => step.name)
+        .sort(),
+    ).toEqual(["bbb-1", "bbb-2"]);
     expect([...serversByName().keys()].sort()).toEqual(["bbb-1", "bbb-2"]);
     expect(serversByName().get("bbb-1")?.vmState).toBe("RUNNING");
-    expect(serversByName().get("bbb-1")?.labels).toMatchObject({ "confscale:env": "e2e", "confscale:fleet": "bbb", "confscale:role": "worker" });
+    expect(serversByName().get("bbb-1")?.labels).toMatchObject({
+      "confscale:env": "e2e",
+      "confscale:fleet": "bbb",
+      "confscale:role": "worker",
+    });
     expect(await fleet.appliedSpec()).toEqual(two);
 
     const resizedAndStopped: FleetSpec = {

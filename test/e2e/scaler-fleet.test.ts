@@ -19,8 +19,11 @@ const VIEWER_TOKEN = "viewer-token-".padEnd(40, "v");
 /** The operator's CLI, run as an operator would run it; resolves with its exit code and output. */
 function confscale(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", join(repo, "scaler", "cli.ts"), ...args], { cwd: repo, env: { PATH: process.env.PATH ?? "", ...env } }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr }),
+    execFile(
+      process.execPath,
+      ["--import", "tsx", join(repo, "scaler", "cli.ts"), ...args],
+      { cwd: repo, env: { PATH: process.env.PATH ?? "", ...env } },
+      (error, stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr }),
     );
   });
 }
@@ -38,7 +41,9 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
     emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
     redisServer = await RedisServer.start();
     port = await freeLoopbackPort();
-    prometheus = await PrometheusServer.start([{ job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${port}/fleets/bbb/targets`, refresh_interval: "1s" }] }]);
+    prometheus = await PrometheusServer.start([
+      { job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${port}/fleets/bbb/targets`, refresh_interval: "1s" }] },
+    ]);
     sandbox = await createPulumiSandbox();
     configFile = join(sandbox.dir, "scaler.yaml");
     await writeFile(
@@ -76,7 +81,11 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
 
   function startScaler(environment: Record<string, string>) {
     // Node itself with tsx's loader, as in the container: signals reach the scaler without a wrapper process.
-    const child = spawn(process.execPath, ["--import", "tsx", join(repo, "scaler", "main.ts")], { cwd: repo, env: environment, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", join(repo, "scaler", "main.ts")], {
+      cwd: repo,
+      env: environment,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -91,71 +100,82 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
     expect(scaler.output()).toContain("PULUMI_CONFIG_PASSPHRASE, CONFSCALE_BBB_SECRET");
   });
 
-  it("brings the fleet to its baseline through the engine, serves its status, answers the operator's CLI, and stops cleanly on SIGTERM", { timeout: 420_000 }, async () => {
-    const scaler = startScaler(env);
-    try {
-      const deadline = Date.now() + 240_000;
-      let status: { servers: { name: string; phase: string }[] } | undefined;
-      while (status?.servers.some((server) => server.phase === "active") !== true) {
-        if (Date.now() > deadline || scaler.child.exitCode !== null) throw new Error(`no active server:\n${scaler.output()}`);
-        const response = await fetch(`http://127.0.0.1:${port}/fleets/bbb`).catch(() => undefined);
-        status = response?.ok === true ? ((await response.json()) as typeof status) : undefined;
-        await new Promise((resolve) => setTimeout(resolve, 250));
+  it(
+    "brings the fleet to its baseline through the engine, serves its status, answers the operator's CLI, and stops cleanly on SIGTERM",
+    { timeout: 420_000 },
+    async () => {
+      const scaler = startScaler(env);
+      try {
+        const deadline = Date.now() + 240_000;
+        let status: { servers: { name: string; phase: string }[] } | undefined;
+        while (status?.servers.some((server) => server.phase === "active") !== true) {
+          if (Date.now() > deadline || scaler.child.exitCode !== null) throw new Error(`no active server:\n${scaler.output()}`);
+          const response = await fetch(`http://127.0.0.1:${port}/fleets/bbb`).catch(() => undefined);
+          status = response?.ok === true ? ((await response.json()) as typeof status) : undefined;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+        expect(status.servers).toEqual([expect.objectContaining({ name: "bbb-1", phase: "active", cores: 2, ramGb: 8 })]);
+        const servers = [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server));
+        expect(servers.map((server) => [server.name, server.vmState])).toEqual([["bbb-1", "RUNNING"]]);
+        const targets = (await (await fetch(`http://127.0.0.1:${port}/fleets/bbb/targets`)).json()) as { labels: Record<string, string> }[];
+        expect(targets[0]?.labels).toMatchObject({ server: "bbb-1", __metrics_path__: `/servers/${servers[0]?.id}/metrics` });
+
+        const operator = { CONFSCALE_URL: `http://127.0.0.1:${port}`, CONFSCALE_TOKEN: OPERATOR_TOKEN };
+        const statusRun = await confscale(["status", "bbb"], operator);
+        expect(statusRun, statusRun.stderr).toMatchObject({ code: 0 });
+        expect(statusRun.stdout).toMatch(/^bbb-1\s+2 cores \/ 8 GB\s+running\s+active$/m);
+        // --json prints the scaler's answer for scripts: one fleet status per fleet, the same servers.
+        const jsonRun = await confscale(["--json", "status", "bbb"], operator);
+        expect(jsonRun, jsonRun.stderr).toMatchObject({ code: 0 });
+        const [jsonStatus] = JSON.parse(jsonRun.stdout) as { fleet: string; servers: { name: string; phase: string }[] }[];
+        expect(jsonStatus).toMatchObject({ fleet: "bbb" });
+        expect(jsonStatus?.servers).toEqual(expect.arrayContaining([expect.objectContaining({ name: "bbb-1", phase: "active" })]));
+
+        const refused = await confscale(["servers", "cordon", "bbb-1"], { ...operator, CONFSCALE_TOKEN: VIEWER_TOKEN });
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toContain("answered 403: requires the operator role");
+
+        // bbb-1's registration: while it is held, the policy may already be replacing it with another server.
+        const scaleliteState = () =>
+          [...emulator.scalelite.servers.values()]
+            .filter((entry) => entry.url.includes(`/servers/${servers[0]?.id}/`))
+            .map((entry) => entry.state);
+        const cordoned = await confscale(["servers", "cordon", "bbb-1"], operator);
+        expect(cordoned, cordoned.stderr).toMatchObject({ code: 0, stdout: "bbb-1: cordoned, now held\n" });
+        expect(scaleliteState()).toEqual(["cordoned"]);
+        const enabled = await confscale(["servers", "enable", "bbb-1"], operator);
+        expect(enabled, enabled.stderr).toMatchObject({ code: 0, stdout: "bbb-1: enabled, now active\n" });
+        expect(scaleliteState()).toEqual(["enabled"]);
+
+        const unconfirmed = await confscale(["servers", "panic", "bbb-1"], operator);
+        expect(unconfirmed.code).toBe(1);
+        expect(unconfirmed.stderr).toContain("add --yes to confirm");
+        const unknown = await confscale(["servers", "cordon", "bbb-9"], operator);
+        expect(unknown.code).toBe(1);
+        expect(unknown.stderr).toContain("answered 404: fleet bbb has no server bbb-9");
+
+        const preview = await confscale(["fleet", "preview"], operator);
+        expect(preview, preview.stderr).toMatchObject({ code: 0, stdout: "fleet bbb: no changes\n" });
+        const up = await confscale(["fleet", "up"], operator);
+        expect(up, up.stderr).toMatchObject({ code: 0 });
+        expect(up.stdout).toMatch(/^last period .*: \d+ decisions?/m);
+
+        // Each operator action is in the fleet's audit trail with who did it.
+        const audit = (await (
+          await fetch(`http://127.0.0.1:${port}/api/v1/groups/bbb/audit?limit=1000`, {
+            headers: { authorization: `Bearer ${VIEWER_TOKEN}` },
+          })
+        ).json()) as { entries: { kind: string; actor: string }[] };
+        const operatorEntries = audit.entries.filter((entry) => entry.kind.startsWith("operator."));
+        expect(operatorEntries.map((entry) => [entry.kind, entry.actor]).sort()).toEqual([
+          ["operator.cordon", "ops"],
+          ["operator.enable", "ops"],
+        ]);
+      } finally {
+        scaler.child.kill("SIGTERM");
       }
-      expect(status.servers).toEqual([expect.objectContaining({ name: "bbb-1", phase: "active", cores: 2, ramGb: 8 })]);
-      const servers = [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server));
-      expect(servers.map((server) => [server.name, server.vmState])).toEqual([["bbb-1", "RUNNING"]]);
-      const targets = (await (await fetch(`http://127.0.0.1:${port}/fleets/bbb/targets`)).json()) as { labels: Record<string, string> }[];
-      expect(targets[0]?.labels).toMatchObject({ server: "bbb-1", __metrics_path__: `/servers/${servers[0]?.id}/metrics` });
-
-      const operator = { CONFSCALE_URL: `http://127.0.0.1:${port}`, CONFSCALE_TOKEN: OPERATOR_TOKEN };
-      const statusRun = await confscale(["status", "bbb"], operator);
-      expect(statusRun, statusRun.stderr).toMatchObject({ code: 0 });
-      expect(statusRun.stdout).toMatch(/^bbb-1\s+2 cores \/ 8 GB\s+running\s+active$/m);
-      // --json prints the scaler's answer for scripts: one fleet status per fleet, the same servers.
-      const jsonRun = await confscale(["--json", "status", "bbb"], operator);
-      expect(jsonRun, jsonRun.stderr).toMatchObject({ code: 0 });
-      const [jsonStatus] = JSON.parse(jsonRun.stdout) as { fleet: string; servers: { name: string; phase: string }[] }[];
-      expect(jsonStatus).toMatchObject({ fleet: "bbb" });
-      expect(jsonStatus?.servers).toEqual(expect.arrayContaining([expect.objectContaining({ name: "bbb-1", phase: "active" })]));
-
-      const refused = await confscale(["servers", "cordon", "bbb-1"], { ...operator, CONFSCALE_TOKEN: VIEWER_TOKEN });
-      expect(refused.code).toBe(1);
-      expect(refused.stderr).toContain("answered 403: requires the operator role");
-
-      // bbb-1's registration: while it is held, the policy may already be replacing it with another server.
-      const scaleliteState = () => [...emulator.scalelite.servers.values()].filter((entry) => entry.url.includes(`/servers/${servers[0]?.id}/`)).map((entry) => entry.state);
-      const cordoned = await confscale(["servers", "cordon", "bbb-1"], operator);
-      expect(cordoned, cordoned.stderr).toMatchObject({ code: 0, stdout: "bbb-1: cordoned, now held\n" });
-      expect(scaleliteState()).toEqual(["cordoned"]);
-      const enabled = await confscale(["servers", "enable", "bbb-1"], operator);
-      expect(enabled, enabled.stderr).toMatchObject({ code: 0, stdout: "bbb-1: enabled, now active\n" });
-      expect(scaleliteState()).toEqual(["enabled"]);
-
-      const unconfirmed = await confscale(["servers", "panic", "bbb-1"], operator);
-      expect(unconfirmed.code).toBe(1);
-      expect(unconfirmed.stderr).toContain("add --yes to confirm");
-      const unknown = await confscale(["servers", "cordon", "bbb-9"], operator);
-      expect(unknown.code).toBe(1);
-      expect(unknown.stderr).toContain("answered 404: fleet bbb has no server bbb-9");
-
-      const preview = await confscale(["fleet", "preview"], operator);
-      expect(preview, preview.stderr).toMatchObject({ code: 0, stdout: "fleet bbb: no changes\n" });
-      const up = await confscale(["fleet", "up"], operator);
-      expect(up, up.stderr).toMatchObject({ code: 0 });
-      expect(up.stdout).toMatch(/^last period .*: \d+ decisions?/m);
-
-      // Each operator action is in the fleet's audit trail with who did it.
-      const audit = (await (await fetch(`http://127.0.0.1:${port}/api/v1/groups/bbb/audit?limit=1000`, { headers: { authorization: `Bearer ${VIEWER_TOKEN}` } })).json()) as { entries: { kind: string; actor: string }[] };
-      const operatorEntries = audit.entries.filter((entry) => entry.kind.startsWith("operator."));
-      expect(operatorEntries.map((entry) => [entry.kind, entry.actor]).sort()).toEqual([
-        ["operator.cordon", "ops"],
-        ["operator.enable", "ops"],
-      ]);
-    } finally {
-      scaler.child.kill("SIGTERM");
-    }
-    const [code, signal] = await scaler.exited;
-    expect({ code, signal }, scaler.output()).toEqual({ code: 0, signal: null });
-  });
+      const [code, signal] = await scaler.exited;
+      expect({ code, signal }, scaler.output()).toEqual({ code: 0, signal: null });
+    },
+  );
 });

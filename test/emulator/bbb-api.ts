@@ -50,7 +50,10 @@ export function bbbApi(cloud: EmulatedCloud, secret: string): Hono {
   app.get("/:server/bigbluebutton/api", (c) => {
     const server = serving(c);
     if (server instanceof Response) return server;
-    return xml(c, `<returncode>SUCCESS</returncode><version>2.0</version><apiVersion>2.0</apiVersion><bbbVersion>${BBB_VERSION}</bbbVersion>`);
+    return xml(
+      c,
+      `<returncode>SUCCESS</returncode><version>2.0</version><apiVersion>2.0</apiVersion><bbbVersion>${BBB_VERSION}</bbbVersion>`,
+    );
   });
 
   app.get("/:server/bigbluebutton/api/:call", (c) => {
@@ -62,7 +65,10 @@ export function bbbApi(cloud: EmulatedCloud, secret: string): Hono {
     switch (call) {
       case "getMeetings": {
         if (server.meetings.size === 0) {
-          return xml(c, "<returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey><message>no meetings were found on this server</message>");
+          return xml(
+            c,
+            "<returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey><message>no meetings were found on this server</message>",
+          );
         }
         const meetings = [...server.meetings.values()].map((meeting) => meetingXml(meeting, now)).join("");
         return xml(c, `<returncode>SUCCESS</returncode><meetings>${meetings}</meetings>`);
@@ -75,7 +81,10 @@ export function bbbApi(cloud: EmulatedCloud, secret: string): Hono {
         const meetingId = c.req.query("meetingID") ?? "";
         if (!server.meetings.has(meetingId)) return failed(c, "notFound", "We could not find a meeting with that meeting ID");
         cloud.endMeeting(server, meetingId);
-        return xml(c, "<returncode>SUCCESS</returncode><messageKey>sentEndMeetingRequest</messageKey><message>A request to end the meeting was sent.</message>");
+        return xml(
+          c,
+          "<returncode>SUCCESS</returncode><messageKey>sentEndMeetingRequest</messageKey><message>A request to end the meeting was sent.</message>",
+        );
       }
       default:
         return failed(c, "unsupportedRequest", "This request is not supported.");

@@ -14,7 +14,9 @@ export function queryWithoutChecksum(rawQuery: string): string {
 }
 
 export function checksumOf(call: string, query: string, secret: string, algorithm: ChecksumAlgorithm = "sha256"): string {
-  return createHash(algorithm).update(call + query + secret).digest("hex");
+  return createHash(algorithm)
+    .update(call + query + secret)
+    .digest("hex");
 }
 
 /** Whether the request `call?rawQuery` carries a valid checksum for `secret`. */

@@ -49,7 +49,8 @@ export class EmulatorClock {
   /** Emulated epoch milliseconds; never goes backwards. */
   now(): number {
     if (this.pinned !== undefined) return this.pinned;
-    const computed = this.mode.kind === "manual" ? this.anchorEmulated : this.anchorEmulated + (performance.now() - this.anchorReal) * this.mode.scale;
+    const computed =
+      this.mode.kind === "manual" ? this.anchorEmulated : this.anchorEmulated + (performance.now() - this.anchorReal) * this.mode.scale;
     this.lastNow = Math.max(this.lastNow, computed);
     return this.lastNow;
   }

@@ -284,7 +284,11 @@ export class EmulatedCloud {
   createLan(datacenter: Datacenter, properties: Record<string, unknown> & { name?: string; public?: boolean; _public?: boolean }): Lan {
     const id = String(Math.max(0, ...[...datacenter.lans.keys()].map(Number)) + 1);
     const { _public: sdkPublic, ...rest } = properties;
-    const lan: Lan = { id, meta: this.newMeta(), properties: { ...rest, name: properties.name ?? `LAN ${id}`, public: properties.public ?? sdkPublic ?? false } };
+    const lan: Lan = {
+      id,
+      meta: this.newMeta(),
+      properties: { ...rest, name: properties.name ?? `LAN ${id}`, public: properties.public ?? sdkPublic ?? false },
+    };
     datacenter.lans.set(id, lan);
     return lan;
   }
@@ -329,7 +333,12 @@ export class EmulatedCloud {
       id: randomUUID(),
       serverId: server?.id,
       meta: this.newMeta(),
-      properties: { ...spec.properties, name: spec.properties.name ?? "volume", size: spec.properties.size ?? 10, type: spec.properties.type ?? "HDD" },
+      properties: {
+        ...spec.properties,
+        name: spec.properties.name ?? "volume",
+        size: spec.properties.size ?? 10,
+        type: spec.properties.type ?? "HDD",
+      },
     };
     datacenter.volumes.set(volume.id, volume);
     server?.volumeIds.push(volume.id);
@@ -338,7 +347,10 @@ export class EmulatedCloud {
 
   addNic(server: EmulatedServer, spec: NicSpec): Nic {
     const n = this.ipCounter++;
-    const ips = spec.properties.ips !== undefined && spec.properties.ips !== null && spec.properties.ips.length > 0 ? spec.properties.ips : [`10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`];
+    const ips =
+      spec.properties.ips !== undefined && spec.properties.ips !== null && spec.properties.ips.length > 0
+        ? spec.properties.ips
+        : [`10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`];
     const mac = `02:01:${[n >> 24, n >> 16, n >> 8, n].map((byte) => (byte & 255).toString(16).padStart(2, "0")).join(":")}`;
     const nic: Nic = {
       id: randomUUID(),
@@ -360,7 +372,11 @@ export class EmulatedCloud {
   }
 
   addFirewallRule(nic: Nic, properties: Record<string, unknown>): FirewallRule {
-    const rule: FirewallRule = { id: randomUUID(), meta: this.newMeta(), properties: { type: "INGRESS", ipVersion: "IPv4", ...properties } };
+    const rule: FirewallRule = {
+      id: randomUUID(),
+      meta: this.newMeta(),
+      properties: { type: "INGRESS", ipVersion: "IPv4", ...properties },
+    };
     nic.firewallRules.set(rule.id, rule);
     return rule;
   }
@@ -440,7 +456,10 @@ export class EmulatedCloud {
   }
 
   /** Starts a meeting on a serving server; it ends by itself after `durationMs`. */
-  startMeeting(server: EmulatedServer, meeting: { meetingId?: string; name?: string; participants: number; videos: number; listenOnly: number; durationMs: number }): Meeting {
+  startMeeting(
+    server: EmulatedServer,
+    meeting: { meetingId?: string; name?: string; participants: number; videos: number; listenOnly: number; durationMs: number },
+  ): Meeting {
     if (!this.isServing(server)) throw new CloudApiError(409, "409", `server ${server.id} is not serving`);
     this.accrue(server);
     const now = this.clock.now();

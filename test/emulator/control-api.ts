@@ -8,7 +8,10 @@ import { sidecarOptionsSchema } from "./sidecar.js";
 import type { Emulator } from "./emulator.js";
 
 const advanceBody = z.object({ ms: z.number().nonnegative() });
-const modeBody = z.discriminatedUnion("kind", [z.object({ kind: z.literal("real"), scale: z.number().positive().default(1) }), z.object({ kind: z.literal("manual") })]);
+const modeBody = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("real"), scale: z.number().positive().default(1) }),
+  z.object({ kind: z.literal("manual") }),
+]);
 const directServerBody = z.object({
   datacenterId: z.string().optional(),
   name: z.string().min(1),
@@ -21,7 +24,12 @@ const replayBody = replayOptionsSchema.extend({ csv: z.string().min(1) });
 
 async function parse<T>(c: Context, schema: z.ZodType<T>): Promise<T> {
   const parsed = schema.safeParse(await c.req.json().catch(() => ({})));
-  if (!parsed.success) throw new CloudApiError(400, "100", `${parsed.error.issues[0]?.path.join(".") ?? ""}: ${parsed.error.issues[0]?.message ?? "invalid body"}`);
+  if (!parsed.success)
+    throw new CloudApiError(
+      400,
+      "100",
+      `${parsed.error.issues[0]?.path.join(".") ?? ""}: ${parsed.error.issues[0]?.message ?? "invalid body"}`,
+    );
   return parsed.data;
 }
 

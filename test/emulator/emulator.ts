@@ -26,7 +26,11 @@ export interface EmulatorOptions {
   datacenter?: { name: string; location: string } | null;
 }
 
-export const DEFAULT_CREDENTIALS: CloudCredentials = { username: "confscale@emulator.test", password: "emulator-password", token: "emulator-token" };
+export const DEFAULT_CREDENTIALS: CloudCredentials = {
+  username: "confscale@emulator.test",
+  password: "emulator-password",
+  token: "emulator-token",
+};
 export const DEFAULT_TIMINGS: CloudTimings = { requestQueuedMs: 200, requestRunningMs: 1_000, bootMs: 30_000 };
 export const DEFAULT_BBB_SECRET = "0123456789abcdef0123456789abcdef01234567";
 export const DEFAULT_SCALELITE_SECRET = "emulated-scalelite-secret";
@@ -77,8 +81,17 @@ export class Emulator {
   ) {
     this.clock = new EmulatorClock(options.clock ?? { kind: "real", scale: 1 }, options.startAt ?? Date.now());
     this.credentials = { ...DEFAULT_CREDENTIALS, ...options.credentials };
-    this.cloud = new EmulatedCloud(this.clock, { ...DEFAULT_TIMINGS, ...options.timings }, () => this.cloudApiUrl, options.bbbSecret ?? DEFAULT_BBB_SECRET);
-    this.scalelite = new ScaleliteEmulator(this.cloud, options.scaleliteSecret ?? DEFAULT_SCALELITE_SECRET, options.scalelitePollMs ?? 60_000);
+    this.cloud = new EmulatedCloud(
+      this.clock,
+      { ...DEFAULT_TIMINGS, ...options.timings },
+      () => this.cloudApiUrl,
+      options.bbbSecret ?? DEFAULT_BBB_SECRET,
+    );
+    this.scalelite = new ScaleliteEmulator(
+      this.cloud,
+      options.scaleliteSecret ?? DEFAULT_SCALELITE_SECRET,
+      options.scalelitePollMs ?? 60_000,
+    );
     this.loadDriver = new LoadDriver(this.clock, this.scalelite);
     if (options.datacenter !== null) {
       const datacenter = this.cloud.createDatacenter(options.datacenter ?? { name: "confscale", location: "de/fra" });
@@ -131,7 +144,12 @@ export class Emulator {
     const datacenter = this.datacenterFor(spec.datacenterId);
     const lan = [...datacenter.lans.keys()][0];
     const nics = lan === undefined ? [] : [{ properties: { name: "public", lan: Number(lan), dhcp: true }, firewallRules: [] }];
-    const server = this.cloud.addServer(datacenter, { name: spec.name, cores: spec.cores, ram: spec.ram }, [{ properties: { name: `${spec.name}-boot`, size: 40, type: "SSD" } }], nics);
+    const server = this.cloud.addServer(
+      datacenter,
+      { name: spec.name, cores: spec.cores, ram: spec.ram },
+      [{ properties: { name: `${spec.name}-boot`, size: 40, type: "SSD" } }],
+      nics,
+    );
     this.cloud.powerOn(server);
     if (spec.booted !== false && !server.stuckBooting) server.bootCompleteAt = this.clock.now();
     return server;
@@ -178,7 +196,14 @@ export class Emulator {
       labels: Object.fromEntries(server.labels),
       metricsPath: this.metricsPath(server.id),
       bbbUrl: this.bbbUrl(server.id),
-      meetings: [...server.meetings.values()].map(({ meetingId, participants, videos, listenOnly, createTime, endsAt }) => ({ meetingId, participants, videos, listenOnly, createTime, endsAt })),
+      meetings: [...server.meetings.values()].map(({ meetingId, participants, videos, listenOnly, createTime, endsAt }) => ({
+        meetingId,
+        participants,
+        videos,
+        listenOnly,
+        createTime,
+        endsAt,
+      })),
       load: this.cloud.load(server),
     };
   }
@@ -211,7 +236,12 @@ export class Emulator {
       const ip = [...server.nics.values()][0]?.properties.ips[0];
       return {
         targets: [`127.0.0.1:${this.port}`],
-        labels: { __metrics_path__: this.metricsPath(server.id), instance: ip === undefined ? server.id : `${ip}:9100`, server_id: server.id, server_name: server.name },
+        labels: {
+          __metrics_path__: this.metricsPath(server.id),
+          instance: ip === undefined ? server.id : `${ip}:9100`,
+          server_id: server.id,
+          server_name: server.name,
+        },
       };
     });
   }

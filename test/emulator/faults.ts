@@ -17,7 +17,11 @@ export const faultSchema = z.discriminatedUnion("kind", [
   /** The next server creates answer 500, yet the server is created (a client that retries makes a duplicate). */
   z.object({ kind: z.literal("createFailsButHappens"), count: z.number().int().positive().default(1) }),
   /** The next accepted writes end as FAILED requests without effect. */
-  z.object({ kind: z.literal("requestFails"), count: z.number().int().positive().default(1), message: z.string().default("Internal error while processing the request") }),
+  z.object({
+    kind: z.literal("requestFails"),
+    count: z.number().int().positive().default(1),
+    message: z.string().default("Internal error while processing the request"),
+  }),
   /** The next servers that power on never finish booting (no metrics, no BBB API). */
   z.object({ kind: z.literal("stuckBooting"), count: z.number().int().positive().default(1) }),
 ]);
@@ -41,7 +45,10 @@ export class FaultQueue {
   }
 
   /** Consumes one occurrence of the first fault of `kind` that matches, if any. */
-  take<K extends FaultKind>(kind: K, matches: (fault: Extract<Fault, { kind: K }>) => boolean = () => true): Extract<Fault, { kind: K }> | undefined {
+  take<K extends FaultKind>(
+    kind: K,
+    matches: (fault: Extract<Fault, { kind: K }>) => boolean = () => true,
+  ): Extract<Fault, { kind: K }> | undefined {
     const index = this.faults.findIndex((fault) => fault.kind === kind && matches(fault as Extract<Fault, { kind: K }>));
     if (index < 0) return undefined;
     const fault = this.faults[index] as Extract<Fault, { kind: K }>;

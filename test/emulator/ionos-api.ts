@@ -29,7 +29,9 @@ const ramMb = z
   .refine((ram) => ram % 256 === 0, { message: "ram must be a multiple of 256 MB" });
 const cores = z.number().int().min(1).max(62);
 
-const firewallRuleBody = z.object({ properties: z.looseObject({ protocol: z.enum(["TCP", "UDP", "ICMP", "ICMPv6", "GRE", "VRRP", "ESP", "AH", "ANY"]) }) });
+const firewallRuleBody = z.object({
+  properties: z.looseObject({ protocol: z.enum(["TCP", "UDP", "ICMP", "ICMPv6", "GRE", "VRRP", "ESP", "AH", "ANY"]) }),
+});
 const nicBody = z.object({
   properties: z.looseObject({
     name: z.string().optional(),
@@ -40,7 +42,9 @@ const nicBody = z.object({
   }),
   entities: z.object({ firewallrules: z.object({ items: z.array(firewallRuleBody) }).optional() }).optional(),
 });
-const volumeBody = z.object({ properties: z.looseObject({ name: z.string().optional(), size: z.number().positive().optional(), type: z.string().optional() }) });
+const volumeBody = z.object({
+  properties: z.looseObject({ name: z.string().optional(), size: z.number().positive().optional(), type: z.string().optional() }),
+});
 const serverCreateBody = z.object({
   properties: z.looseObject({
     name: z.string().default("server"),
@@ -59,7 +63,9 @@ const serverCreateBody = z.object({
 });
 const serverPatchBody = z.looseObject({ name: z.string().optional(), cores: cores.optional(), ram: ramMb.optional() });
 const datacenterBody = z.object({ properties: z.object({ name: z.string(), description: z.string().optional(), location: z.string() }) });
-const lanBody = z.object({ properties: z.looseObject({ name: z.string().optional(), public: z.boolean().optional(), _public: z.boolean().optional() }) });
+const lanBody = z.object({
+  properties: z.looseObject({ name: z.string().optional(), public: z.boolean().optional(), _public: z.boolean().optional() }),
+});
 const labelBody = z.object({ properties: z.object({ key: z.string().min(1), value: z.string() }) });
 
 function iso(ms: number): string {
@@ -90,7 +96,13 @@ class Renderer {
     return { id, type, href: this.cloud.href(path) };
   }
 
-  collection<T>(id: string, path: string, items: T[], depth: number, render: (item: T, depth: number) => Record<string, unknown>): Record<string, unknown> {
+  collection<T>(
+    id: string,
+    path: string,
+    items: T[],
+    depth: number,
+    render: (item: T, depth: number) => Record<string, unknown>,
+  ): Record<string, unknown> {
     const rendered = items.map((item) => {
       const full = render(item, Math.max(0, depth - 1));
       return depth <= 0 ? { id: full.id, type: full.type, href: full.href } : full;
@@ -103,11 +115,24 @@ class Renderer {
     return {
       ...this.ref(datacenter.id, "datacenter", path),
       metadata: metadata(datacenter.meta),
-      properties: { name: datacenter.name, description: datacenter.description, location: datacenter.location, version: 1, features: [], secAuthProtection: false },
+      properties: {
+        name: datacenter.name,
+        description: datacenter.description,
+        location: datacenter.location,
+        version: 1,
+        features: [],
+        secAuthProtection: false,
+      },
       entities: {
-        servers: this.collection(`${datacenter.id}/servers`, `${path}/servers`, [...datacenter.servers.values()], depth, (server, d) => this.server(server, d)),
-        volumes: this.collection(`${datacenter.id}/volumes`, `${path}/volumes`, [...datacenter.volumes.values()], depth, (volume, d) => this.volume(datacenter, volume, d)),
-        lans: this.collection(`${datacenter.id}/lans`, `${path}/lans`, [...datacenter.lans.values()], depth, (lan, d) => this.lan(datacenter, lan, d)),
+        servers: this.collection(`${datacenter.id}/servers`, `${path}/servers`, [...datacenter.servers.values()], depth, (server, d) =>
+          this.server(server, d),
+        ),
+        volumes: this.collection(`${datacenter.id}/volumes`, `${path}/volumes`, [...datacenter.volumes.values()], depth, (volume, d) =>
+          this.volume(datacenter, volume, d),
+        ),
+        lans: this.collection(`${datacenter.id}/lans`, `${path}/lans`, [...datacenter.lans.values()], depth, (lan, d) =>
+          this.lan(datacenter, lan, d),
+        ),
       },
     };
   }
@@ -136,13 +161,16 @@ class Renderer {
         availabilityZone: server.availabilityZone,
         vmState: server.vmState,
         bootCdrom: null,
-        bootVolume: bootVolume === undefined ? null : this.ref(bootVolume.id, "volume", `/datacenters/${datacenter.id}/volumes/${bootVolume.id}`),
+        bootVolume:
+          bootVolume === undefined ? null : this.ref(bootVolume.id, "volume", `/datacenters/${datacenter.id}/volumes/${bootVolume.id}`),
         cpuFamily: server.cpuFamily,
         type: server.type,
       },
       entities: {
         cdroms: this.collection(`${server.id}/cdroms`, `${path}/cdroms`, [], depth, () => ({})),
-        volumes: this.collection(`${server.id}/volumes`, `${path}/volumes`, volumes, depth, (volume, d) => this.volume(datacenter, volume, d)),
+        volumes: this.collection(`${server.id}/volumes`, `${path}/volumes`, volumes, depth, (volume, d) =>
+          this.volume(datacenter, volume, d),
+        ),
         nics: this.collection(`${server.id}/nics`, `${path}/nics`, [...server.nics.values()], depth, (nic, d) => this.nic(server, nic, d)),
       },
     };
@@ -163,14 +191,24 @@ class Renderer {
       metadata: metadata(nic.meta),
       properties: nic.properties,
       entities: {
-        firewallrules: this.collection(`${nic.id}/firewallrules`, `${path}/firewallrules`, [...nic.firewallRules.values()], depth, (rule, d) => this.firewallRule(server, nic, rule, d)),
+        firewallrules: this.collection(
+          `${nic.id}/firewallrules`,
+          `${path}/firewallrules`,
+          [...nic.firewallRules.values()],
+          depth,
+          (rule, d) => this.firewallRule(server, nic, rule, d),
+        ),
       },
     };
   }
 
   firewallRule(server: EmulatedServer, nic: Nic, rule: FirewallRule, _depth: number): Record<string, unknown> {
     return {
-      ...this.ref(rule.id, "firewall-rule", `/datacenters/${server.datacenterId}/servers/${server.id}/nics/${nic.id}/firewallrules/${rule.id}`),
+      ...this.ref(
+        rule.id,
+        "firewall-rule",
+        `/datacenters/${server.datacenterId}/servers/${server.id}/nics/${nic.id}/firewallrules/${rule.id}`,
+      ),
       metadata: metadata(rule.meta),
       properties: rule.properties,
     };
@@ -178,7 +216,11 @@ class Renderer {
 
   label(server: EmulatedServer, key: string, value: string): Record<string, unknown> {
     return {
-      ...this.ref(`urn:label:server:${server.id}:${key}`, "label", `/datacenters/${server.datacenterId}/servers/${server.id}/labels/${key}`),
+      ...this.ref(
+        `urn:label:server:${server.id}:${key}`,
+        "label",
+        `/datacenters/${server.datacenterId}/servers/${server.id}/labels/${key}`,
+      ),
       metadata: { etag: server.meta.etag, createdDate: iso(server.meta.createdAt) },
       properties: { key, value },
     };
@@ -250,7 +292,9 @@ function authorised(header: string | undefined, credentials: CloudCredentials): 
   if (scheme?.toLowerCase() === "basic") {
     const decoded = Buffer.from(value, "base64").toString();
     const colon = decoded.indexOf(":");
-    return colon >= 0 && sameSecret(decoded.slice(0, colon), credentials.username) && sameSecret(decoded.slice(colon + 1), credentials.password);
+    return (
+      colon >= 0 && sameSecret(decoded.slice(0, colon), credentials.username) && sameSecret(decoded.slice(colon + 1), credentials.password)
+    );
   }
   return false;
 }
@@ -294,11 +338,22 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
   const pathOf = (c: Context) => c.req.path.replace(/^.*?\/cloudapi\/v6/, "");
 
   // ---- datacenters ----
-  app.get("/datacenters", (c) => c.json(render.collection("datacenters", "/datacenters", [...cloud.datacenters.values()], depthOf(c), (dc, d) => render.datacenter(dc, d))));
+  app.get("/datacenters", (c) =>
+    c.json(
+      render.collection("datacenters", "/datacenters", [...cloud.datacenters.values()], depthOf(c), (dc, d) => render.datacenter(dc, d)),
+    ),
+  );
   app.post("/datacenters", async (c) => {
     const body = await parseBody(c, datacenterBody);
     const datacenter = cloud.createDatacenter(body.properties);
-    const request = cloud.submit("POST", pathOf(c), body, [{ id: datacenter.id, type: "datacenter", href: cloud.href(`/datacenters/${datacenter.id}`) }], [datacenter.meta], () => undefined);
+    const request = cloud.submit(
+      "POST",
+      pathOf(c),
+      body,
+      [{ id: datacenter.id, type: "datacenter", href: cloud.href(`/datacenters/${datacenter.id}`) }],
+      [datacenter.meta],
+      () => undefined,
+    );
     return accepted(c, request, render.datacenter(datacenter, 0));
   });
   app.get("/datacenters/:dc", (c) => c.json(render.datacenter(cloud.datacenter(c.req.param("dc")), depthOf(c))));
@@ -317,7 +372,15 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
   };
   app.get("/datacenters/:dc/lans", (c) => {
     const datacenter = cloud.datacenter(c.req.param("dc"));
-    return c.json(render.collection(`${datacenter.id}/lans`, `/datacenters/${datacenter.id}/lans`, [...datacenter.lans.values()], depthOf(c), (lan, d) => render.lan(datacenter, lan, d)));
+    return c.json(
+      render.collection(
+        `${datacenter.id}/lans`,
+        `/datacenters/${datacenter.id}/lans`,
+        [...datacenter.lans.values()],
+        depthOf(c),
+        (lan, d) => render.lan(datacenter, lan, d),
+      ),
+    );
   });
   app.post("/datacenters/:dc/lans", async (c) => {
     const datacenter = cloud.datacenter(c.req.param("dc"));
@@ -348,7 +411,15 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
   // ---- volumes ----
   app.get("/datacenters/:dc/volumes", (c) => {
     const datacenter = cloud.datacenter(c.req.param("dc"));
-    return c.json(render.collection(`${datacenter.id}/volumes`, `/datacenters/${datacenter.id}/volumes`, [...datacenter.volumes.values()], depthOf(c), (v, d) => render.volume(datacenter, v, d)));
+    return c.json(
+      render.collection(
+        `${datacenter.id}/volumes`,
+        `/datacenters/${datacenter.id}/volumes`,
+        [...datacenter.volumes.values()],
+        depthOf(c),
+        (v, d) => render.volume(datacenter, v, d),
+      ),
+    );
   });
   app.get("/datacenters/:dc/volumes/:volume", (c) => {
     const datacenter = cloud.datacenter(c.req.param("dc"));
@@ -359,7 +430,11 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
 
   // ---- servers ----
   const serverOf = (c: Context) => cloud.server(c.req.param("dc")!, c.req.param("server")!);
-  const serverTarget = (server: EmulatedServer) => ({ id: server.id, type: "server", href: cloud.href(`/datacenters/${server.datacenterId}/servers/${server.id}`) });
+  const serverTarget = (server: EmulatedServer) => ({
+    id: server.id,
+    type: "server",
+    href: cloud.href(`/datacenters/${server.datacenterId}/servers/${server.id}`),
+  });
 
   app.get("/datacenters/:dc/servers", (c) => {
     const datacenter = cloud.datacenter(c.req.param("dc"));
@@ -368,7 +443,11 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
       const properties = render.server(server, 0).properties as Record<string, unknown>;
       return filters.every(([key, value]) => String(properties[key.slice("filter.".length)]) === value);
     });
-    return c.json(render.collection(`${datacenter.id}/servers`, `/datacenters/${datacenter.id}/servers`, servers, depthOf(c), (server, d) => render.server(server, d)));
+    return c.json(
+      render.collection(`${datacenter.id}/servers`, `/datacenters/${datacenter.id}/servers`, servers, depthOf(c), (server, d) =>
+        render.server(server, d),
+      ),
+    );
   });
 
   app.post("/datacenters/:dc/servers", async (c) => {
@@ -377,14 +456,21 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
     const nics = body.entities?.nics?.items ?? [];
     for (const [index, nic] of nics.entries()) {
       if (!datacenter.lans.has(String(nic.properties.lan))) {
-        throw new CloudApiError(422, "100", `[(root).entities.nics.items[${index}].properties.lan] LAN ${nic.properties.lan} does not exist in the datacenter`);
+        throw new CloudApiError(
+          422,
+          "100",
+          `[(root).entities.nics.items[${index}].properties.lan] LAN ${nic.properties.lan} does not exist in the datacenter`,
+        );
       }
     }
     const server = cloud.addServer(
       datacenter,
       body.properties,
       (body.entities?.volumes?.items ?? []).map((volume) => ({ properties: volume.properties })),
-      nics.map((nic) => ({ properties: nic.properties, firewallRules: (nic.entities?.firewallrules?.items ?? []).map((rule) => rule.properties) })),
+      nics.map((nic) => ({
+        properties: nic.properties,
+        firewallRules: (nic.entities?.firewallrules?.items ?? []).map((rule) => rule.properties),
+      })),
     );
     const request = cloud.submit("POST", pathOf(c), body, [serverTarget(server)], [server.meta], () => {
       if (!cloud.servers.has(server.id)) throw new CloudApiError(404, "309", "the server was deleted before it was provisioned");
@@ -434,14 +520,26 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
     const server = serverOf(c);
     const datacenter = cloud.datacenter(server.datacenterId);
     const volumes = server.volumeIds.map((id) => datacenter.volumes.get(id)).filter((volume): volume is Volume => volume !== undefined);
-    return c.json(render.collection(`${server.id}/volumes`, `/datacenters/${datacenter.id}/servers/${server.id}/volumes`, volumes, depthOf(c), (v, d) => render.volume(datacenter, v, d)));
+    return c.json(
+      render.collection(`${server.id}/volumes`, `/datacenters/${datacenter.id}/servers/${server.id}/volumes`, volumes, depthOf(c), (v, d) =>
+        render.volume(datacenter, v, d),
+      ),
+    );
   });
 
   // ---- labels ----
   app.get("/datacenters/:dc/servers/:server/labels", (c) => {
     const server = serverOf(c);
     const labels = [...server.labels.entries()];
-    return c.json(render.collection(`${server.id}/labels`, `/datacenters/${server.datacenterId}/servers/${server.id}/labels`, labels, Math.max(1, depthOf(c)), ([key, value]) => render.label(server, key, value)));
+    return c.json(
+      render.collection(
+        `${server.id}/labels`,
+        `/datacenters/${server.datacenterId}/servers/${server.id}/labels`,
+        labels,
+        Math.max(1, depthOf(c)),
+        ([key, value]) => render.label(server, key, value),
+      ),
+    );
   });
   app.post("/datacenters/:dc/servers/:server/labels", async (c) => {
     const server = serverOf(c);
@@ -465,13 +563,25 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
   // ---- NICs and firewall rules ----
   app.get("/datacenters/:dc/servers/:server/nics", (c) => {
     const server = serverOf(c);
-    return c.json(render.collection(`${server.id}/nics`, `/datacenters/${server.datacenterId}/servers/${server.id}/nics`, [...server.nics.values()], depthOf(c), (nic, d) => render.nic(server, nic, d)));
+    return c.json(
+      render.collection(
+        `${server.id}/nics`,
+        `/datacenters/${server.datacenterId}/servers/${server.id}/nics`,
+        [...server.nics.values()],
+        depthOf(c),
+        (nic, d) => render.nic(server, nic, d),
+      ),
+    );
   });
   app.post("/datacenters/:dc/servers/:server/nics", async (c) => {
     const server = serverOf(c);
     const body = await parseBody(c, nicBody);
-    if (!cloud.datacenter(server.datacenterId).lans.has(String(body.properties.lan))) throw new CloudApiError(422, "100", `[(root).properties.lan] LAN ${body.properties.lan} does not exist`);
-    const nic = cloud.addNic(server, { properties: body.properties, firewallRules: (body.entities?.firewallrules?.items ?? []).map((rule) => rule.properties) });
+    if (!cloud.datacenter(server.datacenterId).lans.has(String(body.properties.lan)))
+      throw new CloudApiError(422, "100", `[(root).properties.lan] LAN ${body.properties.lan} does not exist`);
+    const nic = cloud.addNic(server, {
+      properties: body.properties,
+      firewallRules: (body.entities?.firewallrules?.items ?? []).map((rule) => rule.properties),
+    });
     const request = cloud.submit("POST", pathOf(c), body, [serverTarget(server)], [nic.meta, server.meta], () => undefined);
     return accepted(c, request, render.nic(server, nic, 0));
   });
@@ -507,7 +617,11 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
     const server = serverOf(c);
     const nic = cloud.nic(server.datacenterId, server.id, c.req.param("nic"));
     const path = `/datacenters/${server.datacenterId}/servers/${server.id}/nics/${nic.id}/firewallrules`;
-    return c.json(render.collection(`${nic.id}/firewallrules`, path, [...nic.firewallRules.values()], depthOf(c), (rule, d) => render.firewallRule(server, nic, rule, d)));
+    return c.json(
+      render.collection(`${nic.id}/firewallrules`, path, [...nic.firewallRules.values()], depthOf(c), (rule, d) =>
+        render.firewallRule(server, nic, rule, d),
+      ),
+    );
   });
   app.post("/datacenters/:dc/servers/:server/nics/:nic/firewallrules", async (c) => {
     const server = serverOf(c);
@@ -532,7 +646,9 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
   });
   app.delete("/datacenters/:dc/servers/:server/nics/:nic/firewallrules/:rule", (c) => {
     const [server, nic, rule] = ruleOf(c);
-    const request = cloud.submit("DELETE", pathOf(c), undefined, [serverTarget(server)], [rule.meta], () => nic.firewallRules.delete(rule.id));
+    const request = cloud.submit("DELETE", pathOf(c), undefined, [serverTarget(server)], [rule.meta], () =>
+      nic.firewallRules.delete(rule.id),
+    );
     return accepted(c, request, {});
   });
 

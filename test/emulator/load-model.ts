@@ -45,10 +45,16 @@ export function serverLoad(cores: number, ramMb: number, meetings: Iterable<Meet
     transmit += meeting.participants * (LOAD_MODEL.networkBytesPerSecond.audio + meeting.videos * LOAD_MODEL.networkBytesPerSecond.video);
   }
   const cpu = LOAD_MODEL.cpu;
-  const busyCores = Math.min(cores, cpu.idleCores + cpu.perParticipant * participants + cpu.perVideo * videos + cpu.perVideoViewer * videoViews);
+  const busyCores = Math.min(
+    cores,
+    cpu.idleCores + cpu.perParticipant * participants + cpu.perVideo * videos + cpu.perVideoViewer * videoViews,
+  );
   const memoryTotalBytes = ramMb * 2 ** 20;
   const memory = LOAD_MODEL.memoryBytes;
-  const memoryUsedBytes = Math.min(memoryTotalBytes * memory.maxFraction, memory.base + memory.perParticipant * participants + memory.perVideo * videos);
+  const memoryUsedBytes = Math.min(
+    memoryTotalBytes * memory.maxFraction,
+    memory.base + memory.perParticipant * participants + memory.perVideo * videos,
+  );
   return {
     busyCores,
     cpuUtilisation: busyCores / cores,

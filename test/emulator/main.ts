@@ -24,16 +24,22 @@ const { values } = parseArgs({
 
 const number = z.coerce.number().nonnegative();
 const optionalNumber = (text: string | undefined) => (text === undefined ? undefined : number.parse(text));
-const env = z.object({
-  EMULATOR_IONOS_USERNAME: z.string().optional(),
-  EMULATOR_IONOS_PASSWORD: z.string().optional(),
-  EMULATOR_IONOS_TOKEN: z.string().optional(),
-  EMULATOR_BBB_SECRET: z.string().optional(),
-  EMULATOR_SCALELITE_SECRET: z.string().optional(),
-}).parse(process.env);
+const env = z
+  .object({
+    EMULATOR_IONOS_USERNAME: z.string().optional(),
+    EMULATOR_IONOS_PASSWORD: z.string().optional(),
+    EMULATOR_IONOS_TOKEN: z.string().optional(),
+    EMULATOR_BBB_SECRET: z.string().optional(),
+    EMULATOR_SCALELITE_SECRET: z.string().optional(),
+  })
+  .parse(process.env);
 
 const timings = Object.fromEntries(
-  Object.entries({ requestQueuedMs: optionalNumber(values["queued-ms"]), requestRunningMs: optionalNumber(values["running-ms"]), bootMs: optionalNumber(values["boot-ms"]) }).filter(([, value]) => value !== undefined),
+  Object.entries({
+    requestQueuedMs: optionalNumber(values["queued-ms"]),
+    requestRunningMs: optionalNumber(values["running-ms"]),
+    bootMs: optionalNumber(values["boot-ms"]),
+  }).filter(([, value]) => value !== undefined),
 );
 
 const emulator = await Emulator.start({
@@ -51,7 +57,14 @@ const emulator = await Emulator.start({
 });
 
 log.info(
-  { url: emulator.url, cloudApi: emulator.cloudApiUrl, scaleliteApi: emulator.scaleliteApiUrl, keyBaseUrl: emulator.keyBaseUrl, datacenterId: emulator.defaultDatacenterId, clock: emulator.clock.snapshot().mode },
+  {
+    url: emulator.url,
+    cloudApi: emulator.cloudApiUrl,
+    scaleliteApi: emulator.scaleliteApiUrl,
+    keyBaseUrl: emulator.keyBaseUrl,
+    datacenterId: emulator.defaultDatacenterId,
+    clock: emulator.clock.snapshot().mode,
+  },
   "emulator listening",
 );
 

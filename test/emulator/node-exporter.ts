@@ -16,13 +16,11 @@ function sample(value: number): string {
 export function renderNodeExporterMetrics(cloud: EmulatedCloud, server: EmulatedServer): string {
   cloud.accrue(server);
   const load = cloud.load(server);
-  const lines: string[] = [
-    "# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.",
-    "# TYPE node_cpu_seconds_total counter",
-  ];
+  const lines: string[] = ["# HELP node_cpu_seconds_total Seconds the CPUs spent in each mode.", "# TYPE node_cpu_seconds_total counter"];
   server.cpu.forEach((cpu, index) => {
     for (const mode of CPU_MODES) {
-      const value = mode === "idle" ? cpu.idle : mode === "user" ? cpu.user : mode === "system" ? cpu.system : mode === "softirq" ? cpu.softirq : 0;
+      const value =
+        mode === "idle" ? cpu.idle : mode === "user" ? cpu.user : mode === "system" ? cpu.system : mode === "softirq" ? cpu.softirq : 0;
       lines.push(`node_cpu_seconds_total{cpu="${index}",mode="${mode}"} ${sample(value)}`);
     }
   });

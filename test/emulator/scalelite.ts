@@ -81,7 +81,8 @@ export class ScaleliteEmulator {
     const now = this.cloud.clock.now();
     let load = 0;
     for (const meeting of server.meetings.values()) {
-      load += now - meeting.createTime < YOUNG_MEETING_MS ? Math.max(MIN_LOAD_OF_YOUNG_MEETING, meeting.participants) : meeting.participants;
+      load +=
+        now - meeting.createTime < YOUNG_MEETING_MS ? Math.max(MIN_LOAD_OF_YOUNG_MEETING, meeting.participants) : meeting.participants;
     }
     return load * entry.loadMultiplier;
   }
@@ -162,9 +163,17 @@ const updateServerBody = z.object({
     tag: z.string().optional(),
   }),
 });
-const idBody = z.object({ id: z.string(), keep_state: z.boolean().optional(), server: z.object({ keep_state: z.boolean().optional() }).optional() });
+const idBody = z.object({
+  id: z.string(),
+  keep_state: z.boolean().optional(),
+  server: z.object({ keep_state: z.boolean().optional() }).optional(),
+});
 
-const STATE_OF_ACTION: Record<"enable" | "cordon" | "disable", ScaleliteState> = { enable: "enabled", cordon: "cordoned", disable: "disabled" };
+const STATE_OF_ACTION: Record<"enable" | "cordon" | "disable", ScaleliteState> = {
+  enable: "enabled",
+  cordon: "cordoned",
+  disable: "disabled",
+};
 
 /** Scalelite's server API (REFERENCE §2), mounted under `/scalelite/api`. */
 export function scaleliteApi(scalelite: ScaleliteEmulator): Hono {
@@ -187,7 +196,8 @@ export function scaleliteApi(scalelite: ScaleliteEmulator): Hono {
     if (!parsed.success) return c.json({ error: parsed.error.issues[0]?.message ?? "invalid body" }, 400);
     return parsed.data;
   };
-  const entryOr404 = (c: Context, id: string): ScaleliteServer | Response => scalelite.servers.get(id) ?? c.json({ error: `Couldn't find server with id=${id}` }, 404);
+  const entryOr404 = (c: Context, id: string): ScaleliteServer | Response =>
+    scalelite.servers.get(id) ?? c.json({ error: `Couldn't find server with id=${id}` }, 404);
 
   app.get("/getServers", (c) => {
     if (scalelite.servers.size === 0) return c.json({ error: "No servers are configured" }, 404);

@@ -103,7 +103,13 @@ export class SidecarLoop {
     }
     const report: Record<string, unknown> = {
       instance: this.instanceDetails(),
-      stats: { meetings: this.server.meetings.size, participants, videos, listeners, stress_level: this.cloud.load(this.server).cpuUtilisation },
+      stats: {
+        meetings: this.server.meetings.size,
+        participants,
+        videos,
+        listeners,
+        stress_level: this.cloud.load(this.server).cpuUtilisation,
+      },
       timestamp: this.cloud.clock.now(),
     };
     if (this.reconfigureComplete !== undefined) report.reconfigureComplete = this.reconfigureComplete;

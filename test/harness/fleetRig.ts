@@ -85,7 +85,11 @@ export function emulatedFleetTemplate(emulator: Emulator | EmulatorEndpoints, en
   return {
     env,
     fleet,
-    placement: { cloud: "ionos", region: "de/fra", ionos: { datacenterId: endpoints.datacenterId, lanId: 1, endpoint: endpoints.cloudApiUrl, pollIntervalMs: 100 } },
+    placement: {
+      cloud: "ionos",
+      region: "de/fra",
+      ionos: { datacenterId: endpoints.datacenterId, lanId: 1, endpoint: endpoints.cloudApiUrl, pollIntervalMs: 100 },
+    },
     domain: "bbb.confscale.test",
     scalerUrl: "http://127.0.0.1:1/scaler",
     controlNodeIp: "127.0.0.1",
@@ -106,7 +110,10 @@ export function emulatedFleetAddresses(emulator: Emulator | EmulatorEndpoints) {
 }
 
 /** The secrets a fleet on the emulator reads from its environment, besides its Pulumi backend's. */
-export function emulatedFleetSecrets(emulator: Emulator | EmulatorEndpoints, nodeExporterPassword = "node-exporter-password"): Record<string, string> {
+export function emulatedFleetSecrets(
+  emulator: Emulator | EmulatorEndpoints,
+  nodeExporterPassword = "node-exporter-password",
+): Record<string, string> {
   const endpoints = endpointsOf(emulator);
   return {
     CONFSCALE_NODE_EXPORTER_PASSWORD: nodeExporterPassword,
@@ -118,7 +125,11 @@ export function emulatedFleetSecrets(emulator: Emulator | EmulatorEndpoints, nod
 }
 
 /** The `<env>-fleet` stack in a sandbox, its IONOS provider signed in to the emulator. */
-export function openEmulatedFleetStack(emulator: Emulator | EmulatorEndpoints, sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">, env = "e2e"): Promise<FleetStack> {
+export function openEmulatedFleetStack(
+  emulator: Emulator | EmulatorEndpoints,
+  sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">,
+  env = "e2e",
+): Promise<FleetStack> {
   const endpoints = endpointsOf(emulator);
   return FleetStack.open({
     env,
@@ -243,7 +254,16 @@ export async function openClosedLoop(options: {
     /** Changes the fleet's policy as an operator would through the API: the next period reads it. */
     setPolicy: async (changes: Partial<WorkerPolicy>) => {
       const group = await store.requireGroup("bbb");
-      await store.replaceGroup("bbb", { instanceType: group.instanceType, desired: group.desired, allowScheduler: group.allowScheduler, policy: { ...group.policy, ...changes } }, "test");
+      await store.replaceGroup(
+        "bbb",
+        {
+          instanceType: group.instanceType,
+          desired: group.desired,
+          allowScheduler: group.allowScheduler,
+          policy: { ...group.policy, ...changes },
+        },
+        "test",
+      );
     },
     /** One period at the controller's own cadence: Prometheus scrapes between periods, as it does in service. */
     period: async () => {

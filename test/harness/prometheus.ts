@@ -27,12 +27,20 @@ export class PrometheusServer {
     const binary = requireProgram("prometheus", "prometheus");
     const dir = await mkdtemp(join(tmpdir(), "confscale-prometheus-"));
     const port = options.port ?? (await freeLoopbackPort());
-    const config = { global: { scrape_interval: options.scrapeInterval ?? "1s", evaluation_interval: options.scrapeInterval ?? "1s" }, scrape_configs: scrapeConfigs };
+    const config = {
+      global: { scrape_interval: options.scrapeInterval ?? "1s", evaluation_interval: options.scrapeInterval ?? "1s" },
+      scrape_configs: scrapeConfigs,
+    };
     const configFile = join(dir, "prometheus.yml");
     await writeFile(configFile, stringify(config));
     const process = await startUntilReady(
       binary,
-      [`--config.file=${configFile}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=info"],
+      [
+        `--config.file=${configFile}`,
+        `--storage.tsdb.path=${join(dir, "data")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        "--log.level=info",
+      ],
       /Server is ready to receive web requests/,
       { timeoutMs: 60_000 },
     );

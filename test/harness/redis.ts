@@ -29,7 +29,20 @@ export class RedisServer {
     const binary = requireProgram("redis-server", "redis-server");
     this.process = await startUntilReady(
       binary,
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir, "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+      [
+        "--port",
+        String(this.port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        this.dir,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
+      ],
       /Ready to accept connections/,
     );
   }

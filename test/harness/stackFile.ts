@@ -5,7 +5,10 @@ import { parse } from "yaml";
  * A stack file's config as the Pulumi runtime hands it to a program: `namespace:key` → string, structured values
  * as JSON. Encrypted values become `secretPlaceholder` and are listed in `secretKeys`.
  */
-export function configMapFromStackFile(path: string, secretPlaceholder = "s".repeat(40)): { raw: Record<string, string>; secretKeys: Set<string> } {
+export function configMapFromStackFile(
+  path: string,
+  secretPlaceholder = "s".repeat(40),
+): { raw: Record<string, string>; secretKeys: Set<string> } {
   const document = parse(readFileSync(path, "utf8")) as { config?: Record<string, unknown> };
   const raw: Record<string, string> = {};
   const secretKeys = new Set<string>();

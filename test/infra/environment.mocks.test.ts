@@ -37,7 +37,13 @@ beforeAll(async () => {
   );
 });
 
-const SECRETS = { scaleliteSecret: "s".repeat(40), grafanaAdminPassword: "grafana-admin-pw-1", nodeExporterPassword: "node-exporter-pw-1", fleetBackendUrl: "s3://confscale-state?region=eu", fleetPassphrase: "fleet-passphrase-123" };
+const SECRETS = {
+  scaleliteSecret: "s".repeat(40),
+  grafanaAdminPassword: "grafana-admin-pw-1",
+  nodeExporterPassword: "node-exporter-pw-1",
+  fleetBackendUrl: "s3://confscale-state?region=eu",
+  fleetPassphrase: "fleet-passphrase-123",
+};
 
 function configFor(cloud: EnvironmentConfig["cloud"]): EnvironmentConfig {
   return environmentConfigSchema.parse({
@@ -51,12 +57,23 @@ function configFor(cloud: EnvironmentConfig["cloud"]): EnvironmentConfig {
     deployScaler: true,
     workers: { min: 1, max: 4, baseline: 1, defaultSize: { cores: 2, ramGb: 8 }, maxSize: { cores: 4, ramGb: 16 } },
     ...(cloud === "ionos" ? { ionos: { image: "ubuntu:22.04", endpoint: "http://127.0.0.1:9/cloudapi/v6" } } : {}),
-    ...(cloud === "oci" ? { oci: { compartmentId: "ocid1.compartment.oc1..aaaa", availabilityDomain: "Uocm:EU-FRANKFURT-1-AD-1", imageId: "ocid1.image.oc1..bbbb", workerImageId: "ocid1.image.oc1..cccc" } } : {}),
+    ...(cloud === "oci"
+      ? {
+          oci: {
+            compartmentId: "ocid1.compartment.oc1..aaaa",
+            availabilityDomain: "Uocm:EU-FRANKFURT-1-AD-1",
+            imageId: "ocid1.image.oc1..bbbb",
+            workerImageId: "ocid1.image.oc1..cccc",
+          },
+        }
+      : {}),
   });
 }
 
 function value<T>(output: pulumi.Output<T> | T): Promise<T> {
-  return pulumi.Output.isInstance(output) ? new Promise((resolve) => (output as pulumi.Output<T>).apply(resolve)) : Promise.resolve(output as T);
+  return pulumi.Output.isInstance(output)
+    ? new Promise((resolve) => (output as pulumi.Output<T>).apply(resolve))
+    : Promise.resolve(output as T);
 }
 
 /** Declares an environment and waits until every resource the mocks saw has settled. */
@@ -78,14 +95,25 @@ describe("environment on DigitalOcean (mocks)", () => {
   it("declares VPC, tagged droplet of the right size, and both firewalls with exactly the allowed sources", async () => {
     const { outputs, address, mine } = await declare("do1", "digitalocean");
     const resources = mine();
-    expect(resources.map((resource) => resource.type)).toEqual(expect.arrayContaining(["digitalocean:index/vpc:Vpc", "digitalocean:index/droplet:Droplet", "digitalocean:index/firewall:Firewall", "digitalocean:index/tag:Tag"]));
+    expect(resources.map((resource) => resource.type)).toEqual(
+      expect.arrayContaining([
+        "digitalocean:index/vpc:Vpc",
+        "digitalocean:index/droplet:Droplet",
+        "digitalocean:index/firewall:Firewall",
+        "digitalocean:index/tag:Tag",
+      ]),
+    );
     const droplet = resources.find((resource) => resource.type === "digitalocean:index/droplet:Droplet");
     expect(droplet?.inputs).toMatchObject({ size: "s-4vcpu-8gb", region: "fra1", image: "ubuntu-22-04-x64" });
     expect(droplet?.inputs.tags).toEqual(expect.arrayContaining(["confscale:env:do1", "confscale:role:control", "confscale-do1-control"]));
     expectNoSecretText(String(droplet?.inputs.userData));
 
     type Inbound = { protocol: string; portRange: string; sourceAddresses: string[] };
-    const firewall = (name: string) => resources.find((resource) => resource.type === "digitalocean:index/firewall:Firewall" && resource.name === name)?.inputs as { tags: string[]; inboundRules: Inbound[] };
+    const firewall = (name: string) =>
+      resources.find((resource) => resource.type === "digitalocean:index/firewall:Firewall" && resource.name === name)?.inputs as {
+        tags: string[];
+        inboundRules: Inbound[];
+      };
     const control = firewall("confscale-do1-control");
     expect(control.tags).toEqual(["confscale-do1-control"]);
     expect(control.inboundRules.map((rule) => `${rule.protocol}/${rule.portRange} ${rule.sourceAddresses.join(",")}`).sort()).toEqual([
@@ -125,12 +153,21 @@ describe("environment on Oracle Cloud (mocks)", () => {
     const userData = Buffer.from(String((instance?.inputs.metadata as Record<string, string>).user_data), "base64").toString("utf8");
     expect(parse(userData)).toHaveProperty("write_files");
     expectNoSecretText(userData);
-    expect(resources.map((resource) => resource.type)).toEqual(expect.arrayContaining(["oci:Core/vcn:Vcn", "oci:Core/subnet:Subnet", "oci:Core/internetGateway:InternetGateway", "oci:Core/networkSecurityGroup:NetworkSecurityGroup"]));
+    expect(resources.map((resource) => resource.type)).toEqual(
+      expect.arrayContaining([
+        "oci:Core/vcn:Vcn",
+        "oci:Core/subnet:Subnet",
+        "oci:Core/internetGateway:InternetGateway",
+        "oci:Core/networkSecurityGroup:NetworkSecurityGroup",
+      ]),
+    );
 
     const rules = resources
       .filter((resource) => resource.type === "oci:Core/networkSecurityGroupSecurityRule:NetworkSecurityGroupSecurityRule")
       .map((resource) => {
-        const options = (resource.inputs.tcpOptions ?? resource.inputs.udpOptions) as { destinationPortRange: { min: number; max: number } };
+        const options = (resource.inputs.tcpOptions ?? resource.inputs.udpOptions) as {
+          destinationPortRange: { min: number; max: number };
+        };
         const group = resource.name.startsWith("oci1-worker") ? "worker" : "control";
         return `${group} ${resource.inputs.protocol}/${options.destinationPortRange.min}-${options.destinationPortRange.max} ${resource.inputs.source}`;
       });
@@ -140,7 +177,10 @@ describe("environment on Oracle Cloud (mocks)", () => {
     expect(rules).toContain("worker 6/3478-3478 ::/0");
     expect(rules).toContain("control 6/443-443 0.0.0.0/0");
     expect(rules.filter((rule) => / 6\/(22|9100)-/.test(rule) && /(0\.0\.0\.0\/0|::\/0)$/.test(rule))).toEqual([]);
-    expect(rules.filter((rule) => rule.includes("6/22-22")).sort()).toEqual(["control 6/22-22 203.0.113.0/24", "worker 6/22-22 203.0.113.0/24"]);
+    expect(rules.filter((rule) => rule.includes("6/22-22")).sort()).toEqual([
+      "control 6/22-22 203.0.113.0/24",
+      "worker 6/22-22 203.0.113.0/24",
+    ]);
   });
 });
 
@@ -149,10 +189,23 @@ describe("environment on IONOS (mocks)", () => {
     const { outputs, mine } = await declare("ionos1", "ionos");
     const resources = mine().filter((resource) => resource.type.startsWith("pulumi-nodejs:dynamic"));
     const datacenter = resources.find((resource) => resource.type === "pulumi-nodejs:dynamic/confscale:IonosDatacenter");
-    expect(datacenter?.inputs).toMatchObject({ name: "confscale-ionos1", location: "de/fra", connection: { endpoint: "http://127.0.0.1:9/cloudapi/v6" } });
+    expect(datacenter?.inputs).toMatchObject({
+      name: "confscale-ionos1",
+      location: "de/fra",
+      connection: { endpoint: "http://127.0.0.1:9/cloudapi/v6" },
+    });
     const server = resources.find((resource) => resource.type === "pulumi-nodejs:dynamic/confscale:IonosServer");
-    expect(server?.inputs).toMatchObject({ name: "ionos1-control", cores: 4, ramMb: 8192, vmState: "RUNNING", image: "ubuntu:22.04", labels: { "confscale:env": "ionos1", "confscale:role": "control" } });
-    const rules = (server?.inputs.firewallRules as { protocol: string; fromPort: number; sourceCidrs: string[] }[]).map((rule) => `${rule.protocol}/${rule.fromPort} ${rule.sourceCidrs.join(",")}`);
+    expect(server?.inputs).toMatchObject({
+      name: "ionos1-control",
+      cores: 4,
+      ramMb: 8192,
+      vmState: "RUNNING",
+      image: "ubuntu:22.04",
+      labels: { "confscale:env": "ionos1", "confscale:role": "control" },
+    });
+    const rules = (server?.inputs.firewallRules as { protocol: string; fromPort: number; sourceCidrs: string[] }[]).map(
+      (rule) => `${rule.protocol}/${rule.fromPort} ${rule.sourceCidrs.join(",")}`,
+    );
     expect(rules.sort()).toEqual(["tcp/22 203.0.113.0/24", "tcp/443 0.0.0.0/0,::/0", "tcp/80 0.0.0.0/0,::/0"]);
     expectNoSecretText(String(server?.inputs.userData));
     expect(String(server?.inputs.__provider)).toContain("exports.handler");
@@ -191,7 +244,9 @@ describe("secrets and rendered files", () => {
     const settingsStep = mine().find((resource) => resource.name === "set1-control-scaler-settings");
     const text = String(settingsStep?.inputs.stdin);
     expectNoSecretText(text);
-    const compose = parse(controlNodeProjectFiles({ env: "set1", domain: "bbb.example.org", fleetStack: "set1-fleet" })["docker-compose.yml"] ?? "") as {
+    const compose = parse(
+      controlNodeProjectFiles({ env: "set1", domain: "bbb.example.org", fleetStack: "set1-fleet" })["docker-compose.yml"] ?? "",
+    ) as {
       services: { scaler: { environment: Record<string, string>; volumes: string[] } };
     };
     const scalerService = compose.services.scaler;
@@ -202,17 +257,28 @@ describe("secrets and rendered files", () => {
       const file = join(directory, "scaler.yaml");
       await writeFile(file, text);
       const settings = await loadSettings({ ...scalerService.environment, SCALER_CONFIG: file });
-      expect(settings.fleet?.template).toMatchObject({ env: "set1", domain: "bbb.example.org", controlNodeIp: address, placement: { cloud: "ionos", region: "de/fra" } });
+      expect(settings.fleet?.template).toMatchObject({
+        env: "set1",
+        domain: "bbb.example.org",
+        controlNodeIp: address,
+        placement: { cloud: "ionos", region: "de/fra" },
+      });
       expect(settings.fleet?.image).toBe("ubuntu:20.04");
       expect(settings.fleet?.policy).toEqual(configFor("ionos").workers);
       // Check-ins are served by worker processes on half the control node's cores, on the port Caddy sends them to.
       const projectFiles = controlNodeProjectFiles({ env: "set1", domain: "bbb.example.org", fleetStack: "set1-fleet" });
       const caddyfile = projectFiles["Caddyfile"] ?? "";
       expect(settings.sidecar.workers).toEqual({ count: configFor("ionos").controlNode.cores / 2, port: 8081 });
-      expect(caddyfile).toMatch(new RegExp(`handle /scaler/sidecar/\\* \\{\\s*uri strip_prefix /scaler\\s*reverse_proxy scaler:${settings.sidecar.workers?.port}\\s*\\}`));
+      expect(caddyfile).toMatch(
+        new RegExp(
+          `handle /scaler/sidecar/\\* \\{\\s*uri strip_prefix /scaler\\s*reverse_proxy scaler:${settings.sidecar.workers?.port}\\s*\\}`,
+        ),
+      );
       expect(caddyfile.indexOf("handle /scaler/sidecar/*")).toBeLessThan(caddyfile.indexOf("handle_path /scaler/*"));
       // Prometheus discovers the workers of the very fleet the scaler drives.
-      const prometheus = parse(projectFiles["prometheus.yml"] ?? "") as { scrape_configs: { job_name: string; http_sd_configs?: { url: string }[] }[] };
+      const prometheus = parse(projectFiles["prometheus.yml"] ?? "") as {
+        scrape_configs: { job_name: string; http_sd_configs?: { url: string }[] }[];
+      };
       const discovery = prometheus.scrape_configs.find((job) => job.job_name === "node-exporter")?.http_sd_configs?.[0]?.url;
       expect(discovery).toBe(`http://scaler:${settings.listen.port}/fleets/${settings.fleet?.template.fleet}/targets`);
     } finally {
@@ -224,9 +290,24 @@ describe("secrets and rendered files", () => {
   });
 
   it("renders a docker-compose project with every control-node service, only the TLS front published", () => {
-    const compose = parse(controlNodeProjectFiles({ env: "prod", domain: "bbb.example.org", fleetStack: "prod-fleet" })["docker-compose.yml"] ?? "") as { services: Record<string, { ports?: string[] }> };
-    expect(Object.keys(compose.services).sort()).toEqual(["caddy", "grafana", "postgres", "prometheus", "redis", "scalelite-api", "scalelite-nginx", "scalelite-poller", "scalelite-recording-importer", "scaler"]);
-    const published = Object.entries(compose.services).filter(([, service]) => service.ports !== undefined).map(([name]) => name);
+    const compose = parse(
+      controlNodeProjectFiles({ env: "prod", domain: "bbb.example.org", fleetStack: "prod-fleet" })["docker-compose.yml"] ?? "",
+    ) as { services: Record<string, { ports?: string[] }> };
+    expect(Object.keys(compose.services).sort()).toEqual([
+      "caddy",
+      "grafana",
+      "postgres",
+      "prometheus",
+      "redis",
+      "scalelite-api",
+      "scalelite-nginx",
+      "scalelite-poller",
+      "scalelite-recording-importer",
+      "scaler",
+    ]);
+    const published = Object.entries(compose.services)
+      .filter(([, service]) => service.ports !== undefined)
+      .map(([name]) => name);
     expect(published).toEqual(["caddy"]);
   });
 
@@ -234,7 +315,9 @@ describe("secrets and rendered files", () => {
     const caddyfile = controlNodeProjectFiles({ env: "prod", domain: "bbb.example.org", fleetStack: "prod-fleet" })["Caddyfile"] ?? "";
     const matchers = new Map([...caddyfile.matchAll(/^\s*@(\w+) path (.+)$/gm)].map((match) => [match[1], (match[2] ?? "").split(/\s+/)]));
     const refused = [...caddyfile.matchAll(/^\s*respond @(\w+) 404$/gm)].flatMap((match) => matchers.get(match[1] ?? "") ?? []);
-    expect(refused).toEqual(expect.arrayContaining(["/scalelite/api/*", "/scaler", "/scaler/", "/scaler/fleets", "/scaler/fleets/*", "/scaler/metrics"]));
+    expect(refused).toEqual(
+      expect.arrayContaining(["/scalelite/api/*", "/scaler", "/scaler/", "/scaler/fleets", "/scaler/fleets/*", "/scaler/metrics"]),
+    );
     // The sidecars, the signing keys and the token-guarded API stay published.
     for (const open of ["/scaler/sidecar/*", "/scaler/keys/*", "/scaler/api/*", "/scaler/*"]) expect(refused).not.toContain(open);
     // Inside a route, ahead of the handles: elsewhere Caddy would run the catch-all proxy first.
@@ -246,9 +329,16 @@ describe("secrets and rendered files", () => {
   });
 
   it("renders prometheus.yml discovering workers over http_sd and scraping them with TLS and basic auth", () => {
-    const prometheus = parse(controlNodeProjectFiles({ env: "prod", domain: "bbb.example.org", fleetStack: "prod-fleet" })["prometheus.yml"] ?? "") as { scrape_configs: Record<string, unknown>[] };
+    const prometheus = parse(
+      controlNodeProjectFiles({ env: "prod", domain: "bbb.example.org", fleetStack: "prod-fleet" })["prometheus.yml"] ?? "",
+    ) as { scrape_configs: Record<string, unknown>[] };
     const nodeJob = prometheus.scrape_configs.find((job) => job.job_name === "node-exporter");
-    expect(nodeJob).toMatchObject({ scheme: "https", basic_auth: { username: "prometheus" }, tls_config: { insecure_skip_verify: false }, http_sd_configs: [expect.objectContaining({ url: expect.stringContaining("scaler:8080") })] });
+    expect(nodeJob).toMatchObject({
+      scheme: "https",
+      basic_auth: { username: "prometheus" },
+      tls_config: { insecure_skip_verify: false },
+      http_sd_configs: [expect.objectContaining({ url: expect.stringContaining("scaler:8080") })],
+    });
   });
 
   it("renders the worker's cloud-init as YAML with bbb-install for its domain and node-exporter's bcrypt web config", async () => {
@@ -258,23 +348,47 @@ describe("secrets and rendered files", () => {
     expect(bcrypt.compareSync(SECRETS.nodeExporterPassword, hash)).toBe(true);
 
     const bbbSecret = "f".repeat(40);
-    const text = renderWorkerUserData({ env: "prod", fleet: "bbb", name: "bbb-7", domain: "bbb.example.org", scalerUrl: "https://bbb.example.org/scaler", nodeExporterPasswordHash: hash, bbbSecret });
+    const text = renderWorkerUserData({
+      env: "prod",
+      fleet: "bbb",
+      name: "bbb-7",
+      domain: "bbb.example.org",
+      scalerUrl: "https://bbb.example.org/scaler",
+      nodeExporterPasswordHash: hash,
+      bbbSecret,
+    });
     expect(text.startsWith("#cloud-config\n")).toBe(true);
     expectNoSecretText(text);
     const cloudInit = parse(text) as { runcmd: string[][]; write_files: { path: string; content: string }[] };
     expect(cloudInit.runcmd.some((step) => step.includes("/root/bbb-install.sh") && step.includes("bbb-7.bbb.example.org"))).toBe(true);
     // The fleet's shared BBB secret: a root-only file, set after bbb-install, never on a command line.
-    const secretFile = cloudInit.write_files.find((file) => file.path === "/etc/confscale/bbb-secret") as { content: string; permissions: string } | undefined;
+    const secretFile = cloudInit.write_files.find((file) => file.path === "/etc/confscale/bbb-secret") as
+      { content: string; permissions: string } | undefined;
     expect(secretFile).toMatchObject({ content: bbbSecret, permissions: "0600" });
     const install = cloudInit.runcmd.findIndex((step) => step.includes("/root/bbb-install.sh"));
     const setSecret = cloudInit.runcmd.findIndex((step) => step.join(" ").includes("bbb-conf --setsecret"));
     expect(setSecret).toBeGreaterThan(install);
     expect(cloudInit.runcmd.flat().join(" ")).not.toContain(bbbSecret);
-    expect(() => renderWorkerUserData({ env: "prod", fleet: "bbb", name: "bbb-7", domain: "bbb.example.org", scalerUrl: "https://x/scaler", nodeExporterPasswordHash: hash, bbbSecret: "short; rm -rf /" })).toThrow(/bbbSecret/);
-    const webConfig = parse(cloudInit.write_files.find((file) => file.path === "/etc/prometheus/node-exporter-web.yml")?.content ?? "") as { basic_auth_users: Record<string, string>; tls_server_config: Record<string, string> };
+    expect(() =>
+      renderWorkerUserData({
+        env: "prod",
+        fleet: "bbb",
+        name: "bbb-7",
+        domain: "bbb.example.org",
+        scalerUrl: "https://x/scaler",
+        nodeExporterPasswordHash: hash,
+        bbbSecret: "short; rm -rf /",
+      }),
+    ).toThrow(/bbbSecret/);
+    const webConfig = parse(cloudInit.write_files.find((file) => file.path === "/etc/prometheus/node-exporter-web.yml")?.content ?? "") as {
+      basic_auth_users: Record<string, string>;
+      tls_server_config: Record<string, string>;
+    };
     expect(webConfig.basic_auth_users.prometheus).toBe(hash);
     expect(webConfig.tls_server_config.cert_file).toBeDefined();
-    expect(cloudInit.write_files.find((file) => file.path === "/etc/default/prometheus-node-exporter")?.content).toContain("--web.config.file=");
+    expect(cloudInit.write_files.find((file) => file.path === "/etc/default/prometheus-node-exporter")?.content).toContain(
+      "--web.config.file=",
+    );
     expect(JSON.stringify(cloudInit)).not.toMatch(/scalelite\/api|ssh .*scalelite/i);
   });
 });
@@ -291,25 +405,49 @@ describe("the fleet program on each cloud", () => {
     placement:
       cloud === "digitalocean"
         ? { cloud, region: "fra1", digitalocean: { vpcId: "vpc-1", workerTag: `confscale-${env}-worker`, sshKeyIds: ["key-1"] } }
-        : { cloud, region: "eu-frankfurt-1", oci: { subnetId: "subnet-1", workerNsgId: "nsg-1", compartmentId: "compartment-1", availabilityDomain: "AD-1", shape: "VM.Standard.E4.Flex" } },
+        : {
+            cloud,
+            region: "eu-frankfurt-1",
+            oci: {
+              subnetId: "subnet-1",
+              workerNsgId: "nsg-1",
+              compartmentId: "compartment-1",
+              availabilityDomain: "AD-1",
+              shape: "VM.Standard.E4.Flex",
+            },
+          },
   });
 
   beforeAll(() => {
-    pulumi.runtime.setAllConfig({ "confscale-fleet:nodeExporterPassword": SECRETS.nodeExporterPassword, "confscale-fleet:bbbSecret": "b".repeat(40) }, ["confscale-fleet:nodeExporterPassword", "confscale-fleet:bbbSecret"]);
+    pulumi.runtime.setAllConfig(
+      { "confscale-fleet:nodeExporterPassword": SECRETS.nodeExporterPassword, "confscale-fleet:bbbSecret": "b".repeat(40) },
+      ["confscale-fleet:nodeExporterPassword", "confscale-fleet:bbbSecret"],
+    );
   });
 
   async function declareFleet(cloud: "digitalocean" | "oci", env: string, servers: FleetSpec["servers"]) {
     const outputs = defineFleet({ ...template(cloud, env), servers });
     await Promise.all(Object.values(outputs.servers).map((server) => value(server.publicIp)));
     await new Promise((resolve) => setImmediate(resolve));
-    return declared.filter((resource) => resource.inputs.displayName !== undefined ? String(resource.inputs.displayName).startsWith(`${env}-`) : resource.name.startsWith(`${env}-`));
+    return declared.filter((resource) =>
+      resource.inputs.displayName !== undefined
+        ? String(resource.inputs.displayName).startsWith(`${env}-`)
+        : resource.name.startsWith(`${env}-`),
+    );
   }
 
   it("declares DigitalOcean droplets with the fleet's ownership tags, the worker firewall tag and secret user data", async () => {
-    const resources = await declareFleet("digitalocean", "dofleet", [{ name: "dofleet-1", size: { cores: 4, ramGb: 16 }, power: "running", image: "ubuntu-22-04-x64" }]);
+    const resources = await declareFleet("digitalocean", "dofleet", [
+      { name: "dofleet-1", size: { cores: 4, ramGb: 16 }, power: "running", image: "ubuntu-22-04-x64" },
+    ]);
     const droplet = resources.find((resource) => resource.type === "digitalocean:index/droplet:Droplet");
     expect(droplet?.inputs).toMatchObject({ name: "dofleet-1", region: "fra1", size: "g-4vcpu-16gb", vpcUuid: "vpc-1" });
-    expect(droplet?.inputs.tags).toEqual(["confscale:env:dofleet", "confscale:role:worker", "confscale:fleet:bbb", "confscale-dofleet-worker"]);
+    expect(droplet?.inputs.tags).toEqual([
+      "confscale:env:dofleet",
+      "confscale:role:worker",
+      "confscale:fleet:bbb",
+      "confscale-dofleet-worker",
+    ]);
     const userData = droplet?.inputs.userData as { [key: string]: unknown; value: string };
     expect(userData[pulumi.runtime.specialSigKey]).toBe(pulumi.runtime.specialSecretSig);
     expect(userData.value).toContain("bbb-conf --setsecret");
@@ -325,6 +463,10 @@ describe("the fleet program on each cloud", () => {
       ["ocifleet-1", "RUNNING", { ocpus: 1, memoryInGbs: 8 }],
       ["ocifleet-2", "STOPPED", { ocpus: 2, memoryInGbs: 16 }],
     ]);
-    expect(instances[0]?.inputs.freeformTags).toEqual({ "confscale:env": "ocifleet", "confscale:role": "worker", "confscale:fleet": "bbb" });
+    expect(instances[0]?.inputs.freeformTags).toEqual({
+      "confscale:env": "ocifleet",
+      "confscale:role": "worker",
+      "confscale:fleet": "bbb",
+    });
   });
 });

@@ -4,7 +4,15 @@ import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import * as pulumi from "@pulumi/pulumi";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createServer as createIonosServer, diffServer, IonosApiError, IonosOwnershipConflictError, updateServer, type IonosServerInputs, type IonosServerOutputs } from "../../infra/clouds/ionos/operations.js";
+import {
+  createServer as createIonosServer,
+  diffServer,
+  IonosApiError,
+  IonosOwnershipConflictError,
+  updateServer,
+  type IonosServerInputs,
+  type IonosServerOutputs,
+} from "../../infra/clouds/ionos/operations.js";
 import { ionosServerProvider } from "../../infra/clouds/ionos/provider.js";
 import { workerFirewallRules } from "../../infra/firewall.js";
 
@@ -50,7 +58,12 @@ class FakeIonosApi {
       incoming.on("end", () => {
         const text = Buffer.concat(chunks).toString("utf8");
         const url = new URL(incoming.url ?? "/", "http://127.0.0.1");
-        const recorded: Recorded = { method: incoming.method ?? "GET", path: url.pathname, headers: incoming.headers, body: text === "" ? undefined : JSON.parse(text) };
+        const recorded: Recorded = {
+          method: incoming.method ?? "GET",
+          path: url.pathname,
+          headers: incoming.headers,
+          body: text === "" ? undefined : JSON.parse(text),
+        };
         this.requests.push(recorded);
         const interruption = this.interruptions.get(`${recorded.method} ${recorded.path}`)?.shift();
         if (interruption !== undefined) return interruption(recorded, response);
@@ -77,7 +90,16 @@ class FakeIonosApi {
   /** A server already in the data center, as an earlier create (ours or not) left it. */
   addServer(server: Partial<FakeServer> & { name: string }): FakeServer {
     this.serverCounter += 1;
-    const added: FakeServer = { id: `srv-${this.serverCounter}`, cores: 2, ram: 8192, vmState: "RUNNING", labels: {}, states: ["AVAILABLE"], firewallRules: [], ...server };
+    const added: FakeServer = {
+      id: `srv-${this.serverCounter}`,
+      cores: 2,
+      ram: 8192,
+      vmState: "RUNNING",
+      labels: {},
+      states: ["AVAILABLE"],
+      firewallRules: [],
+      ...server,
+    };
     this.servers.set(added.id, added);
     return added;
   }
@@ -95,7 +117,10 @@ class FakeIonosApi {
   }
 
   private create(request: Recorded): FakeServer {
-    const body = request.body as { properties: { name: string; cores: number; ram: number }; entities: { nics: { items: { entities: { firewallrules: { items: { properties: Record<string, unknown> }[] } } }[] } } };
+    const body = request.body as {
+      properties: { name: string; cores: number; ram: number };
+      entities: { nics: { items: { entities: { firewallrules: { items: { properties: Record<string, unknown> }[] } } }[] } };
+    };
     return this.addServer({
       name: body.properties.name,
       cores: body.properties.cores,
@@ -107,7 +132,8 @@ class FakeIonosApi {
   private accepted(response: ServerResponse, body: unknown): void {
     this.requestCounter += 1;
     const requestId = `req-${this.requestCounter}`;
-    if (!this.requestStatuses.has(requestId)) this.requestStatuses.set(requestId, [{ status: "QUEUED" }, { status: "RUNNING" }, { status: "DONE" }]);
+    if (!this.requestStatuses.has(requestId))
+      this.requestStatuses.set(requestId, [{ status: "QUEUED" }, { status: "RUNNING" }, { status: "DONE" }]);
     response.writeHead(202, { "content-type": "application/json", location: `${this.base}/requests/${requestId}/status` });
     response.end(JSON.stringify(body));
   }
@@ -125,7 +151,15 @@ class FakeIonosApi {
       properties: { name: server.name, cores: server.cores, ram: server.ram, vmState: server.vmState },
       entities: {
         volumes: { items: [{ id: "vol-1" }] },
-        nics: { items: [{ id: "nic-1", properties: { ips: ["198.51.100.7"] }, entities: { firewallrules: { items: server.firewallRules.map((properties) => ({ properties })) } } }] },
+        nics: {
+          items: [
+            {
+              id: "nic-1",
+              properties: { ips: ["198.51.100.7"] },
+              entities: { firewallrules: { items: server.firewallRules.map((properties) => ({ properties })) } },
+            },
+          ],
+        },
       },
     };
   }
@@ -136,16 +170,21 @@ class FakeIonosApi {
     if ((match = /^\/requests\/([^/]+)\/status$/.exec(path)) && request.method === "GET") {
       const queue = this.requestStatuses.get(match[1] ?? "") ?? [];
       const next = queue.length > 1 ? queue.shift() : queue[0];
-      if (next === undefined) return this.json(response, 404, { httpStatus: 404, messages: [{ errorCode: "309", message: "unknown request" }] });
+      if (next === undefined)
+        return this.json(response, 404, { httpStatus: 404, messages: [{ errorCode: "309", message: "unknown request" }] });
       return this.json(response, 200, { id: match[1], metadata: { status: next.status, message: next.message ?? "" } });
     }
     if (/^\/datacenters\/[^/]+\/servers$/.test(path) && request.method === "GET") {
-      return this.json(response, 200, { items: [...this.servers.values()].map((server) => ({ id: server.id, properties: { name: server.name } })) });
+      return this.json(response, 200, {
+        items: [...this.servers.values()].map((server) => ({ id: server.id, properties: { name: server.name } })),
+      });
     }
-    if (/^\/datacenters\/[^/]+\/servers$/.test(path) && request.method === "POST") return this.accepted(response, { id: this.create(request).id, properties: {} });
+    if (/^\/datacenters\/[^/]+\/servers$/.test(path) && request.method === "POST")
+      return this.accepted(response, { id: this.create(request).id, properties: {} });
     const serverId = /^\/datacenters\/[^/]+\/servers\/([^/]+)/.exec(path)?.[1];
     const server = serverId === undefined ? undefined : this.servers.get(serverId);
-    if (server === undefined) return this.json(response, 404, { httpStatus: 404, messages: [{ errorCode: "309", message: `no route ${request.method} ${path}` }] });
+    if (server === undefined)
+      return this.json(response, 404, { httpStatus: 404, messages: [{ errorCode: "309", message: `no route ${request.method} ${path}` }] });
     if (/\/labels$/.test(path) && request.method === "GET") {
       return this.json(response, 200, { items: Object.entries(server.labels).map(([key, value]) => ({ properties: { key, value } })) });
     }
@@ -169,7 +208,8 @@ class FakeIonosApi {
       Object.assign(server, request.body as object);
       return this.accepted(response, { id: server.id });
     }
-    if (/^\/datacenters\/[^/]+\/servers\/[^/]+$/.test(path) && request.method === "GET") return this.json(response, 200, this.render(server));
+    if (/^\/datacenters\/[^/]+\/servers\/[^/]+$/.test(path) && request.method === "GET")
+      return this.json(response, 200, this.render(server));
     this.json(response, 404, { httpStatus: 404, messages: [{ errorCode: "309", message: `no route ${request.method} ${path}` }] });
   }
 }
@@ -230,14 +270,31 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
     expect(outs).toMatchObject({ serverId: "srv-1", volumeId: "vol-1", nicId: "nic-1", publicIp: "198.51.100.7" });
     const post = api.requests.find((request) => request.method === "POST" && request.path.endsWith("/datacenters/dc-1/servers"));
     expect(post?.headers.authorization).toBe("Bearer test-token");
-    const body = post?.body as { properties: Record<string, unknown>; entities: { volumes: { items: { properties: Record<string, unknown> }[] }; nics: { items: { properties: Record<string, unknown>; entities: { firewallrules: { items: { properties: Record<string, unknown> }[] } } }[] } } };
+    const body = post?.body as {
+      properties: Record<string, unknown>;
+      entities: {
+        volumes: { items: { properties: Record<string, unknown> }[] };
+        nics: {
+          items: {
+            properties: Record<string, unknown>;
+            entities: { firewallrules: { items: { properties: Record<string, unknown> }[] } };
+          }[];
+        };
+      };
+    };
     expect(body.properties).toMatchObject({ name: "bbb-1", cores: 2, ram: 8192 });
     expect(Buffer.from(String(body.entities.volumes.items[0]?.properties.userData), "base64").toString("utf8")).toContain("#cloud-config");
     expect(body.entities.nics.items[0]?.properties).toMatchObject({ lan: 1, firewallActive: true });
     const rules = body.entities.nics.items[0]?.entities.firewallrules.items.map((rule) => rule.properties) ?? [];
-    expect(rules.filter((rule) => rule.portRangeStart === 9100)).toEqual([expect.objectContaining({ sourceIp: "198.51.100.1", protocol: "TCP" })]);
+    expect(rules.filter((rule) => rule.portRangeStart === 9100)).toEqual([
+      expect.objectContaining({ sourceIp: "198.51.100.1", protocol: "TCP" }),
+    ]);
     expect(rules.filter((rule) => rule.portRangeStart === 22)).toEqual([expect.objectContaining({ sourceIp: "203.0.113.0/24" })]);
-    expect(rules.some((rule) => rule.protocol === "UDP" && rule.portRangeStart === 16384 && rule.portRangeEnd === 32768 && rule.sourceIp === undefined)).toBe(true);
+    expect(
+      rules.some(
+        (rule) => rule.protocol === "UDP" && rule.portRangeStart === 16384 && rule.portRangeEnd === 32768 && rule.sourceIp === undefined,
+      ),
+    ).toBe(true);
     // polled until DONE (QUEUED, RUNNING, DONE) before reading the server back
     const polls = api.requests.filter((request) => request.path.endsWith("/requests/req-1/status"));
     expect(polls).toHaveLength(3);
@@ -246,7 +303,10 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
   });
 
   it("fails with the request's message when the request ends FAILED", async () => {
-    api.requestStatuses.set(api.nextRequestId(), [{ status: "RUNNING" }, { status: "FAILED", message: "[VDC-5-1813] not enough cores in the contract" }]);
+    api.requestStatuses.set(api.nextRequestId(), [
+      { status: "RUNNING" },
+      { status: "FAILED", message: "[VDC-5-1813] not enough cores in the contract" },
+    ]);
 
     const failure = createIonosServer(serverInputs(api));
 
@@ -262,7 +322,9 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
       },
     ]);
 
-    const outs = await createIonosServer(serverInputs(api, { connection: { endpoint: api.base, token: "test-token", pollIntervalMs: 5, retryBaseMs: 60_000 } }));
+    const outs = await createIonosServer(
+      serverInputs(api, { connection: { endpoint: api.base, token: "test-token", pollIntervalMs: 5, retryBaseMs: 60_000 } }),
+    );
 
     expect(outs.serverId).toBe("srv-1");
     expect(api.requests.filter((request) => request.method === "POST" && request.path.endsWith("/servers"))).toHaveLength(2);
@@ -301,7 +363,9 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
     };
     api.interruptions.set("POST /cloudapi/v6/datacenters/dc-1/servers", [failure, failure, failure]);
 
-    const created = createIonosServer(serverInputs(api, { connection: { endpoint: api.base, token: "test-token", pollIntervalMs: 5, retryBaseMs: 5, maxAttempts: 3 } }));
+    const created = createIonosServer(
+      serverInputs(api, { connection: { endpoint: api.base, token: "test-token", pollIntervalMs: 5, retryBaseMs: 5, maxAttempts: 3 } }),
+    );
 
     await expect(created).rejects.toThrow("create server bbb-1 failed (HTTP 503): [300] service unavailable");
     expect(api.posts("/datacenters/dc-1/servers")).toHaveLength(3);
@@ -318,28 +382,48 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
     expect(earlier.labels).toEqual({ "confscale:env": "prod", "confscale:role": "worker", "confscale:fleet": "bbb" });
     // The NIC had no rules yet: the inputs' rules were added, each write waited for.
     expect(api.posts(`/servers/${earlier.id}/nics/nic-1/firewallrules`)).toHaveLength(apiRuleCount(serverInputs(api)));
-    expect(api.requests.filter((request) => request.method === "GET" && request.path.endsWith(`/servers/${earlier.id}`)).length).toBeGreaterThanOrEqual(3);
+    expect(
+      api.requests.filter((request) => request.method === "GET" && request.path.endsWith(`/servers/${earlier.id}`)).length,
+    ).toBeGreaterThanOrEqual(3);
   });
 
   it("adopts a server of ours whose labels were partly written, adding only the missing ones and fixing its size and power", async () => {
     const inputs = serverInputs(api, { vmState: "SHUTOFF" });
-    const earlier = api.addServer({ name: "bbb-1", cores: 1, ram: 4096, labels: { "confscale:env": "prod" }, firewallRules: ruleProperties(inputs) });
+    const earlier = api.addServer({
+      name: "bbb-1",
+      cores: 1,
+      ram: 4096,
+      labels: { "confscale:env": "prod" },
+      firewallRules: ruleProperties(inputs),
+    });
 
     const outs = await createIonosServer(inputs);
 
     expect(outs.serverId).toBe(earlier.id);
-    const writes = api.requests.filter((request) => request.method !== "GET").map((request) => `${request.method} ${request.path.replace("/cloudapi/v6/datacenters/dc-1/servers/", "")}`);
+    const writes = api.requests
+      .filter((request) => request.method !== "GET")
+      .map((request) => `${request.method} ${request.path.replace("/cloudapi/v6/datacenters/dc-1/servers/", "")}`);
     expect(writes).toEqual([`PATCH ${earlier.id}`, `POST ${earlier.id}/labels`, `POST ${earlier.id}/labels`, `POST ${earlier.id}/stop`]);
-    expect(earlier).toMatchObject({ cores: 2, ram: 8192, vmState: "SHUTOFF", labels: { "confscale:env": "prod", "confscale:role": "worker", "confscale:fleet": "bbb" } });
+    expect(earlier).toMatchObject({
+      cores: 2,
+      ram: 8192,
+      vmState: "SHUTOFF",
+      labels: { "confscale:env": "prod", "confscale:role": "worker", "confscale:fleet": "bbb" },
+    });
   });
 
   it("refuses a same-named server carrying another owner's labels, and leaves it untouched", async () => {
-    const foreign = api.addServer({ name: "bbb-1", labels: { "confscale:env": "staging", "confscale:role": "worker", "confscale:fleet": "bbb" } });
+    const foreign = api.addServer({
+      name: "bbb-1",
+      labels: { "confscale:env": "staging", "confscale:role": "worker", "confscale:fleet": "bbb" },
+    });
 
     const created = createIonosServer(serverInputs(api));
 
     await expect(created).rejects.toBeInstanceOf(IonosOwnershipConflictError);
-    await expect(created).rejects.toThrow(/refused: data center dc-1 already holds a server named bbb-1 \(srv-1\) with labels \{"confscale:env":"staging"/);
+    await expect(created).rejects.toThrow(
+      /refused: data center dc-1 already holds a server named bbb-1 \(srv-1\) with labels \{"confscale:env":"staging"/,
+    );
     expect(api.requests.filter((request) => request.method !== "GET")).toEqual([]);
     expect(foreign.labels["confscale:env"]).toBe("staging");
   });
@@ -347,7 +431,9 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
   it("refuses a same-named server with labels but none of ours", async () => {
     api.addServer({ name: "bbb-1", labels: { team: "video" } });
 
-    await expect(createIonosServer(serverInputs(api))).rejects.toThrow(/already holds a server named bbb-1 \(srv-1\) with labels \{"team":"video"\}/);
+    await expect(createIonosServer(serverInputs(api))).rejects.toThrow(
+      /already holds a server named bbb-1 \(srv-1\) with labels \{"team":"video"\}/,
+    );
     expect(api.requests.filter((request) => request.method !== "GET")).toEqual([]);
   });
 
@@ -356,7 +442,9 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
     delete process.env.IONOS_TOKEN;
     delete process.env.IONOS_USERNAME;
     try {
-      await expect(createIonosServer(serverInputs(api, { connection: { endpoint: api.base } }))).rejects.toThrow(/no credentials: set IONOS_TOKEN/);
+      await expect(createIonosServer(serverInputs(api, { connection: { endpoint: api.base } }))).rejects.toThrow(
+        /no credentials: set IONOS_TOKEN/,
+      );
     } finally {
       if (saved.token !== undefined) process.env.IONOS_TOKEN = saved.token;
       if (saved.username !== undefined) process.env.IONOS_USERNAME = saved.username;
@@ -366,12 +454,20 @@ describe("IONOS dynamic provider operations against an API on loopback", () => {
 
   it("resizes in place with a PATCH and powers off with stop, each waited for", async () => {
     api.addServer({ name: "bbb-1" });
-    const olds: IonosServerOutputs = { ...serverInputs(api), serverId: "srv-1", volumeId: "vol-1", nicId: "nic-1", publicIp: "198.51.100.7" };
+    const olds: IonosServerOutputs = {
+      ...serverInputs(api),
+      serverId: "srv-1",
+      volumeId: "vol-1",
+      nicId: "nic-1",
+      publicIp: "198.51.100.7",
+    };
 
     const outs = await updateServer(olds, serverInputs(api, { cores: 4, ramMb: 16384, vmState: "SHUTOFF" }));
 
     expect(outs).toMatchObject({ serverId: "srv-1", cores: 4, ramMb: 16384, vmState: "SHUTOFF", publicIp: "198.51.100.7" });
-    const writes = api.requests.filter((request) => request.method !== "GET").map((request) => `${request.method} ${request.path.replace("/cloudapi/v6", "")}`);
+    const writes = api.requests
+      .filter((request) => request.method !== "GET")
+      .map((request) => `${request.method} ${request.path.replace("/cloudapi/v6", "")}`);
     expect(writes).toEqual(["PATCH /datacenters/dc-1/servers/srv-1", "POST /datacenters/dc-1/servers/srv-1/stop"]);
     expect(api.requests.find((request) => request.method === "PATCH")?.body).toMatchObject({ cores: 4, ram: 16384 });
     expect(api.requests.filter((request) => request.path.includes("/requests/"))).toHaveLength(6);
@@ -427,7 +523,9 @@ describe("IONOS dynamic provider serialization", () => {
   it("still creates a server after Pulumi serializes the provider the way the dynamic provider host loads it", async () => {
     // As @pulumi/pulumi/dynamic does: serialize `() => provider`, then the host calls the `handler` export.
     const serialized = await pulumi.runtime.serializeFunction(() => ionosServerProvider, { allowSecrets: true });
-    const requireFromString = createRequire(import.meta.url)("require-from-string") as (code: string) => { handler: () => typeof ionosServerProvider };
+    const requireFromString = createRequire(import.meta.url)("require-from-string") as (code: string) => {
+      handler: () => typeof ionosServerProvider;
+    };
 
     const result = await requireFromString(serialized.text).handler().create(serverInputs(api));
 
@@ -437,12 +535,17 @@ describe("IONOS dynamic provider serialization", () => {
   it("keeps the API's message on a failure after serialization, where the engine reports it", async () => {
     api.addServer({ name: "bbb-1", labels: { "confscale:env": "staging" } });
     const serialized = await pulumi.runtime.serializeFunction(() => ionosServerProvider, { allowSecrets: true });
-    const requireFromString = createRequire(import.meta.url)("require-from-string") as (code: string) => { handler: () => typeof ionosServerProvider };
+    const requireFromString = createRequire(import.meta.url)("require-from-string") as (code: string) => {
+      handler: () => typeof ionosServerProvider;
+    };
 
-    const failure = await requireFromString(serialized.text).handler().create(serverInputs(api)).then(
-      () => undefined,
-      (error: unknown) => error as Error,
-    );
+    const failure = await requireFromString(serialized.text)
+      .handler()
+      .create(serverInputs(api))
+      .then(
+        () => undefined,
+        (error: unknown) => error as Error,
+      );
 
     expect(failure?.message).toMatch(/^IONOS create server bbb-1 refused: data center dc-1 already holds a server named bbb-1 \(srv-1\)/);
   });

@@ -4,13 +4,26 @@ import { Emulator } from "../emulator/emulator.js";
 
 const clockSnapshot = z.object({ now: z.number(), mode: z.object({ kind: z.enum(["real", "manual"]) }).loose() });
 const state = z.object({
-  servers: z.array(z.object({ id: z.string(), name: z.string(), vmState: z.string(), state: z.string(), serving: z.boolean(), meetings: z.array(z.object({ participants: z.number() })) })),
+  servers: z.array(
+    z.object({
+      id: z.string(),
+      name: z.string(),
+      vmState: z.string(),
+      state: z.string(),
+      serving: z.boolean(),
+      meetings: z.array(z.object({ participants: z.number() })),
+    }),
+  ),
 });
 
 describe("control API over HTTP: time, state, direct servers", () => {
   let emulator: Emulator;
   const control = async (method: string, path: string, body?: unknown) =>
-    fetch(`${emulator.url}/_control${path}`, { method, headers: { "Content-Type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    fetch(`${emulator.url}/_control${path}`, {
+      method,
+      headers: { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   const cloud = async (method: string, path: string, body?: unknown) =>
     fetch(`${emulator.cloudApiUrl}${path}`, {
       method,
@@ -19,7 +32,10 @@ describe("control API over HTTP: time, state, direct servers", () => {
     });
 
   beforeAll(async () => {
-    emulator = await Emulator.start({ clock: { kind: "manual" }, timings: { requestQueuedMs: 1_000, requestRunningMs: 60_000, bootMs: 120_000 } });
+    emulator = await Emulator.start({
+      clock: { kind: "manual" },
+      timings: { requestQueuedMs: 1_000, requestRunningMs: 60_000, bootMs: 120_000 },
+    });
   });
 
   afterAll(async () => {
@@ -34,14 +50,18 @@ describe("control API over HTTP: time, state, direct servers", () => {
   });
 
   it("a scaled clock runs a minute-long request to DONE in wall-clock moments", async () => {
-    const created = await cloud("POST", `/datacenters/${emulator.defaultDatacenterId}/servers`, { properties: { name: "scaled", cores: 2, ram: 2048 } });
+    const created = await cloud("POST", `/datacenters/${emulator.defaultDatacenterId}/servers`, {
+      properties: { name: "scaled", cores: 2, ram: 2048 },
+    });
     expect(created.status).toBe(202);
     const location = created.headers.get("location")!;
     expect((await control("POST", "/clock/mode", { kind: "real", scale: 10_000 })).status).toBe(200);
     const deadline = Date.now() + 30_000;
     let status = "";
     while (Date.now() < deadline) {
-      status = z.object({ metadata: z.object({ status: z.string() }) }).parse(await (await cloud("GET", location.slice(emulator.cloudApiUrl.length))).json()).metadata.status;
+      status = z
+        .object({ metadata: z.object({ status: z.string() }) })
+        .parse(await (await cloud("GET", location.slice(emulator.cloudApiUrl.length))).json()).metadata.status;
       if (status === "DONE") break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

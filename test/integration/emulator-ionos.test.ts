@@ -17,7 +17,11 @@ const timings = { requestQueuedMs: 500, requestRunningMs: 2_000, bootMs: 60_000 
 
 /** What axios (inside the SDK) throws for a non-2xx answer. */
 interface SdkHttpError {
-  response: { status: number; headers: Record<string, string>; data: { httpStatus: number; messages: { errorCode: string; message: string }[] } };
+  response: {
+    status: number;
+    headers: Record<string, string>;
+    data: { httpStatus: number; messages: { errorCode: string; message: string }[] };
+  };
 }
 
 async function sdkFailure(promise: Promise<unknown>): Promise<SdkHttpError["response"]> {
@@ -40,7 +44,11 @@ describe("IONOS Cloud API emulator driven by the unmodified @ionos-cloud/sdk-nod
 
   beforeAll(async () => {
     emulator = await Emulator.start({ clock: { kind: "manual" }, timings });
-    config = new Configuration({ username: emulator.credentials.username, password: emulator.credentials.password, basePath: emulator.cloudApiUrl });
+    config = new Configuration({
+      username: emulator.credentials.username,
+      password: emulator.credentials.password,
+      basePath: emulator.cloudApiUrl,
+    });
     // The SDK sleeps min(2^attempt s, maxWaitTime) before every attempt, the first one included.
     config.setMaxWaitTime(0);
     servers = new ServersApi(config);
@@ -53,7 +61,8 @@ describe("IONOS Cloud API emulator driven by the unmodified @ionos-cloud/sdk-nod
   });
 
   const requestIdOf = (location: string) => /\/requests\/([^/]+)\/status$/.exec(location)![1]!;
-  const statusOf = async (location: string) => (await requests.requestsStatusGet({ requestId: requestIdOf(location) })).data.metadata!.status;
+  const statusOf = async (location: string) =>
+    (await requests.requestsStatusGet({ requestId: requestIdOf(location) })).data.metadata!.status;
   const metricsStatus = async (serverId: string) => (await fetch(`${emulator.url}${emulator.metricsPath(serverId)}`)).status;
   const settle = () => emulator.clock.advance(timings.requestQueuedMs + timings.requestRunningMs);
 
@@ -63,12 +72,37 @@ describe("IONOS Cloud API emulator driven by the unmodified @ionos-cloud/sdk-nod
       server: {
         properties: { name, cores: 2, ram: 4096, cpuFamily: "INTEL_SKYLAKE" },
         entities: {
-          volumes: { items: [{ properties: { name: `${name}-boot`, size: 40, type: VolumePropertiesTypeEnum.Ssd, imageAlias: "ubuntu:22.04", userData: Buffer.from("#cloud-config\n").toString("base64") } }] },
+          volumes: {
+            items: [
+              {
+                properties: {
+                  name: `${name}-boot`,
+                  size: 40,
+                  type: VolumePropertiesTypeEnum.Ssd,
+                  imageAlias: "ubuntu:22.04",
+                  userData: Buffer.from("#cloud-config\n").toString("base64"),
+                },
+              },
+            ],
+          },
           nics: {
             items: [
               {
                 properties: { name: "public", lan: 1, dhcp: true, firewallActive: true },
-                entities: { firewallrules: { items: [{ properties: { name: "https", protocol: FirewallrulePropertiesProtocolEnum.Tcp, portRangeStart: 443, portRangeEnd: 443 } }] } },
+                entities: {
+                  firewallrules: {
+                    items: [
+                      {
+                        properties: {
+                          name: "https",
+                          protocol: FirewallrulePropertiesProtocolEnum.Tcp,
+                          portRangeStart: 443,
+                          portRangeEnd: 443,
+                        },
+                      },
+                    ],
+                  },
+                },
               },
             ],
           },
@@ -104,7 +138,10 @@ describe("IONOS Cloud API emulator driven by the unmodified @ionos-cloud/sdk-nod
     const nic = server.entities?.nics?.items?.[0];
     expect(nic?.properties).toMatchObject({ name: "public", lan: 1, firewallActive: true });
     expect(nic?.properties?.ips?.length).toBe(1);
-    expect(nic?.entities?.firewallrules?.items?.[0]?.properties).toMatchObject({ protocol: FirewallrulePropertiesProtocolEnum.Tcp, portRangeStart: 443 });
+    expect(nic?.entities?.firewallrules?.items?.[0]?.properties).toMatchObject({
+      protocol: FirewallrulePropertiesProtocolEnum.Tcp,
+      portRangeStart: 443,
+    });
 
     // Running is not booted: node-exporter answers only after the boot time.
     expect(await metricsStatus(id)).toBe(503);
@@ -159,7 +196,11 @@ describe("IONOS Cloud API emulator driven by the unmodified @ionos-cloud/sdk-nod
   });
 
   it("refuses wrong credentials with 401 and accepts a token", async () => {
-    const wrong = new Configuration({ username: emulator.credentials.username, password: "not-the-password", basePath: emulator.cloudApiUrl });
+    const wrong = new Configuration({
+      username: emulator.credentials.username,
+      password: "not-the-password",
+      basePath: emulator.cloudApiUrl,
+    });
     wrong.setMaxWaitTime(0);
     const refused = await sdkFailure(new DataCentersApi(wrong).datacentersGet({}));
     expect(refused.status).toBe(401);
@@ -182,27 +223,48 @@ describe("IONOS Cloud API emulator driven by the unmodified @ionos-cloud/sdk-nod
     const { id } = await createServer("worker-3");
     settle();
     const nics = new NetworkInterfacesApi(config);
-    const nic = await nics.datacentersServersNicsPost({ datacenterId, serverId: id, nic: { properties: { name: "private", lan: Number(lanId), dhcp: true } } });
+    const nic = await nics.datacentersServersNicsPost({
+      datacenterId,
+      serverId: id,
+      nic: { properties: { name: "private", lan: Number(lanId), dhcp: true } },
+    });
     settle();
     const rules = new FirewallRulesApi(config);
     const rule = await rules.datacentersServersNicsFirewallrulesPost({
       datacenterId,
       serverId: id,
       nicId: nic.data.id!,
-      firewallrule: { properties: { name: "node-exporter", protocol: FirewallrulePropertiesProtocolEnum.Tcp, portRangeStart: 9100, portRangeEnd: 9100, sourceIp: "10.0.0.1" } },
+      firewallrule: {
+        properties: {
+          name: "node-exporter",
+          protocol: FirewallrulePropertiesProtocolEnum.Tcp,
+          portRangeStart: 9100,
+          portRangeEnd: 9100,
+          sourceIp: "10.0.0.1",
+        },
+      },
     });
     settle();
     const listed = (await rules.datacentersServersNicsFirewallrulesGet({ datacenterId, serverId: id, nicId: nic.data.id!, depth: 1 })).data;
     expect(listed.items?.map((item) => item.properties?.portRangeStart)).toEqual([9100]);
-    await rules.datacentersServersNicsFirewallrulesDelete({ datacenterId, serverId: id, nicId: nic.data.id!, firewallruleId: rule.data.id! });
+    await rules.datacentersServersNicsFirewallrulesDelete({
+      datacenterId,
+      serverId: id,
+      nicId: nic.data.id!,
+      firewallruleId: rule.data.id!,
+    });
     settle();
-    expect((await rules.datacentersServersNicsFirewallrulesGet({ datacenterId, serverId: id, nicId: nic.data.id! })).data.items).toEqual([]);
+    expect((await rules.datacentersServersNicsFirewallrulesGet({ datacenterId, serverId: id, nicId: nic.data.id! })).data.items).toEqual(
+      [],
+    );
     const unknownLan = await sdkFailure(nics.datacentersServersNicsPost({ datacenterId, serverId: id, nic: { properties: { lan: 99 } } }));
     expect(unknownLan.status).toBe(422);
   });
 
   it("rejects an invalid size with a 422 shaped like the real API", async () => {
-    const invalid = await sdkFailure(servers.datacentersServersPost({ datacenterId, server: { properties: { name: "bad", cores: 2, ram: 1000 } } }));
+    const invalid = await sdkFailure(
+      servers.datacentersServersPost({ datacenterId, server: { properties: { name: "bad", cores: 2, ram: 1000 } } }),
+    );
     expect(invalid.status).toBe(422);
     expect(invalid.data.messages[0]?.message).toMatch(/ram/);
   });
@@ -214,7 +276,11 @@ describe("IONOS emulator faults, as the SDK experiences them", () => {
   let servers: ServersApi;
   let datacenterId: string;
   const control = (path: string, body: unknown) =>
-    fetch(`${emulator.url}/_control${path}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    fetch(`${emulator.url}/_control${path}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
 
   beforeAll(async () => {
     emulator = await Emulator.start({ clock: { kind: "manual" }, timings });
@@ -228,7 +294,8 @@ describe("IONOS emulator faults, as the SDK experiences them", () => {
     await emulator.stop();
   });
 
-  const serverNames = async () => ((await servers.datacentersServersGet({ datacenterId, depth: 1 })).data.items ?? []).map((server) => server.properties?.name);
+  const serverNames = async () =>
+    ((await servers.datacentersServersGet({ datacenterId, depth: 1 })).data.items ?? []).map((server) => server.properties?.name);
   const create = (name: string) => servers.datacentersServersPost({ datacenterId, server: { properties: { name, cores: 1, ram: 2048 } } });
   const settle = () => emulator.clock.advance(timings.requestQueuedMs + timings.requestRunningMs);
 
@@ -240,7 +307,8 @@ describe("IONOS emulator faults, as the SDK experiences them", () => {
   });
 
   it("throttles with 429 and Retry-After; the SDK retries and succeeds", async () => {
-    const rawResponse = async () => fetch(`${emulator.cloudApiUrl}/datacenters`, { headers: { Authorization: `Bearer ${emulator.credentials.token}` } });
+    const rawResponse = async () =>
+      fetch(`${emulator.cloudApiUrl}/datacenters`, { headers: { Authorization: `Bearer ${emulator.credentials.token}` } });
     await control("/faults", { kind: "throttle429", count: 1, retryAfterSeconds: 7 });
     const throttled = await rawResponse();
     expect(throttled.status).toBe(429);
@@ -281,7 +349,9 @@ describe("IONOS emulator faults, as the SDK experiences them", () => {
     expect(await metricsStatus(healthy.data.id!)).toBe(200);
 
     expect((await control(`/servers/${healthy.data.id}/crash`, {})).status).toBe(200);
-    expect((await servers.datacentersServersFindById({ datacenterId, serverId: healthy.data.id! })).data.properties?.vmState).toBe("CRASHED");
+    expect((await servers.datacentersServersFindById({ datacenterId, serverId: healthy.data.id! })).data.properties?.vmState).toBe(
+      "CRASHED",
+    );
     expect(await metricsStatus(healthy.data.id!)).toBe(503);
   });
 });

@@ -40,13 +40,19 @@ describe("load driver: the school-day trace replayed into Scalelite", () => {
     const inWindow = trace.filter((meeting) => meeting.startSecond >= from && meeting.startSecond <= until);
     expect(emulator.loadDriver.stats.scheduled).toBe(inWindow.length);
 
-    const participantsRunning = () => [...emulator.cloud.servers.values()].reduce((sum, server) => sum + [...server.meetings.values()].reduce((s, m) => s + m.participants, 0), 0);
+    const participantsRunning = () =>
+      [...emulator.cloud.servers.values()].reduce(
+        (sum, server) => sum + [...server.meetings.values()].reduce((s, m) => s + m.participants, 0),
+        0,
+      );
     const busiestCpu = () => Math.max(...servers.map((server) => emulator.cloud.load(server).cpuUtilisation));
 
     // 08:55 in trace time is 60 trace-minutes in, one emulated minute at 60x.
     emulator.clock.advance(((8 * 3600 + 55 * 60 - from) * 1000) / compression);
     const peakSecond = 8 * 3600 + 55 * 60;
-    const expectedAtPeak = inWindow.filter((m) => m.startSecond <= peakSecond && m.startSecond + m.durationSeconds > peakSecond).reduce((sum, m) => sum + m.participants, 0);
+    const expectedAtPeak = inWindow
+      .filter((m) => m.startSecond <= peakSecond && m.startSecond + m.durationSeconds > peakSecond)
+      .reduce((sum, m) => sum + m.participants, 0);
     expect(participantsRunning()).toBe(expectedAtPeak);
     expect(emulator.loadDriver.stats.rejected).toBe(0);
     expect(busiestCpu()).toBeGreaterThan(0.2);
@@ -123,7 +129,10 @@ describe("sidecar check-in loop of an emulated server", () => {
     expect(reports[0]).toMatchObject({
       route: "status",
       issuer: "jitsi-autoscaler-sidecar",
-      body: { instance: { instanceId: server.id, group: "bbb-prod", instanceType: "BBB" }, stats: { meetings: 1, participants: 30, videos: 4, listeners: 6 } },
+      body: {
+        instance: { instanceId: server.id, group: "bbb-prod", instanceType: "BBB" },
+        stats: { meetings: 1, participants: 30, videos: 4, listeners: 6 },
+      },
     });
     expect(server.vmState).toBe("RUNNING");
 

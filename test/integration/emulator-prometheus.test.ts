@@ -14,7 +14,10 @@ const SIZES = [
 
 const vectorResult = z.object({
   status: z.literal("success"),
-  data: z.object({ resultType: z.literal("vector"), result: z.array(z.object({ metric: z.record(z.string(), z.string()), value: z.tuple([z.number(), z.string()]) })) }),
+  data: z.object({
+    resultType: z.literal("vector"),
+    result: z.array(z.object({ metric: z.record(z.string(), z.string()), value: z.tuple([z.number(), z.string()]) })),
+  }),
 });
 
 /** A deterministic stream of meeting sizes (no Math.random: a failure must replay). */
@@ -36,7 +39,13 @@ describe("a real Prometheus scrapes 50 emulated node-exporters through one emula
     for (let index = 0; index < SERVER_COUNT; index += 1) {
       emulator.addRunningServer({ name: `bbb-${index}`, ...SIZES[index % SIZES.length]! });
     }
-    prometheus = await PrometheusServer.start([{ job_name: "node", scrape_interval: "1s", http_sd_configs: [{ url: `${emulator.url}/_control/prometheus/targets`, refresh_interval: "1s" }] }]);
+    prometheus = await PrometheusServer.start([
+      {
+        job_name: "node",
+        scrape_interval: "1s",
+        http_sd_configs: [{ url: `${emulator.url}/_control/prometheus/targets`, refresh_interval: "1s" }],
+      },
+    ]);
   });
 
   afterAll(async () => {
@@ -63,7 +72,9 @@ describe("a real Prometheus scrapes 50 emulated node-exporters through one emula
   it("reports CPU, memory and network that match the meetings Scalelite placed", async () => {
     // Register every server in Scalelite, enable it, let the poller see it online, then place meetings.
     for (const server of emulator.cloud.servers.values()) {
-      const added = z.object({ id: z.string() }).parse(await scalelite("addServer", { server: { url: emulator.bbbUrl(server.id), secret: emulator.cloud.bbbSecret } }));
+      const added = z
+        .object({ id: z.string() })
+        .parse(await scalelite("addServer", { server: { url: emulator.bbbUrl(server.id), secret: emulator.cloud.bbbSecret } }));
       await scalelite("updateServer", { id: added.id, server: { state: "enable" } });
     }
     emulator.scalelite.poll();
@@ -91,7 +102,9 @@ describe("a real Prometheus scrapes 50 emulated node-exporters through one emula
     for (;;) {
       const samples = await query("count_over_time(node_load1[10s])");
       const lowest = await query("min_over_time(node_load1[10s])");
-      const settled = [...expected].every(([instance, load]) => (samples.get(instance) ?? 0) >= 8 && Math.abs((lowest.get(instance) ?? -1) - load.busyCores) < 1e-6);
+      const settled = [...expected].every(
+        ([instance, load]) => (samples.get(instance) ?? 0) >= 8 && Math.abs((lowest.get(instance) ?? -1) - load.busyCores) < 1e-6,
+      );
       if (settled) break;
       if (Date.now() > deadline) throw new Error("Prometheus did not collect ten seconds of samples from every server in time");
       await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -101,7 +114,8 @@ describe("a real Prometheus scrapes 50 emulated node-exporters through one emula
     const cpu = await query(cpuQuery);
     // Rates over wall-clock timestamps carry scrape latency, so network rates are taken per elapsed second
     // of the server's own CPU clock (all of a server's counters are sampled at the same instant): exact.
-    const elapsedSeconds = 'sum by (instance) (rate(node_cpu_seconds_total[10s])) / count by (instance) (node_cpu_seconds_total{mode="idle"})';
+    const elapsedSeconds =
+      'sum by (instance) (rate(node_cpu_seconds_total[10s])) / count by (instance) (node_cpu_seconds_total{mode="idle"})';
     const receive = await query(`sum by (instance) (rate(node_network_receive_bytes_total{device="ens6"}[10s])) / (${elapsedSeconds})`);
     const transmit = await query(`sum by (instance) (rate(node_network_transmit_bytes_total{device="ens6"}[10s])) / (${elapsedSeconds})`);
     expect(memory.size).toBe(SERVER_COUNT);

@@ -32,16 +32,27 @@ describe("Scalelite emulator: server API, poller and meeting placement", () => {
     await emulator.stop();
   });
 
-  async function call(action: string, body?: unknown, params: Record<string, string> = {}, algorithm: ChecksumAlgorithm = "sha256", secret = emulator.scalelite.secret) {
+  async function call(
+    action: string,
+    body?: unknown,
+    params: Record<string, string> = {},
+    algorithm: ChecksumAlgorithm = "sha256",
+    secret = emulator.scalelite.secret,
+  ) {
     return fetch(`${emulator.scaleliteApiUrl}/${action}?${signedQuery(action, params, secret, algorithm)}`, {
       method: body === undefined ? "GET" : "POST",
       headers: { "Content-Type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   }
-  const info = async (id: string): Promise<ScaleliteServerJson> => scaleliteServer.parse(await (await call("getServerInfo", undefined, { id })).json());
+  const info = async (id: string): Promise<ScaleliteServerJson> =>
+    scaleliteServer.parse(await (await call("getServerInfo", undefined, { id })).json());
   const place = (participants: number, durationMs = 30 * 60_000) =>
-    fetch(`${emulator.url}/_control/meetings`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ participants, videos: 1, durationMs }) });
+    fetch(`${emulator.url}/_control/meetings`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ participants, videos: 1, durationMs }),
+    });
   const placedOn = async (participants: number, durationMs?: number): Promise<string> => {
     const response = await place(participants, durationMs);
     expect(response.status).toBe(201);
@@ -49,7 +60,11 @@ describe("Scalelite emulator: server API, poller and meeting placement", () => {
   };
   const getMeetings = async (serverId: string, secret = emulator.cloud.bbbSecret, algorithm: ChecksumAlgorithm = "sha1") => {
     const response = await fetch(`${emulator.bbbUrl(serverId)}/getMeetings?${signedQuery("getMeetings", {}, secret, algorithm)}`);
-    return xml.parse(await response.text()).response as { returncode: string; messageKey?: string; meetings?: { meeting?: { meetingID: string; participantCount: number; videoCount: number }[] } | "" };
+    return xml.parse(await response.text()).response as {
+      returncode: string;
+      messageKey?: string;
+      meetings?: { meeting?: { meetingID: string; participantCount: number; videoCount: number }[] } | "";
+    };
   };
 
   it("refuses a wrong or missing checksum and accepts SHA-1, SHA-256 and SHA-512", async () => {
@@ -75,7 +90,8 @@ describe("Scalelite emulator: server API, poller and meeting placement", () => {
     }
     expect((await place(10)).status).toBe(503);
     emulator.clock.advance(POLL_MS);
-    for (const scaleliteId of registered.values()) expect(await info(scaleliteId)).toMatchObject({ state: "enabled", online: "online", load: 0 });
+    for (const scaleliteId of registered.values())
+      expect(await info(scaleliteId)).toMatchObject({ state: "enabled", online: "online", load: 0 });
   });
 
   it("places each meeting on the least-loaded enabled server (young meetings count at least 15)", async () => {
@@ -98,13 +114,18 @@ describe("Scalelite emulator: server API, poller and meeting placement", () => {
   it("BBB getMeetings verifies its checksum (sha1/256/384/512) and says noMeetings when empty", async () => {
     const wrong = await getMeetings(serverIds[0]!, "wrong-secret");
     expect(wrong).toMatchObject({ returncode: "FAILED", messageKey: "checksumError" });
-    for (const algorithm of ["sha256", "sha384", "sha512"] as const) expect((await getMeetings(serverIds[0]!, undefined, algorithm)).returncode).toBe("SUCCESS");
+    for (const algorithm of ["sha256", "sha384", "sha512"] as const)
+      expect((await getMeetings(serverIds[0]!, undefined, algorithm)).returncode).toBe("SUCCESS");
     const spare = emulator.addRunningServer({ name: "bbb-spare", cores: 2, ram: 4096 });
     expect(await getMeetings(spare.id)).toMatchObject({ returncode: "SUCCESS", messageKey: "noMeetings" });
   });
 
   it("cordon stops new meetings; the poller turns a cordoned server disabled once its meetings are over", async () => {
-    const busiest = [...registered.values()].sort((x, y) => Number(emulator.scalelite.load(emulator.scalelite.servers.get(y)!)) - Number(emulator.scalelite.load(emulator.scalelite.servers.get(x)!)))[0]!;
+    const busiest = [...registered.values()].sort(
+      (x, y) =>
+        Number(emulator.scalelite.load(emulator.scalelite.servers.get(y)!)) -
+        Number(emulator.scalelite.load(emulator.scalelite.servers.get(x)!)),
+    )[0]!;
     expect((await info(busiest)).load).toBeGreaterThan(0);
     const cordoned = scaleliteServer.parse(await (await call("updateServer", { id: busiest, server: { state: "cordon" } })).json());
     expect(cordoned.state).toBe("cordoned");

@@ -4,7 +4,16 @@ import { FleetServerNotFoundError, ServerActionConflictError } from "../../scale
 import type { FleetView } from "../../scaler/app.js";
 import { FleetStartingError } from "../../scaler/fleetController.js";
 import { RedisServer } from "../harness/redis.js";
-import { KeyServer, TOKENS, call, groupBody, signSidecarToken, startScaler, type ScalerUnderTest, type SigningKey } from "./scaler-fixture.js";
+import {
+  KeyServer,
+  TOKENS,
+  call,
+  groupBody,
+  signSidecarToken,
+  startScaler,
+  type ScalerUnderTest,
+  type SigningKey,
+} from "./scaler-fixture.js";
 
 let redis: RedisServer;
 let keys: KeyServer;
@@ -67,7 +76,17 @@ describe("sidecar ASAP tokens", () => {
       ["an expired token", await signSidecarToken(key, { issuedAt: now - 7200, expiresAt: now - 3600 }), "expired"],
       ["a wrong audience", await signSidecarToken(key, { audience: "someone-else" }), "aud"],
       ["an issuer not accepted", await signSidecarToken(key, { issuer: "mallory" }), "iss"],
-      ["an HS256 token", await new SignJWT({}).setProtectedHeader({ alg: "HS256", kid: key.kid }).setIssuer("jitsi-autoscaler-sidecar").setAudience("jitsi-autoscaler").setIssuedAt().setExpirationTime("1h").sign(new TextEncoder().encode("x".repeat(32))), "RS256"],
+      [
+        "an HS256 token",
+        await new SignJWT({})
+          .setProtectedHeader({ alg: "HS256", kid: key.kid })
+          .setIssuer("jitsi-autoscaler-sidecar")
+          .setAudience("jitsi-autoscaler")
+          .setIssuedAt()
+          .setExpirationTime("1h")
+          .sign(new TextEncoder().encode("x".repeat(32))),
+        "RS256",
+      ],
       ["a control-plane admin token", TOKENS.admin, "malformed"],
       ["garbage", "not.a.jwt", "malformed"],
     ];
@@ -170,7 +189,8 @@ describe("control-plane roles", () => {
   it("lets no refused call reach a fleet", async () => {
     fleetCalls.length = 0;
     for (const token of [undefined, TOKENS.viewer, sidecarToken]) {
-      for (const action of ["cordon", "enable", "panic"]) await call(scaler.url, "POST", `/api/v1/fleets/bbb/servers/bbb-1/${action}`, { token });
+      for (const action of ["cordon", "enable", "panic"])
+        await call(scaler.url, "POST", `/api/v1/fleets/bbb/servers/bbb-1/${action}`, { token });
     }
     expect(fleetCalls).toEqual([]);
     expect((await call(scaler.url, "POST", "/api/v1/fleets/bbb/servers/bbb-1/cordon", { token: TOKENS.operator })).status).toBe(200);
@@ -216,7 +236,9 @@ describe("control-plane roles", () => {
 
   it("changes nothing when a role is refused", async () => {
     const before = (await call(scaler.url, "GET", "/api/v1/groups/roles", { token: TOKENS.viewer })).body;
-    expect((await call(scaler.url, "PUT", "/api/v1/groups/roles/desired", { token: TOKENS.viewer, body: { desired: 5 } })).status).toBe(403);
+    expect((await call(scaler.url, "PUT", "/api/v1/groups/roles/desired", { token: TOKENS.viewer, body: { desired: 5 } })).status).toBe(
+      403,
+    );
     expect((await call(scaler.url, "DELETE", "/api/v1/groups/roles", { token: TOKENS.operator })).status).toBe(403);
     expect((await call(scaler.url, "GET", "/api/v1/groups/roles", { token: TOKENS.viewer })).body).toEqual(before);
   });

@@ -101,8 +101,17 @@ export async function startScaler(
   const client = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
   client.on("error", () => undefined);
   if (client.status !== "ready") await new Promise((resolve) => client.once("ready", resolve));
-  const store = new ScalerStore(client, { keyPrefix: settings.redis.keyPrefix, instanceTtl: settings.instanceTtl, retention: settings.retention });
-  const app = createApp({ store, settings, logger: createLogger("scaler-test", "silent"), ...(overrides.fleets === undefined ? {} : { fleets: overrides.fleets }) });
+  const store = new ScalerStore(client, {
+    keyPrefix: settings.redis.keyPrefix,
+    instanceTtl: settings.instanceTtl,
+    retention: settings.retention,
+  });
+  const app = createApp({
+    store,
+    settings,
+    logger: createLogger("scaler-test", "silent"),
+    ...(overrides.fleets === undefined ? {} : { fleets: overrides.fleets }),
+  });
   let server: Server | undefined;
   const port = await new Promise<number>((resolve) => {
     server = listen(app, "127.0.0.1", 0, resolve);
@@ -123,7 +132,12 @@ export interface JsonResponse {
   body: Record<string, unknown>;
 }
 
-export async function call(url: string, method: string, path: string, options: { token?: string; body?: unknown; rawBody?: string } = {}): Promise<JsonResponse> {
+export async function call(
+  url: string,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; rawBody?: string } = {},
+): Promise<JsonResponse> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
   const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));

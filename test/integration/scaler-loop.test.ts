@@ -42,7 +42,12 @@ afterAll(async () => {
 });
 
 /** A loop over a fixed snapshot, on a clock the test moves. */
-function loopOver(store: ScalerStore, gathered: () => Promise<GroupSnapshot>, clock: { now: number }, overrides: Record<string, unknown> = {}): DecisionLoop {
+function loopOver(
+  store: ScalerStore,
+  gathered: () => Promise<GroupSnapshot>,
+  clock: { now: number },
+  overrides: Record<string, unknown> = {},
+): DecisionLoop {
   return new DecisionLoop({
     group: "bbb",
     gather: gathered,
@@ -79,7 +84,9 @@ describe("decision loop with the store on a real redis-server", () => {
     const store = await openStore("loop-history:");
     const clock = { now: NOW };
     const servers = [server("a", IDLE), server("b", IDLE), server("c", IDLE)];
-    const loop = loopOver(store, () => Promise.resolve({ ...snapshot(servers), takenAt: clock.now }), clock, { cooldownSeconds: { afterScaleOut: 600, afterScaleIn: 300, perServer: 300 } });
+    const loop = loopOver(store, () => Promise.resolve({ ...snapshot(servers), takenAt: clock.now }), clock, {
+      cooldownSeconds: { afterScaleOut: 600, afterScaleIn: 300, perServer: 300 },
+    });
     const first = await loop.tick();
     expect(first.decisions.map((decision) => decision.kind)).toContain("drain");
 
@@ -136,17 +143,29 @@ describe("decision loop with the store on a real redis-server", () => {
           ])
         : "{}",
     );
-    const bbb = await serve(() => "<response><returncode>SUCCESS</returncode><meetings><meeting><meetingID>m</meetingID><createTime>1</createTime><participantCount>20</participantCount><videoCount>1</videoCount></meeting></meetings></response>");
+    const bbb = await serve(
+      () =>
+        "<response><returncode>SUCCESS</returncode><meetings><meeting><meetingID>m</meetingID><createTime>1</createTime><participantCount>20</participantCount><videoCount>1</videoCount></meeting></meetings></response>",
+    );
     const closedPort = await freeLoopbackPort();
     const clock = { now: NOW };
-    const fleet: FleetMember[] = ["bbb-1", "bbb-2"].map((id) => ({ id, size: { cores: 2, ramGb: 8 }, power: "running", bootedAt: NOW - 3_600_000, resizedAt: null, instance: `${id}:9100`, scaleliteId: id }));
+    const fleet: FleetMember[] = ["bbb-1", "bbb-2"].map((id) => ({
+      id,
+      size: { cores: 2, ramGb: 8 },
+      power: "running",
+      bootedAt: NOW - 3_600_000,
+      resizedAt: null,
+      instance: `${id}:9100`,
+      scaleliteId: id,
+    }));
     const gatherer = new SignalGatherer({
       group: "bbb",
       canPowerOff: true,
       freshForMs: 2 * MINUTE,
       prometheus: new PrometheusClient({ baseUrl: `http://127.0.0.1:${closedPort}`, timeoutMs: 1_000 }),
       scalelite: new ScaleliteClient({ baseUrl: `${scalelite.url}/scalelite/api`, secret: "scalelite-secret-0123456789" }),
-      bbbOf: (member) => (member.id === "bbb-1" ? new BbbClient({ baseUrl: `${bbb.url}/bigbluebutton/api`, secret: "bbb-secret" }) : undefined),
+      bbbOf: (member) =>
+        member.id === "bbb-1" ? new BbbClient({ baseUrl: `${bbb.url}/bigbluebutton/api`, secret: "bbb-secret" }) : undefined,
       fleet: () => Promise.resolve(fleet),
       checkIns: () => Promise.resolve(new Map()),
       now: () => clock.now,

@@ -21,7 +21,10 @@ beforeAll(async () => {
   sidecarToken = await signSidecarToken(await keys.newKey("sidecar-outage"));
   configDir = await mkdtemp(join(tmpdir(), "confscale-scaler-"));
   const configFile = join(configDir, "scaler.yaml");
-  await writeFile(configFile, `redis:\n  keyPrefix: "outage:"\n  commandTimeoutMs: 1000\nsidecar:\n  keyBaseUrl: ${keys.baseUrl}\nshutdownGraceMs: 5000\n`);
+  await writeFile(
+    configFile,
+    `redis:\n  keyPrefix: "outage:"\n  commandTimeoutMs: 1000\nsidecar:\n  keyBaseUrl: ${keys.baseUrl}\nshutdownGraceMs: 5000\n`,
+  );
   const port = await freeLoopbackPort();
   url = `http://127.0.0.1:${port}`;
   // Node itself with tsx's loader, as in the container: SIGTERM reaches the scaler without a wrapper process.

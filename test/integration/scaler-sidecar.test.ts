@@ -13,7 +13,12 @@ beforeAll(async () => {
   keys = await KeyServer.start();
   scaler = await startScaler(redis, keys.baseUrl);
   token = await signSidecarToken(await keys.newKey("jitsi/sidecar-key"));
-  for (const [id, type] of [["meet-jvb", "JVB"], ["meet-jibri", "jibri"], ["bbb-workers", "bbb"], ["commands", "JVB"]] as const) {
+  for (const [id, type] of [
+    ["meet-jvb", "JVB"],
+    ["meet-jibri", "jibri"],
+    ["bbb-workers", "bbb"],
+    ["commands", "JVB"],
+  ] as const) {
     const created = await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody(id, type) });
     expect(created.status).toBe(201);
   }
@@ -26,10 +31,18 @@ afterAll(async () => {
 });
 
 const sidecar = (path: string, body: unknown) => call(scaler.url, "POST", `/sidecar/${path}`, { token, body });
-const report = async (group: string) => (await call(scaler.url, "GET", `/api/v1/groups/${group}/report`, { token: TOKENS.viewer })).body as {
-  counts: Record<string, number>;
-  instances: { instanceId: string; state: string; stress: number | null; stats: Record<string, unknown> | null; shutdownRequested: boolean; reconfigureRequested: string | null }[];
-};
+const report = async (group: string) =>
+  (await call(scaler.url, "GET", `/api/v1/groups/${group}/report`, { token: TOKENS.viewer })).body as {
+    counts: Record<string, number>;
+    instances: {
+      instanceId: string;
+      state: string;
+      stress: number | null;
+      stats: Record<string, unknown> | null;
+      shutdownRequested: boolean;
+      reconfigureRequested: string | null;
+    }[];
+  };
 const auditKinds = async (group: string, instance?: string) => {
   const path = instance === undefined ? `/api/v1/groups/${group}/audit` : `/api/v1/groups/${group}/instances/${instance}/audit`;
   const entries = (await call(scaler.url, "GET", path, { token: TOKENS.viewer })).body.entries as { kind: string }[];
@@ -38,7 +51,14 @@ const auditKinds = async (group: string, instance?: string) => {
 
 describe("sidecar check-in cycle", () => {
   it("records a JVB's poll, stats and status, and keeps its stress in the group's series", async () => {
-    const instance = { instanceId: "jvb-1", instanceType: "JVB", group: "meet-jvb", region: "eu-central", cloud: "oracle", privateIp: "10.0.0.5" };
+    const instance = {
+      instanceId: "jvb-1",
+      instanceType: "JVB",
+      group: "meet-jvb",
+      region: "eu-central",
+      cloud: "oracle",
+      privateIp: "10.0.0.5",
+    };
     expect(await sidecar("poll", instance)).toEqual({ status: 200, body: { shutdown: false, reconfigure: null } });
 
     const stats = { stress_level: 0.42, participants: 17, graceful_shutdown: false, conferences: 3 };
@@ -51,7 +71,10 @@ describe("sidecar check-in cycle", () => {
     const { counts, instances } = await report("meet-jvb");
     expect(counts).toMatchObject({ running: 1, total: 1 });
     expect(instances[0]).toMatchObject({ instanceId: "jvb-1", state: "running", stress: 0.5, stats: { participants: 17, conferences: 3 } });
-    const points = (await call(scaler.url, "GET", "/api/v1/groups/meet-jvb/stress", { token: TOKENS.viewer })).body.points as { stress: number; instanceId: string }[];
+    const points = (await call(scaler.url, "GET", "/api/v1/groups/meet-jvb/stress", { token: TOKENS.viewer })).body.points as {
+      stress: number;
+      instanceId: string;
+    }[];
     expect(points.map((point) => point.stress)).toEqual([0.42, 0.5]);
     expect(await auditKinds("meet-jvb", "jvb-1")).toContain("instance.joined");
   });
@@ -90,7 +113,10 @@ describe("commands", () => {
     await sidecar("poll", instance);
     await sidecar("poll", other);
 
-    const requested = await call(scaler.url, "POST", "/api/v1/groups/commands/shutdown", { token: TOKENS.operator, body: { instances: ["jvb-20"] } });
+    const requested = await call(scaler.url, "POST", "/api/v1/groups/commands/shutdown", {
+      token: TOKENS.operator,
+      body: { instances: ["jvb-20"] },
+    });
     expect(requested.status).toBe(202);
     expect((await sidecar("poll", instance)).body).toEqual({ shutdown: true, reconfigure: null });
     expect((await sidecar("poll", other)).body).toEqual({ shutdown: false, reconfigure: null });
@@ -99,29 +125,42 @@ describe("commands", () => {
     const { instances } = await report("commands");
     expect(instances.find((entry) => entry.instanceId === "jvb-20")).toMatchObject({ state: "shutting_down", shutdownRequested: true });
     expect(instances.find((entry) => entry.instanceId === "jvb-21")).toMatchObject({ state: "running", shutdownRequested: false });
-    expect(await auditKinds("commands", "jvb-20")).toEqual(expect.arrayContaining(["shutdown.requested", "shutdown.delivered", "instance.shutting_down"]));
+    expect(await auditKinds("commands", "jvb-20")).toEqual(
+      expect.arrayContaining(["shutdown.requested", "shutdown.delivered", "instance.shutting_down"]),
+    );
   });
 
   it("delivers a reconfigure request until the sidecar echoes it back as complete", async () => {
     const target = { ...instance, instanceId: "jvb-22" };
     await sidecar("poll", target);
-    const requested = await call(scaler.url, "POST", "/api/v1/groups/commands/reconfigure", { token: TOKENS.operator, body: { instances: ["jvb-22"] } });
+    const requested = await call(scaler.url, "POST", "/api/v1/groups/commands/reconfigure", {
+      token: TOKENS.operator,
+      body: { instances: ["jvb-22"] },
+    });
     expect(requested.status).toBe(202);
     const request = requested.body.request as string;
     expect(new Date(request).toISOString()).toBe(request);
 
-    expect((await sidecar("status", { instance: target, stats, timestamp: Date.now() })).body).toEqual({ shutdown: false, reconfigure: request });
+    expect((await sidecar("status", { instance: target, stats, timestamp: Date.now() })).body).toEqual({
+      shutdown: false,
+      reconfigure: request,
+    });
     // Until it completes, every reply repeats the request.
     expect((await sidecar("poll", target)).body).toEqual({ shutdown: false, reconfigure: request });
     const done = await sidecar("status", { instance: target, stats, timestamp: Date.now(), reconfigureComplete: request });
     expect(done.body).toEqual({ shutdown: false, reconfigure: null });
     expect((await sidecar("poll", target)).body).toEqual({ shutdown: false, reconfigure: null });
-    expect(await auditKinds("commands", "jvb-22")).toEqual(expect.arrayContaining(["reconfigure.requested", "reconfigure.delivered", "reconfigure.completed"]));
+    expect(await auditKinds("commands", "jvb-22")).toEqual(
+      expect.arrayContaining(["reconfigure.requested", "reconfigure.delivered", "reconfigure.completed"]),
+    );
   });
 
   it("refuses commands for instances that are not live in the group, changing nothing", async () => {
     const before = await auditKinds("commands");
-    const reply = await call(scaler.url, "POST", "/api/v1/groups/commands/shutdown", { token: TOKENS.operator, body: { instances: ["jvb-20", "ghost-1"] } });
+    const reply = await call(scaler.url, "POST", "/api/v1/groups/commands/shutdown", {
+      token: TOKENS.operator,
+      body: { instances: ["jvb-20", "ghost-1"] },
+    });
     expect(reply.status).toBe(404);
     expect(reply.body.message).toContain("ghost-1");
     expect(await auditKinds("commands")).toEqual(before);
@@ -139,12 +178,18 @@ describe("status page", () => {
 
 describe("liveness", () => {
   it("drops an instance that stops reporting once its TTL has passed", async () => {
-    const shortLived = await startScaler(redis, keys.baseUrl, { keyPrefix: "ttl:", instanceTtl: { provisioningSeconds: 2, idleSeconds: 1, shuttingDownSeconds: 1 } });
+    const shortLived = await startScaler(redis, keys.baseUrl, {
+      keyPrefix: "ttl:",
+      instanceTtl: { provisioningSeconds: 2, idleSeconds: 1, shuttingDownSeconds: 1 },
+    });
     try {
       const created = await call(shortLived.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("short", "JVB") });
       expect(created.status).toBe(201);
       await shortLived.store.registerProvisioning("short", "jvb-new", { cloud: "ionos" }, "actuator");
-      const checkedIn = await call(shortLived.url, "POST", "/sidecar/poll", { token, body: { instanceId: "jvb-old", instanceType: "JVB", group: "short" } });
+      const checkedIn = await call(shortLived.url, "POST", "/sidecar/poll", {
+        token,
+        body: { instanceId: "jvb-old", instanceType: "JVB", group: "short" },
+      });
       expect(checkedIn.status).toBe(200);
 
       await eventually(async () => (await shortLived.store.groupReport("short")).counts.total === 0, 60_000, "both instances expired");
@@ -167,7 +212,9 @@ describe("bodies that arrive in pieces or not at all", () => {
     let answer = "";
     socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
     const closed = new Promise((resolve) => socket.once("close", resolve));
-    socket.write(`POST /sidecar/poll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`);
+    socket.write(
+      `POST /sidecar/poll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`,
+    );
     const size = Math.ceil(body.length / pieces);
     for (let start = 0; start < body.length; start += size) {
       await new Promise((resolve) => setTimeout(resolve, 50));

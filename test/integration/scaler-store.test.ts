@@ -113,7 +113,11 @@ describe("check-ins that arrive together", () => {
     ];
     const outcomes = await Promise.allSettled(together.map((report) => store.checkIn(report)));
 
-    expect(outcomes.slice(0, 100).every((outcome) => outcome.status === "fulfilled" && !outcome.value.shutdown && outcome.value.reconfigure === null)).toBe(true);
+    expect(
+      outcomes
+        .slice(0, 100)
+        .every((outcome) => outcome.status === "fulfilled" && !outcome.value.shutdown && outcome.value.reconfigure === null),
+    ).toBe(true);
     expect(outcomes[100]).toMatchObject({ status: "rejected", reason: { code: "group_not_found" } });
     expect(outcomes[101]).toMatchObject({ status: "rejected", reason: { code: "instance_type_mismatch" } });
     expect(outcomes[102]).toEqual({ status: "fulfilled", value: { shutdown: true, reconfigure: null } });
@@ -122,7 +126,9 @@ describe("check-ins that arrive together", () => {
     expect(await store.redis.zcard(store.keys.live("bridges"))).toBe(101);
     expect(await store.redis.exists(store.keys.live("nowhere"), store.keys.live("recorders"))).toBe(0);
     expect((await store.stressSeries("bridges")).length).toBe(102);
-    const delivered = (await store.readAudit("bridges", { instanceId: "jvb-leaving" })).find((entry) => entry.kind === "shutdown.delivered");
+    const delivered = (await store.readAudit("bridges", { instanceId: "jvb-leaving" })).find(
+      (entry) => entry.kind === "shutdown.delivered",
+    );
     expect(delivered).toMatchObject({ actor: "sidecar", instanceId: "jvb-leaving", at: expect.any(Number) });
   });
 });
@@ -179,7 +185,10 @@ describe("groups", () => {
     expect((await store.groupReport("fleet")).counts).toMatchObject({ provisioning: 1, running: 0, total: 1 });
     await store.checkIn(checkIn("fleet", "jvb-9", 0.2));
     expect((await store.groupReport("fleet")).counts).toMatchObject({ provisioning: 0, running: 1, total: 1 });
-    expect((await store.readAudit("fleet", { instanceId: "jvb-9" })).map((entry) => entry.kind)).toEqual(["instance.joined", "instance.provisioning"]);
+    expect((await store.readAudit("fleet", { instanceId: "jvb-9" })).map((entry) => entry.kind)).toEqual([
+      "instance.joined",
+      "instance.provisioning",
+    ]);
   });
 
   it("reads back the load recorded by slot of the week, and nothing for a slot never recorded or not parseable", async () => {
@@ -187,7 +196,11 @@ describe("groups", () => {
     await store.recordLoad("fleet", "tue 10:00", { at: 1_000, cpuCores: 2.5, memoryGb: 9 });
     await store.recordLoad("fleet", "tue 10:00", { at: 2_000, cpuCores: 3, memoryGb: 10 });
     await store.redis.hset(store.keys.loadProfile("fleet"), "tue 10:02", "{not json");
-    expect(await store.readLoad("fleet", ["tue 10:00", "tue 10:01", "tue 10:02"])).toEqual([{ at: 2_000, cpuCores: 3, memoryGb: 10 }, undefined, undefined]);
+    expect(await store.readLoad("fleet", ["tue 10:00", "tue 10:01", "tue 10:02"])).toEqual([
+      { at: 2_000, cpuCores: 3, memoryGb: 10 },
+      undefined,
+      undefined,
+    ]);
   });
 
   it("deletes a group's state but keeps its audit for a while", async () => {

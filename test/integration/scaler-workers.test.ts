@@ -85,7 +85,11 @@ describe("check-in workers (sidecar.workers)", () => {
     expect(await workerPids(scaler)).toHaveLength(2);
 
     // Sent together, so that they travel on several connections, which the workers share.
-    const replies = await Promise.all(Array.from({ length: 12 }, (_, index) => call(workersUrl, "POST", "/sidecar/status", { token: sidecarToken, body: statusReport(`jvb-${index}`) })));
+    const replies = await Promise.all(
+      Array.from({ length: 12 }, (_, index) =>
+        call(workersUrl, "POST", "/sidecar/status", { token: sidecarToken, body: statusReport(`jvb-${index}`) }),
+      ),
+    );
     expect(replies.map((reply) => reply.status)).toEqual(Array(12).fill(200));
     expect(replies[0]?.body).toEqual({ shutdown: false, reconfigure: null });
 
@@ -117,7 +121,10 @@ describe("check-in workers (sidecar.workers)", () => {
     try {
       const response = await fetch(`${url}/metrics`);
       expect(response.status).toBe(503);
-      expect(await response.json()).toMatchObject({ error: "unavailable", message: expect.stringContaining("did not report their metrics") });
+      expect(await response.json()).toMatchObject({
+        error: "unavailable",
+        message: expect.stringContaining("did not report their metrics"),
+      });
     } finally {
       process.kill(frozen as number, "SIGCONT");
     }
@@ -136,7 +143,11 @@ describe("check-in workers (sidecar.workers)", () => {
     expect(after).not.toContain(victim);
     expect(scaler.output()).toContain('"event":"sidecar_worker.exited"');
 
-    const replies = await Promise.all(Array.from({ length: 6 }, (_, index) => call(workersUrl, "POST", "/sidecar/status", { token: sidecarToken, body: statusReport(`jvb-${index}`) })));
+    const replies = await Promise.all(
+      Array.from({ length: 6 }, (_, index) =>
+        call(workersUrl, "POST", "/sidecar/status", { token: sidecarToken, body: statusReport(`jvb-${index}`) }),
+      ),
+    );
     expect(replies.map((reply) => reply.status)).toEqual(Array(6).fill(200));
   });
 

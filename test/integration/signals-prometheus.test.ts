@@ -41,9 +41,15 @@ class FakeNodeExporter {
     }
     lines.push("# TYPE node_memory_MemTotal_bytes gauge", `node_memory_MemTotal_bytes ${this.memTotal}`);
     lines.push("# TYPE node_memory_MemAvailable_bytes gauge", `node_memory_MemAvailable_bytes ${this.memAvailable}`);
-    lines.push("# TYPE node_network_receive_bytes_total counter", `node_network_receive_bytes_total{device="eth0"} ${(seconds * this.networkBytesPerSecond * 0.75).toFixed(0)}`);
+    lines.push(
+      "# TYPE node_network_receive_bytes_total counter",
+      `node_network_receive_bytes_total{device="eth0"} ${(seconds * this.networkBytesPerSecond * 0.75).toFixed(0)}`,
+    );
     lines.push(`node_network_receive_bytes_total{device="lo"} ${(seconds * 1e9).toFixed(0)}`);
-    lines.push("# TYPE node_network_transmit_bytes_total counter", `node_network_transmit_bytes_total{device="eth0"} ${(seconds * this.networkBytesPerSecond * 0.25).toFixed(0)}`);
+    lines.push(
+      "# TYPE node_network_transmit_bytes_total counter",
+      `node_network_transmit_bytes_total{device="eth0"} ${(seconds * this.networkBytesPerSecond * 0.25).toFixed(0)}`,
+    );
     return lines.join("\n") + "\n";
   }
 }
@@ -65,7 +71,9 @@ async function metricsOfAll(deadlineMs: number): Promise<Map<string, WorkerMetri
   const deadline = Date.now() + deadlineMs;
   for (;;) {
     const scrapes = await client.query("count_over_time(node_memory_MemTotal_bytes[10s])");
-    const windowFull = Object.values(targets).every((target) => (scrapes.find((sample) => sample.labels.instance === target)?.value ?? 0) >= 9);
+    const windowFull = Object.values(targets).every(
+      (target) => (scrapes.find((sample) => sample.labels.instance === target)?.value ?? 0) >= 9,
+    );
     const metrics = await client.workerMetrics();
     const complete =
       windowFull &&
@@ -74,7 +82,8 @@ async function metricsOfAll(deadlineMs: number): Promise<Map<string, WorkerMetri
         return values?.cpu !== undefined && values.memory !== undefined && values.networkBytesPerSecond !== undefined;
       });
     if (complete) return metrics;
-    if (Date.now() > deadline) throw new Error(`Prometheus had no complete metrics after ${deadlineMs} ms: ${JSON.stringify([...metrics])}`);
+    if (Date.now() > deadline)
+      throw new Error(`Prometheus had no complete metrics after ${deadlineMs} ms: ${JSON.stringify([...metrics])}`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
 }
@@ -82,7 +91,9 @@ async function metricsOfAll(deadlineMs: number): Promise<Map<string, WorkerMetri
 describe("Prometheus signals against a real Prometheus", () => {
   beforeAll(async () => {
     for (const [name, exporter] of Object.entries(exporters)) targets[name] = await exporter.start();
-    prometheus = await PrometheusServer.start([{ job_name: "node", static_configs: [{ targets: Object.values(targets) }] }], { scrapeInterval: "1s" });
+    prometheus = await PrometheusServer.start([{ job_name: "node", static_configs: [{ targets: Object.values(targets) }] }], {
+      scrapeInterval: "1s",
+    });
     client = new PrometheusClient({ baseUrl: prometheus.url, timeoutMs: 10_000, rateWindow: "10s" });
   });
 
@@ -108,7 +119,15 @@ describe("Prometheus signals against a real Prometheus", () => {
 
   it("builds a snapshot in which each server carries its own metrics, fresh, and an unknown one is missing", async () => {
     const metrics = await metricsOfAll(90_000);
-    const member = (id: string, instance: string): FleetMember => ({ id, size: { cores: 4, ramGb: 16 }, power: "running", bootedAt: 0, resizedAt: null, instance, scaleliteId: id });
+    const member = (id: string, instance: string): FleetMember => ({
+      id,
+      size: { cores: 4, ramGb: 16 },
+      power: "running",
+      bootedAt: 0,
+      resizedAt: null,
+      instance,
+      scaleliteId: id,
+    });
     const takenAt = Date.now();
     const snapshot = buildSnapshot({
       group: "bbb",
@@ -133,7 +152,7 @@ describe("Prometheus signals against a real Prometheus", () => {
   it("answers a range query with a series per worker", async () => {
     await metricsOfAll(90_000);
     const end = Math.floor(Date.now() / 1000);
-    const series = await client.queryRange('1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes', end - 5, end, 1);
+    const series = await client.queryRange("1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes", end - 5, end, 1);
     expect(series.map((one) => one.labels.instance).sort()).toEqual(Object.values(targets).sort());
     expect(series[0]?.points.length).toBeGreaterThan(0);
   });

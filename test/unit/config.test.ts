@@ -84,7 +84,12 @@ const badConfigs: [string, Mutation, string, RegExp][] = [
     "confscale:workers.defaultSize.ramGb",
     /must not exceed maxSize\.ramGb/,
   ],
-  ["a plaintext secret", (_raw, secretKeys) => secretKeys.delete("confscale:scaleliteSecret"), "confscale:scaleliteSecret", /must be a Pulumi secret.*--secret/],
+  [
+    "a plaintext secret",
+    (_raw, secretKeys) => secretKeys.delete("confscale:scaleliteSecret"),
+    "confscale:scaleliteSecret",
+    /must be a Pulumi secret.*--secret/,
+  ],
   ["a bad CIDR", (raw) => (raw["confscale:adminCidrs"] = JSON.stringify(["10.0.0.0/33"])), "confscale:adminCidrs.0", /CIDR/],
   [
     "a bad time zone",
@@ -127,7 +132,12 @@ const badConfigs: [string, Mutation, string, RegExp][] = [
     /number/,
   ],
   ["a short load-balancer secret", (raw) => (raw["confscale:scaleliteSecret"] = "short"), "confscale:scaleliteSecret", /at least 32/],
-  ["an SSH key that is not one", (raw) => (raw["confscale:sshPublicKeys"] = JSON.stringify(["hunter2"])), "confscale:sshPublicKeys.0", /OpenSSH public key/],
+  [
+    "an SSH key that is not one",
+    (raw) => (raw["confscale:sshPublicKeys"] = JSON.stringify(["hunter2"])),
+    "confscale:sshPublicKeys.0",
+    /OpenSSH public key/,
+  ],
   ["oci without its settings", (raw) => (raw["confscale:cloud"] = "oci"), "confscale:oci", /compartmentId/],
 ];
 

@@ -2,11 +2,24 @@ import { describe, expect, it } from "vitest";
 import { decide } from "../../scaler/policy/decide.js";
 import { minimumAt } from "../../scaler/policy/timeWindows.js";
 import type { Decision } from "../../scaler/policy/types.js";
-import { EMPTY_HISTORY, MINUTE, NOW, fresh, missing, policy, server, snapshot, stale, steadyHistory, stoppedServer } from "./policy-fixtures.js";
+import {
+  EMPTY_HISTORY,
+  MINUTE,
+  NOW,
+  fresh,
+  missing,
+  policy,
+  server,
+  snapshot,
+  stale,
+  steadyHistory,
+  stoppedServer,
+} from "./policy-fixtures.js";
 
 const IDLE = { cpu: 0.05, memory: 0.2 };
 const idleHistory = steadyHistory(2, { ...IDLE, cores: 4, ramGb: 16 });
-const kinds = (decisions: Decision[]) => decisions.map((decision) => `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}`);
+const kinds = (decisions: Decision[]) =>
+  decisions.map((decision) => `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}`);
 
 describe("policy: the faults of the seed scaler (REFERENCE §4)", () => {
   it.each([
@@ -24,7 +37,10 @@ describe("policy: the faults of the seed scaler (REFERENCE §4)", () => {
     },
     {
       fault: "missing metric: a server without metrics is never read as idle",
-      servers: [server("silent", { meetings: 0 }, { cpu: missing, memory: missing }), server("busy", { cpu: 0.05, memory: 0.2, meetings: 2 })],
+      servers: [
+        server("silent", { meetings: 0 }, { cpu: missing, memory: missing }),
+        server("busy", { cpu: 0.05, memory: 0.2, meetings: 2 }),
+      ],
       history: steadyHistory(2, { ...IDLE, cores: 4, ramGb: 16, participants: 40 }),
       expected: [],
     },
@@ -37,7 +53,17 @@ describe("policy: the faults of the seed scaler (REFERENCE §4)", () => {
     {
       fault: "unreachable node: the others still get their decisions",
       servers: [
-        server("gone", {}, { cpu: missing, memory: missing, meetings: missing, participants: missing, scalelite: { state: "enabled", online: false, load: null, loadMultiplier: 1 } }),
+        server(
+          "gone",
+          {},
+          {
+            cpu: missing,
+            memory: missing,
+            meetings: missing,
+            participants: missing,
+            scalelite: { state: "enabled", online: false, load: null, loadMultiplier: 1 },
+          },
+        ),
         server("hot", { cpu: 0.95, memory: 0.5, meetings: 6 }),
       ],
       history: EMPTY_HISTORY,
@@ -77,7 +103,12 @@ describe("policy: the faults of the seed scaler (REFERENCE §4)", () => {
 describe("policy: horizontal", () => {
   it("starts stopped servers up to the minimum of the open time window (Tuesday 10:00 in Berlin)", () => {
     const windows = [{ days: ["mon", "tue", "wed", "thu", "fri"], from: "07:30", to: "14:00", min: 3 }];
-    const outcome = decide(snapshot([server("a"), stoppedServer("b"), stoppedServer("c"), stoppedServer("d")]), policy({ windows }), EMPTY_HISTORY, NOW);
+    const outcome = decide(
+      snapshot([server("a"), stoppedServer("b"), stoppedServer("c"), stoppedServer("d")]),
+      policy({ windows }),
+      EMPTY_HISTORY,
+      NOW,
+    );
     expect(kinds(outcome.decisions)).toEqual(["start b", "start c"]);
     expect(outcome.decisions[0]?.inputs.minimum).toBe(3);
   });
@@ -92,7 +123,10 @@ describe("policy: horizontal", () => {
   });
 
   it("launches enough capacity for the load in one period, at the maximum size, not one server per cycle", () => {
-    const servers = [server("a", { cpu: 0.9, memory: 0.5, meetings: 8 }, { size: { cores: 8, ramGb: 32 } }), server("b", { cpu: 0.9, memory: 0.5, meetings: 8 }, { size: { cores: 8, ramGb: 32 } })];
+    const servers = [
+      server("a", { cpu: 0.9, memory: 0.5, meetings: 8 }, { size: { cores: 8, ramGb: 32 } }),
+      server("b", { cpu: 0.9, memory: 0.5, meetings: 8 }, { size: { cores: 8, ramGb: 32 } }),
+    ];
     const outcome = decide(snapshot(servers), policy(), EMPTY_HISTORY, NOW);
     const creates = outcome.decisions.filter((decision) => decision.kind === "create");
     expect(creates.length).toBeGreaterThanOrEqual(2);
@@ -101,9 +135,20 @@ describe("policy: horizontal", () => {
   });
 
   it("adds capacity ahead of a rising load (participants trend) before the servers are hot", () => {
-    const servers = [server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), stoppedServer("c")];
+    const servers = [
+      server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
+      server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
+      stoppedServer("c"),
+    ];
     const rising = {
-      samples: [0, 1].map((index) => ({ at: NOW - (2 - index) * MINUTE, cpuCores: 0.4 + index * 0.4, memoryGb: 3 + index, cpuUtilization: 0.1 + index * 0.1, memoryUtilization: 0.2, participants: index * 100 })),
+      samples: [0, 1].map((index) => ({
+        at: NOW - (2 - index) * MINUTE,
+        cpuCores: 0.4 + index * 0.4,
+        memoryGb: 3 + index,
+        cpuUtilization: 0.1 + index * 0.1,
+        memoryUtilization: 0.2,
+        participants: index * 100,
+      })),
       actions: [],
     };
     // Growth is projected as far ahead as a resize takes to land; here that is as far as a launch.
@@ -115,9 +160,20 @@ describe("policy: horizontal", () => {
   });
 
   it("launches nothing for a rise the running servers can hold by growing, which lands before a boot would", () => {
-    const servers = [server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), stoppedServer("c")];
+    const servers = [
+      server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
+      server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
+      stoppedServer("c"),
+    ];
     const rising = {
-      samples: [0, 1].map((index) => ({ at: NOW - (2 - index) * MINUTE, cpuCores: 0.4 + index * 0.4, memoryGb: 3 + index, cpuUtilization: 0.1 + index * 0.1, memoryUtilization: 0.2, participants: index * 100 })),
+      samples: [0, 1].map((index) => ({
+        at: NOW - (2 - index) * MINUTE,
+        cpuCores: 0.4 + index * 0.4,
+        memoryGb: 3 + index,
+        cpuUtilization: 0.1 + index * 0.1,
+        memoryUtilization: 0.2,
+        participants: index * 100,
+      })),
       actions: [],
     };
     const outcome = decide(snapshot(servers), policy(), rising, NOW);
@@ -129,29 +185,65 @@ describe("policy: horizontal", () => {
   });
 
   it("calls off a launch the projection no longer needs before it lands, and keeps one it still needs", () => {
-    const booting = server("late", {}, { size: { cores: 8, ramGb: 32 }, power: "booting", bootedAt: null, scalelite: null, cpu: missing, memory: missing, meetings: missing, participants: missing, videos: missing });
-    const calm = decide(snapshot([server("a", { cpu: 0.3, memory: 0.3, meetings: 2 }), server("b", { cpu: 0.3, memory: 0.3, meetings: 2 }), booting]), policy(), EMPTY_HISTORY, NOW);
+    const booting = server(
+      "late",
+      {},
+      {
+        size: { cores: 8, ramGb: 32 },
+        power: "booting",
+        bootedAt: null,
+        scalelite: null,
+        cpu: missing,
+        memory: missing,
+        meetings: missing,
+        participants: missing,
+        videos: missing,
+      },
+    );
+    const calm = decide(
+      snapshot([server("a", { cpu: 0.3, memory: 0.3, meetings: 2 }), server("b", { cpu: 0.3, memory: 0.3, meetings: 2 }), booting]),
+      policy(),
+      EMPTY_HISTORY,
+      NOW,
+    );
     expect(kinds(calm.decisions)).toEqual(["stop late"]);
-    const busy = decide(snapshot([server("a", { cpu: 0.9, memory: 0.5, meetings: 8 }, { size: { cores: 8, ramGb: 32 } }), booting]), policy(), EMPTY_HISTORY, NOW);
+    const busy = decide(
+      snapshot([server("a", { cpu: 0.9, memory: 0.5, meetings: 8 }, { size: { cores: 8, ramGb: 32 } }), booting]),
+      policy(),
+      EMPTY_HISTORY,
+      NOW,
+    );
     expect(kinds(busy.decisions)).not.toContain("stop late");
   });
 
   it("holds launches at the launch rate limit and says so", () => {
     const launches = Array.from({ length: 10 }, (_, index) => ({ at: NOW - MINUTE, kind: "create" as const, server: `n${index}` }));
-    const outcome = decide(snapshot([server("a"), stoppedServer("b")]), policy({ min: 2, baseline: 2 }), { samples: [], actions: launches }, NOW);
+    const outcome = decide(
+      snapshot([server("a"), stoppedServer("b")]),
+      policy({ min: 2, baseline: 2 }),
+      { samples: [], actions: launches },
+      NOW,
+    );
     expect(outcome.decisions).toEqual([]);
     expect(outcome.holds.map((hold) => hold.reason).join()).toMatch(/launch rate limit/);
   });
 
   it("never creates beyond the maximum", () => {
-    const servers = [server("a", { cpu: 0.99, memory: 0.9, meetings: 9 }, { size: { cores: 8, ramGb: 32 } }), server("b", { cpu: 0.99, memory: 0.9, meetings: 9 }, { size: { cores: 8, ramGb: 32 } })];
+    const servers = [
+      server("a", { cpu: 0.99, memory: 0.9, meetings: 9 }, { size: { cores: 8, ramGb: 32 } }),
+      server("b", { cpu: 0.99, memory: 0.9, meetings: 9 }, { size: { cores: 8, ramGb: 32 } }),
+    ];
     const outcome = decide(snapshot(servers), policy({ max: 3 }), EMPTY_HISTORY, NOW);
     expect(kinds(outcome.decisions)).toEqual(["create"]);
     expect(outcome.holds.map((hold) => hold.reason).join()).toMatch(/maximum of 3/);
   });
 
   it("takes a draining server back before starting a new one", () => {
-    const servers = [server("a", { cpu: 0.9, memory: 0.5, meetings: 4 }, { size: { cores: 8, ramGb: 32 } }), server("d", { meetings: 1 }, { scalelite: { state: "cordoned", online: true, load: 20, loadMultiplier: 1 } }), stoppedServer("s")];
+    const servers = [
+      server("a", { cpu: 0.9, memory: 0.5, meetings: 4 }, { size: { cores: 8, ramGb: 32 } }),
+      server("d", { meetings: 1 }, { scalelite: { state: "cordoned", online: true, load: 20, loadMultiplier: 1 } }),
+      stoppedServer("s"),
+    ];
     expect(kinds(decide(snapshot(servers), policy(), EMPTY_HISTORY, NOW).decisions)[0]).toBe("enable d");
   });
 
@@ -173,7 +265,11 @@ describe("policy: horizontal", () => {
   });
 
   it("drains the least loaded server when every server has meetings, and never below the minimum", () => {
-    const servers = [server("a", { ...IDLE, meetings: 3, participants: 40 }), server("b", { ...IDLE, meetings: 1, participants: 5 }), server("c", { ...IDLE, meetings: 2, participants: 30 })];
+    const servers = [
+      server("a", { ...IDLE, meetings: 3, participants: 40 }),
+      server("b", { ...IDLE, meetings: 1, participants: 5 }),
+      server("c", { ...IDLE, meetings: 2, participants: 30 }),
+    ];
     expect(kinds(decide(snapshot(servers), policy({ min: 2, baseline: 2 }), idleHistory, NOW).decisions)).toEqual(["drain b"]);
   });
 
@@ -203,7 +299,14 @@ describe("policy: servers without metrics yet", () => {
     const servers = [server("a", busy, full), server("b", busy, full), fresh, stoppedServer("s")];
     // Before it was enabled the group carried 190, then 195 participants on a and b.
     const joining = {
-      samples: [190, 195].map((participants, index) => ({ at: NOW - (2 - index) * MINUTE, cpuCores: 4, memoryGb: 12.8, cpuUtilization: 0.5, memoryUtilization: 0.4, participants })),
+      samples: [190, 195].map((participants, index) => ({
+        at: NOW - (2 - index) * MINUTE,
+        cpuCores: 4,
+        memoryGb: 12.8,
+        cpuUtilization: 0.5,
+        memoryUtilization: 0.4,
+        participants,
+      })),
       actions: [],
     };
     const outcome = decide(snapshot(servers), fullSizeOnly(), joining, NOW);
@@ -233,7 +336,12 @@ describe("policy: vertical", () => {
   });
 
   it("caps growth at the maximum size", () => {
-    const outcome = decide(snapshot([server("hot", { cpu: 1, memory: 0.95, meetings: 9 }, { size: { cores: 6, ramGb: 24 } })]), policy(), EMPTY_HISTORY, NOW);
+    const outcome = decide(
+      snapshot([server("hot", { cpu: 1, memory: 0.95, meetings: 9 }, { size: { cores: 6, ramGb: 24 } })]),
+      policy(),
+      EMPTY_HISTORY,
+      NOW,
+    );
     expect(outcome.decisions.find((decision) => decision.kind === "resize")?.targetSize).toEqual({ cores: 8, ramGb: 32 });
   });
 
@@ -243,18 +351,27 @@ describe("policy: vertical", () => {
     const servers = [server("idle", IDLE, big), server("b", busy, big), server("c", busy, big)];
     const history = steadyHistory(2, { ...IDLE, cores: 24, ramGb: 96 });
     const shrink = [["resize", "idle", { cores: 2, ramGb: 8 }]];
-    const decisions = (overrides: Record<string, unknown>) => decide(snapshot(servers), policy(overrides), history, NOW).decisions.map((decision) => [decision.kind, decision.server, decision.targetSize]);
+    const decisions = (overrides: Record<string, unknown>) =>
+      decide(snapshot(servers), policy(overrides), history, NOW).decisions.map((decision) => [
+        decision.kind,
+        decision.server,
+        decision.targetSize,
+      ]);
     expect(decisions({ min: 3, baseline: 3 })).toEqual(shrink);
     expect(decisions({ min: 2, baseline: 2, windows: [{ days: ["tue"], from: "07:30", to: "14:00", min: 3 }] })).toEqual([]);
     // Once the window has closed the same idle server is taken out altogether.
-    expect(decisions({ min: 2, baseline: 2, windows: [{ days: ["tue"], from: "07:30", to: "09:00", min: 3 }] })).toEqual([["drain", "idle", undefined]]);
+    expect(decisions({ min: 2, baseline: 2, windows: [{ days: ["tue"], from: "07:30", to: "09:00", min: 3 }] })).toEqual([
+      ["drain", "idle", undefined],
+    ]);
   });
 
   it("shrinks only an empty oversized server, back to the default size", () => {
     const big = { size: { cores: 8, ramGb: 32 } };
     const servers = [server("empty", IDLE, big), server("busy", { ...IDLE, meetings: 1, participants: 4 }, big)];
     const outcome = decide(snapshot(servers), policy({ min: 2, baseline: 2 }), steadyHistory(2, { ...IDLE, cores: 16, ramGb: 64 }), NOW);
-    expect(outcome.decisions.map((decision) => [decision.kind, decision.server, decision.targetSize])).toEqual([["resize", "empty", { cores: 2, ramGb: 8 }]]);
+    expect(outcome.decisions.map((decision) => [decision.kind, decision.server, decision.targetSize])).toEqual([
+      ["resize", "empty", { cores: 2, ramGb: 8 }],
+    ]);
   });
 });
 
@@ -277,7 +394,12 @@ describe("policy: controls", () => {
   });
 
   it("counts a missing metric as a fully loaded server in the group's load", () => {
-    const outcome = decide(snapshot([server("a", IDLE), server("b", {}, { cpu: missing, memory: fresh(0.2) })]), policy(), EMPTY_HISTORY, NOW);
+    const outcome = decide(
+      snapshot([server("a", IDLE), server("b", {}, { cpu: missing, memory: fresh(0.2) })]),
+      policy(),
+      EMPTY_HISTORY,
+      NOW,
+    );
     expect(outcome.sample.cpuUtilization).toBeCloseTo((0.05 * 2 + 2) / 4);
   });
 });

@@ -10,7 +10,11 @@ export const stale = (value: number): Reading => ({ value, status: "stale" });
 export const missing: Reading = { value: null, status: "missing" };
 
 /** A running, enabled, long-booted default-size server with the given load. */
-export function server(id: string, load: { cpu?: number; memory?: number; meetings?: number; participants?: number } = {}, overrides: Partial<ServerSnapshot> = {}): ServerSnapshot {
+export function server(
+  id: string,
+  load: { cpu?: number; memory?: number; meetings?: number; participants?: number } = {},
+  overrides: Partial<ServerSnapshot> = {},
+): ServerSnapshot {
   const meetings = load.meetings ?? 0;
   const participants = load.participants ?? meetings * 20;
   return {
@@ -33,7 +37,21 @@ export function server(id: string, load: { cpu?: number; memory?: number; meetin
 }
 
 export function stoppedServer(id: string): ServerSnapshot {
-  return server(id, {}, { power: "stopped", bootedAt: null, scalelite: null, cpu: missing, memory: missing, networkBytesPerSecond: missing, meetings: missing, participants: missing, videos: missing });
+  return server(
+    id,
+    {},
+    {
+      power: "stopped",
+      bootedAt: null,
+      scalelite: null,
+      cpu: missing,
+      memory: missing,
+      networkBytesPerSecond: missing,
+      meetings: missing,
+      participants: missing,
+      videos: missing,
+    },
+  );
 }
 
 export function snapshot(servers: ServerSnapshot[], overrides: Partial<GroupSnapshot> = {}): GroupSnapshot {
@@ -54,7 +72,11 @@ export function policy(overrides: Record<string, unknown> = {}): WorkerPolicy {
 }
 
 /** History in which the group's utilization was `cpu`/`memory` for the `periods` minutes before NOW. */
-export function steadyHistory(periods: number, load: { cpu: number; memory: number; cores?: number; ramGb?: number; participants?: number }, actions: PolicyHistory["actions"] = []): PolicyHistory {
+export function steadyHistory(
+  periods: number,
+  load: { cpu: number; memory: number; cores?: number; ramGb?: number; participants?: number },
+  actions: PolicyHistory["actions"] = [],
+): PolicyHistory {
   const cores = load.cores ?? 4;
   const ramGb = load.ramGb ?? 16;
   return {

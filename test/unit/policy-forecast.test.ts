@@ -4,7 +4,8 @@ import type { Decision, ForecastPoint, PolicyHistory } from "../../scaler/policy
 import { EMPTY_HISTORY, MINUTE, NOW, policy, server, snapshot, steadyHistory, stoppedServer } from "./policy-fixtures.js";
 
 const IDLE = { cpu: 0.05, memory: 0.2 };
-const kinds = (decisions: Decision[]) => decisions.map((decision) => `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}`);
+const kinds = (decisions: Decision[]) =>
+  decisions.map((decision) => `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}`);
 const withForecast = (history: PolicyHistory, forecast: ForecastPoint[]): PolicyHistory => ({ ...history, forecast });
 
 describe("policy: the load a week ago as a forecast", () => {
@@ -38,9 +39,20 @@ describe("policy: the load a week ago as a forecast", () => {
   });
 
   it("projects a steep rise of joins no higher than last week's load plus the headroom", () => {
-    const fleet = [server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }), stoppedServer("c")];
+    const fleet = [
+      server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
+      server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
+      stoppedServer("c"),
+    ];
     const rising: PolicyHistory = {
-      samples: [0, 1].map((index) => ({ at: NOW - (2 - index) * MINUTE, cpuCores: 0.4 + index * 0.4, memoryGb: 3 + index, cpuUtilization: 0.1 + index * 0.1, memoryUtilization: 0.2, participants: index * 100 })),
+      samples: [0, 1].map((index) => ({
+        at: NOW - (2 - index) * MINUTE,
+        cpuCores: 0.4 + index * 0.4,
+        memoryGb: 3 + index,
+        cpuUtilization: 0.1 + index * 0.1,
+        memoryUtilization: 0.2,
+        participants: index * 100,
+      })),
       actions: [],
     };
     const growFar = policy({ resizeLeadSeconds: 300 });
@@ -58,7 +70,14 @@ describe("policy: the load a week ago as a forecast", () => {
     const joining = { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 };
     const fleet = [server("a", joining, large), server("b", joining, large), stoppedServer("c")];
     const rising: PolicyHistory = {
-      samples: [0, 1].map((index) => ({ at: NOW - (2 - index) * MINUTE, cpuCores: 0.2 + index * 4.6, memoryGb: 5 + index * 14.2, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: index * 200 })),
+      samples: [0, 1].map((index) => ({
+        at: NOW - (2 - index) * MINUTE,
+        cpuCores: 0.2 + index * 4.6,
+        memoryGb: 5 + index * 14.2,
+        cpuUtilization: 0.3,
+        memoryUtilization: 0.3,
+        participants: index * 200,
+      })),
       actions: [],
     };
     expect(kinds(decide(snapshot(fleet), policy(), rising, NOW).decisions)).toContain("start c");

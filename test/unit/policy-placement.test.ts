@@ -13,7 +13,8 @@ function placed(id: string, participants: number, cpu: number, overrides: Partia
   );
 }
 
-const byServer = (changes: ReturnType<typeof placementChanges>) => Object.fromEntries(changes.map((change) => [change.server, change.loadMultiplier]));
+const byServer = (changes: ReturnType<typeof placementChanges>) =>
+  Object.fromEntries(changes.map((change) => [change.server, change.loadMultiplier]));
 
 describe("placement steering", () => {
   it("gives a server that cameras make busier than its head count a larger multiplier, so Scalelite sends the next class elsewhere", () => {
@@ -37,7 +38,13 @@ describe("placement steering", () => {
   });
 
   it("weighs each server by its size's share: a balanced 8-core server keeps a quarter of the multiplier of a 2-core one", () => {
-    const big = placed("big", 400, 0.5, { size: { cores: 8, ramGb: 32 } }, sizeLoadMultiplier({ cores: 2, ramGb: 8 }, { cores: 8, ramGb: 32 }));
+    const big = placed(
+      "big",
+      400,
+      0.5,
+      { size: { cores: 8, ramGb: 32 } },
+      sizeLoadMultiplier({ cores: 2, ramGb: 8 }, { cores: 8, ramGb: 32 }),
+    );
     const servers = [big, placed("small", 100, 0.5)];
     expect(sizeLoadMultiplier({ cores: 2, ramGb: 8 }, { cores: 8, ramGb: 32 })).toBe(0.25);
     expect(placementChanges(servers, policy(), NOW)).toEqual([]);
@@ -56,7 +63,10 @@ describe("placement steering", () => {
     ["just booted", placed("x", 100, 0.5, { bootedAt: NOW - MINUTE }, 2)],
   ])("puts a steered server with %s back to its size's share", (_case, steered) => {
     const changes = placementChanges([steered, placed("other", 100, 0.4)], policy(), NOW);
-    expect(changes.find((change) => change.server === "x")).toMatchObject({ loadMultiplier: 1, reason: expect.stringMatching(/back to its size's share/) });
+    expect(changes.find((change) => change.server === "x")).toMatchObject({
+      loadMultiplier: 1,
+      reason: expect.stringMatching(/back to its size's share/),
+    });
   });
 
   it.each([
@@ -83,7 +93,10 @@ describe("placement steering", () => {
     const servers = [placed("cams", 100, 0.6), placed("ears", 100, 0.3)];
     const history = steadyHistory(3, { cpu: 0.45, memory: 0.3 });
     expect(decide(snapshot(servers), policy(), history, NOW).placement.map((change) => change.dryRun)).toEqual([false, false]);
-    expect(decide(snapshot(servers), policy({ dryRun: true }), history, NOW).placement.map((change) => change.dryRun)).toEqual([true, true]);
+    expect(decide(snapshot(servers), policy({ dryRun: true }), history, NOW).placement.map((change) => change.dryRun)).toEqual([
+      true,
+      true,
+    ]);
     expect(decide(snapshot(servers), policy({ paused: true }), history, NOW).placement).toEqual([]);
   });
 });

@@ -22,12 +22,19 @@ describe("scaler settings", () => {
     expect(settings.listen).toEqual({ host: "127.0.0.1", port: 8080 });
     expect(settings.redis.keyPrefix).toBe("confscale:");
     expect(settings.instanceTtl).toEqual({ provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 });
-    expect(settings.sidecar).toMatchObject({ acceptedIssuers: ["jitsi-autoscaler-sidecar"], audience: "jitsi-autoscaler", keyCacheSeconds: 3600 });
+    expect(settings.sidecar).toMatchObject({
+      acceptedIssuers: ["jitsi-autoscaler-sidecar"],
+      audience: "jitsi-autoscaler",
+      keyCacheSeconds: 3600,
+    });
   });
 
   it("reads a YAML file and lets the environment override it, tokens included", async () => {
     const file = join(dir, "scaler.yaml");
-    await writeFile(file, `listen:\n  port: 9000\nredis:\n  url: redis://file:6379\nsidecar:\n  keyBaseUrl: https://keys.example.org\n  audience: my-scaler\n`);
+    await writeFile(
+      file,
+      `listen:\n  port: 9000\nredis:\n  url: redis://file:6379\nsidecar:\n  keyBaseUrl: https://keys.example.org\n  audience: my-scaler\n`,
+    );
     const settings = await loadSettings({
       SCALER_CONFIG: file,
       SCALER_REDIS_URL: "redis://10.0.0.2:6379",
@@ -59,27 +66,48 @@ describe("scaler settings", () => {
     }
     expect(caught).toBeInstanceOf(SettingsError);
     const fields = (caught as SettingsError).problems.map((problem) => problem.field);
-    expect(fields).toEqual(expect.arrayContaining(["redis.url", "apiTokens.0.role", "apiTokens.0.token", "sidecar.keyBaseUrl", "fleet.template.fleet", "colour"]));
+    expect(fields).toEqual(
+      expect.arrayContaining([
+        "redis.url",
+        "apiTokens.0.role",
+        "apiTokens.0.token",
+        "sidecar.keyBaseUrl",
+        "fleet.template.fleet",
+        "colour",
+      ]),
+    );
   });
 
   it("takes check-in workers from the file, lets the environment change or turn them off, and refuses them on the main port", async () => {
     const file = join(dir, "workers.yaml");
     await writeFile(file, `redis:\n  url: redis://file:6379\nsidecar:\n  keyBaseUrl: https://keys.example.org\n  workers:\n    count: 2\n`);
     expect((await loadSettings({ SCALER_CONFIG: file })).sidecar.workers).toEqual({ count: 2, port: 8081 });
-    expect((await loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_WORKERS: "4", SCALER_SIDECAR_PORT: "9081" })).sidecar.workers).toEqual({ count: 4, port: 9081 });
+    expect((await loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_WORKERS: "4", SCALER_SIDECAR_PORT: "9081" })).sidecar.workers).toEqual(
+      { count: 4, port: 9081 },
+    );
     expect((await loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_WORKERS: "0" })).sidecar.workers?.count).toBe(0);
-    expect((await loadSettings({ SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org" })).sidecar.workers).toBeUndefined();
+    expect(
+      (await loadSettings({ SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org" })).sidecar.workers,
+    ).toBeUndefined();
 
-    await expect(loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_PORT: "8080" })).rejects.toThrow(/sidecar\.workers\.port: must differ from listen\.port \(8080\)/);
+    await expect(loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_PORT: "8080" })).rejects.toThrow(
+      /sidecar\.workers\.port: must differ from listen\.port \(8080\)/,
+    );
     await expect(loadSettings({ SCALER_CONFIG: file, SCALER_SIDECAR_WORKERS: "many" })).rejects.toThrow(/sidecar\.workers\.count: /);
-    await expect(loadSettings({ SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org", SCALER_SIDECAR_PORT: "9081" })).rejects.toThrow(
+    await expect(
+      loadSettings({
+        SCALER_REDIS_URL: "redis://127.0.0.1",
+        SCALER_ASAP_KEY_BASE_URL: "https://k.example.org",
+        SCALER_SIDECAR_PORT: "9081",
+      }),
+    ).rejects.toThrow(
       /sidecar\.workers\.count: required with a workers' port: how many worker processes serve it \(SCALER_SIDECAR_WORKERS\)/,
     );
   });
 
   it("refuses a token list entry without a role", async () => {
-    await expect(loadSettings({ SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org", SCALER_API_TOKENS: TOKEN })).rejects.toThrow(
-      /SCALER_API_TOKENS\[0\]: expected name:role:token/,
-    );
+    await expect(
+      loadSettings({ SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org", SCALER_API_TOKENS: TOKEN }),
+    ).rejects.toThrow(/SCALER_API_TOKENS\[0\]: expected name:role:token/);
   });
 });

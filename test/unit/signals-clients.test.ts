@@ -68,7 +68,14 @@ describe("Scalelite client", () => {
   it("signs the query: sha256 of call + query + secret, the checksum left out of the signed query", async () => {
     loopback.answers.set("getServerInfo", {
       status: 200,
-      body: JSON.stringify({ id: "bbb-1", url: "https://bbb-1.example.org/bigbluebutton/api", state: "enabled", load: 12.5, load_multiplier: "2.0", online: "online" }),
+      body: JSON.stringify({
+        id: "bbb-1",
+        url: "https://bbb-1.example.org/bigbluebutton/api",
+        state: "enabled",
+        load: 12.5,
+        load_multiplier: "2.0",
+        online: "online",
+      }),
     });
     const server = await client.getServerInfo("bbb-1");
     const [seen] = loopback.seen;
@@ -112,7 +119,10 @@ describe("Scalelite client", () => {
   });
 
   it("posts state changes as JSON, outside the checksum", async () => {
-    loopback.answers.set("updateServer", { status: 200, body: JSON.stringify({ id: "a", url: "https://a/bigbluebutton/api", state: "cordoned", load: 3, online: true }) });
+    loopback.answers.set("updateServer", {
+      status: 200,
+      body: JSON.stringify({ id: "a", url: "https://a/bigbluebutton/api", state: "cordoned", load: 3, online: true }),
+    });
     const server = await client.setState("a", "cordon");
     const [seen] = loopback.seen;
     expect(JSON.parse(seen?.body ?? "")).toEqual({ id: "a", server: { state: "cordon" } });
@@ -139,12 +149,17 @@ describe("BBB client", () => {
     loopback.answers.clear();
   });
 
-  const meetingsXml = (meetings: string) => `<?xml version="1.0"?><response><returncode>SUCCESS</returncode><meetings>${meetings}</meetings></response>`;
+  const meetingsXml = (meetings: string) =>
+    `<?xml version="1.0"?><response><returncode>SUCCESS</returncode><meetings>${meetings}</meetings></response>`;
   const meetingXml = (id: string, createTime: number, participants: number, videos: number) =>
     `<meeting><meetingID>${id}</meetingID><createTime>${createTime}</createTime><running>true</running><participantCount>${participants}</participantCount><listenerCount>2</listenerCount><videoCount>${videos}</videoCount><isBreakout>false</isBreakout></meeting>`;
 
   it("signs getMeetings with sha256 by default and sums the meetings", async () => {
-    loopback.answers.set("getMeetings", { status: 200, type: "text/xml", body: meetingsXml(meetingXml("m1", 1_700_000_000_000, 20, 3) + meetingXml("m2", 1_700_000_600_000, 7, 0)) });
+    loopback.answers.set("getMeetings", {
+      status: 200,
+      type: "text/xml",
+      body: meetingsXml(meetingXml("m1", 1_700_000_000_000, 20, 3) + meetingXml("m2", 1_700_000_600_000, 7, 0)),
+    });
     const load = await new BbbClient({ baseUrl: base, secret: SECRET }).getMeetings();
     expect(loopback.seen[0]?.checksum).toBe(sha("sha256", `getMeetings${SECRET}`));
     expect(load).toMatchObject({ meetings: 2, participants: 27, videos: 3, listeners: 4, newestCreatedAt: 1_700_000_600_000 });
@@ -168,7 +183,14 @@ describe("BBB client", () => {
       type: "text/xml",
       body: "<response><returncode>SUCCESS</returncode><meetings/><messageKey>noMeetings</messageKey><message>no meetings were found on this server</message></response>",
     });
-    await expect(new BbbClient({ baseUrl: base, secret: SECRET }).getMeetings()).resolves.toEqual({ meetings: 0, participants: 0, videos: 0, listeners: 0, newestCreatedAt: null, list: [] });
+    await expect(new BbbClient({ baseUrl: base, secret: SECRET }).getMeetings()).resolves.toEqual({
+      meetings: 0,
+      participants: 0,
+      videos: 0,
+      listeners: 0,
+      newestCreatedAt: null,
+      list: [],
+    });
   });
 
   it("throws a SignalError on FAILED, with BBB's message key", async () => {

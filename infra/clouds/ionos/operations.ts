@@ -123,7 +123,9 @@ async function sdkConfiguration(connection: IonosConnection) {
   const sdk = await loadSdk();
   // Credentials come from one place, never mixed: the connection's when it has any, else the process environment's
   // (the dynamic provider's).
-  const source = hasIonosCredentials(connection) ? connection : { token: process.env.IONOS_TOKEN, username: process.env.IONOS_USERNAME, password: process.env.IONOS_PASSWORD };
+  const source = hasIonosCredentials(connection)
+    ? connection
+    : { token: process.env.IONOS_TOKEN, username: process.env.IONOS_USERNAME, password: process.env.IONOS_PASSWORD };
   if (!hasIonosCredentials(source)) throw new IonosApiError("authentication", undefined, NO_IONOS_CREDENTIALS);
   const token = source.token || undefined;
   const { username, password } = source;
@@ -142,7 +144,9 @@ function delay(ms: number): Promise<void> {
 }
 
 /** The API's message from an error body `{httpStatus, messages: [{errorCode, message}]}`, else the transport's. */
-async function describeFailure(error: unknown): Promise<{ status: number | undefined; message: string; retryAfterSeconds: number | undefined }> {
+async function describeFailure(
+  error: unknown,
+): Promise<{ status: number | undefined; message: string; retryAfterSeconds: number | undefined }> {
   const { z } = loadPackage<Zod>("zod");
   const failure = z
     .object({
@@ -159,9 +163,13 @@ async function describeFailure(error: unknown): Promise<{ status: number | undef
   if (!failure.success) return { status: undefined, message: String(error), retryAfterSeconds: undefined };
   const response = failure.data.response;
   if (response === undefined) return { status: undefined, message: failure.data.message ?? String(error), retryAfterSeconds: undefined };
-  const body = z.object({ messages: z.array(z.object({ errorCode: z.string().optional(), message: z.string() })).min(1) }).safeParse(response.data);
+  const body = z
+    .object({ messages: z.array(z.object({ errorCode: z.string().optional(), message: z.string() })).min(1) })
+    .safeParse(response.data);
   const message = body.success
-    ? body.data.messages.map((entry) => (entry.errorCode === undefined ? entry.message : `[${entry.errorCode}] ${entry.message}`)).join("; ")
+    ? body.data.messages
+        .map((entry) => (entry.errorCode === undefined ? entry.message : `[${entry.errorCode}] ${entry.message}`))
+        .join("; ")
     : typeof response.data === "string" && response.data.length > 0
       ? response.data
       : `HTTP ${response.status}`;
@@ -173,7 +181,12 @@ async function describeFailure(error: unknown): Promise<{ status: number | undef
  * Runs one API call, retrying 429 (honouring Retry-After) and, for calls safe to repeat, 5xx with
  * exponential back-off. A create is only retried on 429: after a 5xx it may have happened anyway.
  */
-async function callApi<T>(operation: string, connection: IonosConnection, idempotent: boolean, call: () => Promise<AxiosResponse<T>>): Promise<AxiosResponse<T>> {
+async function callApi<T>(
+  operation: string,
+  connection: IonosConnection,
+  idempotent: boolean,
+  call: () => Promise<AxiosResponse<T>>,
+): Promise<AxiosResponse<T>> {
   const maxAttempts = connection.maxAttempts ?? 6;
   const retryBaseMs = connection.retryBaseMs ?? 1000;
   for (let attempt = 1; ; attempt++) {
@@ -194,20 +207,31 @@ async function waitForRequest(operation: string, connection: IonosConnection, re
   const location = (response.headers as Record<string, unknown>)["location"];
   const match = typeof location === "string" ? /\/requests\/([^/]+)\/status\/?$/.exec(location) : null;
   if (match === null || match[1] === undefined) {
-    throw new IonosApiError(operation, response.status, `the API accepted the call but sent no request Location to wait on (got ${JSON.stringify(location)})`);
+    throw new IonosApiError(
+      operation,
+      response.status,
+      `the API accepted the call but sent no request Location to wait on (got ${JSON.stringify(location)})`,
+    );
   }
   const requestId = match[1];
-  const statusReply = z.object({ metadata: z.object({ status: z.enum(["QUEUED", "RUNNING", "DONE", "FAILED"]), message: z.string().optional() }) });
+  const statusReply = z.object({
+    metadata: z.object({ status: z.enum(["QUEUED", "RUNNING", "DONE", "FAILED"]), message: z.string().optional() }),
+  });
   const { sdk, configuration } = await sdkConfiguration(connection);
   const requests = new sdk.RequestsApi(configuration);
   const deadline = Date.now() + (connection.requestTimeoutMs ?? 20 * 60_000);
   for (;;) {
-    const reply = await callApi(`${operation}: status of request ${requestId}`, connection, true, () => requests.requestsStatusGet({ requestId }));
+    const reply = await callApi(`${operation}: status of request ${requestId}`, connection, true, () =>
+      requests.requestsStatusGet({ requestId }),
+    );
     const status = statusReply.safeParse(reply.data);
-    if (!status.success) throw new IonosApiError(operation, reply.status, `unexpected request status reply: ${status.error.message}`, requestId);
+    if (!status.success)
+      throw new IonosApiError(operation, reply.status, `unexpected request status reply: ${status.error.message}`, requestId);
     if (status.data.metadata.status === "DONE") return;
-    if (status.data.metadata.status === "FAILED") throw new IonosApiError(operation, undefined, status.data.metadata.message ?? "request FAILED", requestId);
-    if (Date.now() > deadline) throw new IonosApiError(operation, undefined, `request still ${status.data.metadata.status} at the deadline`, requestId);
+    if (status.data.metadata.status === "FAILED")
+      throw new IonosApiError(operation, undefined, status.data.metadata.message ?? "request FAILED", requestId);
+    if (Date.now() > deadline)
+      throw new IonosApiError(operation, undefined, `request still ${status.data.metadata.status} at the deadline`, requestId);
     await delay(connection.pollIntervalMs ?? 2000);
   }
 }
@@ -317,17 +341,28 @@ async function findOwnServer(inputs: IonosServerInputs): Promise<{ id: string; l
   const [own] = ours;
   if (own === undefined || found.length > 1) {
     const foundLabels = Object.assign({}, ...found.map((server) => server.labels)) as Record<string, string>;
-    throw new IonosOwnershipConflictError(inputs.name, inputs.datacenterId, found.map((server) => server.id), foundLabels, inputs.labels);
+    throw new IonosOwnershipConflictError(
+      inputs.name,
+      inputs.datacenterId,
+      found.map((server) => server.id),
+      foundLabels,
+      inputs.labels,
+    );
   }
   return own;
 }
 
-async function readLabels(inputs: Pick<IonosServerInputs, "connection" | "datacenterId" | "name">, serverId: string): Promise<Record<string, string>> {
+async function readLabels(
+  inputs: Pick<IonosServerInputs, "connection" | "datacenterId" | "name">,
+  serverId: string,
+): Promise<Record<string, string>> {
   const { z } = loadPackage<Zod>("zod");
   const { sdk, configuration } = await sdkConfiguration(inputs.connection);
   const labels = new sdk.LabelsApi(configuration);
   const operation = `read labels of server ${inputs.name}`;
-  const reply = await callApi(operation, inputs.connection, true, () => labels.datacentersServersLabelsGet({ datacenterId: inputs.datacenterId, serverId, depth: 1 }));
+  const reply = await callApi(operation, inputs.connection, true, () =>
+    labels.datacentersServersLabelsGet({ datacenterId: inputs.datacenterId, serverId, depth: 1 }),
+  );
   const shape = z.object({ items: z.array(z.object({ properties: z.object({ key: z.string(), value: z.string() }) })).default([]) });
   const parsed = shape.safeParse(reply.data);
   if (!parsed.success) throw new IonosApiError(operation, reply.status, `unexpected label list: ${parsed.error.message}`);
@@ -335,12 +370,18 @@ async function readLabels(inputs: Pick<IonosServerInputs, "connection" | "datace
 }
 
 /** Every server of a data center, by id and name (a server may have none), as the API lists them. */
-async function datacenterServers(connection: IonosConnection, datacenterId: string, operation: string): Promise<{ id: string; name: string | undefined }[]> {
+async function datacenterServers(
+  connection: IonosConnection,
+  datacenterId: string,
+  operation: string,
+): Promise<{ id: string; name: string | undefined }[]> {
   const { z } = loadPackage<Zod>("zod");
   const { sdk, configuration } = await sdkConfiguration(connection);
   const servers = new sdk.ServersApi(configuration);
   const listed = await callApi(operation, connection, true, () => servers.datacentersServersGet({ datacenterId, depth: 1 }));
-  const shape = z.object({ items: z.array(z.object({ id: z.string(), properties: z.object({ name: z.string().optional() }) })).default([]) });
+  const shape = z.object({
+    items: z.array(z.object({ id: z.string(), properties: z.object({ name: z.string().optional() }) })).default([]),
+  });
   const reply = shape.safeParse(listed.data);
   if (!reply.success) throw new IonosApiError(operation, listed.status, `unexpected server list: ${reply.error.message}`);
   return reply.data.items.map((server) => ({ id: server.id, name: server.properties.name }));
@@ -372,7 +413,11 @@ async function adoptServer(inputs: IonosServerInputs, serverId: string, labels: 
           items: z.array(
             z.object({
               id: z.string(),
-              entities: z.object({ firewallrules: z.object({ items: z.array(z.object({ properties: z.record(z.string(), z.unknown()) })).default([]) }) }).optional(),
+              entities: z
+                .object({
+                  firewallrules: z.object({ items: z.array(z.object({ properties: z.record(z.string(), z.unknown()) })).default([]) }),
+                })
+                .optional(),
             }),
           ),
         })
@@ -382,16 +427,23 @@ async function adoptServer(inputs: IonosServerInputs, serverId: string, labels: 
   const deadline = Date.now() + (inputs.connection.requestTimeoutMs ?? 20 * 60_000);
   let server: ZodModule.infer<typeof shape>;
   for (;;) {
-    const reply = await callApi(operation, inputs.connection, true, () => servers.datacentersServersFindById({ datacenterId: inputs.datacenterId, serverId, depth: 3 }));
+    const reply = await callApi(operation, inputs.connection, true, () =>
+      servers.datacentersServersFindById({ datacenterId: inputs.datacenterId, serverId, depth: 3 }),
+    );
     const parsed = shape.safeParse(reply.data);
     if (!parsed.success) throw new IonosApiError(operation, reply.status, `unexpected server reply: ${parsed.error.message}`);
     server = parsed.data;
     if (!SERVER_STATES_IN_PROGRESS.includes(server.metadata.state)) break;
-    if (Date.now() > deadline) throw new IonosApiError(operation, undefined, `the earlier create is still ${server.metadata.state} at the deadline`);
+    if (Date.now() > deadline)
+      throw new IonosApiError(operation, undefined, `the earlier create is still ${server.metadata.state} at the deadline`);
     await delay(inputs.connection.pollIntervalMs ?? 2000);
   }
   if (server.metadata.state !== "AVAILABLE" && server.metadata.state !== "INACTIVE") {
-    throw new IonosApiError(operation, undefined, `the earlier create left the server ${server.metadata.state}: remove it by hand or fix it in the cloud`);
+    throw new IonosApiError(
+      operation,
+      undefined,
+      `the earlier create left the server ${server.metadata.state}: remove it by hand or fix it in the cloud`,
+    );
   }
   if (server.properties.cores !== inputs.cores || server.properties.ram !== inputs.ramMb) {
     const reply = await callApi(`resize server ${inputs.name}`, inputs.connection, true, () =>
@@ -400,7 +452,10 @@ async function adoptServer(inputs: IonosServerInputs, serverId: string, labels: 
     await waitForRequest(`resize server ${inputs.name}`, inputs.connection, reply);
   }
   const [nic] = server.entities.nics?.items ?? [];
-  if (nic !== undefined && !sameFirewallRules(nic.entities?.firewallrules.items.map((rule) => rule.properties) ?? [], inputs.firewallRules)) {
+  if (
+    nic !== undefined &&
+    !sameFirewallRules(nic.entities?.firewallrules.items.map((rule) => rule.properties) ?? [], inputs.firewallRules)
+  ) {
     await replaceFirewallRules(inputs, serverId, nic.id);
   }
   await applyLabels(inputs, serverId, labels);
@@ -412,7 +467,9 @@ async function adoptServer(inputs: IonosServerInputs, serverId: string, labels: 
 function sameFirewallRules(found: Record<string, unknown>[], rules: FirewallRule[]): boolean {
   const fields = ["protocol", "ipVersion", "sourceIp", "portRangeStart", "portRangeEnd"] as const;
   const canonical = (rule: Record<string, unknown>) => JSON.stringify(fields.map((field) => rule[field] ?? null));
-  const want = apiFirewallRules(rules).map((rule) => canonical(rule.properties)).sort();
+  const want = apiFirewallRules(rules)
+    .map((rule) => canonical(rule.properties))
+    .sort();
   const have = found.map(canonical).sort();
   return JSON.stringify(want) === JSON.stringify(have);
 }
@@ -424,7 +481,9 @@ async function applyLabels(inputs: IonosServerInputs, serverId: string, current:
     if (current[key] === value) continue;
     const operation = `label server ${inputs.name} ${key}`;
     if (key in current) {
-      await callApi(operation, inputs.connection, true, () => labels.datacentersServersLabelsDelete({ datacenterId: inputs.datacenterId, serverId, key }));
+      await callApi(operation, inputs.connection, true, () =>
+        labels.datacentersServersLabelsDelete({ datacenterId: inputs.datacenterId, serverId, key }),
+      );
     }
     await callApi(operation, inputs.connection, false, () =>
       labels.datacentersServersLabelsPost({ datacenterId: inputs.datacenterId, serverId, label: { properties: { key, value } } }),
@@ -444,12 +503,17 @@ async function setVmState(inputs: IonosServerInputs, serverId: string, state: Vm
   await waitForRequest(operation, inputs.connection, reply);
 }
 
-async function readServerIds(inputs: IonosServerInputs, serverId: string): Promise<{ serverId: string; volumeId: string; nicId: string; publicIp: string }> {
+async function readServerIds(
+  inputs: IonosServerInputs,
+  serverId: string,
+): Promise<{ serverId: string; volumeId: string; nicId: string; publicIp: string }> {
   const { z } = loadPackage<Zod>("zod");
   const { sdk, configuration } = await sdkConfiguration(inputs.connection);
   const servers = new sdk.ServersApi(configuration);
   const operation = `read server ${inputs.name}`;
-  const reply = await callApi(operation, inputs.connection, true, () => servers.datacentersServersFindById({ datacenterId: inputs.datacenterId, serverId, depth: 3 }));
+  const reply = await callApi(operation, inputs.connection, true, () =>
+    servers.datacentersServersFindById({ datacenterId: inputs.datacenterId, serverId, depth: 3 }),
+  );
   const shape = z.object({
     id: z.string(),
     entities: z.object({
@@ -461,7 +525,8 @@ async function readServerIds(inputs: IonosServerInputs, serverId: string): Promi
   if (!server.success) throw new IonosApiError(operation, reply.status, `unexpected server reply: ${server.error.message}`);
   const [volume] = server.data.entities.volumes.items;
   const [nic] = server.data.entities.nics.items;
-  if (volume === undefined || nic === undefined || nic.properties.ips[0] === undefined) throw new IonosApiError(operation, reply.status, "server without volume or addressed NIC");
+  if (volume === undefined || nic === undefined || nic.properties.ips[0] === undefined)
+    throw new IonosApiError(operation, reply.status, "server without volume or addressed NIC");
   return { serverId: server.data.id, volumeId: volume.id, nicId: nic.id, publicIp: nic.properties.ips[0] };
 }
 
@@ -473,7 +538,11 @@ export async function updateServer(olds: IonosServerOutputs, news: IonosServerIn
   if (olds.cores !== news.cores || olds.ramMb !== news.ramMb || olds.name !== news.name) {
     const operation = `resize server ${news.name}`;
     const reply = await callApi(operation, news.connection, true, () =>
-      servers.datacentersServersPatch({ datacenterId: news.datacenterId, serverId, server: { name: news.name, cores: news.cores, ram: news.ramMb } }),
+      servers.datacentersServersPatch({
+        datacenterId: news.datacenterId,
+        serverId,
+        server: { name: news.name, cores: news.cores, ram: news.ramMb },
+      }),
     );
     await waitForRequest(operation, news.connection, reply);
   }
@@ -488,17 +557,23 @@ async function replaceFirewallRules(inputs: IonosServerInputs, serverId: string,
   const { sdk, configuration } = await sdkConfiguration(inputs.connection);
   const firewall = new sdk.FirewallRulesApi(configuration);
   const where = { datacenterId: inputs.datacenterId, serverId, nicId };
-  const listed = await callApi(`list firewall rules of ${inputs.name}`, inputs.connection, true, () => firewall.datacentersServersNicsFirewallrulesGet(where));
+  const listed = await callApi(`list firewall rules of ${inputs.name}`, inputs.connection, true, () =>
+    firewall.datacentersServersNicsFirewallrulesGet(where),
+  );
   const existing = z.object({ items: z.array(z.object({ id: z.string() })).default([]) }).parse(listed.data);
   // New rules first, old ones after: the server is never left without its rules.
   for (const rule of apiFirewallRules(inputs.firewallRules)) {
     const operation = `add firewall rule ${rule.properties.name} to ${inputs.name}`;
-    const reply = await callApi(operation, inputs.connection, false, () => firewall.datacentersServersNicsFirewallrulesPost({ ...where, firewallrule: rule as never }));
+    const reply = await callApi(operation, inputs.connection, false, () =>
+      firewall.datacentersServersNicsFirewallrulesPost({ ...where, firewallrule: rule as never }),
+    );
     await waitForRequest(operation, inputs.connection, reply);
   }
   for (const rule of existing.items) {
     const operation = `remove firewall rule ${rule.id} from ${inputs.name}`;
-    const reply = await callApi(operation, inputs.connection, true, () => firewall.datacentersServersNicsFirewallrulesDelete({ ...where, firewallruleId: rule.id }));
+    const reply = await callApi(operation, inputs.connection, true, () =>
+      firewall.datacentersServersNicsFirewallrulesDelete({ ...where, firewallruleId: rule.id }),
+    );
     await waitForRequest(operation, inputs.connection, reply);
   }
 }

@@ -63,7 +63,14 @@ export class IonosServer extends pulumi.dynamic.Resource {
   declare readonly firewallRules: pulumi.Output<FirewallRule[]>;
 
   constructor(name: string, args: Inputs<IonosServerInputs>, opts?: pulumi.CustomResourceOptions) {
-    super(ionosServerProvider, name, { ...args, serverId: undefined, volumeId: undefined, nicId: undefined, publicIp: undefined }, pulumi.mergeOptions(opts, CONNECTION_IS_SECRET), "confscale", "IonosServer");
+    super(
+      ionosServerProvider,
+      name,
+      { ...args, serverId: undefined, volumeId: undefined, nicId: undefined, publicIp: undefined },
+      pulumi.mergeOptions(opts, CONNECTION_IS_SECRET),
+      "confscale",
+      "IonosServer",
+    );
   }
 }
 
@@ -72,7 +79,14 @@ export class IonosDatacenter extends pulumi.dynamic.Resource {
   declare readonly lanId: pulumi.Output<number>;
 
   constructor(name: string, args: Inputs<IonosDatacenterInputs>, opts?: pulumi.CustomResourceOptions) {
-    super(ionosDatacenterProvider, name, { ...args, datacenterId: undefined, lanId: undefined }, pulumi.mergeOptions(opts, CONNECTION_IS_SECRET), "confscale", "IonosDatacenter");
+    super(
+      ionosDatacenterProvider,
+      name,
+      { ...args, datacenterId: undefined, lanId: undefined },
+      pulumi.mergeOptions(opts, CONNECTION_IS_SECRET),
+      "confscale",
+      "IonosDatacenter",
+    );
   }
 }
 
