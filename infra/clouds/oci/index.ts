@@ -3,16 +3,18 @@ import * as oci from "@pulumi/oci";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import {
-  CLOUD_CAPABILITIES,
   ownershipTagMap,
+  relativeRecordName,
   CloudMappingError,
-  type CloudAdapter,
+  type CloudProvider,
+  type DnsRecordArgs,
   type FirewallRule,
   type ListedMachine,
   type Machine,
   type MachineSpec,
+  type NetworkArgs,
   type Placement,
-} from "./types.js";
+} from "../types.js";
 
 export const DEFAULT_OCI_SHAPE = "VM.Standard.E4.Flex";
 
@@ -21,7 +23,59 @@ export function ocpusFor(cores: number): number {
   return Math.max(1, Math.ceil(cores / 2));
 }
 
+/** The stack's `confscale:oci` block: OCI has no image aliases, so both images are OCIDs of the region. */
+export const ociSettingsSchema = z.strictObject({
+  compartmentId: z.string().regex(/^ocid1\.compartment\./, "expected a compartment OCID (ocid1.compartment.…)"),
+  availabilityDomain: z.string().min(1),
+  imageId: z.string().regex(/^ocid1\.image\./, "expected an image OCID (ocid1.image.…)"),
+  /** The workers' image, an Ubuntu 20.04 image of the region (BigBlueButton 2.7 installs on 20.04 only). */
+  workerImageId: z.string().regex(/^ocid1\.image\./, "expected the OCID of an Ubuntu 20.04 image (ocid1.image.…)"),
+  shape: z.string().min(1).optional(),
+});
+export type OciSettings = z.infer<typeof ociSettingsSchema>;
+
+export const ociPlacementSchema = z.strictObject({
+  subnetId: z.string(),
+  workerNsgId: z.string(),
+  controlNodeNsgId: z.string().optional(),
+  compartmentId: z.string(),
+  availabilityDomain: z.string(),
+  shape: z.string(),
+});
+
 const PROTOCOL_NUMBER = { tcp: "6", udp: "17" } as const;
+
+/** One rule for one source: the shape of an NSG rule, whose source may only be known once another resource exists. */
+interface RuleSlot {
+  rule: FirewallRule;
+  index: number;
+  source: pulumi.Input<string>;
+}
+
+function declareRuleSlots(
+  name: string,
+  nsgId: pulumi.Input<string>,
+  slots: RuleSlot[],
+  opts?: pulumi.CustomResourceOptions,
+): oci.core.NetworkSecurityGroupSecurityRule[] {
+  return slots.map(({ rule, index, source }) => {
+    const portRange = { destinationPortRange: { min: rule.fromPort, max: rule.toPort } };
+    return new oci.core.NetworkSecurityGroupSecurityRule(
+      `${name}-${rule.protocol}-${rule.fromPort}-${index}`,
+      {
+        networkSecurityGroupId: nsgId,
+        direction: "INGRESS",
+        protocol: PROTOCOL_NUMBER[rule.protocol],
+        source,
+        sourceType: "CIDR_BLOCK",
+        description: rule.description,
+        stateless: false,
+        ...(rule.protocol === "tcp" ? { tcpOptions: portRange } : { udpOptions: portRange }),
+      },
+      opts,
+    );
+  });
+}
 
 /** One NSG rule per source CIDR, as OCI wants. */
 export function declareOciSecurityRules(
@@ -30,62 +84,74 @@ export function declareOciSecurityRules(
   rules: FirewallRule[],
   opts?: pulumi.CustomResourceOptions,
 ): oci.core.NetworkSecurityGroupSecurityRule[] {
-  return rules.flatMap((rule) =>
-    rule.sourceCidrs.map((source, index) => {
-      const portRange = { destinationPortRange: { min: rule.fromPort, max: rule.toPort } };
-      return new oci.core.NetworkSecurityGroupSecurityRule(
-        `${name}-${rule.protocol}-${rule.fromPort}-${index}`,
-        {
-          networkSecurityGroupId: nsgId,
-          direction: "INGRESS",
-          protocol: PROTOCOL_NUMBER[rule.protocol],
-          source,
-          sourceType: "CIDR_BLOCK",
-          description: rule.description,
-          stateless: false,
-          ...(rule.protocol === "tcp" ? { tcpOptions: portRange } : { udpOptions: portRange }),
-        },
-        opts,
-      );
-    }),
+  return declareRuleSlots(
+    name,
+    nsgId,
+    rules.flatMap((rule) => rule.sourceCidrs.map((source, index) => ({ rule, index, source }))),
+    opts,
   );
 }
 
-export const ociAdapter: CloudAdapter = {
-  cloud: "oci",
-  capabilities: CLOUD_CAPABILITIES.oci,
-  declareMachine(spec: MachineSpec, placement: pulumi.Input<Placement>, opts?: pulumi.CustomResourceOptions): Machine {
-    const settings = pulumi.output(placement).apply((resolved) => {
-      if (resolved.oci === undefined) throw new CloudMappingError("oci", `placement of ${spec.name} has no subnet`);
-      return resolved.oci;
-    });
-    const nsgIds = settings.apply((s) => {
-      const nsgId = spec.ownership.role === "worker" ? s.workerNsgId : s.controlNodeNsgId;
-      if (nsgId === undefined) throw new CloudMappingError("oci", `placement of ${spec.name} has no control-node security group`);
-      return [nsgId];
-    });
-    const instance = new oci.core.Instance(
-      spec.name,
-      {
-        displayName: spec.name,
-        compartmentId: settings.compartmentId,
-        availabilityDomain: settings.availabilityDomain,
-        shape: settings.shape,
-        shapeConfig: { ocpus: ocpusFor(spec.size.cores), memoryInGbs: spec.size.ramGb },
-        sourceDetails: { sourceType: "image", sourceId: spec.image },
-        createVnicDetails: { subnetId: settings.subnetId, assignPublicIp: "true", nsgIds },
-        metadata: {
-          ssh_authorized_keys: spec.sshPublicKeys.join("\n"),
-          user_data: pulumi.output(spec.userData).apply((text) => Buffer.from(text, "utf8").toString("base64")),
-        },
-        state: spec.powerState === "running" ? "RUNNING" : "STOPPED",
-        freeformTags: ownershipTagMap(spec.ownership),
+/** TEST-NET-1 (RFC 5737): the rules are laid out with it, so their count and ports are known before the control node exists. */
+const STAND_IN_ADDRESS = "192.0.2.1";
+
+/**
+ * Rules whose sources depend on an address known only after `up` creates it (the control node's): declared outside
+ * any `apply`, so `pulumi preview` lists every one of them; only each rule's source waits for the address.
+ */
+export function declareOciSecurityRulesFor(
+  name: string,
+  nsgId: pulumi.Input<string>,
+  rulesFor: (address: string) => FirewallRule[],
+  address: pulumi.Output<string>,
+  opts?: pulumi.CustomResourceOptions,
+): oci.core.NetworkSecurityGroupSecurityRule[] {
+  const layout = rulesFor(STAND_IN_ADDRESS);
+  const resolved = address.apply((ip) => {
+    const rules = rulesFor(ip);
+    const shape = (list: FirewallRule[]) =>
+      list.map((rule) => `${rule.protocol}/${rule.fromPort}-${rule.toPort}x${rule.sourceCidrs.length}`);
+    if (JSON.stringify(shape(rules)) !== JSON.stringify(shape(layout)))
+      throw new CloudMappingError("oci", `the rules of ${name} change shape with the address ${ip}`);
+    return rules;
+  });
+  const slots = layout.flatMap((rule, position) =>
+    rule.sourceCidrs.map((_, index) => ({ rule, index, source: resolved.apply((rules) => rules[position]!.sourceCidrs[index]!) })),
+  );
+  return declareRuleSlots(name, nsgId, slots, opts);
+}
+
+function declareOciInstance(spec: MachineSpec, placement: pulumi.Input<Placement>, opts?: pulumi.CustomResourceOptions): Machine {
+  const settings = pulumi.output(placement).apply((resolved) => {
+    if (resolved.oci === undefined) throw new CloudMappingError("oci", `placement of ${spec.name} has no subnet`);
+    return resolved.oci;
+  });
+  const nsgIds = settings.apply((s) => {
+    const nsgId = spec.ownership.role === "worker" ? s.workerNsgId : s.controlNodeNsgId;
+    if (nsgId === undefined) throw new CloudMappingError("oci", `placement of ${spec.name} has no control-node security group`);
+    return [nsgId];
+  });
+  const instance = new oci.core.Instance(
+    spec.name,
+    {
+      displayName: spec.name,
+      compartmentId: settings.compartmentId,
+      availabilityDomain: settings.availabilityDomain,
+      shape: settings.shape,
+      shapeConfig: { ocpus: ocpusFor(spec.size.cores), memoryInGbs: spec.size.ramGb },
+      sourceDetails: { sourceType: "image", sourceId: spec.image },
+      createVnicDetails: { subnetId: settings.subnetId, assignPublicIp: "true", nsgIds },
+      metadata: {
+        ssh_authorized_keys: spec.sshPublicKeys.join("\n"),
+        user_data: pulumi.output(spec.userData).apply((text) => Buffer.from(text, "utf8").toString("base64")),
       },
-      opts,
-    );
-    return { id: instance.id, publicIp: instance.publicIp, resource: instance };
-  },
-};
+      state: spec.powerState === "running" ? "RUNNING" : "STOPPED",
+      freeformTags: ownershipTagMap(spec.ownership),
+    },
+    opts,
+  );
+  return { id: instance.id, publicIp: instance.publicIp, resource: instance };
+}
 
 export interface OciNetwork {
   placement: pulumi.Output<Placement>;
@@ -291,3 +357,71 @@ export async function listOciMachines(placement: Placement, connection: OciConne
   }
   return instances;
 }
+
+/** Every variable the OCI provider and the listing read: the API signing key's parts and the API's URL. */
+export const OCI_CREDENTIAL_VARIABLES = [...Object.values(CREDENTIAL_VARIABLES), "OCI_API_URL"] as const;
+
+/**
+ * The explicit OCI provider: pulumi-oci reads only `oci:*` config or its own variables, so the `OCI_*` variables the
+ * operator and the scaler hold are handed over as arguments, with the stack's region.
+ */
+export function ociPulumiProvider(name: string, region: string, env: Readonly<Record<string, string | undefined>>): oci.Provider {
+  const given = (variable: string) => (env[variable] === undefined || env[variable] === "" ? undefined : env[variable]);
+  const privateKey = given(CREDENTIAL_VARIABLES.privateKey);
+  return new oci.Provider(name, {
+    region,
+    tenancyOcid: given(CREDENTIAL_VARIABLES.tenancyOcid),
+    userOcid: given(CREDENTIAL_VARIABLES.userOcid),
+    fingerprint: given(CREDENTIAL_VARIABLES.fingerprint),
+    ...(privateKey === undefined ? {} : { privateKey: pulumi.secret(privateKey) }),
+  });
+}
+
+/** Oracle Cloud through @pulumi/oci: Flex shapes resize in place, firewalls are network security groups. */
+export const ociProvider: CloudProvider<OciSettings> = {
+  name: "oci",
+  title: "Oracle Cloud",
+  capabilities: { resizeInPlace: true, liveResize: false, powerStates: true, userDataChangeReplaces: true },
+  settingsSchema: ociSettingsSchema,
+  settingsRequired: true,
+  placementKey: "oci",
+  placementSchema: ociPlacementSchema,
+  images: (settings) => ({ control: settings?.imageId ?? "", worker: settings?.workerImageId ?? "" }),
+  // Oracle's Ubuntu images log the operators' keys in as `ubuntu`.
+  sshUser: "ubuntu",
+  credentialVariables: OCI_CREDENTIAL_VARIABLES,
+  plugins: [{ name: "oci", npmPackage: "@pulumi/oci" }],
+  pulumiProvider: ociPulumiProvider,
+  declareNetwork(args: NetworkArgs<OciSettings>) {
+    if (args.settings === undefined) throw new CloudMappingError("oci", "the stack has no confscale:oci settings");
+    const network = declareOciNetwork(args.env, args.region, args.settings, args.opts);
+    declareOciSecurityRules(`${args.env}-control`, network.controlNodeNsgId, args.controlNodeRules, args.opts);
+    return {
+      placement: network.placement,
+      controlNodeMachineRules: [],
+      afterControlNode: (controlNode) =>
+        void declareOciSecurityRulesFor(`${args.env}-worker`, network.workerNsgId, args.workerRules, controlNode.publicIp, args.opts),
+    };
+  },
+  declareMachine: declareOciInstance,
+  declareDnsRecords(args: DnsRecordArgs, opts?: pulumi.CustomResourceOptions) {
+    // The domain must be lower case and fully qualified as OCI normalises it, or every `up` shows a diff.
+    const domain = `${relativeRecordName(args.fqdn, args.zone)}.${args.zone.toLowerCase()}`;
+    const rrset = (rtype: "A" | "AAAA", rdata: pulumi.Output<string>) =>
+      new oci.dns.Rrset(
+        `${args.name}-${rtype.toLowerCase()}`,
+        { zoneNameOrId: args.zone, domain, rtype, items: [{ domain, rtype, rdata, ttl: 300 }] },
+        opts,
+      );
+    return [rrset("A", args.machine.publicIp), ...(args.machine.publicIpv6 === undefined ? [] : [rrset("AAAA", args.machine.publicIpv6)])];
+  },
+  listMachines: (placement, env) =>
+    listOciMachines(placement, {
+      tenancyOcid: env.OCI_TENANCY_OCID,
+      userOcid: env.OCI_USER_OCID,
+      fingerprint: env.OCI_FINGERPRINT,
+      privateKey: env.OCI_PRIVATE_KEY,
+      region: env.OCI_REGION || placement.region,
+      endpoint: env.OCI_API_URL || undefined,
+    }),
+};
