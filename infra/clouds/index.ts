@@ -31,14 +31,21 @@ export const CLOUD_CAPABILITIES = Object.fromEntries(CLOUD_NAMES.map((cloud) => 
   Record<CloudName, CloudCapabilities>
 >;
 
-/** Every variable any cloud's credentials or API overrides are read from: what the scaler and its engine are handed. */
+/** Every variable any cloud's credentials are read from (what CI and the operator's `pulumi up` must provide). */
 export const CLOUD_CREDENTIAL_VARIABLES: readonly string[] = [
   ...new Set(CLOUD_NAMES.flatMap((cloud) => PROVIDERS[cloud].credentialVariables)),
 ];
 
-/** The cloud's credential variables that are set in `env`, by name (values stay secrets wherever they go). */
+/** The credential and API variables of every cloud: what the control node's scaler and its engine are handed. */
+export const CLOUD_VARIABLES: readonly string[] = [
+  ...new Set(CLOUD_NAMES.flatMap((cloud) => [...PROVIDERS[cloud].credentialVariables, ...PROVIDERS[cloud].apiVariables])),
+];
+
+/** The clouds' variables that are set (and not empty) in `env`, by name; values stay secrets wherever they go. */
 export function cloudCredentialsFrom(env: Readonly<Record<string, string | undefined>>): Record<string, string> {
-  return Object.fromEntries(CLOUD_CREDENTIAL_VARIABLES.flatMap((name) => (env[name] === undefined ? [] : [[name, env[name] as string]])));
+  return Object.fromEntries(
+    CLOUD_VARIABLES.flatMap((name) => (env[name] === undefined || env[name] === "" ? [] : [[name, env[name] as string]])),
+  );
 }
 
 /** The machines of the placement (IONOS data center, DigitalOcean VPC, OCI compartment and availability domain), read from the cloud itself. */

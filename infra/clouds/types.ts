@@ -147,8 +147,10 @@ export interface CloudProvider<Settings = unknown> {
   images(settings: Settings | undefined): { control: string; worker: string };
   /** The login the cloud's image gives the operators' keys (root's keys get a forced command under `disable_root`). */
   readonly sshUser: string;
-  /** Every environment variable the cloud's credentials and API overrides are read from, handed on to the scaler. */
+  /** The environment variables the cloud's credentials are read from, handed on to the scaler and its engine. */
   readonly credentialVariables: readonly string[];
+  /** Variables that point the cloud's API elsewhere (an emulator, a test double), handed on like the credentials. */
+  readonly apiVariables: readonly string[];
   readonly plugins: readonly PluginNeed[];
   /**
    * The explicit Pulumi provider resource carrying the credentials from `env` and the stack's region, or undefined

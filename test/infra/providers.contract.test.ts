@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { CLOUD_CREDENTIAL_VARIABLES, CLOUD_NAMES, PROVIDERS, type CloudName } from "../../infra/clouds/index.js";
+import { CLOUD_NAMES, CLOUD_VARIABLES, PROVIDERS, type CloudName } from "../../infra/clouds/index.js";
 import { CloudMappingError, type CloudProvider, type FirewallRule, type Machine, type Placement } from "../../infra/clouds/types.js";
 import { renderControlNodeUserData } from "../../infra/templates.js";
 
@@ -242,7 +242,11 @@ describe.each(CLOUD_NAMES)("cloud provider contract: %s", (cloud) => {
     expect(provider.credentialVariables.length).toBeGreaterThan(0);
     for (const variable of provider.credentialVariables) {
       expect(variable).toMatch(/^[A-Z][A-Z0-9_]*$/);
-      expect(CLOUD_CREDENTIAL_VARIABLES).toContain(variable);
+      expect(CLOUD_VARIABLES).toContain(variable);
+    }
+    for (const variable of provider.apiVariables) {
+      expect(variable).toMatch(/^[A-Z][A-Z0-9_]*$/);
+      expect(CLOUD_VARIABLES).toContain(variable);
     }
   });
 

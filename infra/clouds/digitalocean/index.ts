@@ -157,7 +157,7 @@ export function declareDigitalOceanNetwork(
 }
 
 /** The variables the provider plugin and the listing read (the plugin reads them itself from the engine's environment). */
-export const DIGITALOCEAN_CREDENTIAL_VARIABLES = ["DIGITALOCEAN_TOKEN", "DIGITALOCEAN_API_URL"] as const;
+export const DIGITALOCEAN_CREDENTIAL_VARIABLES = ["DIGITALOCEAN_TOKEN"] as const;
 
 /** DigitalOcean through @pulumi/digitalocean; firewalls follow tags, droplets have no kept power-off state. */
 export const digitalOceanProvider: CloudProvider<DigitalOceanSettings> = {
@@ -172,6 +172,7 @@ export const digitalOceanProvider: CloudProvider<DigitalOceanSettings> = {
   // cloud-init gives the image's default user the keys; root's get a forced command under `disable_root`.
   sshUser: "ubuntu",
   credentialVariables: DIGITALOCEAN_CREDENTIAL_VARIABLES,
+  apiVariables: ["DIGITALOCEAN_API_URL"],
   plugins: [{ name: "digitalocean", npmPackage: "@pulumi/digitalocean" }],
   pulumiProvider: () => undefined,
   declareNetwork(args: NetworkArgs<DigitalOceanSettings>) {

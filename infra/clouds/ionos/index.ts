@@ -42,8 +42,8 @@ export const ionosPlacementSchema = z.strictObject({
   pollIntervalMs: z.number().int().positive().optional(),
 });
 
-/** The variables the dynamic provider and the listing read: a token, or a user name and password, and the API's URL. */
-export const IONOS_CREDENTIAL_VARIABLES = ["IONOS_TOKEN", "IONOS_USERNAME", "IONOS_PASSWORD", "IONOS_API_URL"] as const;
+/** The variables the dynamic provider and the listing read: a token, or a user name and password. */
+export const IONOS_CREDENTIAL_VARIABLES = ["IONOS_TOKEN", "IONOS_USERNAME", "IONOS_PASSWORD"] as const;
 
 /** Endpoint and request-polling pace; a local emulator answers in milliseconds, the real API in seconds. */
 function connectionFor(endpoint: string | undefined, pollIntervalMs?: number): IonosConnection {
@@ -150,6 +150,7 @@ export function ionosFamilyProvider(options: {
     images: (settings) => ({ control: settings?.image ?? "ubuntu:22.04", worker: settings?.workerImage ?? "ubuntu:20.04" }),
     sshUser: options.sshUser,
     credentialVariables: IONOS_CREDENTIAL_VARIABLES,
+    apiVariables: ["IONOS_API_URL"],
     // A dynamic provider: it runs in the engine's Node.js plugin host, no provider plugin to install.
     plugins: [],
     // The dynamic provider reads IONOS_* from the engine's environment, which the scaler hands it.

@@ -358,8 +358,8 @@ export async function listOciMachines(placement: Placement, connection: OciConne
   return instances;
 }
 
-/** Every variable the OCI provider and the listing read: the API signing key's parts and the API's URL. */
-export const OCI_CREDENTIAL_VARIABLES = [...Object.values(CREDENTIAL_VARIABLES), "OCI_API_URL"] as const;
+/** The variables the OCI provider and the listing read: the API signing key's parts (OCI_REGION only overrides the stack's region for the listing). */
+export const OCI_CREDENTIAL_VARIABLES = Object.values(CREDENTIAL_VARIABLES);
 
 /**
  * The explicit OCI provider: pulumi-oci reads only `oci:*` config or its own variables, so the `OCI_*` variables the
@@ -390,6 +390,7 @@ export const ociProvider: CloudProvider<OciSettings> = {
   // Oracle's Ubuntu images log the operators' keys in as `ubuntu`.
   sshUser: "ubuntu",
   credentialVariables: OCI_CREDENTIAL_VARIABLES,
+  apiVariables: ["OCI_API_URL"],
   plugins: [{ name: "oci", npmPackage: "@pulumi/oci" }],
   pulumiProvider: ociPulumiProvider,
   declareNetwork(args: NetworkArgs<OciSettings>) {
