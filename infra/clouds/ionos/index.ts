@@ -163,7 +163,8 @@ export function ionosFamilyProvider(options: {
         args.region,
         {
           ...(endpoint === undefined ? {} : { endpoint }),
-          dnsEndpoint: args.settings?.dnsEndpoint ?? options.defaultDnsEndpoint,
+          // The default DNS endpoint is applied where records are declared, so placements name only what a stack set.
+          ...(args.settings?.dnsEndpoint === undefined ? {} : { dnsEndpoint: args.settings.dnsEndpoint }),
           ...(args.settings?.pollIntervalMs === undefined ? {} : { pollIntervalMs: args.settings.pollIntervalMs }),
         },
         args.opts,
