@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { environmentConfigSchema, type EnvironmentConfig } from "../../infra/config.js";
 import { declareEnvironment, defineEnvironment } from "../../infra/environment.js";
-import { defineFleet, type FleetSpec } from "../../infra/fleet.js";
+import { defineFleet, fleetTemplateSchema, type FleetSpec } from "../../infra/fleet.js";
 import { PROVIDERS } from "../../infra/clouds/index.js";
 
 interface Declared {
@@ -245,6 +245,15 @@ describe("every worker gets its own DNS name", () => {
 });
 
 describe("stack outputs", () => {
+  it.each(["ionos", "digitalocean", "oci"] as const)(
+    "%s: the fleet program accepts the placement the environment stack exports",
+    async (cloud) => {
+      const { outputs } = await declare(`place${cloud.slice(0, 3)}`, configFor(cloud, { deployScaler: false, dnsZone: "example.org" }));
+      const placement = await value(outputs.workerPlacement);
+      expect(fleetTemplateSchema.shape.placement.parse(placement)).toEqual(placement);
+    },
+  );
+
   it("pulumi up of the project (infra/index.ts) exports the same outputs as the inline program, scalerApiToken among them", async () => {
     const config: Record<string, string> = {
       "confscale:cloud": "ionos",
