@@ -12,9 +12,10 @@ import { isOverloaded, serverDemand, utilization, type MeetingLoad } from "./loa
 import type { Span } from "./scenarios.js";
 
 /**
- * Minutes from a create until the server takes meetings: a bare Ubuntu image, then bbb-install. bbb-install's README
- * promises an installed server "in under 30 minutes" depending on the download speed, its issue #536 measured "about 15
- * minutes" on a large machine; the cloud's provisioning, the first boot, cloud-init and the certificate come on top.
+ * Minutes from a create until the server takes meetings: a bare Ubuntu image, then bbb-install. The README of
+ * github.com/bigbluebutton/bbb-install puts a full install "under 30 minutes" depending on the download speed; its
+ * issue #536 (2022) measured "about 15 minutes" on a large machine. The cloud's provisioning, the first boot,
+ * cloud-init and the certificate come on top.
  */
 export const CREATE_MINUTES = 30;
 /**

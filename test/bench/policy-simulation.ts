@@ -118,7 +118,7 @@ interface Verdict {
 }
 
 const ratio = (value: number, base: number) => (base === 0 ? (value === 0 ? 1 : Infinity) : value / base);
-const times = (value: number) => (Number.isFinite(value) ? `${value.toFixed(2)}x` : "∞");
+const times = (value: number, digits = 3) => (Number.isFinite(value) ? `${value.toFixed(digits)}x` : "∞");
 
 /** The verdicts of issue 19 for a family. */
 function judge(scenario: Scenario, rows: Rows): Verdict[] {
@@ -178,7 +178,7 @@ function printRows(scenario: Scenario, rows: Rows): void {
         String(result.peakServers).padStart(13),
         String(result.meetingsCutOff).padStart(8),
         String(result.meetingsRejected).padStart(9),
-        times(ratio(result.coreHours, rows.reference.coreHours)).padStart(20),
+        times(ratio(result.coreHours, rows.reference.coreHours), 2).padStart(20),
       ].join(" "),
     );
   }
