@@ -7,7 +7,7 @@
 import type { ServerSize, WorkerPolicy } from "../../infra/config.js";
 import { sizeLoadMultiplier } from "../../scaler/policy/placement.js";
 import type { Decision, PlacementChange } from "../../scaler/policy/types.js";
-import { localToUtc, spanMinutes } from "./calendar.js";
+import { localToUtc, minimumOf, spanMinutes } from "./calendar.js";
 import { isOverloaded, serverDemand, utilization, type MeetingLoad } from "./load-model.js";
 import type { Span } from "./scenarios.js";
 
@@ -207,6 +207,8 @@ export class Fleet {
   readonly launches: { minute: number; kind: "start" | "create" }[] = [];
   /** The most servers that existed (running, booting or stopped) at once: the `max` a scaler kept. */
   peakExisting: number;
+  /** Minutes that ended, after the scaler's decisions, with fewer servers running or booting than the window's minimum. */
+  minutesBelowMinimum = 0;
 
   constructor(
     state: FleetState,
@@ -343,6 +345,12 @@ export class Fleet {
     }
   }
 
+  /** Counts the minute if the servers running or booting are fewer than the time window's minimum. */
+  checkMinimum(minute: number): void {
+    const powered = this.servers.filter((server) => server.power !== "stopped").length;
+    if (powered < minimumOf(this.policy, this.day.startMs + minute * MINUTE_MS)) this.minutesBelowMinimum += 1;
+  }
+
   result(name: string): Result {
     return {
       name,
@@ -373,6 +381,7 @@ export function runSpan(
     const { decisions, placement } = scaler.decide(fleet.servers, minute, day.startMs + minute * MINUTE_MS, metrics);
     for (const decision of decisions) fleet.apply(decision, minute);
     for (const change of placement) fleet.steer(change);
+    fleet.checkMinimum(minute);
   }
   return { result: fleet.result(scaler.name), state: fleet.state(), fleet };
 }

@@ -62,7 +62,7 @@ interface Rows {
   reference: Result;
   lowerBound: Result;
   windowMinimumCoreHours: number;
-  /** Whether confscale and the reference kept `max` and the launch rate on every scored day. */
+  /** Whether confscale and the reference kept `max` and the launch rate (the reference also the window minimums) on every scored day. */
   rulesKept: { confscale: boolean; reference: boolean };
 }
 
@@ -83,8 +83,9 @@ function replay(scenario: Scenario): Rows {
     state = confscale.state;
     if (!scenario.scored.includes(week)) return;
     const reference = runSpan(achievableReference(POLICY, day), day, copy(start, day), POLICY);
-    rulesKept.confscale &&= launchRateKept(confscale.fleet.launches, POLICY) && confscale.fleet.peakExisting <= POLICY.max;
-    rulesKept.reference &&= launchRateKept(reference.fleet.launches, POLICY) && reference.fleet.peakExisting <= POLICY.max;
+    const kept = ({ fleet }: typeof confscale) => launchRateKept(fleet.launches, POLICY) && fleet.peakExisting <= POLICY.max;
+    rulesKept.confscale &&= kept(confscale);
+    rulesKept.reference &&= kept(reference) && reference.fleet.minutesBelowMinimum === 0;
     windowMinimum += windowMinimumCoreHours(day, POLICY);
     scored.push({
       confscale: confscale.result,
@@ -125,8 +126,16 @@ function judge(scenario: Scenario, rows: Rows): Verdict[] {
   const { confscale, noHistory, seed, reference } = rows;
   const verdict = (claim: string, measured: string, pass: boolean): Verdict => ({ scenario: scenario.family, claim, measured, pass });
   const verdicts = [
-    verdict("the reference keeps max and the launch rate", rows.rulesKept.reference ? "kept" : "BROKEN", rows.rulesKept.reference),
-    verdict("confscale keeps max and the launch rate", rows.rulesKept.confscale ? "kept" : "BROKEN", rows.rulesKept.confscale),
+    verdict(
+      "the reference keeps max, the launch rate and the window minimums",
+      rows.rulesKept.reference ? "kept" : "BROKEN",
+      rows.rulesKept.reference,
+    ),
+    verdict(
+      "confscale keeps max, the launch rate and the window minimums",
+      rows.rulesKept.confscale ? "kept" : "BROKEN",
+      rows.rulesKept.confscale,
+    ),
   ];
   const family: Family = scenario.family;
   if (family === "ordinary" || family === "recorded" || family === "dst" || family === "after-holiday") {

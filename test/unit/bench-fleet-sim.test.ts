@@ -60,6 +60,15 @@ describe("the bench's overload accounting", () => {
   });
 });
 
+describe("the bench's window-minimum check", () => {
+  it("counts the minutes a fleet ends with fewer servers powered than the minimum", () => {
+    const day: Day = { startMs: 0, minutes: 7, meetings: [] };
+    const { fleet } = runSpan(idle, day, newFleet(policy, 0, 2), policy);
+    expect(fleet.minutesBelowMinimum).toBe(7);
+    expect(runSpan(idle, day, newFleet(policy, 1), policy).fleet.minutesBelowMinimum).toBe(0);
+  });
+});
+
 describe("the bench's launch-rate check", () => {
   const rate = { launchRate: { count: 2, perSeconds: 300 } };
   it("accepts launches spread over the window and rejects a third within it", () => {

@@ -72,7 +72,8 @@ describe("the achievable reference", () => {
     const policy = settings({ max: 10, windows: [{ days: ["tue"], from: "07:30", to: "14:00", min: 5 }] });
     const startMs = localToUtc("2025-02-04", 0, policy.timeZone);
     const day: Day = { startMs, minutes: spanMinutes("2025-02-04", 1, policy.timeZone), meetings: [] };
-    const { result, running } = observe(policy, day);
+    const { result, running, fleet } = observe(policy, day);
+    expect(fleet.minutesBelowMinimum).toBe(0);
     const from = 7 * 60 + 30;
     const to = 14 * 60;
     expect(Math.min(...running.slice(from, to))).toBeGreaterThanOrEqual(5);
