@@ -39,16 +39,25 @@ function ruleStatements(rule: FirewallRule): Expression[][] {
 
 /** The nftables ruleset (JSON) that enforces `rules` on traffic arriving at the machine. */
 export function cloudFirewallRuleset(rules: readonly FirewallRule[]): { nftables: Expression[] } {
-  const addRule = (expr: Expression[], comment?: string) => ({ add: { rule: { ...CHAIN, chain: CHAIN.name, expr, ...(comment ? { comment } : {}) } } });
+  const addRule = (expr: Expression[], comment?: string) => ({
+    add: { rule: { ...CHAIN, chain: CHAIN.name, expr, ...(comment ? { comment } : {}) } },
+  });
   return {
     nftables: [
       // Replace a ruleset applied before: add, delete and add again is one transaction that works either way.
       { add: { table: TABLE } },
       { delete: { table: TABLE } },
       { add: { table: TABLE } },
-      { add: { chain: { family: CHAIN.family, table: CHAIN.table, name: CHAIN.name, type: "filter", hook: "input", prio: 0, policy: "accept" } } },
+      {
+        add: {
+          chain: { family: CHAIN.family, table: CHAIN.table, name: CHAIN.name, type: "filter", hook: "input", prio: 0, policy: "accept" },
+        },
+      },
       addRule([match({ meta: { key: "iifname" } }, "lo"), { accept: null }], "the machine's own loopback"),
-      addRule([match({ ct: { key: "state" } }, ["established", "related"], "in"), { accept: null }], "replies (cloud firewalls are stateful)"),
+      addRule(
+        [match({ ct: { key: "state" } }, ["established", "related"], "in"), { accept: null }],
+        "replies (cloud firewalls are stateful)",
+      ),
       ...rules.flatMap((rule) => ruleStatements(rule).map((expr) => addRule(expr, rule.description.slice(0, 120)))),
       addRule([match({ meta: { key: "l4proto" } }, "tcp"), { reject: { type: "tcp reset" } }], "no rule opens it"),
       addRule([{ reject: { type: "icmpx", expr: "admin-prohibited" } }], "no rule opens it"),

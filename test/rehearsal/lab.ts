@@ -231,6 +231,11 @@ export class Machine {
     await this.writeFile("/etc/hosts", `${lines.join("\n")}\n`);
   }
 
+  /** Whether something listens on TCP `port` in the machine now. */
+  listens(port: number): Promise<boolean> {
+    return listening(this.pid, port);
+  }
+
   /** Resolves once something listens on TCP `port` in the machine. */
   async waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
     await waitFor(`${this.name} to listen on port ${port}`, async () => ((await listening(this.pid, port)) ? true : undefined), timeoutMs);
@@ -346,7 +351,21 @@ export class Lab {
         }
       }
       try {
-        await execFileAsync("unshare", ["--user", "--map-root-user", "--net", "--mount", "--pid", "--fork", "--", "ip", "link", "add", "probe0", "type", "bridge"]);
+        await execFileAsync("unshare", [
+          "--user",
+          "--map-root-user",
+          "--net",
+          "--mount",
+          "--pid",
+          "--fork",
+          "--",
+          "ip",
+          "link",
+          "add",
+          "probe0",
+          "type",
+          "bridge",
+        ]);
         return { ok: true };
       } catch (error) {
         const stderr = (error as { stderr?: string }).stderr?.trim() ?? String(error);
@@ -433,7 +452,8 @@ export class Lab {
     range.addSubnet(LAB_NETWORK.prefix, LAB_NETWORK.length);
     const taken = new Set([LAB_NETWORK.gateway, ...[...this.machines.values()].map((machine) => machine.address)]);
     if (requested !== undefined) {
-      if (!range.check(requested)) throw new LabError(`${requested} is outside the lab network ${LAB_NETWORK.prefix}/${LAB_NETWORK.length}`);
+      if (!range.check(requested))
+        throw new LabError(`${requested} is outside the lab network ${LAB_NETWORK.prefix}/${LAB_NETWORK.length}`);
       if (taken.has(requested)) throw new LabError(`${requested} is taken`);
       return requested;
     }
@@ -495,9 +515,12 @@ export class Lab {
           "lab",
           "ip link add",
           nsenter(this.pid, ["--user", "--net"], "ip", ["-batch", "-"], {
-            input: [`link add ${link} type veth peer name eth0 netns ${pid}`, `link set ${link} master ${BRIDGE}`, `link set ${link} up`, ""].join(
-              "\n",
-            ),
+            input: [
+              `link add ${link} type veth peer name eth0 netns ${pid}`,
+              `link set ${link} master ${BRIDGE}`,
+              `link set ${link} up`,
+              "",
+            ].join("\n"),
           }),
         ),
       );

@@ -30,18 +30,14 @@ export async function startListener(machine: Machine, port: number): Promise<Lab
   return listener;
 }
 
-export type ProbeResult = { kind: "answered"; from: string; caller: string } | { kind: "refused" } | { kind: "timeout" } | { kind: "error"; code: string };
+export type ProbeResult =
+  { kind: "answered"; from: string; caller: string } | { kind: "refused" } | { kind: "timeout" } | { kind: "error"; code: string };
 
 /**
  * Connects from `machine` (or the lab's root namespace) to host:port. A firewall in this lab rejects, so a closed port
  * is "refused" at once; the timeout only bounds a test that would otherwise hang.
  */
-export async function probe(
-  from: Pick<Machine, "exec">,
-  host: string,
-  port: number,
-  timeoutMs = 10_000,
-): Promise<ProbeResult> {
+export async function probe(from: Pick<Machine, "exec">, host: string, port: number, timeoutMs = 10_000): Promise<ProbeResult> {
   const { stdout } = await from.exec(process.execPath, ["-e", CLIENT, host, String(port), String(timeoutMs)]);
   const [kind, first, second] = stdout.trim().split(/\s+/);
   if (kind === "answered") return { kind, from: first ?? "", caller: second ?? "" };
