@@ -22,7 +22,7 @@ import { hostPathOf, makeMachineDir, prepareRoot, writeMachineFile, type Machine
 
 const execFileAsync = promisify(execFile);
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
-const AGENT = fileURLToPath(new URL("./lab-agent.ts", import.meta.url));
+const AGENT = fileURLToPath(new URL("./lab-agent.mjs", import.meta.url));
 
 /** The lab's network: the gateway (the lab's root namespace, "the internet") and the machines' range. */
 export const LAB_NETWORK = { prefix: "198.18.0.0", length: 15, gateway: "198.18.0.1", firstMachine: 10 } as const;
@@ -390,7 +390,7 @@ export class Lab {
       "unshare",
       [
         ...["--user", "--map-root-user", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--"],
-        ...[process.execPath, "--import", "tsx", AGENT, BRIDGE, `${LAB_NETWORK.gateway}/${LAB_NETWORK.length}`, join(dir, "host-etc")],
+        ...[process.execPath, AGENT, BRIDGE, `${LAB_NETWORK.gateway}/${LAB_NETWORK.length}`, join(dir, "host-etc")],
       ],
       { cwd: REPO, stdio: ["pipe", "pipe", "pipe"] },
     );

@@ -1,6 +1,6 @@
 /**
  * A machine's own /etc: a directory of the lab that starts as links to the host's /etc (mounted at `hostEtc`
- * inside the lab, see lab-agent.ts) and becomes real, writable directories along every path the lab writes.
+ * inside the lab, see lab-agent.mjs) and becomes real, writable directories along every path the lab writes.
  * The host's files stay untouched and need no root; each machine writes its own hosts file, trust store and
  * whatever its cloud-init lays down.
  */
