@@ -24,6 +24,18 @@ describe("a worker booted from its rendered cloud-init serves node-exporter over
     return { status: stdout.slice(at + 1), body: stdout.slice(0, at) };
   }
 
+  function workerUserData(name: string): string {
+    return renderWorkerUserData({
+      env: "rehearsal",
+      fleet: "bbb",
+      name,
+      domain: DOMAIN,
+      scalerUrl: `https://${DOMAIN}/scaler`,
+      nodeExporterPasswordHash: nodeExporterPasswordHash(password),
+      bbbSecret: randomBytes(24).toString("hex"),
+    });
+  }
+
   beforeAll(async () => {
     const usable = await Lab.available();
     if (!usable.ok) throw new Error(usable.reason);
@@ -31,16 +43,7 @@ describe("a worker booted from its rendered cloud-init serves node-exporter over
     control = await lab.machine("control", { address: "198.18.0.2", hostnames: [DOMAIN] });
     worker = await lab.machine("worker-1", { hostnames: [HOSTNAME] });
     await applyCloudFirewall(worker, workerFirewallRules([], control.address));
-    const userData = renderWorkerUserData({
-      env: "rehearsal",
-      fleet: "bbb",
-      name: "worker-1",
-      domain: DOMAIN,
-      scalerUrl: `https://${DOMAIN}/scaler`,
-      nodeExporterPasswordHash: nodeExporterPasswordHash(password),
-      bbbSecret: randomBytes(24).toString("hex"),
-    });
-    boot = await bootFromUserData(lab, worker, userData);
+    boot = await bootFromUserData(lab, worker, workerUserData("worker-1"));
     await boot.services.waitUntilListening("prometheus-node-exporter", 9100);
   });
 
@@ -73,5 +76,16 @@ describe("a worker booted from its rendered cloud-init serves node-exporter over
     expect((await scrape(`https://${HOSTNAME}:9100/metrics`)).status).toBe("401");
     expect((await scrape(`https://${HOSTNAME}:9100/metrics`, "prometheus:not-the-password")).status).toBe("401");
     expect((await scrape(`http://${HOSTNAME}:9100/metrics`, `prometheus:${password}`)).status).toBe("400");
+  });
+
+  it("fails when the rendered flags and the program disagree (a deliberately broken variant)", async () => {
+    const broken = await lab.machine("worker-2", { hostnames: [`worker-2.${DOMAIN}`] });
+    const userData = workerUserData("worker-2");
+    const renamed = userData.replace("--web.config.file=", "--web.config=");
+    expect(renamed).not.toBe(userData);
+    const brokenBoot = await bootFromUserData(lab, broken, renamed);
+    await expect(brokenBoot.services.waitUntilListening("prometheus-node-exporter", 9100)).rejects.toThrow(
+      /unknown long flag '--web.config'/,
+    );
   });
 });
