@@ -70,6 +70,23 @@ describe("the rehearsal lab", () => {
     await listener.kill();
   });
 
+  it("lets a server of the test process answer inside a machine, over TLS for the machine's host name", async () => {
+    const address = outside.address();
+    if (address === null || typeof address === "string") throw new Error("no port");
+    const certificate = await lab.issueCertificate({ dns: ["alpha.lab.example"] });
+    await alpha.writeFile("/etc/ssl/alpha/cert.pem", certificate.certificatePem);
+    await alpha.writeFile("/etc/ssl/alpha/key.pem", certificate.privateKeyPem, 0o600);
+    const relay = await alpha.serveFromOutside(
+      { port: address.port },
+      { port: 443, tls: { certificatePath: "/etc/ssl/alpha/cert.pem", keyPath: "/etc/ssl/alpha/key.pem" } },
+    );
+    // beta verifies the certificate with its own trust store, which holds the lab CA.
+    const { stdout } = await beta.exec("curl", ["-sS", "-H", "x-from: beta via alpha", "https://alpha.lab.example/"]);
+    expect(stdout).toBe("cloud api\n");
+    expect(callers).toContain("beta via alpha");
+    await relay.kill();
+  });
+
   it("stop ends a machine's processes and keeps its address; crash removes its namespaces", async () => {
     const gamma = await lab.machine("gamma");
     await startListener(gamma, 7002);

@@ -23,6 +23,7 @@ import { hostPathOf, makeMachineDir, prepareRoot, writeMachineFile, type Machine
 const execFileAsync = promisify(execFile);
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const AGENT = fileURLToPath(new URL("./lab-agent.mjs", import.meta.url));
+const MACHINE_RELAY = fileURLToPath(new URL("./machine-relay.mjs", import.meta.url));
 
 /** The lab's network: the gateway (the lab's root namespace, "the internet") and the machines' range. */
 export const LAB_NETWORK = { prefix: "198.18.0.0", length: 15, gateway: "198.18.0.1", firstMachine: 10 } as const;
@@ -241,6 +242,28 @@ export class Machine {
     await waitFor(`${this.name} to listen on port ${port}`, async () => ((await listening(this.pid, port)) ? true : undefined), timeoutMs);
   }
 
+  /**
+   * Makes a server of the test process (on 127.0.0.1:`target.port`) answer in this machine at `listen` (default: every
+   * address, `port` as the target's), for emulated services that stand where real ones would (BigBlueButton's API on
+   * a worker, Scalelite on the control node). With `tls` (certificate and key paths as the machine sees them) the
+   * machine terminates TLS, as the real service's web server would. The relay is a process of the machine: stopping
+   * or crashing the machine ends it.
+   */
+  async serveFromOutside(
+    target: { port: number },
+    options: { host?: string; port?: number; tls?: { certificatePath: string; keyPath: string } } = {},
+  ): Promise<LabProcess> {
+    const socketPath = await this.lab.socketToLoopback(target.port);
+    const args = [MACHINE_RELAY, options.host ?? "0.0.0.0", String(options.port ?? target.port), socketPath];
+    if (options.tls) args.push(options.tls.certificatePath, options.tls.keyPath);
+    const relay = this.run(process.execPath, args);
+    await waitFor(`${this.name}'s relay to listen`, async () => {
+      if (!relay.running) throw new LabError(`${this.name}: relay ended: ${relay.stderr}`);
+      return relay.stdout.includes("listening") ? true : undefined;
+    });
+    return relay;
+  }
+
   /** Host PIDs of the machine's processes other than its init. */
   async processes(): Promise<number[]> {
     const own = await readlink(`/proc/${this.pid}/ns/pid`).catch(() => undefined);
@@ -316,6 +339,7 @@ export class Lab {
   private readonly machines = new Map<string, Machine>();
   private readonly servers: Server[] = [];
   private readonly sockets = new Set<Socket>();
+  private readonly loopbackSockets = new Map<number, Promise<string>>();
   private nextCommand = 1;
   private nextAddress: number = LAB_NETWORK.firstMachine;
   private nextLink = 1;
@@ -552,13 +576,22 @@ export class Lab {
    * the lab agent listens there and relays to a Unix socket that relays to `target` on 127.0.0.1.
    */
   async expose(target: { port: number }, options: { port?: number } = {}): Promise<{ host: string; port: number; url: string }> {
-    const socketPath = join(this.dir, `expose-${target.port}.sock`);
-    const server = createServer((client) => this.pipe(client, connect(target.port, "127.0.0.1")));
-    await new Promise<void>((resolve, reject) => server.once("error", reject).listen(socketPath, resolve));
-    this.servers.push(server);
+    const socketPath = await this.socketToLoopback(target.port);
     const port = options.port ?? target.port;
     await this.command({ op: "expose", host: LAB_NETWORK.gateway, port, socketPath });
     return { host: LAB_NETWORK.gateway, port, url: `http://${LAB_NETWORK.gateway}:${port}` };
+  }
+
+  /** @internal A Unix socket in the lab's directory whose connections go to 127.0.0.1:`port` outside; one per port. */
+  socketToLoopback(port: number): Promise<string> {
+    const existing = this.loopbackSockets.get(port);
+    if (existing) return existing;
+    const socketPath = join(this.dir, `loopback-${port}.sock`);
+    const server = createServer((client) => this.pipe(client, connect(port, "127.0.0.1")));
+    this.servers.push(server);
+    const listening = new Promise<string>((resolve, reject) => server.once("error", reject).listen(socketPath, () => resolve(socketPath)));
+    this.loopbackSockets.set(port, listening);
+    return listening;
   }
 
   /** Makes `host:port` in the lab reachable from the test process at 127.0.0.1:<forward.port>. */
