@@ -12,9 +12,11 @@ say() { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages the tests run for real -------------------------------------------------------------------
-declare -A package_of=([redis-server]=redis-server [prometheus]=prometheus [prometheus-node-exporter]=prometheus-node-exporter)
+# The rehearsal lab (test/rehearsal) also needs namespaces tools, nftables, openssl and curl.
+declare -A package_of=([redis-server]=redis-server [prometheus]=prometheus [prometheus-node-exporter]=prometheus-node-exporter
+  [nft]=nftables [ip]=iproute2 [nsenter]=util-linux [openssl]=openssl [curl]=curl)
 missing=()
-for program in redis-server prometheus prometheus-node-exporter; do
+for program in redis-server prometheus prometheus-node-exporter nft ip nsenter openssl curl; do
   if command -v "$program" >/dev/null 2>&1 || [ -x "/usr/bin/$program" ] || [ -x "/usr/sbin/$program" ]; then
     say "$program: present"
   else
