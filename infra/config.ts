@@ -212,16 +212,28 @@ const environmentConfigBase = z.strictObject({
   oci: ociSettings.optional(),
 });
 
-export const environmentConfigSchema = environmentConfigBase.superRefine((config, ctx) => {
-  checkWorkersCanInstall(config, ctx);
-  if (config.cloud === "oci" && config.oci === undefined) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["oci"],
-      message: "required when cloud is oci: compartmentId, availabilityDomain, imageId, workerImageId",
-    });
-  }
+/** The parts of a stack the install check reads; it runs when these parse, whatever else is wrong. */
+const installSubject = z.object({
+  cloud: z.string(),
+  workers: z.object({ defaultSize: serverSizeSchema, bbbVersion: bbbVersionSchema.optional() }),
+  ionos: z.object({ workerImage: z.string().optional() }).optional(),
+  digitalocean: z.object({ workerImage: z.string().optional() }).optional(),
 });
+
+export const environmentConfigSchema = environmentConfigBase
+  // Runs beside every other problem (missing secrets, min above max), so one preview lists them all.
+  .superRefine((config, ctx) => checkWorkersCanInstall(installSubject.parse(config), ctx), {
+    when: (payload) => installSubject.safeParse(payload.value).success,
+  })
+  .superRefine((config, ctx) => {
+    if (config.cloud === "oci" && config.oci === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["oci"],
+        message: "required when cloud is oci: compartmentId, availabilityDomain, imageId, workerImageId",
+      });
+    }
+  });
 export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
 
 /** The workers' image: the stack's own, or the Ubuntu release `workers.bbbVersion` installs on. */
@@ -238,8 +250,8 @@ export function workerImageOf(config: EnvironmentConfig): string {
 }
 
 /** bbb-install refuses a server below its minimum or on the wrong Ubuntu: refuse such a stack before anything is built. */
-function checkWorkersCanInstall(config: z.output<typeof environmentConfigBase>, ctx: z.RefinementCtx): void {
-  const version = config.workers.bbbVersion;
+function checkWorkersCanInstall(config: z.output<typeof installSubject>, ctx: z.RefinementCtx): void {
+  const version = config.workers.bbbVersion ?? DEFAULT_BBB_VERSION;
   const release = BBB_RELEASES[version];
   const size = config.workers.defaultSize;
   if (size.cores < release.minCores) {
