@@ -1,7 +1,8 @@
 // Every file an example stack renders, handed to the program that reads it on a real machine: cloud-init,
 // promtool, caddy, compose (compose-go), shellcheck, node-exporter, actionlint. `npm run setup` installs them.
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -288,5 +289,55 @@ describe("the pull-request workflow", () => {
     realTool("shellcheck");
     const result = await runTool("actionlint", ["-shellcheck", realTool("shellcheck"), "-color=false"], { cwd: process.cwd() });
     expectTool(result, "actionlint");
+  });
+
+  interface Step {
+    id?: string;
+    if?: string;
+    run?: string;
+    uses?: string;
+    env?: Record<string, string>;
+  }
+  const workflow = parse(readFileSync(".github/workflows/pulumi-preview.yml", "utf8")) as { jobs: { preview: { steps: Step[] } } };
+  const steps = workflow.jobs.preview.steps;
+
+  /** The gate step as the runner runs it: its `run` in bash, `${{ matrix.stack }}` and the repository's secrets in its env. */
+  async function dryRun(stack: string, secrets: Record<string, string>): Promise<{ ready: string; output: string }> {
+    const gate = steps.find((step) => step.id === "ready");
+    expect(gate?.run, "a gate step with id ready").toBeDefined();
+    const outputFile = join(workDir, `github-output-${stack}-${Object.keys(secrets).length}`);
+    await writeFile(outputFile, "");
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", GITHUB_OUTPUT: outputFile };
+    for (const [name, value] of Object.entries(gate?.env ?? {})) {
+      env[name] = value
+        .replace("${{ matrix.stack }}", stack)
+        .replace(/^\$\{\{ secrets\.(\w+) \}\}$/, (_match, secret: string) => secrets[secret] ?? "");
+    }
+    const { stdout } = await promisify(execFile)("bash", ["--noprofile", "--norc", "-e", "-o", "pipefail", "-c", gate?.run ?? ""], { env });
+    return { ready: /^ready=(\w+)$/m.exec(await readFile(outputFile, "utf8"))?.[1] ?? "", output: stdout };
+  }
+
+  const repositorySecrets = {
+    PULUMI_BACKEND_URL: "s3://state",
+    PULUMI_CONFIG_PASSPHRASE: "x",
+    IONOS_USERNAME: "u",
+    IONOS_PASSWORD: "p",
+    DIGITALOCEAN_TOKEN: "t",
+  };
+
+  it("skips an example stack whose secrets are not set, with a notice naming them, instead of failing its preview", async () => {
+    const { ready, output } = await dryRun("do-example", repositorySecrets);
+    expect(ready).toBe("false");
+    expect(output).toMatch(/^::notice title=preview of do-example skipped::.*confscale:scaleliteSecret.*confscale:nodeExporterPassword/m);
+    const preview = steps.find((step) => step.uses?.startsWith("pulumi/actions"));
+    expect(preview?.if).toBe("steps.ready.outputs.ready == 'true'");
+  });
+
+  it("previews a stack with its secrets set when the repository has its backend and cloud credentials", async () => {
+    expect((await dryRun("local", repositorySecrets)).ready).toBe("true");
+    const { IONOS_USERNAME: _u, IONOS_PASSWORD: _p, ...withoutIonos } = repositorySecrets;
+    const skipped = await dryRun("local", withoutIonos);
+    expect(skipped.ready).toBe("false");
+    expect(skipped.output).toMatch(/ionos credentials: the repository secrets IONOS_TOKEN or IONOS_USERNAME \+ IONOS_PASSWORD/);
   });
 });
