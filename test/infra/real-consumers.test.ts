@@ -9,6 +9,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { BBB_RELEASES } from "../../infra/config.js";
+import { controlNodeFirewallRules, workerFirewallRules } from "../../infra/firewall.js";
 import { CONTROL_NODE_SECRET_FILES, NODE_EXPORTER_RELEASE, SCALER_SHUTDOWN_GRACE_MS } from "../../infra/templates.js";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { startUntilReady } from "../harness/process.js";
@@ -145,6 +146,24 @@ describe.each(EXAMPLE_STACKS)("the files the %s stack renders, read by their rea
     // Behind Caddy, nginx passes on Caddy's X-Forwarded-Proto (https) instead of its own scheme (http).
     expect(compose.services["scalelite-nginx"]?.environment).toMatchObject({ NGINX_BEHIND_PROXY: "true" });
     expect(Object.keys(compose.services["scalelite-nginx"]?.environment ?? {})).not.toContain("NGINX_SSL");
+  });
+
+  it("publishes only ports the control node's firewall opens, and scrapes workers over IPv4, which their 9100 rule admits", () => {
+    const compose = parse(files.projectFiles["docker-compose.yml"] ?? "") as {
+      services: Record<string, { ports?: string[] }>;
+      networks?: Record<string, { enable_ipv6?: boolean } | null>;
+    };
+    const open = controlNodeFirewallRules(files.config.adminCidrs).map((rule) => `${rule.fromPort}/${rule.protocol}`);
+    const published = compose.services.caddy?.ports ?? [];
+    expect(published.length).toBeGreaterThan(0);
+    for (const port of published) {
+      // "443:443" or "443:443/udp": the host port and its protocol (tcp unless named).
+      expect(open, port).toContain(`${port.split(":")[0]}/${port.split("/")[1] ?? "tcp"}`);
+    }
+    // The compose network has no IPv6, so Prometheus's scrapes leave by the node's IPv4 address, the one the rule names.
+    expect(Object.values(compose.networks ?? {}).some((network) => network?.enable_ipv6 === true)).toBe(false);
+    const scrapeRule = workerFirewallRules(files.config.adminCidrs, "198.51.100.10").find((rule) => rule.fromPort === 9100);
+    expect(scrapeRule?.sourceCidrs).toEqual(["198.51.100.10/32"]);
   });
 
   it("gives the scaler the time its graceful stop takes, and systemd gives compose that much too", async () => {
