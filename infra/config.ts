@@ -49,6 +49,33 @@ export const timeWindowSchema = z
   .refine((window) => window.from < window.to, { message: "from must be earlier than to", path: ["to"] });
 export type TimeWindow = z.infer<typeof timeWindowSchema>;
 
+/**
+ * What each BigBlueButton release needs of a worker, from bbb-install (its README and its checks): the Ubuntu
+ * release it installs on, the installer branch and `-v` name, and the minimum it refuses to install below
+ * (`nproc` >= 4, MemTotal of about 4 GB; x86_64 only).
+ */
+export const BBB_RELEASES = {
+  "3.0": {
+    ubuntu: "22.04",
+    installBranch: "v3.0.x-release",
+    installVersion: "jammy-300",
+    images: { ionos: "ubuntu:22.04", digitalocean: "ubuntu-22-04-x64" },
+    minCores: 4,
+    minRamGb: 4,
+  },
+  "2.7": {
+    ubuntu: "20.04",
+    installBranch: "v2.7.x-release",
+    installVersion: "focal-270",
+    images: { ionos: "ubuntu:20.04", digitalocean: "ubuntu-20-04-x64" },
+    minCores: 4,
+    minRamGb: 4,
+  },
+} as const;
+export type BbbVersion = keyof typeof BBB_RELEASES;
+export const DEFAULT_BBB_VERSION: BbbVersion = "3.0";
+export const bbbVersionSchema = z.enum(Object.keys(BBB_RELEASES) as [BbbVersion, ...BbbVersion[]]);
+
 export const workerPolicySchema = z
   .strictObject({
     min: z.number().int().min(0),
@@ -92,6 +119,8 @@ export const workerPolicySchema = z
         perSeconds: z.number().int().min(1).default(300),
       })
       .default({ count: 10, perSeconds: 300 }),
+    /** The BigBlueButton release the workers install (BBB_RELEASES); its Ubuntu release follows from it. */
+    bbbVersion: bbbVersionSchema.default(DEFAULT_BBB_VERSION),
     /** Paused: no decisions at all. Dry run: decisions are recorded but marked not to be acted on. */
     paused: z.boolean().default(false),
     dryRun: z.boolean().default(false),
@@ -145,8 +174,7 @@ function requiredKeys(schema: z.ZodType): string[] {
 
 const SECRET_KEYS = ["scaleliteSecret", "grafanaAdminPassword", "nodeExporterPassword", "fleetBackendUrl", "fleetPassphrase"] as const;
 
-export const environmentConfigSchema = z
-  .strictObject({
+const environmentConfigBase = z.strictObject({
     cloud: z.enum(CLOUD_NAMES),
     region: z.string().min(1, "expected the cloud's region or location, e.g. de/fra, fra1, eu-frankfurt-1"),
     domain: hostname,
@@ -172,6 +200,20 @@ export const environmentConfigSchema = z
     /** Copy the scaler to the control node over SSH on `up`; off for an emulated cloud, whose nodes have no SSH. */
     deployScaler: z.boolean().optional(),
     ...cloudSettings,
+});
+
+/** The parts of a stack the install check reads; it runs when these parse, whatever else is wrong. */
+const installSubject = z.object({
+  cloud: z.string(),
+  workers: z.object({ defaultSize: serverSizeSchema, bbbVersion: bbbVersionSchema.optional() }),
+  ionos: z.object({ workerImage: z.string().optional() }).optional(),
+  digitalocean: z.object({ workerImage: z.string().optional() }).optional(),
+});
+
+export const environmentConfigSchema = environmentConfigBase
+  // Runs beside every other problem (missing secrets, min above max), so one preview lists them all.
+  .superRefine((config, ctx) => checkWorkersCanInstall(installSubject.parse(config), ctx), {
+    when: (payload) => installSubject.safeParse(payload.value).success,
   })
   .superRefine((config, ctx) => {
     const zone = config.dnsZone?.toLowerCase();
@@ -192,6 +234,45 @@ export const environmentConfigSchema = z
     }
   });
 export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
+
+/** The workers' image: the stack's own, or the Ubuntu release `workers.bbbVersion` installs on. */
+export function workerImageOf(config: EnvironmentConfig): string {
+  return PROVIDERS[config.cloud].images(config[config.cloud] as never, BBB_RELEASES[config.workers.bbbVersion].ubuntu).worker;
+}
+
+/** bbb-install refuses a server below its minimum or on the wrong Ubuntu: refuse such a stack before anything is built. */
+function checkWorkersCanInstall(config: z.output<typeof installSubject>, ctx: z.RefinementCtx): void {
+  const version = config.workers.bbbVersion ?? DEFAULT_BBB_VERSION;
+  const release = BBB_RELEASES[version];
+  const size = config.workers.defaultSize;
+  if (size.cores < release.minCores) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["workers", "defaultSize", "cores"],
+      message: `BigBlueButton ${version} needs at least ${release.minCores} cores per worker (${size.cores} given): bbb-install refuses fewer CPU cores`,
+    });
+  }
+  if (size.ramGb < release.minRamGb) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["workers", "defaultSize", "ramGb"],
+      message: `BigBlueButton ${version} needs at least ${release.minRamGb} GB of memory per worker (${size.ramGb} given): bbb-install refuses less`,
+    });
+  }
+  // An image named for another Ubuntu release than the one bbb-install checks for cannot install.
+  const image =
+    config.cloud === "ionos" ? config.ionos?.workerImage : config.cloud === "digitalocean" ? config.digitalocean?.workerImage : undefined;
+  const otherRelease = Object.values(BBB_RELEASES)
+    .map((other) => other.ubuntu)
+    .find((ubuntu) => ubuntu !== release.ubuntu && image !== undefined && image.replace(/-/g, ".").includes(ubuntu));
+  if (otherRelease !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: [config.cloud, "workerImage"],
+      message: `BigBlueButton ${version} installs on Ubuntu ${release.ubuntu} only, not ${otherRelease}: pick an Ubuntu ${release.ubuntu} image or set workers.bbbVersion`,
+    });
+  }
+}
 
 /** Keys whose values are strings as written; every other key holds YAML structure (JSON in Pulumi's config map). */
 const STRING_KEYS = new Set(["cloud", "region", "domain", "dnsZone", ...SECRET_KEYS]);

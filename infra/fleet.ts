@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { serverSizeSchema, workerNameSchema } from "./config.js";
+import { bbbVersionSchema, serverSizeSchema, workerNameSchema } from "./config.js";
 import { CLOUD_NAMES, PROVIDERS, providerFor } from "./clouds/index.js";
 import type { Placement } from "./clouds/types.js";
 import { workerFirewallRules } from "./firewall.js";
@@ -40,6 +40,8 @@ export const fleetTemplateSchema = z.strictObject({
   domain: z.string().min(1),
   scalerUrl: z.url(),
   controlNodeIp: z.string().min(1),
+  /** The BigBlueButton release the workers install (the environment's workers.bbbVersion). */
+  bbbVersion: bbbVersionSchema.optional(),
   adminCidrs: z.array(z.string()).min(1),
   sshPublicKeys: z.array(z.string()),
 });
@@ -86,6 +88,8 @@ export function defineFleet(spec: FleetSpec, env: Readonly<Record<string, string
         name: server.name,
         domain: spec.domain,
         scalerUrl: spec.scalerUrl,
+        controlNodeIp: spec.controlNodeIp,
+        ...(spec.bbbVersion === undefined ? {} : { bbbVersion: spec.bbbVersion }),
         nodeExporterPasswordHash: hash,
         bbbSecret,
       }),

@@ -143,8 +143,11 @@ export interface CloudProvider<Settings = unknown> {
   /** The key of the placement block this cloud's machines are placed with (the emulated cloud shares IONOS's). */
   readonly placementKey: "ionos" | "digitalocean" | "oci";
   readonly placementSchema: z.ZodType;
-  /** The control node's and the workers' images, from the settings or the cloud's defaults. */
-  images(settings: Settings | undefined): { control: string; worker: string };
+  /**
+   * The control node's and the workers' images, from the settings or the cloud's defaults: the workers' default is
+   * the cloud's image of the Ubuntu release (`22.04`) the stack's BigBlueButton version installs on.
+   */
+  images(settings: Settings | undefined, workerUbuntu: string): { control: string; worker: string };
   /** The login the cloud's image gives the operators' keys (root's keys get a forced command under `disable_root`). */
   readonly sshUser: string;
   /** The environment variables the cloud's credentials are read from, handed on to the scaler and its engine. */

@@ -214,7 +214,7 @@ function worker(
     {
       name,
       size: { cores: 4, ramGb: 16 },
-      image: provider.images(READINGS[provider.name as CloudName].settings).worker,
+      image: provider.images(READINGS[provider.name as CloudName].settings, "22.04").worker,
       userData: "#cloud-config\n",
       sshPublicKeys: ["ssh-ed25519 AAAA admin"],
       powerState: power,
@@ -265,7 +265,7 @@ describe.each(CLOUD_NAMES)("cloud provider contract: %s", (cloud) => {
   });
 
   it("has images for the control node and the workers", () => {
-    const images = provider.images(reading.settings);
+    const images = provider.images(reading.settings, "22.04");
     expect(images.control.length).toBeGreaterThan(0);
     expect(images.worker.length).toBeGreaterThan(0);
   });
@@ -310,7 +310,7 @@ describe.each(CLOUD_NAMES)("cloud provider contract: %s", (cloud) => {
       {
         name: `${env}-control`,
         size: { cores: 4, ramGb: 16 },
-        image: provider.images(reading.settings).control,
+        image: provider.images(reading.settings, "22.04").control,
         userData: "#cloud-config\n",
         sshPublicKeys: [],
         powerState: "running",

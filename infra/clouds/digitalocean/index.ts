@@ -19,8 +19,8 @@ import {
 /** The stack's `confscale:digitalocean` block. */
 export const digitalOceanSettingsSchema = z.strictObject({
   image: z.string().min(1).default("ubuntu-22-04-x64"),
-  /** The workers' image: BigBlueButton 2.7 installs on Ubuntu 20.04 only. */
-  workerImage: z.string().min(1).default("ubuntu-20-04-x64"),
+  /** The workers' image; by default the Ubuntu release of `workers.bbbVersion` (BBB_RELEASES in infra/config.ts). */
+  workerImage: z.string().min(1).optional(),
 });
 export type DigitalOceanSettings = z.infer<typeof digitalOceanSettingsSchema>;
 
@@ -168,7 +168,10 @@ export const digitalOceanProvider: CloudProvider<DigitalOceanSettings> = {
   settingsRequired: false,
   placementKey: "digitalocean",
   placementSchema: digitalOceanPlacementSchema,
-  images: (settings) => ({ control: settings?.image ?? "ubuntu-22-04-x64", worker: settings?.workerImage ?? "ubuntu-20-04-x64" }),
+  images: (settings, workerUbuntu) => ({
+    control: settings?.image ?? "ubuntu-22-04-x64",
+    worker: settings?.workerImage ?? `ubuntu-${workerUbuntu.replace(".", "-")}-x64`,
+  }),
   // cloud-init gives the image's default user the keys; root's get a forced command under `disable_root`.
   sshUser: "ubuntu",
   credentialVariables: DIGITALOCEAN_CREDENTIAL_VARIABLES,

@@ -27,8 +27,8 @@ export const ionosSettingsSchema = z.strictObject({
   /** Cloud DNS API base URL, default https://dns.de-fra.ionos.com. */
   dnsEndpoint: z.url().optional(),
   image: z.string().min(1).default("ubuntu:22.04"),
-  /** The workers' image: BigBlueButton 2.7 installs on Ubuntu 20.04 only. */
-  workerImage: z.string().min(1).default("ubuntu:20.04"),
+  /** The workers' image; by default the Ubuntu release of `workers.bbbVersion` (BBB_RELEASES in infra/config.ts). */
+  workerImage: z.string().min(1).optional(),
   /** How often a write's request status is polled (default 2 s); an emulator answers in milliseconds. */
   pollIntervalMs: z.number().int().min(10).max(60_000).optional(),
 });
@@ -147,7 +147,7 @@ export function ionosFamilyProvider(options: {
     settingsRequired: false,
     placementKey: "ionos",
     placementSchema: ionosPlacementSchema,
-    images: (settings) => ({ control: settings?.image ?? "ubuntu:22.04", worker: settings?.workerImage ?? "ubuntu:20.04" }),
+    images: (settings, workerUbuntu) => ({ control: settings?.image ?? "ubuntu:22.04", worker: settings?.workerImage ?? `ubuntu:${workerUbuntu}` }),
     sshUser: options.sshUser,
     credentialVariables: IONOS_CREDENTIAL_VARIABLES,
     apiVariables: ["IONOS_API_URL"],

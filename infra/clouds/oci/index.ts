@@ -28,8 +28,8 @@ export const ociSettingsSchema = z.strictObject({
   compartmentId: z.string().regex(/^ocid1\.compartment\./, "expected a compartment OCID (ocid1.compartment.…)"),
   availabilityDomain: z.string().min(1),
   imageId: z.string().regex(/^ocid1\.image\./, "expected an image OCID (ocid1.image.…)"),
-  /** The workers' image, an Ubuntu 20.04 image of the region (BigBlueButton 2.7 installs on 20.04 only). */
-  workerImageId: z.string().regex(/^ocid1\.image\./, "expected the OCID of an Ubuntu 20.04 image (ocid1.image.…)"),
+  /** The workers' image: an x86_64 Ubuntu image of the region, of the release `workers.bbbVersion` installs on. */
+  workerImageId: z.string().regex(/^ocid1\.image\./, "expected the OCID of an Ubuntu image (ocid1.image.…) for the workers"),
   shape: z.string().min(1).optional(),
 });
 export type OciSettings = z.infer<typeof ociSettingsSchema>;
