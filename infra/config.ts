@@ -175,31 +175,31 @@ function requiredKeys(schema: z.ZodType): string[] {
 const SECRET_KEYS = ["scaleliteSecret", "grafanaAdminPassword", "nodeExporterPassword", "fleetBackendUrl", "fleetPassphrase"] as const;
 
 const environmentConfigBase = z.strictObject({
-    cloud: z.enum(CLOUD_NAMES),
-    region: z.string().min(1, "expected the cloud's region or location, e.g. de/fra, fra1, eu-frankfurt-1"),
-    domain: hostname,
-    /** The DNS zone, held by the cloud's DNS service, in which each worker gets `<name>.<domain>` (A, and AAAA with IPv6). */
-    dnsZone: hostname.optional(),
-    adminCidrs: z.array(cidr).min(1, "expected at least one CIDR allowed to reach SSH"),
-    sshPublicKeys: z.array(sshPublicKey).min(1, "expected at least one SSH public key"),
-    controlNode: serverSizeSchema.default({ cores: 4, ramGb: 8 }),
-    scaleliteSecret: secretString(32),
-    grafanaAdminPassword: secretString(12),
-    nodeExporterPassword: secretString(12),
-    workers: workerPolicySchema,
-    /** The fleet stack's Pulumi backend (s3://…, or file:///var/lib/confscale/state on the node's volume); a secret: it may carry keys. */
-    fleetBackendUrl: z
-      .string()
-      .regex(
-        /^(s3|file|gs|azblob|https):\/\//,
-        "expected a Pulumi backend URL such as s3://bucket?endpoint=… or file:///var/lib/confscale/state",
-      )
-      .optional(),
-    /** Passphrase of the fleet stack's secrets provider. */
-    fleetPassphrase: secretString(16).optional(),
-    /** Copy the scaler to the control node over SSH on `up`; off for an emulated cloud, whose nodes have no SSH. */
-    deployScaler: z.boolean().optional(),
-    ...cloudSettings,
+  cloud: z.enum(CLOUD_NAMES),
+  region: z.string().min(1, "expected the cloud's region or location, e.g. de/fra, fra1, eu-frankfurt-1"),
+  domain: hostname,
+  /** The DNS zone, held by the cloud's DNS service, in which each worker gets `<name>.<domain>` (A, and AAAA with IPv6). */
+  dnsZone: hostname.optional(),
+  adminCidrs: z.array(cidr).min(1, "expected at least one CIDR allowed to reach SSH"),
+  sshPublicKeys: z.array(sshPublicKey).min(1, "expected at least one SSH public key"),
+  controlNode: serverSizeSchema.default({ cores: 4, ramGb: 8 }),
+  scaleliteSecret: secretString(32),
+  grafanaAdminPassword: secretString(12),
+  nodeExporterPassword: secretString(12),
+  workers: workerPolicySchema,
+  /** The fleet stack's Pulumi backend (s3://…, or file:///var/lib/confscale/state on the node's volume); a secret: it may carry keys. */
+  fleetBackendUrl: z
+    .string()
+    .regex(
+      /^(s3|file|gs|azblob|https):\/\//,
+      "expected a Pulumi backend URL such as s3://bucket?endpoint=… or file:///var/lib/confscale/state",
+    )
+    .optional(),
+  /** Passphrase of the fleet stack's secrets provider. */
+  fleetPassphrase: secretString(16).optional(),
+  /** Copy the scaler to the control node over SSH on `up`; off for an emulated cloud, whose nodes have no SSH. */
+  deployScaler: z.boolean().optional(),
+  ...cloudSettings,
 });
 
 /** The parts of a stack the install check reads; it runs when these parse, whatever else is wrong. */

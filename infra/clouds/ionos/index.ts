@@ -147,7 +147,10 @@ export function ionosFamilyProvider(options: {
     settingsRequired: false,
     placementKey: "ionos",
     placementSchema: ionosPlacementSchema,
-    images: (settings, workerUbuntu) => ({ control: settings?.image ?? "ubuntu:22.04", worker: settings?.workerImage ?? `ubuntu:${workerUbuntu}` }),
+    images: (settings, workerUbuntu) => ({
+      control: settings?.image ?? "ubuntu:22.04",
+      worker: settings?.workerImage ?? `ubuntu:${workerUbuntu}`,
+    }),
     sshUser: options.sshUser,
     credentialVariables: IONOS_CREDENTIAL_VARIABLES,
     apiVariables: ["IONOS_API_URL"],
