@@ -152,6 +152,8 @@ export interface CloudProvider<Settings = unknown> {
   readonly sshUser: string;
   /** The environment variables the cloud's credentials are read from, handed on to the scaler and its engine. */
   readonly credentialVariables: readonly string[];
+  /** The sets of credential variables that each sign in on their own (IONOS: a token, or a user name and password). */
+  readonly credentialSets: readonly (readonly string[])[];
   /** Variables that point the cloud's API elsewhere (an emulator, a test double), handed on like the credentials. */
   readonly apiVariables: readonly string[];
   readonly plugins: readonly PluginNeed[];

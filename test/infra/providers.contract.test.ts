@@ -244,6 +244,8 @@ describe.each(CLOUD_NAMES)("cloud provider contract: %s", (cloud) => {
       expect(variable).toMatch(/^[A-Z][A-Z0-9_]*$/);
       expect(CLOUD_VARIABLES).toContain(variable);
     }
+    expect(provider.credentialSets.length).toBeGreaterThan(0);
+    for (const set of provider.credentialSets) for (const variable of set) expect(provider.credentialVariables).toContain(variable);
     for (const variable of provider.apiVariables) {
       expect(variable).toMatch(/^[A-Z][A-Z0-9_]*$/);
       expect(CLOUD_VARIABLES).toContain(variable);

@@ -175,6 +175,7 @@ export const digitalOceanProvider: CloudProvider<DigitalOceanSettings> = {
   // cloud-init gives the image's default user the keys; root's get a forced command under `disable_root`.
   sshUser: "ubuntu",
   credentialVariables: DIGITALOCEAN_CREDENTIAL_VARIABLES,
+  credentialSets: [DIGITALOCEAN_CREDENTIAL_VARIABLES],
   apiVariables: ["DIGITALOCEAN_API_URL"],
   plugins: [{ name: "digitalocean", npmPackage: "@pulumi/digitalocean" }],
   pulumiProvider: () => undefined,

@@ -153,6 +153,7 @@ export function ionosFamilyProvider(options: {
     }),
     sshUser: options.sshUser,
     credentialVariables: IONOS_CREDENTIAL_VARIABLES,
+    credentialSets: [["IONOS_TOKEN"], ["IONOS_USERNAME", "IONOS_PASSWORD"]],
     apiVariables: ["IONOS_API_URL"],
     // A dynamic provider: it runs in the engine's Node.js plugin host, no provider plugin to install.
     plugins: [],

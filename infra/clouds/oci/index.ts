@@ -390,6 +390,8 @@ export const ociProvider: CloudProvider<OciSettings> = {
   // Oracle's Ubuntu images log the operators' keys in as `ubuntu`.
   sshUser: "ubuntu",
   credentialVariables: OCI_CREDENTIAL_VARIABLES,
+  // The region comes from the stack.
+  credentialSets: [OCI_CREDENTIAL_VARIABLES.filter((name) => name !== "OCI_REGION")],
   apiVariables: ["OCI_API_URL"],
   plugins: [{ name: "oci", npmPackage: "@pulumi/oci" }],
   pulumiProvider: ociPulumiProvider,
