@@ -1,16 +1,24 @@
 // `npm run preview -- <stack>`: `pulumi preview --diff` of an environment stack, the job a CI check posts on a
 // pull request. The backend and passphrase come from the usual PULUMI_BACKEND_URL / PULUMI_CONFIG_PASSPHRASE
 // (or PULUMI_ACCESS_TOKEN for Pulumi Cloud).
-import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { selectEnvironmentStack } from "../infra/workspace.js";
+import { parseCommandLine, UsageError } from "../scaler/commandLine.js";
 
-const { positionals } = parseArgs({ allowPositionals: true });
-const stackName = positionals[0];
-if (stackName === undefined || positionals.length > 1) {
-  console.error("usage: npm run preview -- <stack>   (an environment in stacks/Pulumi.<stack>.yaml)");
-  process.exit(2);
-}
+const stackName = parseCommandLine(
+  {
+    name: "npm run preview",
+    usage: `usage: npm run preview -- <stack>
+  pulumi preview --diff of the environment stack whose config is stacks/Pulumi.<stack>.yaml.
+  The backend and passphrase come from PULUMI_BACKEND_URL and PULUMI_CONFIG_PASSPHRASE (or PULUMI_ACCESS_TOKEN).`,
+    flags: {},
+    allowPositionals: true,
+  },
+  ({ positionals }) => {
+    if (positionals.length !== 1) throw new UsageError("expected one stack name, e.g. npm run preview -- dev");
+    return positionals[0] as string;
+  },
+);
 
 const projectDir = fileURLToPath(new URL("..", import.meta.url));
 const stack = await selectEnvironmentStack(stackName, { workDir: projectDir });
