@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   if (settings.fleet !== undefined) {
     // The fleet's state lives in Redis: wait for it rather than fail the first period.
     if (redis.status !== "ready") await once(redis, "ready");
-    fleet = await openFleetRuntime(settings.fleet, { redis, keyPrefix: settings.redis.keyPrefix, store, logger });
+    fleet = await openFleetRuntime(settings.fleet, { redis, keyPrefix: settings.redis.keyPrefix, store, logger, metrics });
   }
   const workers = await SidecarWorkers.start(settings, logger);
   const app = createApp({
