@@ -17,6 +17,7 @@ import { parseCommandLine, UsageError } from "../scaler/commandLine.js";
 import type { FleetPeriod } from "../scaler/fleetController.js";
 import { openFleetRuntime } from "../scaler/fleetRuntime.js";
 import { createLogger } from "../scaler/log.js";
+import { createMetrics } from "../scaler/metrics.js";
 import { parseSettings } from "../scaler/settings.js";
 import { connectRedis, ScalerStore } from "../scaler/store/store.js";
 import { Emulator } from "../test/emulator/emulator.js";
@@ -193,7 +194,9 @@ try {
   });
   const logger = createLogger("demo", "silent");
   const now = () => emulator.clock.now();
+  const metrics = createMetrics(() => store.countsByGroup());
   const { controller, view } = await openFleetRuntime(settings.fleet!, {
+    metrics,
     redis,
     keyPrefix: settings.redis.keyPrefix,
     store,
@@ -213,7 +216,7 @@ try {
     return [...sizes].map(([key, count]) => `${count}×${key}`).join(" ");
   };
 
-  const app = createApp({ store, settings, fleets: [view], logger });
+  const app = createApp({ store, settings, metrics, fleets: [view], logger, now });
   const server = listen(app, "127.0.0.1", scalerPort);
   cleanups.push(() => new Promise((resolve) => server.close(resolve)));
   say(`scaler on http://127.0.0.1:${scalerPort}  (fleet status: /fleets/bbb, Prometheus targets: /fleets/bbb/targets, metrics: /metrics)`);

@@ -12,9 +12,9 @@ say() { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages the tests run for real -------------------------------------------------------------------
-declare -A package_of=([redis-server]=redis-server [prometheus]=prometheus [prometheus-node-exporter]=prometheus-node-exporter)
+declare -A package_of=([redis-server]=redis-server [prometheus]=prometheus [prometheus-node-exporter]=prometheus-node-exporter [chromium]=chromium)
 missing=()
-for program in redis-server prometheus prometheus-node-exporter; do
+for program in redis-server prometheus prometheus-node-exporter chromium; do
   if command -v "$program" >/dev/null 2>&1 || [ -x "/usr/bin/$program" ] || [ -x "/usr/sbin/$program" ]; then
     say "$program: present"
   else
