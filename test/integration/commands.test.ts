@@ -13,6 +13,8 @@ const COMMANDS = {
   scaler: "scaler/main.ts",
   preview: "scripts/preview.ts",
   confscale: "scaler/cli.ts",
+  "bench:fleet": "test/bench/fleet-up.ts",
+  "bench:emulator": "test/bench/emulator-scale.ts",
 } as const;
 type CommandName = keyof typeof COMMANDS;
 
@@ -41,6 +43,8 @@ describe("every command answers --help and refuses an unknown flag with one line
     scaler: "npm run scaler: ",
     preview: "npm run preview: ",
     confscale: "confscale: ",
+    "bench:fleet": "npm run bench:fleet: ",
+    "bench:emulator": "npm run bench:emulator: ",
   };
 
   for (const command of Object.keys(COMMANDS) as CommandName[]) {
