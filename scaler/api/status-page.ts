@@ -165,10 +165,19 @@ export function windowsAt(policy: Pick<WorkerPolicy, "min" | "timeZone" | "windo
   };
 }
 
+/** The pause the fleet's status reports, where it carries one (`paused: {scope, by}` or null). */
+function statusPause(status: FleetStatus): { scope?: unknown; by?: unknown } | undefined {
+  const paused = (status as unknown as { paused?: unknown }).paused;
+  return paused !== null && typeof paused === "object" ? paused : paused === true ? {} : undefined;
+}
+
 function scalingBanner(data: FleetPageData): string {
-  if (data.globalPause.paused) return `<span class="banner paused">All scaling paused by ${escape(data.globalPause.by ?? "?")}</span>`;
-  const statusPaused = (data.status as unknown as { paused?: unknown }).paused;
-  if (data.groupPaused || data.policy?.paused === true || statusPaused === true)
+  const reported = statusPause(data.status);
+  if (data.globalPause.paused || reported?.scope === "global") {
+    const by = data.globalPause.by ?? (typeof reported?.by === "string" ? reported.by : "?");
+    return `<span class="banner paused">All scaling paused by ${escape(by)}</span>`;
+  }
+  if (data.groupPaused || data.policy?.paused === true || reported !== undefined)
     return `<span class="banner paused">Scaling of this fleet paused</span>`;
   if (data.policy?.dryRun === true) return `<span class="banner dry">Dry run: decisions recorded, not acted on</span>`;
   return `<span class="banner running">Scaling active</span>`;

@@ -54,7 +54,7 @@ describe("the fleet page", () => {
       now: berlin("2026-11-23T10:00:00"),
       ...changes,
     });
-  const server = { cores: 4, ramGb: 16, power: "running" };
+  const server = { cores: 4, ramGb: 16, power: "running", lastCheckIn: null };
 
   it("marks stale readings, and says how the policy counts a server without metrics", () => {
     const html = page([
@@ -81,6 +81,19 @@ describe("the fleet page", () => {
   it("shows a pause, global or of the fleet, and a last check-in when the status carries one", () => {
     expect(page([], { globalPause: { paused: true, by: "ops" } })).toContain("All scaling paused by ops");
     expect(page([], { groupPaused: true })).toContain("Scaling of this fleet paused");
+    // As the fleet's status reports a pause.
+    const paused = (scope: string, by: string | null) =>
+      fleetPage({
+        status: { fleet: "bbb", starting: false, servers: [], lastPeriod: null, sanity: null, paused: { scope, by } } as never,
+        policy,
+        groupPaused: false,
+        globalPause: { paused: false },
+        recent: [],
+        now: berlin("2026-11-23T10:00:00"),
+      });
+    expect(paused("global", "ops")).toContain("All scaling paused by ops");
+    expect(paused("fleet", null)).toContain("Scaling of this fleet paused");
+    expect(page([])).toContain("Scaling active");
     const html = page([{ ...server, name: "bbb-1", phase: "active", lastCheckIn: "2026-11-23T08:59:30.000Z" } as never]);
     expect(html).toContain("2026-11-23 09:59:30");
   });
