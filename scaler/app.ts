@@ -10,8 +10,8 @@ import type { OperableFleet } from "./api/fleets.js";
 import { healthRoutes, metricsRoutes } from "./api/health.js";
 import { HttpError } from "./api/http.js";
 import { sidecarHandler, type ErrorAnswer, type SidecarHandler, type SidecarHandlerDeps } from "./api/sidecar.js";
-import { statusPage } from "./api/status-page.js";
-import { FleetStartingError } from "./fleetController.js";
+import { fleetPage, fleetPageData, statusPage } from "./api/status-page.js";
+import { FleetStartingError, type FleetStatus } from "./fleetController.js";
 import { createLogger, type Logger } from "./log.js";
 import { MetricsUnavailableError, createMetrics, type MetricsSnapshot, type ScalerMetrics } from "./metrics.js";
 import type { Settings } from "./settings.js";
@@ -29,10 +29,13 @@ export interface AppDeps {
   fleets?: readonly FleetView[];
   /** The check-in workers' metrics, which `/metrics` serves summed with this process's. */
   workerMetrics?: () => Promise<readonly MetricsSnapshot[]>;
+  /** The fleets' clock (an emulated cloud brings its own), for the time windows the status pages show. */
+  now?: () => number;
 }
 
 /** What the HTTP surface shows of a fleet the scaler drives, and what operators can do with it. */
 export interface FleetView extends OperableFleet {
+  status(): FleetStatus;
   scrapeTargets(): { targets: string[]; labels: Record<string, string> }[];
 }
 
@@ -64,12 +67,20 @@ export function createApp(deps: AppDeps): HttpSurface {
   app.route("/", healthRoutes({ store }));
   app.route("/", metricsRoutes({ metrics, ...(deps.workerMetrics === undefined ? {} : { workerMetrics: deps.workerMetrics }) }));
   app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens, fleets: deps.fleets ?? [] }));
-  app.get("/", async (c) => c.html(await statusPage(store)));
   const fleets = new Map((deps.fleets ?? []).map((fleet) => [fleet.name, fleet]));
+  const now = deps.now ?? Date.now;
+  // A browser asks for HTML and gets the page a person reads; scripts and Prometheus get JSON.
+  const wantsHtml = (accept: string | undefined) => (accept ?? "").includes("text/html");
+  app.get("/", async (c) =>
+    c.html(await statusPage(store, await Promise.all([...fleets.values()].map((fleet) => fleetPageData(store, fleet.status(), now()))))),
+  );
   app.get("/fleets", (c) => c.json([...fleets.values()].map((fleet) => fleet.status())));
-  app.get("/fleets/:name", (c) => {
+  app.get("/fleets/:name", async (c) => {
     const fleet = fleets.get(c.req.param("name"));
-    return fleet === undefined ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404) : c.json(fleet.status());
+    if (fleet === undefined) return c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404);
+    return wantsHtml(c.req.header("accept"))
+      ? c.html(fleetPage(await fleetPageData(store, fleet.status(), now())))
+      : c.json(fleet.status());
   });
   // Prometheus `http_sd_configs` of a fleet's workers (node-exporter with TLS and basic auth on each).
   app.get("/fleets/:name/targets", (c) => {
