@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { forecastPointSchema, type ForecastPoint } from "../policy/types.js";
 import { TurnBatcher } from "./batcher.js";
-import { StoreConflictError, StoreUnavailableError } from "./errors.js";
+import { StoreConflictError, replyError, storeFault } from "./errors.js";
 import {
   INSTANCE_STATES,
   type AuditEntry,
@@ -55,27 +55,37 @@ export function connectRedis(url: string, commandTimeoutMs: number): Redis {
   });
 }
 
+/**
+ * One segment of a key: ids are percent-encoded (`encodeURIComponent`), so no id holds a `:` and none can name another
+ * key (an instance `jvb-2:audit` would otherwise be the audit stream of `jvb-2`). Ids of letters, digits, `_ . -` are
+ * unchanged by it.
+ */
+const segment = (id: string): string => encodeURIComponent(id);
+
 /** Where each piece of state lives; every key starts with the configured prefix. */
-class Keys {
+export class Keys {
   constructor(private readonly prefix: string) {}
   groups = () => `${this.prefix}groups`;
   globalPause = () => `${this.prefix}paused`;
-  group = (group: string) => `${this.prefix}group:${group}`;
-  live = (group: string) => `${this.prefix}group:${group}:live`;
-  stress = (group: string) => `${this.prefix}group:${group}:stress`;
-  groupAudit = (group: string) => `${this.prefix}group:${group}:audit`;
-  instance = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}`;
-  commands = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}:commands`;
-  instanceAudit = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}:audit`;
-  loadProfile = (group: string) => `${this.prefix}group:${group}:load-profile`;
+  /** Written by the readiness probe: a Redis that refuses writes is not ready. */
+  writeProbe = () => `${this.prefix}ready-probe`;
+  group = (group: string) => `${this.prefix}group:${segment(group)}`;
+  live = (group: string) => `${this.group(group)}:live`;
+  stress = (group: string) => `${this.group(group)}:stress`;
+  groupAudit = (group: string) => `${this.group(group)}:audit`;
+  instance = (group: string, instance: string) => `${this.group(group)}:instance:${segment(instance)}`;
+  commands = (group: string, instance: string) => `${this.instance(group, instance)}:commands`;
+  instanceAudit = (group: string, instance: string) => `${this.instance(group, instance)}:audit`;
+  loadProfile = (group: string) => `${this.group(group)}:load-profile`;
 }
 
 export type DesiredChange = { groupId: string; from: number; to: number };
 
-/** A check-in waiting for its batch's script, stamped with the time it arrived. */
+/** A check-in waiting for its batch's script: its group and instance, and its script arguments after the group's number. */
 interface PendingCheckIn {
-  report: CheckIn;
-  now: number;
+  group: string;
+  instanceId: string;
+  args: (string | number)[];
 }
 
 /** Check-ins written by one script call at most: a script holds Redis for its whole run (tens of µs per check-in). */
@@ -235,7 +245,8 @@ export class ScalerStore {
    */
   async checkIn(report: CheckIn): Promise<CheckInReply> {
     const { group } = report.details;
-    const reply = await this.checkIns.submit({ report, now: this.now() });
+    // Encoded here, not in the batch: a report that cannot be encoded fails alone.
+    const reply = await this.checkIns.submit(pendingCheckIn(report, this.now()));
     if (reply[0] === "unknown_group") {
       throw new StoreConflictError("group_not_found", "instance.group", `group ${group} is not configured on this scaler`);
     }
@@ -246,6 +257,7 @@ export class ScalerStore {
         `group ${group} holds ${reply[1]} instances, not ${report.details.instanceType}`,
       );
     }
+    if (reply[0] === "error") throw storeFault("checkIn", replyError(reply[1] ?? "check-in failed"));
     return { shutdown: reply[1] === "1", reconfigure: reply[2] === "" || reply[2] === undefined ? null : reply[2] };
   }
 
@@ -491,8 +503,7 @@ export class ScalerStore {
     const groupKeys: string[] = [];
     const checkInKeys: string[] = [];
     const checkInArgs: (string | number)[] = [];
-    for (const { report, now } of batch) {
-      const { instanceId, group } = report.details;
+    for (const { group, instanceId, args } of batch) {
       let groupNumber = groupNumbers.get(group);
       if (groupNumber === undefined) {
         groupNumber = groupNumbers.size + 1;
@@ -500,20 +511,7 @@ export class ScalerStore {
         groupKeys.push(k.group(group), k.live(group), k.stress(group), k.groupAudit(group));
       }
       checkInKeys.push(k.instance(group, instanceId), k.commands(group, instanceId), k.instanceAudit(group, instanceId));
-      checkInArgs.push(
-        groupNumber,
-        report.details.instanceType,
-        now,
-        report.kind,
-        JSON.stringify(report.details),
-        report.stats === undefined ? "" : JSON.stringify(report.stats),
-        report.stress === undefined ? "" : String(report.stress),
-        report.shuttingDown ? "1" : "0",
-        report.reconfigureComplete ?? "",
-        report.reconfigureError ? "1" : "0",
-        instanceId,
-        report.sidecarTimestamp === undefined ? "" : String(report.sidecarTimestamp),
-      );
+      checkInArgs.push(groupNumber, ...args);
     }
     const args = [
       ttl.idleSeconds * 1000,
@@ -533,15 +531,33 @@ export class ScalerStore {
     return JSON.stringify({ at, actor, ...(instanceId === undefined ? {} : { instanceId }) }).slice(0, -1);
   }
 
-  /** Runs Redis work, turning connection failures and timeouts into `StoreUnavailableError`. */
+  /** Runs Redis work, turning connection failures, timeouts and refusals into `StoreUnavailableError`. */
   private async call<T>(operation: string, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } catch (error) {
-      if (error instanceof Error && error.name === "ReplyError") throw error;
-      throw new StoreUnavailableError(operation, error);
+      throw storeFault(operation, error);
     }
   }
+}
+
+/** A check-in's script arguments after its group's number (see `checkInsScript`), stamped with the time it arrived. */
+function pendingCheckIn(report: CheckIn, now: number): PendingCheckIn {
+  const { instanceId, group } = report.details;
+  const args = [
+    report.details.instanceType,
+    now,
+    report.kind,
+    JSON.stringify(report.details),
+    report.stats === undefined ? "" : JSON.stringify(report.stats),
+    report.stress === undefined ? "" : String(report.stress),
+    report.shuttingDown ? "1" : "0",
+    report.reconfigureComplete ?? "",
+    report.reconfigureError ? "1" : "0",
+    instanceId,
+    report.sidecarTimestamp === undefined ? "" : String(report.sidecarTimestamp),
+  ];
+  return { group, instanceId, args };
 }
 
 function groupNotFound(id: string): StoreConflictError {

@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisServer } from "../harness/redis.js";
+import { KeyServer, TOKENS, call, groupBody, signSidecarToken, startScaler, type ScalerUnderTest } from "./scaler-fixture.js";
+
+let redis: RedisServer;
+let keys: KeyServer;
+let scaler: ScalerUnderTest;
+let token: string;
+
+beforeAll(async () => {
+  redis = await RedisServer.start();
+  keys = await KeyServer.start();
+  scaler = await startScaler(redis, keys.baseUrl);
+  token = await signSidecarToken(await keys.newKey("sidecar-hardening"));
+  for (const id of ["colons", "batch", "deep"]) {
+    expect((await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody(id, "JVB") })).status).toBe(201);
+  }
+});
+
+afterAll(async () => {
+  await scaler?.stop();
+  await keys?.stop();
+  await redis?.stop();
+});
+
+const poll = (group: string, instanceId: string) =>
+  call(scaler.url, "POST", "/sidecar/poll", { token, body: { instanceId, instanceType: "JVB", group } });
+const status = (group: string, instanceId: string, stats: Record<string, unknown> = { stress_level: 0.3 }) =>
+  call(scaler.url, "POST", "/sidecar/status", { token, body: { instance: { instanceId, instanceType: "JVB", group }, stats } });
+
+describe("instance ids that hold a ':'", () => {
+  it("name their own keys: a poll as jvb-2:audit or jvb-2:commands leaves jvb-2 working and its shutdown pending", async () => {
+    expect((await poll("colons", "jvb-2")).status).toBe(200);
+    const shutdown = await call(scaler.url, "POST", "/api/v1/groups/colons/shutdown", {
+      token: TOKENS.operator,
+      body: { instances: ["jvb-2"] },
+    });
+    expect(shutdown.status).toBe(202);
+    const commandsKey = scaler.store.keys.commands("colons", "jvb-2");
+    const ttlBefore = await scaler.store.redis.pttl(commandsKey);
+    expect(ttlBefore).toBeGreaterThan(60 * 60 * 1000);
+
+    for (const impostor of ["jvb-2:audit", "jvb-2:commands"]) {
+      const reply = await poll("colons", impostor);
+      expect(reply, impostor).toEqual({ status: 200, body: { shutdown: false, reconfigure: null } });
+    }
+
+    expect(await scaler.store.redis.pttl(commandsKey)).toBeGreaterThan(ttlBefore - 60_000);
+    expect(await poll("colons", "jvb-2")).toEqual({ status: 200, body: { shutdown: true, reconfigure: null } });
+    const audit = await call(scaler.url, "GET", "/api/v1/groups/colons/instances/jvb-2/audit", { token: TOKENS.viewer });
+    expect(audit.status).toBe(200);
+    expect((audit.body.entries as { kind: string }[]).map((entry) => entry.kind)).toContain("shutdown.delivered");
+    const impostorAudit = await call(scaler.url, "GET", "/api/v1/groups/colons/instances/jvb-2:audit/audit", { token: TOKENS.viewer });
+    expect((impostorAudit.body.entries as { instanceId: string }[]).every((entry) => entry.instanceId === "jvb-2:audit")).toBe(true);
+    const report = await call(scaler.url, "GET", "/api/v1/groups/colons/report", { token: TOKENS.viewer });
+    const ids = (report.body.instances as { instanceId: string }[]).map((instance) => instance.instanceId).sort();
+    expect(ids).toEqual(["jvb-2", "jvb-2:audit", "jvb-2:commands"]);
+  });
+});
+
+describe("a batch of check-ins", () => {
+  it("answers each on its own: one that Redis refuses fails alone, the others are written", async () => {
+    // A key of the wrong type where one instance's state belongs, as a stray write or an old layout would leave it.
+    await scaler.store.redis.set(scaler.store.keys.instance("batch", "jvb-broken"), "not a hash");
+    const ids = Array.from({ length: 30 }, (_, index) => (index === 7 ? "jvb-broken" : `jvb-${index}`));
+    // Submitted in one turn of the event loop: the store writes them with one script call.
+    const outcomes = await Promise.allSettled(
+      ids.map((instanceId) =>
+        scaler.store.checkIn({
+          kind: "status",
+          details: { instanceId, instanceType: "JVB", group: "batch" },
+          stats: { stress_level: 0.3 },
+          stress: 0.3,
+          shuttingDown: false,
+          reconfigureError: false,
+        }),
+      ),
+    );
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(ids.map((id) => (id === "jvb-broken" ? "rejected" : "fulfilled")));
+    const report = await call(scaler.url, "GET", "/api/v1/groups/batch/report", { token: TOKENS.viewer });
+    expect(report.body).toMatchObject({ counts: { running: 29 } });
+    // Over HTTP the refused one is a server error, not a hang or a 200.
+    expect((await status("batch", "jvb-broken")).status).toBe(500);
+    expect((await status("batch", "jvb-3")).status).toBe(200);
+  });
+});
