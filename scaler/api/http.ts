@@ -2,6 +2,7 @@ import { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
+import { jsonShapeProblem } from "./jsonShape.js";
 
 export interface FieldProblem {
   field: string;
@@ -43,14 +44,21 @@ export async function readJsonValue(c: Context, maxBytes: number): Promise<unkno
   return parseJsonBody(await readBody(c, maxBytes));
 }
 
-/** A request body's JSON, not yet validated; an empty or broken body is a 400 naming `body`. */
+/**
+ * A request body's JSON, not yet validated; an empty or broken body is a 400 naming `body`, one nested too deep or
+ * with too many or too long members (`JSON_LIMITS`) a 400 naming the field.
+ */
 export function parseJsonBody(text: string): unknown {
   if (text.trim() === "") throw invalid([{ field: "body", message: "expected a JSON body" }]);
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw invalid([{ field: "body", message: "body is not valid JSON" }]);
   }
+  const problem = jsonShapeProblem(value);
+  if (problem !== undefined) throw invalid([problem]);
+  return value;
 }
 
 function nodeRequest(c: Context): IncomingMessage | undefined {

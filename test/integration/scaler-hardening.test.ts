@@ -84,3 +84,34 @@ describe("a batch of check-ins", () => {
     expect((await status("batch", "jvb-3")).status).toBe(200);
   });
 });
+
+/** `{"a":{"a":...{"a":1}}}`, `depth` objects deep, as text: `JSON.stringify` itself would overflow its stack on it. */
+function nested(depth: number): string {
+  return '{"a":'.repeat(depth - 1) + '{"a":1}' + "}".repeat(depth - 1);
+}
+
+describe("reports out of shape", () => {
+  it("refuses stats nested 5,000 deep with a 400 naming the field, and the check-ins sent with it succeed", async () => {
+    const instance = { instanceId: "jvb-deep", instanceType: "JVB", group: "deep" };
+    const rawBody = `{"instance":${JSON.stringify(instance)},"stats":{"stress_level":0.2,"extra":${nested(5_000)}}}`;
+    const deep = call(scaler.url, "POST", "/sidecar/status", { token, rawBody });
+    const others = Array.from({ length: 30 }, (_, index) => status("deep", `jvb-${index}`));
+    const [refused, ...replies] = await Promise.all([deep, ...others]);
+    expect(refused?.status).toBe(400);
+    const issues = refused?.body.issues as { field: string; message: string }[];
+    expect(issues[0]?.field).toMatch(/^stats\.extra(\.a)+$/);
+    expect(issues[0]?.message).toMatch(/nested deeper than \d+ levels/);
+    expect(replies.map((reply) => reply.status)).toEqual(Array(30).fill(200));
+    expect(await scaler.store.redis.exists(scaler.store.keys.instance("deep", "jvb-deep"))).toBe(0);
+  });
+
+  it("refuses too many members and too long strings, naming the field", async () => {
+    const wide = Object.fromEntries(Array.from({ length: 1_500 }, (_, index) => [`k${index}`, 0]));
+    const tooWide = await status("deep", "jvb-wide", { stress_level: 0.1, wide });
+    expect(tooWide.status).toBe(400);
+    expect(tooWide.body.issues).toEqual([{ field: "stats.wide", message: expect.stringMatching(/more than \d+ members/) }]);
+    const tooLong = await status("deep", "jvb-long", { stress_level: 0.1, note: "x".repeat(40_000) });
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.body.issues).toEqual([{ field: "stats.note", message: expect.stringMatching(/longer than \d+ characters/) }]);
+  });
+});
