@@ -152,7 +152,7 @@ function errorAnswer(error: unknown, path: string, logger: Logger): ErrorAnswer 
   if (error instanceof FleetStartingError) return { status: 503, body: { error: "starting", message: error.message } };
   if (error instanceof StoreUnavailableError) {
     logger.warn({ event: "redis.unavailable", operation: error.operation, path, err: error.message }, "redis unavailable");
-    return { status: 503, body: { error: "unavailable", message: "state store (redis) unavailable, retry later" } };
+    return { status: 503, body: { error: "unavailable", message: `state store: ${error.reason}; retry later` } };
   }
   if (error instanceof MetricsUnavailableError) {
     logger.warn({ event: "metrics.unavailable", err: error.message }, "check-in workers' metrics unavailable");

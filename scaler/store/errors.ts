@@ -39,9 +39,10 @@ export class StoreUnavailableError extends Error {
     readonly operation: string,
     override readonly cause: unknown,
   ) {
-    const detail = cause instanceof Error ? cause.message : String(cause);
-    const reason = isRefusal(cause) ? `redis refuses writes: ${firstLine(detail)}` : `redis unavailable: ${firstLine(detail)}`;
-    super(`${reason} (during ${operation})`);
+    const detail = firstLine(cause instanceof Error ? cause.message : String(cause));
+    // Answered to callers, who need not learn Redis's address: a refusal is quoted, a lost connection only named.
+    const reason = isRefusal(cause) ? `redis refuses writes: ${detail}` : "redis unreachable or not answering in time";
+    super(`${reason} (during ${operation}: ${detail})`);
     this.reason = reason;
     this.name = "StoreUnavailableError";
   }

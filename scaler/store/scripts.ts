@@ -29,7 +29,12 @@ export class LuaScript {
   }
 }
 
-const AUDIT = `
+/**
+ * The head of every script below. `#!lua` (Redis 7 script flags, none given: the script writes) has Redis refuse the
+ * whole script up front while it is out of memory, instead of running it up to its first refused write, after writes
+ * that need no memory (PERSIST, DEL) were already done: a refused call then changed nothing.
+ */
+const AUDIT = `#!lua
 local function audit(streamKey, head, kind, extra, maxLen)
   redis.call('XADD', streamKey, 'MAXLEN', '~', maxLen, '*', 'e', head .. ',"kind":"' .. kind .. '"' .. (extra or '') .. '}')
 end

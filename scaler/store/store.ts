@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { forecastPointSchema, type ForecastPoint } from "../policy/types.js";
 import { TurnBatcher } from "./batcher.js";
-import { StoreConflictError, replyError, storeFault } from "./errors.js";
+import { StoreConflictError, StoreUnavailableError, replyError, storeFault } from "./errors.js";
 import {
   INSTANCE_STATES,
   type AuditEntry,
@@ -110,6 +110,19 @@ export class ScalerStore {
       return (await this.redis.ping()) === "PONG";
     } catch {
       return false;
+    }
+  }
+
+  /**
+   * Whether the store can take writes now, and if not why: a short-lived key is written, since a Redis out of memory
+   * (`noeviction`) or read-only still answers PING but refuses every check-in.
+   */
+  async readiness(): Promise<{ ready: true } | { ready: false; reason: string }> {
+    try {
+      await this.call("readiness", () => this.redis.set(this.keys.writeProbe(), String(this.now()), "PX", 10_000));
+      return { ready: true };
+    } catch (error) {
+      return { ready: false, reason: error instanceof StoreUnavailableError ? error.reason : String(error) };
     }
   }
 

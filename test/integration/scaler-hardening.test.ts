@@ -115,3 +115,51 @@ describe("reports out of shape", () => {
     expect(tooLong.body.issues).toEqual([{ field: "stats.note", message: expect.stringMatching(/longer than \d+ characters/) }]);
   });
 });
+
+describe("a Redis that refuses writes (maxmemory with noeviction)", () => {
+  let full: RedisServer;
+  let scalerOnFull: ScalerUnderTest;
+
+  beforeAll(async () => {
+    full = await RedisServer.start();
+    scalerOnFull = await startScaler(full, keys.baseUrl);
+  });
+
+  afterAll(async () => {
+    await scalerOnFull?.stop();
+    await full?.stop();
+  });
+
+  it("answers 503 naming the refusal on every write, is not ready meanwhile, and recovers once Redis has room", async () => {
+    const url = scalerOnFull.url;
+    expect((await call(url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("full", "JVB") })).status).toBe(201);
+    const checkIn = () => call(url, "POST", "/sidecar/poll", { token, body: { instanceId: "jvb-1", instanceType: "JVB", group: "full" } });
+    expect((await checkIn()).status).toBe(200);
+    expect((await call(url, "GET", "/readyz")).status).toBe(200);
+
+    const redisClient = scalerOnFull.store.redis;
+    await redisClient.config("SET", "maxmemory-policy", "noeviction");
+    await redisClient.config("SET", "maxmemory", "1");
+    try {
+      const refusals = {
+        checkIn: await checkIn(),
+        desired: await call(url, "PUT", "/api/v1/groups/full/desired", { token: TOKENS.operator, body: { desired: 3 } }),
+        pause: await call(url, "POST", "/api/v1/groups/full/pause", { token: TOKENS.operator }),
+        create: await call(url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("another", "JVB") }),
+        readyz: await call(url, "GET", "/readyz"),
+      };
+      for (const [what, reply] of Object.entries(refusals)) {
+        expect(reply.status, what).toBe(503);
+        expect(reply.body, what).toMatchObject({ error: "unavailable", message: expect.stringMatching(/redis refuses writes: OOM/) });
+      }
+      // Reads still work: an operator can see what the fleet was doing.
+      expect((await call(url, "GET", "/api/v1/groups/full", { token: TOKENS.viewer })).status).toBe(200);
+      expect((await call(url, "GET", "/healthz")).status).toBe(200);
+    } finally {
+      await redisClient.config("SET", "maxmemory", "0");
+    }
+    expect((await call(url, "GET", "/readyz")).status).toBe(200);
+    expect((await checkIn()).status).toBe(200);
+    expect((await call(url, "GET", "/api/v1/groups/another", { token: TOKENS.viewer })).status).toBe(404);
+  });
+});
