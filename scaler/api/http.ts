@@ -26,6 +26,17 @@ export class HttpError extends Error {
   }
 }
 
+/** The client went away before its request was read: nobody is left to answer, and it is no fault of the server. */
+export class ClientGoneError extends Error {
+  constructor(message: string, options?: { cause: unknown }) {
+    super(message, options);
+    this.name = "ClientGoneError";
+  }
+}
+
+/** The status a request whose client went away is counted with (nginx's "client closed request"); never sent. */
+export const CLIENT_GONE_STATUS = 499;
+
 export function invalid(issues: readonly FieldProblem[]): HttpError {
   const summary = issues
     .slice(0, 3)
@@ -89,7 +100,7 @@ async function readBody(c: Context, maxBytes: number): Promise<string> {
 export async function readRequestBody(incoming: IncomingMessage, maxBytes: number): Promise<string> {
   if (Number(incoming.headers["content-length"] ?? "0") > maxBytes) throw tooLarge(maxBytes);
   // A client gone while the handler was busy (a key fetch) leaves a destroyed request that emits nothing more.
-  if (incoming.destroyed) throw new Error("request aborted before its body was read");
+  if (incoming.destroyed) throw new ClientGoneError("request aborted before its body was read");
   const body = await new Promise<BodyRead>((resolve, reject) => {
     (incoming as ReadingRequest)[BODY] = { chunks: [], size: 0, maxBytes, resolve, reject };
     incoming.on("data", onBodyData).on("end", onBodyEnd).on("error", onBodyError).on("close", onBodyClose);
@@ -123,12 +134,12 @@ function onBodyEnd(this: ReadingRequest): void {
 
 /** Also how an aborted request ends: the server destroys it with an error. */
 function onBodyError(this: ReadingRequest, error: Error): void {
-  stopReading(this)?.reject(error);
+  stopReading(this)?.reject(new ClientGoneError("request aborted while its body was read", { cause: error }));
 }
 
 /** Closed before its end: an abort that came without an error event. */
 function onBodyClose(this: ReadingRequest): void {
-  stopReading(this)?.reject(new Error("request aborted while its body was read"));
+  stopReading(this)?.reject(new ClientGoneError("request aborted while its body was read"));
 }
 
 function stopReading(request: ReadingRequest): BodyRead | undefined {

@@ -427,6 +427,12 @@ export class ScalerStore {
     return entries.map(([, fields]) => JSON.parse(fieldOf(fields, "e")) as AuditEntry);
   }
 
+  /** Refuses a group that is neither defined nor deleted within the audit's retention (its trail outlives it). */
+  async requireAuditedGroup(groupId: string): Promise<void> {
+    const known = await this.call("requireAuditedGroup", () => this.redis.exists(this.keys.group(groupId), this.keys.groupAudit(groupId)));
+    if (known === 0) throw groupNotFound(groupId);
+  }
+
   async close(): Promise<void> {
     try {
       await this.redis.quit();

@@ -1,6 +1,8 @@
+import { once } from "node:events";
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisServer } from "../harness/redis.js";
-import { KeyServer, TOKENS, call, groupBody, signSidecarToken, startScaler, type ScalerUnderTest } from "./scaler-fixture.js";
+import { KeyServer, TOKENS, call, eventually, groupBody, signSidecarToken, startScaler, type ScalerUnderTest } from "./scaler-fixture.js";
 
 let redis: RedisServer;
 let keys: KeyServer;
@@ -161,5 +163,73 @@ describe("a Redis that refuses writes (maxmemory with noeviction)", () => {
     expect((await call(url, "GET", "/readyz")).status).toBe(200);
     expect((await checkIn()).status).toBe(200);
     expect((await call(url, "GET", "/api/v1/groups/another", { token: TOKENS.viewer })).status).toBe(404);
+  });
+});
+
+describe("groups that do not exist", () => {
+  it("answer 404 naming the group on every route, audits included", async () => {
+    const routes: [string, string, unknown?][] = [
+      ["GET", "/api/v1/groups/nowhere"],
+      ["GET", "/api/v1/groups/nowhere/report"],
+      ["GET", "/api/v1/groups/nowhere/stress"],
+      ["GET", "/api/v1/groups/nowhere/audit"],
+      ["GET", "/api/v1/groups/nowhere/instances/jvb-1/audit"],
+      ["PUT", "/api/v1/groups/nowhere/desired", { desired: 1 }],
+      ["POST", "/api/v1/groups/nowhere/pause"],
+      ["POST", "/api/v1/groups/nowhere/reconfigure", {}],
+      ["POST", "/api/v1/groups/nowhere/shutdown", { instances: ["jvb-1"] }],
+    ];
+    for (const [method, path, body] of routes) {
+      const reply = await call(scaler.url, method, path, { token: TOKENS.admin, body });
+      expect(reply.status, `${method} ${path}`).toBe(404);
+      expect(reply.body, `${method} ${path}`).toMatchObject({
+        error: "group_not_found",
+        message: expect.stringContaining("nowhere"),
+        issues: [{ field: "id" }],
+      });
+    }
+  });
+
+  it("keep a deleted group's audit readable while it is retained", async () => {
+    expect((await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("deleted", "JVB") })).status).toBe(201);
+    expect((await call(scaler.url, "DELETE", "/api/v1/groups/deleted", { token: TOKENS.admin })).status).toBe(204);
+    const audit = await call(scaler.url, "GET", "/api/v1/groups/deleted/audit", { token: TOKENS.viewer });
+    expect(audit.status).toBe(200);
+    expect((audit.body.entries as { kind: string }[])[0]?.kind).toBe("group.deleted");
+  });
+});
+
+describe("a client that goes away mid-request", () => {
+  /** Sends the head and part of a body, then closes the connection. */
+  async function abandon(path: string, authorization: string): Promise<void> {
+    const { port } = new URL(scaler.url);
+    const socket = connect(Number(port), "127.0.0.1");
+    await once(socket, "connect");
+    socket.write(
+      `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${authorization}\r\n` +
+        `content-type: application/json\r\ncontent-length: 1000\r\n\r\n{"instance":`,
+    );
+    socket.destroy();
+  }
+
+  const countOf = (metrics: string, route: string, status: string) =>
+    Number(new RegExp(`_count\\{method="POST",route="${route}",status="${status}"\\} (\\d+)`).exec(metrics)?.[1] ?? "0");
+
+  it("is counted as 499, not as a server error, on check-ins and on the control API", async () => {
+    const metricsNow = async () => (await fetch(`${scaler.url}/metrics`)).text();
+    const before = await metricsNow();
+    await abandon("/sidecar/status", token);
+    await abandon("/api/v1/groups", TOKENS.admin);
+    let metrics = "";
+    await eventually(
+      async () => {
+        metrics = await metricsNow();
+        return countOf(metrics, "/sidecar/status", "499") === 1 && countOf(metrics, "/api/v1/groups", "499") === 1;
+      },
+      10_000,
+      "both abandoned requests counted",
+    );
+    expect(countOf(metrics, "/sidecar/status", "500")).toBe(countOf(before, "/sidecar/status", "500"));
+    expect(countOf(metrics, "/api/v1/groups", "500")).toBe(countOf(before, "/api/v1/groups", "500"));
   });
 });
