@@ -2,7 +2,7 @@ import { once } from "node:events";
 import { closeGracefully, createApp, listen } from "./app.js";
 import { parseCommandLine } from "./commandLine.js";
 import { openFleetRuntime, type FleetRuntime } from "./fleetRuntime.js";
-import { createLogger } from "./log.js";
+import { RepeatedFaults, createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { loadSettings } from "./settings.js";
 import { SidecarWorkers } from "./sidecarWorkers.js";
@@ -28,7 +28,8 @@ const logger = createLogger("scaler");
 async function main(): Promise<void> {
   const settings = await loadSettings();
   const redis = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
-  redis.on("error", (error: Error) => logger.warn({ event: "redis.error", err: error.message }, "redis connection problem"));
+  const faults = new RepeatedFaults(logger);
+  redis.on("error", (error: Error) => faults.warn("redis.error", { err: error.message }, "redis connection problem"));
   redis.on("ready", () => logger.info({ event: "redis.ready" }, "redis connected"));
   const store = new ScalerStore(redis, {
     keyPrefix: settings.redis.keyPrefix,
