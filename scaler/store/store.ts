@@ -68,6 +68,8 @@ class Keys {
   commands = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}:commands`;
   instanceAudit = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}:audit`;
   loadProfile = (group: string) => `${this.prefix}group:${group}:load-profile`;
+  /** Revoked sidecar key ids (scaler/api/asap.ts), and the channel their changes are announced on. */
+  revokedSidecarKeys = () => `${this.prefix}sidecar-keys:revoked`;
 }
 
 export type DesiredChange = { groupId: string; from: number; to: number };
