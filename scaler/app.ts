@@ -5,6 +5,7 @@ import type { AddressInfo } from "node:net";
 import { matchedRoutes } from "hono/route";
 import { sidecarVerifier, type AsapVerifier } from "./api/asap.js";
 import { publicKeyRoutes, sidecarKeyRoutes } from "./api/keys.js";
+import { sidecarBundleRoutes } from "./api/sidecarBundle.js";
 import { workerKeyId } from "../infra/workerCredentials.js";
 import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/operator.js";
 import { controlRoutes } from "./api/control.js";
@@ -66,6 +67,7 @@ export function createApp(deps: AppDeps): HttpSurface {
   app.route("/", healthRoutes({ store }));
   app.route("/", metricsRoutes({ metrics, ...(deps.workerMetrics === undefined ? {} : { workerMetrics: deps.workerMetrics }) }));
   app.route("/api/v1/sidecar-keys", sidecarKeyRoutes({ asap, tokens: settings.apiTokens }));
+  app.route("/", sidecarBundleRoutes());
   app.route("/", publicKeyRoutes({ asap, workerKeyIds: () => workerKeyIds(deps.fleets ?? []) }));
   app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens, fleets: deps.fleets ?? [] }));
   app.get("/", async (c) => c.html(await statusPage(store)));
