@@ -7,7 +7,11 @@ import { workerCredentials } from "../../infra/workerCredentials.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { Emulator } from "../emulator/emulator.js";
 import { emulatedFleetTemplate, emulatorEndpoints } from "../harness/fleetRig.js";
+import type { ManagedProcess } from "../harness/process.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
+import { RedisServer } from "../harness/redis.js";
+import { startWorkerSidecar } from "../harness/workerSidecar.js";
+import { KeyServer, TOKENS, call, eventually, groupBody, startScaler } from "../integration/scaler-fixture.js";
 
 /** Every process command line seen while `watch` is on, sampled from /proc as fast as the event loop allows. */
 class CommandLineWatch {
@@ -112,5 +116,33 @@ describe("the fleet's secrets during an up of the fleet stack (real CLI)", () =>
     expect(first).not.toContain(masterSecret);
     expect(first).not.toContain(two.bbbSecret);
     expect(first).not.toContain(two.signingKeyPem.split("\n")[1]);
+
+    // The worker's sidecar, from nothing but this user data, checks in with its own key.
+    process.env.CONFSCALE_BBB_SECRET = masterSecret;
+    const redis = await RedisServer.start();
+    const keys = await KeyServer.start();
+    const scaler = await startScaler(redis, keys.baseUrl, { keyPrefix: "fleet-secrets:" });
+    let sidecar: ManagedProcess | undefined;
+    try {
+      await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("bbb", "bbb") });
+      sidecar = await startWorkerSidecar({
+        emulator,
+        serverName: "bbb-1",
+        dir: sandbox.dir,
+        scalerUrl: scaler.url,
+        extraEnv: { CONFSCALE_STATS_INTERVAL_MS: "300", CONFSCALE_POLL_INTERVAL_MS: "300" },
+      });
+      await eventually(
+        async () =>
+          (await scaler.store.listInstances("bbb")).some((instance) => instance.instanceId === "bbb-1" && instance.stats !== null),
+        30_000,
+        "bbb-1's check-in",
+      );
+    } finally {
+      await sidecar?.stop();
+      await scaler.stop();
+      await keys.stop();
+      await redis.stop();
+    }
   });
 });
