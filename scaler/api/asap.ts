@@ -12,8 +12,8 @@ export interface AsapOptions {
   missCacheSeconds?: number;
   fetchTimeoutMs?: number;
   /**
-   * Key-server fetches for key ids not yet known, at most this many a minute (in bursts of a tenth of it): a flood of
-   * made-up key ids is refused without reaching the key server.
+   * Key-server fetches for key ids not yet known, at most this many a minute (all of them at once, e.g. when the
+   * scaler starts): a flood of made-up key ids beyond it is refused without reaching the key server.
    */
   keyFetchesPerMinute?: number;
   /**
@@ -104,7 +104,7 @@ export class AsapVerifier {
   constructor(private readonly options: AsapOptions) {
     this.revocations = options.revocations;
     const perMinute = options.keyFetchesPerMinute ?? 60;
-    this.fetchBudget = new TokenBucket(Math.max(1, Math.ceil(perMinute / 10)), perMinute / 60_000);
+    this.fetchBudget = new TokenBucket(perMinute, perMinute / 60_000);
   }
 
   /** The public key (SPKI PEM) of a confscale worker's key id, when this verifier derives worker keys. */
