@@ -120,6 +120,18 @@ export const workerPolicySchema = z
       .default({ count: 10, perSeconds: 300 }),
     /** The BigBlueButton release the workers install (BBB_RELEASES); its Ubuntu release follows from it. */
     bbbVersion: bbbVersionSchema.default(DEFAULT_BBB_VERSION),
+    /**
+     * What a worker costs per hour at the cloud's list prices, for the estimated cost the scaler exports
+     * (`confscale_fleet_cost_per_hour`); a running server costs its cores and GB, a stopped one `stoppedPerHour`.
+     */
+    prices: z
+      .strictObject({
+        currency: z.string().regex(/^[A-Z]{3}$/, "expected an ISO 4217 code such as EUR"),
+        perCoreHour: z.number().min(0),
+        perGbHour: z.number().min(0),
+        stoppedPerHour: z.number().min(0).default(0),
+      })
+      .optional(),
     /** Paused: no decisions at all. Dry run: decisions are recorded but marked not to be acted on. */
     paused: z.boolean().default(false),
     dryRun: z.boolean().default(false),

@@ -4,7 +4,7 @@ import type { OperatorAction } from "./actuator/operator.js";
 import type { FleetView } from "./app.js";
 import type { Logger } from "./log.js";
 import { DecisionLoop, type DecisionAudit, type LoadProfile } from "./loop.js";
-import type { PolicyOutcome } from "./policy/types.js";
+import type { GroupSnapshot, PolicyOutcome, ServerSnapshot } from "./policy/types.js";
 import { BbbClient } from "./signals/bbb.js";
 import { SignalGatherer } from "./signals/gather.js";
 import type { PrometheusClient } from "./signals/prometheus.js";
@@ -22,11 +22,17 @@ export class FleetStartingError extends Error {
   }
 }
 
+/** What the last period read of a server (absent for a server the policy does not see, such as a held one). */
+export type ServerReadings = Pick<ServerSnapshot, "cpu" | "memory" | "meetings" | "participants" | "scalelite" | "scaleliteStatus"> & {
+  /** When they were read (ms since epoch). */
+  at: number;
+};
+
 export interface FleetStatus {
   fleet: string;
   /** True while the fleet lease is awaited and an interrupted update is recovered. */
   starting: boolean;
-  servers: { name: string; cores: number; ramGb: number; power: string; phase: string }[];
+  servers: { name: string; cores: number; ramGb: number; power: string; phase: string; readings?: ServerReadings }[];
   lastPeriod: {
     at: string;
     sample: PolicyOutcome["sample"];
@@ -43,6 +49,8 @@ export interface FleetStatus {
 export interface FleetPeriod {
   outcome: PolicyOutcome;
   cycle: CycleReport;
+  /** What the policy saw of each server. */
+  snapshot?: GroupSnapshot;
 }
 
 export interface FleetControllerOptions {
@@ -53,6 +61,8 @@ export interface FleetControllerOptions {
   logger: Logger;
   /** Sees every period, e.g. for the status page. */
   onPeriod?: (period: FleetPeriod) => void;
+  /** The snapshot the loop's last gather took. */
+  lastSnapshot?: () => GroupSnapshot | undefined;
 }
 
 /**
@@ -95,7 +105,8 @@ export class FleetController {
       const cycle = await this.options.actuator.cycle(outcome.decisions, outcome.placement);
       this.periods += 1;
       if (this.periods % SANITY_EVERY_PERIODS === 1) await this.checkSanity();
-      const period = { outcome, cycle };
+      const snapshot = this.options.lastSnapshot?.();
+      const period = { outcome, cycle, ...(snapshot === undefined ? {} : { snapshot }) };
       this.lastPeriod = period;
       this.options.onPeriod?.(period);
       return period;
@@ -150,6 +161,8 @@ export class FleetController {
     if (!this.options.actuator.started) return { fleet: this.options.fleet, starting: true, servers: [], lastPeriod: null, sanity: null };
     const state = this.options.actuator.currentState();
     const period = this.lastPeriod;
+    const seen = new Map(period?.snapshot?.servers.map((server) => [server.id, server]));
+    const takenAt = period?.snapshot?.takenAt ?? 0;
     return {
       fleet: this.options.fleet,
       starting: false,
@@ -159,6 +172,7 @@ export class FleetController {
         ramGb: server.size.ramGb,
         power: server.power,
         phase: state.servers[server.name]?.phase ?? "unknown",
+        ...readingsOf(seen.get(server.name), takenAt),
       })),
       lastPeriod:
         period === undefined
@@ -207,6 +221,12 @@ export class FleetController {
         this.running = undefined;
       });
   }
+}
+
+function readingsOf(server: ServerSnapshot | undefined, at: number): { readings?: ServerReadings } {
+  if (server === undefined) return {};
+  const { cpu, memory, meetings, participants, scalelite, scaleliteStatus } = server;
+  return { readings: { at, cpu, memory, meetings, participants, scalelite, scaleliteStatus } };
 }
 
 export interface FleetWiring {
@@ -258,9 +278,10 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     now: wiring.now,
     logger: wiring.logger,
   });
+  let snapshot: GroupSnapshot | undefined;
   const loop = new DecisionLoop({
     group: wiring.fleet,
-    gather: () => gatherer.snapshot(),
+    gather: async () => (snapshot = await gatherer.snapshot()),
     policy: async () => withHeldServers(await wiring.policy(), wiring.actuator.heldServers().length),
     audit: wiring.audit,
     ...(wiring.loadProfile === undefined ? {} : { loadProfile: wiring.loadProfile }),
@@ -275,6 +296,7 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     intervalMs: wiring.intervalMs,
     logger: wiring.logger,
     ...(wiring.onPeriod === undefined ? {} : { onPeriod: wiring.onPeriod }),
+    lastSnapshot: () => snapshot,
   });
 }
 

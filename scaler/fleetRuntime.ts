@@ -9,6 +9,7 @@ import { FleetLock } from "./actuator/lock.js";
 import type { FleetView } from "./app.js";
 import { createFleetController, fleetView, type FleetController, type FleetPeriod } from "./fleetController.js";
 import type { Logger } from "./log.js";
+import { exportFleetPeriod, type ScalerMetrics } from "./metrics.js";
 import type { FleetSettings } from "./settings.js";
 import { BbbClient } from "./signals/bbb.js";
 import { PrometheusClient } from "./signals/prometheus.js";
@@ -55,6 +56,8 @@ export interface FleetRuntimeDeps {
   /** The clock of every decision and timeout; an emulated cloud brings its own. */
   now?: () => number;
   onPeriod?: (period: FleetPeriod) => void;
+  /** Where each period's servers, readings, decisions and cost are exported for Prometheus. */
+  metrics?: ScalerMetrics;
 }
 
 /** Builds the fleet's stack, actuator and loop from the settings and the environment's secrets. */
@@ -133,7 +136,17 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     intervalMs: settings.intervalSeconds * 1000,
     now,
     logger: deps.logger,
-    ...(deps.onPeriod === undefined ? {} : { onPeriod: deps.onPeriod }),
+    onPeriod: (period) => {
+      if (deps.metrics !== undefined)
+        void exportFleetPeriod(
+          deps.metrics,
+          period,
+          controller.status(),
+          async () => (await deps.store.requireGroup(fleet)).policy,
+          deps.logger,
+        );
+      deps.onPeriod?.(period);
+    },
   });
   const view = fleetView(controller, actuator, (server) => ({
     address: fill(settings.scrapeAddressTemplate, { ...server, domain: template.domain }),

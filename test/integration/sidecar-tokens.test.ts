@@ -128,7 +128,7 @@ describe("confscale worker tokens", () => {
       fleets: [
         {
           name: "bbb",
-          status: () => ({}),
+          status: () => ({ fleet: "bbb", starting: true, servers: [], lastPeriod: null, sanity: null }),
           scrapeTargets: () => [{ targets: ["192.0.2.1:9100"], labels: { instance: "192.0.2.1:9100", server: "bbb-1" } }],
           operate: async () => ({ server: "", phase: "" }),
           preview: async () => ({}),
