@@ -5,9 +5,20 @@ import { CLOUD_NAMES, PROVIDERS, providerFor } from "./clouds/index.js";
 import type { Placement } from "./clouds/types.js";
 import { workerFirewallRules } from "./firewall.js";
 import { nodeExporterPasswordHash, renderWorkerUserData } from "./templates.js";
+import { workerCredentials } from "./workerCredentials.js";
 
-/** The fleet stack's config namespace (its project name); secrets the workers need live there, never in the spec. */
+/** The fleet stack's project name. */
 export const FLEET_PROJECT = "confscale-fleet";
+
+/**
+ * The secrets the fleet program needs, handed to it in memory by whoever runs it (never through `pulumi config set`,
+ * whose command line any local user can read in `ps`).
+ */
+export interface FleetSecrets {
+  nodeExporterPassword: string;
+  /** The fleet's master secret (the scaler's CONFSCALE_BBB_SECRET): each worker gets only what is derived from it. */
+  masterSecret: string;
+}
 
 export const fleetServerSchema = z.strictObject({
   /** Stable and unique in the environment: the machine's name, host name prefix and Scalelite id. */
@@ -66,23 +77,27 @@ export interface FleetOutputs {
 
 /**
  * The fleet program: every worker of one fleet, declared from the spec and nothing else, so no other program can
- * revert what the scaler decided. The node-exporter password and the fleet's BBB secret come from the fleet stack's
- * secret config, never from the spec.
+ * revert what the scaler decided. Secrets come in memory, never from the spec; each worker's user data carries only
+ * its own BBB secret and sidecar key (infra/workerCredentials.ts), so one worker's metadata opens no other.
  */
-export function defineFleet(spec: FleetSpec, env: Readonly<Record<string, string | undefined>> = process.env): FleetOutputs {
+export function defineFleet(
+  spec: FleetSpec,
+  fleetSecrets: FleetSecrets,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): FleetOutputs {
   const provider = providerFor(spec.placement.cloud);
   const cloudProvider = provider.pulumiProvider(`${spec.env}-${spec.fleet}-${spec.placement.cloud}`, spec.placement.region, env);
   const opts: pulumi.CustomResourceOptions = cloudProvider === undefined ? {} : { provider: cloudProvider };
-  const config = new pulumi.Config(FLEET_PROJECT);
   const secrets = pulumi.all([
-    config.requireSecret("nodeExporterPassword").apply(nodeExporterPasswordHash),
-    config.requireSecret("bbbSecret"),
+    pulumi.secret(fleetSecrets.nodeExporterPassword).apply(nodeExporterPasswordHash),
+    pulumi.secret(fleetSecrets.masterSecret),
   ]);
   const firewallRules = workerFirewallRules(spec.adminCidrs, spec.controlNodeIp);
   const servers: FleetOutputs["servers"] = {};
   for (const server of spec.servers) {
-    const userData = secrets.apply(([hash, bbbSecret]) =>
-      renderWorkerUserData({
+    const userData = secrets.apply(([hash, masterSecret]) => {
+      const credentials = workerCredentials(masterSecret, spec.fleet, server.name);
+      return renderWorkerUserData({
         env: spec.env,
         fleet: spec.fleet,
         name: server.name,
@@ -91,9 +106,11 @@ export function defineFleet(spec: FleetSpec, env: Readonly<Record<string, string
         controlNodeIp: spec.controlNodeIp,
         ...(spec.bbbVersion === undefined ? {} : { bbbVersion: spec.bbbVersion }),
         nodeExporterPasswordHash: hash,
-        bbbSecret,
-      }),
-    );
+        bbbSecret: credentials.bbbSecret,
+        sidecarKeyId: credentials.keyId,
+        sidecarSigningKey: credentials.signingKeyPem,
+      });
+    });
     const machine = provider.declareMachine(
       {
         name: server.name,

@@ -209,7 +209,7 @@ export function renderControlNodeSecretFiles(secrets: ControlNodeSecrets): Recor
     scaler: envFile({
       LOADBALANCER_SECRET: secrets.scaleliteSecret,
       CONFSCALE_NODE_EXPORTER_PASSWORD: secrets.nodeExporterPassword,
-      // The fleet's workers share one BBB secret, so Scalelite and the scaler sign every worker's API alike.
+      // The fleet's master secret: each worker's own BBB secret and sidecar key derive from it (infra/workerCredentials.ts).
       CONFSCALE_BBB_SECRET: derive("bbb-shared-secret"),
       // The operator's token for the scaler's API and the confscale CLI (stack output scalerApiToken).
       SCALER_API_TOKENS: `operator:admin:${scalerApiToken(secrets.scaleliteSecret)}`,
@@ -275,8 +275,11 @@ export interface WorkerTemplateValues {
   controlNodeIp: string;
   /** bcrypt hash from `nodeExporterPasswordHash`, never the password. */
   nodeExporterPasswordHash: string;
-  /** The fleet-wide BBB API secret Scalelite signs calls with; the user data is a secret wherever it is kept. */
+  /** This worker's own BBB API secret (infra/workerCredentials.ts); the user data is a secret wherever it is kept. */
   bbbSecret: string;
+  /** Key id and PKCS#8 PEM of this worker's sidecar signing key (infra/workerCredentials.ts). */
+  sidecarKeyId: string;
+  sidecarSigningKey: string;
   /** The BigBlueButton release bbb-install sets up (config `workers.bbbVersion`); 3.0 when omitted. */
   bbbVersion?: BbbVersion;
   letsEncryptEmail?: string;
@@ -296,6 +299,8 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
   const fill = {
     env: values.env,
     fleet: values.fleet,
+    name: values.name,
+    sidecarKeyId: values.sidecarKeyId,
     hostname,
     letsEncryptEmail: values.letsEncryptEmail ?? `hostmaster@${values.domain}`,
     scalerUrl: values.scalerUrl,
@@ -333,6 +338,7 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
     },
     { path: "/etc/confscale/sidecar.env", content: renderTemplate("worker/sidecar.env", fill), permissions: "0644" },
     { path: "/etc/confscale/bbb-secret", content: values.bbbSecret, permissions: "0600" },
+    { path: "/etc/confscale/sidecar-key.pem", content: values.sidecarSigningKey, permissions: "0600" },
     {
       path: "/etc/systemd/system/confscale-sidecar.service",
       content: renderTemplate("worker/confscale-sidecar.service", fill),

@@ -4,7 +4,10 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { matchedRoutes } from "hono/route";
-import { AsapVerifier } from "./api/asap.js";
+import { sidecarVerifier, type AsapVerifier } from "./api/asap.js";
+import { publicKeyRoutes, sidecarKeyRoutes } from "./api/keys.js";
+import { sidecarBundleRoutes } from "./api/sidecarBundle.js";
+import { workerKeyId } from "../infra/workerCredentials.js";
 import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/operator.js";
 import { controlRoutes } from "./api/control.js";
 import type { OperableFleet } from "./api/fleets.js";
@@ -62,12 +65,15 @@ export function createApp(deps: AppDeps): HttpSurface {
   const { store, settings } = deps;
   const logger = deps.logger ?? createLogger("scaler");
   const metrics = deps.metrics ?? createMetrics(() => store.countsByGroup());
-  const asap = deps.asap ?? new AsapVerifier(settings.sidecar);
+  const asap = deps.asap ?? sidecarVerifier(settings.sidecar, store);
   const faults = new RepeatedFaults(logger);
   const app = measuredApp(metrics, logger, faults);
 
   app.route("/", healthRoutes({ store }));
   app.route("/", metricsRoutes({ metrics, ...(deps.workerMetrics === undefined ? {} : { workerMetrics: deps.workerMetrics }) }));
+  app.route("/api/v1/sidecar-keys", sidecarKeyRoutes({ asap, tokens: settings.apiTokens }));
+  app.route("/", sidecarBundleRoutes());
+  app.route("/", publicKeyRoutes({ asap, workerKeyIds: () => workerKeyIds(deps.fleets ?? []) }));
   app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens, fleets: deps.fleets ?? [] }));
   const fleets = new Map((deps.fleets ?? []).map((fleet) => [fleet.name, fleet]));
   const now = deps.now ?? Date.now;
@@ -111,7 +117,7 @@ export function createSidecarApp({ store, settings, metrics, logger }: SidecarAp
     sidecar: sidecarCalls(
       {
         store,
-        asap: new AsapVerifier(settings.sidecar),
+        asap: sidecarVerifier(settings.sidecar, store),
         metrics,
         logger,
         maxBodyBytes: settings.sidecar.maxBodyBytes,
@@ -119,6 +125,13 @@ export function createSidecarApp({ store, settings, metrics, logger }: SidecarAp
       faults,
     ),
   };
+}
+
+/** The sidecar key ids of the fleets' workers. */
+function workerKeyIds(fleets: readonly FleetView[]): string[] {
+  return fleets.flatMap((fleet) =>
+    fleet.scrapeTargets().flatMap(({ labels }) => (labels.server === undefined ? [] : [workerKeyId(fleet.name, labels.server)])),
+  );
 }
 
 /** The sidecar calls, their errors answered as every other route's. */

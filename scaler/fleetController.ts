@@ -239,7 +239,8 @@ export interface FleetWiring {
   policy: () => Promise<WorkerPolicy>;
   prometheus: PrometheusClient;
   scalelite: ScaleliteClient;
-  bbbSecret: string;
+  /** A server's own BBB API secret (infra/workerCredentials.ts). */
+  bbbSecretOf: (serverName: string) => string;
   /** False on clouds without power-off (DigitalOcean): scale-in destroys. */
   canPowerOff: boolean;
   /** A reading older than this is stale: shown, never a reason to scale in. */
@@ -270,7 +271,7 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     scalelite: wiring.scalelite,
     bbbOf: (member) => {
       const url = wiring.actuator.bbbUrlOf(member.id);
-      return url === undefined ? undefined : new BbbClient({ baseUrl: url, secret: wiring.bbbSecret });
+      return url === undefined ? undefined : new BbbClient({ baseUrl: url, secret: wiring.bbbSecretOf(member.id) });
     },
     fleet: async () => wiring.actuator.members(),
     checkIns: wiring.checkIns ?? (async () => new Map()),

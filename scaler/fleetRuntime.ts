@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { hostname } from "node:os";
 import { CLOUD_CAPABILITIES, CLOUD_VARIABLES, listMachines } from "../infra/clouds/index.js";
+import { workerBbbSecret } from "../infra/workerCredentials.js";
 import { FleetActuator } from "./actuator/actuator.js";
 import { FleetStack } from "./actuator/fleetStack.js";
 import { FleetLock } from "./actuator/lock.js";
@@ -84,13 +85,14 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     backendUrl: secret("PULUMI_BACKEND_URL"),
     passphrase: secret("PULUMI_CONFIG_PASSPHRASE"),
     nodeExporterPassword: secret("CONFSCALE_NODE_EXPORTER_PASSWORD"),
-    bbbSecret: secret("CONFSCALE_BBB_SECRET"),
+    masterSecret: secret("CONFSCALE_BBB_SECRET"),
     providerEnv: Object.fromEntries(
       Object.entries(env).filter((entry): entry is [string, string] => ENGINE_VARIABLE.test(entry[0]) && entry[1] !== undefined),
     ),
   });
   const scalelite = new ScaleliteClient({ baseUrl: settings.scaleliteUrl, secret: secret("LOADBALANCER_SECRET") });
-  const bbbSecret = secret("CONFSCALE_BBB_SECRET");
+  // Each worker has its own BBB secret, derived from the fleet's master secret (infra/workerCredentials.ts).
+  const bbbSecretOf = (serverName: string) => workerBbbSecret(secret("CONFSCALE_BBB_SECRET"), fleet, serverName);
   const bbbUrl = (server: { name: string; id: string; publicIp: string }) =>
     fill(settings.bbbUrlTemplate, { ...server, domain: template.domain });
   const actuator = new FleetActuator(
@@ -102,7 +104,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       baseline: settings.policy.baseline,
       template,
       bbbUrl,
-      bbbSecret,
+      bbbSecretOf,
       drainTimeoutMs: settings.drainTimeoutSeconds * 1000,
       onDrainTimeout: settings.onDrainTimeout,
       buildTimeoutMs: settings.buildTimeoutSeconds * 1000,
@@ -113,7 +115,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       lock: new FleetLock(deps.redis, deps.keyPrefix, settings.leaseTtlSeconds * 1000),
       fleetStack,
       scalelite,
-      bbb: (baseUrl) => new BbbClient({ baseUrl, secret: bbbSecret }),
+      bbb: (baseUrl, serverName) => new BbbClient({ baseUrl, secret: bbbSecretOf(serverName) }),
       audit: ({ actor, ...entry }, server) => deps.store.appendAudit(fleet, { ...entry, actor: actor ?? "actuator" }, server),
       now,
       log: deps.logger,
@@ -130,7 +132,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     policy: async () => (await deps.store.requireGroup(fleet)).policy,
     prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl, rateWindow: settings.prometheusRateWindow }),
     scalelite,
-    bbbSecret,
+    bbbSecretOf,
     canPowerOff: CLOUD_CAPABILITIES[template.placement.cloud].powerStates,
     freshForMs: settings.freshForSeconds * 1000,
     intervalMs: settings.intervalSeconds * 1000,

@@ -107,6 +107,14 @@ export const settingsSchema = z
       acceptedIssuers: z.array(z.string().min(1)).min(1).default(["jitsi-autoscaler-sidecar"]),
       audience: z.string().min(1).default("jitsi-autoscaler"),
       keyCacheSeconds: seconds.default(3_600),
+      /** Key-server fetches for key ids not yet known, at most this many a minute (scaler/api/asap.ts). */
+      keyFetchesPerMinute: z.number().int().min(1).default(60),
+      /**
+       * Accept RS256 tokens without a `sub` naming their group and instance, as an unmodified jitsi-autoscaler-sidecar
+       * sends them (they speak for any group and instance). Set false when every sidecar's token names its scope, as
+       * confscale's worker sidecars always do.
+       */
+      allowUnscopedTokens: z.boolean().default(true),
       /** Largest check-in body accepted; a stats report of a busy bridge is a few kilobytes. */
       maxBodyBytes: z
         .number()

@@ -25,7 +25,8 @@ export interface ActuatorSettings {
   template: FleetTemplate;
   /** The BBB API base URL of a server, e.g. https://<name>.<domain>/bigbluebutton/api */
   bbbUrl: (server: { name: string; id: string; publicIp: string }) => string;
-  bbbSecret: string;
+  /** A server's own BBB API secret (infra/workerCredentials.ts), which Scalelite is given for it. */
+  bbbSecretOf: (serverName: string) => string;
   /** A server cordoned this long with meetings still on it has timed out its drain. */
   drainTimeoutMs: number;
   /** At a drain timeout: take the server back (meetings kept), or end its meetings; never a silent kill. */
@@ -40,7 +41,8 @@ export interface ActuatorDeps {
   lock: FleetLock;
   fleetStack: FleetStack;
   scalelite: ScaleliteClient;
-  bbb: (baseUrl: string) => BbbClient;
+  /** A client of a server's BBB API, signing with that server's own secret. */
+  bbb: (baseUrl: string, serverName: string) => BbbClient;
   /** Records an entry in the fleet's (and the server's) audit trail; its actor is the actuator unless named. */
   audit: (entry: { kind: string; message: string; details?: Record<string, unknown>; actor?: string }, server?: string) => Promise<void>;
   now: () => number;
@@ -377,7 +379,7 @@ export class FleetActuator {
     const address = this.addresses[server.name];
     if (address === undefined || server.power === "stopped") return 0;
     try {
-      return (await this.deps.bbb(this.settings.bbbUrl({ name: server.name, ...address })).getMeetings()).meetings;
+      return (await this.deps.bbb(this.settings.bbbUrl({ name: server.name, ...address }), server.name).getMeetings()).meetings;
     } catch {
       return undefined;
     }
@@ -514,9 +516,9 @@ export class FleetActuator {
       const url = this.settings.bbbUrl({ name: server.name, ...address });
       const registered = byUrl.get(normalizeUrl(url)) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
       record.scaleliteId =
-        registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecret, loadMultiplier })).id;
+        registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecretOf(server.name), loadMultiplier })).id;
       try {
-        await this.deps.bbb(url).getMeetings();
+        await this.deps.bbb(url, server.name).getMeetings();
       } catch {
         continue; // not up yet: the build timeout decides when to give up on it
       }

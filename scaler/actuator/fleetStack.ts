@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { defineFleet, FLEET_PROJECT, fleetSpecSchema, type FleetSpec } from "../../infra/fleet.js";
+import { defineFleet, FLEET_PROJECT, fleetSpecSchema, type FleetSecrets, type FleetSpec } from "../../infra/fleet.js";
 import { enginePath, pulumiCommand } from "../../infra/toolchain.js";
 
 export interface FleetStackSettings {
@@ -14,8 +14,8 @@ export interface FleetStackSettings {
   backendUrl: string;
   passphrase: string;
   nodeExporterPassword: string;
-  /** The BBB API secret every worker of the fleet is given. */
-  bbbSecret: string;
+  /** The fleet's master secret; each worker gets only its own secrets derived from it (infra/workerCredentials.ts). */
+  masterSecret: string;
   /** Provider credentials and settings (e.g. IONOS_TOKEN); handed to the engine only, never logged. */
   providerEnv?: Record<string, string>;
 }
@@ -48,6 +48,8 @@ export class FleetStackError extends Error {
   }
 }
 
+const STALE_SECRET_KEYS = [`${FLEET_PROJECT}:nodeExporterPassword`, `${FLEET_PROJECT}:bbbSecret`];
+
 const nodeModules = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "node_modules");
 
 /** The `<env>-fleet` stack, run inline through the Automation API: the program is `defineFleet(spec)`. */
@@ -67,13 +69,15 @@ export class FleetStack {
     if (!existsSync(join(settings.workDir, "node_modules"))) await symlink(nodeModules, join(settings.workDir, "node_modules"), "dir");
     const name = `${settings.env}-fleet`;
     const program: { spec?: FleetSpec } = {};
+    // Handed to the inline program in memory: `pulumi config set` would put them on the CLI's command line.
+    const secrets: FleetSecrets = { nodeExporterPassword: settings.nodeExporterPassword, masterSecret: settings.masterSecret };
     const stack = await LocalWorkspace.createOrSelectStack(
       {
         stackName: name,
         projectName: FLEET_PROJECT,
         program: async () => {
           if (program.spec === undefined) throw new Error("the fleet program ran without a spec");
-          return defineFleet(program.spec, settings.providerEnv ?? process.env);
+          return defineFleet(program.spec, secrets, settings.providerEnv ?? process.env);
         },
       },
       {
@@ -90,10 +94,9 @@ export class FleetStack {
         },
       },
     );
-    await stack.setAllConfig({
-      [`${FLEET_PROJECT}:nodeExporterPassword`]: { value: settings.nodeExporterPassword, secret: true },
-      [`${FLEET_PROJECT}:bbbSecret`]: { value: settings.bbbSecret, secret: true },
-    });
+    // Stacks made before the secrets came in memory still hold them as config: drop them (only key names are passed).
+    const stale = Object.keys(await stack.getAllConfig()).filter((key) => STALE_SECRET_KEYS.includes(key));
+    if (stale.length > 0) await stack.removeAllConfig(stale);
     return new FleetStack(name, stack, program);
   }
 

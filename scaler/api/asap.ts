@@ -1,5 +1,7 @@
-import { createHash } from "node:crypto";
-import { importSPKI, jwtVerify, type CryptoKey, type JWTPayload } from "jose";
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
+import type { Redis } from "ioredis";
+import { decodeProtectedHeader, importSPKI, jwtVerify, type CryptoKey, type JWTPayload } from "jose";
+import { parseWorkerKeyId, workerPublicKeyPem, workerSigningKey } from "../../infra/workerCredentials.js";
 
 export interface AsapOptions {
   keyBaseUrl: string;
@@ -9,6 +11,23 @@ export interface AsapOptions {
   /** A key server that failed or did not know the key is asked again after this long. */
   missCacheSeconds?: number;
   fetchTimeoutMs?: number;
+  /**
+   * Key-server fetches for key ids not yet known, at most this many a minute (all of them at once, e.g. when the
+   * scaler starts): a flood of made-up key ids beyond it is refused without reaching the key server.
+   */
+  keyFetchesPerMinute?: number;
+  /**
+   * Accept RS256 tokens without a `sub` naming their group and instance, for any group and instance: what an unmodified
+   * jitsi-autoscaler-sidecar sends. On unless set false; EdDSA worker tokens are always scoped by their key id.
+   */
+  allowUnscopedTokens?: boolean;
+  /**
+   * The fleet's master secret (CONFSCALE_BBB_SECRET): with it, the EdDSA keys of confscale workers
+   * (`confscale-worker/<fleet>/<server>`, infra/workerCredentials.ts) are derived here, never fetched.
+   */
+  workerMasterSecret?: string;
+  /** Revoked key ids; a token of a revoked key is refused from the moment it is revoked. */
+  revocations?: KeyRevocations;
 }
 
 /** A sidecar token was refused; `reason` is safe to return to the caller (it never echoes the token). */
@@ -19,67 +38,165 @@ export class AsapError extends Error {
   }
 }
 
+/** What a token may speak for: one group, and one instance of it or (`instanceId` undefined) any of its instances. */
+export interface TokenScope {
+  group: string;
+  instanceId?: string;
+}
+
+export interface VerifiedToken {
+  payload: JWTPayload;
+  kid: string;
+  /** Undefined only for an unscoped token, accepted with `allowUnscopedTokens`. */
+  scope: TokenScope | undefined;
+}
+
+/** A check-in body names a group or instance its token does not speak for; `field` is the body's field. */
+export class TokenScopeError extends Error {
+  constructor(
+    readonly field: "group" | "instanceId",
+    message: string,
+  ) {
+    super(message);
+    this.name = "TokenScopeError";
+  }
+}
+
+/** Refuses a body whose group or instance the token may not speak for. */
+export function checkScope(token: VerifiedToken, body: { group: string; instanceId: string }): void {
+  const scope = token.scope;
+  if (scope === undefined) return;
+  if (body.group !== scope.group) throw new TokenScopeError("group", `the token speaks for group ${scope.group}, not ${body.group}`);
+  if (scope.instanceId !== undefined && body.instanceId !== scope.instanceId)
+    throw new TokenScopeError("instanceId", `the token speaks for instance ${scope.instanceId}, not ${body.instanceId}`);
+}
+
 interface CachedKey {
-  key: Promise<CryptoKey | undefined>;
+  key: Promise<CryptoKey | KeyObject | undefined>;
   expiresAt: number;
 }
 
 const MAX_CACHED_KEYS = 1_000;
 const MAX_VERIFIED_TOKENS = 100_000;
+/** Longest token lifetime (`exp - iat`) accepted: a leaked token is worth an hour at most. */
+export const MAX_TOKEN_LIFETIME_SECONDS = 3_600;
+/** How far a sidecar's clock may run ahead of the scaler's. */
+const CLOCK_SKEW_SECONDS = 60;
+const SUBJECT = /^([^/]+)\/([^/]+)$/;
 
 /**
- * Verifies ASAP tokens as jitsi-autoscaler-sidecar sends them: RS256, `kid` names a public key served at
- * `<keyBaseUrl>/<sha256 hex of kid>.pem`, `aud` must match and `iss` must be accepted. Keys are cached, and so are
- * misses (briefly), so that a flood of made-up key ids cannot make the scaler hammer the key server.
+ * Verifies sidecar tokens: RS256 ASAP tokens as jitsi-autoscaler-sidecar sends them (`kid` names a public key served
+ * at `<keyBaseUrl>/<sha256 hex of kid>.pem`, cached, misses too), and EdDSA tokens of confscale workers, whose public
+ * key is derived from the key id. `aud` must match, `iss` be accepted, the token live at most an hour and its key not be
+ * revoked; the scope it names (`sub` = `<group>/<instanceId>` or `<group>/*`, or the worker key id's fleet and
+ * server) is what `checkScope` holds a body to.
  */
 export class AsapVerifier {
+  readonly revocations: KeyRevocations | undefined;
   private readonly keys = new Map<string, CachedKey>();
   /**
    * Tokens that verified, until they expire (or their key's cache time ends): a sidecar sends the same token for an
-   * hour, and an RS256 verification costs far more than the rest of a check-in.
+   * hour, and a signature verification costs far more than the rest of a check-in.
    */
-  private readonly verified = new Map<string, { payload: JWTPayload; validUntil: number }>();
+  private readonly verified = new Map<string, { token: VerifiedToken; validUntil: number }>();
+  private readonly fetchBudget: TokenBucket;
 
-  constructor(private readonly options: AsapOptions) {}
+  constructor(private readonly options: AsapOptions) {
+    this.revocations = options.revocations;
+    const perMinute = options.keyFetchesPerMinute ?? 60;
+    this.fetchBudget = new TokenBucket(perMinute, perMinute / 60_000);
+  }
 
-  async verify(authorization: string | undefined): Promise<JWTPayload> {
+  /** The public key (SPKI PEM) of a confscale worker's key id, when this verifier derives worker keys. */
+  workerPublicKey(kid: string): string | undefined {
+    const master = this.options.workerMasterSecret;
+    return master === undefined ? undefined : workerPublicKeyPem(master, kid);
+  }
+
+  async verify(authorization: string | undefined): Promise<VerifiedToken> {
     const token = bearerToken(authorization);
     if (token === undefined) throw new AsapError("expected Authorization: Bearer <ASAP token>");
     const now = Date.now();
-    const known = this.verified.get(token);
-    if (known !== undefined && known.validUntil > now) return known.payload;
-    if (known !== undefined) this.verified.delete(token);
-    const payload = await this.verifySignature(token);
+    let known = this.verified.get(token);
+    if (known !== undefined && known.validUntil <= now) {
+      this.verified.delete(token);
+      known = undefined;
+    }
+    const verified = known?.token ?? (await this.verifyToken(token, now));
+    const revocations = this.options.revocations;
+    if (revocations !== undefined) {
+      // Let the I/O that arrived with this request run first: a revocation published before it was sent is then applied.
+      await new Promise((resolve) => setImmediate(resolve));
+      const revoked = revocations.isRevoked(verified.kid);
+      if (revoked === true || (revoked !== false && (await revoked))) throw new AsapError("signing key revoked");
+    }
+    return verified;
+  }
+
+  private async verifyToken(token: string, now: number): Promise<VerifiedToken> {
+    const verified = await this.verifySignature(token);
     if (this.verified.size >= MAX_VERIFIED_TOKENS) {
       const oldest = this.verified.keys().next().value;
       if (oldest !== undefined) this.verified.delete(oldest);
     }
-    this.verified.set(token, { payload, validUntil: Math.min((payload.exp ?? 0) * 1000, now + this.options.keyCacheSeconds * 1000) });
-    return payload;
+    const validUntil = Math.min((verified.payload.exp ?? 0) * 1000, now + this.options.keyCacheSeconds * 1000);
+    this.verified.set(token, { token: verified, validUntil });
+    return verified;
   }
 
-  private async verifySignature(token: string): Promise<JWTPayload> {
+  private async verifySignature(token: string): Promise<VerifiedToken> {
+    let header;
     try {
-      const { payload } = await jwtVerify(token, (header) => this.keyFor(header.kid), {
-        algorithms: ["RS256"],
+      header = decodeProtectedHeader(token);
+    } catch {
+      throw new AsapError("malformed token");
+    }
+    const kid = header.kid;
+    if (kid === undefined || kid === "") throw new AsapError("token header has no kid");
+    const worker = this.options.workerMasterSecret === undefined ? undefined : parseWorkerKeyId(kid);
+    try {
+      const { payload } = await jwtVerify(token, worker === undefined ? await this.keyFor(kid) : this.workerKey(kid, worker), {
+        algorithms: [worker === undefined ? "RS256" : "EdDSA"],
         audience: this.options.audience,
         issuer: [...this.options.acceptedIssuers],
         requiredClaims: ["exp", "iat", "iss", "aud"],
-        clockTolerance: 60,
+        clockTolerance: CLOCK_SKEW_SECONDS,
       });
-      return payload;
+      checkLifetime(payload);
+      return { payload, kid, scope: worker === undefined ? this.scopeOf(payload) : workerScope(payload, worker) };
     } catch (error) {
       if (error instanceof AsapError) throw error;
       const code = (error as { code?: string }).code ?? "";
-      throw new AsapError(reasonFor(code, error));
+      throw new AsapError(reasonFor(code, error, worker === undefined ? "RS256" : "EdDSA"));
     }
   }
 
-  private async keyFor(kid: string | undefined): Promise<CryptoKey> {
-    if (kid === undefined || kid === "") throw new AsapError("token header has no kid");
+  private scopeOf(payload: JWTPayload): TokenScope | undefined {
+    if (payload.sub === undefined) {
+      if (this.options.allowUnscopedTokens !== false) return undefined;
+      throw new AsapError("token has no sub naming the group and instance it speaks for (<group>/<instanceId> or <group>/*)");
+    }
+    const match = SUBJECT.exec(payload.sub);
+    if (match === null) throw new AsapError("token claim sub must be <group>/<instanceId> or <group>/*");
+    return { group: match[1]!, ...(match[2] === "*" ? {} : { instanceId: match[2]! }) };
+  }
+
+  /** A confscale worker's public key, derived from its key id (cached: a derivation costs more than a verification). */
+  private workerKey(kid: string, worker: { fleet: string; server: string }): KeyObject {
+    const cached = this.derived.get(kid);
+    if (cached !== undefined) return cached;
+    const key = createPublicKey(workerSigningKey(this.options.workerMasterSecret!, worker.fleet, worker.server));
+    if (this.derived.size >= MAX_CACHED_KEYS) this.derived.delete(this.derived.keys().next().value!);
+    this.derived.set(kid, key);
+    return key;
+  }
+  private readonly derived = new Map<string, KeyObject>();
+
+  private async keyFor(kid: string): Promise<CryptoKey | KeyObject> {
     const now = Date.now();
     let cached = this.keys.get(kid);
     if (cached === undefined || cached.expiresAt <= now) {
+      if (!this.fetchBudget.take(now)) throw new AsapError("unknown signing key (key lookups are rate-limited; try again later)");
       if (this.keys.size >= MAX_CACHED_KEYS) this.dropExpired(now);
       const key = this.fetchKey(kid);
       cached = { key, expiresAt: now + (this.options.missCacheSeconds ?? 30) * 1000 };
@@ -95,7 +212,7 @@ export class AsapVerifier {
   }
 
   private async fetchKey(kid: string): Promise<CryptoKey | undefined> {
-    const url = `${this.options.keyBaseUrl.replace(/\/+$/, "")}/${createHash("sha256").update(kid).digest("hex")}.pem`;
+    const url = `${this.options.keyBaseUrl.replace(/\/+$/, "")}/${keyFileName(kid)}`;
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(this.options.fetchTimeoutMs ?? 5_000) });
       if (!response.ok) return undefined;
@@ -118,12 +235,155 @@ export class AsapVerifier {
   }
 }
 
+/**
+ * The verifier of a scaler process: its settings, the revocations kept in the store's Redis, and the workers' master
+ * secret from the environment (CONFSCALE_BBB_SECRET), when set.
+ */
+export function sidecarVerifier(
+  options: Omit<AsapOptions, "revocations" | "workerMasterSecret">,
+  store: { redis: Redis; keys: { revokedSidecarKeys(): string } },
+  env: NodeJS.ProcessEnv = process.env,
+): AsapVerifier {
+  const masterSecret = env.CONFSCALE_BBB_SECRET;
+  return new AsapVerifier({
+    ...options,
+    revocations: new KeyRevocations(store.redis, store.keys.revokedSidecarKeys()),
+    ...(masterSecret === undefined || masterSecret === "" ? {} : { workerMasterSecret: masterSecret }),
+  });
+}
+
+/** `<sha256 hex of kid>.pem`: the file name a key server publishes a key id's public key under. */
+export function keyFileName(kid: string): string {
+  return `${createHash("sha256").update(kid).digest("hex")}.pem`;
+}
+
+function checkLifetime(payload: JWTPayload): void {
+  const { iat, exp } = payload as { iat: number; exp: number };
+  if (exp - iat > MAX_TOKEN_LIFETIME_SECONDS) throw new AsapError(`token lives longer than ${MAX_TOKEN_LIFETIME_SECONDS} s (exp - iat)`);
+  if (iat > Date.now() / 1000 + CLOCK_SKEW_SECONDS) throw new AsapError("token claim iat is in the future");
+}
+
+/** A worker's key speaks for its own fleet and server only; a `sub`, if present, must say the same. */
+function workerScope(payload: JWTPayload, worker: { fleet: string; server: string }): TokenScope {
+  if (payload.sub !== undefined && payload.sub !== `${worker.fleet}/${worker.server}`)
+    throw new AsapError("token claim sub differs from its key id's fleet and server");
+  return { group: worker.fleet, instanceId: worker.server };
+}
+
+/** A token bucket: `capacity` at once, refilled at `perMs` tokens a millisecond. */
+class TokenBucket {
+  private tokens: number;
+  private at = Date.now();
+
+  constructor(
+    private readonly capacity: number,
+    private readonly perMs: number,
+  ) {
+    this.tokens = capacity;
+  }
+
+  take(now: number): boolean {
+    this.tokens = Math.min(this.capacity, this.tokens + (now - this.at) * this.perMs);
+    this.at = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/**
+ * Revoked sidecar key ids: a Redis set, held in memory and kept current by the changes published on its channel, so a
+ * check-in reads no extra key. While the subscription is down (connecting, or Redis lost), each check-in reads the set
+ * instead, so a revocation is never missed.
+ */
+export class KeyRevocations {
+  private revoked = new Set<string>();
+  private subscriber: Redis | undefined;
+  private current = false;
+  private loading: Promise<Set<string>> | undefined;
+  /** Changes heard while a load was in flight: its answer may predate them. */
+  private heardDuringLoad: string[] = [];
+
+  constructor(
+    private readonly redis: Redis,
+    /** The Redis set of revoked key ids; its name is the channel changes are announced on too. */
+    private readonly key: string,
+  ) {}
+
+  /** Revoked (true), not (false), or a promise of it when the in-memory copy may be behind. */
+  isRevoked(kid: string): boolean | Promise<boolean> {
+    if (this.subscriber === undefined) this.subscribe();
+    if (this.current) return this.revoked.has(kid);
+    return this.load().then((set) => set.has(kid));
+  }
+
+  async revoke(kid: string): Promise<void> {
+    this.revoked.add(kid);
+    await this.redis.multi().sadd(this.key, kid).publish(this.key, `+${kid}`).exec();
+  }
+
+  async restore(kid: string): Promise<void> {
+    await this.redis.multi().srem(this.key, kid).publish(this.key, `-${kid}`).exec();
+    this.revoked.delete(kid);
+  }
+
+  async list(): Promise<string[]> {
+    return [...(await this.load())].sort();
+  }
+
+  close(): void {
+    this.subscriber?.disconnect();
+  }
+
+  private apply(change: string): void {
+    if (change.startsWith("+")) this.revoked.add(change.slice(1));
+    else if (change.startsWith("-")) this.revoked.delete(change.slice(1));
+  }
+
+  private load(): Promise<Set<string>> {
+    this.loading ??= this.redis
+      .smembers(this.key)
+      .then((members) => {
+        this.revoked = new Set(members);
+        for (const change of this.heardDuringLoad) this.apply(change);
+        return this.revoked;
+      })
+      .finally(() => {
+        this.loading = undefined;
+        this.heardDuringLoad = [];
+      });
+    return this.loading;
+  }
+
+  private subscribe(): void {
+    const subscriber = this.redis.duplicate();
+    this.subscriber = subscriber;
+    subscriber.on("error", () => undefined);
+    // Whatever was missed while unsubscribed is read again before the copy counts as current.
+    subscriber.on("close", () => {
+      this.current = false;
+    });
+    subscriber.on("ready", () => {
+      void subscriber.subscribe(this.key).then(
+        () => this.load().then(() => (this.current = true)),
+        () => undefined,
+      );
+    });
+    subscriber.on("message", (_channel: string, change: string) => {
+      if (this.loading !== undefined) this.heardDuringLoad.push(change);
+      this.apply(change);
+    });
+    // The store's connection ending is the scaler (or worker) stopping: the subscription goes with it.
+    this.redis.once("end", () => subscriber.disconnect());
+  }
+}
+
 export function bearerToken(authorization: string | undefined): string | undefined {
   const match = /^Bearer +([^ ]+)$/i.exec(authorization?.trim() ?? "");
   return match?.[1];
 }
 
-function reasonFor(code: string, error: unknown): string {
+function reasonFor(code: string, error: unknown, algorithm: string): string {
   switch (code) {
     case "ERR_JWT_EXPIRED":
       return "token expired";
@@ -134,7 +394,7 @@ function reasonFor(code: string, error: unknown): string {
       return claim === "" ? "token claims refused" : `token claim ${claim} refused`;
     }
     case "ERR_JOSE_ALG_NOT_ALLOWED":
-      return "token algorithm must be RS256";
+      return `token algorithm must be ${algorithm}`;
     default:
       return "malformed token";
   }

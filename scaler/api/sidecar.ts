@@ -14,7 +14,7 @@ import {
   type InstanceDetails,
   type InstanceType,
 } from "../store/schemas.js";
-import { AsapError, type AsapVerifier } from "./asap.js";
+import { AsapError, checkScope, TokenScopeError, type AsapVerifier, type VerifiedToken } from "./asap.js";
 import { CLIENT_GONE_STATUS, ClientGoneError, HttpError, parseJsonBody, parseWith, readRequestBody } from "./http.js";
 
 const metadata = z.string().max(256).nullish();
@@ -202,7 +202,7 @@ export function sidecarHandler({ store, asap, metrics, logger, maxBodyBytes, ans
 
   const authenticate = async (request: IncomingMessage, kind: CheckInKind) => {
     try {
-      await asap.verify(request.headers.authorization);
+      return await asap.verify(request.headers.authorization);
     } catch (error) {
       if (!(error instanceof AsapError)) throw error;
       logger.info({ event: "sidecar.auth_refused", path: `/sidecar/${kind}`, reason: error.reason }, "sidecar token refused");
@@ -211,18 +211,19 @@ export function sidecarHandler({ store, asap, metrics, logger, maxBodyBytes, ans
   };
 
   const answer = async (request: IncomingMessage, kind: CheckInKind): Promise<unknown> => {
-    await authenticate(request, kind);
+    const token = await authenticate(request, kind);
     const body = parseJsonBody(await readRequestBody(request, maxBodyBytes));
+    const scoped = (checkIn: CheckIn) => withinScope(token, checkIn, kind);
     switch (kind) {
       case "poll":
-        return accept(fromDetails(kind, parseWith(instanceDetailsSchema, body)));
+        return accept(scoped(fromDetails(kind, parseWith(instanceDetailsSchema, body))));
       case "status":
-        return accept(fromReport(kind, body));
+        return accept(scoped(fromReport(kind, body)));
       case "stats":
-        await accept(fromReport(kind, body));
+        await accept(scoped(fromReport(kind, body)));
         return SAVED;
       case "shutdown":
-        await accept(fromDetails(kind, parseWith(instanceDetailsSchema, body)));
+        await accept(scoped(fromDetails(kind, parseWith(instanceDetailsSchema, body))));
         return SAVED;
     }
   };
@@ -260,6 +261,18 @@ export function sidecarHandler({ store, asap, metrics, logger, maxBodyBytes, ans
 }
 
 const SAVED = { save: "OK" };
+
+/** A token speaks only for its own group and instance: anything else is a 403 naming the body's field. */
+function withinScope(token: VerifiedToken, checkIn: CheckIn, kind: CheckInKind): CheckIn {
+  try {
+    checkScope(token, checkIn.details);
+  } catch (error) {
+    if (!(error instanceof TokenScopeError)) throw error;
+    const field = kind === "poll" || kind === "shutdown" ? error.field : `instance.${error.field}`;
+    throw new HttpError(403, "forbidden", error.message, [{ field, message: error.message }]);
+  }
+  return checkIn;
+}
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

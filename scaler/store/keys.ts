@@ -20,4 +20,6 @@ export class Keys {
   commands = (group: string, instance: string) => `${this.instance(group, instance)}:commands`;
   instanceAudit = (group: string, instance: string) => `${this.instance(group, instance)}:audit`;
   loadProfile = (group: string) => `${this.group(group)}:load-profile`;
+  /** Revoked sidecar key ids (scaler/api/asap.ts), and the channel their changes are announced on. */
+  revokedSidecarKeys = () => `${this.prefix}sidecar-keys:revoked`;
 }

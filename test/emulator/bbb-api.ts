@@ -36,7 +36,7 @@ function meetingXml(meeting: Meeting, now: number): string {
  * The BigBlueButton API of each emulated server, under `/servers/<serverId>/bigbluebutton/api`. It answers
  * only once the server has booted; before that, or when stopped, a 503 stands for "unreachable".
  */
-export function bbbApi(cloud: EmulatedCloud, secret: string): Hono {
+export function bbbApi(cloud: EmulatedCloud): Hono {
   const app = new Hono();
 
   const serving = (c: Context): EmulatedServer | Response => {
@@ -60,7 +60,8 @@ export function bbbApi(cloud: EmulatedCloud, secret: string): Hono {
     const server = serving(c);
     if (server instanceof Response) return server;
     const call = c.req.param("call");
-    if (!verifyChecksum(call, rawQuery(c), secret)) return failed(c, "checksumError", "You did not pass the checksum security check");
+    if (!verifyChecksum(call, rawQuery(c), cloud.bbbSecretOf(server)))
+      return failed(c, "checksumError", "You did not pass the checksum security check");
     const now = cloud.clock.now();
     switch (call) {
       case "getMeetings": {

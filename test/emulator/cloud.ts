@@ -1,3 +1,4 @@
+import { parse as parseYaml } from "yaml";
 import { randomUUID } from "node:crypto";
 import type { EmulatorClock } from "./clock.js";
 import { FaultQueue } from "./faults.js";
@@ -426,6 +427,20 @@ export class EmulatedCloud {
   }
 
   /** The OS is up: node-exporter and BBB answer. */
+  /**
+   * A server's BBB secret: the one its user data writes to /etc/confscale/bbb-secret (which its cloud-init hands to
+   * `bbb-conf --setsecret`), else the cloud's default for servers made without that user data.
+   */
+  bbbSecretOf(server: EmulatedServer): string {
+    const bootVolume = this.datacenters.get(server.datacenterId)?.volumes.get(server.volumeIds[0] ?? "");
+    const userData = bootVolume?.properties.userData;
+    if (typeof userData !== "string") return this.bbbSecret;
+    const files = (
+      parseYaml(Buffer.from(userData, "base64").toString("utf8")) as { write_files?: { path?: string; content?: string }[] } | null
+    )?.write_files;
+    return files?.find((file) => file.path === "/etc/confscale/bbb-secret")?.content ?? this.bbbSecret;
+  }
+
   isServing(server: EmulatedServer): boolean {
     return server.vmState === "RUNNING" && server.bootCompleteAt !== undefined && this.clock.now() >= server.bootCompleteAt;
   }

@@ -288,7 +288,7 @@ export class Emulator {
       if (!this.cloud.isServing(server)) return c.text("server is not up", 503);
       return c.body(renderNodeExporterMetrics(this.cloud, server), 200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
     });
-    app.route("/servers", bbbApi(this.cloud, this.cloud.bbbSecret));
+    app.route("/servers", bbbApi(this.cloud));
     app.route("/scalelite/api", scaleliteApi(this.scalelite));
     app.get(`/_keys/:file`, (c) => {
       if (c.req.param("file") !== this.sidecarKey.pemFileName) return c.text("no such key", 404);

@@ -91,7 +91,7 @@ export class ScaleliteEmulator {
   poll(): void {
     for (const entry of this.servers.values()) {
       const server = this.emulatedServerOf(entry);
-      const answered = server !== undefined && this.cloud.isServing(server) && entry.secret === this.cloud.bbbSecret;
+      const answered = server !== undefined && this.cloud.isServing(server) && entry.secret === this.cloud.bbbSecretOf(server);
       if (answered) {
         entry.online = true;
         entry.failedPolls = 0;

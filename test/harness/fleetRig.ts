@@ -5,6 +5,7 @@ import type { z } from "zod";
 import { workerPolicySchema, type WorkerPolicy } from "../../infra/config.js";
 import { listMachines } from "../../infra/clouds/index.js";
 import type { FleetSpec } from "../../infra/fleet.js";
+import { workerBbbSecret } from "../../infra/workerCredentials.js";
 import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actuator.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { FleetLock } from "../../scaler/actuator/lock.js";
@@ -138,7 +139,7 @@ export function openEmulatedFleetStack(
     backendUrl: sandbox.backendUrl,
     passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
     nodeExporterPassword: "node-exporter-password",
-    bbbSecret: endpoints.bbbSecret,
+    masterSecret: endpoints.bbbSecret,
     providerEnv: { ...sandbox.env, IONOS_USERNAME: endpoints.username, IONOS_PASSWORD: endpoints.password },
   });
 }
@@ -169,7 +170,7 @@ export async function openEmulatedFleet(options: {
     baseline: 0,
     template: emulatedFleetTemplate(endpoints, env, fleet),
     bbbUrl: ({ id }) => `${endpoints.url}/servers/${id}/bigbluebutton/api`,
-    bbbSecret: endpoints.bbbSecret,
+    bbbSecretOf: (name) => workerBbbSecret(endpoints.bbbSecret, fleet, name),
     drainTimeoutMs: 3_600_000,
     onDrainTimeout: "re-enable",
     buildTimeoutMs: 3_600_000,
@@ -181,7 +182,7 @@ export async function openEmulatedFleet(options: {
     lock: new FleetLock(redis, KEY_PREFIX, options.leaseTtlMs ?? 30_000),
     fleetStack,
     scalelite: new ScaleliteClient({ baseUrl: endpoints.scaleliteApiUrl, secret: endpoints.scaleliteSecret }),
-    bbb: (baseUrl) => new BbbClient({ baseUrl, secret: endpoints.bbbSecret }),
+    bbb: (baseUrl, name) => new BbbClient({ baseUrl, secret: workerBbbSecret(endpoints.bbbSecret, fleet, name) }),
     audit: ({ actor, ...entry }, server) => store.appendAudit(fleet, { ...entry, actor: actor ?? "actuator" }, server),
     now: options.now ?? Date.now,
     log: createLogger("actuator", "silent"),

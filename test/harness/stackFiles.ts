@@ -10,6 +10,13 @@ import {
   type ControlNodeSecrets,
 } from "../../infra/templates.js";
 import { configMapFromStackFile } from "./stackFile.js";
+import { workerCredentials } from "../../infra/workerCredentials.js";
+
+/** The sidecar key a worker's user data carries, as the fleet program derives it. */
+function workerSidecarKey(fleet: string, server: string) {
+  const { keyId, signingKeyPem } = workerCredentials("sidecar-test-master-secret-0123456789abcdef", fleet, server);
+  return { sidecarKeyId: keyId, sidecarSigningKey: signingKeyPem };
+}
 
 /** The example environments whose files every real-consumer check covers. */
 export const EXAMPLE_STACKS = ["dev", "do-example", "oci-example", "local"] as const;
@@ -82,6 +89,7 @@ export function renderStackFiles(env: string): StackFiles {
       bbbVersion: config.workers.bbbVersion,
       nodeExporterPasswordHash: nodeExporterPasswordHash(AWKWARD_SECRETS.nodeExporterPassword),
       bbbSecret: "f".repeat(64),
+      ...workerSidecarKey("bbb", "bbb-1"),
     }),
   };
 }

@@ -5,7 +5,12 @@ import * as pulumi from "@pulumi/pulumi";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { environmentConfigSchema, type EnvironmentConfig } from "../../infra/config.js";
 import { declareEnvironment, defineEnvironment } from "../../infra/environment.js";
-import { defineFleet, fleetTemplateSchema, type FleetSpec } from "../../infra/fleet.js";
+import { defineFleet, fleetTemplateSchema, type FleetSecrets, type FleetSpec } from "../../infra/fleet.js";
+
+const FLEET_SECRETS: FleetSecrets = {
+  nodeExporterPassword: "node-exporter-password",
+  masterSecret: "fleet-master-secret-0123456789abcdef",
+};
 import { PROVIDERS } from "../../infra/clouds/index.js";
 
 interface Declared {
@@ -147,7 +152,7 @@ describe("Oracle Cloud credentials reach the provider", () => {
         shape: "VM.Standard.E4.Flex",
       },
     });
-    defineFleet(spec, { OCI_TENANCY_OCID: "ocid1.tenancy.oc1..fleet", OCI_USER_OCID: "ocid1.user.oc1..fleet" });
+    defineFleet(spec, FLEET_SECRETS, { OCI_TENANCY_OCID: "ocid1.tenancy.oc1..fleet", OCI_USER_OCID: "ocid1.user.oc1..fleet" });
     await settle();
     const provider = declared.find((resource) => resource.type === "pulumi:providers:oci" && resource.name.startsWith("ocifleet-"));
     expect(provider?.inputs).toMatchObject({ region: "eu-frankfurt-1", tenancyOcid: "ocid1.tenancy.oc1..fleet" });
@@ -203,7 +208,7 @@ describe("every worker gets its own DNS name", () => {
       dnsZone: "example.org",
       digitalocean: { vpcId: "vpc-1", workerTag: "confscale-dodns-worker", sshKeyIds: ["1"] },
     });
-    defineFleet(spec, {});
+    defineFleet(spec, FLEET_SECRETS, {});
     await settle();
     await new Promise((resolve) => setTimeout(resolve, 50));
     const records = declared
@@ -227,8 +232,8 @@ describe("every worker gets its own DNS name", () => {
         shape: "VM.Standard.E4.Flex",
       },
     };
-    defineFleet(fleetSpec("ocidns", { ...placement, dnsZone: "example.org" }), {});
-    defineFleet(fleetSpec("ocinodns", placement), {});
+    defineFleet(fleetSpec("ocidns", { ...placement, dnsZone: "example.org" }), FLEET_SECRETS, {});
+    defineFleet(fleetSpec("ocinodns", placement), FLEET_SECRETS, {});
     await settle();
     await new Promise((resolve) => setTimeout(resolve, 50));
     const rrsets = declared.filter((resource) => resource.type === "oci:Dns/rrset:Rrset");

@@ -7,6 +7,7 @@ import { parse } from "yaml";
 import { environmentConfigSchema, type EnvironmentConfig } from "../../infra/config.js";
 import { declareEnvironment } from "../../infra/environment.js";
 import { defineFleet, type FleetSpec } from "../../infra/fleet.js";
+import { workerCredentials } from "../../infra/workerCredentials.js";
 import { loadSettings } from "../../scaler/settings.js";
 import { controlNodeProjectFiles, nodeExporterPasswordHash, renderWorkerUserData } from "../../infra/templates.js";
 
@@ -44,6 +45,11 @@ const SECRETS = {
   fleetBackendUrl: "s3://confscale-state?region=eu",
   fleetPassphrase: "fleet-passphrase-123",
 };
+
+/** A worker sidecar key as infra/workerCredentials.ts derives it. */
+const SIDECAR_KEY = (({ keyId, signingKeyPem }) => ({ sidecarKeyId: keyId, sidecarSigningKey: signingKeyPem }))(
+  workerCredentials("m".repeat(40), "bbb", "bbb-7"),
+);
 
 function configFor(cloud: EnvironmentConfig["cloud"]): EnvironmentConfig {
   return environmentConfigSchema.parse({
@@ -357,6 +363,7 @@ describe("secrets and rendered files", () => {
       controlNodeIp: CONTROL_IP,
       nodeExporterPasswordHash: hash,
       bbbSecret,
+      ...SIDECAR_KEY,
     });
     expect(text.startsWith("#cloud-config\n")).toBe(true);
     expectNoSecretText(text);
@@ -380,6 +387,7 @@ describe("secrets and rendered files", () => {
         controlNodeIp: CONTROL_IP,
         nodeExporterPasswordHash: hash,
         bbbSecret: "short; rm -rf /",
+        ...SIDECAR_KEY,
       }),
     ).toThrow(/bbbSecret/);
     const webConfig = parse(cloudInit.write_files.find((file) => file.path === "/etc/prometheus/node-exporter-web.yml")?.content ?? "") as {
@@ -420,15 +428,11 @@ describe("the fleet program on each cloud", () => {
           },
   });
 
-  beforeAll(() => {
-    pulumi.runtime.setAllConfig(
-      { "confscale-fleet:nodeExporterPassword": SECRETS.nodeExporterPassword, "confscale-fleet:bbbSecret": "b".repeat(40) },
-      ["confscale-fleet:nodeExporterPassword", "confscale-fleet:bbbSecret"],
-    );
-  });
-
   async function declareFleet(cloud: "digitalocean" | "oci", env: string, servers: FleetSpec["servers"]) {
-    const outputs = defineFleet({ ...template(cloud, env), servers });
+    const outputs = defineFleet(
+      { ...template(cloud, env), servers },
+      { nodeExporterPassword: SECRETS.nodeExporterPassword, masterSecret: "b".repeat(40) },
+    );
     await Promise.all(Object.values(outputs.servers).map((server) => value(server.publicIp)));
     await new Promise((resolve) => setImmediate(resolve));
     return declared.filter((resource) =>

@@ -64,13 +64,14 @@ export async function signSidecarToken(
   key: SigningKey,
   claims: { issuer?: string; audience?: string; expiresAt?: number; issuedAt?: number } = {},
 ): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
+  const issuedAt = claims.issuedAt ?? Math.floor(Date.now() / 1000);
+  // An hour from its issue, as jitsi-autoscaler-sidecar signs them (the scaler refuses longer).
   return new SignJWT({})
     .setProtectedHeader({ alg: "RS256", kid: key.kid })
     .setIssuer(claims.issuer ?? "jitsi-autoscaler-sidecar")
     .setAudience(claims.audience ?? "jitsi-autoscaler")
-    .setIssuedAt(claims.issuedAt ?? now)
-    .setExpirationTime(claims.expiresAt ?? now + 3600)
+    .setIssuedAt(issuedAt)
+    .setExpirationTime(claims.expiresAt ?? issuedAt + 3600)
     .sign(key.privateKey);
 }
 

@@ -9,6 +9,13 @@ import { fleetSettingsSchema } from "../../scaler/settings.js";
 import { bootFromUserData } from "./cloud-init.js";
 import { applyCloudFirewall } from "./firewall.js";
 import { Lab, waitFor, type LabProcess, type Machine } from "./lab.js";
+import { workerCredentials } from "../../infra/workerCredentials.js";
+
+/** The sidecar key a worker's user data carries, as the fleet program derives it. */
+function workerSidecarKey(fleet: string, server: string) {
+  const { keyId, signingKeyPem } = workerCredentials("sidecar-test-master-secret-0123456789abcdef", fleet, server);
+  return { sidecarKeyId: keyId, sidecarSigningKey: signingKeyPem };
+}
 
 const DOMAIN = "bbb.rehearsal.example";
 
@@ -58,6 +65,7 @@ describe("the control node's Prometheus scrapes a worker's node-exporter in the 
         scalerUrl: `https://${DOMAIN}/scaler`,
         nodeExporterPasswordHash: nodeExporterPasswordHash(password),
         bbbSecret: randomBytes(24).toString("hex"),
+        ...workerSidecarKey(CONTROL_NODE_FLEET, "worker-1"),
       }),
     );
     await boot.services.waitUntilListening("prometheus-node-exporter", 9100);

@@ -5,6 +5,13 @@ import { nodeExporterPasswordHash, renderWorkerUserData } from "../../infra/temp
 import { bootFromUserData, type BootRecord } from "./cloud-init.js";
 import { applyCloudFirewall } from "./firewall.js";
 import { Lab, type Machine } from "./lab.js";
+import { workerCredentials } from "../../infra/workerCredentials.js";
+
+/** The sidecar key a worker's user data carries, as the fleet program derives it. */
+function workerSidecarKey(fleet: string, server: string) {
+  const { keyId, signingKeyPem } = workerCredentials("sidecar-test-master-secret-0123456789abcdef", fleet, server);
+  return { sidecarKeyId: keyId, sidecarSigningKey: signingKeyPem };
+}
 
 const DOMAIN = "bbb.rehearsal.example";
 const HOSTNAME = `worker-1.${DOMAIN}`;
@@ -33,6 +40,7 @@ describe("a worker booted from its rendered cloud-init serves node-exporter over
       scalerUrl: `https://${DOMAIN}/scaler`,
       nodeExporterPasswordHash: nodeExporterPasswordHash(password),
       bbbSecret: randomBytes(24).toString("hex"),
+      ...workerSidecarKey("bbb", name),
     });
   }
 
