@@ -1,7 +1,6 @@
 import type { Redis } from "ioredis";
 import { hostname } from "node:os";
-import { listMachines } from "../infra/clouds/inventory.js";
-import { CLOUD_CAPABILITIES } from "../infra/clouds/types.js";
+import { CLOUD_CAPABILITIES, CLOUD_VARIABLES, listMachines } from "../infra/clouds/index.js";
 import { FleetActuator } from "./actuator/actuator.js";
 import { FleetStack } from "./actuator/fleetStack.js";
 import { FleetLock } from "./actuator/lock.js";
@@ -31,8 +30,11 @@ export class FleetSecretsMissingError extends Error {
   }
 }
 
-/** Variables handed to the engine: the cloud's credentials and settings, and the engine's own. */
-const ENGINE_VARIABLE = /^(IONOS_|DIGITALOCEAN_|OCI_|AWS_|PULUMI_HOME$|PULUMI_SKIP_UPDATE_CHECK$)/;
+/** Variables handed to the engine: the clouds' credentials and settings (infra/clouds/index.ts), the S3 backend's and the engine's own. */
+const CLOUD_VARIABLE_NAMES = new Set(CLOUD_VARIABLES);
+const ENGINE_VARIABLE = {
+  test: (name: string) => CLOUD_VARIABLE_NAMES.has(name) || /^(AWS_|PULUMI_HOME$|PULUMI_SKIP_UPDATE_CHECK$)/.test(name),
+};
 
 function fill(template: string, values: Record<string, string>): string {
   return template.replace(/\{(\w+)\}/g, (match, key: string) => values[key] ?? match);

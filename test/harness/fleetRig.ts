@@ -3,7 +3,7 @@ import { once } from "node:events";
 import type { Server } from "node:http";
 import type { z } from "zod";
 import { workerPolicySchema, type WorkerPolicy } from "../../infra/config.js";
-import { listMachines } from "../../infra/clouds/inventory.js";
+import { listMachines } from "../../infra/clouds/index.js";
 import type { FleetSpec } from "../../infra/fleet.js";
 import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actuator.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
