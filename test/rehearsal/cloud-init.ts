@@ -5,10 +5,13 @@
  * on, the Let's Encrypt certificate bbb-install obtains for `-s <hostname>` (issued by the lab CA instead).
  *
  * Commands run with stand-ins first on PATH: `systemctl` (recorded, then carried out by units.ts), `hostnamectl`
- * (sets the machine's host name) and `install` (owners dropped: a lab machine has a single user, README.md).
+ * (sets the machine's host name), `install` (owners dropped: a lab machine has a single user, README.md), and for the
+ * one download of ours, `curl` and `sha256sum`: the lab has no network, so node-exporter's release tarball is made from
+ * Debian's prometheus-node-exporter and its checksum check is held to the pinned one (README.md).
  */
 import { z } from "zod";
 import { parse } from "yaml";
+import { NODE_EXPORTER_RELEASE } from "../../infra/templates.js";
 import type { Lab, Machine } from "./lab.js";
 import { ServiceManager } from "./units.js";
 
@@ -49,6 +52,10 @@ export function parseCloudConfig(userData: string): CloudConfig {
 
 const SHIM_DIR = "/run/lab-bin";
 const SYSTEMCTL_LOG = "/run/lab-systemctl";
+/** What the curl stand-in made, one file per download: "<pinned sha256> <sha256 of the stand-in>". */
+const DOWNLOADS_DIR = "/run/lab-downloads";
+/** The program the Debian package installs, standing in for the release's node_exporter. */
+const DEBIAN_NODE_EXPORTER = "/usr/bin/prometheus-node-exporter";
 const PATH = `${SHIM_DIR}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
 
 const SHIMS: Record<string, string> = {
@@ -68,6 +75,54 @@ const SHIMS: Record<string, string> = {
     "  esac",
     "done",
     'exec /usr/bin/install "${args[@]}"',
+    "",
+  ].join("\n"),
+  curl: [
+    "#!/bin/bash",
+    `# No network in the lab: node-exporter ${NODE_EXPORTER_RELEASE.version}'s release tarball is made from Debian's package,`,
+    "# with the program where the release has it; any other URL goes to the real curl.",
+    'all=("$@") url="" out=""',
+    'while [ "$#" -gt 0 ]; do',
+    '  case "$1" in',
+    "    -o|--output) out=$2; shift 2 ;;",
+    "    -*) shift ;;",
+    "    *) url=$1; shift ;;",
+    "  esac",
+    "done",
+    `release='^https://github\\.com/prometheus/node_exporter/releases/download/v${NODE_EXPORTER_RELEASE.version.replaceAll(".", "\\.")}/(node_exporter-[0-9.]+\\.linux-([a-z0-9]+))\\.tar\\.gz$'`,
+    'if [[ "$url" =~ $release ]] && [ -n "$out" ]; then',
+    "  name=${BASH_REMATCH[1]}",
+    '  case "${BASH_REMATCH[2]}" in',
+    ...Object.entries(NODE_EXPORTER_RELEASE.sha256).map(([arch, sha256]) => `    ${arch}) pinned=${sha256} ;;`),
+    '    *) echo "curl (lab): no pinned checksum for $url" >&2; exit 22 ;;',
+    "  esac",
+    "  stage=$(mktemp -d)",
+    '  mkdir "$stage/$name"',
+    `  cp ${DEBIAN_NODE_EXPORTER} "$stage/$name/node_exporter"`,
+    '  tar -czf "$out" -C "$stage" "$name"',
+    '  rm -rf "$stage"',
+    `  mkdir -p ${DOWNLOADS_DIR}`,
+    `  echo "$pinned $(/usr/bin/sha256sum "$out" | cut -d ' ' -f 1)" > "${DOWNLOADS_DIR}/$(basename "$out")"`,
+    "  exit 0",
+    "fi",
+    'exec /usr/bin/curl "${all[@]}"',
+    "",
+  ].join("\n"),
+  sha256sum: [
+    "#!/bin/bash",
+    "# A check of the curl stand-in's tarball passes when the line expects the release's pinned checksum and the file",
+    "# is the one the lab made (checked by the real sha256sum); every other use is the real sha256sum.",
+    "set -o pipefail",
+    'case " $* " in *" --check "*|*" -c "*) ;; *) exec /usr/bin/sha256sum "$@" ;; esac',
+    "while read -r expected path; do",
+    `  record="${DOWNLOADS_DIR}/$(basename "$path")"`,
+    '  if [ -f "$record" ]; then',
+    '    read -r pinned made < "$record"',
+    '    if [ "$expected" != "$pinned" ]; then echo "$path: FAILED (expected $expected, pinned $pinned)" >&2; exit 1; fi',
+    "    expected=$made",
+    "  fi",
+    '  printf \'%s  %s\\n\' "$expected" "$path"',
+    'done | /usr/bin/sha256sum "$@"',
     "",
   ].join("\n"),
 };
@@ -90,6 +145,8 @@ const EMULATED: { pattern: RegExp; emulate?: Emulation }[] = [
   { pattern: /bbb-install\.sh -o |curl .*bbb-install\.sh/ },
   { pattern: /^bash \S*bbb-install\.sh /, emulate: bbbInstall },
   { pattern: /\bbbb-conf\b/ },
+  // bbb-install's ufw is not set up (above), so the lab's one packet filter is the cloud firewall (firewall.ts).
+  { pattern: /^ufw / },
 ];
 
 export interface BootRecord {

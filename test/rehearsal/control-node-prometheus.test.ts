@@ -63,6 +63,7 @@ describe("the control node's Prometheus scrapes a worker's node-exporter in the 
         name: "worker-1",
         domain: DOMAIN,
         scalerUrl: `https://${DOMAIN}/scaler`,
+        controlNodeIp: control.address,
         nodeExporterPasswordHash: nodeExporterPasswordHash(password),
         bbbSecret: randomBytes(24).toString("hex"),
         ...workerSidecarKey(CONTROL_NODE_FLEET, "worker-1"),

@@ -29,7 +29,9 @@ const MACHINE_RELAY = fileURLToPath(new URL("./machine-relay.mjs", import.meta.u
 export const LAB_NETWORK = { prefix: "198.18.0.0", length: 15, gateway: "198.18.0.1", firstMachine: 10 } as const;
 const BRIDGE = "lab0";
 /** Directories every machine has of its own; /etc starts as the host's, the others empty. */
-const MACHINE_ROOTS = ["/etc", "/opt", "/var/lib", "/var/log", "/run"] as const;
+const MACHINE_ROOTS = ["/etc", "/opt", "/usr/local", "/var/lib", "/var/log", "/run"] as const;
+/** /usr/local of a fresh Debian or Ubuntu machine: empty directories (install scripts put programs in bin and sbin). */
+const USR_LOCAL_DIRS = ["bin", "etc", "include", "lib", "sbin", "share", "src"] as const;
 
 export class LabError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -174,7 +176,7 @@ export interface MachineOptions {
   hostnames?: string[];
 }
 
-/** One machine: its own network, mount, UTS and PID namespaces, its own /etc, /opt, /var/lib, /var/log, /run. */
+/** One machine: its own network, mount, UTS and PID namespaces, its own /etc, /opt, /usr/local, /var/lib, /var/log, /run. */
 export class Machine {
   private destroyed = false;
   /** Names only this machine resolves (e.g. compose service names), name → address. */
@@ -501,6 +503,7 @@ export class Lab {
       ...(mountPoint === "/etc" ? { hostView: { inLab: join(this.dir, "host-etc"), onHost: "/etc" } } : {}),
     }));
     for (const root of roots) await prepareRoot(root);
+    for (const sub of USR_LOCAL_DIRS) await makeMachineDir(roots, `/usr/local/${sub}`);
     await writeMachineFile(roots, "/etc/hostname", `${name}\n`);
     // The lab CA is a public CA to its machines, as Let's Encrypt's is to real ones.
     await writeMachineFile(roots, "/etc/ssl/certs/ca-certificates.crt", `${this.hostCaBundle}\n${this.authority.certificatePem}`);

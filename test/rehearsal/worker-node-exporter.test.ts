@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { workerFirewallRules } from "../../infra/firewall.js";
-import { nodeExporterPasswordHash, renderWorkerUserData } from "../../infra/templates.js";
-import { bootFromUserData, type BootRecord } from "./cloud-init.js";
+import { NODE_EXPORTER_RELEASE, nodeExporterPasswordHash, renderWorkerUserData } from "../../infra/templates.js";
+import { bootFromUserData, CloudInitError, type BootRecord } from "./cloud-init.js";
 import { applyCloudFirewall } from "./firewall.js";
 import { Lab, type Machine } from "./lab.js";
 import { workerCredentials } from "../../infra/workerCredentials.js";
@@ -38,6 +38,7 @@ describe("a worker booted from its rendered cloud-init serves node-exporter over
       name,
       domain: DOMAIN,
       scalerUrl: `https://${DOMAIN}/scaler`,
+      controlNodeIp: control.address,
       nodeExporterPasswordHash: nodeExporterPasswordHash(password),
       bbbSecret: randomBytes(24).toString("hex"),
       ...workerSidecarKey("bbb", name),
@@ -59,9 +60,14 @@ describe("a worker booted from its rendered cloud-init serves node-exporter over
     await lab?.stop();
   });
 
-  it("runs the real prometheus-node-exporter with the flags of its unit and the rendered environment file", async () => {
+  it("runs the node_exporter its install script put in place, with the flags of its unit and the rendered environment file", async () => {
     const exporter = boot.services.get("prometheus-node-exporter");
-    expect(exporter?.command).toBe("/usr/bin/prometheus-node-exporter --web.config.file=/etc/prometheus/node-exporter-web.yml");
+    expect(exporter?.command).toBe(
+      "/usr/local/bin/node_exporter --web.listen-address=:9100 --web.config.file=/etc/prometheus/node-exporter-web.yml",
+    );
+    expect(boot.commands).toContainEqual({ command: "bash /usr/local/sbin/confscale-install-node-exporter", outcome: "ran" });
+    const installed = await worker.exec("/usr/local/bin/node_exporter", ["--version"]);
+    expect(installed.stdout + installed.stderr).toMatch(/^node_exporter, version /m);
     // The rendered deploy hook installed the certificate and asked systemd to restart the exporter.
     expect(await worker.readFile("/etc/prometheus/node-exporter-tls/fullchain.pem")).toContain("BEGIN CERTIFICATE");
     expect(boot.commands).toContainEqual({ command: "bash /etc/letsencrypt/renewal-hooks/deploy/node-exporter-tls.sh", outcome: "ran" });
@@ -95,5 +101,16 @@ describe("a worker booted from its rendered cloud-init serves node-exporter over
     await expect(brokenBoot.services.waitUntilListening("prometheus-node-exporter", 9100)).rejects.toThrow(
       /unknown long flag '--web.config'/,
     );
+  });
+
+  it("does not install node-exporter when the install script expects another checksum than the pinned one", async () => {
+    const tampered = await lab.machine("worker-3", { hostnames: [`worker-3.${DOMAIN}`] });
+    const userData = workerUserData("worker-3");
+    const wrong = Object.values(NODE_EXPORTER_RELEASE.sha256).reduce((text, sha256) => text.replaceAll(sha256, "0".repeat(64)), userData);
+    expect(wrong).not.toBe(userData);
+    const failure = bootFromUserData(lab, tampered, wrong);
+    await expect(failure).rejects.toThrow(CloudInitError);
+    await expect(failure).rejects.toThrow(/runcmd bash \/usr\/local\/sbin\/confscale-install-node-exporter failed/);
+    await expect(tampered.exec("test", ["-e", "/usr/local/bin/node_exporter"])).rejects.toThrow();
   });
 });
