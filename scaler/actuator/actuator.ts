@@ -9,7 +9,8 @@ import type { BbbClient } from "../signals/bbb.js";
 import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
 import type { FleetMember } from "../signals/snapshot.js";
 import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
-import type { FleetLease, FleetLock } from "./lock.js";
+import { LeaseKeeper } from "./lease.js";
+import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
 import { FleetServerNotFoundError, ServerActionConflictError, type OperatorAction } from "./operator.js";
 import { FleetStateStore, type FleetState, type ServerRecord } from "./state.js";
 
@@ -88,8 +89,8 @@ export class ActuatorNotStartedError extends Error {
  * create and start (`addServer` → BBB answers → `enable`), and recovery of an update a crash interrupted.
  */
 export class FleetActuator {
-  private lease: FleetLease | undefined;
-  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly leases: LeaseKeeper;
+  private stopped = false;
   private state: FleetState | undefined;
   private addresses: Record<string, { id: string; publicIp: string }> = {};
   /** What the fleet stack last applied, kept in memory so a period without changes runs no engine command. */
@@ -101,6 +102,7 @@ export class FleetActuator {
     private readonly deps: ActuatorDeps,
   ) {
     this.states = new FleetStateStore(deps.redis, deps.keyPrefix);
+    this.leases = new LeaseKeeper(deps.lock, settings.fleet, deps.owner, deps.log);
   }
 
   /**
@@ -108,15 +110,18 @@ export class FleetActuator {
    * else a new fleet at its baseline. An update left in flight by a dead holder is recovered first.
    */
   async start(): Promise<{ recovered: boolean }> {
-    const { fleet } = this.settings;
+    this.stopped = false;
     // Longer than a lease's life: the lease of a holder that died expires in that time.
-    this.lease = await this.deps.lock.acquireWhenFree(fleet, this.deps.owner, 2 * this.deps.lock.ttlMs, (holder) =>
-      this.deps.log.info({ event: "fleet.lease_wait", fleet, holder }, "waiting for the fleet lease to be released or to expire"),
-    );
-    this.keepLeaseAlive(this.lease);
+    const lease = await this.leases.acquireWhenFree(2 * this.leases.ttlMs);
+    return this.load(lease);
+  }
+
+  /** Reads the fleet as the lease's previous holder left it, recovering an update it left in flight. */
+  private async load(lease: FleetLease): Promise<{ recovered: boolean }> {
+    const { fleet } = this.settings;
     let state = await this.states.load(fleet);
     let recovered = false;
-    if (state?.updateInFlight != null && state.updateInFlight.token !== this.lease.token) {
+    if (state?.updateInFlight != null && state.updateInFlight.token !== lease.token) {
       const result = await this.deps.fleetStack.recover();
       await this.deps.audit({
         kind: "recovered",
@@ -135,30 +140,25 @@ export class FleetActuator {
     return { recovered };
   }
 
-  /** False until `start()` has taken the lease and loaded the fleet. */
+  /** False until `start()` has taken the lease and loaded the fleet; a lease lost for a while does not unload it. */
   get started(): boolean {
-    return this.state !== undefined && this.lease !== undefined;
+    return this.state !== undefined && !this.stopped;
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.heartbeat);
-    this.heartbeat = undefined;
-    await this.lease?.release();
-    this.lease = undefined;
+    this.stopped = true;
+    await this.leases.release();
   }
 
-  /** Renews the lease while this process lives; long work (recovery, an update) must not let it expire. */
-  private keepLeaseAlive(lease: FleetLease): void {
-    clearInterval(this.heartbeat);
-    this.heartbeat = setInterval(
-      () =>
-        void lease.renew().catch((error: unknown) => {
-          // A lost lease stops this actuator: its next write is refused by the fencing token.
-          this.deps.log.error({ event: "fleet.lease_lost", fleet: this.settings.fleet, err: error }, "fleet lease lost");
-          clearInterval(this.heartbeat);
-        }),
-      Math.max(100, this.deps.lock.ttlMs / 3),
-    );
+  /**
+   * The lease for this period: renewed, or taken again after it was lost, in which case the fleet is read again
+   * from Redis (another holder may have changed it meanwhile). Another holder's lease makes this throw.
+   */
+  private async holdLease(): Promise<FleetLease> {
+    if (this.stopped || this.state === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
+    const { lease, reacquired } = await this.leases.hold();
+    if (reacquired) await this.load(lease);
+    return lease;
   }
 
   /**
@@ -210,8 +210,8 @@ export class FleetActuator {
    * meetings are ended) hold the server out of the policy's hands; enable gives it back, taking meetings again.
    */
   async operate(name: string, action: OperatorAction, actor: string): Promise<{ server: string; phase: string }> {
+    await this.holdLease();
     const state = this.requireState();
-    this.requireLease();
     const server = state.desired.servers.find((candidate) => candidate.name === name);
     const record = state.servers[name];
     if (server === undefined || record === undefined) throw new FleetServerNotFoundError(this.settings.fleet, name);
@@ -251,8 +251,7 @@ export class FleetActuator {
    * Scalelite load multipliers the policy steers placement with.
    */
   async cycle(decisions: readonly Decision[], placement: readonly PlacementChange[] = []): Promise<CycleReport> {
-    const lease = this.requireLease();
-    await lease.renew();
+    const lease = await this.holdLease();
     const state = this.requireState();
     const report: CycleReport = {
       applied: [],
@@ -622,9 +621,12 @@ export class FleetActuator {
     await this.states.save(this.settings.fleet, this.requireLease().token, this.requireState());
   }
 
+  /** The lease for a write; lost since the period began, the write is refused here rather than by the fence. */
   private requireLease(): FleetLease {
-    if (this.lease === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
-    return this.lease;
+    const lease = this.leases.current;
+    if (lease !== undefined) return lease;
+    if (this.leases.lastToken === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
+    throw new FleetLeaseLostError(this.settings.fleet, this.leases.lastToken);
   }
 
   private requireState(): FleetState {
