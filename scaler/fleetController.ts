@@ -2,6 +2,7 @@ import type { WorkerPolicy } from "../infra/config.js";
 import type { CycleReport, FleetActuator, SanityReport } from "./actuator/actuator.js";
 import type { OperatorAction } from "./actuator/operator.js";
 import type { FleetView } from "./app.js";
+import type { PolicyHistoryStream } from "./fleet/history.js";
 import type { Logger } from "./log.js";
 import { DecisionLoop, type DecisionAudit, type LoadProfile } from "./loop.js";
 import type { PolicyOutcome } from "./policy/types.js";
@@ -91,6 +92,8 @@ export class FleetController {
 
   period(): Promise<FleetPeriod> {
     return this.inTurn(async () => {
+      // The lease first: the loop's history append is fenced by it, and a lease lost since is taken again here.
+      await this.options.actuator.hold();
       const outcome = await this.options.loop.tick();
       const cycle = await this.options.actuator.cycle(outcome.decisions, outcome.placement);
       this.periods += 1;
@@ -213,6 +216,8 @@ export interface FleetWiring {
   fleet: string;
   actuator: FleetActuator;
   audit: DecisionAudit;
+  /** The policy's own history, fenced by the actuator's lease (scaler/fleet/history.ts). */
+  history?: PolicyHistoryStream;
   /** Where the load is kept for next week's forecast. */
   loadProfile?: LoadProfile;
   /** Read every period, so a reconfigured or paused fleet takes effect at the next one. */
@@ -262,6 +267,7 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     gather: () => gatherer.snapshot(),
     policy: async () => withHeldServers(await wiring.policy(), wiring.actuator.heldServers().length),
     audit: wiring.audit,
+    ...(wiring.history === undefined ? {} : { history: wiring.history }),
     ...(wiring.loadProfile === undefined ? {} : { loadProfile: wiring.loadProfile }),
     intervalMs: wiring.intervalMs,
     now: wiring.now,

@@ -7,7 +7,9 @@ import { FleetStack } from "./actuator/fleetStack.js";
 import { FleetLock } from "./actuator/lock.js";
 import type { FleetView } from "./app.js";
 import { createFleetController, fleetView, type FleetController, type FleetPeriod } from "./fleetController.js";
+import { RedisPolicyHistory } from "./fleet/history.js";
 import type { Logger } from "./log.js";
+import { HISTORY_RETENTION_MS } from "./loop.js";
 import type { FleetSettings } from "./settings.js";
 import { BbbClient } from "./signals/bbb.js";
 import { PrometheusClient } from "./signals/prometheus.js";
@@ -121,6 +123,10 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     fleet,
     actuator,
     audit: deps.store,
+    history: new RedisPolicyHistory(deps.redis, deps.keyPrefix, {
+      retentionMs: HISTORY_RETENTION_MS,
+      fenceToken: () => actuator.leaseToken,
+    }),
     loadProfile: deps.store,
     policy: async () => (await deps.store.requireGroup(fleet)).policy,
     prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl, rateWindow: settings.prometheusRateWindow }),

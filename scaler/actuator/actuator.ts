@@ -12,7 +12,7 @@ import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
 import { LeaseKeeper } from "./lease.js";
 import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
 import { FleetServerNotFoundError, ServerActionConflictError, type OperatorAction } from "./operator.js";
-import { FleetStateStore, type FleetState, type ServerRecord } from "./state.js";
+import { FleetStateStore, type FleetState, type ServerRecord } from "../fleet/state.js";
 
 export interface ActuatorSettings {
   fleet: string;
@@ -148,6 +148,16 @@ export class FleetActuator {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.leases.release();
+  }
+
+  /** The token of the lease held now: the fence of the fleet's other writers (the decision loop's history). */
+  get leaseToken(): number | undefined {
+    return this.leases.current?.token;
+  }
+
+  /** Holds the lease for the period about to begin (see holdLease); the decision loop's writes are fenced by it. */
+  async hold(): Promise<void> {
+    await this.holdLease();
   }
 
   /**
