@@ -27,7 +27,8 @@ export interface FleetStatus {
   fleet: string;
   /** True while the fleet lease is awaited and an interrupted update is recovered. */
   starting: boolean;
-  servers: { name: string; cores: number; ramGb: number; power: string; phase: string }[];
+  /** `lastCheckIn`: when the server's sidecar last checked in (ISO time), null when it never has since the scaler started. */
+  servers: { name: string; cores: number; ramGb: number; power: string; phase: string; lastCheckIn: string | null }[];
   lastPeriod: {
     at: string;
     sample: PolicyOutcome["sample"];
@@ -54,6 +55,8 @@ export interface FleetControllerOptions {
   logger: Logger;
   /** Sees every period, e.g. for the status page. */
   onPeriod?: (period: FleetPeriod) => void;
+  /** When a server's sidecar last checked in, as the last period saw it. */
+  lastCheckInAt?: (server: string) => number | undefined;
 }
 
 /**
@@ -162,6 +165,7 @@ export class FleetController {
         ramGb: server.size.ramGb,
         power: server.power,
         phase: state.servers[server.name]?.phase ?? "unknown",
+        lastCheckIn: isoOrNull(this.options.lastCheckInAt?.(server.name)),
       })),
       lastPeriod:
         period === undefined
@@ -275,12 +279,17 @@ export function createFleetController(wiring: FleetWiring): FleetController {
   });
   return new FleetController({
     fleet: wiring.fleet,
+    lastCheckInAt: (server) => gatherer.lastCheckInAt(server),
     loop,
     actuator: wiring.actuator,
     intervalMs: wiring.intervalMs,
     logger: wiring.logger,
     ...(wiring.onPeriod === undefined ? {} : { onPeriod: wiring.onPeriod }),
   });
+}
+
+function isoOrNull(at: number | undefined): string | null {
+  return at === undefined ? null : new Date(at).toISOString();
 }
 
 /** Where Prometheus scrapes a worker's node-exporter: by default its public address, port 9100. */

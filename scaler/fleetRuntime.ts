@@ -12,6 +12,7 @@ import type { Logger } from "./log.js";
 import { HISTORY_RETENTION_MS } from "./loop.js";
 import type { FleetSettings } from "./settings.js";
 import { BbbClient } from "./signals/bbb.js";
+import { storeCheckIns } from "./signals/checkins.js";
 import { PrometheusClient } from "./signals/prometheus.js";
 import { ScaleliteClient } from "./signals/scalelite.js";
 import type { ScalerStore } from "./store/store.js";
@@ -132,6 +133,8 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl, rateWindow: settings.prometheusRateWindow }),
     scalelite,
     bbbSecret,
+    // The fleet's sidecars' check-ins, through the store's public read.
+    checkIns: storeCheckIns(deps.store, fleet),
     canPowerOff: CLOUD_CAPABILITIES[template.placement.cloud].powerStates,
     freshForMs: settings.freshForSeconds * 1000,
     intervalMs: settings.intervalSeconds * 1000,
