@@ -8,7 +8,7 @@ import type { FleetMember } from "../../scaler/signals/snapshot.js";
 import { ScalerStore, connectRedis } from "../../scaler/store/store.js";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { RedisServer } from "../harness/redis.js";
-import { MINUTE, NOW } from "../unit/policy-fixtures.js";
+import { MINUTE, NOW, policy } from "../unit/policy-fixtures.js";
 
 const logger = createLogger("fleet-checkins-test", "silent");
 let redis: RedisServer;
@@ -40,7 +40,7 @@ describe("sidecar check-ins reach the fleet's snapshot through the store (real r
         instanceType: "bbb",
         desired: 1,
         allowScheduler: false,
-        policy: { min: 1, max: 4, baseline: 1, defaultSize: { cores: 2, ramGb: 8 }, maxSize: { cores: 4, ramGb: 16 } },
+        policy: policy({ max: 4 }),
       },
       "test",
     );

@@ -35,6 +35,7 @@ function idleFleet(checkIns: ReadonlyMap<string, Observed<{ meetings: number; pa
       value: ["bbb-1", "bbb-2"].map((id) => ({
         id,
         url: `https://${id}/bigbluebutton/api`,
+        tag: null,
         state: "enabled" as const,
         online: true,
         load: 0,
