@@ -23,8 +23,17 @@ export class FleetStartingError extends Error {
   }
 }
 
+/** Why the fleet is paused: the global kill switch or the fleet's own pause (each set through the API or the CLI). */
+export interface FleetPause {
+  scope: "global" | "fleet";
+  /** Who set the global kill switch, when known. */
+  by: string | null;
+}
+
 export interface FleetStatus {
   fleet: string;
+  /** Set while the fleet is paused: no decision and no action until it is resumed. */
+  paused: FleetPause | null;
   /** True while the fleet lease is awaited and an interrupted update is recovered. */
   starting: boolean;
   /** `lastCheckIn`: when the server's sidecar last checked in (ISO time), null when it never has since the scaler started. */
@@ -57,6 +66,11 @@ export interface FleetControllerOptions {
   onPeriod?: (period: FleetPeriod) => void;
   /** When a server's sidecar last checked in, as the last period saw it. */
   lastCheckInAt?: (server: string) => number | undefined;
+  /** Read at each period: while it answers a pause, the period neither decides nor acts. */
+  pause?: () => Promise<FleetPause | null>;
+  /** Where a pause and a resume are recorded. */
+  audit?: DecisionAudit;
+  now?: () => number;
 }
 
 /**
@@ -71,6 +85,7 @@ export class FleetController {
   private stopped = false;
   private periods = 0;
   private lastSanity: SanityReport | undefined;
+  private paused: FleetPause | null = null;
   /** Periods and operator calls take turns: each sees the fleet as the one before left it. */
   private turns: Promise<unknown> = Promise.resolve();
 
@@ -95,6 +110,9 @@ export class FleetController {
 
   period(): Promise<FleetPeriod> {
     return this.inTurn(async () => {
+      const pause = (await this.options.pause?.()) ?? null;
+      await this.notePause(pause);
+      if (pause !== null) return this.pausedPeriod(pause);
       // The lease first: the loop's history append is fenced by it, and a lease lost since is taken again here.
       await this.options.actuator.hold();
       const outcome = await this.options.loop.tick();
@@ -106,6 +124,44 @@ export class FleetController {
       this.options.onPeriod?.(period);
       return period;
     });
+  }
+
+  /** A pause or a resume is logged and audited once, at the period that first sees it. */
+  private async notePause(pause: FleetPause | null): Promise<void> {
+    const was = this.paused;
+    this.paused = pause;
+    if ((was === null) === (pause === null) && (pause === null || was?.scope === pause.scope)) return;
+    const { fleet } = this.options;
+    const message =
+      pause === null
+        ? "resumed: the fleet decides and acts again"
+        : `paused by the ${pause.scope === "global" ? "global kill switch" : "fleet's pause"}${pause.by === null ? "" : ` (${pause.by})`}: no decisions or actions until resumed`;
+    this.options.logger.warn({ event: pause === null ? "fleet.resumed" : "fleet.paused", fleet, ...pause }, message);
+    await this.options.audit?.appendAudit(fleet, {
+      kind: pause === null ? "fleet.resumed" : "fleet.paused",
+      actor: "decision-loop",
+      message,
+      ...(pause === null ? {} : { details: { ...pause } }),
+    });
+  }
+
+  /** A period while paused: nothing gathered, decided or done; the outcome says why. */
+  private pausedPeriod(pause: FleetPause): FleetPeriod {
+    const at = this.options.now?.() ?? Date.now();
+    const period: FleetPeriod = {
+      outcome: {
+        at,
+        group: this.options.fleet,
+        sample: { at, cpuCores: null, memoryGb: null, cpuUtilization: null, memoryUtilization: null, participants: null },
+        decisions: [],
+        placement: [],
+        holds: [{ reason: `paused (${pause.scope}): no decisions or actions until resumed`, inputs: {} }],
+      },
+      cycle: { applied: [], held: [], update: null, registered: [], replaced: [], drainTimeouts: [], steered: [], recovered: false },
+    };
+    this.lastPeriod = period;
+    this.options.onPeriod?.(period);
+    return period;
   }
 
   /** A check that cannot read the cloud or Scalelite is logged and retried at its next turn; the period stands. */
@@ -153,11 +209,13 @@ export class FleetController {
 
   /** The fleet at a glance: each server's size, power and phase, and what the last period decided and did. */
   status(): FleetStatus {
-    if (!this.options.actuator.started) return { fleet: this.options.fleet, starting: true, servers: [], lastPeriod: null, sanity: null };
+    if (!this.options.actuator.started)
+      return { fleet: this.options.fleet, paused: this.paused, starting: true, servers: [], lastPeriod: null, sanity: null };
     const state = this.options.actuator.currentState();
     const period = this.lastPeriod;
     return {
       fleet: this.options.fleet,
+      paused: this.paused,
       starting: false,
       servers: state.desired.servers.map((server) => ({
         name: server.name,
@@ -234,6 +292,8 @@ export interface FleetWiring {
   /** A reading older than this is stale: shown, never a reason to scale in. */
   freshForMs: number;
   intervalMs: number;
+  /** The global kill switch and the fleet's own pause, read at each period. */
+  pause?: () => Promise<FleetPause | null>;
   /** Sidecar check-ins per server; none when the fleet's servers run no sidecar. */
   checkIns?: () => Promise<ReadonlyMap<string, Observed<CheckIn>>>;
   now: () => number;
@@ -280,6 +340,9 @@ export function createFleetController(wiring: FleetWiring): FleetController {
   return new FleetController({
     fleet: wiring.fleet,
     lastCheckInAt: (server) => gatherer.lastCheckInAt(server),
+    ...(wiring.pause === undefined ? {} : { pause: wiring.pause }),
+    audit: wiring.audit,
+    now: wiring.now,
     loop,
     actuator: wiring.actuator,
     intervalMs: wiring.intervalMs,

@@ -133,6 +133,11 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl, rateWindow: settings.prometheusRateWindow }),
     scalelite,
     bbbSecret,
+    pause: async () => {
+      const [global, group] = await Promise.all([deps.store.getGlobalPause(), deps.store.requireGroup(fleet)]);
+      if (global.paused) return { scope: "global", by: global.by ?? null };
+      return group.paused || group.policy.paused ? { scope: "fleet", by: null } : null;
+    },
     // The fleet's sidecars' check-ins, through the store's public read.
     checkIns: storeCheckIns(deps.store, fleet),
     canPowerOff: CLOUD_CAPABILITIES[template.placement.cloud].powerStates,
