@@ -4,14 +4,13 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { matchedRoutes } from "hono/route";
 import { AsapVerifier } from "./api/asap.js";
-import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/operator.js";
+import { FleetServerNotFoundError, FleetStartingError, ServerActionConflictError } from "./fleet/operator.js";
 import { controlRoutes } from "./api/control.js";
-import type { OperableFleet } from "./api/fleets.js";
+import type { FleetView } from "./fleet/view.js";
 import { healthRoutes, metricsRoutes } from "./api/health.js";
 import { HttpError } from "./api/http.js";
 import { sidecarHandler, type ErrorAnswer, type SidecarHandler, type SidecarHandlerDeps } from "./api/sidecar.js";
 import { statusPage } from "./api/status-page.js";
-import { FleetStartingError } from "./fleetController.js";
 import { createLogger, type Logger } from "./log.js";
 import { MetricsUnavailableError, createMetrics, type MetricsSnapshot, type ScalerMetrics } from "./metrics.js";
 import type { Settings } from "./settings.js";
@@ -31,10 +30,8 @@ export interface AppDeps {
   workerMetrics?: () => Promise<readonly MetricsSnapshot[]>;
 }
 
-/** What the HTTP surface shows of a fleet the scaler drives, and what operators can do with it. */
-export interface FleetView extends OperableFleet {
-  scrapeTargets(): { targets: string[]; labels: Record<string, string> }[];
-}
+/** What the HTTP surface shows of a fleet the scaler drives, and what operators can do with it (scaler/fleet/view.ts). */
+export type { FleetView };
 
 const CONFLICT_STATUS = {
   group_not_found: 404,

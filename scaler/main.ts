@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { closeGracefully, createApp, listen } from "./app.js";
-import { openFleetRuntime, type FleetRuntime } from "./fleetRuntime.js";
+import { openFleetRuntime, type FleetRuntime } from "./loop/runtime.js";
 import { createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { loadSettings } from "./settings.js";

@@ -7,11 +7,11 @@ import { sizeLoadMultiplier } from "../policy/placement.js";
 import type { Decision, PlacementChange } from "../policy/types.js";
 import type { BbbClient } from "../signals/bbb.js";
 import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
-import type { FleetMember } from "../signals/snapshot.js";
+import { heldServersOf, membersOf, type FleetMember } from "../fleet/members.js";
 import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
 import { LeaseKeeper } from "./lease.js";
 import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
-import { FleetServerNotFoundError, ServerActionConflictError, type OperatorAction } from "./operator.js";
+import { FleetServerNotFoundError, ServerActionConflictError, type OperatorAction } from "../fleet/operator.js";
 import { FleetStateStore, type FleetState, type ServerRecord } from "../fleet/state.js";
 
 export interface ActuatorSettings {
@@ -171,27 +171,9 @@ export class FleetActuator {
     return lease;
   }
 
-  /**
-   * The fleet as the snapshot needs it: a server counts as booting until it is enabled in Scalelite. A server an
-   * operator holds is left out: the policy neither counts its capacity nor acts on it.
-   */
+  /** The fleet as the snapshot needs it (scaler/fleet/members.ts). */
   members(): FleetMember[] {
-    const state = this.requireState();
-    return state.desired.servers
-      .filter((server) => state.servers[server.name]?.phase !== "held")
-      .map((server) => {
-        const record = state.servers[server.name];
-        const address = this.addresses[server.name];
-        return {
-          id: server.name,
-          size: server.size,
-          power: server.power === "stopped" ? "stopped" : record?.phase === "booting" ? "booting" : "running",
-          bootedAt: record?.bootedAt ?? null,
-          resizedAt: record?.resizedAt ?? null,
-          instance: address === undefined ? server.name : `${address.publicIp}:9100`,
-          scaleliteId: record?.scaleliteId ?? server.name,
-        };
-      });
+    return membersOf(this.requireState(), this.addresses);
   }
 
   /** The BBB API of a server the fleet stack has an address for. */
@@ -210,9 +192,7 @@ export class FleetActuator {
 
   /** Servers an operator has taken out of the policy's hands. */
   heldServers(): string[] {
-    return Object.entries(this.requireState().servers)
-      .filter(([, record]) => record.phase === "held")
-      .map(([name]) => name);
+    return heldServersOf(this.requireState());
   }
 
   /**

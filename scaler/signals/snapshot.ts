@@ -1,27 +1,9 @@
-import type { ServerSize } from "../../infra/config.js";
-import {
-  groupSnapshotSchema,
-  type Freshness,
-  type GroupSnapshot,
-  type PowerState,
-  type Reading,
-  type ServerSnapshot,
-} from "../policy/types.js";
+import type { FleetMember } from "../fleet/members.js";
+import { groupSnapshotSchema, type Freshness, type GroupSnapshot, type Reading, type ServerSnapshot } from "../policy/types.js";
 import type { ScaleliteServer } from "./scalelite.js";
 import type { WorkerMetrics } from "./prometheus.js";
 
-/** A worker as the fleet state knows it (the fleet stack's outputs and Redis). */
-export interface FleetMember {
-  id: string;
-  size: ServerSize;
-  power: PowerState;
-  bootedAt: number | null;
-  resizedAt: number | null;
-  /** The `instance` label of its node-exporter in Prometheus. */
-  instance: string;
-  /** Its id in Scalelite (the hostname with SERVER_ID_IS_HOSTNAME=true). */
-  scaleliteId: string;
-}
+export type { FleetMember };
 
 /** A value and when it was read (ms since epoch); the gatherer keeps the last good one when a source fails. */
 export interface Observed<T> {

@@ -9,8 +9,8 @@ import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actu
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { FleetLock } from "../../scaler/actuator/lock.js";
 import { createApp, listen } from "../../scaler/app.js";
-import type { FleetPeriod } from "../../scaler/fleetController.js";
-import { openFleetRuntime } from "../../scaler/fleetRuntime.js";
+import type { FleetPeriod } from "../../scaler/loop/controller.js";
+import { openFleetRuntime } from "../../scaler/loop/runtime.js";
 import { createLogger, type Logger } from "../../scaler/log.js";
 import { fleetSettingsSchema, parseSettings } from "../../scaler/settings.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisPolicyHistory } from "../../scaler/fleet/history.js";
 import { createLogger } from "../../scaler/log.js";
-import { DecisionLoop, OUTCOME_KIND } from "../../scaler/loop.js";
+import { DecisionLoop, OUTCOME_KIND } from "../../scaler/loop/decisions.js";
 import type { GroupSnapshot } from "../../scaler/policy/types.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";
 import { SignalGatherer } from "../../scaler/signals/gather.js";

@@ -1,27 +1,21 @@
-import type { WorkerPolicy } from "../infra/config.js";
-import type { CycleReport, FleetActuator, SanityReport } from "./actuator/actuator.js";
-import type { OperatorAction } from "./actuator/operator.js";
-import type { FleetView } from "./app.js";
-import type { PolicyHistoryStream } from "./fleet/history.js";
-import type { Logger } from "./log.js";
-import { DecisionLoop, type DecisionAudit, type LoadProfile } from "./loop.js";
-import type { PolicyOutcome } from "./policy/types.js";
-import { BbbClient } from "./signals/bbb.js";
-import { SignalGatherer } from "./signals/gather.js";
-import type { PrometheusClient } from "./signals/prometheus.js";
-import type { ScaleliteClient } from "./signals/scalelite.js";
-import type { CheckIn, Observed } from "./signals/snapshot.js";
+import type { WorkerPolicy } from "../../infra/config.js";
+import type { CycleReport, FleetActuator, SanityReport } from "../actuator/actuator.js";
+import { FleetStartingError, type OperatorAction } from "../fleet/operator.js";
+import type { FleetView } from "../fleet/view.js";
+import type { PolicyHistoryStream } from "../fleet/history.js";
+import type { Logger } from "../log.js";
+import { DecisionLoop, type DecisionAudit, type LoadProfile } from "./decisions.js";
+import type { PolicyOutcome } from "../policy/types.js";
+import { BbbClient } from "../signals/bbb.js";
+import { SignalGatherer } from "../signals/gather.js";
+import type { PrometheusClient } from "../signals/prometheus.js";
+import type { ScaleliteClient } from "../signals/scalelite.js";
+import type { CheckIn, Observed } from "../signals/snapshot.js";
 
 /** The fleet stack is compared with the cloud and Scalelite at the first period and every this many after. */
 const SANITY_EVERY_PERIODS = 10;
 
-/** The fleet is still waiting for its lease or recovering an interrupted update. */
-export class FleetStartingError extends Error {
-  constructor(readonly fleet: string) {
-    super(`fleet ${fleet} is starting (waiting for its lease or recovering an interrupted update); retry shortly`);
-    this.name = "FleetStartingError";
-  }
-}
+export { FleetStartingError };
 
 /** Why the fleet is paused: the global kill switch or the fleet's own pause (each set through the API or the CLI). */
 export interface FleetPause {

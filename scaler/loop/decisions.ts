@@ -1,9 +1,9 @@
-import type { WorkerPolicy } from "../infra/config.js";
-import type { Logger } from "./log.js";
-import { MemoryPolicyHistory, historyEntryOf, policyHistoryOf, type PolicyHistoryStream } from "./fleet/history.js";
-import { decide } from "./policy/decide.js";
-import { localClock } from "./policy/timeWindows.js";
-import type { ForecastPoint, GroupSnapshot, PolicyOutcome } from "./policy/types.js";
+import type { WorkerPolicy } from "../../infra/config.js";
+import type { Logger } from "../log.js";
+import { MemoryPolicyHistory, historyEntryOf, policyHistoryOf, type PolicyHistoryStream } from "../fleet/history.js";
+import { decide } from "../policy/decide.js";
+import { localClock } from "../policy/timeWindows.js";
+import type { ForecastPoint, GroupSnapshot, PolicyOutcome } from "../policy/types.js";
 
 /**
  * Where decisions are recorded for people: the audit trail of `scaler/store` (ScalerStore satisfies it). The

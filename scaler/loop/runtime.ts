@@ -1,21 +1,21 @@
 import type { Redis } from "ioredis";
 import { hostname } from "node:os";
-import { listMachines } from "../infra/clouds/inventory.js";
-import { CLOUD_CAPABILITIES } from "../infra/clouds/types.js";
-import { FleetActuator } from "./actuator/actuator.js";
-import { FleetStack } from "./actuator/fleetStack.js";
-import { FleetLock } from "./actuator/lock.js";
-import type { FleetView } from "./app.js";
-import { createFleetController, fleetView, type FleetController, type FleetPeriod } from "./fleetController.js";
-import { RedisPolicyHistory } from "./fleet/history.js";
-import type { Logger } from "./log.js";
-import { HISTORY_RETENTION_MS } from "./loop.js";
-import type { FleetSettings } from "./settings.js";
-import { BbbClient } from "./signals/bbb.js";
-import { storeCheckIns } from "./signals/checkins.js";
-import { PrometheusClient } from "./signals/prometheus.js";
-import { ScaleliteClient } from "./signals/scalelite.js";
-import type { ScalerStore } from "./store/store.js";
+import { listMachines } from "../../infra/clouds/inventory.js";
+import { CLOUD_CAPABILITIES } from "../../infra/clouds/types.js";
+import { FleetActuator } from "../actuator/actuator.js";
+import { FleetStack } from "../actuator/fleetStack.js";
+import { FleetLock } from "../actuator/lock.js";
+import type { FleetView } from "../fleet/view.js";
+import { createFleetController, fleetView, type FleetController, type FleetPeriod } from "./controller.js";
+import { RedisPolicyHistory } from "../fleet/history.js";
+import type { Logger } from "../log.js";
+import { HISTORY_RETENTION_MS } from "./decisions.js";
+import type { FleetSettings } from "../settings.js";
+import { BbbClient } from "../signals/bbb.js";
+import { storeCheckIns } from "../signals/checkins.js";
+import { PrometheusClient } from "../signals/prometheus.js";
+import { ScaleliteClient } from "../signals/scalelite.js";
+import type { ScalerStore } from "../store/store.js";
 
 /** The environment variables a fleet needs, which never sit in a settings file. */
 const SECRET_VARIABLES = [
