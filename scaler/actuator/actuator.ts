@@ -4,6 +4,7 @@ import type { ServerSize } from "../../infra/config.js";
 import type { FleetServer, FleetSpec, FleetTemplate } from "../../infra/fleet.js";
 import type { Logger } from "../log.js";
 import { sizeLoadMultiplier } from "../policy/placement.js";
+import { MalformedDecisionError, commandOf, type PolicyCommand } from "../policy/commands.js";
 import type { Decision, PlacementChange } from "../policy/types.js";
 import type { BbbClient } from "../signals/bbb.js";
 import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
@@ -258,7 +259,8 @@ export class FleetActuator {
 
     for (const decision of decisions) {
       if (decision.dryRun) continue;
-      const held = await this.apply(decision, state, scalelite, toDeregister);
+      const command = commandOrRefusal(decision);
+      const held = typeof command === "string" ? command : await this.apply(command, state, scalelite, toDeregister);
       if (held === undefined) report.applied.push(decision);
       else report.held.push({ decision, reason: held });
       await this.deps.audit(
@@ -285,32 +287,32 @@ export class FleetActuator {
   }
 
   private async apply(
-    decision: Decision,
+    command: PolicyCommand,
     state: FleetState,
     scalelite: Map<string, ScaleliteServer>,
     toDeregister: string[],
   ): Promise<string | undefined> {
     const now = this.deps.now();
-    if (decision.kind === "create") {
+    if (command.kind === "create") {
       const name = `${this.settings.namePrefix}-${state.nextIndex}`;
       state.nextIndex += 1;
       state.desired.servers.push({
         name,
-        size: decision.targetSize ?? this.settings.defaultSize,
+        size: command.targetSize ?? this.settings.defaultSize,
         power: "running",
         image: this.settings.image,
       });
       state.servers[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
       return undefined;
     }
-    const server = state.desired.servers.find((candidate) => candidate.name === decision.server);
+    const server = state.desired.servers.find((candidate) => candidate.name === command.server);
     const record = server === undefined ? undefined : state.servers[server.name];
-    if (server === undefined || record === undefined) return `no server ${decision.server ?? "(unnamed)"} in fleet ${this.settings.fleet}`;
+    if (server === undefined || record === undefined) return `no server ${command.server} in fleet ${this.settings.fleet}`;
     const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
 
-    switch (decision.kind) {
+    switch (command.kind) {
       case "start":
-        if (decision.targetSize !== undefined) server.size = decision.targetSize;
+        if (command.targetSize !== undefined) server.size = command.targetSize;
         server.power = "running";
         setPhase(record, "booting", now);
         return undefined;
@@ -323,8 +325,7 @@ export class FleetActuator {
         setPhase(record, "active", now);
         return undefined;
       case "resize": {
-        const target = decision.targetSize;
-        if (target === undefined) return "a resize without a target size";
+        const target = command.targetSize;
         const grows = target.cores >= server.size.cores && target.ramGb >= server.size.ramGb;
         if (!grows || !CLOUD_CAPABILITIES[this.settings.template.placement.cloud].liveResize) {
           // A shrink (or a resize that reboots) would cut meetings: only an empty server goes, cordoned first.
@@ -344,9 +345,9 @@ export class FleetActuator {
         const busy = await this.meetingsOn(server);
         if (busy !== 0)
           return busy === undefined
-            ? `${decision.kind} held: BBB getMeetings did not answer`
-            : `${decision.kind} held: ${busy} meetings on the server`;
-        if (decision.kind === "stop") {
+            ? `${command.kind} held: BBB getMeetings did not answer`
+            : `${command.kind} held: ${busy} meetings on the server`;
+        if (command.kind === "stop") {
           server.power = "stopped";
           setPhase(record, "stopped", now);
           record.bootedAt = null;
@@ -622,6 +623,16 @@ export class FleetActuator {
   private requireState(): FleetState {
     if (this.state === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
     return this.state;
+  }
+}
+
+/** The typed command of a decision, or why it cannot be carried out. */
+function commandOrRefusal(decision: Decision): PolicyCommand | string {
+  try {
+    return commandOf(decision);
+  } catch (error) {
+    if (error instanceof MalformedDecisionError) return error.message;
+    throw error;
   }
 }
 
