@@ -48,6 +48,33 @@ export const timeWindowSchema = z
   .refine((window) => window.from < window.to, { message: "from must be earlier than to", path: ["to"] });
 export type TimeWindow = z.infer<typeof timeWindowSchema>;
 
+/**
+ * What each BigBlueButton release needs of a worker, from bbb-install (its README and its checks): the Ubuntu
+ * release it installs on, the installer branch and `-v` name, and the minimum it refuses to install below
+ * (`nproc` >= 4, MemTotal of about 4 GB; x86_64 only).
+ */
+export const BBB_RELEASES = {
+  "3.0": {
+    ubuntu: "22.04",
+    installBranch: "v3.0.x-release",
+    installVersion: "jammy-300",
+    images: { ionos: "ubuntu:22.04", digitalocean: "ubuntu-22-04-x64" },
+    minCores: 4,
+    minRamGb: 4,
+  },
+  "2.7": {
+    ubuntu: "20.04",
+    installBranch: "v2.7.x-release",
+    installVersion: "focal-270",
+    images: { ionos: "ubuntu:20.04", digitalocean: "ubuntu-20-04-x64" },
+    minCores: 4,
+    minRamGb: 4,
+  },
+} as const;
+export type BbbVersion = keyof typeof BBB_RELEASES;
+export const DEFAULT_BBB_VERSION: BbbVersion = "3.0";
+export const bbbVersionSchema = z.enum(Object.keys(BBB_RELEASES) as [BbbVersion, ...BbbVersion[]]);
+
 export const workerPolicySchema = z
   .strictObject({
     min: z.number().int().min(0),
@@ -91,6 +118,8 @@ export const workerPolicySchema = z
         perSeconds: z.number().int().min(1).default(300),
       })
       .default({ count: 10, perSeconds: 300 }),
+    /** The BigBlueButton release the workers install (BBB_RELEASES); its Ubuntu release follows from it. */
+    bbbVersion: bbbVersionSchema.default(DEFAULT_BBB_VERSION),
     /** Paused: no decisions at all. Dry run: decisions are recorded but marked not to be acted on. */
     paused: z.boolean().default(false),
     dryRun: z.boolean().default(false),
@@ -134,54 +163,67 @@ const ionosSettings = z.strictObject({
   /** API base URL; the default is IONOS's public API. The local stack points it at the emulator. */
   endpoint: z.url().optional(),
   image: z.string().min(1).default("ubuntu:22.04"),
-  /** The workers' image: BigBlueButton 2.7 installs on Ubuntu 20.04 only. */
-  workerImage: z.string().min(1).default("ubuntu:20.04"),
+  /** The workers' image; by default the Ubuntu release of `workers.bbbVersion` (BBB_RELEASES). */
+  workerImage: z.string().min(1).optional(),
   /** How often a write's request status is polled (default 2 s); an emulator answers in milliseconds. */
   pollIntervalMs: z.number().int().min(10).max(60_000).optional(),
 });
 const digitalOceanSettings = z.strictObject({
   image: z.string().min(1).default("ubuntu-22-04-x64"),
-  /** The workers' image: BigBlueButton 2.7 installs on Ubuntu 20.04 only. */
-  workerImage: z.string().min(1).default("ubuntu-20-04-x64"),
+  /** The workers' image; by default the Ubuntu release of `workers.bbbVersion` (BBB_RELEASES). */
+  workerImage: z.string().min(1).optional(),
 });
 const ociSettings = z.strictObject({
   compartmentId: z.string().regex(/^ocid1\.compartment\./, "expected a compartment OCID (ocid1.compartment.…)"),
   availabilityDomain: z.string().min(1),
   imageId: z.string().regex(/^ocid1\.image\./, "expected an image OCID (ocid1.image.…)"),
-  /** The workers' image, an Ubuntu 20.04 image of the region (BigBlueButton 2.7 installs on 20.04 only). */
-  workerImageId: z.string().regex(/^ocid1\.image\./, "expected the OCID of an Ubuntu 20.04 image (ocid1.image.…)"),
+  /** The workers' image: an x86_64 Ubuntu image of the region, of the release `workers.bbbVersion` installs on. */
+  workerImageId: z.string().regex(/^ocid1\.image\./, "expected the OCID of an Ubuntu image (ocid1.image.…) for the workers"),
   shape: z.string().min(1).optional(),
 });
 
 const SECRET_KEYS = ["scaleliteSecret", "grafanaAdminPassword", "nodeExporterPassword", "fleetBackendUrl", "fleetPassphrase"] as const;
 
-export const environmentConfigSchema = z
-  .strictObject({
-    cloud: z.enum(["ionos", "digitalocean", "oci"]),
-    region: z.string().min(1, "expected the cloud's region or location, e.g. de/fra, fra1, eu-frankfurt-1"),
-    domain: hostname,
-    adminCidrs: z.array(cidr).min(1, "expected at least one CIDR allowed to reach SSH"),
-    sshPublicKeys: z.array(sshPublicKey).min(1, "expected at least one SSH public key"),
-    controlNode: serverSizeSchema.default({ cores: 4, ramGb: 8 }),
-    scaleliteSecret: secretString(32),
-    grafanaAdminPassword: secretString(12),
-    nodeExporterPassword: secretString(12),
-    workers: workerPolicySchema,
-    /** The fleet stack's Pulumi backend (s3://…, or file:///var/lib/confscale/state on the node's volume); a secret: it may carry keys. */
-    fleetBackendUrl: z
-      .string()
-      .regex(
-        /^(s3|file|gs|azblob|https):\/\//,
-        "expected a Pulumi backend URL such as s3://bucket?endpoint=… or file:///var/lib/confscale/state",
-      )
-      .optional(),
-    /** Passphrase of the fleet stack's secrets provider. */
-    fleetPassphrase: secretString(16).optional(),
-    /** Copy the scaler to the control node over SSH on `up`; off for an emulated cloud, whose nodes have no SSH. */
-    deployScaler: z.boolean().optional(),
-    ionos: ionosSettings.optional(),
-    digitalocean: digitalOceanSettings.optional(),
-    oci: ociSettings.optional(),
+const environmentConfigBase = z.strictObject({
+  cloud: z.enum(["ionos", "digitalocean", "oci"]),
+  region: z.string().min(1, "expected the cloud's region or location, e.g. de/fra, fra1, eu-frankfurt-1"),
+  domain: hostname,
+  adminCidrs: z.array(cidr).min(1, "expected at least one CIDR allowed to reach SSH"),
+  sshPublicKeys: z.array(sshPublicKey).min(1, "expected at least one SSH public key"),
+  controlNode: serverSizeSchema.default({ cores: 4, ramGb: 8 }),
+  scaleliteSecret: secretString(32),
+  grafanaAdminPassword: secretString(12),
+  nodeExporterPassword: secretString(12),
+  workers: workerPolicySchema,
+  /** The fleet stack's Pulumi backend (s3://…, or file:///var/lib/confscale/state on the node's volume); a secret: it may carry keys. */
+  fleetBackendUrl: z
+    .string()
+    .regex(
+      /^(s3|file|gs|azblob|https):\/\//,
+      "expected a Pulumi backend URL such as s3://bucket?endpoint=… or file:///var/lib/confscale/state",
+    )
+    .optional(),
+  /** Passphrase of the fleet stack's secrets provider. */
+  fleetPassphrase: secretString(16).optional(),
+  /** Copy the scaler to the control node over SSH on `up`; off for an emulated cloud, whose nodes have no SSH. */
+  deployScaler: z.boolean().optional(),
+  ionos: ionosSettings.optional(),
+  digitalocean: digitalOceanSettings.optional(),
+  oci: ociSettings.optional(),
+});
+
+/** The parts of a stack the install check reads; it runs when these parse, whatever else is wrong. */
+const installSubject = z.object({
+  cloud: z.string(),
+  workers: z.object({ defaultSize: serverSizeSchema, bbbVersion: bbbVersionSchema.optional() }),
+  ionos: z.object({ workerImage: z.string().optional() }).optional(),
+  digitalocean: z.object({ workerImage: z.string().optional() }).optional(),
+});
+
+export const environmentConfigSchema = environmentConfigBase
+  // Runs beside every other problem (missing secrets, min above max), so one preview lists them all.
+  .superRefine((config, ctx) => checkWorkersCanInstall(installSubject.parse(config), ctx), {
+    when: (payload) => installSubject.safeParse(payload.value).success,
   })
   .superRefine((config, ctx) => {
     if (config.cloud === "oci" && config.oci === undefined) {
@@ -193,6 +235,53 @@ export const environmentConfigSchema = z
     }
   });
 export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
+
+/** The workers' image: the stack's own, or the Ubuntu release `workers.bbbVersion` installs on. */
+export function workerImageOf(config: EnvironmentConfig): string {
+  const release = BBB_RELEASES[config.workers.bbbVersion];
+  switch (config.cloud) {
+    case "ionos":
+      return config.ionos?.workerImage ?? release.images.ionos;
+    case "digitalocean":
+      return config.digitalocean?.workerImage ?? release.images.digitalocean;
+    case "oci":
+      return config.oci?.workerImageId ?? "";
+  }
+}
+
+/** bbb-install refuses a server below its minimum or on the wrong Ubuntu: refuse such a stack before anything is built. */
+function checkWorkersCanInstall(config: z.output<typeof installSubject>, ctx: z.RefinementCtx): void {
+  const version = config.workers.bbbVersion ?? DEFAULT_BBB_VERSION;
+  const release = BBB_RELEASES[version];
+  const size = config.workers.defaultSize;
+  if (size.cores < release.minCores) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["workers", "defaultSize", "cores"],
+      message: `BigBlueButton ${version} needs at least ${release.minCores} cores per worker (${size.cores} given): bbb-install refuses fewer CPU cores`,
+    });
+  }
+  if (size.ramGb < release.minRamGb) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["workers", "defaultSize", "ramGb"],
+      message: `BigBlueButton ${version} needs at least ${release.minRamGb} GB of memory per worker (${size.ramGb} given): bbb-install refuses less`,
+    });
+  }
+  // An image named for another Ubuntu release than the one bbb-install checks for cannot install.
+  const image =
+    config.cloud === "ionos" ? config.ionos?.workerImage : config.cloud === "digitalocean" ? config.digitalocean?.workerImage : undefined;
+  const otherRelease = Object.values(BBB_RELEASES)
+    .map((other) => other.ubuntu)
+    .find((ubuntu) => ubuntu !== release.ubuntu && image !== undefined && image.replace(/-/g, ".").includes(ubuntu));
+  if (otherRelease !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: [config.cloud, "workerImage"],
+      message: `BigBlueButton ${version} installs on Ubuntu ${release.ubuntu} only, not ${otherRelease}: pick an Ubuntu ${release.ubuntu} image or set workers.bbbVersion`,
+    });
+  }
+}
 
 /** Keys whose values are strings as written; every other key holds YAML structure (JSON in Pulumi's config map). */
 const STRING_KEYS = new Set(["cloud", "region", "domain", ...SECRET_KEYS]);

@@ -4,9 +4,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import type { EnvironmentConfig } from "./config.js";
+import { workerImageOf, type EnvironmentConfig } from "./config.js";
 import type { CloudAdapter, FirewallRule, Machine, Placement } from "./clouds/types.js";
-import { renderControlNodeEnvFile, renderControlNodeUserData, renderScalerSettings, type ControlNodeSecrets } from "./templates.js";
+import {
+  CONTROL_NODE_SECRET_FILES,
+  renderControlNodeSecretFiles,
+  renderControlNodeUserData,
+  renderScalerSettings,
+  type ControlNodeSecrets,
+} from "./templates.js";
 
 /** The image each cloud boots the control node from, unless the stack names one. */
 function controlNodeImage(config: EnvironmentConfig): string {
@@ -17,18 +23,6 @@ function controlNodeImage(config: EnvironmentConfig): string {
       return config.digitalocean?.image ?? "ubuntu-22-04-x64";
     case "oci":
       return config.oci?.imageId ?? "";
-  }
-}
-
-/** The image workers boot from: BigBlueButton 2.7 needs Ubuntu 20.04. */
-function workerImage(config: EnvironmentConfig): string {
-  switch (config.cloud) {
-    case "ionos":
-      return config.ionos?.workerImage ?? "ubuntu:20.04";
-    case "digitalocean":
-      return config.digitalocean?.workerImage ?? "ubuntu-20-04-x64";
-    case "oci":
-      return config.oci?.workerImageId ?? "";
   }
 }
 
@@ -102,17 +96,29 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
   };
   const sudo = connection.user === "root" ? "" : "sudo ";
   const dependsOn = [machine.resource];
-  const envFile = args.secrets.apply(renderControlNodeEnvFile);
+  const secretFiles = args.secrets.apply(renderControlNodeSecretFiles);
+  const install = (path: string) => `${sudo}install -m 0600 /dev/stdin /opt/confscale/${path}`;
+  // The scaler's env file first: the node waits for cloud-init and makes the directories once.
   const secretsStep = new command.remote.Command(
     `${name}-secrets`,
     {
       connection,
-      create: `${sudo}cloud-init status --wait >/dev/null; ${sudo}install -d -m 0700 /opt/confscale/secrets && ${sudo}install -m 0600 /dev/stdin /opt/confscale/.env && ${sudo}sh -c 'grep ^CONFSCALE_NODE_EXPORTER_PASSWORD= /opt/confscale/.env | cut -d= -f2- | tr -d "\\n" > /opt/confscale/secrets/node-exporter-password && chmod 0644 /opt/confscale/secrets/node-exporter-password'`,
-      stdin: envFile,
-      triggers: [envFile],
+      create: `${sudo}cloud-init status --wait >/dev/null; ${sudo}install -d -m 0700 /opt/confscale/env /opt/confscale/secrets && ${install(CONTROL_NODE_SECRET_FILES.scaler)}`,
+      stdin: secretFiles.scaler,
+      triggers: [secretFiles.scaler],
     },
     { ...opts, dependsOn, additionalSecretOutputs: ["stdin"] },
   );
+  const otherSecretSteps = (["scalelite", "postgres", "grafana", "nodeExporterPassword"] as const).map((file) => {
+    // Prometheus runs as nobody in its container and reads its password file through a read-only bind mount.
+    const mode = file === "nodeExporterPassword" ? ` && ${sudo}chmod 0644 /opt/confscale/${CONTROL_NODE_SECRET_FILES[file]}` : "";
+    return new command.remote.Command(
+      `${name}-secrets-${file}`,
+      { connection, create: install(CONTROL_NODE_SECRET_FILES[file]) + mode, stdin: secretFiles[file], triggers: [secretFiles[file]] },
+      { ...opts, dependsOn: [secretsStep], additionalSecretOutputs: ["stdin"] },
+    );
+  });
+  const envFile = pulumi.secret(secretFiles.apply((files) => JSON.stringify(files)));
   // The fleet's template needs the node's own address, known only once the machine exists.
   const scalerSettings = pulumi.all([machine.publicIp, pulumi.output(args.placement)]).apply(([controlNodeIp, placement]) =>
     renderScalerSettings({
@@ -122,7 +128,7 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
       controlNodeIp,
       adminCidrs: args.config.adminCidrs,
       sshPublicKeys: args.config.sshPublicKeys,
-      workerImage: workerImage(args.config),
+      workerImage: workerImageOf(args.config),
       policy: args.config.workers,
       controlNodeCores: args.config.controlNode.cores,
     }),
@@ -135,7 +141,7 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
       stdin: scalerSettings,
       triggers: [scalerSettings],
     },
-    { ...opts, dependsOn: [secretsStep] },
+    { ...opts, dependsOn: [secretsStep, ...otherSecretSteps] },
   );
   const { commit, archivePath } = packRepository(args.repositoryRoot);
   const upload = new command.remote.CopyFile(

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { serverSizeSchema, workerNameSchema } from "./config.js";
+import { bbbVersionSchema, serverSizeSchema, workerNameSchema } from "./config.js";
 import { ADAPTERS } from "./clouds/adapters.js";
 import type { Placement } from "./clouds/types.js";
 import { workerFirewallRules } from "./firewall.js";
@@ -50,6 +50,8 @@ export const fleetTemplateSchema = z.strictObject({
   domain: z.string().min(1),
   scalerUrl: z.url(),
   controlNodeIp: z.string().min(1),
+  /** The BigBlueButton release the workers install (the environment's workers.bbbVersion). */
+  bbbVersion: bbbVersionSchema.optional(),
   adminCidrs: z.array(z.string()).min(1),
   sshPublicKeys: z.array(z.string()),
 });
@@ -94,6 +96,8 @@ export function defineFleet(spec: FleetSpec): FleetOutputs {
         name: server.name,
         domain: spec.domain,
         scalerUrl: spec.scalerUrl,
+        controlNodeIp: spec.controlNodeIp,
+        ...(spec.bbbVersion === undefined ? {} : { bbbVersion: spec.bbbVersion }),
         nodeExporterPasswordHash: hash,
         bbbSecret,
       }),

@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import bcrypt from "bcryptjs";
 import { parse, stringify } from "yaml";
 import type { Placement } from "./clouds/types.js";
-import type { WorkerPolicy } from "./config.js";
+import { BBB_RELEASES, DEFAULT_BBB_VERSION, type BbbVersion, type WorkerPolicy } from "./config.js";
 
 const FILES_DIR = new URL("../files/", import.meta.url);
 
@@ -59,9 +60,23 @@ export interface ControlNodeTemplateValues {
   fleetStack: string;
 }
 
+/** How long the scaler's HTTP listener lets in-flight requests finish on SIGTERM (scaler.yaml shutdownGraceMs). */
+export const SCALER_SHUTDOWN_GRACE_MS = 30_000;
+/**
+ * How long a stop waits for the scaler before it is killed: its shutdown grace, then the fleet period in progress
+ * (an `up` of the fleet stack). An `up` cut off after that is recovered by the next start.
+ */
+export const SCALER_STOP_GRACE_SECONDS = SCALER_SHUTDOWN_GRACE_MS / 1000 + 300;
+
 /** Files of the control node's compose project, relative to /opt/confscale. */
 export function controlNodeProjectFiles(values: ControlNodeTemplateValues): Record<string, string> {
-  const fill = { env: values.env, domain: values.domain, fleetStack: values.fleetStack, fleet: CONTROL_NODE_FLEET };
+  const fill = {
+    env: values.env,
+    domain: values.domain,
+    fleetStack: values.fleetStack,
+    fleet: CONTROL_NODE_FLEET,
+    scalerStopGracePeriod: `${SCALER_STOP_GRACE_SECONDS}s`,
+  };
   return {
     "docker-compose.yml": renderTemplate("control-node/docker-compose.yml", fill),
     Caddyfile: renderTemplate("control-node/Caddyfile", fill),
@@ -84,7 +99,15 @@ export function renderControlNodeUserData(values: ControlNodeTemplateValues): st
   }));
   return cloudConfig("control-node/cloud-init.yaml", { env: values.env }, [
     ...projectFiles,
-    { path: "/etc/systemd/system/confscale.service", content: renderTemplate("control-node/confscale.service", {}), permissions: "0644" },
+    {
+      path: "/etc/systemd/system/confscale.service",
+      content: renderTemplate("control-node/confscale.service", {
+        scalerEnvFile: `/opt/confscale/${CONTROL_NODE_SECRET_FILES.scaler}`,
+        // `docker compose stop` waits for the scaler's stop grace; systemd must not kill it sooner.
+        stopTimeoutSeconds: String(SCALER_STOP_GRACE_SECONDS + 30),
+      }),
+      permissions: "0644",
+    },
   ]);
 }
 
@@ -115,6 +138,7 @@ export function renderScalerSettings(values: ScalerSettingsValues): string {
         domain: values.domain,
         scalerUrl: `https://${values.domain}/scaler`,
         controlNodeIp: values.controlNodeIp,
+        bbbVersion: values.policy.bbbVersion,
         adminCidrs: values.adminCidrs,
         sshPublicKeys: values.sshPublicKeys,
       },
@@ -127,6 +151,8 @@ export function renderScalerSettings(values: ScalerSettingsValues): string {
     },
     // Their port is the compose file's SCALER_SIDECAR_PORT, which the Caddyfile routes /scaler/sidecar/* to.
     sidecar: { workers: { count: Math.max(1, Math.floor(values.controlNodeCores / 2)) } },
+    // The compose file's stop_grace_period leaves room for this and the fleet period in progress.
+    shutdownGraceMs: SCALER_SHUTDOWN_GRACE_MS,
   };
   return `# Written by the ${values.env} environment stack on every \`pulumi up\`; edits here are overwritten.\n${stringify(settings, { lineWidth: 0 })}`;
 }
@@ -142,30 +168,65 @@ export interface ControlNodeSecrets {
   cloudCredentials: Readonly<Record<string, string>>;
 }
 
-/** /opt/confscale/.env of the compose project; handled only as a Pulumi secret. */
-export function renderControlNodeEnvFile(secrets: ControlNodeSecrets): string {
-  const derive = (purpose: string) => deriveSecret(purpose, secrets.scaleliteSecret);
-  const entries: Record<string, string> = {
-    LOADBALANCER_SECRET: secrets.scaleliteSecret,
-    SECRET_KEY_BASE: derive("scalelite-secret-key-base") + derive("scalelite-secret-key-base-2"),
-    POSTGRES_PASSWORD: derive("postgres"),
-    GRAFANA_ADMIN_PASSWORD: secrets.grafanaAdminPassword,
-    CONFSCALE_NODE_EXPORTER_PASSWORD: secrets.nodeExporterPassword,
-    // The fleet's workers share one BBB secret, so Scalelite and the scaler sign every worker's API alike.
-    CONFSCALE_BBB_SECRET: derive("bbb-shared-secret"),
-    // The operator's token for the scaler's API and the confscale CLI (stack output scalerApiToken).
-    SCALER_API_TOKENS: `operator:admin:${scalerApiToken(secrets.scaleliteSecret)}`,
-    PULUMI_BACKEND_URL: secrets.fleetBackendUrl,
-    PULUMI_CONFIG_PASSPHRASE: secrets.fleetPassphrase,
-    ...secrets.cloudCredentials,
-  };
+/**
+ * One `KEY=value` line of a compose env file as compose's own parser (compose-go's dotenv) reads it back verbatim.
+ * Plain values stay bare; anything else is single-quoted, which that parser takes literally: no `${...}` expansion,
+ * no ` #` comment, newlines kept (a PEM key). Inside, a quote is written `\'`; a backslash right before a quote or at
+ * the end cannot be written that way, so such a value is refused with its key.
+ */
+export function envFileLine(key: string, value: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new TemplateError("env file", `${key} is not a variable name`);
+  if (/^[A-Za-z0-9_\-.:/+=@,]*$/.test(value)) return `${key}=${value}`;
+  if (/\\('|$)/.test(value)) throw new TemplateError("env file", `${key} must not have a backslash before a quote or at its end`);
+  return `${key}='${value.replaceAll("'", "\\'")}'`;
+}
+
+function envFile(entries: Readonly<Record<string, string>>): string {
   return Object.entries(entries)
-    .map(([key, value]) => {
-      if (/[\n\r]/.test(value)) throw new TemplateError(".env", `${key} must be a single line`);
-      return `${key}=${value}`;
-    })
+    .map(([key, value]) => envFileLine(key, value))
     .join("\n")
     .concat("\n");
+}
+
+/** Where the control node's secret files live, relative to /opt/confscale; the compose file names the same paths. */
+export const CONTROL_NODE_SECRET_FILES = {
+  scaler: "env/scaler.env",
+  scalelite: "env/scalelite.env",
+  postgres: "env/postgres.env",
+  grafana: "env/grafana.env",
+  /** Prometheus's basic-auth password for the workers' node-exporter (a password_file, no newline). */
+  nodeExporterPassword: "secrets/node-exporter-password",
+} as const;
+
+/**
+ * The control node's secret files (mode 0600 on the node, handled only as Pulumi secrets): each compose service
+ * gets an env file with just what it needs, so Scalelite never sees cloud credentials or the fleet's passphrase.
+ */
+export function renderControlNodeSecretFiles(secrets: ControlNodeSecrets): Record<keyof typeof CONTROL_NODE_SECRET_FILES, string> {
+  const derive = (purpose: string) => deriveSecret(purpose, secrets.scaleliteSecret);
+  const postgresPassword = derive("postgres");
+  return {
+    scaler: envFile({
+      LOADBALANCER_SECRET: secrets.scaleliteSecret,
+      CONFSCALE_NODE_EXPORTER_PASSWORD: secrets.nodeExporterPassword,
+      // The fleet's workers share one BBB secret, so Scalelite and the scaler sign every worker's API alike.
+      CONFSCALE_BBB_SECRET: derive("bbb-shared-secret"),
+      // The operator's token for the scaler's API and the confscale CLI (stack output scalerApiToken).
+      SCALER_API_TOKENS: `operator:admin:${scalerApiToken(secrets.scaleliteSecret)}`,
+      PULUMI_BACKEND_URL: secrets.fleetBackendUrl,
+      PULUMI_CONFIG_PASSPHRASE: secrets.fleetPassphrase,
+      ...secrets.cloudCredentials,
+    }),
+    scalelite: envFile({
+      LOADBALANCER_SECRET: secrets.scaleliteSecret,
+      SECRET_KEY_BASE: derive("scalelite-secret-key-base") + derive("scalelite-secret-key-base-2"),
+      // Derived hex: nothing in it needs escaping inside a URL.
+      DATABASE_URL: `postgres://scalelite:${postgresPassword}@postgres:5432/scalelite`,
+    }),
+    postgres: envFile({ POSTGRES_PASSWORD: postgresPassword }),
+    grafana: envFile({ GF_SECURITY_ADMIN_PASSWORD: secrets.grafanaAdminPassword }),
+    nodeExporterPassword: secrets.nodeExporterPassword,
+  };
 }
 
 /** Internal credentials are derived from the Scalelite secret, so they need no config of their own. */
@@ -192,6 +253,16 @@ export function nodeExporterPasswordHash(password: string): string {
   return bcrypt.hashSync(password, `$2b$10$${salt}`);
 }
 
+/** node-exporter release the workers install; 1.5.0 is the first with --web.config.file. */
+export const NODE_EXPORTER_RELEASE = {
+  version: "1.8.2",
+  // sha256 of node_exporter-<version>.linux-<arch>.tar.gz, from the release's sha256sums.txt.
+  sha256: {
+    amd64: "6809dd0b3ec45fd6e992c19071d6b5253aed3ead7bf0686885a51d85c6643c66",
+    arm64: "627382b9723c642411c33f48861134ebe893e70a63bcc8b3fc0619cd0bfac4be",
+  },
+} as const;
+
 export interface WorkerTemplateValues {
   env: string;
   fleet: string;
@@ -200,10 +271,14 @@ export interface WorkerTemplateValues {
   domain: string;
   /** Public URL of the scaler, e.g. https://bbb.example.org/scaler */
   scalerUrl: string;
+  /** The control node's public IPv4 address: the only source allowed to scrape node-exporter. */
+  controlNodeIp: string;
   /** bcrypt hash from `nodeExporterPasswordHash`, never the password. */
   nodeExporterPasswordHash: string;
   /** The fleet-wide BBB API secret Scalelite signs calls with; the user data is a secret wherever it is kept. */
   bbbSecret: string;
+  /** The BigBlueButton release bbb-install sets up (config `workers.bbbVersion`); 3.0 when omitted. */
+  bbbVersion?: BbbVersion;
   letsEncryptEmail?: string;
 }
 
@@ -215,7 +290,9 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
   // bbb-conf takes the secret as one shell word; BBB's own secrets are hex.
   if (!/^[A-Za-z0-9]{32,128}$/.test(values.bbbSecret))
     throw new TemplateError("worker/bbb-secret", "bbbSecret must be 32 to 128 letters and digits");
+  if (isIP(values.controlNodeIp) !== 4) throw new TemplateError("worker/cloud-init.yaml", "controlNodeIp must be an IPv4 address");
   const hostname = `${values.name}.${values.domain}`;
+  const bbb = BBB_RELEASES[values.bbbVersion ?? DEFAULT_BBB_VERSION];
   const fill = {
     env: values.env,
     fleet: values.fleet,
@@ -223,6 +300,12 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
     letsEncryptEmail: values.letsEncryptEmail ?? `hostmaster@${values.domain}`,
     scalerUrl: values.scalerUrl,
     passwordHash: values.nodeExporterPasswordHash,
+    controlNodeIp: values.controlNodeIp,
+    bbbInstallBranch: bbb.installBranch,
+    bbbInstallVersion: bbb.installVersion,
+    nodeExporterVersion: NODE_EXPORTER_RELEASE.version,
+    nodeExporterSha256Amd64: NODE_EXPORTER_RELEASE.sha256.amd64,
+    nodeExporterSha256Arm64: NODE_EXPORTER_RELEASE.sha256.arm64,
   };
   return cloudConfig("worker/cloud-init.yaml", fill, [
     {
@@ -233,6 +316,16 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
       defer: true,
     },
     { path: "/etc/default/prometheus-node-exporter", content: renderTemplate("worker/node-exporter.default", fill), permissions: "0644" },
+    {
+      path: "/usr/local/sbin/confscale-install-node-exporter",
+      content: renderTemplate("worker/install-node-exporter.sh", fill),
+      permissions: "0755",
+    },
+    {
+      path: "/etc/systemd/system/prometheus-node-exporter.service",
+      content: renderTemplate("worker/node-exporter.service", fill),
+      permissions: "0644",
+    },
     {
       path: "/etc/letsencrypt/renewal-hooks/deploy/node-exporter-tls.sh",
       content: renderTemplate("worker/node-exporter-tls.sh", fill),

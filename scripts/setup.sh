@@ -12,12 +12,18 @@ say() { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages the tests run for real -------------------------------------------------------------------
-declare -A package_of=([redis-server]=redis-server [prometheus]=prometheus [prometheus-node-exporter]=prometheus-node-exporter)
+# The servers the tests start, the programs that read the rendered files on a real machine
+# (test/infra/real-consumers.test.ts), and what the rehearsal lab runs (test/rehearsal): namespaces, nftables.
+declare -A package_of=(
+  [redis-server]=redis-server [prometheus]=prometheus [promtool]=prometheus [prometheus-node-exporter]=prometheus-node-exporter
+  [cloud-init]=cloud-init [caddy]=caddy [shellcheck]=shellcheck [openssl]=openssl [curl]=curl
+  [nft]=nftables [ip]=iproute2 [nsenter]=util-linux
+)
 missing=()
-for program in redis-server prometheus prometheus-node-exporter; do
+for program in redis-server prometheus promtool prometheus-node-exporter cloud-init caddy shellcheck openssl curl nft ip nsenter; do
   if command -v "$program" >/dev/null 2>&1 || [ -x "/usr/bin/$program" ] || [ -x "/usr/sbin/$program" ]; then
     say "$program: present"
-  else
+  elif [[ ! " ${missing[*]} " == *" ${package_of[$program]} "* ]]; then
     missing+=("${package_of[$program]}")
   fi
 done
@@ -33,9 +39,40 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || fail "apt-get install ${missing[*]} failed"
   # The packages start system services; the tests start their own servers on free loopback ports instead.
-  for service in redis-server prometheus prometheus-node-exporter; do
+  for service in redis-server prometheus prometheus-node-exporter caddy; do
     $sudo systemctl disable --now "$service" >/dev/null 2>&1 || $sudo service "$service" stop >/dev/null 2>&1 || true
   done
+  # cloud-init is here only to check user data: it must not configure this machine at its next boot.
+  if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
+    $sudo touch /etc/cloud/cloud-init.disabled
+  fi
+fi
+
+# --- Go-built checkers: actionlint and compose-check (compose-go) --------------------------------------------------
+ACTIONLINT_VERSION="v1.7.12"
+tools_bin="${XDG_CACHE_HOME:-$HOME/.cache}/confscale/tools/bin"
+if command -v go >/dev/null 2>&1; then
+  mkdir -p "$tools_bin"
+  if [ -x "$tools_bin/actionlint" ] && [ "$("$tools_bin/actionlint" -version 2>/dev/null | head -n1)" = "$ACTIONLINT_VERSION" ]; then
+    say "actionlint $ACTIONLINT_VERSION: present in $tools_bin"
+  else
+    say "building actionlint $ACTIONLINT_VERSION into $tools_bin"
+    (cd "$tools_bin" && GOBIN="$tools_bin" go install -trimpath -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION") \
+      || fail "go install of actionlint failed (see above); the Go module proxy must be reachable"
+  fi
+  # Rebuilt whenever its source changes: the stamp is the hash of the sources it was built from.
+  stamp="$(cat "$repo/scripts/compose-check/go.mod" "$repo/scripts/compose-check/go.sum" "$repo/scripts/compose-check/main.go" | sha256sum | cut -d' ' -f1)"
+  if [ -x "$tools_bin/compose-check" ] && [ "$(cat "$tools_bin/compose-check.stamp" 2>/dev/null)" = "$stamp" ]; then
+    say "compose-check: present in $tools_bin"
+  else
+    say "building compose-check (compose-go) into $tools_bin"
+    (cd "$repo/scripts/compose-check" && go build -trimpath -ldflags "-s -w" -o "$tools_bin/compose-check" .) \
+      || fail "go build of scripts/compose-check failed (see above); the Go module proxy must be reachable"
+    printf '%s\n' "$stamp" >"$tools_bin/compose-check.stamp"
+  fi
+else
+  say "note: no Go toolchain: the workflow and compose checks of \`npm test\` need actionlint and compose-check."
+  say "      Install Go (https://go.dev/dl/) and run \`npm run setup\` again; it builds both into $tools_bin."
 fi
 
 # --- The Pulumi CLI -----------------------------------------------------------------------------------------------

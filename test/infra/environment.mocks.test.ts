@@ -55,7 +55,7 @@ function configFor(cloud: EnvironmentConfig["cloud"]): EnvironmentConfig {
     controlNode: { cores: 4, ramGb: 8 },
     ...SECRETS,
     deployScaler: true,
-    workers: { min: 1, max: 4, baseline: 1, defaultSize: { cores: 2, ramGb: 8 }, maxSize: { cores: 4, ramGb: 16 } },
+    workers: { min: 1, max: 4, baseline: 1, defaultSize: { cores: 4, ramGb: 8 }, maxSize: { cores: 8, ramGb: 16 } },
     ...(cloud === "ionos" ? { ionos: { image: "ubuntu:22.04", endpoint: "http://127.0.0.1:9/cloudapi/v6" } } : {}),
     ...(cloud === "oci"
       ? {
@@ -125,9 +125,7 @@ describe("environment on DigitalOcean (mocks)", () => {
     expect(worker.tags).toEqual(["confscale-do1-worker"]);
     expect(worker.inboundRules.map((rule) => `${rule.protocol}/${rule.portRange} ${rule.sourceAddresses.join(",")}`).sort()).toEqual([
       "tcp/22 203.0.113.0/24",
-      "tcp/3478 0.0.0.0/0,::/0",
       "tcp/443 0.0.0.0/0,::/0",
-      "tcp/7443 0.0.0.0/0,::/0",
       "tcp/80 0.0.0.0/0,::/0",
       `tcp/9100 ${CONTROL_IP}/32`,
       "udp/16384-32768 0.0.0.0/0,::/0",
@@ -173,8 +171,9 @@ describe("environment on Oracle Cloud (mocks)", () => {
       });
     expect(rules).toContain(`worker 6/9100-9100 ${CONTROL_IP}/32`);
     expect(rules).toContain("worker 17/16384-32768 0.0.0.0/0");
-    expect(rules).toContain("worker 6/7443-7443 0.0.0.0/0");
-    expect(rules).toContain("worker 6/3478-3478 ::/0");
+    // No TURN server runs on a worker: nothing serves 3478 or 7443.
+    expect(rules.filter((rule) => / 6\/(3478|7443)-/.test(rule))).toEqual([]);
+    expect(rules).toContain("worker 6/443-443 ::/0");
     expect(rules).toContain("control 6/443-443 0.0.0.0/0");
     expect(rules.filter((rule) => / 6\/(22|9100)-/.test(rule) && /(0\.0\.0\.0\/0|::\/0)$/.test(rule))).toEqual([]);
     expect(rules.filter((rule) => rule.includes("6/22-22")).sort()).toEqual([
@@ -263,7 +262,8 @@ describe("secrets and rendered files", () => {
         controlNodeIp: address,
         placement: { cloud: "ionos", region: "de/fra" },
       });
-      expect(settings.fleet?.image).toBe("ubuntu:20.04");
+      // BigBlueButton 3.0, the default release, installs on Ubuntu 22.04.
+      expect(settings.fleet?.image).toBe("ubuntu:22.04");
       expect(settings.fleet?.policy).toEqual(configFor("ionos").workers);
       // Check-ins are served by worker processes on half the control node's cores, on the port Caddy sends them to.
       const projectFiles = controlNodeProjectFiles({ env: "set1", domain: "bbb.example.org", fleetStack: "set1-fleet" });
@@ -354,6 +354,7 @@ describe("secrets and rendered files", () => {
       name: "bbb-7",
       domain: "bbb.example.org",
       scalerUrl: "https://bbb.example.org/scaler",
+      controlNodeIp: CONTROL_IP,
       nodeExporterPasswordHash: hash,
       bbbSecret,
     });
@@ -376,6 +377,7 @@ describe("secrets and rendered files", () => {
         name: "bbb-7",
         domain: "bbb.example.org",
         scalerUrl: "https://x/scaler",
+        controlNodeIp: CONTROL_IP,
         nodeExporterPasswordHash: hash,
         bbbSecret: "short; rm -rf /",
       }),
