@@ -6,7 +6,7 @@ import { PrometheusServer } from "../harness/prometheus.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
 
-// One emulated minute per wall-clock second, as in the closed-loop test; a boot takes twenty, so a new server is still
+// One emulated minute per wall-clock second, as in the closed-loop test; a boot takes forty (within the build timeout), so a new server is still
 // booting when the pause comes.
 const CLOCK_SCALE = 60;
 const MINUTE = 60_000;
@@ -22,7 +22,7 @@ describe("pause stops the fleet in the middle of a scale-out; resume continues i
   beforeAll(async () => {
     emulator = await Emulator.start({
       clock: { kind: "real", scale: CLOCK_SCALE },
-      timings: { requestQueuedMs: 1_000, requestRunningMs: 5_000, bootMs: 20 * MINUTE },
+      timings: { requestQueuedMs: 1_000, requestRunningMs: 5_000, bootMs: 40 * MINUTE },
     });
     redisServer = await RedisServer.start();
     scalerPort = await freeLoopbackPort();
@@ -37,6 +37,7 @@ describe("pause stops the fleet in the middle of a scale-out; resume continues i
       prometheusUrl: prometheus.url,
       policy: closedLoopPolicy({ thresholds: { cpu: { up: 0.65, down: 0.25 }, memory: { up: 0.8, down: 0.4 } } }),
       scalerPort,
+      buildTimeoutSeconds: 7_200,
     });
   });
 
