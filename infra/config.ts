@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { CLOUD_NAMES, PROVIDERS, type CloudName } from "./clouds/index.js";
 
 /** The Pulumi config namespace of every key in `stacks/Pulumi.<env>.yaml` (the project name). */
 export const CONFIG_NAMESPACE = "confscale";
@@ -120,6 +121,18 @@ export const workerPolicySchema = z
       .default({ count: 10, perSeconds: 300 }),
     /** The BigBlueButton release the workers install (BBB_RELEASES); its Ubuntu release follows from it. */
     bbbVersion: bbbVersionSchema.default(DEFAULT_BBB_VERSION),
+    /**
+     * What a worker costs per hour at the cloud's list prices, for the estimated cost the scaler exports
+     * (`confscale_fleet_cost_per_hour`); a running server costs its cores and GB, a stopped one `stoppedPerHour`.
+     */
+    prices: z
+      .strictObject({
+        currency: z.string().regex(/^[A-Z]{3}$/, "expected an ISO 4217 code such as EUR"),
+        perCoreHour: z.number().min(0),
+        perGbHour: z.number().min(0),
+        stoppedPerHour: z.number().min(0).default(0),
+      })
+      .optional(),
     /** Paused: no decisions at all. Dry run: decisions are recorded but marked not to be acted on. */
     paused: z.boolean().default(false),
     dryRun: z.boolean().default(false),
@@ -158,36 +171,27 @@ export type WorkerPolicy = z.infer<typeof workerPolicySchema>;
 
 const secretString = (minLength: number) => z.string().min(minLength, `expected at least ${minLength} characters`);
 
-/** Cloud-specific settings; only the block of the chosen cloud is read. */
-const ionosSettings = z.strictObject({
-  /** API base URL; the default is IONOS's public API. The local stack points it at the emulator. */
-  endpoint: z.url().optional(),
-  image: z.string().min(1).default("ubuntu:22.04"),
-  /** The workers' image; by default the Ubuntu release of `workers.bbbVersion` (BBB_RELEASES). */
-  workerImage: z.string().min(1).optional(),
-  /** How often a write's request status is polled (default 2 s); an emulator answers in milliseconds. */
-  pollIntervalMs: z.number().int().min(10).max(60_000).optional(),
-});
-const digitalOceanSettings = z.strictObject({
-  image: z.string().min(1).default("ubuntu-22-04-x64"),
-  /** The workers' image; by default the Ubuntu release of `workers.bbbVersion` (BBB_RELEASES). */
-  workerImage: z.string().min(1).optional(),
-});
-const ociSettings = z.strictObject({
-  compartmentId: z.string().regex(/^ocid1\.compartment\./, "expected a compartment OCID (ocid1.compartment.…)"),
-  availabilityDomain: z.string().min(1),
-  imageId: z.string().regex(/^ocid1\.image\./, "expected an image OCID (ocid1.image.…)"),
-  /** The workers' image: an x86_64 Ubuntu image of the region, of the release `workers.bbbVersion` installs on. */
-  workerImageId: z.string().regex(/^ocid1\.image\./, "expected the OCID of an Ubuntu image (ocid1.image.…) for the workers"),
-  shape: z.string().min(1).optional(),
-});
+/** Each registered cloud's settings block (`confscale:<cloud>`), schema from its provider; only the chosen cloud's is read. */
+const cloudSettings = Object.fromEntries(CLOUD_NAMES.map((cloud) => [cloud, PROVIDERS[cloud].settingsSchema.optional()])) as {
+  [Cloud in CloudName]: z.ZodOptional<(typeof PROVIDERS)[Cloud]["settingsSchema"]>;
+};
+
+/** The keys a settings block cannot do without, for the message when a cloud that needs one has none. */
+function requiredKeys(schema: z.ZodType): string[] {
+  if (!(schema instanceof z.ZodObject)) return [];
+  return Object.entries(schema.shape as Record<string, z.ZodType>)
+    .filter(([, field]) => !field.safeParse(undefined).success)
+    .map(([key]) => key);
+}
 
 const SECRET_KEYS = ["scaleliteSecret", "grafanaAdminPassword", "nodeExporterPassword", "fleetBackendUrl", "fleetPassphrase"] as const;
 
 const environmentConfigBase = z.strictObject({
-  cloud: z.enum(["ionos", "digitalocean", "oci"]),
+  cloud: z.enum(CLOUD_NAMES),
   region: z.string().min(1, "expected the cloud's region or location, e.g. de/fra, fra1, eu-frankfurt-1"),
   domain: hostname,
+  /** The DNS zone, held by the cloud's DNS service, in which each worker gets `<name>.<domain>` (A, and AAAA with IPv6). */
+  dnsZone: hostname.optional(),
   adminCidrs: z.array(cidr).min(1, "expected at least one CIDR allowed to reach SSH"),
   sshPublicKeys: z.array(sshPublicKey).min(1, "expected at least one SSH public key"),
   controlNode: serverSizeSchema.default({ cores: 4, ramGb: 8 }),
@@ -207,9 +211,7 @@ const environmentConfigBase = z.strictObject({
   fleetPassphrase: secretString(16).optional(),
   /** Copy the scaler to the control node over SSH on `up`; off for an emulated cloud, whose nodes have no SSH. */
   deployScaler: z.boolean().optional(),
-  ionos: ionosSettings.optional(),
-  digitalocean: digitalOceanSettings.optional(),
-  oci: ociSettings.optional(),
+  ...cloudSettings,
 });
 
 /** The parts of a stack the install check reads; it runs when these parse, whatever else is wrong. */
@@ -226,11 +228,20 @@ export const environmentConfigSchema = environmentConfigBase
     when: (payload) => installSubject.safeParse(payload.value).success,
   })
   .superRefine((config, ctx) => {
-    if (config.cloud === "oci" && config.oci === undefined) {
+    const zone = config.dnsZone?.toLowerCase();
+    if (zone !== undefined && config.domain.toLowerCase() !== zone && !config.domain.toLowerCase().endsWith(`.${zone}`)) {
       ctx.addIssue({
         code: "custom",
-        path: ["oci"],
-        message: "required when cloud is oci: compartmentId, availabilityDomain, imageId, workerImageId",
+        path: ["dnsZone"],
+        message: `the domain ${config.domain} must lie inside the zone ${config.dnsZone}`,
+      });
+    }
+    const provider = PROVIDERS[config.cloud];
+    if (provider.settingsRequired && config[config.cloud] === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: [config.cloud],
+        message: `required when cloud is ${config.cloud}: ${requiredKeys(provider.settingsSchema).join(", ")}`,
       });
     }
   });
@@ -238,15 +249,7 @@ export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
 
 /** The workers' image: the stack's own, or the Ubuntu release `workers.bbbVersion` installs on. */
 export function workerImageOf(config: EnvironmentConfig): string {
-  const release = BBB_RELEASES[config.workers.bbbVersion];
-  switch (config.cloud) {
-    case "ionos":
-      return config.ionos?.workerImage ?? release.images.ionos;
-    case "digitalocean":
-      return config.digitalocean?.workerImage ?? release.images.digitalocean;
-    case "oci":
-      return config.oci?.workerImageId ?? "";
-  }
+  return PROVIDERS[config.cloud].images(config[config.cloud] as never, BBB_RELEASES[config.workers.bbbVersion].ubuntu).worker;
 }
 
 /** bbb-install refuses a server below its minimum or on the wrong Ubuntu: refuse such a stack before anything is built. */
@@ -284,7 +287,7 @@ function checkWorkersCanInstall(config: z.output<typeof installSubject>, ctx: z.
 }
 
 /** Keys whose values are strings as written; every other key holds YAML structure (JSON in Pulumi's config map). */
-const STRING_KEYS = new Set(["cloud", "region", "domain", ...SECRET_KEYS]);
+const STRING_KEYS = new Set(["cloud", "region", "domain", "dnsZone", ...SECRET_KEYS]);
 
 export interface ConfigProblem {
   /** The full key path, e.g. `confscale:workers.thresholds.cpu.down`. */

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { workerImageOf, type EnvironmentConfig } from "./config.js";
-import type { CloudAdapter, FirewallRule, Machine, Placement } from "./clouds/types.js";
+import { BBB_RELEASES, workerImageOf, type EnvironmentConfig } from "./config.js";
+import type { CloudProvider, FirewallRule, Machine, Placement } from "./clouds/types.js";
 import {
   CONTROL_NODE_SECRET_FILES,
   renderControlNodeSecretFiles,
@@ -14,25 +14,13 @@ import {
   type ControlNodeSecrets,
 } from "./templates.js";
 
-/** The image each cloud boots the control node from, unless the stack names one. */
-function controlNodeImage(config: EnvironmentConfig): string {
-  switch (config.cloud) {
-    case "ionos":
-      return config.ionos?.image ?? "ubuntu:22.04";
-    case "digitalocean":
-      return config.digitalocean?.image ?? "ubuntu-22-04-x64";
-    case "oci":
-      return config.oci?.imageId ?? "";
-  }
-}
-
-/** The login the cloud's Ubuntu image accepts keys for. */
-const SSH_USER = { ionos: "root", digitalocean: "root", oci: "ubuntu" } as const;
-
 export interface ControlNodeArgs {
   env: string;
   config: EnvironmentConfig;
-  adapter: CloudAdapter;
+  /** The cloud: its machine, images and SSH login. */
+  provider: CloudProvider;
+  /** Options of the machine itself (the cloud's explicit Pulumi provider, where it has one). */
+  machineOptions?: pulumi.CustomResourceOptions;
   placement: pulumi.Input<Placement>;
   /** Rules bound to the machine itself (IONOS); empty where the cloud's firewall follows tags/NSGs. */
   firewallRules: pulumi.Input<FirewallRule[]>;
@@ -72,11 +60,12 @@ export function packRepository(repositoryRoot: string): { commit: string; archiv
 export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.ComponentResourceOptions): ControlNode {
   const fleetStack = `${args.env}-fleet`;
   const name = `${args.env}-control`;
-  const machine = args.adapter.declareMachine(
+  const images = args.provider.images(args.config[args.config.cloud], BBB_RELEASES[args.config.workers.bbbVersion].ubuntu);
+  const machine = args.provider.declareMachine(
     {
       name,
       size: args.config.controlNode,
-      image: controlNodeImage(args.config),
+      image: images.control,
       userData: renderControlNodeUserData({ env: args.env, domain: args.config.domain, fleetStack }),
       sshPublicKeys: args.config.sshPublicKeys,
       powerState: "running",
@@ -84,13 +73,13 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
       firewallRules: args.firewallRules,
     },
     args.placement,
-    opts,
+    { ...opts, ...args.machineOptions },
   );
   if (args.repositoryRoot === undefined) return { machine };
 
   const connection: command.types.input.remote.ConnectionArgs = {
     host: machine.publicIp,
-    user: SSH_USER[args.config.cloud],
+    user: args.provider.sshUser,
     // The operator's (or CD's) SSH agent holds the key: no private key in config or state.
     ...(process.env.SSH_AUTH_SOCK === undefined ? {} : { agentSocketPath: process.env.SSH_AUTH_SOCK }),
   };

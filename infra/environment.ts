@@ -1,13 +1,11 @@
 import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfigError, type EnvironmentConfig } from "./config.js";
-import { ADAPTERS } from "./clouds/adapters.js";
-import { declareDigitalOceanFirewall, declareDigitalOceanNetwork } from "./clouds/digitalocean.js";
-import { declareIonosNetwork } from "./clouds/ionos.js";
-import { declareOciNetwork, declareOciSecurityRules } from "./clouds/oci.js";
+import { cloudCredentialsFrom, providerFor } from "./clouds/index.js";
 import type { FirewallRule, Placement } from "./clouds/types.js";
 import { declareControlNode } from "./controlNode.js";
 import { controlNodeFirewallRules, workerFirewallRules } from "./firewall.js";
+import { stackOutputs } from "./outputs.js";
 import { loadEnvironmentConfig } from "./stackConfig.js";
 import { scalerApiToken, type ControlNodeSecrets } from "./templates.js";
 
@@ -25,24 +23,9 @@ export interface EnvironmentOutputs {
   scalerCommit?: string;
 }
 
-function cloudCredentialsFromEnvironment(): Record<string, string> {
-  const names = [
-    "IONOS_TOKEN",
-    "IONOS_USERNAME",
-    "IONOS_PASSWORD",
-    "DIGITALOCEAN_TOKEN",
-    "OCI_TENANCY_OCID",
-    "OCI_USER_OCID",
-    "OCI_FINGERPRINT",
-    "OCI_PRIVATE_KEY",
-    "OCI_REGION",
-  ];
-  return Object.fromEntries(names.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name] as string]])));
-}
-
 /** Declares network, firewalls and the control node of one environment on its cloud. */
 export function declareEnvironment(env: string, config: EnvironmentConfig, options: { repositoryRoot?: string } = {}): EnvironmentOutputs {
-  const adapter = ADAPTERS[config.cloud];
+  const provider = providerFor(config.cloud);
   const deployScaler = config.deployScaler ?? true;
   if (deployScaler && (config.fleetBackendUrl === undefined || config.fleetPassphrase === undefined)) {
     throw new StackConfigError(env, [
@@ -64,40 +47,20 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
         : []),
     ]);
   }
-  const controlRules = controlNodeFirewallRules(config.adminCidrs);
-  let placement: pulumi.Output<Placement>;
-  let machineRules: FirewallRule[] = [];
-  let afterControlNode: (controlIp: pulumi.Output<string>) => void = () => undefined;
-  switch (config.cloud) {
-    case "ionos":
-      placement = declareIonosNetwork(env, config.region, config.ionos?.endpoint, config.ionos?.pollIntervalMs);
-      machineRules = controlRules;
-      break;
-    case "digitalocean": {
-      const network = declareDigitalOceanNetwork(env, config.region, config.sshPublicKeys);
-      placement = network.placement;
-      declareDigitalOceanFirewall(`confscale-${env}-control`, network.controlNodeTag, controlRules);
-      afterControlNode = (controlIp) =>
-        void declareDigitalOceanFirewall(
-          `confscale-${env}-worker`,
-          network.workerTag,
-          controlIp.apply((ip) => workerFirewallRules(config.adminCidrs, ip)),
-        );
-      break;
-    }
-    case "oci": {
-      const settings = config.oci;
-      if (settings === undefined) throw new StackConfigError(env, [{ key: "confscale:oci", message: "required when cloud is oci" }]);
-      const network = declareOciNetwork(env, config.region, settings);
-      placement = network.placement;
-      declareOciSecurityRules(`${env}-control`, network.controlNodeNsgId, controlRules);
-      // NSG rules need the control node's address for node-exporter, known only after it exists.
-      afterControlNode = (controlIp) => {
-        controlIp.apply((ip) => declareOciSecurityRules(`${env}-worker`, network.workerNsgId, workerFirewallRules(config.adminCidrs, ip)));
-      };
-      break;
-    }
-  }
+  // The cloud's own Pulumi provider, where it takes the credentials as arguments (OCI), serves every resource below.
+  const cloudProvider = provider.pulumiProvider(`${env}-${config.cloud}`, config.region, process.env);
+  const opts: pulumi.CustomResourceOptions = cloudProvider === undefined ? {} : { provider: cloudProvider };
+  const network = provider.declareNetwork({
+    env,
+    region: config.region,
+    settings: config[config.cloud],
+    sshPublicKeys: config.sshPublicKeys,
+    controlNodeRules: controlNodeFirewallRules(config.adminCidrs),
+    workerRules: (controlNodeIp) => workerFirewallRules(config.adminCidrs, controlNodeIp),
+    opts,
+  });
+  const dnsZone = config.dnsZone;
+  const placement = dnsZone === undefined ? network.placement : network.placement.apply((resolved) => ({ ...resolved, dnsZone }));
   const secrets: pulumi.Output<ControlNodeSecrets> = pulumi.secret(
     pulumi.output({
       scaleliteSecret: config.scaleliteSecret,
@@ -105,19 +68,20 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
       nodeExporterPassword: config.nodeExporterPassword,
       fleetBackendUrl: config.fleetBackendUrl ?? "",
       fleetPassphrase: config.fleetPassphrase ?? "",
-      cloudCredentials: cloudCredentialsFromEnvironment(),
+      cloudCredentials: cloudCredentialsFrom(process.env),
     }),
   );
   const controlNode = declareControlNode({
     env,
     config,
-    adapter,
+    provider,
+    machineOptions: opts,
     placement,
-    firewallRules: machineRules,
+    firewallRules: network.controlNodeMachineRules,
     secrets,
     ...(deployScaler && options.repositoryRoot !== undefined ? { repositoryRoot: options.repositoryRoot } : {}),
   });
-  afterControlNode(controlNode.machine.publicIp);
+  network.afterControlNode(controlNode.machine);
   const base = `https://${config.domain}`;
   return {
     controlNodeAddress: controlNode.machine.publicIp,
@@ -140,16 +104,5 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
 export function defineEnvironment(): Record<string, unknown> {
   const config = loadEnvironmentConfig();
   const environment = declareEnvironment(pulumi.getStack(), config, { repositoryRoot: fileURLToPath(new URL("..", import.meta.url)) });
-  return {
-    cloud: config.cloud,
-    fleetStack: environment.fleetStack,
-    controlNodeAddress: environment.controlNodeAddress,
-    scaleliteUrl: environment.scaleliteUrl,
-    grafanaUrl: environment.grafanaUrl,
-    scalerUrl: environment.scalerUrl,
-    scalerApiToken: environment.scalerApiToken,
-    workerPlacement: environment.workerPlacement,
-    workerFirewallRules: environment.workerFirewallRules,
-    scalerCommit: environment.scalerCommit,
-  };
+  return stackOutputs(config, environment);
 }

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
 import { bbbVersionSchema, serverSizeSchema, workerNameSchema } from "./config.js";
-import { ADAPTERS } from "./clouds/adapters.js";
+import { CLOUD_NAMES, PROVIDERS, providerFor } from "./clouds/index.js";
 import type { Placement } from "./clouds/types.js";
 import { workerFirewallRules } from "./firewall.js";
 import { nodeExporterPasswordHash, renderWorkerUserData } from "./templates.js";
@@ -19,28 +19,18 @@ export const fleetServerSchema = z.strictObject({
 });
 export type FleetServer = z.infer<typeof fleetServerSchema>;
 
+/** Each placement block once (the emulated cloud places its machines like IONOS), with its provider's schema. */
+const placementBlocks = Object.fromEntries(
+  CLOUD_NAMES.map((cloud) => [PROVIDERS[cloud].placementKey, PROVIDERS[cloud].placementSchema.optional()]),
+) as Record<string, z.ZodOptional<z.ZodType>>;
+
 const placementSchema = z.strictObject({
-  cloud: z.enum(["ionos", "digitalocean", "oci"]),
+  cloud: z.enum(CLOUD_NAMES),
   region: z.string().min(1),
-  ionos: z
-    .strictObject({
-      datacenterId: z.string().min(1),
-      lanId: z.number().int(),
-      endpoint: z.string().optional(),
-      pollIntervalMs: z.number().int().positive().optional(),
-    })
-    .optional(),
-  digitalocean: z.strictObject({ vpcId: z.string(), workerTag: z.string(), sshKeyIds: z.array(z.string()) }).optional(),
-  oci: z
-    .strictObject({
-      subnetId: z.string(),
-      workerNsgId: z.string(),
-      compartmentId: z.string(),
-      availabilityDomain: z.string(),
-      shape: z.string(),
-    })
-    .optional(),
-}) satisfies z.ZodType<Placement>;
+  /** The DNS zone each worker gets its A (and AAAA) record in; without one, no records are declared. */
+  dnsZone: z.string().min(1).optional(),
+  ...placementBlocks,
+}) as unknown as z.ZodType<Placement>;
 
 /** Where a fleet's workers go and what their template needs: everything of a spec but its servers. */
 export const fleetTemplateSchema = z.strictObject({
@@ -79,8 +69,10 @@ export interface FleetOutputs {
  * revert what the scaler decided. The node-exporter password and the fleet's BBB secret come from the fleet stack's
  * secret config, never from the spec.
  */
-export function defineFleet(spec: FleetSpec): FleetOutputs {
-  const adapter = ADAPTERS[spec.placement.cloud];
+export function defineFleet(spec: FleetSpec, env: Readonly<Record<string, string | undefined>> = process.env): FleetOutputs {
+  const provider = providerFor(spec.placement.cloud);
+  const cloudProvider = provider.pulumiProvider(`${spec.env}-${spec.fleet}-${spec.placement.cloud}`, spec.placement.region, env);
+  const opts: pulumi.CustomResourceOptions = cloudProvider === undefined ? {} : { provider: cloudProvider };
   const config = new pulumi.Config(FLEET_PROJECT);
   const secrets = pulumi.all([
     config.requireSecret("nodeExporterPassword").apply(nodeExporterPasswordHash),
@@ -102,7 +94,7 @@ export function defineFleet(spec: FleetSpec): FleetOutputs {
         bbbSecret,
       }),
     );
-    const machine = adapter.declareMachine(
+    const machine = provider.declareMachine(
       {
         name: server.name,
         size: server.size,
@@ -114,7 +106,14 @@ export function defineFleet(spec: FleetSpec): FleetOutputs {
         firewallRules,
       },
       spec.placement,
+      opts,
     );
+    // bbb-install and Let's Encrypt need each worker's own name: a wildcard can point at one address only.
+    if (spec.placement.dnsZone !== undefined)
+      provider.declareDnsRecords(
+        { name: server.name, zone: spec.placement.dnsZone, fqdn: `${server.name}.${spec.domain}`, machine, placement: spec.placement },
+        { ...opts, deleteBeforeReplace: true },
+      );
     servers[server.name] = { id: machine.id, publicIp: machine.publicIp };
   }
   return { spec, servers };

@@ -1,17 +1,19 @@
 import { getRequestListener } from "@hono/node-server";
 import { Hono } from "hono";
-import { createServer, type Server } from "node:http";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { matchedRoutes } from "hono/route";
 import { AsapVerifier } from "./api/asap.js";
 import { FleetServerNotFoundError, FleetStartingError, ServerActionConflictError } from "./fleet/operator.js";
 import { controlRoutes } from "./api/control.js";
-import type { FleetView } from "./fleet/view.js";
+import type { FleetView as FleetViewOf } from "./fleet/view.js";
+import type { FleetStatus } from "./loop/controller.js";
 import { healthRoutes, metricsRoutes } from "./api/health.js";
-import { HttpError } from "./api/http.js";
+import { CLIENT_GONE_STATUS, ClientGoneError, HttpError } from "./api/http.js";
 import { sidecarHandler, type ErrorAnswer, type SidecarHandler, type SidecarHandlerDeps } from "./api/sidecar.js";
-import { statusPage } from "./api/status-page.js";
-import { createLogger, type Logger } from "./log.js";
+import { fleetPage, fleetPageData, statusPage } from "./api/status-page.js";
+import { RepeatedFaults, createLogger, type Logger } from "./log.js";
 import { MetricsUnavailableError, createMetrics, type MetricsSnapshot, type ScalerMetrics } from "./metrics.js";
 import type { Settings } from "./settings.js";
 import { StoreConflictError, StoreUnavailableError } from "./store/errors.js";
@@ -28,10 +30,12 @@ export interface AppDeps {
   fleets?: readonly FleetView[];
   /** The check-in workers' metrics, which `/metrics` serves summed with this process's. */
   workerMetrics?: () => Promise<readonly MetricsSnapshot[]>;
+  /** The fleets' clock (an emulated cloud brings its own), for the time windows the status pages show. */
+  now?: () => number;
 }
 
 /** What the HTTP surface shows of a fleet the scaler drives, and what operators can do with it (scaler/fleet/view.ts). */
-export type { FleetView };
+export type FleetView = FleetViewOf<FleetStatus>;
 
 const CONFLICT_STATUS = {
   group_not_found: 404,
@@ -56,17 +60,26 @@ export function createApp(deps: AppDeps): HttpSurface {
   const logger = deps.logger ?? createLogger("scaler");
   const metrics = deps.metrics ?? createMetrics(() => store.countsByGroup());
   const asap = deps.asap ?? new AsapVerifier(settings.sidecar);
-  const app = measuredApp(metrics, logger);
+  const faults = new RepeatedFaults(logger);
+  const app = measuredApp(metrics, logger, faults);
 
   app.route("/", healthRoutes({ store }));
   app.route("/", metricsRoutes({ metrics, ...(deps.workerMetrics === undefined ? {} : { workerMetrics: deps.workerMetrics }) }));
   app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens, fleets: deps.fleets ?? [] }));
-  app.get("/", async (c) => c.html(await statusPage(store)));
   const fleets = new Map((deps.fleets ?? []).map((fleet) => [fleet.name, fleet]));
+  const now = deps.now ?? Date.now;
+  // A browser asks for HTML and gets the page a person reads; scripts and Prometheus get JSON.
+  const wantsHtml = (accept: string | undefined) => (accept ?? "").includes("text/html");
+  app.get("/", async (c) =>
+    c.html(await statusPage(store, await Promise.all([...fleets.values()].map((fleet) => fleetPageData(store, fleet.status(), now()))))),
+  );
   app.get("/fleets", (c) => c.json([...fleets.values()].map((fleet) => fleet.status())));
-  app.get("/fleets/:name", (c) => {
+  app.get("/fleets/:name", async (c) => {
     const fleet = fleets.get(c.req.param("name"));
-    return fleet === undefined ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404) : c.json(fleet.status());
+    if (fleet === undefined) return c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404);
+    return wantsHtml(c.req.header("accept"))
+      ? c.html(fleetPage(await fleetPageData(store, fleet.status(), now())))
+      : c.json(fleet.status());
   });
   // Prometheus `http_sd_configs` of a fleet's workers (node-exporter with TLS and basic auth on each).
   app.get("/fleets/:name/targets", (c) => {
@@ -75,7 +88,7 @@ export function createApp(deps: AppDeps): HttpSurface {
       ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404)
       : c.json(fleet.scrapeTargets());
   });
-  return { app, sidecar: sidecarCalls({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }) };
+  return { app, sidecar: sidecarCalls({ store, asap, metrics, logger, maxBodyBytes: settings.sidecar.maxBodyBytes }, faults) };
 }
 
 export interface SidecarAppDeps {
@@ -87,27 +100,31 @@ export interface SidecarAppDeps {
 
 /** What a check-in worker serves: the sidecar protocol and its own liveness and readiness, nothing an operator uses. */
 export function createSidecarApp({ store, settings, metrics, logger }: SidecarAppDeps): HttpSurface {
-  const app = measuredApp(metrics, logger);
+  const faults = new RepeatedFaults(logger);
+  const app = measuredApp(metrics, logger, faults);
   app.route("/", healthRoutes({ store }));
   return {
     app,
-    sidecar: sidecarCalls({
-      store,
-      asap: new AsapVerifier(settings.sidecar),
-      metrics,
-      logger,
-      maxBodyBytes: settings.sidecar.maxBodyBytes,
-    }),
+    sidecar: sidecarCalls(
+      {
+        store,
+        asap: new AsapVerifier(settings.sidecar),
+        metrics,
+        logger,
+        maxBodyBytes: settings.sidecar.maxBodyBytes,
+      },
+      faults,
+    ),
   };
 }
 
 /** The sidecar calls, their errors answered as every other route's. */
-function sidecarCalls(deps: Omit<SidecarHandlerDeps, "answerError">): SidecarHandler {
-  return sidecarHandler({ ...deps, answerError: (error, path) => errorAnswer(error, path, deps.logger) });
+function sidecarCalls(deps: Omit<SidecarHandlerDeps, "answerError">, faults: RepeatedFaults): SidecarHandler {
+  return sidecarHandler({ ...deps, answerError: (error, path) => errorAnswer(error, path, deps.logger, faults) });
 }
 
 /** An app that times every request into the metrics and answers every error as JSON with the status it calls for. */
-function measuredApp(metrics: ScalerMetrics, logger: Logger): Hono {
+function measuredApp(metrics: ScalerMetrics, logger: Logger, faults: RepeatedFaults): Hono {
   const app = new Hono();
   app.use("*", async (c, next) => {
     const started = performance.now();
@@ -123,16 +140,23 @@ function measuredApp(metrics: ScalerMetrics, logger: Logger): Hono {
   app.notFound((c) => c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
   app.onError((error, c) => {
-    const { status, body } = errorAnswer(error, c.req.path, logger);
+    const { status, body } = errorAnswer(error, c.req.path, logger, faults);
     return c.json(body, status);
   });
 
   return app;
 }
 
-/** The status and JSON body an error is answered with; the ones nobody expects are logged. */
-function errorAnswer(error: unknown, path: string, logger: Logger): ErrorAnswer {
+/**
+ * The status and JSON body an error is answered with; the ones nobody expects are logged, faults that repeat (Redis
+ * away) once per interval.
+ */
+function errorAnswer(error: unknown, path: string, logger: Logger, faults: RepeatedFaults): ErrorAnswer {
   if (error instanceof HttpError) return { status: error.status, body: error.body() };
+  if (error instanceof ClientGoneError) {
+    logger.debug({ event: "request.client_gone", path }, error.message);
+    return { status: CLIENT_GONE_STATUS as ContentfulStatusCode, body: { error: "client_gone", message: error.message } };
+  }
   if (error instanceof StoreConflictError) {
     return {
       status: CONFLICT_STATUS[error.code],
@@ -148,11 +172,11 @@ function errorAnswer(error: unknown, path: string, logger: Logger): ErrorAnswer 
     return { status: 409, body: { error: "conflict", message: error.message, issues: [{ field: "server", message: error.message }] } };
   if (error instanceof FleetStartingError) return { status: 503, body: { error: "starting", message: error.message } };
   if (error instanceof StoreUnavailableError) {
-    logger.warn({ event: "redis.unavailable", operation: error.operation, path, err: error.message }, "redis unavailable");
-    return { status: 503, body: { error: "unavailable", message: "state store (redis) unavailable, retry later" } };
+    faults.warn("redis.unavailable", { operation: error.operation, path, err: error.message }, "redis unavailable");
+    return { status: 503, body: { error: "unavailable", message: `state store: ${error.reason}; retry later` } };
   }
   if (error instanceof MetricsUnavailableError) {
-    logger.warn({ event: "metrics.unavailable", err: error.message }, "check-in workers' metrics unavailable");
+    faults.warn("metrics.unavailable", { err: error.message }, "check-in workers' metrics unavailable");
     return { status: 503, body: { error: "unavailable", message: error.message } };
   }
   logger.error({ event: "request.failed", path, err: error }, "request failed");
@@ -166,9 +190,18 @@ function errorAnswer(error: unknown, path: string, logger: Logger): ErrorAnswer 
  */
 const KEEP_ALIVE_TIMEOUT_MS = 130_000;
 
+/** The responses a listener has in flight, and whether it is stopping: kept on the server `listen` made. */
+interface Drain {
+  stopping: boolean;
+  inFlight: Set<ServerResponse>;
+}
+const DRAIN = Symbol("drain");
+type DrainableServer = Server & { [DRAIN]?: Drain };
+
 /**
- * Stops a listener gracefully: no new connections, idle keep-alive connections closed now (they would hold it open
- * until a client's next call), in-flight requests given `graceMs` before their connections are cut
+ * Stops a listener gracefully: no new connections; idle keep-alive connections closed now and each busy one once its
+ * answer is sent, which says `Connection: close` (a client that keeps sending on a kept-alive connection would hold
+ * the listener open for the whole grace); in-flight requests given `graceMs` before their connections are cut
  * (`onDeadline` says so). Resolves once the listener is closed.
  */
 export function closeGracefully(server: Server, graceMs: number, onDeadline?: () => void): Promise<void> {
@@ -177,19 +210,43 @@ export function closeGracefully(server: Server, graceMs: number, onDeadline?: ()
     server.closeAllConnections();
   }, graceMs);
   deadline.unref();
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const drain = (server as DrainableServer)[DRAIN];
+  if (drain !== undefined) {
+    drain.stopping = true;
+    for (const response of drain.inFlight) closeAfter(response);
+  }
+  const closed = new Promise<void>((resolve) =>
+    server.close(() => {
+      clearTimeout(deadline);
+      resolve();
+    }),
+  );
   server.closeIdleConnections();
   return closed;
+}
+
+/** Asks for the connection to be closed once this answer is sent, unless its head is out already. */
+function closeAfter(response: ServerResponse): void {
+  if (!response.headersSent) response.setHeader("connection", "close");
 }
 
 /** Serves an HTTP surface over HTTP/1.1 on `host:port`; `onListening` gets the bound port. */
 export function listen({ app, sidecar }: HttpSurface, host: string, port: number, onListening?: (port: number) => void): Server {
   const honoListener = getRequestListener(app.fetch);
-  const server = createServer((request, response) => {
+  const drain: Drain = { stopping: false, inFlight: new Set() };
+  const server: DrainableServer = createServer((request, response) => {
+    drain.inFlight.add(response);
+    response.once("close", () => {
+      drain.inFlight.delete(response);
+      // A connection whose answer went out with its head before the stop began is idle now: close it.
+      if (drain.stopping) setImmediate(() => server.closeIdleConnections());
+    });
+    if (drain.stopping) closeAfter(response);
     const kind = sidecar.callOf(request);
     if (kind === undefined) void honoListener(request, response);
     else void sidecar.serve(request, response, kind);
   });
+  server[DRAIN] = drain;
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.listen(port, host, () => onListening?.((server.address() as AddressInfo).port));
   return server;

@@ -121,7 +121,21 @@ function describeChanges(summary: Record<string, number>): string {
   return changes.length === 0 ? "no changes" : changes.map(([operation, count]) => `${operation} ${count}`).join(", ");
 }
 
-function formatStatus(status: FleetStatus): string {
+const groupPolicySchema = z.looseObject({ policy: z.looseObject({ timeZone: z.string() }) });
+
+/** The fleet's time zone (its policy's `timeZone`, in which its windows are read), so times read as the rest of the fleet's do. */
+async function timeZoneOf(target: Connection, fleet: string): Promise<string> {
+  const group = await call(target, "GET", `groups/${encodeURIComponent(fleet)}`, groupPolicySchema);
+  return group.policy.timeZone;
+}
+
+/** `2026-11-23 08:05:00 Europe/Berlin`: a period's time as the fleet's operators read clocks. */
+function localTime(iso: string, timeZone: string): string {
+  const text = new Intl.DateTimeFormat("sv-SE", { timeZone, dateStyle: "short", timeStyle: "medium" }).format(new Date(iso));
+  return `${text} ${timeZone}`;
+}
+
+function formatStatus(status: FleetStatus, timeZone: string): string {
   if (status.starting) return `fleet ${status.fleet}: starting (waiting for its lease or recovering an interrupted update)`;
   const phases = new Map<string, number>();
   for (const server of status.servers) phases.set(server.phase, (phases.get(server.phase) ?? 0) + 1);
@@ -136,7 +150,7 @@ function formatStatus(status: FleetStatus): string {
   if (period !== null) {
     lines.push(
       "",
-      `last period ${period.at}: ${period.decisions.length} decision${period.decisions.length === 1 ? "" : "s"}${period.update === null ? "" : `, update ${describeChanges(period.update.summary)} in ${(period.update.durationMs / 1000).toFixed(1)} s`}`,
+      `last period ${localTime(period.at, timeZone)}: ${period.decisions.length} decision${period.decisions.length === 1 ? "" : "s"}${period.update === null ? "" : `, update ${describeChanges(period.update.summary)} in ${(period.update.durationMs / 1000).toFixed(1)} s`}`,
     );
     for (const decision of period.decisions)
       lines.push(
@@ -171,7 +185,16 @@ function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, pro
         .default("http://127.0.0.1:8080"),
     )
     .option("--json", "print the scaler's answers as JSON")
-    .showHelpAfterError()
+    // One line for a misuse, as from any command of the repo; set before the subcommands, which inherit it.
+    .configureOutput({
+      outputError: (text, write) =>
+        write(
+          `confscale: ${text
+            .replace(/^error: /, "")
+            .trim()
+            .replace(/\.$/, "")} (see confscale --help)\n`,
+        ),
+    })
     .exitOverride();
   const target = () => connection(program.opts<{ url: string }>().url, env);
   const json = () => program.opts<{ json?: boolean }>().json === true;
@@ -186,7 +209,9 @@ function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, pro
         fleet === undefined
           ? (await call(target(), "GET", "fleets", z.looseObject({ fleets: z.array(fleetStatusSchema) }))).fleets
           : [await call(target(), "GET", `fleets/${encodeURIComponent(fleet)}`, fleetStatusSchema)];
-      print(json() ? JSON.stringify(statuses, null, 2) : statuses.map(formatStatus).join("\n\n") || "this scaler drives no fleet");
+      if (json()) return print(JSON.stringify(statuses, null, 2));
+      const texts = await Promise.all(statuses.map(async (status) => formatStatus(status, await timeZoneOf(target(), status.fleet))));
+      print(texts.join("\n\n") || "this scaler drives no fleet");
     });
 
   const servers = program.command("servers").description("act on one server in Scalelite");
@@ -240,7 +265,7 @@ function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, pro
     .action(async (options: { fleet: string }) => {
       progress(`running a period of fleet ${options.fleet} (an update can take minutes)…`);
       const status = await call(target(), "POST", `fleets/${encodeURIComponent(options.fleet)}/reconcile`, fleetStatusSchema);
-      print(json() ? JSON.stringify(status, null, 2) : formatStatus(status));
+      print(json() ? JSON.stringify(status, null, 2) : formatStatus(status, await timeZoneOf(target(), options.fleet)));
     });
   return program;
 }
@@ -259,9 +284,9 @@ async function main(): Promise<void> {
       process.exitCode = 1;
       return;
     }
-    // commander has printed its own message (usage error, --help, --version).
+    // commander has printed its own message (usage error, --help, --version); a misuse exits 2.
     if (error instanceof Error && "exitCode" in error && typeof error.exitCode === "number") {
-      process.exitCode = error.exitCode;
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
       return;
     }
     throw error;

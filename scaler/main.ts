@@ -1,18 +1,35 @@
 import { once } from "node:events";
 import { closeGracefully, createApp, listen } from "./app.js";
+import { parseCommandLine } from "./commandLine.js";
 import { openFleetRuntime, type FleetRuntime } from "./loop/runtime.js";
-import { createLogger } from "./log.js";
+import { RepeatedFaults, createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { loadSettings } from "./settings.js";
 import { SidecarWorkers } from "./sidecarWorkers.js";
 import { ScalerStore, connectRedis } from "./store/store.js";
+
+parseCommandLine(
+  {
+    name: "npm run scaler",
+    usage: `usage: npm run scaler            (in the scaler's container: node --import tsx scaler/main.ts)
+  The scaler takes no flags: its settings come from a YAML or JSON file named by SCALER_CONFIG, overridden by the
+  environment. Required: redis.url (SCALER_REDIS_URL) and sidecar.keyBaseUrl (SCALER_ASAP_KEY_BASE_URL).
+  Also read: SCALER_LISTEN_HOST, SCALER_LISTEN_PORT, SCALER_KEY_PREFIX, SCALER_API_TOKENS (name:role:token,…),
+  SCALER_SIDECAR_WORKERS, SCALER_SIDECAR_PORT, LOG_LEVEL. A fleet section in the file needs PULUMI_BACKEND_URL,
+  PULUMI_CONFIG_PASSPHRASE, CONFSCALE_NODE_EXPORTER_PASSWORD, LOADBALANCER_SECRET, CONFSCALE_BBB_SECRET and the
+  cloud's credentials. README.md lists every setting.`,
+    flags: {},
+  },
+  () => undefined,
+);
 
 const logger = createLogger("scaler");
 
 async function main(): Promise<void> {
   const settings = await loadSettings();
   const redis = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
-  redis.on("error", (error: Error) => logger.warn({ event: "redis.error", err: error.message }, "redis connection problem"));
+  const faults = new RepeatedFaults(logger);
+  redis.on("error", (error: Error) => faults.warn("redis.error", { err: error.message }, "redis connection problem"));
   redis.on("ready", () => logger.info({ event: "redis.ready" }, "redis connected"));
   const store = new ScalerStore(redis, {
     keyPrefix: settings.redis.keyPrefix,
@@ -24,7 +41,7 @@ async function main(): Promise<void> {
   if (settings.fleet !== undefined) {
     // The fleet's state lives in Redis: wait for it rather than fail the first period.
     if (redis.status !== "ready") await once(redis, "ready");
-    fleet = await openFleetRuntime(settings.fleet, { redis, keyPrefix: settings.redis.keyPrefix, store, logger });
+    fleet = await openFleetRuntime(settings.fleet, { redis, keyPrefix: settings.redis.keyPrefix, store, logger, metrics });
   }
   const workers = await SidecarWorkers.start(settings, logger);
   const app = createApp({

@@ -158,6 +158,36 @@ export class SettingsError extends Error {
   }
 }
 
+/** The environment variable that sets each key `loadSettings` reads from the environment. */
+const VARIABLE_OF: Readonly<Record<string, string>> = {
+  "listen.host": "SCALER_LISTEN_HOST",
+  "listen.port": "SCALER_LISTEN_PORT",
+  "redis.url": "SCALER_REDIS_URL",
+  "redis.keyPrefix": "SCALER_KEY_PREFIX",
+  "sidecar.keyBaseUrl": "SCALER_ASAP_KEY_BASE_URL",
+  "sidecar.workers.count": "SCALER_SIDECAR_WORKERS",
+  "sidecar.workers.port": "SCALER_SIDECAR_PORT",
+  apiTokens: "SCALER_API_TOKENS",
+};
+/** A required section that is missing altogether is reported as its required key. */
+const REQUIRED_KEY_OF: Readonly<Record<string, string>> = { redis: "redis.url", sidecar: "sidecar.keyBaseUrl" };
+
+/** Where a key can be set: its variable, if it has one, or the settings file. */
+function whereToSet(field: string): string {
+  const variable = VARIABLE_OF[field] ?? VARIABLE_OF[field.split(".")[0] ?? ""];
+  const inFile = `${field} in the settings file named by SCALER_CONFIG`;
+  return variable === undefined ? inFile : `${variable}, or ${inFile}`;
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let value = raw;
+  for (const key of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
 /** Validates a settings object (from a file, a test, or `loadSettings`) and fills in the defaults. */
 export function parseSettings(raw: unknown, source = "settings"): Settings {
   const result = settingsSchema.safeParse(raw);
@@ -168,7 +198,19 @@ export function parseSettings(raw: unknown, source = "settings"): Settings {
         const path = issue.path.map(String);
         if (issue.code === "unrecognized_keys")
           return issue.keys.map((key) => ({ field: [...path, key].join("."), message: "unknown setting" }));
-        return [{ field: path.join(".") || "(root)", message: issue.message }];
+        const field = path.join(".") || "(root)";
+        // A missing value names what sets it, not only what type was expected.
+        if (issue.code === "invalid_type" && issue.message.startsWith("Invalid input") && valueAt(raw, issue.path) === undefined) {
+          const required = REQUIRED_KEY_OF[field] ?? field;
+          return [{ field: required, message: `required: set ${whereToSet(required)}` }];
+        }
+        const variable = VARIABLE_OF[field];
+        return [
+          {
+            field,
+            message: variable === undefined || issue.message.includes(variable) ? issue.message : `${issue.message} (${whereToSet(field)})`,
+          },
+        ];
       }),
     );
   }

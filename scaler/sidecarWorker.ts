@@ -4,7 +4,7 @@
  */
 import cluster from "node:cluster";
 import { closeGracefully, createSidecarApp, listen } from "./app.js";
-import { createLogger } from "./log.js";
+import { RepeatedFaults, createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import type { FromSidecarWorker, SidecarWorkerSettings, ToSidecarWorker } from "./sidecarWorkers.js";
 import { ScalerStore, connectRedis } from "./store/store.js";
@@ -13,7 +13,8 @@ const logger = createLogger("scaler").child({ worker: cluster.worker?.id });
 
 function start(settings: SidecarWorkerSettings): void {
   const redis = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
-  redis.on("error", (error: Error) => logger.warn({ event: "redis.error", err: error.message }, "redis connection problem"));
+  const faults = new RepeatedFaults(logger);
+  redis.on("error", (error: Error) => faults.warn("redis.error", { err: error.message }, "redis connection problem"));
   const store = new ScalerStore(redis, {
     keyPrefix: settings.redis.keyPrefix,
     instanceTtl: settings.instanceTtl,

@@ -9,14 +9,15 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { z } from "zod";
 import { parseEnvironmentConfig } from "../infra/config.js";
 import { selectEnvironmentStack } from "../infra/workspace.js";
 import { createApp, listen } from "../scaler/app.js";
+import { parseCommandLine, UsageError } from "../scaler/commandLine.js";
 import type { FleetPeriod } from "../scaler/loop/controller.js";
 import { openFleetRuntime } from "../scaler/loop/runtime.js";
 import { createLogger } from "../scaler/log.js";
+import { createMetrics } from "../scaler/metrics.js";
 import { parseSettings } from "../scaler/settings.js";
 import { connectRedis, ScalerStore } from "../scaler/store/store.js";
 import { Emulator } from "../test/emulator/emulator.js";
@@ -29,38 +30,45 @@ const usage = `usage: npm run demo -- [--speed 60] [--load-share 0.1] [--until 1
   --speed       emulated seconds per wall-clock second (60: the school day in about ten minutes)
   --load-share  the share of the trace's meetings replayed (the local fleet has at most 8 servers)
   --until       local time (Europe/Berlin) at which the demo ends
-  --port        where the scaler's HTTP surface listens (status at /fleets/bbb)`;
+  --port        where the scaler's HTTP surface listens (status at /fleets/bbb)
+  --trace       a CSV of meetings like test/traces/school-day.csv (the default)`;
 
-const { values } = parseArgs({
-  options: {
-    speed: { type: "string", default: "60" },
-    "load-share": { type: "string", default: "0.1" },
-    until: { type: "string", default: "17:00" },
-    port: { type: "string", default: "8088" },
-    trace: { type: "string" },
-    help: { type: "boolean", default: false },
-  },
-});
 const optionsSchema = z.object({
   speed: z.coerce.number().min(1).max(600),
-  loadShare: z.coerce.number().gt(0).max(1),
+  "load-share": z.coerce.number().gt(0).max(1),
   until: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "expected HH:MM"),
   port: z.coerce.number().int().min(1).max(65_535),
 });
-if (values.help) {
-  console.log(usage);
-  process.exit(0);
-}
-const parsed = optionsSchema.safeParse({ speed: values.speed, loadShare: values["load-share"], until: values.until, port: values.port });
-if (!parsed.success) {
-  for (const issue of parsed.error.issues) console.error(`--${String(issue.path[0])}: ${issue.message}`);
-  console.error(usage);
-  process.exit(2);
-}
-const options = parsed.data;
+const options = parseCommandLine(
+  {
+    name: "npm run demo",
+    usage,
+    flags: {
+      speed: { type: "string", default: "60" },
+      "load-share": { type: "string", default: "0.1" },
+      until: { type: "string", default: "17:00" },
+      port: { type: "string", default: "8088" },
+      trace: { type: "string" },
+    },
+  },
+  ({ values }) => {
+    const parsed = optionsSchema.safeParse(values);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new UsageError(`--${String(issue?.path[0])}: ${issue?.message ?? "invalid"}`);
+    }
+    return {
+      speed: parsed.data.speed,
+      loadShare: parsed.data["load-share"],
+      until: parsed.data.until,
+      port: parsed.data.port,
+      trace: values.trace,
+    };
+  },
+);
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
-const tracePath = values.trace ?? join(repo, "test", "traces", "school-day.csv");
+const tracePath = options.trace ?? join(repo, "test", "traces", "school-day.csv");
 const LOCAL_PASSPHRASE = "confscale-local";
 // A Monday in Europe/Berlin, five minutes before the first lessons' bell.
 const DAY_START = Date.parse("2026-11-23T07:50:00+01:00");
@@ -186,7 +194,9 @@ try {
   });
   const logger = createLogger("demo", "silent");
   const now = () => emulator.clock.now();
+  const metrics = createMetrics(() => store.countsByGroup());
   const { controller, view } = await openFleetRuntime(settings.fleet!, {
+    metrics,
     redis,
     keyPrefix: settings.redis.keyPrefix,
     store,
@@ -206,7 +216,7 @@ try {
     return [...sizes].map(([key, count]) => `${count}×${key}`).join(" ");
   };
 
-  const app = createApp({ store, settings, fleets: [view], logger });
+  const app = createApp({ store, settings, metrics, fleets: [view], logger, now });
   const server = listen(app, "127.0.0.1", scalerPort);
   cleanups.push(() => new Promise((resolve) => server.close(resolve)));
   say(`scaler on http://127.0.0.1:${scalerPort}  (fleet status: /fleets/bbb, Prometheus targets: /fleets/bbb/targets, metrics: /metrics)`);

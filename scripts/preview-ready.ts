@@ -5,6 +5,7 @@
 import { appendFileSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parse } from "yaml";
+import { PROVIDERS, isCloudName } from "../infra/clouds/index.js";
 
 const { positionals } = parseArgs({ allowPositionals: true });
 const stack = positionals[0];
@@ -15,12 +16,6 @@ if (stack === undefined || positionals.length > 1) {
 
 /** Secrets every environment sets with `pulumi config set --secret` before its first preview. */
 const STACK_SECRETS = ["confscale:scaleliteSecret", "confscale:grafanaAdminPassword", "confscale:nodeExporterPassword"];
-/** Each cloud's credentials as environment variables: any one complete set will do. */
-const CLOUD_CREDENTIALS: Record<string, string[][]> = {
-  ionos: [["IONOS_TOKEN"], ["IONOS_USERNAME", "IONOS_PASSWORD"]],
-  digitalocean: [["DIGITALOCEAN_TOKEN"]],
-  oci: [["OCI_TENANCY_OCID", "OCI_USER_OCID", "OCI_FINGERPRINT", "OCI_PRIVATE_KEY"]],
-};
 
 const present = (name: string) => (process.env[name] ?? "") !== "";
 const file = `stacks/Pulumi.${stack}.yaml`;
@@ -37,7 +32,8 @@ if (!present("PULUMI_BACKEND_URL") && !present("PULUMI_ACCESS_TOKEN"))
 if (document.encryptionsalt !== undefined && !present("PULUMI_CONFIG_PASSPHRASE"))
   missing.push("the repository secret PULUMI_CONFIG_PASSPHRASE");
 const cloud = String(config["confscale:cloud"] ?? "");
-const sets = CLOUD_CREDENTIALS[cloud] ?? [];
+// Each cloud's credentials as environment variables, as its provider names them: any one complete set will do.
+const sets = isCloudName(cloud) ? PROVIDERS[cloud].credentialSets : [];
 if (!sets.some((names) => names.every(present))) {
   missing.push(
     `${cloud} credentials: the repository secret${sets.length === 1 && (sets[0]?.length ?? 0) === 1 ? "" : "s"} ${sets.map((names) => names.join(" + ")).join(" or ")}`,

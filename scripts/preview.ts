@@ -7,17 +7,25 @@ import { copyFile, mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { parseEnvironmentConfig, StackConfigError, type ConfigProblem } from "../infra/config.js";
 import { PulumiCliMissingError } from "../infra/toolchain.js";
 import { selectEnvironmentStack } from "../infra/workspace.js";
+import { parseCommandLine, UsageError } from "../scaler/commandLine.js";
 
-const { positionals } = parseArgs({ allowPositionals: true });
-const stackName = positionals[0];
-if (stackName === undefined || positionals.length > 1) {
-  console.error("usage: npm run preview -- <stack>   (an environment in stacks/Pulumi.<stack>.yaml)");
-  process.exit(2);
-}
+const stackName = parseCommandLine(
+  {
+    name: "npm run preview",
+    usage: `usage: npm run preview -- <stack>
+  pulumi preview --diff of the environment stack whose config is stacks/Pulumi.<stack>.yaml.
+  The backend and passphrase come from PULUMI_BACKEND_URL and PULUMI_CONFIG_PASSPHRASE (or PULUMI_ACCESS_TOKEN).`,
+    flags: {},
+    allowPositionals: true,
+  },
+  ({ positionals }) => {
+    if (positionals.length !== 1) throw new UsageError("expected one stack name, e.g. npm run preview -- dev");
+    return positionals[0] as string;
+  },
+);
 
 /** What the engine said went wrong, as `key: message` problems: its `error:` lines, never its stack trace. */
 function engineProblems(error: unknown): ConfigProblem[] {

@@ -17,10 +17,10 @@ fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 declare -A package_of=(
   [redis-server]=redis-server [prometheus]=prometheus [promtool]=prometheus [prometheus-node-exporter]=prometheus-node-exporter
   [cloud-init]=cloud-init [caddy]=caddy [shellcheck]=shellcheck [openssl]=openssl [curl]=curl
-  [nft]=nftables [ip]=iproute2 [nsenter]=util-linux
+  [nft]=nftables [ip]=iproute2 [nsenter]=util-linux [chromium]=chromium
 )
 missing=()
-for program in redis-server prometheus promtool prometheus-node-exporter cloud-init caddy shellcheck openssl curl nft ip nsenter; do
+for program in redis-server prometheus promtool prometheus-node-exporter cloud-init caddy shellcheck openssl curl nft ip nsenter chromium; do
   if command -v "$program" >/dev/null 2>&1 || [ -x "/usr/bin/$program" ] || [ -x "/usr/sbin/$program" ]; then
     say "$program: present"
   elif [[ ! " ${missing[*]} " == *" ${package_of[$program]} "* ]]; then

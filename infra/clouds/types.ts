@@ -1,7 +1,9 @@
 import type * as pulumi from "@pulumi/pulumi";
+import type { z } from "zod";
 import type { ServerSize } from "../config.js";
+import type { CloudName } from "./index.js";
 
-export type CloudName = "ionos" | "digitalocean" | "oci";
+export type { CloudName };
 export type PowerState = "running" | "stopped";
 export type MachineRole = "control" | "worker";
 
@@ -16,12 +18,6 @@ export interface CloudCapabilities {
   /** a user-data change creates a new machine. */
   userDataChangeReplaces: boolean;
 }
-
-export const CLOUD_CAPABILITIES: Readonly<Record<CloudName, CloudCapabilities>> = {
-  ionos: { resizeInPlace: true, liveResize: true, powerStates: true, userDataChangeReplaces: true },
-  digitalocean: { resizeInPlace: true, liveResize: false, powerStates: false, userDataChangeReplaces: true },
-  oci: { resizeInPlace: true, liveResize: false, powerStates: true, userDataChangeReplaces: true },
-};
 
 /** Who owns a machine: the scaler never touches a machine without its environment's and fleet's tags. */
 export interface Ownership {
@@ -47,8 +43,10 @@ export interface FirewallRule {
 export interface Placement {
   cloud: CloudName;
   region: string;
+  /** The DNS zone each worker gets its address records in (confscale:dnsZone); absent, no records are declared. */
+  dnsZone?: string;
   /** IONOS: data center id and public LAN id. */
-  ionos?: { datacenterId: string; lanId: number; endpoint?: string; pollIntervalMs?: number };
+  ionos?: { datacenterId: string; lanId: number; endpoint?: string; dnsEndpoint?: string; pollIntervalMs?: number };
   /** DigitalOcean: VPC id; the firewalls follow the role tags. */
   digitalocean?: { vpcId: string; workerTag: string; controlNodeTag?: string; sshKeyIds: string[] };
   /** Oracle Cloud: subnet and the network security group of each role. */
@@ -84,20 +82,98 @@ export interface Machine {
   /** The cloud's id of the machine. */
   id: pulumi.Output<string>;
   publicIp: pulumi.Output<string>;
+  /** The machine's public IPv6 address, on clouds that give it one (DigitalOcean). */
+  publicIpv6?: pulumi.Output<string>;
   resource: pulumi.Resource;
 }
 
-/** One cloud behind the same calls; the same adapter declares the control node and every worker. */
-export interface CloudAdapter {
-  readonly cloud: CloudName;
+/** What the environment program hands a cloud to lay out its network and firewalls. */
+export interface NetworkArgs<Settings> {
+  env: string;
+  region: string;
+  /** The stack's `confscale:<cloud>` block, validated by the provider's own schema. */
+  settings: Settings | undefined;
+  sshPublicKeys: string[];
+  controlNodeRules: FirewallRule[];
+  /** The workers' rules for a given control-node address (node-exporter is open to it alone). */
+  workerRules: (controlNodeIp: string) => FirewallRule[];
+  /** Carries the explicit Pulumi provider (credentials, region) where the cloud has one. */
+  opts: pulumi.CustomResourceOptions;
+}
+
+export interface EnvironmentNetwork {
+  placement: pulumi.Output<Placement>;
+  /** Rules bound to the control node itself (IONOS binds rules per NIC); empty where firewalls follow tags or groups. */
+  controlNodeMachineRules: FirewallRule[];
+  /** Declares what needs the control node to exist (the workers' firewall, open to its address). */
+  afterControlNode(controlNode: Machine): void;
+}
+
+/** One worker's address records in the fleet's DNS zone. */
+export interface DnsRecordArgs {
+  /** Pulumi resource name prefix, unique in the stack (the worker's name). */
+  name: string;
+  /** The zone the records live in, e.g. example.org. */
+  zone: string;
+  /** The record's fully qualified name inside the zone, e.g. bbb-1.bbb.example.org. */
+  fqdn: string;
+  machine: Machine;
+  placement: pulumi.Input<Placement>;
+}
+
+/** A Pulumi resource provider plugin the fleet stack needs, installed with the scaler so it never downloads while acting. */
+export interface PluginNeed {
+  /** Plugin name as `pulumi plugin install resource <name>` takes it. */
+  name: string;
+  /** The npm package whose version the plugin must match. */
+  npmPackage: string;
+}
+
+/**
+ * Everything cloud-specific, one object per cloud folder (infra/clouds/<cloud>/), registered in infra/clouds/index.ts.
+ * The environment program, the fleet program, the config schema and the scaler only talk to clouds through it.
+ */
+export interface CloudProvider<Settings = unknown> {
+  readonly name: string;
+  readonly title: string;
   readonly capabilities: CloudCapabilities;
+  /** Schema of the stack's `confscale:<name>` block; `settingsRequired` says whether a stack must have one. */
+  readonly settingsSchema: z.ZodType<Settings>;
+  readonly settingsRequired: boolean;
+  /** The key of the placement block this cloud's machines are placed with (the emulated cloud shares IONOS's). */
+  readonly placementKey: "ionos" | "digitalocean" | "oci";
+  readonly placementSchema: z.ZodType;
+  /**
+   * The control node's and the workers' images, from the settings or the cloud's defaults: the workers' default is
+   * the cloud's image of the Ubuntu release (`22.04`) the stack's BigBlueButton version installs on.
+   */
+  images(settings: Settings | undefined, workerUbuntu: string): { control: string; worker: string };
+  /** The login the cloud's image gives the operators' keys (root's keys get a forced command under `disable_root`). */
+  readonly sshUser: string;
+  /** The environment variables the cloud's credentials are read from, handed on to the scaler and its engine. */
+  readonly credentialVariables: readonly string[];
+  /** The sets of credential variables that each sign in on their own (IONOS: a token, or a user name and password). */
+  readonly credentialSets: readonly (readonly string[])[];
+  /** Variables that point the cloud's API elsewhere (an emulator, a test double), handed on like the credentials. */
+  readonly apiVariables: readonly string[];
+  readonly plugins: readonly PluginNeed[];
+  /**
+   * The explicit Pulumi provider resource carrying the credentials from `env` and the stack's region, or undefined
+   * where the cloud's resources read them themselves (the IONOS dynamic provider reads its variables from the engine).
+   */
+  pulumiProvider(name: string, region: string, env: Readonly<Record<string, string | undefined>>): pulumi.ProviderResource | undefined;
+  declareNetwork(args: NetworkArgs<Settings>): EnvironmentNetwork;
   declareMachine(spec: MachineSpec, placement: pulumi.Input<Placement>, opts?: pulumi.CustomResourceOptions): Machine;
+  /** An A record (and AAAA where the machine has IPv6) for the machine in the zone, removed with it. */
+  declareDnsRecords(args: DnsRecordArgs, opts?: pulumi.CustomResourceOptions): pulumi.Resource[];
+  /** The machines of the placement with their ownership labels, read from the cloud itself (the sanity check). */
+  listMachines(placement: Placement, env: Readonly<Record<string, string | undefined>>): Promise<ListedMachine[]>;
 }
 
 /** Raised when a size or setting has no counterpart on the chosen cloud. */
 export class CloudMappingError extends Error {
   constructor(
-    readonly cloud: CloudName,
+    readonly cloud: string,
     message: string,
   ) {
     super(`${cloud}: ${message}`);
@@ -125,4 +201,13 @@ export interface ListedMachine {
   id: string;
   name: string;
   labels: Record<string, string>;
+}
+
+/** The relative record name of `fqdn` in `zone` (`bbb-1.bbb` of `bbb-1.bbb.example.org` in `example.org`). */
+export function relativeRecordName(fqdn: string, zone: string): string {
+  const name = fqdn.replace(/\.$/, "").toLowerCase();
+  const apex = zone.replace(/\.$/, "").toLowerCase();
+  if (name === apex) return "@";
+  if (!name.endsWith(`.${apex}`)) throw new CloudMappingError("dns", `${fqdn} is not inside the zone ${zone}`);
+  return name.slice(0, -(apex.length + 1));
 }

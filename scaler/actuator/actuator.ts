@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
-import { CLOUD_CAPABILITIES, type ListedMachine, type Placement } from "../../infra/clouds/types.js";
+import { CLOUD_CAPABILITIES } from "../../infra/clouds/index.js";
+import type { ListedMachine, Placement } from "../../infra/clouds/types.js";
 import type { ServerSize } from "../../infra/config.js";
 import type { FleetServer, FleetSpec, FleetTemplate } from "../../infra/fleet.js";
 import type { Logger } from "../log.js";

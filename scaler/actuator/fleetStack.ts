@@ -73,7 +73,7 @@ export class FleetStack {
         projectName: FLEET_PROJECT,
         program: async () => {
           if (program.spec === undefined) throw new Error("the fleet program ran without a spec");
-          return defineFleet(program.spec);
+          return defineFleet(program.spec, settings.providerEnv ?? process.env);
         },
       },
       {

@@ -108,6 +108,7 @@ export function controlRoutes({
   api.get("/groups/:id/audit", viewer, async (c) => {
     const id = groupId(c);
     const { limit } = parseWith(auditQuery, c.req.query());
+    await store.requireAuditedGroup(id);
     return c.json({ entries: await store.readAudit(id, { limit }) });
   });
 
@@ -115,6 +116,7 @@ export function controlRoutes({
     const id = groupId(c);
     const instanceId = parseWith(instanceIdSchema, c.req.param("instanceId"), "instanceId");
     const { limit } = parseWith(auditQuery, c.req.query());
+    await store.requireAuditedGroup(id);
     return c.json({ entries: await store.readAudit(id, { instanceId, limit }) });
   });
 

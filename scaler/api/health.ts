@@ -2,13 +2,14 @@ import { Hono } from "hono";
 import { exposition, type MetricsSnapshot, type ScalerMetrics } from "../metrics.js";
 import type { ScalerStore } from "../store/store.js";
 
-/** Liveness (the process answers) and readiness (Redis answers). */
+/** Liveness (the process answers) and readiness (Redis takes writes). */
 export function healthRoutes({ store }: { store: ScalerStore }): Hono {
   const routes = new Hono();
   routes.get("/healthz", (c) => c.json({ status: "ok" }));
-  routes.get("/readyz", async (c) =>
-    (await store.ping()) ? c.json({ status: "ready" }) : c.json({ error: "unavailable", message: "redis unreachable" }, 503),
-  );
+  routes.get("/readyz", async (c) => {
+    const readiness = await store.readiness();
+    return readiness.ready ? c.json({ status: "ready" }) : c.json({ error: "unavailable", message: readiness.reason }, 503);
+  });
   return routes;
 }
 

@@ -2,6 +2,7 @@ import { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
+import { jsonShapeProblem } from "./jsonShape.js";
 
 export interface FieldProblem {
   field: string;
@@ -25,6 +26,17 @@ export class HttpError extends Error {
   }
 }
 
+/** The client went away before its request was read: nobody is left to answer, and it is no fault of the server. */
+export class ClientGoneError extends Error {
+  constructor(message: string, options?: { cause: unknown }) {
+    super(message, options);
+    this.name = "ClientGoneError";
+  }
+}
+
+/** The status a request whose client went away is counted with (nginx's "client closed request"); never sent. */
+export const CLIENT_GONE_STATUS = 499;
+
 export function invalid(issues: readonly FieldProblem[]): HttpError {
   const summary = issues
     .slice(0, 3)
@@ -43,14 +55,21 @@ export async function readJsonValue(c: Context, maxBytes: number): Promise<unkno
   return parseJsonBody(await readBody(c, maxBytes));
 }
 
-/** A request body's JSON, not yet validated; an empty or broken body is a 400 naming `body`. */
+/**
+ * A request body's JSON, not yet validated; an empty or broken body is a 400 naming `body`, one nested too deep or
+ * with too many or too long members (`JSON_LIMITS`) a 400 naming the field.
+ */
 export function parseJsonBody(text: string): unknown {
   if (text.trim() === "") throw invalid([{ field: "body", message: "expected a JSON body" }]);
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch {
     throw invalid([{ field: "body", message: "body is not valid JSON" }]);
   }
+  const problem = jsonShapeProblem(value);
+  if (problem !== undefined) throw invalid([problem]);
+  return value;
 }
 
 function nodeRequest(c: Context): IncomingMessage | undefined {
@@ -81,7 +100,7 @@ async function readBody(c: Context, maxBytes: number): Promise<string> {
 export async function readRequestBody(incoming: IncomingMessage, maxBytes: number): Promise<string> {
   if (Number(incoming.headers["content-length"] ?? "0") > maxBytes) throw tooLarge(maxBytes);
   // A client gone while the handler was busy (a key fetch) leaves a destroyed request that emits nothing more.
-  if (incoming.destroyed) throw new Error("request aborted before its body was read");
+  if (incoming.destroyed) throw new ClientGoneError("request aborted before its body was read");
   const body = await new Promise<BodyRead>((resolve, reject) => {
     (incoming as ReadingRequest)[BODY] = { chunks: [], size: 0, maxBytes, resolve, reject };
     incoming.on("data", onBodyData).on("end", onBodyEnd).on("error", onBodyError).on("close", onBodyClose);
@@ -115,12 +134,12 @@ function onBodyEnd(this: ReadingRequest): void {
 
 /** Also how an aborted request ends: the server destroys it with an error. */
 function onBodyError(this: ReadingRequest, error: Error): void {
-  stopReading(this)?.reject(error);
+  stopReading(this)?.reject(new ClientGoneError("request aborted while its body was read", { cause: error }));
 }
 
 /** Closed before its end: an abort that came without an error event. */
 function onBodyClose(this: ReadingRequest): void {
-  stopReading(this)?.reject(new Error("request aborted while its body was read"));
+  stopReading(this)?.reject(new ClientGoneError("request aborted while its body was read"));
 }
 
 function stopReading(request: ReadingRequest): BodyRead | undefined {

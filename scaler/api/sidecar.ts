@@ -15,7 +15,7 @@ import {
   type InstanceType,
 } from "../store/schemas.js";
 import { AsapError, type AsapVerifier } from "./asap.js";
-import { HttpError, parseJsonBody, parseWith, readRequestBody } from "./http.js";
+import { CLIENT_GONE_STATUS, ClientGoneError, HttpError, parseJsonBody, parseWith, readRequestBody } from "./http.js";
 
 const metadata = z.string().max(256).nullish();
 
@@ -244,7 +244,8 @@ export function sidecarHandler({ store, asap, metrics, logger, maxBodyBytes, ans
         ({ status, body } = answerError(error, `/sidecar/${kind}`));
       }
       try {
-        sendJson(response, status, body);
+        // A client gone is counted, not answered: there is nobody to answer.
+        if (status !== CLIENT_GONE_STATUS && !response.destroyed) sendJson(response, status, body);
         metrics.httpRequestDuration.observe(
           { method: "POST", route: `/sidecar/${kind}`, status: String(status) },
           (performance.now() - started) / 1000,
@@ -270,5 +271,6 @@ function refusalReason(error: unknown): string {
   if (error instanceof HttpError) return error.code === "unauthorized" ? "auth" : error.code;
   if (error instanceof StoreConflictError) return error.code;
   if (error instanceof StoreUnavailableError) return "unavailable";
+  if (error instanceof ClientGoneError) return "client_gone";
   return "error";
 }

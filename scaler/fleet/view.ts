@@ -1,9 +1,9 @@
 import type { OperatorAction } from "./operator.js";
 
 /** A fleet as the HTTP surface sees it: its status, operator actions, a preview, a period now, and its scrape targets. */
-export interface FleetView {
+export interface FleetView<Status = unknown> {
   readonly name: string;
-  status(): unknown;
+  status(): Status;
   operate(server: string, action: OperatorAction, actor: string): Promise<{ server: string; phase: string }>;
   preview(): Promise<Record<string, number>>;
   /** Runs one gather → decide → act period now, as the timer would, and answers the status after it. */

@@ -5,7 +5,7 @@ import type { FleetView } from "../fleet/view.js";
 import type { PolicyHistoryStream } from "../fleet/history.js";
 import type { Logger } from "../log.js";
 import { DecisionLoop, type DecisionAudit, type LoadProfile } from "./decisions.js";
-import type { PolicyOutcome } from "../policy/types.js";
+import type { GroupSnapshot, PolicyOutcome, ServerSnapshot } from "../policy/types.js";
 import { BbbClient } from "../signals/bbb.js";
 import { SignalGatherer } from "../signals/gather.js";
 import type { PrometheusClient } from "../signals/prometheus.js";
@@ -24,14 +24,28 @@ export interface FleetPause {
   by: string | null;
 }
 
+/** What the last period read of a server (absent for a server the policy does not see, such as a held one). */
+export type ServerReadings = Pick<ServerSnapshot, "cpu" | "memory" | "meetings" | "participants" | "scalelite" | "scaleliteStatus"> & {
+  /** When they were read (ms since epoch). */
+  at: number;
+};
+
 export interface FleetStatus {
   fleet: string;
   /** Set while the fleet is paused: no decision and no action until it is resumed. */
-  paused: FleetPause | null;
+  paused?: FleetPause | null;
   /** True while the fleet lease is awaited and an interrupted update is recovered. */
   starting: boolean;
   /** `lastCheckIn`: when the server's sidecar last checked in (ISO time), null when it never has since the scaler started. */
-  servers: { name: string; cores: number; ramGb: number; power: string; phase: string; lastCheckIn: string | null }[];
+  servers: {
+    name: string;
+    cores: number;
+    ramGb: number;
+    power: string;
+    phase: string;
+    lastCheckIn: string | null;
+    readings?: ServerReadings;
+  }[];
   lastPeriod: {
     at: string;
     sample: PolicyOutcome["sample"];
@@ -48,6 +62,8 @@ export interface FleetStatus {
 export interface FleetPeriod {
   outcome: PolicyOutcome;
   cycle: CycleReport;
+  /** What the policy saw of each server. */
+  snapshot?: GroupSnapshot;
 }
 
 export interface FleetControllerOptions {
@@ -65,6 +81,8 @@ export interface FleetControllerOptions {
   /** Where a pause and a resume are recorded. */
   audit?: DecisionAudit;
   now?: () => number;
+  /** The snapshot the loop's last gather took. */
+  lastSnapshot?: () => GroupSnapshot | undefined;
 }
 
 /**
@@ -113,7 +131,8 @@ export class FleetController {
       const cycle = await this.options.actuator.cycle(outcome.decisions, outcome.placement);
       this.periods += 1;
       if (this.periods % SANITY_EVERY_PERIODS === 1) await this.checkSanity();
-      const period = { outcome, cycle };
+      const snapshot = this.options.lastSnapshot?.();
+      const period = { outcome, cycle, ...(snapshot === undefined ? {} : { snapshot }) };
       this.lastPeriod = period;
       this.options.onPeriod?.(period);
       return period;
@@ -207,6 +226,8 @@ export class FleetController {
       return { fleet: this.options.fleet, paused: this.paused, starting: true, servers: [], lastPeriod: null, sanity: null };
     const state = this.options.actuator.currentState();
     const period = this.lastPeriod;
+    const seen = new Map(period?.snapshot?.servers.map((server) => [server.id, server]));
+    const takenAt = period?.snapshot?.takenAt ?? 0;
     return {
       fleet: this.options.fleet,
       paused: this.paused,
@@ -218,6 +239,7 @@ export class FleetController {
         power: server.power,
         phase: state.servers[server.name]?.phase ?? "unknown",
         lastCheckIn: isoOrNull(this.options.lastCheckInAt?.(server.name)),
+        ...readingsOf(seen.get(server.name), takenAt),
       })),
       lastPeriod:
         period === undefined
@@ -266,6 +288,12 @@ export class FleetController {
         this.running = undefined;
       });
   }
+}
+
+function readingsOf(server: ServerSnapshot | undefined, at: number): { readings?: ServerReadings } {
+  if (server === undefined) return {};
+  const { cpu, memory, meetings, participants, scalelite, scaleliteStatus } = server;
+  return { readings: { at, cpu, memory, meetings, participants, scalelite, scaleliteStatus } };
 }
 
 export interface FleetWiring {
@@ -320,9 +348,10 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     now: wiring.now,
     logger: wiring.logger,
   });
+  let snapshot: GroupSnapshot | undefined;
   const loop = new DecisionLoop({
     group: wiring.fleet,
-    gather: () => gatherer.snapshot(),
+    gather: async () => (snapshot = await gatherer.snapshot()),
     policy: async () => withHeldServers(await wiring.policy(), wiring.actuator.heldServers().length),
     audit: wiring.audit,
     ...(wiring.history === undefined ? {} : { history: wiring.history }),
@@ -342,6 +371,7 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     intervalMs: wiring.intervalMs,
     logger: wiring.logger,
     ...(wiring.onPeriod === undefined ? {} : { onPeriod: wiring.onPeriod }),
+    lastSnapshot: () => snapshot,
   });
 }
 
@@ -360,7 +390,7 @@ export function fleetView(
   controller: FleetController,
   actuator: FleetActuator,
   scrapeAddress: ScrapeAddress = (server) => ({ address: `${server.publicIp}:9100` }),
-): FleetView {
+): FleetView<FleetStatus> {
   return {
     name: controller.fleet,
     status: () => controller.status(),

@@ -1,21 +1,21 @@
 import type { Redis } from "ioredis";
 import { hostname } from "node:os";
-import { listMachines } from "../../infra/clouds/inventory.js";
-import { CLOUD_CAPABILITIES } from "../../infra/clouds/types.js";
+import { CLOUD_CAPABILITIES, CLOUD_VARIABLES, listMachines } from "../../infra/clouds/index.js";
 import { FleetActuator } from "../actuator/actuator.js";
 import { FleetStack } from "../actuator/fleetStack.js";
 import { FleetLock } from "../actuator/lock.js";
-import type { FleetView } from "../fleet/view.js";
-import { createFleetController, fleetView, type FleetController, type FleetPeriod } from "./controller.js";
 import { RedisPolicyHistory } from "../fleet/history.js";
+import type { FleetView } from "../fleet/view.js";
 import type { Logger } from "../log.js";
-import { HISTORY_RETENTION_MS } from "./decisions.js";
+import { exportFleetPeriod, type ScalerMetrics } from "../metrics.js";
 import type { FleetSettings } from "../settings.js";
 import { BbbClient } from "../signals/bbb.js";
 import { storeCheckIns } from "../signals/checkins.js";
 import { PrometheusClient } from "../signals/prometheus.js";
 import { ScaleliteClient } from "../signals/scalelite.js";
 import type { ScalerStore } from "../store/store.js";
+import { createFleetController, fleetView, type FleetController, type FleetPeriod, type FleetStatus } from "./controller.js";
+import { HISTORY_RETENTION_MS } from "./decisions.js";
 
 /** The environment variables a fleet needs, which never sit in a settings file. */
 const SECRET_VARIABLES = [
@@ -33,8 +33,11 @@ export class FleetSecretsMissingError extends Error {
   }
 }
 
-/** Variables handed to the engine: the cloud's credentials and settings, and the engine's own. */
-const ENGINE_VARIABLE = /^(IONOS_|DIGITALOCEAN_|OCI_|AWS_|PULUMI_HOME$|PULUMI_SKIP_UPDATE_CHECK$)/;
+/** Variables handed to the engine: the clouds' credentials and settings (infra/clouds/index.ts), the S3 backend's and the engine's own. */
+const CLOUD_VARIABLE_NAMES = new Set(CLOUD_VARIABLES);
+const ENGINE_VARIABLE = {
+  test: (name: string) => CLOUD_VARIABLE_NAMES.has(name) || /^(AWS_|PULUMI_HOME$|PULUMI_SKIP_UPDATE_CHECK$)/.test(name),
+};
 
 function fill(template: string, values: Record<string, string>): string {
   return template.replace(/\{(\w+)\}/g, (match, key: string) => values[key] ?? match);
@@ -42,7 +45,7 @@ function fill(template: string, values: Record<string, string>): string {
 
 export interface FleetRuntime {
   controller: FleetController;
-  view: FleetView;
+  view: FleetView<FleetStatus>;
   actuator: FleetActuator;
 }
 
@@ -57,6 +60,8 @@ export interface FleetRuntimeDeps {
   /** The clock of every decision and timeout; an emulated cloud brings its own. */
   now?: () => number;
   onPeriod?: (period: FleetPeriod) => void;
+  /** Where each period's servers, readings, decisions and cost are exported for Prometheus. */
+  metrics?: ScalerMetrics;
 }
 
 /** Builds the fleet's stack, actuator and loop from the settings and the environment's secrets. */
@@ -145,7 +150,17 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     intervalMs: settings.intervalSeconds * 1000,
     now,
     logger: deps.logger,
-    ...(deps.onPeriod === undefined ? {} : { onPeriod: deps.onPeriod }),
+    onPeriod: (period) => {
+      if (deps.metrics !== undefined)
+        void exportFleetPeriod(
+          deps.metrics,
+          period,
+          controller.status(),
+          async () => (await deps.store.requireGroup(fleet)).policy,
+          deps.logger,
+        );
+      deps.onPeriod?.(period);
+    },
   });
   const view = fleetView(controller, actuator, (server) => ({
     address: fill(settings.scrapeAddressTemplate, { ...server, domain: template.domain }),

@@ -29,7 +29,12 @@ export class LuaScript {
   }
 }
 
-const AUDIT = `
+/**
+ * The head of every script below. `#!lua` (Redis 7 script flags, none given: the script writes) has Redis refuse the
+ * whole script up front while it is out of memory, instead of running it up to its first refused write, after writes
+ * that need no memory (PERSIST, DEL) were already done: a refused call then changed nothing.
+ */
+const AUDIT = `#!lua
 local function audit(streamKey, head, kind, extra, maxLen)
   redis.call('XADD', streamKey, 'MAXLEN', '~', maxLen, '*', 'e', head .. ',"kind":"' .. kind .. '"' .. (extra or '') .. '}')
 end
@@ -49,7 +54,8 @@ const CHECK_IN_ARGS = 12;
  * 6 audit max entries, 7 instance audit TTL ms, 8 number of groups; then 12 per check-in: 1 its group's number
  * (1-based, in KEYS order), 2 instanceType, 3 now, 4 kind, 5 details JSON, 6 stats JSON or '', 7 stress or '',
  * 8 shutting down 1/0, 9 reconfigureComplete or '', 10 reconfigureError 1/0, 11 instance id, 12 sidecar timestamp or ''.
- * Returns per check-in {'ok', shutdown 1/0, reconfigure or ''} or {'unknown_group'} or {'type_mismatch', groupType}.
+ * Returns per check-in {'ok', shutdown 1/0, reconfigure or ''}, {'unknown_group'}, {'type_mismatch', groupType} or
+ * {'error', Redis's error} (what that check-in wrote before the error stays).
  * Expired entries of a live index and old points of a stress series are dropped once per batch, after its writes.
  */
 export const checkInsScript = new LuaScript(
@@ -146,10 +152,17 @@ local function checkIn(K, A)
   return {'ok', shutdown and '1' or '0', reconfigure or ''}
 end
 
+-- A check-in that Redis refuses (a key of another type, out of memory) is answered with the error, alone.
+local function failed(err)
+  if type(err) == 'table' then err = err.err end
+  return {'error', tostring(err)}
+end
+
 local results = {}
 local firstCheckInKey = groupCount * ${GROUP_KEYS}
 for n = 0, (#KEYS - firstCheckInKey) / ${CHECK_IN_KEYS} - 1 do
-  results[n + 1] = checkIn(firstCheckInKey + n * ${CHECK_IN_KEYS}, 8 + n * ${CHECK_IN_ARGS})
+  local ok, result = pcall(checkIn, firstCheckInKey + n * ${CHECK_IN_KEYS}, 8 + n * ${CHECK_IN_ARGS})
+  if ok then results[n + 1] = result else results[n + 1] = failed(result) end
 end
 for liveKey, now in pairs(liveCutoff) do redis.call('ZREMRANGEBYSCORE', liveKey, '-inf', now) end
 for stressKey, now in pairs(stressCutoff) do redis.call('XTRIM', stressKey, 'MINID', '~', (now - stressRetention) .. '-0') end

@@ -1,37 +1,28 @@
 import { Redis } from "ioredis";
-import { forecastPointSchema, type ForecastPoint } from "../policy/types.js";
-import { TurnBatcher } from "./batcher.js";
-import { StoreConflictError, StoreUnavailableError } from "./errors.js";
-import {
-  INSTANCE_STATES,
-  type AuditEntry,
-  type CheckIn,
-  type CheckInReply,
-  type GlobalPause,
-  type Group,
-  type GroupReport,
-  type GroupSpec,
-  type InstanceState,
-  type InstanceStatus,
-  type StressPoint,
+import type { ForecastPoint } from "../policy/types.js";
+import { AuditStore } from "./audit.js";
+import type { StoreOptions } from "./context.js";
+import { StoreUnavailableError, storeFault } from "./errors.js";
+import { GroupStore, type DesiredChange } from "./groups.js";
+import { InstanceStore } from "./instances.js";
+import { Keys } from "./keys.js";
+import { LoadProfileStore } from "./loadProfile.js";
+import type {
+  AuditEntry,
+  CheckIn,
+  CheckInReply,
+  GlobalPause,
+  Group,
+  GroupReport,
+  GroupSpec,
+  InstanceStatus,
+  StressPoint,
 } from "./schemas.js";
-import {
-  checkInsScript,
-  deleteGroupScript,
-  registerProvisioningScript,
-  requestCommandScript,
-  setDesiredScript,
-  setPausedScript,
-  writeGroupScript,
-} from "./scripts.js";
+import { StressStore } from "./stress.js";
 
-export interface StoreOptions {
-  keyPrefix: string;
-  instanceTtl: { provisioningSeconds: number; idleSeconds: number; shuttingDownSeconds: number };
-  retention: { stressPoints: number; stressSeconds: number; auditEntries: number; instanceAuditSeconds: number; commandSeconds: number };
-  /** The clock, in ms; tests move it instead of sleeping. */
-  now?: () => number;
-}
+export type { StoreOptions } from "./context.js";
+export type { DesiredChange } from "./groups.js";
+export { Keys } from "./keys.js";
 
 /**
  * A Redis client that fails fast while Redis is away (no offline queue, bounded command time) and reconnects by
@@ -55,44 +46,31 @@ export function connectRedis(url: string, commandTimeoutMs: number): Redis {
   });
 }
 
-/** Where each piece of state lives; every key starts with the configured prefix. */
-class Keys {
-  constructor(private readonly prefix: string) {}
-  groups = () => `${this.prefix}groups`;
-  globalPause = () => `${this.prefix}paused`;
-  group = (group: string) => `${this.prefix}group:${group}`;
-  live = (group: string) => `${this.prefix}group:${group}:live`;
-  stress = (group: string) => `${this.prefix}group:${group}:stress`;
-  groupAudit = (group: string) => `${this.prefix}group:${group}:audit`;
-  instance = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}`;
-  commands = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}:commands`;
-  instanceAudit = (group: string, instance: string) => `${this.prefix}group:${group}:instance:${instance}:audit`;
-  loadProfile = (group: string) => `${this.prefix}group:${group}:load-profile`;
-}
-
-export type DesiredChange = { groupId: string; from: number; to: number };
-
-/** A check-in waiting for its batch's script, stamped with the time it arrived. */
-interface PendingCheckIn {
-  report: CheckIn;
-  now: number;
-}
-
-/** Check-ins written by one script call at most: a script holds Redis for its whole run (tens of µs per check-in). */
-const MAX_CHECK_INS_PER_SCRIPT = 64;
-
-/** The scaler's shared state: groups and their policy, live instances, stress series, commands and audit. */
+/**
+ * The scaler's shared state, one module per kind: groups (`groups.ts`), live instances and their commands
+ * (`instances.ts`), stress series (`stress.ts`), load profiles (`loadProfile.ts`) and audit trails (`audit.ts`). This
+ * facade keeps one name for each call, so its callers need not know which module holds what.
+ */
 export class ScalerStore {
   readonly keys: Keys;
+  readonly groups: GroupStore;
+  readonly instances: InstanceStore;
+  readonly stress: StressStore;
+  readonly loadProfile: LoadProfileStore;
+  readonly audit: AuditStore;
   private readonly now: () => number;
-  private readonly checkIns = new TurnBatcher<PendingCheckIn, string[]>(MAX_CHECK_INS_PER_SCRIPT, (batch) => this.writeCheckIns(batch));
 
   constructor(
     readonly redis: Redis,
-    private readonly options: StoreOptions,
+    options: StoreOptions,
   ) {
     this.keys = new Keys(options.keyPrefix);
     this.now = options.now ?? Date.now;
+    this.groups = new GroupStore(redis, this.keys, options);
+    this.instances = new InstanceStore(redis, this.keys, options, this.groups);
+    this.stress = new StressStore(redis, this.keys, options);
+    this.loadProfile = new LoadProfileStore(redis, this.keys, options);
+    this.audit = new AuditStore(redis, this.keys, options);
   }
 
   async ping(): Promise<boolean> {
@@ -103,303 +81,135 @@ export class ScalerStore {
     }
   }
 
+  /**
+   * Whether the store can take writes now, and if not why: a short-lived key is written, since a Redis out of memory
+   * (`noeviction`) or read-only still answers PING but refuses every check-in.
+   */
+  async readiness(): Promise<{ ready: true } | { ready: false; reason: string }> {
+    try {
+      await this.redis.set(this.keys.writeProbe(), String(this.now()), "PX", 10_000);
+      return { ready: true };
+    } catch (error) {
+      const fault = storeFault("readiness", error);
+      return { ready: false, reason: fault instanceof StoreUnavailableError ? fault.reason : fault.message };
+    }
+  }
+
   // ---- groups
 
-  async createGroup(id: string, spec: GroupSpec, actor: string): Promise<Group> {
-    const outcome = await this.writeGroup("create", id, spec, actor);
-    if (outcome === "exists") throw new StoreConflictError("group_exists", "id", `group ${id} already exists`);
-    return this.requireGroup(id);
+  createGroup(id: string, spec: GroupSpec, actor: string): Promise<Group> {
+    return this.groups.createGroup(id, spec, actor);
   }
 
-  async replaceGroup(id: string, spec: GroupSpec, actor: string): Promise<Group> {
-    const outcome = await this.writeGroup("replace", id, spec, actor);
-    if (outcome === "missing") throw groupNotFound(id);
-    return this.requireGroup(id);
+  replaceGroup(id: string, spec: GroupSpec, actor: string): Promise<Group> {
+    return this.groups.replaceGroup(id, spec, actor);
   }
 
-  async deleteGroup(id: string, actor: string): Promise<void> {
-    const k = this.keys;
-    const outcome = await this.call("deleteGroup", () =>
-      deleteGroupScript.run(
-        this.redis,
-        [k.group(id), k.groups(), k.live(id), k.stress(id), k.groupAudit(id), k.loadProfile(id)],
-        [id, this.auditHead(actor), this.options.retention.auditEntries, this.options.retention.instanceAuditSeconds * 1000],
-      ),
-    );
-    if (outcome === "missing") throw groupNotFound(id);
+  deleteGroup(id: string, actor: string): Promise<void> {
+    return this.groups.deleteGroup(id, actor);
   }
 
-  async getGroup(id: string): Promise<Group | undefined> {
-    const fields = await this.call("getGroup", () => this.redis.hgetall(this.keys.group(id)));
-    return parseGroup(fields);
+  getGroup(id: string): Promise<Group | undefined> {
+    return this.groups.getGroup(id);
   }
 
-  async requireGroup(id: string): Promise<Group> {
-    const group = await this.getGroup(id);
-    if (group === undefined) throw groupNotFound(id);
-    return group;
+  requireGroup(id: string): Promise<Group> {
+    return this.groups.requireGroup(id);
   }
 
-  async listGroups(): Promise<Group[]> {
-    const ids = (await this.call("listGroups", () => this.redis.smembers(this.keys.groups()))).sort();
-    if (ids.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hgetall(this.keys.group(id));
-    const results = await this.call("listGroups", () => pipeline.exec());
-    return (results ?? []).flatMap(([, fields]) => {
-      const group = parseGroup(fields as Record<string, string>);
-      return group === undefined ? [] : [group];
-    });
+  listGroups(): Promise<Group[]> {
+    return this.groups.listGroups();
   }
 
-  /** Sets the desired count of a group; it must lie within the group's [min, max]. */
-  async setDesired(id: string, desired: number, actor: string): Promise<DesiredChange> {
-    const reply = await this.runSetDesired(id, "set", desired, actor, "desired.set");
-    if (reply[0] === "missing") throw groupNotFound(id);
-    if (reply[0] === "range") {
-      throw new StoreConflictError(
-        "out_of_range",
-        "desired",
-        `desired (${desired}) must lie within [min, max] = [${reply[1]}, ${reply[2]}]`,
-      );
-    }
-    return { groupId: id, from: Number(reply[1]), to: Number(reply[2]) };
+  setDesired(id: string, desired: number, actor: string): Promise<DesiredChange> {
+    return this.groups.setDesired(id, desired, actor);
   }
 
-  /**
-   * A scheduler's full scaling: every group that allows it (optionally of one instance type or environment) moves its
-   * desired count towards `target` (default: max for up, min for down), never against the direction.
-   */
-  async fullScaling(
+  fullScaling(
     request: { direction: "up" | "down"; target?: number; instanceType?: string; environment?: string },
     actor: string,
   ): Promise<DesiredChange[]> {
-    const groups = (await this.listGroups()).filter(
-      (group) =>
-        group.allowScheduler &&
-        (request.instanceType === undefined || group.instanceType === request.instanceType) &&
-        (request.environment === undefined || group.environment === request.environment),
-    );
-    const changes: DesiredChange[] = [];
-    for (const group of groups) {
-      const target = request.target ?? (request.direction === "up" ? group.policy.max : group.policy.min);
-      const reply = await this.runSetDesired(group.id, request.direction, target, actor, `full-scaling.${request.direction}`);
-      if (reply[0] === "ok") changes.push({ groupId: group.id, from: Number(reply[1]), to: Number(reply[2]) });
-    }
-    return changes;
+    return this.groups.fullScaling(request, actor);
   }
 
-  async setGroupPaused(id: string, paused: boolean, actor: string): Promise<Group> {
-    const outcome = await this.call("setGroupPaused", () =>
-      setPausedScript.run(
-        this.redis,
-        [this.keys.group(id), this.keys.groupAudit(id)],
-        [paused ? "1" : "0", this.now(), this.auditHead(actor), this.options.retention.auditEntries],
-      ),
-    );
-    if (outcome === "missing") throw groupNotFound(id);
-    return this.requireGroup(id);
+  setGroupPaused(id: string, paused: boolean, actor: string): Promise<Group> {
+    return this.groups.setGroupPaused(id, paused, actor);
   }
 
-  /** The global kill switch: while set, no group is scaled. */
-  async setGlobalPause(paused: boolean, actor: string): Promise<GlobalPause> {
-    const key = this.keys.globalPause();
-    if (paused) {
-      const at = this.now();
-      await this.call("setGlobalPause", () => this.redis.hset(key, "by", actor, "at", String(at)));
-      return { paused, by: actor, at };
-    }
-    await this.call("setGlobalPause", () => this.redis.del(key));
-    return { paused: false };
+  setGlobalPause(paused: boolean, actor: string): Promise<GlobalPause> {
+    return this.groups.setGlobalPause(paused, actor);
   }
 
-  async getGlobalPause(): Promise<GlobalPause> {
-    const fields = await this.call("getGlobalPause", () => this.redis.hgetall(this.keys.globalPause()));
-    if (fields.by === undefined) return { paused: false };
-    return { paused: true, by: fields.by, at: Number(fields.at) };
+  getGlobalPause(): Promise<GlobalPause> {
+    return this.groups.getGlobalPause();
   }
 
-  /** Whether the decision loop must leave the group alone (its own pause or the global kill switch). */
-  async isPaused(id: string): Promise<boolean> {
-    const [global, group] = await this.call("isPaused", () =>
-      Promise.all([this.redis.exists(this.keys.globalPause()), this.redis.hget(this.keys.group(id), "paused")]),
-    );
-    return global === 1 || group === "1";
+  isPaused(id: string): Promise<boolean> {
+    return this.groups.isPaused(id);
   }
 
   // ---- instances
 
-  /**
-   * Records one sidecar report atomically and returns the commands waiting for the instance. Reports that arrive in
-   * the same turn of the event loop are written by one script call, each checked and answered on its own.
-   */
-  async checkIn(report: CheckIn): Promise<CheckInReply> {
-    const { group } = report.details;
-    const reply = await this.checkIns.submit({ report, now: this.now() });
-    if (reply[0] === "unknown_group") {
-      throw new StoreConflictError("group_not_found", "instance.group", `group ${group} is not configured on this scaler`);
-    }
-    if (reply[0] === "type_mismatch") {
-      throw new StoreConflictError(
-        "instance_type_mismatch",
-        "instance.instanceType",
-        `group ${group} holds ${reply[1]} instances, not ${report.details.instanceType}`,
-      );
-    }
-    return { shutdown: reply[1] === "1", reconfigure: reply[2] === "" || reply[2] === undefined ? null : reply[2] };
+  checkIn(report: CheckIn): Promise<CheckInReply> {
+    return this.instances.checkIn(report);
   }
 
-  /** An instance the actuator has just created: alive for the provisioning TTL until its sidecar first reports. */
-  async registerProvisioning(groupId: string, instanceId: string, details: Record<string, unknown>, actor: string): Promise<void> {
-    const k = this.keys;
-    const now = this.now();
-    const outcome = await this.call("registerProvisioning", () =>
-      registerProvisioningScript.run(
-        this.redis,
-        [k.group(groupId), k.instance(groupId, instanceId), k.live(groupId), k.groupAudit(groupId), k.instanceAudit(groupId, instanceId)],
-        [
-          instanceId,
-          JSON.stringify({ ...details, instanceId, group: groupId }),
-          now,
-          this.options.instanceTtl.provisioningSeconds * 1000,
-          this.auditHead(actor, instanceId, now),
-          this.options.retention.auditEntries,
-          this.options.retention.instanceAuditSeconds * 1000,
-        ],
-      ),
-    );
-    if (outcome === "missing") throw groupNotFound(groupId);
+  registerProvisioning(groupId: string, instanceId: string, details: Record<string, unknown>, actor: string): Promise<void> {
+    return this.instances.registerProvisioning(groupId, instanceId, details, actor);
   }
 
-  /** Asks instances to shut down; delivered in the reply to their next poll or status report. */
-  async requestShutdown(groupId: string, instanceIds: readonly string[], actor: string): Promise<void> {
-    await this.requestCommand(groupId, "shutdown", "1", instanceIds, actor);
+  requestShutdown(groupId: string, instanceIds: readonly string[], actor: string): Promise<void> {
+    return this.instances.requestShutdown(groupId, instanceIds, actor);
   }
 
-  /**
-   * Asks instances (default: every live instance of the group) to run their reconfigure script. Returns the request
-   * id (an ISO date) the sidecar echoes back as `reconfigureComplete`.
-   */
-  async requestReconfigure(
+  requestReconfigure(
     groupId: string,
     instanceIds: readonly string[] | undefined,
     actor: string,
   ): Promise<{ request: string; instanceIds: string[] }> {
-    const targets = instanceIds ?? (await this.liveInstanceIds(groupId));
-    const request = new Date(this.now()).toISOString();
-    if (targets.length > 0) await this.requestCommand(groupId, "reconfigure", request, targets, actor);
-    else await this.requireGroup(groupId);
-    return { request, instanceIds: [...targets] };
+    return this.instances.requestReconfigure(groupId, instanceIds, actor);
   }
 
-  async liveInstanceIds(groupId: string): Promise<string[]> {
-    return this.call("liveInstanceIds", () => this.redis.zrangebyscore(this.keys.live(groupId), `(${this.now()}`, "+inf"));
+  liveInstanceIds(groupId: string): Promise<string[]> {
+    return this.instances.liveInstanceIds(groupId);
   }
 
-  async listInstances(groupId: string): Promise<InstanceStatus[]> {
-    const ids = await this.liveInstanceIds(groupId);
-    if (ids.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) {
-      pipeline.hgetall(this.keys.instance(groupId, id));
-      pipeline.hmget(this.keys.commands(groupId, id), "shutdown", "reconfigure");
-    }
-    const results = (await this.call("listInstances", () => pipeline.exec())) ?? [];
-    const instances: InstanceStatus[] = [];
-    ids.forEach((instanceId, index) => {
-      const fields = results[2 * index]?.[1] as Record<string, string> | undefined;
-      const commands = (results[2 * index + 1]?.[1] as (string | null)[] | undefined) ?? [];
-      if (fields === undefined || fields.state === undefined) return;
-      instances.push({
-        instanceId,
-        instanceType: fields.instanceType ?? "",
-        state: fields.state as InstanceState,
-        details: JSON.parse(fields.details ?? "{}") as Record<string, unknown>,
-        stats: fields.stats === undefined ? null : (JSON.parse(fields.stats) as Record<string, unknown>),
-        stress: fields.stress === undefined ? null : Number(fields.stress),
-        firstSeenAt: Number(fields.firstSeenAt),
-        lastReportAt: Number(fields.lastReportAt),
-        shutdownRequested: commands[0] === "1",
-        reconfigureRequested: commands[1] ?? null,
-      });
-    });
-    return instances;
+  listInstances(groupId: string): Promise<InstanceStatus[]> {
+    return this.instances.listInstances(groupId);
   }
 
-  async groupReport(groupId: string): Promise<GroupReport> {
-    const group = await this.requireGroup(groupId);
-    const instances = await this.listInstances(groupId);
-    return { group, counts: countByState(instances), instances };
+  groupReport(groupId: string): Promise<GroupReport> {
+    return this.instances.groupReport(groupId);
   }
 
-  /** Live instances by group and state, for the metrics gauge and the status page. */
-  async countsByGroup(): Promise<Map<string, GroupReport["counts"]>> {
-    const counts = new Map<string, GroupReport["counts"]>();
-    for (const group of await this.listGroups()) {
-      counts.set(group.id, countByState(await this.listInstances(group.id)));
-    }
-    return counts;
+  countsByGroup(): Promise<Map<string, GroupReport["counts"]>> {
+    return this.instances.countsByGroup();
   }
 
-  // ---- stress series
+  // ---- stress series, load profile, audit
 
-  /** The group's stress points no older than the retention (and `sinceMs` when given), oldest first. */
-  async stressSeries(groupId: string, sinceMs?: number): Promise<StressPoint[]> {
-    const oldest = Math.max(sinceMs ?? 0, this.now() - this.options.retention.stressSeconds * 1000);
-    const entries = await this.call("stressSeries", () => this.redis.xrange(this.keys.stress(groupId), `${oldest}-0`, "+"));
-    return entries.map(([id, fields]) => ({
-      at: Number(id.split("-")[0]),
-      instanceId: fieldOf(fields, "i"),
-      stress: Number(fieldOf(fields, "s")),
-    }));
+  stressSeries(groupId: string, sinceMs?: number): Promise<StressPoint[]> {
+    return this.stress.stressSeries(groupId, sinceMs);
   }
 
-  // ---- load profile
-
-  /**
-   * Records the group's load at a slot of the week (a weekday and local time, "tue 08:05"). One field per slot,
-   * overwritten a week later: the hash never holds more than a week of slots.
-   */
-  async recordLoad(groupId: string, slot: string, point: ForecastPoint): Promise<void> {
-    await this.call("recordLoad", () => this.redis.hset(this.keys.loadProfile(groupId), slot, JSON.stringify(point)));
+  recordLoad(groupId: string, slot: string, point: ForecastPoint): Promise<void> {
+    return this.loadProfile.recordLoad(groupId, slot, point);
   }
 
-  /** The load last recorded at each slot, in the order asked; undefined where none was or it does not parse. */
-  async readLoad(groupId: string, slots: readonly string[]): Promise<(ForecastPoint | undefined)[]> {
-    if (slots.length === 0) return [];
-    const values = await this.call("readLoad", () => this.redis.hmget(this.keys.loadProfile(groupId), ...slots));
-    return values.map((value) => {
-      if (value === null) return undefined;
-      try {
-        const parsed = forecastPointSchema.safeParse(JSON.parse(value));
-        return parsed.success ? parsed.data : undefined;
-      } catch {
-        return undefined;
-      }
-    });
+  readLoad(groupId: string, slots: readonly string[]): Promise<(ForecastPoint | undefined)[]> {
+    return this.loadProfile.readLoad(groupId, slots);
   }
 
-  // ---- audit
-
-  /** Appends an audit entry to the group's trail and, with `instanceId`, to the instance's trail too (atomically). */
-  async appendAudit(groupId: string, entry: Omit<AuditEntry, "at" | "instanceId"> & { at?: number }, instanceId?: string): Promise<void> {
-    const full: AuditEntry = { at: entry.at ?? this.now(), ...entry, ...(instanceId === undefined ? {} : { instanceId }) };
-    const json = JSON.stringify(full);
-    const max = this.options.retention.auditEntries;
-    const multi = this.redis.multi().xadd(this.keys.groupAudit(groupId), "MAXLEN", "~", max, "*", "e", json);
-    if (instanceId !== undefined) {
-      multi
-        .xadd(this.keys.instanceAudit(groupId, instanceId), "MAXLEN", "~", max, "*", "e", json)
-        .pexpire(this.keys.instanceAudit(groupId, instanceId), this.options.retention.instanceAuditSeconds * 1000);
-    }
-    await this.call("appendAudit", () => multi.exec());
+  appendAudit(groupId: string, entry: Omit<AuditEntry, "at" | "instanceId"> & { at?: number }, instanceId?: string): Promise<void> {
+    return this.audit.appendAudit(groupId, entry, instanceId);
   }
 
-  /** The newest audit entries first, of the group or of one of its instances. */
-  async readAudit(groupId: string, options: { instanceId?: string; limit?: number } = {}): Promise<AuditEntry[]> {
-    const key = options.instanceId === undefined ? this.keys.groupAudit(groupId) : this.keys.instanceAudit(groupId, options.instanceId);
-    const entries = await this.call("readAudit", () => this.redis.xrevrange(key, "+", "-", "COUNT", options.limit ?? 100));
-    return entries.map(([, fields]) => JSON.parse(fieldOf(fields, "e")) as AuditEntry);
+  readAudit(groupId: string, options: { instanceId?: string; limit?: number } = {}): Promise<AuditEntry[]> {
+    return this.audit.readAudit(groupId, options);
+  }
+
+  requireAuditedGroup(groupId: string): Promise<void> {
+    return this.audit.requireAuditedGroup(groupId);
   }
 
   async close(): Promise<void> {
@@ -409,168 +219,4 @@ export class ScalerStore {
       this.redis.disconnect();
     }
   }
-
-  // ---- internals
-
-  private async writeGroup(mode: "create" | "replace", id: string, spec: GroupSpec, actor: string): Promise<unknown> {
-    const k = this.keys;
-    return this.call(`${mode}Group`, () =>
-      writeGroupScript.run(
-        this.redis,
-        [k.group(id), k.groups(), k.groupAudit(id)],
-        [
-          mode,
-          id,
-          spec.instanceType,
-          spec.desired,
-          spec.policy.min,
-          spec.policy.max,
-          spec.allowScheduler ? "1" : "0",
-          spec.environment ?? "",
-          JSON.stringify(spec),
-          this.now(),
-          this.auditHead(actor),
-          this.options.retention.auditEntries,
-        ],
-      ),
-    );
-  }
-
-  private async runSetDesired(
-    id: string,
-    mode: "set" | "up" | "down",
-    target: number,
-    actor: string,
-    kind: string,
-  ): Promise<(string | number)[]> {
-    const k = this.keys;
-    return (await this.call("setDesired", () =>
-      setDesiredScript.run(
-        this.redis,
-        [k.group(id), k.groupAudit(id)],
-        [mode, target, this.now(), this.auditHead(actor), this.options.retention.auditEntries, kind],
-      ),
-    )) as (string | number)[];
-  }
-
-  private async requestCommand(
-    groupId: string,
-    field: "shutdown" | "reconfigure",
-    value: string,
-    instanceIds: readonly string[],
-    actor: string,
-  ): Promise<void> {
-    const k = this.keys;
-    const unique = [...new Set(instanceIds)];
-    const keys = [k.group(groupId), k.live(groupId), k.groupAudit(groupId)];
-    for (const id of unique) keys.push(k.commands(groupId, id), k.instanceAudit(groupId, id));
-    const { retention } = this.options;
-    const reply = (await this.call("requestCommand", () =>
-      requestCommandScript.run(this.redis, keys, [
-        field,
-        value,
-        this.now(),
-        retention.commandSeconds * 1000,
-        this.auditHead(actor),
-        retention.auditEntries,
-        retention.instanceAuditSeconds * 1000,
-        ...unique,
-      ]),
-    )) as string[];
-    if (reply[0] === "missing") throw groupNotFound(groupId);
-    if (reply[0] === "unknown") {
-      const missing = reply.slice(1);
-      throw new StoreConflictError("instance_not_found", "instances", `not live in group ${groupId}: ${missing.join(", ")}`);
-    }
-  }
-
-  private async writeCheckIns(batch: readonly PendingCheckIn[]): Promise<string[][]> {
-    const k = this.keys;
-    const { instanceTtl: ttl, retention } = this.options;
-    const groupNumbers = new Map<string, number>();
-    const groupKeys: string[] = [];
-    const checkInKeys: string[] = [];
-    const checkInArgs: (string | number)[] = [];
-    for (const { report, now } of batch) {
-      const { instanceId, group } = report.details;
-      let groupNumber = groupNumbers.get(group);
-      if (groupNumber === undefined) {
-        groupNumber = groupNumbers.size + 1;
-        groupNumbers.set(group, groupNumber);
-        groupKeys.push(k.group(group), k.live(group), k.stress(group), k.groupAudit(group));
-      }
-      checkInKeys.push(k.instance(group, instanceId), k.commands(group, instanceId), k.instanceAudit(group, instanceId));
-      checkInArgs.push(
-        groupNumber,
-        report.details.instanceType,
-        now,
-        report.kind,
-        JSON.stringify(report.details),
-        report.stats === undefined ? "" : JSON.stringify(report.stats),
-        report.stress === undefined ? "" : String(report.stress),
-        report.shuttingDown ? "1" : "0",
-        report.reconfigureComplete ?? "",
-        report.reconfigureError ? "1" : "0",
-        instanceId,
-        report.sidecarTimestamp === undefined ? "" : String(report.sidecarTimestamp),
-      );
-    }
-    const args = [
-      ttl.idleSeconds * 1000,
-      ttl.shuttingDownSeconds * 1000,
-      retention.commandSeconds * 1000,
-      retention.stressPoints,
-      retention.stressSeconds * 1000,
-      retention.auditEntries,
-      retention.instanceAuditSeconds * 1000,
-      groupNumbers.size,
-      ...checkInArgs,
-    ];
-    return (await this.call("checkIn", () => checkInsScript.run(this.redis, [...groupKeys, ...checkInKeys], args))) as string[][];
-  }
-
-  private auditHead(actor: string, instanceId?: string, at = this.now()): string {
-    return JSON.stringify({ at, actor, ...(instanceId === undefined ? {} : { instanceId }) }).slice(0, -1);
-  }
-
-  /** Runs Redis work, turning connection failures and timeouts into `StoreUnavailableError`. */
-  private async call<T>(operation: string, work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      if (error instanceof Error && error.name === "ReplyError") throw error;
-      throw new StoreUnavailableError(operation, error);
-    }
-  }
-}
-
-function groupNotFound(id: string): StoreConflictError {
-  return new StoreConflictError("group_not_found", "id", `group ${id} does not exist`);
-}
-
-function parseGroup(fields: Record<string, string>): Group | undefined {
-  if (fields.spec === undefined || fields.id === undefined) return undefined;
-  const spec = JSON.parse(fields.spec) as GroupSpec;
-  return {
-    id: fields.id,
-    ...spec,
-    desired: Number(fields.desired),
-    paused: fields.paused === "1",
-    createdAt: Number(fields.createdAt),
-    updatedAt: Number(fields.updatedAt),
-  };
-}
-
-function countByState(instances: readonly InstanceStatus[]): GroupReport["counts"] {
-  const counts = Object.fromEntries(INSTANCE_STATES.map((state) => [state, 0])) as Record<InstanceState, number>;
-  for (const instance of instances) counts[instance.state] += 1;
-  return { ...counts, total: instances.length };
-}
-
-/** A stream entry's field value (fields come as name, value, name, value, ...). */
-function fieldOf(fields: string[], name: string): string {
-  for (let index = 0; index + 1 < fields.length; index += 2) {
-    if (fields[index] === name) return fields[index + 1] ?? "";
-  }
-  return "";
 }

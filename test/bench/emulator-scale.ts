@@ -6,20 +6,33 @@
  *   npm run bench:emulator [-- --servers 1000]
  */
 import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { Configuration, ServersApi } from "@ionos-cloud/sdk-nodejs";
 import { z } from "zod";
+import { parseCommandLine, UsageError } from "../../scaler/commandLine.js";
 import { Emulator } from "../emulator/emulator.js";
 import { parseTrace } from "../emulator/load-driver.js";
 import { PrometheusServer } from "../harness/prometheus.js";
 
-const { values } = parseArgs({
-  options: {
-    servers: { type: "string", default: "1000" },
-    trace: { type: "string", default: new URL("../traces/school-day.csv", import.meta.url).pathname },
+const values = parseCommandLine(
+  {
+    name: "npm run bench:emulator",
+    usage: `usage: npm run bench:emulator [-- --servers 1000] [--trace FILE]
+  Memory and scrape time of one emulator process holding many servers.
+  --servers  emulated servers (1000)
+  --trace    meetings to place, a CSV like test/traces/school-day.csv (the default)`,
+    flags: {
+      servers: { type: "string", default: "1000" },
+      trace: { type: "string", default: new URL("../traces/school-day.csv", import.meta.url).pathname },
+    },
   },
-});
-const serverCount = Number(values.servers);
+  ({ values }) => {
+    const servers = Number(values.servers);
+    if (!Number.isInteger(servers) || servers <= 0)
+      throw new UsageError(`--servers: expected a positive integer, got ${JSON.stringify(values.servers)}`);
+    return { servers, trace: values.trace };
+  },
+);
+const serverCount = values.servers;
 
 function megabytes(bytes: number): string {
   return `${(bytes / 2 ** 20).toFixed(1)} MB`;

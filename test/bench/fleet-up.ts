@@ -23,25 +23,39 @@
  * Usage: npm run bench:fleet [-- --sizes 10,50,200] [--reps 2] [--parallel 8] [--quick]
  *   --parallel caps the engine's concurrent resource operations (default: the engine's own, as the scaler runs it).
  */
-import { parseArgs } from "node:util";
 import type { FleetServer, FleetSpec } from "../../infra/fleet.js";
 import type { FleetStack, FleetUpdateReport } from "../../scaler/actuator/fleetStack.js";
+import { parseCommandLine, UsageError } from "../../scaler/commandLine.js";
 import type { CloudTimings } from "../emulator/cloud.js";
 import { Emulator } from "../emulator/emulator.js";
 import { emulatedFleetTemplate, openEmulatedFleetStack } from "../harness/fleetRig.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 
-const { values } = parseArgs({
-  options: {
-    sizes: { type: "string", default: "10,50,200" },
-    reps: { type: "string", default: "2" },
-    parallel: { type: "string" },
-    quick: { type: "boolean", default: false },
+const options = parseCommandLine(
+  {
+    name: "npm run bench:fleet",
+    usage: `usage: npm run bench:fleet [-- --sizes 10,50,200] [--reps 2] [--parallel 8] [--quick]
+  Wall time of fleet stack updates against the emulator, at zero and at realistic cloud latency.
+  --sizes     fleet sizes to measure (10,50,200)
+  --reps      repetitions of each measurement (2)
+  --parallel  cap on the engine's concurrent resource operations (default: the engine's own)
+  --quick     one repetition on a fleet of 10`,
+    flags: {
+      sizes: { type: "string", default: "10,50,200" },
+      reps: { type: "string", default: "2" },
+      parallel: { type: "string" },
+      quick: { type: "boolean", default: false },
+    },
   },
-});
-const SIZES = values.quick ? [10] : values.sizes.split(",").map((size) => positiveInteger(size, "--sizes"));
-const REPS = values.quick ? 1 : positiveInteger(values.reps, "--reps");
-const PARALLEL = values.parallel === undefined ? undefined : positiveInteger(values.parallel, "--parallel");
+  ({ values }) => ({
+    sizes: values.quick ? [10] : values.sizes.split(",").map((size) => positiveInteger(size, "--sizes")),
+    reps: values.quick ? 1 : positiveInteger(values.reps, "--reps"),
+    parallel: values.parallel === undefined ? undefined : positiveInteger(values.parallel, "--parallel"),
+  }),
+);
+const SIZES = options.sizes;
+const REPS = options.reps;
+const PARALLEL = options.parallel;
 const BURST = 20;
 
 interface Latency {
@@ -60,7 +74,7 @@ const GROWN_SIZE = { cores: 4, ramGb: 16 };
 
 function positiveInteger(text: string, flag: string): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${flag}: expected a positive integer, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(value) || value <= 0) throw new UsageError(`${flag}: expected a positive integer, got ${JSON.stringify(text)}`);
   return value;
 }
 

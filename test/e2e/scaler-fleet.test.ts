@@ -55,7 +55,15 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
         fleet: {
           template: emulatedFleetTemplate(emulator, "e2e", "bbb"),
           image: "ubuntu:22.04",
-          policy: { min: 1, max: 2, baseline: 1, defaultSize: { cores: 2, ramGb: 8 }, maxSize: { cores: 4, ramGb: 16 } },
+          policy: {
+            min: 1,
+            max: 2,
+            baseline: 1,
+            defaultSize: { cores: 2, ramGb: 8 },
+            maxSize: { cores: 4, ramGb: 16 },
+            // Far from UTC, so a time shown in UTC cannot pass for the fleet's own.
+            timeZone: "Pacific/Auckland",
+          },
           intervalSeconds: 1,
           workDir: join(sandbox.dir, "fleet"),
           ...emulatedFleetAddresses(emulator),
@@ -159,6 +167,13 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
         const up = await confscale(["fleet", "up"], operator);
         expect(up, up.stderr).toMatchObject({ code: 0 });
         expect(up.stdout).toMatch(/^last period .*: \d+ decisions?/m);
+        // The period's time reads in the fleet's zone, as its windows do.
+        const shown = /^last period (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) Pacific\/Auckland:/m.exec(up.stdout)?.[1];
+        expect(shown, up.stdout).toBeDefined();
+        const aucklandNow = new Intl.DateTimeFormat("sv-SE", { timeZone: "Pacific/Auckland", dateStyle: "short", timeStyle: "medium" });
+        const drift = Date.parse(`${aucklandNow.format(new Date())}Z`) - Date.parse(`${shown}Z`);
+        expect(drift).toBeGreaterThanOrEqual(0);
+        expect(drift).toBeLessThan(5 * 60_000);
 
         // Each operator action is in the fleet's audit trail with who did it.
         const audit = (await (

@@ -5,7 +5,7 @@ import { bbbApi } from "./bbb-api.js";
 import { EmulatorClock, type ClockMode } from "./clock.js";
 import { CloudApiError, EmulatedCloud, notFound, type CloudTimings, type Datacenter, type EmulatedServer } from "./cloud.js";
 import { controlApi } from "./control-api.js";
-import { ionosApi, type CloudCredentials } from "./ionos-api.js";
+import { EmulatedDns, ionosApi, ionosDnsApi, type CloudCredentials } from "./ionos-api.js";
 import { LoadDriver } from "./load-driver.js";
 import { renderNodeExporterMetrics } from "./node-exporter.js";
 import { ScaleliteEmulator, scaleliteApi } from "./scalelite.js";
@@ -24,6 +24,8 @@ export interface EmulatorOptions {
   scalelitePollMs?: number;
   /** The datacenter present from the start (with LAN 1, public); null for an empty contract. */
   datacenter?: { name: string; location: string } | null;
+  /** Cloud DNS zones of the contract (default: confscale.test, the local stack's). */
+  dnsZones?: string[];
 }
 
 export const DEFAULT_CREDENTIALS: CloudCredentials = {
@@ -58,6 +60,7 @@ export interface ServerView {
  * One emulated datacenter behind one loopback HTTP listener:
  *
  * - `/cloudapi/v6/...`                       IONOS Cloud API v6 subset (auth required)
+ * - `/dns/zones/...`                         IONOS Cloud DNS API subset (auth required)
  * - `/servers/<id>/metrics`                  node-exporter of that server (503 unless booted)
  * - `/servers/<id>/bigbluebutton/api/...`    BBB API of that server (503 unless booted)
  * - `/scalelite/api/...`                     Scalelite server API
@@ -67,6 +70,7 @@ export interface ServerView {
 export class Emulator {
   readonly clock: EmulatorClock;
   readonly cloud: EmulatedCloud;
+  readonly dns: EmulatedDns;
   readonly scalelite: ScaleliteEmulator;
   readonly loadDriver: LoadDriver;
   readonly credentials: CloudCredentials;
@@ -87,6 +91,7 @@ export class Emulator {
       () => this.cloudApiUrl,
       options.bbbSecret ?? DEFAULT_BBB_SECRET,
     );
+    this.dns = new EmulatedDns(options.dnsZones ?? ["confscale.test"]);
     this.scalelite = new ScaleliteEmulator(
       this.cloud,
       options.scaleliteSecret ?? DEFAULT_SCALELITE_SECRET,
@@ -114,6 +119,11 @@ export class Emulator {
   /** `basePath` for `@ionos-cloud/sdk-nodejs`'s Configuration. */
   get cloudApiUrl(): string {
     return `${this.url}/cloudapi/v6`;
+  }
+
+  /** Base URL of the emulated IONOS Cloud DNS API. */
+  get dnsApiUrl(): string {
+    return `${this.url}/dns`;
   }
 
   get scaleliteApiUrl(): string {
@@ -271,6 +281,7 @@ export class Emulator {
       await next();
     });
     app.route("/cloudapi/v6", ionosApi(this.cloud, this.credentials));
+    app.route("/dns", ionosDnsApi(this.dns, this.credentials));
     app.get("/servers/:server/metrics", (c) => {
       const server = this.cloud.servers.get(c.req.param("server"));
       if (server === undefined) return c.text("no such server", 404);

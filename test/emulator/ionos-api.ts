@@ -667,3 +667,104 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
 
   return app;
 }
+
+/** One record of the emulated Cloud DNS; a write is provisioned on the next read, as the real API's state moves on. */
+interface DnsRecord {
+  id: string;
+  zoneId: string;
+  name: string;
+  type: string;
+  content: string;
+  ttl: number;
+  enabled: boolean;
+  state: "PROVISIONING" | "AVAILABLE" | "DESTROYING";
+}
+
+/** The IONOS Cloud DNS zones and records of the emulated contract. */
+export class EmulatedDns {
+  readonly zones = new Map<string, { id: string; zoneName: string }>();
+  readonly records = new Map<string, DnsRecord>();
+
+  constructor(zoneNames: string[]) {
+    for (const zoneName of zoneNames) {
+      const id = crypto.randomUUID();
+      this.zones.set(id, { id, zoneName });
+    }
+  }
+
+  /** The records as resolvers would see them: `fqdn type` → content, only those provisioned. */
+  lookup(): Record<string, string> {
+    const answers: Record<string, string> = {};
+    for (const record of this.records.values()) {
+      const zone = this.zones.get(record.zoneId);
+      if (zone === undefined || record.state !== "AVAILABLE" || !record.enabled) continue;
+      answers[`${record.name === "@" ? "" : `${record.name}.`}${zone.zoneName} ${record.type}`] = record.content;
+    }
+    return answers;
+  }
+}
+
+const dnsRecordBody = z.object({
+  properties: z.object({
+    name: z.string().min(1),
+    type: z.enum(["A", "AAAA", "CNAME", "TXT", "MX", "NS", "SRV", "CAA"]),
+    content: z.string().min(1),
+    ttl: z.number().int().min(60).max(86_400).default(3600),
+    priority: z.number().int().optional(),
+    enabled: z.boolean().default(true),
+  }),
+});
+
+/** The IONOS Cloud DNS API subset (zones by name, records by id with PUT-to-ensure), mounted under `/dns`. */
+export function ionosDnsApi(dns: EmulatedDns, credentials: CloudCredentials): Hono {
+  const app = new Hono();
+  const render = (record: DnsRecord) => {
+    const zone = dns.zones.get(record.zoneId);
+    return {
+      id: record.id,
+      type: "record",
+      href: `/zones/${record.zoneId}/records/${record.id}`,
+      metadata: { state: record.state, zoneId: record.zoneId, fqdn: `${record.name}.${zone?.zoneName ?? ""}` },
+      properties: { name: record.name, type: record.type, content: record.content, ttl: record.ttl, enabled: record.enabled },
+    };
+  };
+  const fail = (c: Context, status: 400 | 401 | 404, message: string) =>
+    c.json({ httpStatus: status, messages: [{ errorCode: String(status), message }] }, status);
+
+  app.use("*", async (c, next) => {
+    if (!authorised(c.req.header("authorization"), credentials)) return fail(c, 401, "Unauthorized");
+    await next();
+  });
+  app.get("/zones", (c) => {
+    const name = c.req.query("filter.zoneName");
+    const items = [...dns.zones.values()]
+      .filter((zone) => name === undefined || zone.zoneName.includes(name))
+      .map((zone) => ({ id: zone.id, type: "zone", href: `/zones/${zone.id}`, metadata: { state: "AVAILABLE" }, properties: zone }));
+    return c.json({ id: "zones", type: "collection", href: "/zones", items, offset: 0, limit: 100 });
+  });
+  app.put("/zones/:zoneId/records/:recordId", async (c) => {
+    const zoneId = c.req.param("zoneId");
+    if (!dns.zones.has(zoneId)) return fail(c, 404, `zone ${zoneId} not found`);
+    const body = dnsRecordBody.safeParse(await c.req.json().catch(() => undefined));
+    if (!body.success) return fail(c, 400, body.error.message);
+    const recordId = c.req.param("recordId");
+    const record: DnsRecord = { id: recordId, zoneId, ...body.data.properties, state: "PROVISIONING" };
+    dns.records.set(recordId, record);
+    return c.json(render(record), 202);
+  });
+  app.get("/zones/:zoneId/records/:recordId", (c) => {
+    const record = dns.records.get(c.req.param("recordId"));
+    if (record === undefined || record.zoneId !== c.req.param("zoneId")) return fail(c, 404, "record not found");
+    const shown = render(record);
+    if (record.state === "PROVISIONING") record.state = "AVAILABLE";
+    else if (record.state === "DESTROYING") dns.records.delete(record.id);
+    return c.json(shown);
+  });
+  app.delete("/zones/:zoneId/records/:recordId", (c) => {
+    const record = dns.records.get(c.req.param("recordId"));
+    if (record === undefined || record.zoneId !== c.req.param("zoneId")) return fail(c, 404, "record not found");
+    record.state = "DESTROYING";
+    return c.body(null, 202);
+  });
+  return app;
+}

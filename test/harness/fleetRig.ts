@@ -3,7 +3,7 @@ import { once } from "node:events";
 import type { Server } from "node:http";
 import type { z } from "zod";
 import { workerPolicySchema, type WorkerPolicy } from "../../infra/config.js";
-import { listMachines } from "../../infra/clouds/inventory.js";
+import { listMachines } from "../../infra/clouds/index.js";
 import type { FleetSpec } from "../../infra/fleet.js";
 import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actuator.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
@@ -12,6 +12,7 @@ import { createApp, listen } from "../../scaler/app.js";
 import type { FleetPeriod } from "../../scaler/loop/controller.js";
 import { openFleetRuntime } from "../../scaler/loop/runtime.js";
 import { createLogger, type Logger } from "../../scaler/log.js";
+import { createMetrics } from "../../scaler/metrics.js";
 import { fleetSettingsSchema, parseSettings } from "../../scaler/settings.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";
 import { ScaleliteClient } from "../../scaler/signals/scalelite.js";
@@ -233,7 +234,10 @@ export async function openClosedLoop(options: {
     leaseTtlSeconds: 30,
   });
   const periods: FleetPeriod[] = [];
+  // The runtime sets the fleet's metrics each period; the app serves them on /metrics.
+  const metrics = createMetrics(() => store.countsByGroup());
   const { controller, view, actuator } = await openFleetRuntime(settings, {
+    metrics,
     redis,
     keyPrefix: KEY_PREFIX,
     store,
@@ -245,7 +249,14 @@ export async function openClosedLoop(options: {
   let server: Server | undefined;
   if (options.scalerPort !== undefined) {
     const appSettings = parseSettings({ redis: { url: options.redisUrl }, sidecar: { keyBaseUrl: emulator.keyBaseUrl } });
-    const app = createApp({ store, settings: appSettings, fleets: [view], logger: createLogger("scaler", "silent") });
+    const app = createApp({
+      store,
+      settings: appSettings,
+      metrics,
+      fleets: [view],
+      logger: createLogger("scaler", "silent"),
+      now: () => emulator.clock.now(),
+    });
     server = listen(app, "127.0.0.1", options.scalerPort);
     await once(server, "listening");
   }

@@ -3,9 +3,9 @@ import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { DigitalOceanApiError, listDigitalOceanMachines, ownershipLabelsFromTags } from "../../infra/clouds/digitalocean.js";
-import { listMachines } from "../../infra/clouds/inventory.js";
-import { listOciMachines, OciApiError, OciCredentialsError, type OciConnection } from "../../infra/clouds/oci.js";
+import { DigitalOceanApiError, listDigitalOceanMachines, ownershipLabelsFromTags } from "../../infra/clouds/digitalocean/index.js";
+import { listMachines } from "../../infra/clouds/index.js";
+import { listOciMachines, OciApiError, OciCredentialsError, type OciConnection } from "../../infra/clouds/oci/index.js";
 import { ownershipTagList, ownershipTagMap, type Placement } from "../../infra/clouds/types.js";
 
 type Handler = (request: IncomingMessage, url: URL, response: ServerResponse) => void;

@@ -26,7 +26,7 @@ const fleetCalls: string[] = [];
 let fleetStarting = false;
 const fleet: FleetView = {
   name: "bbb",
-  status: () => ({ fleet: "bbb" }),
+  status: () => ({ fleet: "bbb", starting: false, servers: [], lastPeriod: null, sanity: null }),
   scrapeTargets: () => [],
   operate: async (server, action, actor) => {
     if (fleetStarting) throw new FleetStartingError("bbb");

@@ -83,6 +83,26 @@ describe("a Redis outage", () => {
     expect(text).toContain("confscale_decisions_total");
   });
 
+  it("logs a fault that repeats during an outage once per interval, not once per request", async () => {
+    const linesOf = (event: string) =>
+      scaler
+        .output()
+        .split("\n")
+        .filter((line) => line.includes(`"event":"${event}"`)).length;
+    const before = linesOf("redis.unavailable");
+    await redis.pause();
+    try {
+      for (let round = 0; round < 20; round++) {
+        const replies = await Promise.all(Array.from({ length: 10 }, () => poll()));
+        expect(replies.map((reply) => reply.status)).toEqual(Array(10).fill(503));
+      }
+      expect(linesOf("redis.unavailable") - before).toBeLessThanOrEqual(2);
+    } finally {
+      await redis.resume();
+    }
+    await eventually(async () => (await fetch(`${url}/readyz`)).status === 200, 60_000, "readyz after the restart");
+  });
+
   it("stops on SIGTERM: closes its listener and Redis and exits cleanly", async () => {
     const exited = new Promise<number | null>((resolve) => scaler.child.once("exit", (code) => resolve(code)));
     scaler.child.kill("SIGTERM");

@@ -14,16 +14,27 @@ function sourcesUnder(dir: string): string[] {
   });
 }
 
-/** Every relative import and re-export of every file under scaler/ and infra/, as repo paths, read by the compiler. */
-function importGraph(): Map<string, string[]> {
+/** The relative modules a file imports or re-exports, read by the compiler; with `runtimeOnly`, not type-only ones. */
+function importsOf(file: string, runtimeOnly: boolean): string[] {
+  const source = ts.createSourceFile(file, readFileSync(file, "utf8"), ts.ScriptTarget.Latest);
+  const names: string[] = [];
+  for (const statement of source.statements) {
+    if (ts.isImportDeclaration(statement)) {
+      if (runtimeOnly && statement.importClause?.isTypeOnly === true) continue;
+      names.push((statement.moduleSpecifier as ts.StringLiteral).text);
+    } else if (ts.isExportDeclaration(statement) && statement.moduleSpecifier !== undefined) {
+      if (runtimeOnly && statement.isTypeOnly) continue;
+      names.push((statement.moduleSpecifier as ts.StringLiteral).text);
+    }
+  }
+  return names.filter((name) => name.startsWith(".")).map((name) => relative(repo, resolve(dirname(file), name.replace(/\.js$/, ".ts"))));
+}
+
+/** Every relative import and re-export of every file under scaler/ and infra/, as repo paths. */
+function importGraph(runtimeOnly = false): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of [...sourcesUnder(join(repo, "scaler")), ...sourcesUnder(join(repo, "infra"))]) {
-    const info = ts.preProcessFile(readFileSync(file, "utf8"), true, true);
-    const targets = info.importedFiles
-      .map((imported) => imported.fileName)
-      .filter((name) => name.startsWith("."))
-      .map((name) => relative(repo, resolve(dirname(file), name.replace(/\.js$/, ".ts"))));
-    graph.set(relative(repo, file), targets);
+    graph.set(relative(repo, file), importsOf(file, runtimeOnly));
   }
   return graph;
 }
@@ -82,7 +93,10 @@ const ALLOWED: Record<string, readonly string[]> = {
     "scaler/log.ts",
     "infra/",
   ],
+  // The status page reads the fleet status and the audit kinds the loop defines (types and constants only).
   "scaler/api": [
+    "scaler/loop/controller.ts",
+    "scaler/loop/decisions.ts",
     "scaler/fleet/",
     "scaler/store/",
     "scaler/policy/",
@@ -96,8 +110,8 @@ const ALLOWED: Record<string, readonly string[]> = {
 describe("imports flow one way", () => {
   const graph = importGraph();
 
-  it("has no import cycle in scaler/ and infra/", () => {
-    expect(cycles(graph)).toEqual([]);
+  it("has no import cycle in scaler/ and infra/ (a type-only import loads nothing)", () => {
+    expect(cycles(importGraph(true))).toEqual([]);
   });
 
   it("keeps each scaler folder to what it may import", () => {

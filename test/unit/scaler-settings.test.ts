@@ -105,6 +105,15 @@ describe("scaler settings", () => {
     );
   });
 
+  it("names the variable or key that sets a missing or wrong setting", async () => {
+    await expect(loadSettings({})).rejects.toThrow(
+      /redis\.url: required: set SCALER_REDIS_URL, or redis\.url in the settings file named by SCALER_CONFIG\n.*sidecar\.keyBaseUrl: required: set SCALER_ASAP_KEY_BASE_URL/s,
+    );
+    await expect(loadSettings({ SCALER_REDIS_URL: "http://redis", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org" })).rejects.toThrow(
+      "redis.url: expected a redis:// or rediss:// URL (SCALER_REDIS_URL, or redis.url in the settings file named by SCALER_CONFIG)",
+    );
+  });
+
   it("refuses a token list entry without a role", async () => {
     await expect(
       loadSettings({ SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org", SCALER_API_TOKENS: TOKEN }),

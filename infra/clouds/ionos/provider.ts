@@ -1,6 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { FirewallRule } from "../types.js";
 import {
+  createDnsRecord,
+  deleteDnsRecord,
+  diffDnsRecord,
+  updateDnsRecord,
+  type IonosDnsRecordInputs,
+  type IonosDnsRecordOutputs,
+} from "./dns.js";
+import {
   createDatacenter,
   createServer,
   deleteDatacenter,
@@ -48,6 +56,23 @@ export const ionosDatacenterProvider: pulumi.dynamic.ResourceProvider<IonosDatac
   },
 };
 
+export const ionosDnsRecordProvider: pulumi.dynamic.ResourceProvider<IonosDnsRecordInputs, IonosDnsRecordOutputs> = {
+  async create(inputs) {
+    const outs = await createDnsRecord(inputs);
+    return { id: outs.recordId, outs };
+  },
+  async diff(_id, olds, news) {
+    const diff = diffDnsRecord(olds, news);
+    return { changes: diff.changes, replaces: diff.replaces, deleteBeforeReplace: true };
+  },
+  async update(_id, olds, news) {
+    return { outs: await updateDnsRecord(olds, news) };
+  },
+  async delete(_id, olds) {
+    await deleteDnsRecord(olds);
+  },
+};
+
 type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
 // Credentials may arrive as secret inputs: Pulumi keeps them encrypted in state, and they are never outputs in plaintext.
@@ -86,6 +111,24 @@ export class IonosDatacenter extends pulumi.dynamic.Resource {
       pulumi.mergeOptions(opts, CONNECTION_IS_SECRET),
       "confscale",
       "IonosDatacenter",
+    );
+  }
+}
+
+/** One A or AAAA record in an IONOS Cloud DNS zone. */
+export class IonosDnsRecord extends pulumi.dynamic.Resource {
+  declare readonly zoneId: pulumi.Output<string>;
+  declare readonly recordId: pulumi.Output<string>;
+  declare readonly content: pulumi.Output<string>;
+
+  constructor(name: string, args: Inputs<IonosDnsRecordInputs>, opts?: pulumi.CustomResourceOptions) {
+    super(
+      ionosDnsRecordProvider,
+      name,
+      { ...args, zoneId: undefined, recordId: undefined },
+      pulumi.mergeOptions(opts, CONNECTION_IS_SECRET),
+      "confscale",
+      "IonosDnsRecord",
     );
   }
 }

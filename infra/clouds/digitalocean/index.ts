@@ -1,18 +1,35 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import type { ServerSize } from "../config.js";
+import type { ServerSize } from "../../config.js";
 import {
-  CLOUD_CAPABILITIES,
   CloudMappingError,
   ownershipTagList,
-  type CloudAdapter,
+  relativeRecordName,
+  type CloudProvider,
+  type DnsRecordArgs,
   type FirewallRule,
   type ListedMachine,
   type Machine,
   type MachineSpec,
+  type NetworkArgs,
   type Placement,
-} from "./types.js";
+} from "../types.js";
+
+/** The stack's `confscale:digitalocean` block. */
+export const digitalOceanSettingsSchema = z.strictObject({
+  image: z.string().min(1).default("ubuntu-22-04-x64"),
+  /** The workers' image; by default the Ubuntu release of `workers.bbbVersion` (BBB_RELEASES in infra/config.ts). */
+  workerImage: z.string().min(1).optional(),
+});
+export type DigitalOceanSettings = z.infer<typeof digitalOceanSettingsSchema>;
+
+export const digitalOceanPlacementSchema = z.strictObject({
+  vpcId: z.string(),
+  workerTag: z.string(),
+  controlNodeTag: z.string().optional(),
+  sshKeyIds: z.array(z.string()),
+});
 
 /** Droplet size slugs by vCPUs and GB of RAM (basic, general-purpose and memory-optimized plans). */
 const DROPLET_SIZES: Readonly<Record<string, string>> = {
@@ -80,43 +97,36 @@ export function declareDigitalOceanFirewall(
   );
 }
 
-export const digitalOceanAdapter: CloudAdapter = {
-  cloud: "digitalocean",
-  capabilities: CLOUD_CAPABILITIES.digitalocean,
-  declareMachine(spec: MachineSpec, placement: pulumi.Input<Placement>, opts?: pulumi.CustomResourceOptions): Machine {
-    if (spec.powerState !== "running") {
-      throw new CloudMappingError(
-        "digitalocean",
-        `${spec.name}: droplets have no kept power-off state; scale in by destroying after drain`,
-      );
-    }
-    const resolved = pulumi.output(placement);
-    const droplet = new digitalocean.Droplet(
-      spec.name,
-      {
-        name: spec.name,
-        region: resolved.region,
-        size: dropletSize(spec.size),
-        image: spec.image,
-        userData: spec.userData,
-        vpcUuid: resolved.apply((p) => p.digitalocean?.vpcId ?? ""),
-        sshKeys: resolved.apply((p) => p.digitalocean?.sshKeyIds ?? []),
-        // The role tag puts the droplet under its firewall.
-        tags: resolved.apply((p) => {
-          if (p.digitalocean === undefined) throw new CloudMappingError("digitalocean", `placement of ${spec.name} has no VPC`);
-          const roleTag = spec.ownership.role === "worker" ? p.digitalocean.workerTag : p.digitalocean.controlNodeTag;
-          if (roleTag === undefined) throw new CloudMappingError("digitalocean", `placement of ${spec.name} has no control-node tag`);
-          return [...ownershipTagList(spec.ownership), roleTag];
-        }),
-        ipv6: true,
-        monitoring: false,
-        resizeDisk: false,
-      },
-      opts,
-    );
-    return { id: droplet.id, publicIp: droplet.ipv4Address, resource: droplet };
-  },
-};
+function declareDroplet(spec: MachineSpec, placement: pulumi.Input<Placement>, opts?: pulumi.CustomResourceOptions): Machine {
+  if (spec.powerState !== "running") {
+    throw new CloudMappingError("digitalocean", `${spec.name}: droplets have no kept power-off state; scale in by destroying after drain`);
+  }
+  const resolved = pulumi.output(placement);
+  const droplet = new digitalocean.Droplet(
+    spec.name,
+    {
+      name: spec.name,
+      region: resolved.region,
+      size: dropletSize(spec.size),
+      image: spec.image,
+      userData: spec.userData,
+      vpcUuid: resolved.apply((p) => p.digitalocean?.vpcId ?? ""),
+      sshKeys: resolved.apply((p) => p.digitalocean?.sshKeyIds ?? []),
+      // The role tag puts the droplet under its firewall.
+      tags: resolved.apply((p) => {
+        if (p.digitalocean === undefined) throw new CloudMappingError("digitalocean", `placement of ${spec.name} has no VPC`);
+        const roleTag = spec.ownership.role === "worker" ? p.digitalocean.workerTag : p.digitalocean.controlNodeTag;
+        if (roleTag === undefined) throw new CloudMappingError("digitalocean", `placement of ${spec.name} has no control-node tag`);
+        return [...ownershipTagList(spec.ownership), roleTag];
+      }),
+      ipv6: true,
+      monitoring: false,
+      resizeDisk: false,
+    },
+    opts,
+  );
+  return { id: droplet.id, publicIp: droplet.ipv4Address, publicIpv6: droplet.ipv6Address, resource: droplet };
+}
 
 export interface DigitalOceanNetwork {
   placement: pulumi.Output<Placement>;
@@ -145,6 +155,64 @@ export function declareDigitalOceanNetwork(
   }));
   return { placement, controlNodeTag, workerTag };
 }
+
+/** The variables the provider plugin and the listing read (the plugin reads them itself from the engine's environment). */
+export const DIGITALOCEAN_CREDENTIAL_VARIABLES = ["DIGITALOCEAN_TOKEN"] as const;
+
+/** DigitalOcean through @pulumi/digitalocean; firewalls follow tags, droplets have no kept power-off state. */
+export const digitalOceanProvider: CloudProvider<DigitalOceanSettings> = {
+  name: "digitalocean",
+  title: "DigitalOcean",
+  capabilities: { resizeInPlace: true, liveResize: false, powerStates: false, userDataChangeReplaces: true },
+  settingsSchema: digitalOceanSettingsSchema,
+  settingsRequired: false,
+  placementKey: "digitalocean",
+  placementSchema: digitalOceanPlacementSchema,
+  images: (settings, workerUbuntu) => ({
+    control: settings?.image ?? "ubuntu-22-04-x64",
+    worker: settings?.workerImage ?? `ubuntu-${workerUbuntu.replace(".", "-")}-x64`,
+  }),
+  // cloud-init gives the image's default user the keys; root's get a forced command under `disable_root`.
+  sshUser: "ubuntu",
+  credentialVariables: DIGITALOCEAN_CREDENTIAL_VARIABLES,
+  credentialSets: [DIGITALOCEAN_CREDENTIAL_VARIABLES],
+  apiVariables: ["DIGITALOCEAN_API_URL"],
+  plugins: [{ name: "digitalocean", npmPackage: "@pulumi/digitalocean" }],
+  pulumiProvider: () => undefined,
+  declareNetwork(args: NetworkArgs<DigitalOceanSettings>) {
+    const network = declareDigitalOceanNetwork(args.env, args.region, args.sshPublicKeys, args.opts);
+    declareDigitalOceanFirewall(`confscale-${args.env}-control`, network.controlNodeTag, args.controlNodeRules, args.opts);
+    return {
+      placement: network.placement,
+      controlNodeMachineRules: [],
+      afterControlNode: (controlNode) =>
+        void declareDigitalOceanFirewall(
+          `confscale-${args.env}-worker`,
+          network.workerTag,
+          controlNode.publicIp.apply((ip) => args.workerRules(ip)),
+          args.opts,
+        ),
+    };
+  },
+  declareMachine: declareDroplet,
+  declareDnsRecords(args: DnsRecordArgs, opts?: pulumi.CustomResourceOptions) {
+    const name = relativeRecordName(args.fqdn, args.zone);
+    const records = [
+      new digitalocean.DnsRecord(`${args.name}-a`, { domain: args.zone, name, type: "A", value: args.machine.publicIp, ttl: 300 }, opts),
+    ];
+    if (args.machine.publicIpv6 !== undefined)
+      records.push(
+        new digitalocean.DnsRecord(
+          `${args.name}-aaaa`,
+          { domain: args.zone, name, type: "AAAA", value: args.machine.publicIpv6, ttl: 300 },
+          opts,
+        ),
+      );
+    return records;
+  },
+  listMachines: (placement, env) =>
+    listDigitalOceanMachines(placement, { token: env.DIGITALOCEAN_TOKEN, endpoint: env.DIGITALOCEAN_API_URL || undefined }),
+};
 
 /** Where and as whom to call the DigitalOcean API (the caller reads DIGITALOCEAN_API_URL / DIGITALOCEAN_TOKEN). */
 export interface DigitalOceanConnection {

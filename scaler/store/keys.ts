@@ -1,0 +1,23 @@
+/**
+ * One segment of a key: ids are percent-encoded (`encodeURIComponent`), so no id holds a `:` and none can name another
+ * key (an instance `jvb-2:audit` would otherwise be the audit stream of `jvb-2`). Ids of letters, digits, `_ . -` are
+ * unchanged by it.
+ */
+const segment = (id: string): string => encodeURIComponent(id);
+
+/** Where each piece of state lives; every key starts with the configured prefix. */
+export class Keys {
+  constructor(private readonly prefix: string) {}
+  groups = () => `${this.prefix}groups`;
+  globalPause = () => `${this.prefix}paused`;
+  /** Written by the readiness probe: a Redis that refuses writes is not ready. */
+  writeProbe = () => `${this.prefix}ready-probe`;
+  group = (group: string) => `${this.prefix}group:${segment(group)}`;
+  live = (group: string) => `${this.group(group)}:live`;
+  stress = (group: string) => `${this.group(group)}:stress`;
+  groupAudit = (group: string) => `${this.group(group)}:audit`;
+  instance = (group: string, instance: string) => `${this.group(group)}:instance:${segment(instance)}`;
+  commands = (group: string, instance: string) => `${this.instance(group, instance)}:commands`;
+  instanceAudit = (group: string, instance: string) => `${this.instance(group, instance)}:audit`;
+  loadProfile = (group: string) => `${this.group(group)}:load-profile`;
+}
