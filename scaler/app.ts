@@ -8,14 +8,14 @@ import { sidecarVerifier, type AsapVerifier } from "./api/asap.js";
 import { publicKeyRoutes, sidecarKeyRoutes } from "./api/keys.js";
 import { sidecarBundleRoutes } from "./api/sidecarBundle.js";
 import { workerKeyId } from "../infra/workerCredentials.js";
-import { FleetServerNotFoundError, ServerActionConflictError } from "./actuator/operator.js";
+import { FleetServerNotFoundError, FleetStartingError, ServerActionConflictError } from "./fleet/operator.js";
 import { controlRoutes } from "./api/control.js";
-import type { OperableFleet } from "./api/fleets.js";
+import type { FleetView as FleetViewOf } from "./fleet/view.js";
+import type { FleetStatus } from "./loop/controller.js";
 import { healthRoutes, metricsRoutes } from "./api/health.js";
 import { CLIENT_GONE_STATUS, ClientGoneError, HttpError } from "./api/http.js";
 import { sidecarHandler, type ErrorAnswer, type SidecarHandler, type SidecarHandlerDeps } from "./api/sidecar.js";
 import { fleetPage, fleetPageData, statusPage } from "./api/status-page.js";
-import { FleetStartingError, type FleetStatus } from "./fleetController.js";
 import { RepeatedFaults, createLogger, type Logger } from "./log.js";
 import { MetricsUnavailableError, createMetrics, type MetricsSnapshot, type ScalerMetrics } from "./metrics.js";
 import type { Settings } from "./settings.js";
@@ -37,11 +37,8 @@ export interface AppDeps {
   now?: () => number;
 }
 
-/** What the HTTP surface shows of a fleet the scaler drives, and what operators can do with it. */
-export interface FleetView extends OperableFleet {
-  status(): FleetStatus;
-  scrapeTargets(): { targets: string[]; labels: Record<string, string> }[];
-}
+/** What the HTTP surface shows of a fleet the scaler drives, and what operators can do with it (scaler/fleet/view.ts). */
+export type FleetView = FleetViewOf<FleetStatus>;
 
 const CONFLICT_STATUS = {
   group_not_found: 404,

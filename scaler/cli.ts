@@ -13,7 +13,7 @@
  */
 import { Command, Option } from "commander";
 import { z } from "zod";
-import { OPERATOR_ACTIONS } from "./actuator/operator.js";
+import { OPERATOR_ACTIONS } from "./fleet/operator.js";
 
 const DEFAULT_FLEET = "bbb";
 /** A period or a preview may wait for an `up` in progress, which takes minutes on a large fleet. */

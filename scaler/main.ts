@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { closeGracefully, createApp, listen } from "./app.js";
 import { parseCommandLine } from "./commandLine.js";
-import { openFleetRuntime, type FleetRuntime } from "./fleetRuntime.js";
+import { openFleetRuntime, type FleetRuntime } from "./loop/runtime.js";
 import { RepeatedFaults, createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { loadSettings } from "./settings.js";

@@ -1,6 +1,6 @@
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { WorkerPolicy } from "../infra/config.js";
-import type { FleetPeriod, FleetStatus } from "./fleetController.js";
+import type { FleetPeriod, FleetStatus } from "./loop/controller.js";
 import type { Logger } from "./log.js";
 import { minimumAt } from "./policy/timeWindows.js";
 import { decisionKindSchema } from "./policy/types.js";

@@ -5,14 +5,16 @@ import type { ServerSize } from "../../infra/config.js";
 import type { FleetServer, FleetSpec, FleetTemplate } from "../../infra/fleet.js";
 import type { Logger } from "../log.js";
 import { sizeLoadMultiplier } from "../policy/placement.js";
+import { MalformedDecisionError, commandOf, type PolicyCommand } from "../policy/commands.js";
 import type { Decision, PlacementChange } from "../policy/types.js";
 import type { BbbClient } from "../signals/bbb.js";
 import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
-import type { FleetMember } from "../signals/snapshot.js";
+import { heldServersOf, membersOf, type FleetMember } from "../fleet/members.js";
 import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
-import type { FleetLease, FleetLock } from "./lock.js";
-import { FleetServerNotFoundError, ServerActionConflictError, type OperatorAction } from "./operator.js";
-import { FleetStateStore, type FleetState, type ServerRecord } from "./state.js";
+import { LeaseKeeper } from "./lease.js";
+import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
+import { FleetServerNotFoundError, ServerActionConflictError, type OperatorAction } from "../fleet/operator.js";
+import { FleetStateStore, type FleetState, type ServerRecord } from "../fleet/state.js";
 
 export interface ActuatorSettings {
   fleet: string;
@@ -91,8 +93,8 @@ export class ActuatorNotStartedError extends Error {
  * create and start (`addServer` → BBB answers → `enable`), and recovery of an update a crash interrupted.
  */
 export class FleetActuator {
-  private lease: FleetLease | undefined;
-  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly leases: LeaseKeeper;
+  private stopped = false;
   private state: FleetState | undefined;
   private addresses: Record<string, { id: string; publicIp: string }> = {};
   /** What the fleet stack last applied, kept in memory so a period without changes runs no engine command. */
@@ -104,6 +106,7 @@ export class FleetActuator {
     private readonly deps: ActuatorDeps,
   ) {
     this.states = new FleetStateStore(deps.redis, deps.keyPrefix);
+    this.leases = new LeaseKeeper(deps.lock, settings.fleet, deps.owner, deps.log);
   }
 
   /**
@@ -111,15 +114,18 @@ export class FleetActuator {
    * else a new fleet at its baseline. An update left in flight by a dead holder is recovered first.
    */
   async start(): Promise<{ recovered: boolean }> {
-    const { fleet } = this.settings;
+    this.stopped = false;
     // Longer than a lease's life: the lease of a holder that died expires in that time.
-    this.lease = await this.deps.lock.acquireWhenFree(fleet, this.deps.owner, 2 * this.deps.lock.ttlMs, (holder) =>
-      this.deps.log.info({ event: "fleet.lease_wait", fleet, holder }, "waiting for the fleet lease to be released or to expire"),
-    );
-    this.keepLeaseAlive(this.lease);
+    const lease = await this.leases.acquireWhenFree(2 * this.leases.ttlMs);
+    return this.load(lease);
+  }
+
+  /** Reads the fleet as the lease's previous holder left it, recovering an update it left in flight. */
+  private async load(lease: FleetLease): Promise<{ recovered: boolean }> {
+    const { fleet } = this.settings;
     let state = await this.states.load(fleet);
     let recovered = false;
-    if (state?.updateInFlight != null && state.updateInFlight.token !== this.lease.token) {
+    if (state?.updateInFlight != null && state.updateInFlight.token !== lease.token) {
       const result = await this.deps.fleetStack.recover();
       await this.deps.audit({
         kind: "recovered",
@@ -138,53 +144,40 @@ export class FleetActuator {
     return { recovered };
   }
 
-  /** False until `start()` has taken the lease and loaded the fleet. */
+  /** False until `start()` has taken the lease and loaded the fleet; a lease lost for a while does not unload it. */
   get started(): boolean {
-    return this.state !== undefined && this.lease !== undefined;
+    return this.state !== undefined && !this.stopped;
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.heartbeat);
-    this.heartbeat = undefined;
-    await this.lease?.release();
-    this.lease = undefined;
+    this.stopped = true;
+    await this.leases.release();
   }
 
-  /** Renews the lease while this process lives; long work (recovery, an update) must not let it expire. */
-  private keepLeaseAlive(lease: FleetLease): void {
-    clearInterval(this.heartbeat);
-    this.heartbeat = setInterval(
-      () =>
-        void lease.renew().catch((error: unknown) => {
-          // A lost lease stops this actuator: its next write is refused by the fencing token.
-          this.deps.log.error({ event: "fleet.lease_lost", fleet: this.settings.fleet, err: error }, "fleet lease lost");
-          clearInterval(this.heartbeat);
-        }),
-      Math.max(100, this.deps.lock.ttlMs / 3),
-    );
+  /** The token of the lease held now: the fence of the fleet's other writers (the decision loop's history). */
+  get leaseToken(): number | undefined {
+    return this.leases.current?.token;
+  }
+
+  /** Holds the lease for the period about to begin (see holdLease); the decision loop's writes are fenced by it. */
+  async hold(): Promise<void> {
+    await this.holdLease();
   }
 
   /**
-   * The fleet as the snapshot needs it: a server counts as booting until it is enabled in Scalelite. A server an
-   * operator holds is left out: the policy neither counts its capacity nor acts on it.
+   * The lease for this period: renewed, or taken again after it was lost, in which case the fleet is read again
+   * from Redis (another holder may have changed it meanwhile). Another holder's lease makes this throw.
    */
+  private async holdLease(): Promise<FleetLease> {
+    if (this.stopped || this.state === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
+    const { lease, reacquired } = await this.leases.hold();
+    if (reacquired) await this.load(lease);
+    return lease;
+  }
+
+  /** The fleet as the snapshot needs it (scaler/fleet/members.ts). */
   members(): FleetMember[] {
-    const state = this.requireState();
-    return state.desired.servers
-      .filter((server) => state.servers[server.name]?.phase !== "held")
-      .map((server) => {
-        const record = state.servers[server.name];
-        const address = this.addresses[server.name];
-        return {
-          id: server.name,
-          size: server.size,
-          power: server.power === "stopped" ? "stopped" : record?.phase === "booting" ? "booting" : "running",
-          bootedAt: record?.bootedAt ?? null,
-          resizedAt: record?.resizedAt ?? null,
-          instance: address === undefined ? server.name : `${address.publicIp}:9100`,
-          scaleliteId: record?.scaleliteId ?? server.name,
-        };
-      });
+    return membersOf(this.requireState(), this.addresses);
   }
 
   /** The BBB API of a server the fleet stack has an address for. */
@@ -203,9 +196,7 @@ export class FleetActuator {
 
   /** Servers an operator has taken out of the policy's hands. */
   heldServers(): string[] {
-    return Object.entries(this.requireState().servers)
-      .filter(([, record]) => record.phase === "held")
-      .map(([name]) => name);
+    return heldServersOf(this.requireState());
   }
 
   /**
@@ -213,8 +204,8 @@ export class FleetActuator {
    * meetings are ended) hold the server out of the policy's hands; enable gives it back, taking meetings again.
    */
   async operate(name: string, action: OperatorAction, actor: string): Promise<{ server: string; phase: string }> {
+    await this.holdLease();
     const state = this.requireState();
-    this.requireLease();
     const server = state.desired.servers.find((candidate) => candidate.name === name);
     const record = state.servers[name];
     if (server === undefined || record === undefined) throw new FleetServerNotFoundError(this.settings.fleet, name);
@@ -254,8 +245,7 @@ export class FleetActuator {
    * Scalelite load multipliers the policy steers placement with.
    */
   async cycle(decisions: readonly Decision[], placement: readonly PlacementChange[] = []): Promise<CycleReport> {
-    const lease = this.requireLease();
-    await lease.renew();
+    const lease = await this.holdLease();
     const state = this.requireState();
     const report: CycleReport = {
       applied: [],
@@ -272,7 +262,8 @@ export class FleetActuator {
 
     for (const decision of decisions) {
       if (decision.dryRun) continue;
-      const held = await this.apply(decision, state, scalelite, toDeregister);
+      const command = commandOrRefusal(decision);
+      const held = typeof command === "string" ? command : await this.apply(command, state, scalelite, toDeregister);
       if (held === undefined) report.applied.push(decision);
       else report.held.push({ decision, reason: held });
       await this.deps.audit(
@@ -299,32 +290,32 @@ export class FleetActuator {
   }
 
   private async apply(
-    decision: Decision,
+    command: PolicyCommand,
     state: FleetState,
     scalelite: Map<string, ScaleliteServer>,
     toDeregister: string[],
   ): Promise<string | undefined> {
     const now = this.deps.now();
-    if (decision.kind === "create") {
+    if (command.kind === "create") {
       const name = `${this.settings.namePrefix}-${state.nextIndex}`;
       state.nextIndex += 1;
       state.desired.servers.push({
         name,
-        size: decision.targetSize ?? this.settings.defaultSize,
+        size: command.targetSize ?? this.settings.defaultSize,
         power: "running",
         image: this.settings.image,
       });
       state.servers[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
       return undefined;
     }
-    const server = state.desired.servers.find((candidate) => candidate.name === decision.server);
+    const server = state.desired.servers.find((candidate) => candidate.name === command.server);
     const record = server === undefined ? undefined : state.servers[server.name];
-    if (server === undefined || record === undefined) return `no server ${decision.server ?? "(unnamed)"} in fleet ${this.settings.fleet}`;
+    if (server === undefined || record === undefined) return `no server ${command.server} in fleet ${this.settings.fleet}`;
     const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
 
-    switch (decision.kind) {
+    switch (command.kind) {
       case "start":
-        if (decision.targetSize !== undefined) server.size = decision.targetSize;
+        if (command.targetSize !== undefined) server.size = command.targetSize;
         server.power = "running";
         setPhase(record, "booting", now);
         return undefined;
@@ -337,8 +328,7 @@ export class FleetActuator {
         setPhase(record, "active", now);
         return undefined;
       case "resize": {
-        const target = decision.targetSize;
-        if (target === undefined) return "a resize without a target size";
+        const target = command.targetSize;
         const grows = target.cores >= server.size.cores && target.ramGb >= server.size.ramGb;
         if (!grows || !CLOUD_CAPABILITIES[this.settings.template.placement.cloud].liveResize) {
           // A shrink (or a resize that reboots) would cut meetings: only an empty server goes, cordoned first.
@@ -358,9 +348,9 @@ export class FleetActuator {
         const busy = await this.meetingsOn(server);
         if (busy !== 0)
           return busy === undefined
-            ? `${decision.kind} held: BBB getMeetings did not answer`
-            : `${decision.kind} held: ${busy} meetings on the server`;
-        if (decision.kind === "stop") {
+            ? `${command.kind} held: BBB getMeetings did not answer`
+            : `${command.kind} held: ${busy} meetings on the server`;
+        if (command.kind === "stop") {
           server.power = "stopped";
           setPhase(record, "stopped", now);
           record.bootedAt = null;
@@ -625,14 +615,27 @@ export class FleetActuator {
     await this.states.save(this.settings.fleet, this.requireLease().token, this.requireState());
   }
 
+  /** The lease for a write; lost since the period began, the write is refused here rather than by the fence. */
   private requireLease(): FleetLease {
-    if (this.lease === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
-    return this.lease;
+    const lease = this.leases.current;
+    if (lease !== undefined) return lease;
+    if (this.leases.lastToken === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
+    throw new FleetLeaseLostError(this.settings.fleet, this.leases.lastToken);
   }
 
   private requireState(): FleetState {
     if (this.state === undefined) throw new ActuatorNotStartedError(this.settings.fleet);
     return this.state;
+  }
+}
+
+/** The typed command of a decision, or why it cannot be carried out. */
+function commandOrRefusal(decision: Decision): PolicyCommand | string {
+  try {
+    return commandOf(decision);
+  } catch (error) {
+    if (error instanceof MalformedDecisionError) return error.message;
+    throw error;
   }
 }
 

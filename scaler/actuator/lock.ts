@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { fleetKeys } from "../fleet/keys.js";
 import { LuaScript } from "../store/scripts.js";
 
 // KEYS: lock, fence counter. ARGV: owner, ttl ms. A fresh token per acquisition, increasing forever.
@@ -58,13 +59,13 @@ export class FleetLock {
   ) {}
 
   private lockKey(fleet: string): string {
-    return `${this.keyPrefix}fleet:${fleet}:lock`;
+    return fleetKeys(this.keyPrefix, fleet).lock;
   }
 
   async acquire(fleet: string, owner: string): Promise<FleetLease> {
     const [acquired, value] = (await acquireScript.run(
       this.redis,
-      [this.lockKey(fleet), `${this.keyPrefix}fleet:${fleet}:fence`],
+      [this.lockKey(fleet), fleetKeys(this.keyPrefix, fleet).fence],
       [owner, this.ttlMs],
     )) as [number, string];
     if (acquired !== 1) throw new FleetLockBusyError(fleet, value);

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { workerNameSchema } from "../../infra/config.js";
-import { OPERATOR_ACTIONS, type OperatorAction } from "../actuator/operator.js";
+import { OPERATOR_ACTIONS, type OperatorAction } from "../fleet/operator.js";
 import { groupIdSchema } from "../store/schemas.js";
 import { requireRole, type ApiEnv } from "./auth.js";
 import { HttpError, parseWith } from "./http.js";

@@ -1,6 +1,6 @@
 import type { TimeWindow, WorkerPolicy } from "../../infra/config.js";
-import type { FleetStatus, ServerReadings } from "../fleetController.js";
-import { OUTCOME_KIND } from "../loop.js";
+import type { FleetStatus, ServerReadings } from "../loop/controller.js";
+import { OUTCOME_KIND } from "../loop/decisions.js";
 import { localClock, minimumAt } from "../policy/timeWindows.js";
 import { policyOutcomeSchema, type Reading } from "../policy/types.js";
 import type { ScalerStore } from "../store/store.js";

@@ -28,8 +28,15 @@ export class SignalGatherer {
   private metrics: Observed<ReadonlyMap<string, WorkerMetrics>> | undefined;
   private scaleliteServers: Observed<readonly ScaleliteServer[]> | undefined;
   private readonly meetings = new Map<string, Observed<MeetingCounts>>();
+  /** Each server's last check-in, kept when its sidecar falls silent: silence then reads as stale, never as absent. */
+  private readonly checkIns = new Map<string, Observed<CheckIn>>();
 
   constructor(private readonly options: GathererOptions) {}
+
+  /** When a server's sidecar last checked in (ms since epoch, the scaler's clock), as of the last snapshot. */
+  lastCheckInAt(server: string): number | undefined {
+    return this.checkIns.get(server)?.at;
+  }
 
   async snapshot(): Promise<GroupSnapshot> {
     const { options } = this;
@@ -63,7 +70,14 @@ export class SignalGatherer {
     });
     const known = new Set(fleet.map((member) => member.id));
     for (const id of this.meetings.keys()) if (!known.has(id)) this.meetings.delete(id);
-    if (checkIns.status === "rejected") options.logger.warn({ group: options.group, err: checkIns.reason }, "check-ins unavailable");
+    if (checkIns.status === "fulfilled") {
+      for (const member of fleet) {
+        const seen = checkIns.value.get(member.id);
+        const kept = this.checkIns.get(member.id);
+        if (seen !== undefined && (kept === undefined || seen.at >= kept.at)) this.checkIns.set(member.id, seen);
+      }
+    } else options.logger.warn({ group: options.group, err: checkIns.reason }, "check-ins unavailable: they go stale");
+    for (const id of this.checkIns.keys()) if (!known.has(id)) this.checkIns.delete(id);
     return buildSnapshot({
       group: options.group,
       takenAt: at,
@@ -72,7 +86,7 @@ export class SignalGatherer {
       ...(this.metrics === undefined ? {} : { metrics: this.metrics }),
       ...(this.scaleliteServers === undefined ? {} : { scalelite: this.scaleliteServers }),
       meetings: this.meetings,
-      checkIns: checkIns.status === "fulfilled" ? checkIns.value : new Map(),
+      checkIns: this.checkIns,
       freshForMs: options.freshForMs,
     });
   }

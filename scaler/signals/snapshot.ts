@@ -1,27 +1,9 @@
-import type { ServerSize } from "../../infra/config.js";
-import {
-  groupSnapshotSchema,
-  type Freshness,
-  type GroupSnapshot,
-  type PowerState,
-  type Reading,
-  type ServerSnapshot,
-} from "../policy/types.js";
+import type { FleetMember } from "../fleet/members.js";
+import { groupSnapshotSchema, type Freshness, type GroupSnapshot, type Reading, type ServerSnapshot } from "../policy/types.js";
 import type { ScaleliteServer } from "./scalelite.js";
 import type { WorkerMetrics } from "./prometheus.js";
 
-/** A worker as the fleet state knows it (the fleet stack's outputs and Redis). */
-export interface FleetMember {
-  id: string;
-  size: ServerSize;
-  power: PowerState;
-  bootedAt: number | null;
-  resizedAt: number | null;
-  /** The `instance` label of its node-exporter in Prometheus. */
-  instance: string;
-  /** Its id in Scalelite (the hostname with SERVER_ID_IS_HOSTNAME=true). */
-  scaleliteId: string;
-}
+export type { FleetMember };
 
 /** A value and when it was read (ms since epoch); the gatherer keeps the last good one when a source fails. */
 export interface Observed<T> {
@@ -54,7 +36,7 @@ export interface SnapshotInputs {
   scalelite?: Observed<readonly ScaleliteServer[]>;
   /** BBB `getMeetings` per server id. */
   meetings: ReadonlyMap<string, Observed<MeetingCounts>>;
-  /** Sidecar check-ins per server id. */
+  /** Sidecar check-ins per server id; a server's last one is kept (gone stale) when its sidecar falls silent. */
   checkIns: ReadonlyMap<string, Observed<CheckIn>>;
   /** A value older than this is stale (kept for display, never a reason to scale in). */
   freshForMs: number;
@@ -80,12 +62,15 @@ export function buildSnapshot(inputs: SnapshotInputs): GroupSnapshot {
     const bbb = inputs.meetings.get(member.id);
     const checkIn = inputs.checkIns.get(member.id);
     const registered = scaleliteById.get(member.scaleliteId);
+    // A worker whose sidecar has stopped checking in is unknown, never idle: whatever else reads zero meetings on it,
+    // its counts are not fresh, so the policy neither drains it nor stops it on silence.
+    const silent = checkIn !== undefined && freshness(checkIn.at, inputs) !== "fresh";
     // BBB's own count is the authority on meetings; the sidecar's check-in is the fallback.
     const meetingSource = (key: "meetings" | "participants" | "videos"): Reading => {
       const fromBbb = reading(bbb, bbb?.value[key], inputs);
-      if (fromBbb.status === "fresh") return fromBbb;
       const fromCheckIn = reading(checkIn, checkIn?.value[key], inputs);
-      return fromCheckIn.status === "fresh" || fromBbb.status === "missing" ? fromCheckIn : fromBbb;
+      const chosen = fromBbb.status === "fresh" || (fromCheckIn.status !== "fresh" && fromBbb.status !== "missing") ? fromBbb : fromCheckIn;
+      return silent && chosen.status === "fresh" ? { ...chosen, status: "stale" } : chosen;
     };
     return {
       id: member.id,
@@ -106,7 +91,7 @@ export function buildSnapshot(inputs: SnapshotInputs): GroupSnapshot {
       participants: meetingSource("participants"),
       videos: meetingSource("videos"),
       // Only a fresh BBB answer says how old the meetings are; it orders drain victims, never decides a scale-in.
-      ...(bbb !== undefined && bbb.value.newestCreatedAt !== undefined && freshness(bbb.at, inputs) === "fresh"
+      ...(!silent && bbb !== undefined && bbb.value.newestCreatedAt !== undefined && freshness(bbb.at, inputs) === "fresh"
         ? { newestMeetingAt: bbb.value.newestCreatedAt }
         : {}),
     };

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FleetServerNotFoundError, ServerActionConflictError } from "../../scaler/actuator/operator.js";
+import { FleetServerNotFoundError, ServerActionConflictError } from "../../scaler/fleet/operator.js";
 import type { Decision } from "../../scaler/policy/types.js";
 import { Emulator } from "../emulator/emulator.js";
 import { emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";

@@ -10,9 +10,9 @@ import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actu
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { FleetLock } from "../../scaler/actuator/lock.js";
 import { createApp, listen } from "../../scaler/app.js";
-import type { FleetPeriod } from "../../scaler/fleetController.js";
-import { openFleetRuntime } from "../../scaler/fleetRuntime.js";
-import { createLogger } from "../../scaler/log.js";
+import type { FleetPeriod } from "../../scaler/loop/controller.js";
+import { openFleetRuntime } from "../../scaler/loop/runtime.js";
+import { createLogger, type Logger } from "../../scaler/log.js";
 import { createMetrics } from "../../scaler/metrics.js";
 import { fleetSettingsSchema, parseSettings } from "../../scaler/settings.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";
@@ -47,8 +47,8 @@ const INSTANCE_TTL = { provisioningSeconds: 900, idleSeconds: 300, shuttingDownS
 const RETENTION = { stressPoints: 100, stressSeconds: 3600, auditEntries: 1000, instanceAuditSeconds: 3600, commandSeconds: 3600 };
 
 /** The scaler's store on a fresh connection, with the rig's key prefix, TTLs and retention. */
-function openStore(redisUrl: string): { redis: Redis; store: ScalerStore } {
-  const redis = new Redis(redisUrl);
+function openStore(redisUrl: string, commandTimeoutMs?: number): { redis: Redis; store: ScalerStore } {
+  const redis = new Redis(redisUrl, commandTimeoutMs === undefined ? {} : { commandTimeout: commandTimeoutMs });
   return { redis, store: new ScalerStore(redis, { keyPrefix: KEY_PREFIX, instanceTtl: INSTANCE_TTL, retention: RETENTION }) };
 }
 
@@ -156,11 +156,14 @@ export async function openEmulatedFleet(options: {
   /** The fleet lease's time to live; a holder that dies loses the fleet after it. */
   leaseTtlMs?: number;
   now?: () => number;
+  /** Redis commands slower than this fail, as the scaler's own connection's do. */
+  commandTimeoutMs?: number;
+  log?: Logger;
 }) {
   const { endpoints, sandbox } = options;
   const env = options.env ?? "e2e";
   const fleet = options.fleet ?? "bbb";
-  const { redis, store } = openStore(options.redisUrl);
+  const { redis, store } = openStore(options.redisUrl, options.commandTimeoutMs);
   const fleetStack = await openEmulatedFleetStack(endpoints, sandbox, env);
   const settings: ActuatorSettings = {
     fleet,
@@ -185,7 +188,7 @@ export async function openEmulatedFleet(options: {
     bbb: (baseUrl, name) => new BbbClient({ baseUrl, secret: workerBbbSecret(endpoints.bbbSecret, fleet, name) }),
     audit: ({ actor, ...entry }, server) => store.appendAudit(fleet, { ...entry, actor: actor ?? "actuator" }, server),
     now: options.now ?? Date.now,
-    log: createLogger("actuator", "silent"),
+    log: options.log ?? createLogger("actuator", "silent"),
     owner: options.owner ?? `test-${process.pid}`,
     inventory: (placement) => listMachines(placement, emulatedFleetSecrets(endpoints)),
   });

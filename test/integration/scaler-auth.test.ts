@@ -1,8 +1,8 @@
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FleetServerNotFoundError, ServerActionConflictError } from "../../scaler/actuator/operator.js";
+import { FleetServerNotFoundError, ServerActionConflictError } from "../../scaler/fleet/operator.js";
 import type { FleetView } from "../../scaler/app.js";
-import { FleetStartingError } from "../../scaler/fleetController.js";
+import { FleetStartingError } from "../../scaler/loop/controller.js";
 import { RedisServer } from "../harness/redis.js";
 import {
   KeyServer,

@@ -1,8 +1,9 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisPolicyHistory } from "../../scaler/fleet/history.js";
 import { createLogger } from "../../scaler/log.js";
-import { DecisionLoop, OUTCOME_KIND } from "../../scaler/loop.js";
+import { DecisionLoop, OUTCOME_KIND } from "../../scaler/loop/decisions.js";
 import type { GroupSnapshot } from "../../scaler/policy/types.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";
 import { SignalGatherer } from "../../scaler/signals/gather.js";
@@ -131,6 +132,54 @@ describe("decision loop with the store on a real redis-server", () => {
     clock.now = NOW + 14 * 24 * 3_600_000;
     const later = await loop.tick();
     expect(later.decisions).toEqual([]);
+  });
+
+  it("keeps its own history apart from the audit trail: unrelated entries erase no launch, and a restart keeps it", async () => {
+    const store = await openStore("loop-own-history:");
+    const history = new RedisPolicyHistory(store.redis, "loop-own-history:", { retentionMs: 24 * 3_600_000 });
+    const clock = { now: NOW };
+    const busy = { cpu: 0.9, memory: 0.5, meetings: 4 };
+    let servers = [server("a", busy), server("b", busy)];
+    const open = () =>
+      new DecisionLoop({
+        group: "bbb",
+        gather: () => Promise.resolve({ ...snapshot(servers), takenAt: clock.now }),
+        policy: () =>
+          Promise.resolve(
+            policy({
+              sustainPeriods: 1,
+              maxSize: { cores: 2, ramGb: 8 },
+              launchRate: { count: 1, perSeconds: 600 },
+              cooldownSeconds: { afterScaleOut: 600, afterScaleIn: 300, perServer: 300 },
+            }),
+          ),
+        audit: store,
+        history,
+        intervalMs: MINUTE,
+        now: () => clock.now,
+        logger,
+      });
+    const loop = open();
+    const first = await loop.tick();
+    expect(first.decisions.map((decision) => decision.kind)).toEqual(["create"]);
+
+    // Operators and check-ins fill the fleet's audit trail between two periods.
+    for (let index = 0; index < 60; index += 1) {
+      await store.appendAudit("bbb", { kind: "operator.cordon", actor: "operator", message: `unrelated ${index}` });
+    }
+    clock.now += MINUTE;
+    const second = await loop.tick();
+    expect(second.decisions).toEqual([]);
+    expect(second.holds.map((hold) => hold.reason)).toContain("still short of capacity: launch rate limit (1 per 600 s) reached");
+
+    // A restarted scaler reads the same history: the load has fallen, and the scale-out three minutes ago holds scale-in.
+    servers = [server("a", IDLE), server("b", IDLE), server("c", IDLE)];
+    clock.now += 2 * MINUTE;
+    const restarted = await open().tick();
+    expect(restarted.decisions).toEqual([]);
+    expect(restarted.holds.find((hold) => hold.reason === "scale-in held: cooldown after a scale-out")?.inputs.secondsSinceScaleOut).toBe(
+      180,
+    );
   });
 
   it("decides on without a failing source: Prometheus unreachable, Scalelite and BBB still read", async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { withHeldServers } from "../../scaler/fleetController.js";
+import { withHeldServers } from "../../scaler/loop/controller.js";
 import { decide } from "../../scaler/policy/decide.js";
 import { NOW, policy, server, snapshot, steadyHistory } from "./policy-fixtures.js";
 

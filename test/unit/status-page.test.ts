@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fleetPage, windowsAt, type FleetPageData } from "../../scaler/api/status-page.js";
-import type { ServerReadings } from "../../scaler/fleetController.js";
+import type { ServerReadings } from "../../scaler/loop/controller.js";
 import { workerPolicySchema } from "../../infra/config.js";
 
 const policy = workerPolicySchema.parse({

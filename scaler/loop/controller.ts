@@ -1,25 +1,27 @@
-import type { WorkerPolicy } from "../infra/config.js";
-import type { CycleReport, FleetActuator, SanityReport } from "./actuator/actuator.js";
-import type { OperatorAction } from "./actuator/operator.js";
-import type { FleetView } from "./app.js";
-import type { Logger } from "./log.js";
-import { DecisionLoop, type DecisionAudit, type LoadProfile } from "./loop.js";
-import type { GroupSnapshot, PolicyOutcome, ServerSnapshot } from "./policy/types.js";
-import { BbbClient } from "./signals/bbb.js";
-import { SignalGatherer } from "./signals/gather.js";
-import type { PrometheusClient } from "./signals/prometheus.js";
-import type { ScaleliteClient } from "./signals/scalelite.js";
-import type { CheckIn, Observed } from "./signals/snapshot.js";
+import type { WorkerPolicy } from "../../infra/config.js";
+import type { CycleReport, FleetActuator, SanityReport } from "../actuator/actuator.js";
+import { FleetStartingError, type OperatorAction } from "../fleet/operator.js";
+import type { FleetView } from "../fleet/view.js";
+import type { PolicyHistoryStream } from "../fleet/history.js";
+import type { Logger } from "../log.js";
+import { DecisionLoop, type DecisionAudit, type LoadProfile } from "./decisions.js";
+import type { GroupSnapshot, PolicyOutcome, ServerSnapshot } from "../policy/types.js";
+import { BbbClient } from "../signals/bbb.js";
+import { SignalGatherer } from "../signals/gather.js";
+import type { PrometheusClient } from "../signals/prometheus.js";
+import type { ScaleliteClient } from "../signals/scalelite.js";
+import type { CheckIn, Observed } from "../signals/snapshot.js";
 
 /** The fleet stack is compared with the cloud and Scalelite at the first period and every this many after. */
 const SANITY_EVERY_PERIODS = 10;
 
-/** The fleet is still waiting for its lease or recovering an interrupted update. */
-export class FleetStartingError extends Error {
-  constructor(readonly fleet: string) {
-    super(`fleet ${fleet} is starting (waiting for its lease or recovering an interrupted update); retry shortly`);
-    this.name = "FleetStartingError";
-  }
+export { FleetStartingError };
+
+/** Why the fleet is paused: the global kill switch or the fleet's own pause (each set through the API or the CLI). */
+export interface FleetPause {
+  scope: "global" | "fleet";
+  /** Who set the global kill switch, when known. */
+  by: string | null;
 }
 
 /** What the last period read of a server (absent for a server the policy does not see, such as a held one). */
@@ -30,9 +32,20 @@ export type ServerReadings = Pick<ServerSnapshot, "cpu" | "memory" | "meetings" 
 
 export interface FleetStatus {
   fleet: string;
+  /** Set while the fleet is paused: no decision and no action until it is resumed. */
+  paused?: FleetPause | null;
   /** True while the fleet lease is awaited and an interrupted update is recovered. */
   starting: boolean;
-  servers: { name: string; cores: number; ramGb: number; power: string; phase: string; readings?: ServerReadings }[];
+  /** `lastCheckIn`: when the server's sidecar last checked in (ISO time), null when it never has since the scaler started. */
+  servers: {
+    name: string;
+    cores: number;
+    ramGb: number;
+    power: string;
+    phase: string;
+    lastCheckIn: string | null;
+    readings?: ServerReadings;
+  }[];
   lastPeriod: {
     at: string;
     sample: PolicyOutcome["sample"];
@@ -61,6 +74,13 @@ export interface FleetControllerOptions {
   logger: Logger;
   /** Sees every period, e.g. for the status page. */
   onPeriod?: (period: FleetPeriod) => void;
+  /** When a server's sidecar last checked in, as the last period saw it. */
+  lastCheckInAt?: (server: string) => number | undefined;
+  /** Read at each period: while it answers a pause, the period neither decides nor acts. */
+  pause?: () => Promise<FleetPause | null>;
+  /** Where a pause and a resume are recorded. */
+  audit?: DecisionAudit;
+  now?: () => number;
   /** The snapshot the loop's last gather took. */
   lastSnapshot?: () => GroupSnapshot | undefined;
 }
@@ -77,6 +97,7 @@ export class FleetController {
   private stopped = false;
   private periods = 0;
   private lastSanity: SanityReport | undefined;
+  private paused: FleetPause | null = null;
   /** Periods and operator calls take turns: each sees the fleet as the one before left it. */
   private turns: Promise<unknown> = Promise.resolve();
 
@@ -101,6 +122,11 @@ export class FleetController {
 
   period(): Promise<FleetPeriod> {
     return this.inTurn(async () => {
+      const pause = (await this.options.pause?.()) ?? null;
+      await this.notePause(pause);
+      if (pause !== null) return this.pausedPeriod(pause);
+      // The lease first: the loop's history append is fenced by it, and a lease lost since is taken again here.
+      await this.options.actuator.hold();
       const outcome = await this.options.loop.tick();
       const cycle = await this.options.actuator.cycle(outcome.decisions, outcome.placement);
       this.periods += 1;
@@ -111,6 +137,44 @@ export class FleetController {
       this.options.onPeriod?.(period);
       return period;
     });
+  }
+
+  /** A pause or a resume is logged and audited once, at the period that first sees it. */
+  private async notePause(pause: FleetPause | null): Promise<void> {
+    const was = this.paused;
+    this.paused = pause;
+    if ((was === null) === (pause === null) && (pause === null || was?.scope === pause.scope)) return;
+    const { fleet } = this.options;
+    const message =
+      pause === null
+        ? "resumed: the fleet decides and acts again"
+        : `paused by the ${pause.scope === "global" ? "global kill switch" : "fleet's pause"}${pause.by === null ? "" : ` (${pause.by})`}: no decisions or actions until resumed`;
+    this.options.logger.warn({ event: pause === null ? "fleet.resumed" : "fleet.paused", fleet, ...pause }, message);
+    await this.options.audit?.appendAudit(fleet, {
+      kind: pause === null ? "fleet.resumed" : "fleet.paused",
+      actor: "decision-loop",
+      message,
+      ...(pause === null ? {} : { details: { ...pause } }),
+    });
+  }
+
+  /** A period while paused: nothing gathered, decided or done; the outcome says why. */
+  private pausedPeriod(pause: FleetPause): FleetPeriod {
+    const at = this.options.now?.() ?? Date.now();
+    const period: FleetPeriod = {
+      outcome: {
+        at,
+        group: this.options.fleet,
+        sample: { at, cpuCores: null, memoryGb: null, cpuUtilization: null, memoryUtilization: null, participants: null },
+        decisions: [],
+        placement: [],
+        holds: [{ reason: `paused (${pause.scope}): no decisions or actions until resumed`, inputs: {} }],
+      },
+      cycle: { applied: [], held: [], update: null, registered: [], replaced: [], drainTimeouts: [], steered: [], recovered: false },
+    };
+    this.lastPeriod = period;
+    this.options.onPeriod?.(period);
+    return period;
   }
 
   /** A check that cannot read the cloud or Scalelite is logged and retried at its next turn; the period stands. */
@@ -158,13 +222,15 @@ export class FleetController {
 
   /** The fleet at a glance: each server's size, power and phase, and what the last period decided and did. */
   status(): FleetStatus {
-    if (!this.options.actuator.started) return { fleet: this.options.fleet, starting: true, servers: [], lastPeriod: null, sanity: null };
+    if (!this.options.actuator.started)
+      return { fleet: this.options.fleet, paused: this.paused, starting: true, servers: [], lastPeriod: null, sanity: null };
     const state = this.options.actuator.currentState();
     const period = this.lastPeriod;
     const seen = new Map(period?.snapshot?.servers.map((server) => [server.id, server]));
     const takenAt = period?.snapshot?.takenAt ?? 0;
     return {
       fleet: this.options.fleet,
+      paused: this.paused,
       starting: false,
       servers: state.desired.servers.map((server) => ({
         name: server.name,
@@ -172,6 +238,7 @@ export class FleetController {
         ramGb: server.size.ramGb,
         power: server.power,
         phase: state.servers[server.name]?.phase ?? "unknown",
+        lastCheckIn: isoOrNull(this.options.lastCheckInAt?.(server.name)),
         ...readingsOf(seen.get(server.name), takenAt),
       })),
       lastPeriod:
@@ -233,6 +300,8 @@ export interface FleetWiring {
   fleet: string;
   actuator: FleetActuator;
   audit: DecisionAudit;
+  /** The policy's own history, fenced by the actuator's lease (scaler/fleet/history.ts). */
+  history?: PolicyHistoryStream;
   /** Where the load is kept for next week's forecast. */
   loadProfile?: LoadProfile;
   /** Read every period, so a reconfigured or paused fleet takes effect at the next one. */
@@ -246,6 +315,8 @@ export interface FleetWiring {
   /** A reading older than this is stale: shown, never a reason to scale in. */
   freshForMs: number;
   intervalMs: number;
+  /** The global kill switch and the fleet's own pause, read at each period. */
+  pause?: () => Promise<FleetPause | null>;
   /** Sidecar check-ins per server; none when the fleet's servers run no sidecar. */
   checkIns?: () => Promise<ReadonlyMap<string, Observed<CheckIn>>>;
   now: () => number;
@@ -284,6 +355,7 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     gather: async () => (snapshot = await gatherer.snapshot()),
     policy: async () => withHeldServers(await wiring.policy(), wiring.actuator.heldServers().length),
     audit: wiring.audit,
+    ...(wiring.history === undefined ? {} : { history: wiring.history }),
     ...(wiring.loadProfile === undefined ? {} : { loadProfile: wiring.loadProfile }),
     intervalMs: wiring.intervalMs,
     now: wiring.now,
@@ -291,6 +363,10 @@ export function createFleetController(wiring: FleetWiring): FleetController {
   });
   return new FleetController({
     fleet: wiring.fleet,
+    lastCheckInAt: (server) => gatherer.lastCheckInAt(server),
+    ...(wiring.pause === undefined ? {} : { pause: wiring.pause }),
+    audit: wiring.audit,
+    now: wiring.now,
     loop,
     actuator: wiring.actuator,
     intervalMs: wiring.intervalMs,
@@ -298,6 +374,10 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     ...(wiring.onPeriod === undefined ? {} : { onPeriod: wiring.onPeriod }),
     lastSnapshot: () => snapshot,
   });
+}
+
+function isoOrNull(at: number | undefined): string | null {
+  return at === undefined ? null : new Date(at).toISOString();
 }
 
 /** Where Prometheus scrapes a worker's node-exporter: by default its public address, port 9100. */
@@ -311,7 +391,7 @@ export function fleetView(
   controller: FleetController,
   actuator: FleetActuator,
   scrapeAddress: ScrapeAddress = (server) => ({ address: `${server.publicIp}:9100` }),
-): FleetView {
+): FleetView<FleetStatus> {
   return {
     name: controller.fleet,
     status: () => controller.status(),

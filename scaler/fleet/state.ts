@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { z } from "zod";
 import { fleetSpecSchema } from "../../infra/fleet.js";
 import { LuaScript } from "../store/scripts.js";
+import { fleetKeys } from "./keys.js";
 
 /**
  * Where a worker is in its life, as the actuator drives it:
@@ -60,21 +61,14 @@ export class FleetStateStore {
     private readonly keyPrefix: string,
   ) {}
 
-  private key(fleet: string): string {
-    return `${this.keyPrefix}fleet:${fleet}:state`;
-  }
-
   async load(fleet: string): Promise<FleetState | undefined> {
-    const text = await this.redis.get(this.key(fleet));
+    const text = await this.redis.get(fleetKeys(this.keyPrefix, fleet).state);
     return text === null ? undefined : fleetStateSchema.parse(JSON.parse(text));
   }
 
   async save(fleet: string, token: number, state: FleetState): Promise<void> {
-    const written = await fencedSetScript.run(
-      this.redis,
-      [this.key(fleet), `${this.keyPrefix}fleet:${fleet}:lock`],
-      [String(token), JSON.stringify(state)],
-    );
+    const keys = fleetKeys(this.keyPrefix, fleet);
+    const written = await fencedSetScript.run(this.redis, [keys.state, keys.lock], [String(token), JSON.stringify(state)]);
     if (written !== 1) throw new StaleFenceError(fleet, token);
   }
 }

@@ -1,12 +1,13 @@
-import type { WorkerPolicy } from "../infra/config.js";
-import type { Logger } from "./log.js";
-import { decide } from "./policy/decide.js";
-import { localClock } from "./policy/timeWindows.js";
-import { policyOutcomeSchema, type ForecastPoint, type GroupSnapshot, type PolicyHistory, type PolicyOutcome } from "./policy/types.js";
+import type { WorkerPolicy } from "../../infra/config.js";
+import type { Logger } from "../log.js";
+import { MemoryPolicyHistory, historyEntryOf, policyHistoryOf, type PolicyHistoryStream } from "../fleet/history.js";
+import { decide } from "../policy/decide.js";
+import { localClock } from "../policy/timeWindows.js";
+import type { ForecastPoint, GroupSnapshot, PolicyOutcome } from "../policy/types.js";
 
 /**
- * Where decisions are recorded and the history is read back: the audit trail of `scaler/store` (ScalerStore
- * satisfies it). The actuator reads the same entries to act.
+ * Where decisions are recorded for people: the audit trail of `scaler/store` (ScalerStore satisfies it). The
+ * policy's history is not read back from it (see `history`).
  */
 export interface DecisionAudit {
   appendAudit(
@@ -52,31 +53,8 @@ async function forecastFrom(profile: LoadProfile, group: string, timeZone: strin
 
 export const OUTCOME_KIND = "policy-outcome";
 const ACTOR = "decision-loop";
-
-/** The history the policy needs (load samples, past actions) from the recorded outcomes, oldest first. */
-export async function historyFromAudit(audit: DecisionAudit, group: string, periods: number): Promise<PolicyHistory> {
-  const entries = await audit.readAudit(group, { limit: periods * 4 });
-  const outcomes: PolicyOutcome[] = [];
-  for (const entry of entries) {
-    if (entry.kind !== OUTCOME_KIND) continue;
-    const parsed = policyOutcomeSchema.safeParse(entry.details);
-    if (parsed.success) outcomes.push(parsed.data);
-    if (outcomes.length >= periods) break;
-  }
-  outcomes.reverse();
-  return {
-    samples: outcomes.map((outcome) => outcome.sample),
-    actions: outcomes.flatMap((outcome) =>
-      outcome.decisions
-        .filter((decision) => !decision.dryRun)
-        .map((decision) => ({
-          at: outcome.at,
-          kind: decision.kind,
-          ...(decision.server === undefined ? {} : { server: decision.server }),
-        })),
-    ),
-  };
-}
+/** How long the in-memory history keeps a period: longer than any cooldown, launch-rate window or sustain span. */
+export const HISTORY_RETENTION_MS = 24 * 3_600_000;
 
 export interface DecisionLoopOptions {
   group: string;
@@ -84,6 +62,11 @@ export interface DecisionLoopOptions {
   /** Read every period, so a reconfigured or paused group takes effect at the next one. */
   policy: () => Promise<WorkerPolicy>;
   audit: DecisionAudit;
+  /**
+   * The policy's own history, kept apart from the audit trail (scaler/fleet/history.ts); in memory when not given,
+   * so a loop without Redis remembers only its own periods.
+   */
+  history?: PolicyHistoryStream;
   /** Where each period's load is recorded and read back a week later as the forecast; without it, no forecast. */
   loadProfile?: LoadProfile;
   intervalMs: number;
@@ -98,7 +81,11 @@ export class DecisionLoop {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
 
-  constructor(private readonly options: DecisionLoopOptions) {}
+  private readonly history: PolicyHistoryStream;
+
+  constructor(private readonly options: DecisionLoopOptions) {
+    this.history = options.history ?? new MemoryPolicyHistory(HISTORY_RETENTION_MS);
+  }
 
   /** One period. Throws when gathering or recording fails; `start()` logs that and carries on. */
   async tick(): Promise<PolicyOutcome> {
@@ -109,12 +96,13 @@ export class DecisionLoop {
       Math.max(policy.cooldownSeconds.afterScaleOut, policy.cooldownSeconds.perServer, policy.launchRate.perSeconds, policy.graceSeconds) *
       1000;
     const periods = options.historyPeriods ?? Math.max(policy.sustainPeriods + 1, Math.ceil(windowMs / options.intervalMs) + 1);
-    const history = await historyFromAudit(options.audit, options.group, periods);
+    const history = policyHistoryOf(await this.history.newest(options.group, periods));
     const now = options.now();
     if (options.loadProfile !== undefined) {
       history.forecast = await forecastFrom(options.loadProfile, options.group, policy.timeZone, now, policy.leadTimeSeconds * 1000);
     }
     const outcome = decide(snapshot, policy, history, now);
+    await this.history.append(options.group, historyEntryOf(outcome));
     await options.audit.appendAudit(options.group, {
       kind: OUTCOME_KIND,
       actor: ACTOR,

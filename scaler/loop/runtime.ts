@@ -1,19 +1,22 @@
 import type { Redis } from "ioredis";
 import { hostname } from "node:os";
-import { CLOUD_CAPABILITIES, CLOUD_VARIABLES, listMachines } from "../infra/clouds/index.js";
-import { workerBbbSecret } from "../infra/workerCredentials.js";
-import { FleetActuator } from "./actuator/actuator.js";
-import { FleetStack } from "./actuator/fleetStack.js";
-import { FleetLock } from "./actuator/lock.js";
-import type { FleetView } from "./app.js";
-import { createFleetController, fleetView, type FleetController, type FleetPeriod } from "./fleetController.js";
-import type { Logger } from "./log.js";
-import { exportFleetPeriod, type ScalerMetrics } from "./metrics.js";
-import type { FleetSettings } from "./settings.js";
-import { BbbClient } from "./signals/bbb.js";
-import { PrometheusClient } from "./signals/prometheus.js";
-import { ScaleliteClient } from "./signals/scalelite.js";
-import type { ScalerStore } from "./store/store.js";
+import { CLOUD_CAPABILITIES, CLOUD_VARIABLES, listMachines } from "../../infra/clouds/index.js";
+import { FleetActuator } from "../actuator/actuator.js";
+import { FleetStack } from "../actuator/fleetStack.js";
+import { FleetLock } from "../actuator/lock.js";
+import { RedisPolicyHistory } from "../fleet/history.js";
+import type { FleetView } from "../fleet/view.js";
+import type { Logger } from "../log.js";
+import { exportFleetPeriod, type ScalerMetrics } from "../metrics.js";
+import type { FleetSettings } from "../settings.js";
+import { BbbClient } from "../signals/bbb.js";
+import { storeCheckIns } from "../signals/checkins.js";
+import { PrometheusClient } from "../signals/prometheus.js";
+import { ScaleliteClient } from "../signals/scalelite.js";
+import type { ScalerStore } from "../store/store.js";
+import { createFleetController, fleetView, type FleetController, type FleetPeriod, type FleetStatus } from "./controller.js";
+import { HISTORY_RETENTION_MS } from "./decisions.js";
+import { workerBbbSecret } from "../../infra/workerCredentials.js";
 
 /** The environment variables a fleet needs, which never sit in a settings file. */
 const SECRET_VARIABLES = [
@@ -43,7 +46,7 @@ function fill(template: string, values: Record<string, string>): string {
 
 export interface FleetRuntime {
   controller: FleetController;
-  view: FleetView;
+  view: FleetView<FleetStatus>;
   actuator: FleetActuator;
 }
 
@@ -128,11 +131,22 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     fleet,
     actuator,
     audit: deps.store,
+    history: new RedisPolicyHistory(deps.redis, deps.keyPrefix, {
+      retentionMs: HISTORY_RETENTION_MS,
+      fenceToken: () => actuator.leaseToken,
+    }),
     loadProfile: deps.store,
     policy: async () => (await deps.store.requireGroup(fleet)).policy,
     prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl, rateWindow: settings.prometheusRateWindow }),
     scalelite,
     bbbSecretOf,
+    pause: async () => {
+      const [global, group] = await Promise.all([deps.store.getGlobalPause(), deps.store.requireGroup(fleet)]);
+      if (global.paused) return { scope: "global", by: global.by ?? null };
+      return group.paused || group.policy.paused ? { scope: "fleet", by: null } : null;
+    },
+    // The fleet's sidecars' check-ins, through the store's public read.
+    checkIns: storeCheckIns(deps.store, fleet),
     canPowerOff: CLOUD_CAPABILITIES[template.placement.cloud].powerStates,
     freshForMs: settings.freshForSeconds * 1000,
     intervalMs: settings.intervalSeconds * 1000,

@@ -26,3 +26,11 @@ export class ServerActionConflictError extends Error {
     this.name = "ServerActionConflictError";
   }
 }
+
+/** The fleet is still waiting for its lease or recovering an interrupted update. */
+export class FleetStartingError extends Error {
+  constructor(readonly fleet: string) {
+    super(`fleet ${fleet} is starting (waiting for its lease or recovering an interrupted update); retry shortly`);
+    this.name = "FleetStartingError";
+  }
+}

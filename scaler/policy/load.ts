@@ -1,0 +1,125 @@
+import { isFresh } from "./readings.js";
+import type { DecisionKind, ForecastPoint, GroupSnapshot, LoadSample, PolicyHistory, ServerSnapshot } from "./types.js";
+
+export const LAUNCH_KINDS: readonly DecisionKind[] = ["start", "create"];
+export const SCALE_OUT_KINDS: readonly DecisionKind[] = ["start", "create", "enable"];
+export const SCALE_IN_KINDS: readonly DecisionKind[] = ["drain", "stop", "destroy"];
+
+export interface Demand {
+  cores: number;
+  ramGb: number;
+}
+
+/** A server that takes meetings: running and not cordoned or disabled in Scalelite, or booting (it is enabled once up). */
+export function takesMeetings(server: ServerSnapshot): boolean {
+  return server.power === "booting" || (server.power === "running" && (server.scalelite === null || server.scalelite.state === "enabled"));
+}
+
+export function isDraining(server: ServerSnapshot): boolean {
+  return server.power === "running" && server.scalelite !== null && server.scalelite.state !== "enabled";
+}
+
+/** Cores and GB in use by node-exporter's fresh reading; undefined when the metrics are not fresh. */
+export function measuredDemand(server: ServerSnapshot): Demand | undefined {
+  if (!isFresh(server, "cpu", "memory")) return undefined;
+  return { cores: (server.cpu.value ?? 0) * server.size.cores, ramGb: (server.memory.value ?? 0) * server.size.ramGb };
+}
+
+/** The group's load this period, over the servers that take meetings; a server whose metrics are not fresh counts as fully loaded, so missing data never looks idle. */
+export function sampleOf(snapshot: GroupSnapshot): LoadSample {
+  const active = snapshot.servers.filter((server) => takesMeetings(server) && server.power === "running");
+  if (active.length === 0) {
+    return { at: snapshot.takenAt, cpuCores: null, memoryGb: null, cpuUtilization: null, memoryUtilization: null, participants: null };
+  }
+  const participants = active.every((server) => isFresh(server, "participants"))
+    ? active.reduce((sum, server) => sum + (server.participants.value ?? 0), 0)
+    : null;
+  let cpuCores = 0;
+  let memoryGb = 0;
+  let cores = 0;
+  let ramGb = 0;
+  for (const server of active) {
+    const demand = measuredDemand(server) ?? server.size;
+    cpuCores += demand.cores;
+    memoryGb += demand.ramGb;
+    cores += server.size.cores;
+    ramGb += server.size.ramGb;
+  }
+  return { at: snapshot.takenAt, cpuCores, memoryGb, cpuUtilization: cpuCores / cores, memoryUtilization: memoryGb / ramGb, participants };
+}
+
+/**
+ * Cores and GB one participant costs on average, read this period from the running servers with fresh metrics and
+ * meeting counts (their idle load included, so it errs high); null when none of them has a participant.
+ */
+export function averageCostPerParticipant(servers: readonly ServerSnapshot[]): Demand | null {
+  let participants = 0;
+  let cores = 0;
+  let ramGb = 0;
+  for (const server of servers) {
+    const demand = measuredDemand(server);
+    if (server.power !== "running" || demand === undefined || !isFresh(server, "participants")) continue;
+    participants += server.participants.value ?? 0;
+    cores += demand.cores;
+    ramGb += demand.ramGb;
+  }
+  return participants > 0 ? { cores: cores / participants, ramGb: ramGb / participants } : null;
+}
+
+/**
+ * How much CPU and memory demand will rise within `leadMs`, from the trend over the last `periods` samples.
+ * Participants lead CPU and memory (users join before their streams load the server), so when they are known the
+ * rise is their trend times the marginal cost of one participant: the group's load change per joined participant,
+ * which ignores the idle load of servers that came online. That change also counts a server that joined the group
+ * without metrics yet as fully loaded, which would make a handful of joins look like whole servers, so the marginal
+ * cost is capped at the average cost measured this period (idle load included, a participant never costs more).
+ * Otherwise each resource's own trend. Never negative: the trend only ever adds capacity early, scale-in waits for
+ * measured load.
+ */
+export function expectedRise(samples: readonly LoadSample[], periods: number, leadMs: number, averageCost: Demand | null): Demand {
+  const recent = samples.slice(-Math.max(2, periods));
+  const first = recent[0];
+  const last = recent[recent.length - 1];
+  const none = { cores: 0, ramGb: 0 };
+  if (first === undefined || last === undefined || last.at <= first.at) return none;
+  if (first.cpuCores === null || last.cpuCores === null || first.memoryGb === null || last.memoryGb === null) return none;
+  const elapsed = last.at - first.at;
+  const risen = (from: number, to: number) => Math.max(0, ((to - from) / elapsed) * leadMs);
+  if (first.participants !== null && last.participants !== null) {
+    const joined = last.participants - first.participants;
+    if (joined <= 0) return none;
+    const comingParticipants = risen(first.participants, last.participants);
+    const marginal = (change: number, average: number | undefined) => Math.min(Math.max(0, change / joined), average ?? Infinity);
+    return {
+      cores: comingParticipants * marginal(last.cpuCores - first.cpuCores, averageCost?.cores),
+      ramGb: comingParticipants * marginal(last.memoryGb - first.memoryGb, averageCost?.ramGb),
+    };
+  }
+  return { cores: risen(first.cpuCores, last.cpuCores), ramGb: risen(first.memoryGb, last.memoryGb) };
+}
+
+/** The highest forecast load within the next `aheadMs`; null when nothing was recorded for that time. */
+export function forecastPeak(forecast: readonly ForecastPoint[], now: number, aheadMs: number): Demand | null {
+  const coming = forecast.filter((point) => point.at > now && point.at <= now + aheadMs);
+  if (coming.length === 0) return null;
+  return { cores: Math.max(...coming.map((point) => point.cpuCores)), ramGb: Math.max(...coming.map((point) => point.memoryGb)) };
+}
+
+export function lastActionAt(
+  history: PolicyHistory,
+  matches: (kind: DecisionKind, server: string | undefined) => boolean,
+): number | undefined {
+  let latest: number | undefined;
+  for (const action of history.actions) {
+    if (matches(action.kind, action.server) && (latest === undefined || action.at > latest)) latest = action.at;
+  }
+  return latest;
+}
+
+export function round(value: number): number {
+  return Math.round(value * 1000) / 1000;
+}
+
+export function bySizeDescending(a: ServerSnapshot, b: ServerSnapshot): number {
+  return b.size.cores - a.size.cores || b.size.ramGb - a.size.ramGb || a.id.localeCompare(b.id);
+}
