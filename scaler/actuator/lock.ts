@@ -2,8 +2,9 @@ import type { Redis } from "ioredis";
 import { fleetKeys } from "../fleet/keys.js";
 import { LuaScript } from "../store/scripts.js";
 
+// `#!lua`: under maxmemory Redis refuses the whole script up front (see scaler/store/scripts.ts), never half of it.
 // KEYS: lock, fence counter. ARGV: owner, ttl ms. A fresh token per acquisition, increasing forever.
-const acquireScript = new LuaScript(`
+const acquireScript = new LuaScript(`#!lua
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('GET', KEYS[1])} end
 local token = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], token .. ' ' .. ARGV[1], 'PX', ARGV[2])
@@ -11,7 +12,7 @@ return {1, tostring(token)}
 `);
 
 // KEYS: lock. ARGV: held value, ttl ms (0 = release).
-const renewOrReleaseScript = new LuaScript(`
+const renewOrReleaseScript = new LuaScript(`#!lua
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == '0' then redis.call('DEL', KEYS[1]) else redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1

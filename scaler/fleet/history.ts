@@ -49,8 +49,9 @@ export class HistoryFenceError extends Error {
   }
 }
 
-// KEYS: history, lock. ARGV: token ('' = unfenced), score, member, oldest score kept.
-const appendScript = new LuaScript(`
+// KEYS: history, lock. ARGV: token ('' = unfenced), score, member, oldest score kept. `#!lua`: refused whole under
+// maxmemory (see scaler/store/scripts.ts).
+const appendScript = new LuaScript(`#!lua
 if ARGV[1] ~= '' then
   local held = redis.call('GET', KEYS[2])
   if not held or string.match(held, '^%d+') ~= ARGV[1] then return 0 end

@@ -46,8 +46,9 @@ export class StaleFenceError extends Error {
   }
 }
 
-// KEYS: state, lock. ARGV: token, JSON. Written only while the lock's token is the writer's.
-const fencedSetScript = new LuaScript(`
+// KEYS: state, lock. ARGV: token, JSON. Written only while the lock's token is the writer's; `#!lua`: refused whole
+// under maxmemory (see scaler/store/scripts.ts).
+const fencedSetScript = new LuaScript(`#!lua
 local held = redis.call('GET', KEYS[2])
 if not held or string.match(held, '^%d+') ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
