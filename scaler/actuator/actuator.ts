@@ -4,7 +4,6 @@ import type { ListedMachine, Placement } from "../../infra/clouds/types.js";
 import type { ServerSize } from "../../infra/config.js";
 import type { FleetServer, FleetSpec, FleetTemplate } from "../../infra/fleet.js";
 import type { Logger } from "../log.js";
-import { sizeLoadMultiplier } from "../policy/placement.js";
 import { MalformedDecisionError, commandOf, type PolicyCommand } from "../policy/commands.js";
 import type { Decision, PlacementChange } from "../policy/types.js";
 import type { BbbClient } from "../signals/bbb.js";
@@ -13,8 +12,14 @@ import { heldServersOf, membersOf, type FleetMember } from "../fleet/members.js"
 import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
 import { LeaseKeeper } from "./lease.js";
 import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
-import { FleetServerNotFoundError, ServerActionConflictError, type OperatorAction } from "../fleet/operator.js";
-import { FleetStateStore, type FleetState, type ServerRecord } from "../fleet/state.js";
+import type { OperatorAction } from "../fleet/operator.js";
+import { FleetStateStore, setPhase, type FleetState } from "../fleet/state.js";
+import { adopt, newFleet } from "./adopt.js";
+import { operate } from "./operatorActions.js";
+import { register, scaleliteServers, setLoadMultipliers } from "./registration.js";
+import { sanity, type SanityReport } from "./sanity.js";
+
+export type { SanityReport } from "./sanity.js";
 
 export interface ActuatorSettings {
   fleet: string;
@@ -53,18 +58,6 @@ export interface ActuatorDeps {
   owner: string;
   /** The machines of the fleet's placement with their labels, read from the cloud itself (for the sanity check). */
   inventory?: (placement: Placement) => Promise<ListedMachine[]>;
-}
-
-/** What the sanity check found; it reports and never deletes. */
-export interface SanityReport {
-  /** Machines carrying this fleet's ownership labels that the fleet stack does not hold. */
-  untracked: { id: string; name: string }[];
-  /** Servers the fleet stack holds that the cloud no longer lists (a refresh will show them gone). */
-  missing: string[];
-  /** Scalelite registrations that point at no server of the fleet. */
-  danglingRegistrations: { id: string; url: string }[];
-  /** Machines without confscale's ownership labels: never touched, only counted. */
-  foreign: number;
 }
 
 /** What one cycle did, for the audit trail, the status page and tests. */
@@ -137,7 +130,8 @@ export class FleetActuator {
       recovered = true;
     }
     this.applied = await this.deps.fleetStack.appliedSpec();
-    if (state === undefined) state = this.applied === undefined ? this.newFleet() : this.adopt(this.applied);
+    if (state === undefined)
+      state = this.applied === undefined ? newFleet(this.settings, this.deps.now()) : adopt(this.settings, this.applied, this.deps.now());
     this.state = state;
     this.addresses = await this.deps.fleetStack.serverAddresses();
     await this.save();
@@ -205,30 +199,7 @@ export class FleetActuator {
    */
   async operate(name: string, action: OperatorAction, actor: string): Promise<{ server: string; phase: string }> {
     await this.holdLease();
-    const state = this.requireState();
-    const server = state.desired.servers.find((candidate) => candidate.name === name);
-    const record = state.servers[name];
-    if (server === undefined || record === undefined) throw new FleetServerNotFoundError(this.settings.fleet, name);
-    if (server.power === "stopped")
-      throw new ServerActionConflictError(name, action, "it is stopped; the policy starts it when the load needs it");
-    if (record.scaleliteId === null)
-      throw new ServerActionConflictError(name, action, "it is still booting and not registered in Scalelite yet");
-    if (action === "enable" && (record.phase === "booting" || record.phase === "resizing")) {
-      throw new ServerActionConflictError(name, action, `it is ${record.phase}: the actuator enables it once its BBB API answers`);
-    }
-    const previous = record.phase;
-    if (action === "panic") await this.deps.scalelite.panicServer(record.scaleliteId);
-    else await this.deps.scalelite.setState(record.scaleliteId, action);
-    setPhase(record, action === "enable" ? "active" : "held", this.deps.now());
-    await this.save();
-    const message = {
-      cordon: "cordoned by an operator: no new meetings, running ones go on; held until an operator enables it",
-      panic: "panicked by an operator: its meetings were ended and it takes no new ones; held until an operator enables it",
-      enable: "enabled by an operator: takes meetings again and is back in the policy's hands",
-    }[action];
-    await this.deps.audit({ kind: `operator.${action}`, message, actor, details: { previousPhase: previous } }, name);
-    this.deps.log.info({ event: `fleet.operator_${action}`, fleet: this.settings.fleet, server: name, actor }, message);
-    return { server: name, phase: record.phase };
+    return operate(this.settings.fleet, this.deps, this.requireState(), { name, action, actor }, () => this.save());
   }
 
   /** What an `up` of the present desired spec would change, without changing anything. */
@@ -257,7 +228,7 @@ export class FleetActuator {
       steered: [],
       recovered: false,
     };
-    const scalelite = await this.scaleliteServers();
+    const scalelite = await scaleliteServers(this.deps);
     const toDeregister: string[] = [];
 
     for (const decision of decisions) {
@@ -283,8 +254,8 @@ export class FleetActuator {
     const resized = new Set(
       report.applied.flatMap((decision) => (decision.kind === "resize" && decision.server !== undefined ? [decision.server] : [])),
     );
-    await this.setLoadMultipliers(state, scalelite, report, resized, placement);
-    await this.register(state, scalelite, report);
+    await setLoadMultipliers(this.settings, this.deps, this.addresses, state, scalelite, report, resized, placement);
+    await register(this.settings, this.deps, this.addresses, state, scalelite, report);
     await this.save();
     return report;
   }
@@ -456,159 +427,12 @@ export class FleetActuator {
     }
   }
 
-  /** Servers taking meetings: a live resize's new share in Scalelite, or the multiplier the policy steers them to. */
-  private async setLoadMultipliers(
-    state: FleetState,
-    scalelite: Map<string, ScaleliteServer>,
-    report: CycleReport,
-    resized: ReadonlySet<string>,
-    placement: readonly PlacementChange[],
-  ): Promise<void> {
-    const steering = new Map(placement.filter((change) => !change.dryRun).map((change) => [change.server, change.loadMultiplier]));
-    for (const server of state.desired.servers) {
-      const record = state.servers[server.name];
-      if (
-        record === undefined ||
-        this.addresses[server.name] === undefined ||
-        server.power !== "running" ||
-        record.phase === "booting" ||
-        record.phase === "resizing"
-      )
-        continue;
-      // A server grown live keeps taking meetings: Scalelite learns its new share now; otherwise the policy steers.
-      const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
-      const target = resized.has(server.name) ? sizeLoadMultiplier(this.settings.defaultSize, server.size) : steering.get(server.name);
-      if (registration === undefined || target === undefined || Math.abs(registration.loadMultiplier - target) <= 0.001) continue;
-      await this.deps.scalelite.updateServer(registration.id, { loadMultiplier: target });
-      report.steered.push({ server: server.name, loadMultiplier: target });
-      this.deps.log.info(
-        { event: "fleet.load_multiplier", fleet: this.settings.fleet, server: server.name, from: registration.loadMultiplier, to: target },
-        `Scalelite load multiplier of ${server.name} set to ${target}`,
-      );
-    }
-  }
-
-  /** Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers. */
-  private async register(state: FleetState, scalelite: Map<string, ScaleliteServer>, report: CycleReport): Promise<void> {
-    const now = this.deps.now();
-    const byUrl = new Map([...scalelite.values()].map((server) => [normalizeUrl(server.url), server]));
-    for (const server of state.desired.servers) {
-      const record = state.servers[server.name];
-      const address = this.addresses[server.name];
-      if (
-        record === undefined ||
-        address === undefined ||
-        server.power !== "running" ||
-        (record.phase !== "booting" && record.phase !== "resizing")
-      )
-        continue;
-      const loadMultiplier = sizeLoadMultiplier(this.settings.defaultSize, server.size);
-      const url = this.settings.bbbUrl({ name: server.name, ...address });
-      const registered = byUrl.get(normalizeUrl(url)) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
-      record.scaleliteId =
-        registered?.id ?? (await this.deps.scalelite.addServer({ url, secret: this.settings.bbbSecretOf(server.name), loadMultiplier })).id;
-      try {
-        await this.deps.bbb(url, server.name).getMeetings();
-      } catch {
-        continue; // not up yet: the build timeout decides when to give up on it
-      }
-      // Enabled with the share of its present size, whether it was registered now or before a resize.
-      await this.deps.scalelite.updateServer(record.scaleliteId, { state: "enable", loadMultiplier });
-      if (record.phase === "booting") record.bootedAt = now;
-      setPhase(record, "active", now);
-      report.registered.push(server.name);
-      await this.deps.audit(
-        { kind: "registered", message: `BBB API answers: enabled in Scalelite as ${record.scaleliteId}`, details: { url } },
-        server.name,
-      );
-    }
-  }
-
   /**
    * Compares the fleet stack with the cloud and with Scalelite and records what disagrees. It never deletes: a
    * machine without this fleet's ownership labels is not ours, and one with them is for an operator to look at.
    */
   async sanity(): Promise<SanityReport> {
-    const state = this.requireState();
-    const { env, fleet, placement } = state.desired;
-    const tracked = new Set(Object.values(this.addresses).map((address) => address.id));
-    const report: SanityReport = { untracked: [], missing: [], danglingRegistrations: [], foreign: 0 };
-    if (this.deps.inventory !== undefined) {
-      const machines = await this.deps.inventory(placement);
-      const listed = new Set(machines.map((machine) => machine.id));
-      for (const machine of machines) {
-        const ownership = Object.keys(machine.labels).filter((key) => key.startsWith("confscale:"));
-        if (ownership.length === 0) report.foreign += 1;
-        else if (machine.labels["confscale:env"] === env && machine.labels["confscale:fleet"] === fleet && !tracked.has(machine.id)) {
-          report.untracked.push({ id: machine.id, name: machine.name });
-        }
-      }
-      report.missing = Object.entries(this.addresses)
-        .filter(([, address]) => !listed.has(address.id))
-        .map(([name]) => name);
-    }
-    const fleetUrls = new Set(
-      Object.entries(this.addresses).map(([name, address]) => normalizeUrl(this.settings.bbbUrl({ name, ...address }))),
-    );
-    for (const registration of (await this.scaleliteServers()).values()) {
-      if (!fleetUrls.has(normalizeUrl(registration.url))) report.danglingRegistrations.push({ id: registration.id, url: registration.url });
-    }
-    const problems = report.untracked.length + report.missing.length + report.danglingRegistrations.length;
-    await this.deps.audit({
-      kind: "sanity",
-      message:
-        problems === 0
-          ? "fleet stack, cloud and Scalelite agree"
-          : `${problems} disagreements between the fleet stack, the cloud and Scalelite (nothing deleted)`,
-      details: { ...report },
-    });
-    if (problems > 0)
-      this.deps.log.warn({ event: "fleet.sanity", fleet: this.settings.fleet, ...report }, "fleet stack, cloud and Scalelite disagree");
-    return report;
-  }
-
-  private async scaleliteServers(): Promise<Map<string, ScaleliteServer>> {
-    return new Map((await this.deps.scalelite.getServers()).map((server) => [server.id, server]));
-  }
-
-  private newFleet(): FleetState {
-    const servers: FleetServer[] = [];
-    const records: Record<string, ServerRecord> = {};
-    const now = this.deps.now();
-    for (let index = 1; index <= this.settings.baseline; index += 1) {
-      const name = `${this.settings.namePrefix}-${index}`;
-      servers.push({ name, size: this.settings.defaultSize, power: "running", image: this.settings.image });
-      records[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
-    }
-    return {
-      desired: { ...this.settings.template, servers },
-      servers: records,
-      nextIndex: this.settings.baseline + 1,
-      updateInFlight: null,
-    };
-  }
-
-  /** The fleet as the stack last applied it, when Redis lost the actuator's state. */
-  private adopt(applied: FleetSpec): FleetState {
-    const now = this.deps.now();
-    const records: Record<string, ServerRecord> = {};
-    let highest = 0;
-    for (const server of applied.servers) {
-      records[server.name] = {
-        phase: server.power === "running" ? "booting" : "stopped",
-        since: now,
-        scaleliteId: null,
-        bootedAt: null,
-        resizedAt: null,
-      };
-      highest = Math.max(highest, Number(/-(\d+)$/.exec(server.name)?.[1] ?? 0));
-    }
-    return {
-      desired: { ...applied, ...this.settings.template, servers: applied.servers },
-      servers: records,
-      nextIndex: highest + 1,
-      updateInFlight: null,
-    };
+    return sanity(this.settings, this.deps, this.addresses, this.requireState());
   }
 
   private async save(): Promise<void> {
@@ -637,13 +461,4 @@ function commandOrRefusal(decision: Decision): PolicyCommand | string {
     if (error instanceof MalformedDecisionError) return error.message;
     throw error;
   }
-}
-
-function normalizeUrl(url: string): string {
-  return url.replace(/\/+$/, "");
-}
-
-function setPhase(record: ServerRecord, phase: ServerRecord["phase"], now: number): void {
-  record.phase = phase;
-  record.since = now;
 }

@@ -73,3 +73,9 @@ export class FleetStateStore {
     if (written !== 1) throw new StaleFenceError(fleet, token);
   }
 }
+
+/** A server enters a phase now; `since` is what the drain and build timeouts count from. */
+export function setPhase(record: ServerRecord, phase: ServerRecord["phase"], now: number): void {
+  record.phase = phase;
+  record.since = now;
+}

@@ -1,0 +1,118 @@
+import type { ServerSize } from "../../infra/config.js";
+import type { Logger } from "../log.js";
+import { sizeLoadMultiplier } from "../policy/placement.js";
+import type { PlacementChange } from "../policy/types.js";
+import type { BbbClient } from "../signals/bbb.js";
+import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
+import { setPhase, type FleetState } from "../fleet/state.js";
+
+/**
+ * Scalelite registration and steering: a server that boots is registered, then enabled once its BBB API answers;
+ * servers taking meetings get the load multiplier of their size or the one the policy steers them to.
+ */
+
+/** Where each server of the fleet stack is (its `serverAddresses()`), by server name. */
+export type ServerAddresses = Readonly<Record<string, { id: string; publicIp: string }>>;
+
+/** What registration and steering read of the actuator's settings (`ActuatorSettings` in actuator.ts). */
+export interface RegistrationSettings {
+  fleet: string;
+  defaultSize: ServerSize;
+  bbbUrl: (server: { name: string; id: string; publicIp: string }) => string;
+  bbbSecretOf: (serverName: string) => string;
+}
+
+/** What registration and steering use of the actuator's dependencies (`ActuatorDeps` in actuator.ts). */
+export interface RegistrationDeps {
+  scalelite: ScaleliteClient;
+  bbb: (baseUrl: string, serverName: string) => BbbClient;
+  audit: (entry: { kind: string; message: string; details?: Record<string, unknown> }, server?: string) => Promise<void>;
+  now: () => number;
+  log: Logger;
+}
+
+export async function scaleliteServers(deps: Pick<RegistrationDeps, "scalelite">): Promise<Map<string, ScaleliteServer>> {
+  return new Map((await deps.scalelite.getServers()).map((server) => [server.id, server]));
+}
+
+/** Servers taking meetings: a live resize's new share in Scalelite, or the multiplier the policy steers them to. */
+export async function setLoadMultipliers(
+  settings: RegistrationSettings,
+  deps: RegistrationDeps,
+  addresses: ServerAddresses,
+  state: FleetState,
+  scalelite: Map<string, ScaleliteServer>,
+  report: { steered: { server: string; loadMultiplier: number }[] },
+  resized: ReadonlySet<string>,
+  placement: readonly PlacementChange[],
+): Promise<void> {
+  const steering = new Map(placement.filter((change) => !change.dryRun).map((change) => [change.server, change.loadMultiplier]));
+  for (const server of state.desired.servers) {
+    const record = state.servers[server.name];
+    if (
+      record === undefined ||
+      addresses[server.name] === undefined ||
+      server.power !== "running" ||
+      record.phase === "booting" ||
+      record.phase === "resizing"
+    )
+      continue;
+    // A server grown live keeps taking meetings: Scalelite learns its new share now; otherwise the policy steers.
+    const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
+    const target = resized.has(server.name) ? sizeLoadMultiplier(settings.defaultSize, server.size) : steering.get(server.name);
+    if (registration === undefined || target === undefined || Math.abs(registration.loadMultiplier - target) <= 0.001) continue;
+    await deps.scalelite.updateServer(registration.id, { loadMultiplier: target });
+    report.steered.push({ server: server.name, loadMultiplier: target });
+    deps.log.info(
+      { event: "fleet.load_multiplier", fleet: settings.fleet, server: server.name, from: registration.loadMultiplier, to: target },
+      `Scalelite load multiplier of ${server.name} set to ${target}`,
+    );
+  }
+}
+
+/** Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers. */
+export async function register(
+  settings: RegistrationSettings,
+  deps: RegistrationDeps,
+  addresses: ServerAddresses,
+  state: FleetState,
+  scalelite: Map<string, ScaleliteServer>,
+  report: { registered: string[] },
+): Promise<void> {
+  const now = deps.now();
+  const byUrl = new Map([...scalelite.values()].map((server) => [normalizeUrl(server.url), server]));
+  for (const server of state.desired.servers) {
+    const record = state.servers[server.name];
+    const address = addresses[server.name];
+    if (
+      record === undefined ||
+      address === undefined ||
+      server.power !== "running" ||
+      (record.phase !== "booting" && record.phase !== "resizing")
+    )
+      continue;
+    const loadMultiplier = sizeLoadMultiplier(settings.defaultSize, server.size);
+    const url = settings.bbbUrl({ name: server.name, ...address });
+    const registered = byUrl.get(normalizeUrl(url)) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
+    record.scaleliteId =
+      registered?.id ?? (await deps.scalelite.addServer({ url, secret: settings.bbbSecretOf(server.name), loadMultiplier })).id;
+    try {
+      await deps.bbb(url, server.name).getMeetings();
+    } catch {
+      continue; // not up yet: the build timeout decides when to give up on it
+    }
+    // Enabled with the share of its present size, whether it was registered now or before a resize.
+    await deps.scalelite.updateServer(record.scaleliteId, { state: "enable", loadMultiplier });
+    if (record.phase === "booting") record.bootedAt = now;
+    setPhase(record, "active", now);
+    report.registered.push(server.name);
+    await deps.audit(
+      { kind: "registered", message: `BBB API answers: enabled in Scalelite as ${record.scaleliteId}`, details: { url } },
+      server.name,
+    );
+  }
+}
+
+export function normalizeUrl(url: string): string {
+  return url.replace(/\/+$/, "");
+}
