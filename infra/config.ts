@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { CLOUD_NAMES, PROVIDERS, type CloudName } from "./clouds/index.js";
+import { serverSizeSchema, type ServerSize } from "./clouds/types.js";
 
 /** The Pulumi config namespace of every key in `stacks/Pulumi.<env>.yaml` (the project name). */
 export const CONFIG_NAMESPACE = "confscale";
@@ -26,11 +27,7 @@ const ianaTimeZone = z.string().refine(isIanaTimeZone, "expected an IANA time zo
 /** A worker's or fleet's name: a machine name, host name prefix and Scalelite id at once. */
 export const workerNameSchema = z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, "expected a lowercase name: letters, digits, -");
 
-export const serverSizeSchema = z.strictObject({
-  cores: z.number().int().min(1).max(64),
-  ramGb: z.number().int().min(1).max(512),
-});
-export type ServerSize = z.infer<typeof serverSizeSchema>;
+export { serverSizeSchema, type ServerSize };
 
 const thresholdPair = z
   .strictObject({

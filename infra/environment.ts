@@ -2,26 +2,13 @@ import { fileURLToPath } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { StackConfigError, type EnvironmentConfig } from "./config.js";
 import { cloudCredentialsFrom, providerFor } from "./clouds/index.js";
-import type { FirewallRule, Placement } from "./clouds/types.js";
 import { declareControlNode } from "./controlNode.js";
 import { controlNodeFirewallRules, workerFirewallRules } from "./firewall.js";
-import { stackOutputs } from "./outputs.js";
+import { stackOutputs, type EnvironmentOutputs } from "./outputs.js";
 import { loadEnvironmentConfig } from "./stackConfig.js";
 import { scalerApiToken, type ControlNodeSecrets } from "./templates.js";
 
-export interface EnvironmentOutputs {
-  controlNodeAddress: pulumi.Output<string>;
-  scaleliteUrl: string;
-  grafanaUrl: string;
-  scalerUrl: string;
-  /** The admin token of the scaler's API and the confscale CLI (a secret output). */
-  scalerApiToken: pulumi.Output<string>;
-  fleetStack: string;
-  /** Where workers go and which rules they carry; the scaler hands it to the fleet program. */
-  workerPlacement: pulumi.Output<Placement>;
-  workerFirewallRules: pulumi.Output<FirewallRule[]>;
-  scalerCommit?: string;
-}
+export type { EnvironmentOutputs };
 
 /** Declares network, firewalls and the control node of one environment on its cloud. */
 export function declareEnvironment(env: string, config: EnvironmentConfig, options: { repositoryRoot?: string } = {}): EnvironmentOutputs {

@@ -1,5 +1,21 @@
 import type { EnvironmentConfig } from "./config.js";
-import type { EnvironmentOutputs } from "./environment.js";
+import type * as pulumi from "@pulumi/pulumi";
+import type { FirewallRule, Placement } from "./clouds/types.js";
+
+/** What the environment program declares, as its outputs list it. */
+export interface EnvironmentOutputs {
+  controlNodeAddress: pulumi.Output<string>;
+  scaleliteUrl: string;
+  grafanaUrl: string;
+  scalerUrl: string;
+  /** The admin token of the scaler's API and the confscale CLI (a secret output). */
+  scalerApiToken: pulumi.Output<string>;
+  fleetStack: string;
+  /** Where workers go and which rules they carry; the scaler hands it to the fleet program. */
+  workerPlacement: pulumi.Output<Placement>;
+  workerFirewallRules: pulumi.Output<FirewallRule[]>;
+  scalerCommit?: string;
+}
 
 /**
  * The environment stack's outputs, one list for both ways the program runs: `pulumi up` of the project (infra/index.ts)

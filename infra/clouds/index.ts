@@ -4,19 +4,16 @@ import { digitalOceanProvider } from "./digitalocean/index.js";
 import { emulatedProvider } from "./emulated/index.js";
 import { ionosProvider } from "./ionos/index.js";
 import { ociProvider } from "./oci/index.js";
-import type { CloudCapabilities, CloudProvider, ListedMachine, Placement } from "./types.js";
+import { CLOUD_NAMES, type CloudCapabilities, type CloudName, type CloudProvider, type ListedMachine, type Placement } from "./types.js";
 
 export const PROVIDERS = {
   ionos: ionosProvider,
   digitalocean: digitalOceanProvider,
   oci: ociProvider,
   emulated: emulatedProvider,
-} as const;
+} as const satisfies Record<CloudName, CloudProvider>;
 
-export type CloudName = keyof typeof PROVIDERS;
-
-/** The registered clouds' names, for `z.enum`. */
-export const CLOUD_NAMES = Object.keys(PROVIDERS) as [CloudName, ...CloudName[]];
+export { CLOUD_NAMES, type CloudName };
 
 export function isCloudName(name: string): name is CloudName {
   return Object.hasOwn(PROVIDERS, name);

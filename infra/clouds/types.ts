@@ -1,9 +1,20 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { z } from "zod";
-import type { ServerSize } from "../config.js";
-import type { CloudName } from "./index.js";
+import { z } from "zod";
 
-export type { CloudName };
+/**
+ * The registered clouds' names, for `z.enum`: each has its provider in the registry (`index.ts`), which the compiler
+ * holds to exactly these names. Kept here, below every provider, so that a provider's types need not import the registry.
+ */
+export const CLOUD_NAMES = ["ionos", "digitalocean", "oci", "emulated"] as const;
+export type CloudName = (typeof CLOUD_NAMES)[number];
+
+/** A machine's size, as the stack config, the policy and every cloud's mapping read it. */
+export const serverSizeSchema = z.strictObject({
+  cores: z.number().int().min(1).max(64),
+  ramGb: z.number().int().min(1).max(512),
+});
+export type ServerSize = z.infer<typeof serverSizeSchema>;
+
 export type PowerState = "running" | "stopped";
 export type MachineRole = "control" | "worker";
 

@@ -2,12 +2,9 @@ import { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import { jsonShapeProblem } from "./jsonShape.js";
+import { jsonShapeProblem, type FieldProblem } from "./jsonShape.js";
 
-export interface FieldProblem {
-  field: string;
-  message: string;
-}
+export type { FieldProblem };
 
 /** An HTTP answer other than success: `code` is stable for programs, `message` and `issues` are for people. */
 export class HttpError extends Error {

@@ -1,4 +1,8 @@
-import type { FieldProblem } from "./http.js";
+/** What is wrong with one field of a request: the API answers a bad body with these (scaler/api/http.ts). */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
 
 /**
  * Bounds on a request body's JSON beyond its size in bytes: what the store keeps is serialized again

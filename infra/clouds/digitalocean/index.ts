@@ -1,7 +1,6 @@
 import * as digitalocean from "@pulumi/digitalocean";
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import type { ServerSize } from "../../config.js";
 import {
   CloudMappingError,
   ownershipTagList,
@@ -14,6 +13,7 @@ import {
   type MachineSpec,
   type NetworkArgs,
   type Placement,
+  type ServerSize,
 } from "../types.js";
 
 /** The stack's `confscale:digitalocean` block. */
