@@ -104,6 +104,15 @@ async function settle(): Promise<void> {
   for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
 }
 
+/**
+ * Every resource registration begun so far, including those waiting on another resource's outputs (a worker's DNS
+ * records wait for its address), has reached the mocks: Pulumi's own queue of registrations, drained.
+ */
+async function registrationsSettled(): Promise<void> {
+  // Exported by @pulumi/pulumi/runtime/settings.js (what `disconnect()` awaits) but left out of its typings.
+  await (pulumi.runtime as unknown as { waitForRPCs: () => Promise<void> }).waitForRPCs();
+}
+
 async function declare(env: string, config: EnvironmentConfig) {
   const outputs = declareEnvironment(env, config, { repositoryRoot: process.cwd() });
   await value(outputs.controlNodeAddress);
@@ -209,8 +218,7 @@ describe("every worker gets its own DNS name", () => {
       digitalocean: { vpcId: "vpc-1", workerTag: "confscale-dodns-worker", sshKeyIds: ["1"] },
     });
     defineFleet(spec, FLEET_SECRETS, {});
-    await settle();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await registrationsSettled();
     const records = declared
       .filter((resource) => resource.type === "digitalocean:index/dnsRecord:DnsRecord" && resource.name.startsWith("dodns-"))
       .map((resource) => resource.inputs);
@@ -234,8 +242,7 @@ describe("every worker gets its own DNS name", () => {
     };
     defineFleet(fleetSpec("ocidns", { ...placement, dnsZone: "example.org" }), FLEET_SECRETS, {});
     defineFleet(fleetSpec("ocinodns", placement), FLEET_SECRETS, {});
-    await settle();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await registrationsSettled();
     const rrsets = declared.filter((resource) => resource.type === "oci:Dns/rrset:Rrset");
     expect(rrsets.filter((resource) => resource.name.startsWith("ocinodns-"))).toEqual([]);
     expect(rrsets.filter((resource) => resource.name.startsWith("ocidns-")).map((resource) => resource.inputs)).toEqual([
