@@ -105,7 +105,7 @@ const ALLOWED: Record<string, readonly string[]> = {
     "scaler/metrics.ts",
     "scaler/settings.ts",
     "infra/config.ts",
-    // The sidecar protocol signs with a worker's own key and serves the sidecar's bundle.
+    // Worker tokens are checked with the keys the workers' credentials derive; the scaler serves the sidecar's bundle.
     "infra/workerCredentials.ts",
     "sidecar/bundle.ts",
   ],
