@@ -1,11 +1,10 @@
-import type { WorkerPolicy } from "../../infra/config.js";
 import type { CycleReport, FleetActuator, SanityReport } from "../actuator/actuator.js";
 import { FleetStartingError, type OperatorAction } from "../fleet/operator.js";
 import type { FleetView } from "../fleet/view.js";
 import type { PolicyHistoryStream } from "../fleet/history.js";
 import type { Logger } from "../log.js";
 import { DecisionLoop, type DecisionAudit, type LoadProfile } from "./decisions.js";
-import type { GroupSnapshot, PolicyOutcome, ServerSnapshot } from "../policy/types.js";
+import type { GroupSnapshot, PolicyOutcome, ScalingPolicy, ServerSnapshot } from "../policy/types.js";
 import { BbbClient } from "../signals/bbb.js";
 import { SignalGatherer } from "../signals/gather.js";
 import type { PrometheusClient } from "../signals/prometheus.js";
@@ -305,7 +304,7 @@ export interface FleetWiring {
   /** Where the load is kept for next week's forecast. */
   loadProfile?: LoadProfile;
   /** Read every period, so a reconfigured or paused fleet takes effect at the next one. */
-  policy: () => Promise<WorkerPolicy>;
+  policy: () => Promise<ScalingPolicy>;
   prometheus: PrometheusClient;
   scalelite: ScaleliteClient;
   /** A server's own BBB API secret (infra/workerCredentials.ts). */
@@ -328,7 +327,7 @@ export interface FleetWiring {
  * The policy the decisions see while an operator holds servers: the policy does not see them, yet they still count
  * against the fleet's maximum; the minimum stands, so held servers may be replaced.
  */
-export function withHeldServers(policy: WorkerPolicy, held: number): WorkerPolicy {
+export function withHeldServers(policy: ScalingPolicy, held: number): ScalingPolicy {
   return held === 0 ? policy : { ...policy, max: Math.max(policy.min, policy.max - held) };
 }
 

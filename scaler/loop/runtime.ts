@@ -136,7 +136,11 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       fenceToken: () => actuator.leaseToken,
     }),
     loadProfile: deps.store,
-    policy: async () => (await deps.store.requireGroup(fleet)).policy,
+    // The dated windows set through the API join the weekly ones; the policy keeps the higher minimum.
+    policy: async () => {
+      const [group, datedWindows] = await Promise.all([deps.store.requireGroup(fleet), deps.store.schedules.datedWindows(fleet)]);
+      return { ...group.policy, datedWindows };
+    },
     prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl, rateWindow: settings.prometheusRateWindow }),
     scalelite,
     bbbSecretOf,
