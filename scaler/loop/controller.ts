@@ -82,6 +82,8 @@ export interface FleetControllerOptions {
   now?: () => number;
   /** The snapshot the loop's last gather took. */
   lastSnapshot?: () => GroupSnapshot | undefined;
+  /** Sees what made a period's actions fail (the period still fails), e.g. for an alert. */
+  onActFailed?: (error: unknown) => void;
 }
 
 /**
@@ -127,7 +129,10 @@ export class FleetController {
       // The lease first: the loop's history append is fenced by it, and a lease lost since is taken again here.
       await this.options.actuator.hold();
       const outcome = await this.options.loop.tick();
-      const cycle = await this.options.actuator.cycle(outcome.decisions, outcome.placement);
+      const cycle = await this.options.actuator.cycle(outcome.decisions, outcome.placement).catch((error: unknown) => {
+        this.options.onActFailed?.(error);
+        throw error;
+      });
       this.periods += 1;
       if (this.periods % SANITY_EVERY_PERIODS === 1) await this.checkSanity();
       const snapshot = this.options.lastSnapshot?.();
@@ -321,6 +326,7 @@ export interface FleetWiring {
   now: () => number;
   logger: Logger;
   onPeriod?: (period: FleetPeriod) => void;
+  onActFailed?: (error: unknown) => void;
 }
 
 /**
@@ -371,6 +377,7 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     intervalMs: wiring.intervalMs,
     logger: wiring.logger,
     ...(wiring.onPeriod === undefined ? {} : { onPeriod: wiring.onPeriod }),
+    ...(wiring.onActFailed === undefined ? {} : { onActFailed: wiring.onActFailed }),
     lastSnapshot: () => snapshot,
   });
 }
