@@ -374,16 +374,18 @@ function addScheduleCommands(program: Command, { target, json, print, fleetOptio
     .option("--starts-in <minutes>", "how long after the hook's call the window opens", "0")
     .addOption(fleetOption())
     .action(async (name: string, options: { min: string; minutes: string; startsIn: string; fleet: string }) => {
-      const created = await call(target(), "POST", path(options.fleet), z.looseObject({ schedule: scheduleSchema, hookUrl: z.string() }), {
+      const created = await call(target(), "POST", path(options.fleet), z.looseObject({ schedule: scheduleSchema, hookPath: z.string() }), {
         name,
         min: integer(options.min),
         durationMinutes: integer(options.minutes),
         startsInMinutes: integer(options.startsIn),
       });
+      const base = target().url;
+      const hookUrl = `${base.endsWith("/") ? base.slice(0, -1) : base}${created.hookPath}`;
       print(
         json()
-          ? JSON.stringify(created)
-          : `schedule ${name}: ${created.schedule.min} servers for ${created.schedule.durationMinutes} min\nhook URL (shown once, keep it secret): ${created.hookUrl}`,
+          ? JSON.stringify({ ...created, hookUrl })
+          : `schedule ${name}: ${created.schedule.min} servers for ${created.schedule.durationMinutes} min\nhook URL (shown once, keep it secret): ${hookUrl}`,
       );
     });
   schedules

@@ -24,11 +24,6 @@ function notFound(kind: "window" | "schedule", name: string): HttpError {
   return new HttpError(404, `${kind}_not_found`, `no ${kind} ${name}`, [{ field: "name", message: `unknown ${kind}` }]);
 }
 
-/** The capability URL of a schedule's token, on the host the operator called. */
-function hookUrl(c: Context, token: string): string {
-  return new URL(`/hooks/${token}`, c.req.url).toString();
-}
-
 /**
  * Dated windows and schedules of a fleet, under `/api/v1/fleets/:fleet` (the control API authenticates): viewers read
  * them, operators set and remove them. A fleet is named by its group's id.
@@ -70,8 +65,9 @@ export function scheduleRoutes(store: ScalerStore): Hono<ApiEnv> {
     const fleet = await fleetOf(c);
     const spec = await readJson(c, scheduleSpecSchema, BODY_LIMIT);
     const { schedule, token } = await store.schedules.createSchedule(fleet, spec, actor(c));
-    // The only time the URL is shown: it is a secret, stored as a digest.
-    return c.json({ schedule, hookUrl: hookUrl(c, token) }, 201);
+    // The only time the token is shown: it is a secret, stored as a digest. The path is relative to the scaler's base
+    // URL as callers reach it (behind the control node's Caddy: https://<domain>/scaler), which only they know.
+    return c.json({ schedule, hookPath: `/hooks/${token}` }, 201);
   });
 
   api.delete("/:fleet/schedules/:name", operator, async (c) => {
