@@ -155,7 +155,9 @@ function measuredApp(metrics: ScalerMetrics, logger: Logger, faults: RepeatedFau
   app.notFound((c) => c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
   app.onError((error, c) => {
-    const { status, body } = errorAnswer(error, c.req.path, logger, faults);
+    // A hook's path is its credential (scaler/api/schedules.ts): never logged.
+    const path = c.req.path.replace(/^\/hooks\/[^/]+/, "/hooks/<token>");
+    const { status, body } = errorAnswer(error, path, logger, faults);
     return c.json(body, status);
   });
 
