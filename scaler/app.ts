@@ -13,6 +13,7 @@ import { controlRoutes } from "./api/control.js";
 import type { FleetView as FleetViewOf } from "./fleet/view.js";
 import type { FleetStatus } from "./loop/controller.js";
 import { healthRoutes, metricsRoutes } from "./api/health.js";
+import { hookRoutes } from "./api/schedules.js";
 import { CLIENT_GONE_STATUS, ClientGoneError, HttpError } from "./api/http.js";
 import { sidecarHandler, type ErrorAnswer, type SidecarHandler, type SidecarHandlerDeps } from "./api/sidecar.js";
 import { fleetPage, fleetPageData, statusPage } from "./api/status-page.js";
@@ -71,6 +72,7 @@ export function createApp(deps: AppDeps): HttpSurface {
   app.route("/api/v1/sidecar-keys", sidecarKeyRoutes({ asap, tokens: settings.apiTokens }));
   app.route("/", sidecarBundleRoutes());
   app.route("/", publicKeyRoutes({ asap, workerKeyIds: () => workerKeyIds(deps.fleets ?? []) }));
+  app.route("/hooks", hookRoutes(store));
   app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens, fleets: deps.fleets ?? [] }));
   const fleets = new Map((deps.fleets ?? []).map((fleet) => [fleet.name, fleet]));
   const now = deps.now ?? Date.now;
@@ -153,7 +155,9 @@ function measuredApp(metrics: ScalerMetrics, logger: Logger, faults: RepeatedFau
   app.notFound((c) => c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path}` }, 404));
 
   app.onError((error, c) => {
-    const { status, body } = errorAnswer(error, c.req.path, logger, faults);
+    // A hook's path is its credential (scaler/api/schedules.ts): never logged.
+    const path = c.req.path.replace(/^\/hooks\/[^/]+/, "/hooks/<token>");
+    const { status, body } = errorAnswer(error, path, logger, faults);
     return c.json(body, status);
   });
 

@@ -6,6 +6,8 @@
  *   confscale servers cordon|enable <server> [--fleet bbb]
  *   confscale servers panic <server> --yes [--fleet bbb]
  *   confscale fleet preview|up [--fleet bbb]
+ *   confscale windows list|add|remove [--fleet bbb]
+ *   confscale schedules list|create|delete [--fleet bbb]
  *
  * The scaler's URL comes from --url or CONFSCALE_URL (default http://127.0.0.1:8080), the API token from
  * CONFSCALE_TOKEN (`pulumi stack output scalerApiToken --show-secrets`), never from an argument that shell history
@@ -76,28 +78,30 @@ function tokenFromScalerEnvironment(tokens: string | undefined): string | undefi
 
 async function call<Schema extends z.ZodType>(
   target: Connection,
-  method: "GET" | "POST",
+  method: "GET" | "POST" | "DELETE",
   path: string,
   schema: Schema,
+  body?: unknown,
 ): Promise<z.infer<Schema>> {
   const url = new URL(`api/v1/${path}`, target.url.endsWith("/") ? target.url : `${target.url}/`);
   let response: Response;
   try {
     response = await fetch(url, {
       method,
-      headers: { authorization: `Bearer ${target.token}` },
+      headers: { authorization: `Bearer ${target.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
     });
   } catch (error) {
     const cause = error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
     throw new CliError(`cannot reach the scaler at ${target.url}: ${cause}`);
   }
-  const body: unknown = await response.json().catch(() => undefined);
+  const answer: unknown = await response.json().catch(() => undefined);
   if (!response.ok) {
-    const problem = errorBodySchema.safeParse(body);
+    const problem = errorBodySchema.safeParse(answer);
     throw new CliError(`the scaler answered ${response.status}: ${problem.success ? problem.data.message : response.statusText}`);
   }
-  const parsed = schema.safeParse(body);
+  const parsed = schema.safeParse(answer);
   if (!parsed.success)
     throw new CliError(`unexpected answer from ${url.pathname}: ${parsed.error.issues[0]?.message ?? "invalid"} (is --url the scaler?)`);
   return parsed.data;
@@ -267,7 +271,132 @@ function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, pro
       const status = await call(target(), "POST", `fleets/${encodeURIComponent(options.fleet)}/reconcile`, fleetStatusSchema);
       print(json() ? JSON.stringify(status, null, 2) : formatStatus(status, await timeZoneOf(target(), options.fleet)));
     });
+  addWindowCommands(program, { target, json, print, fleetOption });
+  addScheduleCommands(program, { target, json, print, fleetOption });
   return program;
+}
+
+interface CommandContext {
+  target: () => Connection;
+  json: () => boolean;
+  print: (text: string) => void;
+  fleetOption: () => Option;
+}
+
+const datedWindowSchema = z.looseObject({ name: z.string(), from: z.string(), to: z.string(), min: z.number() });
+const scheduleSchema = z.looseObject({ name: z.string(), min: z.number(), durationMinutes: z.number(), startsInMinutes: z.number() });
+
+function integer(text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value)) throw new CliError(`expected a whole number, got ${text}`);
+  return value;
+}
+
+/** `confscale windows`: dated one-off windows that raise the fleet's minimum between two instants. */
+function addWindowCommands(program: Command, { target, json, print, fleetOption }: CommandContext): void {
+  const windows = program.command("windows").description("dated one-off windows: at least N servers between two dates");
+  const path = (fleet: string) => `fleets/${encodeURIComponent(fleet)}/windows`;
+  windows
+    .command("list")
+    .description("the fleet's dated windows that have not ended")
+    .addOption(fleetOption())
+    .action(async (options: { fleet: string }) => {
+      const { windows: list } = await call(target(), "GET", path(options.fleet), z.looseObject({ windows: z.array(datedWindowSchema) }));
+      if (json()) return print(JSON.stringify(list, null, 2));
+      print(
+        list.length === 0
+          ? `fleet ${options.fleet}: no dated windows`
+          : table(
+              ["NAME", "FROM", "TO", "MIN"],
+              list.map((window) => [window.name, window.from, window.to, String(window.min)]),
+            ),
+      );
+    });
+  windows
+    .command("add")
+    .description("keep at least --min servers from --from to --to (ISO datetimes, e.g. 2026-12-07T10:30:00+01:00)")
+    .argument("<name>", "the window's name; adding a name again replaces it")
+    .requiredOption("--from <datetime>", "when it opens")
+    .requiredOption("--to <datetime>", "when it closes")
+    .requiredOption("--min <servers>", "the minimum of active servers while it is open")
+    .addOption(fleetOption())
+    .action(async (name: string, options: { from: string; to: string; min: string; fleet: string }) => {
+      const window = await call(target(), "POST", path(options.fleet), datedWindowSchema, {
+        name,
+        from: options.from,
+        to: options.to,
+        min: integer(options.min),
+      });
+      print(json() ? JSON.stringify(window) : `window ${window.name}: at least ${window.min} servers from ${window.from} to ${window.to}`);
+    });
+  windows
+    .command("remove")
+    .description("remove a dated window")
+    .argument("<name>", "the window's name")
+    .addOption(fleetOption())
+    .action(async (name: string, options: { fleet: string }) => {
+      await call(target(), "DELETE", `${path(options.fleet)}/${encodeURIComponent(name)}`, z.unknown());
+      print(json() ? JSON.stringify({ removed: name }) : `window ${name} removed`);
+    });
+}
+
+/** `confscale schedules`: named policies applied by a secret capability URL (`POST /hooks/<token>`), e.g. from a timetable. */
+function addScheduleCommands(program: Command, { target, json, print, fleetOption }: CommandContext): void {
+  const schedules = program.command("schedules").description("named policies a secret hook URL applies, without an API token");
+  const path = (fleet: string) => `fleets/${encodeURIComponent(fleet)}/schedules`;
+  schedules
+    .command("list")
+    .description("the fleet's schedules (their hook URLs are shown only when created)")
+    .addOption(fleetOption())
+    .action(async (options: { fleet: string }) => {
+      const { schedules: list } = await call(target(), "GET", path(options.fleet), z.looseObject({ schedules: z.array(scheduleSchema) }));
+      if (json()) return print(JSON.stringify(list, null, 2));
+      print(
+        list.length === 0
+          ? `fleet ${options.fleet}: no schedules`
+          : table(
+              ["NAME", "MIN", "MINUTES", "STARTS IN"],
+              list.map((schedule) => [
+                schedule.name,
+                String(schedule.min),
+                String(schedule.durationMinutes),
+                String(schedule.startsInMinutes),
+              ]),
+            ),
+      );
+    });
+  schedules
+    .command("create")
+    .description("create a schedule and print its hook URL once; a POST to it keeps --min servers for --minutes")
+    .argument("<name>", "the schedule's name; creating a name again replaces it and revokes its old URL")
+    .requiredOption("--min <servers>", "the minimum of active servers while its window is open")
+    .requiredOption("--minutes <minutes>", "how long the window stays open")
+    .option("--starts-in <minutes>", "how long after the hook's call the window opens", "0")
+    .addOption(fleetOption())
+    .action(async (name: string, options: { min: string; minutes: string; startsIn: string; fleet: string }) => {
+      const created = await call(target(), "POST", path(options.fleet), z.looseObject({ schedule: scheduleSchema, hookPath: z.string() }), {
+        name,
+        min: integer(options.min),
+        durationMinutes: integer(options.minutes),
+        startsInMinutes: integer(options.startsIn),
+      });
+      const base = target().url;
+      const hookUrl = `${base.endsWith("/") ? base.slice(0, -1) : base}${created.hookPath}`;
+      print(
+        json()
+          ? JSON.stringify({ ...created, hookUrl })
+          : `schedule ${name}: ${created.schedule.min} servers for ${created.schedule.durationMinutes} min\nhook URL (shown once, keep it secret): ${hookUrl}`,
+      );
+    });
+  schedules
+    .command("delete")
+    .description("delete a schedule and revoke its hook URL")
+    .argument("<name>", "the schedule's name")
+    .addOption(fleetOption())
+    .action(async (name: string, options: { fleet: string }) => {
+      await call(target(), "DELETE", `${path(options.fleet)}/${encodeURIComponent(name)}`, z.unknown());
+      print(json() ? JSON.stringify({ deleted: name }) : `schedule ${name} deleted; its hook URL no longer works`);
+    });
 }
 
 async function main(): Promise<void> {

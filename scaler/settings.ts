@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { alertSettingsSchema } from "./alerts.js";
 import { workerPolicySchema } from "../infra/config.js";
 import { fleetTemplateSchema } from "../infra/fleet.js";
 import { groupIdSchema } from "./store/schemas.js";
@@ -54,6 +55,8 @@ export const fleetSettingsSchema = z.strictObject({
   leaseTtlSeconds: seconds.default(60),
   /** A reading older than this is stale. */
   freshForSeconds: seconds.default(300),
+  /** Alerts to a webhook: a server overloaded for the policy's sustain periods, a drain timed out, an `up` failed. */
+  alerts: alertSettingsSchema.default({ minIntervalSeconds: 900, attempts: 4, retryDelayMs: 1_000 }),
 });
 export type FleetSettings = z.infer<typeof fleetSettingsSchema>;
 

@@ -6,6 +6,7 @@ import { groupIdSchema, groupSpecSchema, instanceIdSchema, instanceTypeSchema } 
 import { apiAuth, requireRole, type ApiEnv } from "./auth.js";
 import { fleetRoutes, type OperableFleet } from "./fleets.js";
 import { parseWith, readJson } from "./http.js";
+import { scheduleRoutes } from "./schedules.js";
 
 const CONTROL_BODY_LIMIT = 1024 * 1024;
 
@@ -43,6 +44,7 @@ export function controlRoutes({
 }): Hono<ApiEnv> {
   const api = new Hono<ApiEnv>();
   api.use("*", apiAuth(tokens));
+  api.route("/fleets", scheduleRoutes(store));
   api.route("/fleets", fleetRoutes(fleets));
   const viewer = requireRole("viewer");
   const operator = requireRole("operator");

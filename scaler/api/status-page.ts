@@ -1,8 +1,8 @@
-import type { TimeWindow, WorkerPolicy } from "../../infra/config.js";
+import type { TimeWindow } from "../../infra/config.js";
 import type { FleetStatus, ServerReadings } from "../loop/controller.js";
 import { OUTCOME_KIND } from "../loop/decisions.js";
-import { localClock, minimumAt } from "../policy/timeWindows.js";
-import { policyOutcomeSchema, type Reading } from "../policy/types.js";
+import { localClock, minimumAt, type DatedWindow } from "../policy/timeWindows.js";
+import { policyOutcomeSchema, type Reading, type ScalingPolicy } from "../policy/types.js";
 import type { ScalerStore } from "../store/store.js";
 
 const escapes: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
@@ -30,7 +30,7 @@ td:first-child,th:first-child,td.text,th.text{text-align:left}th{background:#f4f
 /** What the page shows of one fleet: its status, and what the store knows of its policy, pause and recent decisions. */
 export interface FleetPageData {
   status: FleetStatus;
-  policy: WorkerPolicy | undefined;
+  policy: ScalingPolicy | undefined;
   groupPaused: boolean;
   globalPause: { paused: boolean; by?: string };
   recent: { at: number; kind: string; server: string | null; reason: string; dryRun: boolean }[];
@@ -39,10 +39,11 @@ export interface FleetPageData {
 
 /** Reads what the page shows of a fleet besides its status: the group's policy and pause, the global pause, recent decisions. */
 export async function fleetPageData(store: ScalerStore, status: FleetStatus, now: number): Promise<FleetPageData> {
-  const [group, globalPause, audit] = await Promise.all([
+  const [group, globalPause, audit, datedWindows] = await Promise.all([
     store.getGroup(status.fleet),
     store.getGlobalPause(),
     store.readAudit(status.fleet, { limit: 200 }),
+    store.schedules.datedWindows(status.fleet),
   ]);
   const recent: FleetPageData["recent"] = [];
   for (const entry of audit) {
@@ -61,7 +62,7 @@ export async function fleetPageData(store: ScalerStore, status: FleetStatus, now
   }
   return {
     status,
-    policy: group?.policy,
+    policy: group === undefined ? undefined : { ...group.policy, datedWindows },
     groupPaused: group?.paused ?? false,
     globalPause,
     recent: recent.slice(0, RECENT_DECISIONS),
@@ -142,7 +143,10 @@ const DAY_NAMES: Record<TimeWindow["days"][number], string> = {
 };
 
 /** The window open now, if any, and the next one to open within a week, as "Tue 07:30–13:30, at least 4 servers". */
-export function windowsAt(policy: Pick<WorkerPolicy, "min" | "timeZone" | "windows">, now: number): { open?: string; next?: string } {
+export function windowsAt(
+  policy: Pick<ScalingPolicy, "min" | "timeZone" | "windows" | "datedWindows">,
+  now: number,
+): { open?: string; next?: string } {
   const describe = (window: TimeWindow, day: string) =>
     `${day} ${window.from}–${window.to}, at least ${window.min} server${window.min === 1 ? "" : "s"}`;
   const today = localClock(now, policy.timeZone);
@@ -159,8 +163,21 @@ export function windowsAt(policy: Pick<WorkerPolicy, "min" | "timeZone" | "windo
       if (next === undefined || at < next.at) next = { at, text: describe(window, DAY_NAMES[day]) };
     }
   }
+  // Dated windows (set through the API): an open one with a higher minimum is the one that counts; the next is the earliest.
+  const local = (at: number) =>
+    new Intl.DateTimeFormat("sv-SE", { timeZone: policy.timeZone, dateStyle: "short", timeStyle: "short" }).format(at);
+  const describeDated = (window: DatedWindow) =>
+    `${window.name} ${local(window.from)}–${local(window.to)}, at least ${window.min} server${window.min === 1 ? "" : "s"}`;
+  let openText = open === undefined ? undefined : describe(open, DAY_NAMES[today.day]);
+  let openMin = open?.min ?? -1;
+  for (const window of policy.datedWindows ?? []) {
+    if (window.from <= now && now < window.to && window.min > openMin) {
+      openText = describeDated(window);
+      openMin = window.min;
+    } else if (window.from > now && (next === undefined || window.from < next.at)) next = { at: window.from, text: describeDated(window) };
+  }
   return {
-    ...(open === undefined ? {} : { open: describe(open, DAY_NAMES[today.day]) }),
+    ...(openText === undefined ? {} : { open: openText }),
     ...(next === undefined ? {} : { next: next.text }),
   };
 }

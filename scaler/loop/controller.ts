@@ -1,11 +1,10 @@
-import type { WorkerPolicy } from "../../infra/config.js";
 import type { CycleReport, FleetActuator, SanityReport } from "../actuator/actuator.js";
 import { FleetStartingError, type OperatorAction } from "../fleet/operator.js";
 import type { FleetView } from "../fleet/view.js";
 import type { PolicyHistoryStream } from "../fleet/history.js";
 import type { Logger } from "../log.js";
 import { DecisionLoop, type DecisionAudit, type LoadProfile } from "./decisions.js";
-import type { GroupSnapshot, PolicyOutcome, ServerSnapshot } from "../policy/types.js";
+import type { GroupSnapshot, PolicyOutcome, ScalingPolicy, ServerSnapshot } from "../policy/types.js";
 import { BbbClient } from "../signals/bbb.js";
 import { SignalGatherer } from "../signals/gather.js";
 import type { PrometheusClient } from "../signals/prometheus.js";
@@ -83,6 +82,8 @@ export interface FleetControllerOptions {
   now?: () => number;
   /** The snapshot the loop's last gather took. */
   lastSnapshot?: () => GroupSnapshot | undefined;
+  /** Sees what made a period's actions fail (the period still fails), e.g. for an alert. */
+  onActFailed?: (error: unknown) => void;
 }
 
 /**
@@ -128,7 +129,10 @@ export class FleetController {
       // The lease first: the loop's history append is fenced by it, and a lease lost since is taken again here.
       await this.options.actuator.hold();
       const outcome = await this.options.loop.tick();
-      const cycle = await this.options.actuator.cycle(outcome.decisions, outcome.placement);
+      const cycle = await this.options.actuator.cycle(outcome.decisions, outcome.placement).catch((error: unknown) => {
+        this.options.onActFailed?.(error);
+        throw error;
+      });
       this.periods += 1;
       if (this.periods % SANITY_EVERY_PERIODS === 1) await this.checkSanity();
       const snapshot = this.options.lastSnapshot?.();
@@ -305,7 +309,7 @@ export interface FleetWiring {
   /** Where the load is kept for next week's forecast. */
   loadProfile?: LoadProfile;
   /** Read every period, so a reconfigured or paused fleet takes effect at the next one. */
-  policy: () => Promise<WorkerPolicy>;
+  policy: () => Promise<ScalingPolicy>;
   prometheus: PrometheusClient;
   scalelite: ScaleliteClient;
   /** A server's own BBB API secret (infra/workerCredentials.ts). */
@@ -322,13 +326,14 @@ export interface FleetWiring {
   now: () => number;
   logger: Logger;
   onPeriod?: (period: FleetPeriod) => void;
+  onActFailed?: (error: unknown) => void;
 }
 
 /**
  * The policy the decisions see while an operator holds servers: the policy does not see them, yet they still count
  * against the fleet's maximum; the minimum stands, so held servers may be replaced.
  */
-export function withHeldServers(policy: WorkerPolicy, held: number): WorkerPolicy {
+export function withHeldServers(policy: ScalingPolicy, held: number): ScalingPolicy {
   return held === 0 ? policy : { ...policy, max: Math.max(policy.min, policy.max - held) };
 }
 
@@ -372,6 +377,7 @@ export function createFleetController(wiring: FleetWiring): FleetController {
     intervalMs: wiring.intervalMs,
     logger: wiring.logger,
     ...(wiring.onPeriod === undefined ? {} : { onPeriod: wiring.onPeriod }),
+    ...(wiring.onActFailed === undefined ? {} : { onActFailed: wiring.onActFailed }),
     lastSnapshot: () => snapshot,
   });
 }

@@ -1,9 +1,8 @@
-import type { WorkerPolicy } from "../../infra/config.js";
 import type { Logger } from "../log.js";
 import { MemoryPolicyHistory, historyEntryOf, policyHistoryOf, type PolicyHistoryStream } from "../fleet/history.js";
 import { decide } from "../policy/decide.js";
 import { localClock } from "../policy/timeWindows.js";
-import type { ForecastPoint, GroupSnapshot, PolicyOutcome } from "../policy/types.js";
+import type { ForecastPoint, GroupSnapshot, PolicyOutcome, ScalingPolicy } from "../policy/types.js";
 
 /**
  * Where decisions are recorded for people: the audit trail of `scaler/store` (ScalerStore satisfies it). The
@@ -60,7 +59,7 @@ export interface DecisionLoopOptions {
   group: string;
   gather: () => Promise<GroupSnapshot>;
   /** Read every period, so a reconfigured or paused group takes effect at the next one. */
-  policy: () => Promise<WorkerPolicy>;
+  policy: () => Promise<ScalingPolicy>;
   audit: DecisionAudit;
   /**
    * The policy's own history, kept apart from the audit trail (scaler/fleet/history.ts); in memory when not given,

@@ -2,7 +2,9 @@ import type { Redis } from "ioredis";
 import { hostname } from "node:os";
 import { CLOUD_CAPABILITIES, CLOUD_VARIABLES, listMachines } from "../../infra/clouds/index.js";
 import { FleetActuator } from "../actuator/actuator.js";
-import { FleetStack } from "../actuator/fleetStack.js";
+import { FleetStack, FleetStackError } from "../actuator/fleetStack.js";
+import { Alerter, OverloadWatch } from "../alerts.js";
+import type { WorkerPolicy } from "../../infra/config.js";
 import { FleetLock } from "../actuator/lock.js";
 import { RedisPolicyHistory } from "../fleet/history.js";
 import type { FleetView } from "../fleet/view.js";
@@ -48,6 +50,8 @@ export interface FleetRuntime {
   controller: FleetController;
   view: FleetView<FleetStatus>;
   actuator: FleetActuator;
+  /** The fleet's webhook alerts; `settled()` awaits those in flight. */
+  alerter: Alerter;
 }
 
 /** What the fleet's runtime is wired to: the scaler's Redis and store, its logger, and where secrets and time come from. */
@@ -98,6 +102,13 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
   const bbbSecretOf = (serverName: string) => workerBbbSecret(secret("CONFSCALE_BBB_SECRET"), fleet, serverName);
   const bbbUrl = (server: { name: string; id: string; publicIp: string }) =>
     fill(settings.bbbUrlTemplate, { ...server, domain: template.domain });
+  const alerter = new Alerter({
+    settings: settings.alerts,
+    audit: ({ actor, ...entry }, server) => deps.store.appendAudit(fleet, { ...entry, actor }, server),
+    now,
+    logger: deps.logger,
+  });
+  const overloads = new OverloadWatch();
   const actuator = new FleetActuator(
     {
       fleet,
@@ -119,7 +130,11 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       fleetStack,
       scalelite,
       bbb: (baseUrl, serverName) => new BbbClient({ baseUrl, secret: bbbSecretOf(serverName) }),
-      audit: ({ actor, ...entry }, server) => deps.store.appendAudit(fleet, { ...entry, actor: actor ?? "actuator" }, server),
+      audit: async ({ actor, ...entry }, server) => {
+        await deps.store.appendAudit(fleet, { ...entry, actor: actor ?? "actuator" }, server);
+        if (entry.kind === "drain.timeout")
+          alerter.raise({ kind: "drain.timeout", fleet, ...(server === undefined ? {} : { server }), message: entry.message });
+      },
       now,
       log: deps.logger,
       owner: `${hostname()}:${process.pid}`,
@@ -127,6 +142,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       inventory: (placement) => listMachines(placement, env),
     },
   );
+  let lastPolicy: WorkerPolicy | undefined;
   const controller = createFleetController({
     fleet,
     actuator,
@@ -136,7 +152,12 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       fenceToken: () => actuator.leaseToken,
     }),
     loadProfile: deps.store,
-    policy: async () => (await deps.store.requireGroup(fleet)).policy,
+    // The dated windows set through the API join the weekly ones; the policy keeps the higher minimum.
+    policy: async () => {
+      const [group, datedWindows] = await Promise.all([deps.store.requireGroup(fleet), deps.store.schedules.datedWindows(fleet)]);
+      lastPolicy = group.policy;
+      return { ...group.policy, datedWindows };
+    },
     prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl, rateWindow: settings.prometheusRateWindow }),
     scalelite,
     bbbSecretOf,
@@ -152,7 +173,16 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     intervalMs: settings.intervalSeconds * 1000,
     now,
     logger: deps.logger,
+    onActFailed: (error) => {
+      if (error instanceof FleetStackError && error.operation === "up") alerter.raise({ kind: "up.failed", fleet, message: error.message });
+    },
     onPeriod: (period) => {
+      if (period.snapshot !== undefined && lastPolicy !== undefined) {
+        const { thresholds, sustainPeriods } = lastPolicy;
+        const limits = { cpu: thresholds.cpu.up, memory: thresholds.memory.up };
+        for (const server of overloads.observe(period.snapshot.servers, limits, sustainPeriods))
+          alerter.raise({ kind: "overload", fleet, server, message: `above the up-threshold for ${sustainPeriods} periods or more` });
+      }
       if (deps.metrics !== undefined)
         void exportFleetPeriod(
           deps.metrics,
@@ -170,5 +200,5 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       ? {}
       : { metricsPath: fill(settings.scrapeMetricsPathTemplate, { ...server, domain: template.domain }) }),
   }));
-  return { controller, view, actuator };
+  return { controller, view, actuator, alerter };
 }

@@ -1,4 +1,3 @@
-import type { WorkerPolicy } from "../../infra/config.js";
 import { openLedger, type PhaseResult } from "./ledger.js";
 import { sampleOf } from "./load.js";
 import { callOff } from "./phases/callOff.js";
@@ -9,7 +8,7 @@ import { shrink } from "./phases/shrink.js";
 import { stopDrained } from "./phases/stopDrained.js";
 import { takeBack } from "./phases/takeBack.js";
 import { placementChanges } from "./placement.js";
-import type { Decision, GroupSnapshot, Hold, PolicyHistory, PolicyOutcome } from "./types.js";
+import type { Decision, GroupSnapshot, Hold, PolicyHistory, PolicyOutcome, ScalingPolicy } from "./types.js";
 
 export { sampleOf };
 
@@ -19,7 +18,7 @@ export { sampleOf };
  * and the capacity ledger the one before left, and returns its decisions with a new ledger: grow in place, take
  * draining servers back, launch, call off launches no longer needed, stop what drained, scale in, shrink.
  */
-export function decide(snapshot: GroupSnapshot, policy: WorkerPolicy, history: PolicyHistory, now: number): PolicyOutcome {
+export function decide(snapshot: GroupSnapshot, policy: ScalingPolicy, history: PolicyHistory, now: number): PolicyOutcome {
   const sample = sampleOf(snapshot);
   if (policy.paused) {
     return {

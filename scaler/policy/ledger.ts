@@ -1,4 +1,3 @@
-import type { WorkerPolicy } from "../../infra/config.js";
 import {
   LAUNCH_KINDS,
   averageCostPerParticipant,
@@ -13,14 +12,14 @@ import {
 } from "./load.js";
 import { isFresh } from "./readings.js";
 import { minimumAt } from "./timeWindows.js";
-import type { Decision, GroupSnapshot, Hold, LoadSample, PolicyHistory, ServerSnapshot } from "./types.js";
+import type { Decision, GroupSnapshot, Hold, LoadSample, PolicyHistory, ScalingPolicy, ServerSnapshot } from "./types.js";
 
 export type Inputs = Record<string, number | null>;
 
 /** What every phase reads and none changes: the period's snapshot, policy, history, and the demand derived from them. */
 export interface DecideContext {
   readonly snapshot: GroupSnapshot;
-  readonly policy: WorkerPolicy;
+  readonly policy: ScalingPolicy;
   readonly history: PolicyHistory;
   readonly now: number;
   readonly sample: LoadSample;
@@ -123,7 +122,7 @@ export function shortInputs(context: DecideContext, ledger: Ledger): Inputs {
 /** The period's context and opening ledger: demand now and projected, capacity taking meetings, room to grow. */
 export function openLedger(
   snapshot: GroupSnapshot,
-  policy: WorkerPolicy,
+  policy: ScalingPolicy,
   history: PolicyHistory,
   now: number,
   sample: LoadSample,

@@ -27,14 +27,31 @@ export function localClock(now: number, timeZone: string): LocalClock {
   return { day, time: `${part("hour")}:${part("minute")}` };
 }
 
-/** The minimum of active servers at `now`: the group minimum, raised by every window that is open (from inclusive, to exclusive). */
-export function minimumAt(policy: { min: number; timeZone: string; windows: readonly TimeWindow[] }, now: number): number {
+/** A one-off window on given dates (an exam, an event), set through the API; its times are instants, in ms since epoch. */
+export interface DatedWindow {
+  name: string;
+  from: number;
+  to: number;
+  min: number;
+}
+
+/**
+ * The minimum of active servers at `now`: the group minimum, raised by every weekly window and every dated window
+ * that is open (from inclusive, to exclusive).
+ */
+export function minimumAt(
+  policy: { min: number; timeZone: string; windows: readonly TimeWindow[]; datedWindows?: readonly DatedWindow[] },
+  now: number,
+): number {
   const clock = localClock(now, policy.timeZone);
   let minimum = policy.min;
   for (const window of policy.windows) {
     if (window.days.includes(clock.day) && window.from <= clock.time && clock.time < window.to) {
       minimum = Math.max(minimum, window.min);
     }
+  }
+  for (const window of policy.datedWindows ?? []) {
+    if (window.from <= now && now < window.to) minimum = Math.max(minimum, window.min);
   }
   return minimum;
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { serverSizeSchema } from "../../infra/config.js";
+import { serverSizeSchema, type WorkerPolicy } from "../../infra/config.js";
+import type { DatedWindow } from "./timeWindows.js";
 
 /** How much a value can be trusted: read this period, carried over from an older read, or not known at all. */
 export const freshnessSchema = z.enum(["fresh", "stale", "missing"]);
@@ -156,3 +157,6 @@ export const policyOutcomeSchema = z.strictObject({
   holds: z.array(holdSchema),
 });
 export type PolicyOutcome = z.infer<typeof policyOutcomeSchema>;
+
+/** The fleet's policy as one period sees it: its settings, plus the dated windows set through the API (read each period). */
+export type ScalingPolicy = WorkerPolicy & { datedWindows?: readonly DatedWindow[] };

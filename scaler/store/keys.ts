@@ -20,6 +20,10 @@ export class Keys {
   commands = (group: string, instance: string) => `${this.instance(group, instance)}:commands`;
   instanceAudit = (group: string, instance: string) => `${this.instance(group, instance)}:audit`;
   loadProfile = (group: string) => `${this.group(group)}:load-profile`;
+  datedWindows = (group: string) => `${this.group(group)}:dated-windows`;
+  schedules = (group: string) => `${this.group(group)}:schedules`;
+  /** Capability tokens' digests → the schedule each applies (scaler/store/schedules.ts). */
+  hooks = () => `${this.prefix}hooks`;
   /** Revoked sidecar key ids (scaler/api/asap.ts), and the channel their changes are announced on. */
   revokedSidecarKeys = () => `${this.prefix}sidecar-keys:revoked`;
 }

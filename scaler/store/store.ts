@@ -18,6 +18,7 @@ import type {
   InstanceStatus,
   StressPoint,
 } from "./schemas.js";
+import { ScheduleStore } from "./schedules.js";
 import { StressStore } from "./stress.js";
 
 export type { StoreOptions } from "./context.js";
@@ -58,6 +59,7 @@ export class ScalerStore {
   readonly stress: StressStore;
   readonly loadProfile: LoadProfileStore;
   readonly audit: AuditStore;
+  readonly schedules: ScheduleStore;
   private readonly now: () => number;
 
   constructor(
@@ -71,6 +73,7 @@ export class ScalerStore {
     this.stress = new StressStore(redis, this.keys, options);
     this.loadProfile = new LoadProfileStore(redis, this.keys, options);
     this.audit = new AuditStore(redis, this.keys, options);
+    this.schedules = new ScheduleStore(redis, this.keys, options);
   }
 
   async ping(): Promise<boolean> {

@@ -217,6 +217,8 @@ export async function openClosedLoop(options: {
   policy: WorkerPolicy;
   buildTimeoutSeconds?: number;
   scalerPort?: number;
+  /** The fleet settings' `alerts` (scaler/alerts.ts). */
+  alerts?: Record<string, unknown>;
 }) {
   const { emulator, sandbox, policy } = options;
   const endpoints = emulatorEndpoints(emulator);
@@ -233,11 +235,12 @@ export async function openClosedLoop(options: {
     prometheusRateWindow: "15s",
     ...(options.buildTimeoutSeconds === undefined ? {} : { buildTimeoutSeconds: options.buildTimeoutSeconds }),
     leaseTtlSeconds: 30,
+    ...(options.alerts === undefined ? {} : { alerts: options.alerts }),
   });
   const periods: FleetPeriod[] = [];
   // The runtime sets the fleet's metrics each period; the app serves them on /metrics.
   const metrics = createMetrics(() => store.countsByGroup());
-  const { controller, view, actuator } = await openFleetRuntime(settings, {
+  const { controller, view, actuator, alerter } = await openFleetRuntime(settings, {
     metrics,
     redis,
     keyPrefix: KEY_PREFIX,
@@ -265,6 +268,7 @@ export async function openClosedLoop(options: {
     actuator,
     store,
     controller,
+    alerter,
     periods,
     /** Changes the fleet's policy as an operator would through the API: the next period reads it. */
     setPolicy: async (changes: Partial<WorkerPolicy>) => {

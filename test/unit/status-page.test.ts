@@ -98,3 +98,18 @@ describe("the fleet page", () => {
     expect(html).toContain("2026-11-23 09:59:30");
   });
 });
+
+describe("dated windows on the fleet page", () => {
+  it("shows an open dated window with a higher minimum, and the earliest next window of either kind", () => {
+    const exam = { name: "exam", from: berlin("2026-11-23T09:00:00"), to: berlin("2026-11-23T12:00:00"), min: 20 };
+    const later = { name: "concert", from: berlin("2026-11-23T16:00:00"), to: berlin("2026-11-23T18:00:00"), min: 5 };
+    expect(windowsAt({ ...policy, datedWindows: [exam, later] }, berlin("2026-11-23T10:00:00"))).toEqual({
+      open: "exam 2026-11-23 09:00–2026-11-23 12:00, at least 20 servers",
+      next: "concert 2026-11-23 16:00–2026-11-23 18:00, at least 5 servers",
+    });
+    // A dated window below the weekly minimum does not hide the weekly one.
+    expect(windowsAt({ ...policy, datedWindows: [{ ...exam, min: 2 }] }, berlin("2026-11-23T10:00:00")).open).toBe(
+      "Mon 07:30–13:30, at least 3 servers",
+    );
+  });
+});
