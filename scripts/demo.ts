@@ -14,7 +14,6 @@ import { parseEnvironmentConfig } from "../infra/config.js";
 import { selectEnvironmentStack } from "../infra/workspace.js";
 import { createApp, listen } from "../scaler/app.js";
 import { parseCommandLine, UsageError } from "../scaler/commandLine.js";
-import type { FleetPeriod } from "../scaler/loop/controller.js";
 import { openFleetRuntime } from "../scaler/loop/runtime.js";
 import { createLogger } from "../scaler/log.js";
 import { createMetrics } from "../scaler/metrics.js";
@@ -25,6 +24,7 @@ import { parseTrace } from "../test/emulator/load-driver.js";
 import { emulatedFleetAddresses, emulatedFleetSecrets } from "../test/harness/fleetRig.js";
 import { PrometheusServer } from "../test/harness/prometheus.js";
 import { RedisServer } from "../test/harness/redis.js";
+import { meetingSummary, periodLine, progressLine } from "./demoLine.js";
 
 const usage = `usage: npm run demo -- [--speed 60] [--load-share 0.1] [--until 17:00] [--port 8088] [--trace FILE]
   --speed       emulated seconds per wall-clock second (60: the school day in about ten minutes)
@@ -73,6 +73,7 @@ const LOCAL_PASSPHRASE = "confscale-local";
 // A Monday in Europe/Berlin, five minutes before the first lessons' bell.
 const DAY_START = Date.parse("2026-11-23T07:50:00+01:00");
 const clockOf = new Intl.DateTimeFormat("en-GB", { timeZone: "Europe/Berlin", hour: "2-digit", minute: "2-digit" });
+const PROGRESS_EVERY_MS = 2 * 60_000;
 const say = (text: string) => process.stdout.write(`${text}\n`);
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -194,6 +195,9 @@ try {
   });
   const logger = createLogger("demo", "silent");
   const now = () => emulator.clock.now();
+  // When the last line was printed (emulated time): a period that runs long gets a progress line every two minutes.
+  let lastLineAt = now();
+  let periodEndedAt = now();
   const metrics = createMetrics(() => store.countsByGroup());
   const { controller, view } = await openFleetRuntime(settings.fleet!, {
     metrics,
@@ -202,7 +206,25 @@ try {
     store,
     logger,
     now,
-    onPeriod: (period) => say(describePeriod(period, now(), fleetLine())),
+    onPeriod: (period) => {
+      const phases = new Map(controller.status().servers.map((server) => [server.name, server.phase]));
+      lastLineAt = now();
+      periodEndedAt = lastLineAt;
+      say(
+        periodLine(
+          {
+            readAt: period.snapshot?.takenAt ?? period.outcome.at,
+            snapshot: period.snapshot,
+            phases,
+            fleet: fleetLine(),
+            decisions: period.outcome.decisions,
+            cycle: period.cycle,
+            endedAt: lastLineAt,
+          },
+          (at) => clockOf.format(at),
+        ),
+      );
+    },
     env: { ...engineEnv, ...emulatedFleetSecrets(emulator, environmentConfig.nodeExporterPassword) },
   });
   cleanups.push(() => controller.stop());
@@ -238,6 +260,13 @@ try {
     }, 500);
     cleanups.push(async () => clearInterval(ready));
   });
+  const progress = setInterval(() => {
+    if (now() - lastLineAt < PROGRESS_EVERY_MS) return;
+    const since = now() - periodEndedAt;
+    lastLineAt = now();
+    say(progressLine(lastLineAt, since, controller.status().servers, (at) => clockOf.format(at)));
+  }, 250);
+  cleanups.push(async () => clearInterval(progress));
   emulator.loadDriver.replay(meetings);
   say(`replaying ${meetings.length} of ${trace.length} meetings at ${options.speed}× until ${options.until} (Ctrl-C to stop)`);
 
@@ -258,37 +287,20 @@ try {
   for (const entry of audit)
     if (entry.kind.startsWith("act.") || entry.kind === "fleet.up" || entry.kind === "registered")
       counts.set(entry.kind, (counts.get(entry.kind) ?? 0) + 1);
+  say(`done at ${clockOf.format(now())}: ${[...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ")}`);
   say(
-    `done at ${clockOf.format(now())}: ${[...counts].map(([kind, count]) => `${kind} ×${count}`).join(", ")}; meetings placed ${emulator.loadDriver.stats.placed}, rejected ${emulator.loadDriver.stats.rejected}, cut off ${emulator.cloud.meetingsCut}`,
+    meetingSummary(
+      {
+        replayed: meetings.length,
+        placed: emulator.loadDriver.stats.placed,
+        rejected: emulator.loadDriver.stats.rejected,
+        cutOff: emulator.cloud.meetingsCut,
+      },
+      options.until,
+    ),
   );
   await shutdown(0);
 } catch (error) {
   console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
   await shutdown(1);
-}
-
-function describePeriod(period: FleetPeriod, at: number, fleet: string): string {
-  const { outcome, cycle } = period;
-  const sample = outcome.sample;
-  const load =
-    sample.cpuUtilization === null
-      ? "load unknown"
-      : `cpu ${Math.round(sample.cpuUtilization * 100)}% mem ${Math.round((sample.memoryUtilization ?? 0) * 100)}%`;
-  const decisions = outcome.decisions.map(
-    (decision) =>
-      `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}${decision.targetSize === undefined ? "" : ` → ${decision.targetSize.cores}c/${decision.targetSize.ramGb}G`}`,
-  );
-  const update =
-    cycle.update === null
-      ? ""
-      : `  | up ${Object.entries(cycle.update.summary)
-          .filter(([op]) => op !== "same")
-          .map(([op, count]) => `${op} ${count}`)
-          .join(", ")} in ${(cycle.update.durationMs / 1000).toFixed(1)} s`;
-  const held = cycle.held.length === 0 ? "" : `  | held: ${cycle.held.map((entry) => entry.reason).join("; ")}`;
-  const steered =
-    cycle.steered.length === 0
-      ? ""
-      : `  | Scalelite multipliers ${cycle.steered.map((entry) => `${entry.server} ${entry.loadMultiplier}`).join(", ")}`;
-  return `${clockOf.format(at)}  participants ${String(sample.participants ?? "?").padStart(4)}  ${load}  | fleet ${fleet} | ${decisions.length === 0 ? "no change" : decisions.join(", ")}${update}${held}${steered}`;
 }
