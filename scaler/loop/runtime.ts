@@ -4,6 +4,7 @@ import { CLOUD_CAPABILITIES, CLOUD_VARIABLES, listMachines } from "../../infra/c
 import { FleetActuator } from "../actuator/actuator.js";
 import { FleetStack } from "../actuator/fleetStack.js";
 import { FleetLock } from "../actuator/lock.js";
+import { storeSidecarDrains } from "../actuator/sidecars.js";
 import { RedisPolicyHistory } from "../fleet/history.js";
 import type { FleetView } from "../fleet/view.js";
 import type { Logger } from "../log.js";
@@ -125,6 +126,8 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       owner: `${hostname()}:${process.pid}`,
       // The sanity check reads the cloud itself, not the fleet stack's view of it.
       inventory: (placement) => listMachines(placement, env),
+      // Workers' sidecars are drained through their check-in replies, and a stop waits for their confirmation.
+      sidecars: storeSidecarDrains(deps.store, fleet),
     },
   );
   const controller = createFleetController({

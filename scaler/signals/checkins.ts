@@ -25,7 +25,7 @@ function count(stats: Record<string, unknown> | null, key: string): number | und
  * its first DNS label, and the `name` the sidecar's metadata gives. The snapshot joins them with fleet members by
  * server name.
  */
-function namesOf(instance: ListedInstance): string[] {
+export function checkInNames(instance: Pick<ListedInstance, "instanceId" | "details">): string[] {
   const names = new Set([instance.instanceId, instance.instanceId.split(".", 1)[0] ?? instance.instanceId]);
   if (typeof instance.details.name === "string" && instance.details.name !== "") names.add(instance.details.name);
   return [...names];
@@ -42,7 +42,7 @@ export function checkInsByName(instances: readonly ListedInstance[]): Map<string
       const figure = count(instance.stats, key);
       if (figure !== undefined) value[key] = figure;
     }
-    for (const name of namesOf(instance)) {
+    for (const name of checkInNames(instance)) {
       const known = byName.get(name);
       if (known === undefined || known.at < instance.lastReportAt) byName.set(name, { at: instance.lastReportAt, value });
     }
