@@ -2,6 +2,7 @@ import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
 import { decodeProtectedHeader, importSPKI, jwtVerify, type CryptoKey, type JWTPayload } from "jose";
 import { parseWorkerKeyId, workerPublicKeyPem, workerSigningKey } from "../../infra/workerCredentials.js";
+import { storeFault } from "../store/errors.js";
 
 export interface AsapOptions {
   keyBaseUrl: string;
@@ -319,11 +320,21 @@ export class KeyRevocations {
 
   async revoke(kid: string): Promise<void> {
     this.revoked.add(kid);
-    await this.redis.multi().sadd(this.key, kid).publish(this.key, `+${kid}`).exec();
+    await this.redis
+      .multi()
+      .sadd(this.key, kid)
+      .publish(this.key, `+${kid}`)
+      .exec()
+      .catch((error: unknown) => Promise.reject(storeFault("revoke a sidecar key", error)));
   }
 
   async restore(kid: string): Promise<void> {
-    await this.redis.multi().srem(this.key, kid).publish(this.key, `-${kid}`).exec();
+    await this.redis
+      .multi()
+      .srem(this.key, kid)
+      .publish(this.key, `-${kid}`)
+      .exec()
+      .catch((error: unknown) => Promise.reject(storeFault("restore a sidecar key", error)));
     this.revoked.delete(kid);
   }
 
@@ -343,6 +354,8 @@ export class KeyRevocations {
   private load(): Promise<Set<string>> {
     this.loading ??= this.redis
       .smembers(this.key)
+      // Redis down or refusing: the check-in answers 503 like every other store call, never 500.
+      .catch((error: unknown) => Promise.reject(storeFault("read the revoked sidecar keys", error)))
       .then((members) => {
         this.revoked = new Set(members);
         for (const change of this.heardDuringLoad) this.apply(change);

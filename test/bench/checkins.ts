@@ -25,6 +25,7 @@
  *                             [--rate-seconds 20] [--baseline-seconds 10] [--profile DIR]
  */
 import { execFileSync } from "node:child_process";
+import { createPrivateKey } from "node:crypto";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -32,12 +33,14 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os, { tmpdir } from "node:os";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
+import { SignJWT } from "jose";
 import { z } from "zod";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { endedChildrenCpuSeconds, listProcesses, processTree } from "../harness/proc.js";
 import { startUntilReady } from "../harness/process.js";
 import { RedisServer } from "../harness/redis.js";
-import { KeyServer, TOKENS, call, groupBody, signSidecarToken, type SigningKey } from "../integration/scaler-fixture.js";
+import { KeyServer, TOKENS, call, groupBody } from "../integration/scaler-fixture.js";
+import { workerCredentials } from "../../infra/workerCredentials.js";
 import { TARGET_P99_MS, TARGET_RATE, closedLoopVerdict, fixedRateVerdict, servedPerSecond } from "./checkins-verdict.js";
 
 interface AutocannonRequest {
@@ -111,7 +114,23 @@ server.keepAliveTimeout = 130_000;
 server.listen(0, "127.0.0.1", () => console.log("bare server listening on " + server.address().port));
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
 `;
-const KEYS = 20;
+/** The fleet's master secret the scaler derives every worker's key from (CONFSCALE_BBB_SECRET), fixed for the bench. */
+const MASTER_SECRET = "bench-master-secret-0123456789abcdef0123456789";
+const GROUP = "bench-jvb";
+
+/** A token as a confscale worker signs it (sidecar/token.ts): its own derived Ed25519 key, scoped by `sub` to itself. */
+async function workerToken(instanceId: string): Promise<string> {
+  const credentials = workerCredentials(MASTER_SECRET, GROUP, instanceId);
+  const issuedAt = Math.floor(Date.now() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: "EdDSA", kid: credentials.keyId })
+    .setIssuer("jitsi-autoscaler-sidecar")
+    .setAudience("jitsi-autoscaler")
+    .setSubject(`${GROUP}/${instanceId}`)
+    .setIssuedAt(issuedAt)
+    .setExpirationTime(issuedAt + 3600)
+    .sign(createPrivateKey(credentials.signingKeyPem));
+}
 
 async function commandCalls(redis: Redis): Promise<Map<string, number>> {
   const text = await redis.info("commandstats");
@@ -227,7 +246,7 @@ function report(instanceId: string, index: number): string {
     instance: {
       instanceId,
       instanceType: "JVB",
-      group: "bench-jvb",
+      group: GROUP,
       region: "eu-central-1",
       cloud: "ionos",
       privateIp: `10.0.${index >> 8}.${index & 255}`,
@@ -285,6 +304,7 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
       SCALER_API_TOKENS: `bench:admin:${TOKENS.admin}`,
       SCALER_SIDECAR_WORKERS: String(WORKERS),
       SCALER_SIDECAR_PORT: String(workersPort),
+      CONFSCALE_BBB_SECRET: MASTER_SECRET,
     },
     timeoutMs: 60_000,
   });
@@ -293,24 +313,23 @@ async function benchmark(redis: RedisServer, keys: KeyServer, dir: string): Prom
     while ((await fetch(`${url}/readyz`)).status !== 200) await new Promise((resolve) => setTimeout(resolve, 100));
     const created = await call(url, "POST", "/api/v1/groups", {
       token: TOKENS.admin,
-      body: groupBody("bench-jvb", "JVB", {
+      body: groupBody(GROUP, "JVB", {
         desired: 10,
         policy: { min: 0, max: 5000, baseline: 10, defaultSize: { cores: 4, ramGb: 8 }, maxSize: { cores: 8, ramGb: 16 } },
       }),
     });
     if (created.status !== 201) throw new Error(`could not create the group: ${JSON.stringify(created.body)}`);
 
-    console.log(`signing ${INSTANCES} tokens with ${KEYS} keys ...`);
-    const signingKeys: SigningKey[] = [];
-    for (let index = 0; index < KEYS; index += 1) signingKeys.push(await keys.newKey(`bench/sidecar-${index}`));
+    console.log(`signing ${INSTANCES} tokens, each with its worker's own key and scoped to that worker ...`);
     const requests: AutocannonRequest[] = [];
     for (let index = 0; index < INSTANCES; index += 1) {
-      const token = await signSidecarToken(signingKeys[index % KEYS] as SigningKey);
+      const instanceId = `jvb-${String(index).padStart(5, "0")}`;
+      const token = await workerToken(instanceId);
       requests.push({
         method: "POST",
         path: "/sidecar/status",
         headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: report(`jvb-${String(index).padStart(5, "0")}`, index),
+        body: report(instanceId, index),
       });
     }
     const probe = requests[0] as AutocannonRequest;

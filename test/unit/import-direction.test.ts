@@ -104,6 +104,9 @@ const ALLOWED: Record<string, readonly string[]> = {
     "scaler/metrics.ts",
     "scaler/settings.ts",
     "infra/config.ts",
+    // Worker tokens are checked with the keys the workers' credentials derive; the scaler serves the sidecar's bundle.
+    "infra/workerCredentials.ts",
+    "sidecar/bundle.ts",
   ],
 };
 
