@@ -12,7 +12,7 @@ import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
 import { heldServersOf, membersOf, type FleetMember } from "../fleet/members.js";
 import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
 import { LeaseKeeper } from "./lease.js";
-import type { SidecarDrains } from "./sidecars.js";
+import type { SidecarDrains } from "../fleet/sidecars.js";
 import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
 import { FleetServerNotFoundError, ServerActionConflictError, type OperatorAction } from "../fleet/operator.js";
 import { FleetStateStore, type FleetState, type ServerRecord } from "../fleet/state.js";
@@ -55,7 +55,7 @@ export interface ActuatorDeps {
   /** The machines of the fleet's placement with their labels, read from the cloud itself (for the sanity check). */
   inventory?: (placement: Placement) => Promise<ListedMachine[]>;
   /**
-   * The servers' worker sidecars (scaler/actuator/sidecars.ts). A server whose sidecar checks in is sent the drain
+   * The servers' worker sidecars (scaler/fleet/sidecars.ts). A server whose sidecar checks in is sent the drain
    * command with its cordon and is stopped or destroyed only once its sidecar has confirmed its last meeting ended.
    */
   sidecars?: SidecarDrains;

@@ -4,14 +4,13 @@ import { CLOUD_CAPABILITIES, CLOUD_VARIABLES, listMachines } from "../../infra/c
 import { FleetActuator } from "../actuator/actuator.js";
 import { FleetStack } from "../actuator/fleetStack.js";
 import { FleetLock } from "../actuator/lock.js";
-import { storeSidecarDrains } from "../actuator/sidecars.js";
 import { RedisPolicyHistory } from "../fleet/history.js";
 import type { FleetView } from "../fleet/view.js";
 import type { Logger } from "../log.js";
 import { exportFleetPeriod, type ScalerMetrics } from "../metrics.js";
 import type { FleetSettings } from "../settings.js";
 import { BbbClient } from "../signals/bbb.js";
-import { storeCheckIns } from "../signals/checkins.js";
+import { storeCheckIns, storeSidecarDrains } from "../signals/checkins.js";
 import { PrometheusClient } from "../signals/prometheus.js";
 import { ScaleliteClient } from "../signals/scalelite.js";
 import type { ScalerStore } from "../store/store.js";
