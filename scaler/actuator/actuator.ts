@@ -11,6 +11,7 @@ import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
 import { heldServersOf, membersOf, type FleetMember } from "../fleet/members.js";
 import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
 import { LeaseKeeper } from "./lease.js";
+import type { SidecarDrains } from "../fleet/sidecars.js";
 import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
 import type { OperatorAction } from "../fleet/operator.js";
 import { FleetStateStore, setPhase, type FleetState } from "../fleet/state.js";
@@ -58,6 +59,11 @@ export interface ActuatorDeps {
   owner: string;
   /** The machines of the fleet's placement with their labels, read from the cloud itself (for the sanity check). */
   inventory?: (placement: Placement) => Promise<ListedMachine[]>;
+  /**
+   * The servers' worker sidecars (scaler/fleet/sidecars.ts). A server whose sidecar checks in is sent the drain
+   * command with its cordon and is stopped or destroyed only once its sidecar has confirmed its last meeting ended.
+   */
+  sidecars?: SidecarDrains;
 }
 
 /** What one cycle did, for the audit trail, the status page and tests. */
@@ -82,7 +88,8 @@ export class ActuatorNotStartedError extends Error {
 
 /**
  * Turns decisions into servers: one `up` of the fleet stack per cycle under the fleet lease, with drain before every
- * stop, destroy and shrink (Scalelite cordon, then zero meetings in BBB `getMeetings`), registration after every
+ * stop, destroy and shrink (Scalelite cordon, then zero meetings in BBB `getMeetings`, and for a stop or destroy of a
+ * server whose sidecar checks in, the sidecar's own report that its last meeting ended), registration after every
  * create and start (`addServer` → BBB answers → `enable`), and recovery of an update a crash interrupted.
  */
 export class FleetActuator {
@@ -293,6 +300,7 @@ export class FleetActuator {
       case "drain":
         if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "cordon");
         setPhase(record, "draining", now);
+        await this.sidecarNotDrained(server.name);
         return undefined;
       case "enable":
         if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "enable");
@@ -321,6 +329,8 @@ export class FleetActuator {
           return busy === undefined
             ? `${command.kind} held: BBB getMeetings did not answer`
             : `${command.kind} held: ${busy} meetings on the server`;
+        const sidecar = await this.sidecarNotDrained(server.name);
+        if (sidecar !== undefined) return `${command.kind} held: ${sidecar}`;
         if (command.kind === "stop") {
           server.power = "stopped";
           setPhase(record, "stopped", now);
@@ -344,6 +354,30 @@ export class FleetActuator {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Why a server's sidecar keeps it from going, or undefined when nothing does (no sidecar checks in for it, or it has
+   * confirmed its drain ended). A sidecar not yet told to drain is told now, whichever decision got here first.
+   */
+  private async sidecarNotDrained(name: string): Promise<string | undefined> {
+    const sidecars = this.deps.sidecars;
+    if (sidecars === undefined) return undefined;
+    let sidecar;
+    try {
+      sidecar = await sidecars.of(name);
+      if (sidecar === undefined || sidecar.drained) return undefined;
+      // The store records the request (`shutdown.requested`) and its delivery in the server's audit trail.
+      if (!sidecar.drainRequested) await sidecars.requestDrain(sidecar.instanceId);
+    } catch (error) {
+      // The store is the scaler's own Redis: unread, the sidecar is not known to be done, so the server stays.
+      this.deps.log.warn(
+        { event: "fleet.sidecar_unreadable", fleet: this.settings.fleet, server: name, err: error },
+        "sidecar state unread",
+      );
+      return "its sidecar's drain state could not be read";
+    }
+    return "its sidecar has not yet reported its last meeting ended";
   }
 
   private async timeOutDrains(state: FleetState, report: CycleReport): Promise<void> {

@@ -12,7 +12,7 @@ import type { Logger } from "../log.js";
 import { exportFleetPeriod, type ScalerMetrics } from "../metrics.js";
 import type { FleetSettings } from "../settings.js";
 import { BbbClient } from "../signals/bbb.js";
-import { storeCheckIns } from "../signals/checkins.js";
+import { storeCheckIns, storeSidecarDrains } from "../signals/checkins.js";
 import { PrometheusClient } from "../signals/prometheus.js";
 import { ScaleliteClient } from "../signals/scalelite.js";
 import type { ScalerStore } from "../store/store.js";
@@ -140,6 +140,8 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       owner: `${hostname()}:${process.pid}`,
       // The sanity check reads the cloud itself, not the fleet stack's view of it.
       inventory: (placement) => listMachines(placement, env),
+      // Workers' sidecars are drained through their check-in replies, and a stop waits for their confirmation.
+      sidecars: storeSidecarDrains(deps.store, fleet),
     },
   );
   let lastPolicy: WorkerPolicy | undefined;

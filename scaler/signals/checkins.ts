@@ -1,3 +1,4 @@
+import type { SidecarDrains } from "../fleet/sidecars.js";
 import type { CheckIn, Observed } from "./snapshot.js";
 
 /** An instance as the store lists it (ScalerStore.listInstances satisfies it): what a reader of check-ins needs. */
@@ -25,7 +26,7 @@ function count(stats: Record<string, unknown> | null, key: string): number | und
  * its first DNS label, and the `name` the sidecar's metadata gives. The snapshot joins them with fleet members by
  * server name.
  */
-function namesOf(instance: ListedInstance): string[] {
+export function checkInNames(instance: Pick<ListedInstance, "instanceId" | "details">): string[] {
   const names = new Set([instance.instanceId, instance.instanceId.split(".", 1)[0] ?? instance.instanceId]);
   if (typeof instance.details.name === "string" && instance.details.name !== "") names.add(instance.details.name);
   return [...names];
@@ -42,7 +43,7 @@ export function checkInsByName(instances: readonly ListedInstance[]): Map<string
       const figure = count(instance.stats, key);
       if (figure !== undefined) value[key] = figure;
     }
-    for (const name of namesOf(instance)) {
+    for (const name of checkInNames(instance)) {
       const known = byName.get(name);
       if (known === undefined || known.at < instance.lastReportAt) byName.set(name, { at: instance.lastReportAt, value });
     }
@@ -53,4 +54,28 @@ export function checkInsByName(instances: readonly ListedInstance[]): Map<string
 /** The fleet's fresh check-ins from the store, read every period. */
 export function storeCheckIns(source: InstanceSource, group: string): () => Promise<Map<string, Observed<CheckIn>>> {
   return async () => checkInsByName(await source.listInstances(group));
+}
+
+/** What the store offers for it (ScalerStore satisfies it). */
+export interface SidecarCommandStore {
+  listInstances(groupId: string): Promise<(ListedInstance & { shutdownRequested: boolean; shutdownConfirmedAt?: number })[]>;
+  requestShutdown(groupId: string, instanceIds: readonly string[], actor: string): Promise<void>;
+}
+
+/** The fleet's sidecars through the store: a fleet's group has the fleet's name. */
+export function storeSidecarDrains(store: SidecarCommandStore, group: string, actor = "actuator"): SidecarDrains {
+  return {
+    async of(server) {
+      const instances = (await store.listInstances(group)).filter((instance) => checkInNames(instance).includes(server));
+      // The latest report speaks for the server (a replaced machine may have left an older one behind).
+      const instance = instances.sort((a, b) => b.lastReportAt - a.lastReportAt)[0];
+      if (instance === undefined) return undefined;
+      return {
+        instanceId: instance.instanceId,
+        drainRequested: instance.shutdownRequested,
+        drained: instance.shutdownConfirmedAt !== undefined,
+      };
+    },
+    requestDrain: (instanceId) => store.requestShutdown(group, [instanceId], actor),
+  };
 }

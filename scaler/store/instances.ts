@@ -124,6 +124,7 @@ export class InstanceStore extends StorePart {
         lastReportAt: Number(fields.lastReportAt),
         shutdownRequested: commands[0] === "1",
         reconfigureRequested: commands[1] ?? null,
+        ...(fields.shutdownConfirmedAt === undefined ? {} : { shutdownConfirmedAt: Number(fields.shutdownConfirmedAt) }),
       });
     });
     return instances;

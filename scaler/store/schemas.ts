@@ -87,6 +87,8 @@ export interface InstanceStatus {
   /** Pending commands: shutdown requested, and the reconfigure request id not yet completed. */
   shutdownRequested: boolean;
   reconfigureRequested: string | null;
+  /** When the sidecar confirmed on /sidecar/shutdown that its drain is over (scaler's clock); absent until then. */
+  shutdownConfirmedAt?: number;
 }
 
 export interface GroupReport {

@@ -127,6 +127,10 @@ local function checkIn(K, A)
   end
   if not prior or prior == 'provisioning' then auditBoth('instance.joined') end
   if state == 'shutting_down' and prior ~= 'shutting_down' then auditBoth('instance.shutting_down', ',"details":{"via":"' .. kind .. '"}') end
+  -- A sidecar's shutdown call confirms its drain is over (its last meeting ended): the actuator stops it only after.
+  if kind == 'shutdown' and redis.call('HSETNX', instanceKey, 'shutdownConfirmedAt', ARGV[A + 3]) == 1 then
+    auditBoth('shutdown.confirmed')
+  end
   local cmd = redis.call('HMGET', commandsKey, 'shutdown', 'reconfigure', 'shutdownDelivered', 'reconfigureDelivered')
   local shutdown = cmd[1] == '1'
   local reconfigure = cmd[2]
