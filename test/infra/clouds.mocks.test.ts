@@ -55,8 +55,6 @@ beforeAll(async () => {
     "clouds",
     false,
   );
-  pulumi.runtime.setConfig("confscale-fleet:nodeExporterPassword", "node-exporter-pw-1");
-  pulumi.runtime.setConfig("confscale-fleet:bbbSecret", "b".repeat(40));
 });
 
 afterEach(() => {
