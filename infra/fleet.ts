@@ -4,6 +4,7 @@ import { bbbVersionSchema, serverSizeSchema, workerNameSchema } from "./config.j
 import { CLOUD_NAMES, PROVIDERS, providerFor } from "./clouds/index.js";
 import type { Placement } from "./clouds/types.js";
 import { workerFirewallRules } from "./firewall.js";
+import { fleetWorkloadSchema } from "./jitsi.js";
 import { nodeExporterPasswordHash, renderWorkerUserData } from "./templates.js";
 import { workerCredentials } from "./workerCredentials.js";
 
@@ -55,6 +56,8 @@ export const fleetTemplateSchema = z.strictObject({
   bbbVersion: bbbVersionSchema.optional(),
   adminCidrs: z.array(z.string()).min(1),
   sshPublicKeys: z.array(z.string()),
+  /** What the machines run; absent means BigBlueButton workers (specs stored before Jitsi fleets existed). */
+  workload: fleetWorkloadSchema.optional(),
 });
 export type FleetTemplate = z.infer<typeof fleetTemplateSchema>;
 
