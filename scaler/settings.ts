@@ -53,6 +53,8 @@ export const fleetSettingsSchema = z.strictObject({
   /** re-enable keeps the meetings (the default); end-meetings ends them. Neither happens silently. */
   onDrainTimeout: z.enum(["re-enable", "end-meetings"]).default("re-enable"),
   leaseTtlSeconds: seconds.default(60),
+  /** A full `up` of every shard of the fleet stack, refreshed from the cloud, this often: drift is found and undone. */
+  convergeIntervalSeconds: seconds.default(3600),
   /** A reading older than this is stale. */
   freshForSeconds: seconds.default(300),
   /** Alerts to a webhook: a server overloaded for the policy's sustain periods, a drain timed out, an `up` failed. */

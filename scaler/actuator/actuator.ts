@@ -9,7 +9,8 @@ import type { Decision, PlacementChange } from "../policy/types.js";
 import type { BbbClient } from "../signals/bbb.js";
 import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
 import { heldServersOf, membersOf, type FleetMember } from "../fleet/members.js";
-import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
+import type { FleetUpdateReport } from "./fleetStack.js";
+import type { ShardedFleetStack } from "./shards.js";
 import { LeaseKeeper } from "./lease.js";
 import type { SidecarDrains } from "../fleet/sidecars.js";
 import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
@@ -47,7 +48,7 @@ export interface ActuatorDeps {
   redis: Redis;
   keyPrefix: string;
   lock: FleetLock;
-  fleetStack: FleetStack;
+  fleetStack: ShardedFleetStack;
   scalelite: ScaleliteClient;
   /** A client of a server's BBB API, signing with that server's own secret. */
   bbb: (baseUrl: string, serverName: string) => BbbClient;
@@ -126,7 +127,7 @@ export class FleetActuator {
     let state = await this.states.load(fleet);
     let recovered = false;
     if (state?.updateInFlight != null && state.updateInFlight.token !== lease.token) {
-      const result = await this.deps.fleetStack.recover();
+      const result = await this.deps.fleetStack.recover(state.updateInFlight.stacks);
       await this.deps.audit({
         kind: "recovered",
         message: "an update interrupted by a crash was recovered: stale lock removed, state refreshed",
@@ -252,7 +253,7 @@ export class FleetActuator {
     await this.timeOutDrains(state, report);
     await this.replaceStuckBuilds(state, report, toDeregister);
 
-    if (JSON.stringify(this.applied) !== JSON.stringify(state.desired)) {
+    if (JSON.stringify(this.applied) !== JSON.stringify(state.desired) || this.deps.fleetStack.dueForUp()) {
       report.update = await this.update(lease, state);
     }
     for (const scaleliteId of toDeregister) {
@@ -442,7 +443,8 @@ export class FleetActuator {
   }
 
   private async update(lease: FleetLease, state: FleetState): Promise<FleetUpdateReport> {
-    state.updateInFlight = { token: lease.token, startedAt: this.deps.now() };
+    // The stacks it runs: a restart after a crash recovers those (scaler/actuator/shards.ts).
+    state.updateInFlight = { token: lease.token, startedAt: this.deps.now(), stacks: this.deps.fleetStack.stacksToUpdate(state.desired) };
     await this.save();
     try {
       const report = await this.deps.fleetStack.up(state.desired, (step) =>

@@ -1,4 +1,10 @@
-import { LocalWorkspace, type EngineEvent, type Stack } from "@pulumi/pulumi/automation/index.js";
+import {
+  LocalWorkspace,
+  type EngineEvent,
+  type LocalWorkspaceOptions,
+  type Stack,
+  type Workspace,
+} from "@pulumi/pulumi/automation/index.js";
 import { existsSync } from "node:fs";
 import { mkdir, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -8,6 +14,8 @@ import { enginePath, pulumiCommand } from "../../infra/toolchain.js";
 
 export interface FleetStackSettings {
   env: string;
+  /** The stack's name; `<env>-fleet` unless given (a shard's, scaler/actuator/shards.ts). */
+  stackName?: string;
   /** The fleet project's directory (its Pulumi.yaml); dynamic providers run from here. */
   workDir: string;
   /** The fleet stack's backend: the cloud's S3-compatible storage, or a `file://` path on a persistent volume. */
@@ -34,6 +42,8 @@ export interface FleetUpdateReport {
   summary: Record<string, number>;
 }
 
+export type ServerAddresses = Record<string, { id: string; publicIp: string }>;
+
 export class FleetStackError extends Error {
   constructor(
     readonly stackName: string,
@@ -52,6 +62,28 @@ const STALE_SECRET_KEYS = [`${FLEET_PROJECT}:nodeExporterPassword`, `${FLEET_PRO
 
 const nodeModules = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "node_modules");
 
+/** The fleet project's workspace in `settings.workDir`, made ready for the engine (backend directory, node_modules). */
+export async function fleetWorkspaceOptions(settings: FleetStackSettings): Promise<LocalWorkspaceOptions> {
+  await mkdir(settings.workDir, { recursive: true });
+  // A file:// backend is a directory the engine expects to exist; make it on first use.
+  if (settings.backendUrl.startsWith("file://")) await mkdir(fileURLToPath(settings.backendUrl.split("?")[0]!), { recursive: true });
+  // Dynamic providers (the IONOS adapter) load ./node_modules/@pulumi/pulumi from the project directory.
+  if (!existsSync(join(settings.workDir, "node_modules"))) await symlink(nodeModules, join(settings.workDir, "node_modules"), "dir");
+  return {
+    workDir: settings.workDir,
+    pulumiCommand: await pulumiCommand(),
+    secretsProvider: "passphrase",
+    projectSettings: { name: FLEET_PROJECT, runtime: "nodejs", backend: { url: settings.backendUrl } },
+    envVars: {
+      ...settings.providerEnv,
+      PATH: enginePath(),
+      PULUMI_CONFIG_PASSPHRASE: settings.passphrase,
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    },
+  };
+}
+
 /** The `<env>-fleet` stack, run inline through the Automation API: the program is `defineFleet(spec)`. */
 export class FleetStack {
   private constructor(
@@ -62,12 +94,7 @@ export class FleetStack {
   ) {}
 
   static async open(settings: FleetStackSettings): Promise<FleetStack> {
-    await mkdir(settings.workDir, { recursive: true });
-    // A file:// backend is a directory the engine expects to exist; make it on first use.
-    if (settings.backendUrl.startsWith("file://")) await mkdir(fileURLToPath(settings.backendUrl.split("?")[0]!), { recursive: true });
-    // Dynamic providers (the IONOS adapter) load ./node_modules/@pulumi/pulumi from the project directory.
-    if (!existsSync(join(settings.workDir, "node_modules"))) await symlink(nodeModules, join(settings.workDir, "node_modules"), "dir");
-    const name = `${settings.env}-fleet`;
+    const name = settings.stackName ?? `${settings.env}-fleet`;
     const program: { spec?: FleetSpec } = {};
     // Handed to the inline program in memory: `pulumi config set` would put them on the CLI's command line.
     const secrets: FleetSecrets = { nodeExporterPassword: settings.nodeExporterPassword, masterSecret: settings.masterSecret };
@@ -80,19 +107,7 @@ export class FleetStack {
           return defineFleet(program.spec, secrets, settings.providerEnv ?? process.env);
         },
       },
-      {
-        workDir: settings.workDir,
-        pulumiCommand: await pulumiCommand(),
-        secretsProvider: "passphrase",
-        projectSettings: { name: FLEET_PROJECT, runtime: "nodejs", backend: { url: settings.backendUrl } },
-        envVars: {
-          ...settings.providerEnv,
-          PATH: enginePath(),
-          PULUMI_CONFIG_PASSPHRASE: settings.passphrase,
-          PULUMI_SKIP_UPDATE_CHECK: "true",
-          PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-        },
-      },
+      await fleetWorkspaceOptions(settings),
     );
     // Stacks made before the secrets came in memory still hold them as config: drop them (only key names are passed).
     const stale = Object.keys(await stack.getAllConfig()).filter((key) => STALE_SECRET_KEYS.includes(key));
@@ -104,13 +119,18 @@ export class FleetStack {
    * Brings the cloud to `spec`; `onStep` sees each resource step as the engine finishes it. `parallel` caps the
    * engine's concurrent resource operations (the CLI's `--parallel`); unset, the engine's default applies.
    */
-  async up(spec: FleetSpec, onStep?: (step: ResourceStep) => void, options: { parallel?: number } = {}): Promise<FleetUpdateReport> {
+  async up(
+    spec: FleetSpec,
+    onStep?: (step: ResourceStep) => void,
+    options: { parallel?: number; refresh?: boolean } = {},
+  ): Promise<FleetUpdateReport & { addresses: ServerAddresses }> {
     this.program.spec = fleetSpecSchema.parse(spec);
     const steps: ResourceStep[] = [];
     const started = performance.now();
     try {
       const result = await this.stack.up({
         ...(options.parallel === undefined ? {} : { parallel: options.parallel }),
+        ...(options.refresh === true ? { refresh: true } : {}),
         onEvent: (event) => {
           const step = stepOf(event);
           if (step === undefined) return;
@@ -118,7 +138,13 @@ export class FleetStack {
           onStep?.(step);
         },
       });
-      return { steps, durationMs: performance.now() - started, summary: { ...result.summary.resourceChanges } };
+      return {
+        steps,
+        durationMs: performance.now() - started,
+        summary: { ...result.summary.resourceChanges },
+        // Each server's cloud id and public address after the update, from its outputs.
+        addresses: (result.outputs.servers?.value ?? {}) as ServerAddresses,
+      };
     } catch (error) {
       throw new FleetStackError(this.name, "up", error);
     }
@@ -151,9 +177,23 @@ export class FleetStack {
   }
 
   /** Each server's cloud id and public address, from the stack's outputs. */
-  async serverAddresses(): Promise<Record<string, { id: string; publicIp: string }>> {
+  async serverAddresses(): Promise<ServerAddresses> {
+    return (await this.outputs()).addresses;
+  }
+
+  /** The applied spec and the addresses, read with one engine command. */
+  async outputs(): Promise<{ spec: FleetSpec | undefined; addresses: ServerAddresses }> {
     const outputs = await this.stack.outputs();
-    return (outputs.servers?.value ?? {}) as Record<string, { id: string; publicIp: string }>;
+    const spec = outputs.spec?.value;
+    return {
+      spec: spec === undefined ? undefined : fleetSpecSchema.parse(spec),
+      addresses: (outputs.servers?.value ?? {}) as ServerAddresses,
+    };
+  }
+
+  /** The project's workspace: lists and removes the fleet's stacks (scaler/actuator/shards.ts). */
+  get workspace(): Workspace {
+    return this.stack.workspace;
   }
 
   /**

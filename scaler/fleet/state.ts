@@ -31,7 +31,14 @@ export const fleetStateSchema = z.strictObject({
   /** Suffix of the next server name: names are never reused, so Scalelite ids and audit trails stay unambiguous. */
   nextIndex: z.number().int().min(1),
   /** Set while an `up` runs: found on start with another lease's token, it means that holder died mid-update. */
-  updateInFlight: z.strictObject({ token: z.number(), startedAt: z.number() }).nullable(),
+  updateInFlight: z
+    .strictObject({
+      token: z.number(),
+      startedAt: z.number(),
+      /** The shard stacks it runs (scaler/actuator/shards.ts); absent in states written before shards: every shard. */
+      stacks: z.array(z.string()).optional(),
+    })
+    .nullable(),
 });
 export type FleetState = z.infer<typeof fleetStateSchema>;
 

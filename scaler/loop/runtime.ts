@@ -2,7 +2,8 @@ import type { Redis } from "ioredis";
 import { hostname } from "node:os";
 import { CLOUD_CAPABILITIES, CLOUD_VARIABLES, listMachines } from "../../infra/clouds/index.js";
 import { FleetActuator } from "../actuator/actuator.js";
-import { FleetStack, FleetStackError } from "../actuator/fleetStack.js";
+import { FleetStackError } from "../actuator/fleetStack.js";
+import { ShardedFleetStack } from "../actuator/shards.js";
 import { Alerter, OverloadWatch } from "../alerts.js";
 import type { WorkerPolicy } from "../../infra/config.js";
 import { FleetLock } from "../actuator/lock.js";
@@ -86,8 +87,10 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       "settings",
     );
   }
-  const fleetStack = await FleetStack.open({
+  // The fleet's servers in shard stacks `<env>-fleet-<n>`: a change runs only its shard's `up`.
+  const fleetStack = await ShardedFleetStack.open({
     env: template.env,
+    convergeIntervalMs: settings.convergeIntervalSeconds * 1000,
     workDir: settings.workDir,
     backendUrl: secret("PULUMI_BACKEND_URL"),
     passphrase: secret("PULUMI_CONFIG_PASSPHRASE"),

@@ -7,7 +7,8 @@ import { listMachines } from "../../infra/clouds/index.js";
 import type { FleetSpec } from "../../infra/fleet.js";
 import { workerBbbSecret } from "../../infra/workerCredentials.js";
 import { FleetActuator, type ActuatorSettings } from "../../scaler/actuator/actuator.js";
-import { FleetStack } from "../../scaler/actuator/fleetStack.js";
+import { FleetStack, type FleetStackSettings } from "../../scaler/actuator/fleetStack.js";
+import { ShardedFleetStack, type ShardedFleetStackSettings } from "../../scaler/actuator/shards.js";
 import { FleetLock } from "../../scaler/actuator/lock.js";
 import { createApp, listen } from "../../scaler/app.js";
 import type { FleetPeriod } from "../../scaler/loop/controller.js";
@@ -132,8 +133,16 @@ export function openEmulatedFleetStack(
   sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">,
   env = "e2e",
 ): Promise<FleetStack> {
+  return FleetStack.open(emulatedStackSettings(emulator, sandbox, env));
+}
+
+function emulatedStackSettings(
+  emulator: Emulator | EmulatorEndpoints,
+  sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">,
+  env: string,
+): FleetStackSettings {
   const endpoints = endpointsOf(emulator);
-  return FleetStack.open({
+  return {
     env,
     workDir: sandbox.dir,
     backendUrl: sandbox.backendUrl,
@@ -141,7 +150,17 @@ export function openEmulatedFleetStack(
     nodeExporterPassword: "node-exporter-password",
     masterSecret: endpoints.bbbSecret,
     providerEnv: { ...sandbox.env, IONOS_USERNAME: endpoints.username, IONOS_PASSWORD: endpoints.password },
-  });
+  };
+}
+
+/** The fleet's shard stacks `<env>-fleet-<n>` in a sandbox (scaler/actuator/shards.ts), as the scaler opens them. */
+export function openEmulatedShardedFleetStack(
+  emulator: Emulator | EmulatorEndpoints,
+  sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">,
+  env = "e2e",
+  options: Pick<ShardedFleetStackSettings, "shardSize" | "parallel" | "convergeIntervalMs"> = {},
+): Promise<ShardedFleetStack> {
+  return ShardedFleetStack.open({ ...emulatedStackSettings(emulator, sandbox, env), ...options });
 }
 
 /** Everything an actuator needs, wired to a real Redis, the real Pulumi engine and the emulator. */
@@ -159,12 +178,19 @@ export async function openEmulatedFleet(options: {
   /** Redis commands slower than this fail, as the scaler's own connection's do. */
   commandTimeoutMs?: number;
   log?: Logger;
+  /** Servers per shard stack (scaler/actuator/shards.ts SHARD_SIZE unless given). */
+  shardSize?: number;
 }) {
   const { endpoints, sandbox } = options;
   const env = options.env ?? "e2e";
   const fleet = options.fleet ?? "bbb";
   const { redis, store } = openStore(options.redisUrl, options.commandTimeoutMs);
-  const fleetStack = await openEmulatedFleetStack(endpoints, sandbox, env);
+  const fleetStack = await openEmulatedShardedFleetStack(
+    endpoints,
+    sandbox,
+    env,
+    options.shardSize === undefined ? {} : { shardSize: options.shardSize },
+  );
   const settings: ActuatorSettings = {
     fleet,
     namePrefix: fleet,

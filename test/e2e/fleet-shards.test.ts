@@ -1,0 +1,152 @@
+import { LocalWorkspace } from "@pulumi/pulumi/automation/index.js";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fleetWorkspaceOptions } from "../../scaler/actuator/fleetStack.js";
+import type { Decision } from "../../scaler/policy/types.js";
+import { Emulator } from "../emulator/emulator.js";
+import { emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
+import { killProcessesIn } from "../harness/process.js";
+import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
+import { RedisServer } from "../harness/redis.js";
+
+// Two servers per shard: four servers fill shards 0 and 1, the fifth opens shard 2.
+const SHARD_SIZE = 2;
+const LEASE_TTL_MS = 15_000;
+const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
+const child = fileURLToPath(new URL("../harness/actuatorProcess.ts", import.meta.url));
+
+const decision = (kind: Decision["kind"], server?: string, extra: Partial<Decision> = {}): Decision => ({
+  kind,
+  ...(server === undefined ? {} : { server }),
+  reason: `test: ${kind}`,
+  inputs: {},
+  dryRun: false,
+  ...extra,
+});
+
+describe("a fleet in shard stacks: a change runs only its shard's up, and a crash in one shard's up recovers (real Redis, CLI, emulator)", () => {
+  let emulator: Emulator;
+  let redisServer: RedisServer;
+  let sandbox: PulumiSandbox;
+
+  beforeAll(async () => {
+    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
+    redisServer = await RedisServer.start();
+    sandbox = await createPulumiSandbox();
+  });
+
+  afterAll(async () => {
+    await emulator?.stop();
+    await redisServer?.stop();
+    await sandbox?.cleanup();
+  });
+
+  const options = () => ({
+    endpoints: emulatorEndpoints(emulator),
+    sandbox: { dir: sandbox.dir, backendUrl: sandbox.backendUrl, env: sandbox.env },
+    redisUrl: redisServer.url,
+    leaseTtlMs: LEASE_TTL_MS,
+    shardSize: SHARD_SIZE,
+  });
+  const servers = () => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server));
+
+  /** The fleet's stacks in the backend as `pulumi stack ls` lists them: name, last update and resource count. */
+  async function stacks(): Promise<Map<string, { lastUpdate?: string; resourceCount?: number }>> {
+    const workspace = await LocalWorkspace.create(
+      await fleetWorkspaceOptions({
+        env: "e2e",
+        workDir: sandbox.dir,
+        backendUrl: sandbox.backendUrl,
+        passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
+        nodeExporterPassword: "unused",
+        masterSecret: "unused",
+        providerEnv: sandbox.env,
+      }),
+    );
+    const listed = await workspace.listStacks();
+    return new Map(listed.map((summary) => [summary.name.slice(summary.name.lastIndexOf("/") + 1), summary]));
+  }
+
+  async function cycleUntilActive(rig: Awaited<ReturnType<typeof openEmulatedFleet>>) {
+    for (let count = 0; count < 40; count += 1) {
+      if (Object.values(rig.actuator.currentState().servers).every((record) => record.phase === "active")) return;
+      await rig.actuator.cycle([]);
+    }
+    throw new Error(`not all active: ${JSON.stringify(rig.actuator.currentState().servers)}`);
+  }
+
+  it("spreads the fleet over shard stacks and resizes one server with an up of its shard alone", { timeout: 600_000 }, async () => {
+    const rig = await openEmulatedFleet({ ...options(), settings: { baseline: 4 } });
+    try {
+      await rig.actuator.start();
+      const first = await rig.actuator.cycle([]);
+      expect([...((first.update as { stacks?: string[] } | null)?.stacks ?? [])].sort()).toEqual(["e2e-fleet-0", "e2e-fleet-1"]);
+      await cycleUntilActive(rig);
+      const before = await stacks();
+      expect([...before.keys()].sort()).toEqual(["e2e-fleet-0", "e2e-fleet-1"]);
+
+      const resized = await rig.actuator.cycle([decision("resize", "bbb-3", { targetSize: { cores: 4, ramGb: 16 } })]);
+      expect((resized.update as { stacks?: string[] } | null)?.stacks).toEqual(["e2e-fleet-1"]);
+      expect(resized.update?.summary).toMatchObject({ update: 1 });
+      expect(resized.update?.summary.same).toBeLessThanOrEqual(SHARD_SIZE);
+      expect(servers().find((server) => server.name === "bbb-3")?.cores).toBe(4);
+
+      const after = await stacks();
+      // `pulumi stack ls`: the other shard's stack saw no update at all.
+      expect(after.get("e2e-fleet-0")?.lastUpdate).toBe(before.get("e2e-fleet-0")?.lastUpdate);
+      expect(after.get("e2e-fleet-1")?.lastUpdate).not.toBe(before.get("e2e-fleet-1")?.lastUpdate);
+      expect((await rig.fleetStack.appliedSpec())?.servers.map((server) => server.name)).toEqual(["bbb-1", "bbb-2", "bbb-3", "bbb-4"]);
+    } finally {
+      await rig.close();
+    }
+  });
+
+  it(
+    "recovers a scaler killed during one shard's up: only that shard is recovered, nothing created twice",
+    { timeout: 600_000 },
+    async () => {
+      // Slow cloud requests keep the new shard's update in flight long enough to kill it in the middle.
+      Object.assign(emulator.cloud.timings, { requestQueuedMs: 200, requestRunningMs: 4_000, bootMs: 500 });
+      const quietBefore = (await stacks()).get("e2e-fleet-0")?.lastUpdate;
+      const scaler = spawn(tsx, [child, JSON.stringify({ ...options(), baseline: 0, decisions: [decision("create")] })], {
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let output = "";
+      scaler.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      scaler.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+      const exited = once(scaler, "exit");
+      const deadline = Date.now() + 300_000;
+      while (!servers().some((server) => server.name === "bbb-5")) {
+        if (Date.now() > deadline || scaler.exitCode !== null) throw new Error(`the update never reached the cloud:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      process.kill(-scaler.pid!, "SIGKILL");
+      await exited;
+      await killProcessesIn(sandbox.dir);
+      expect(output).not.toContain("cycled");
+
+      const rig = await openEmulatedFleet({ ...options(), owner: "restarted" });
+      try {
+        const { recovered } = await rig.actuator.start();
+        expect(recovered).toBe(true);
+        const audit = await rig.store.readAudit("bbb");
+        expect(audit.find((entry) => entry.kind === "recovered")?.details).toMatchObject({ stacks: ["e2e-fleet-2"] });
+        await cycleUntilActive(rig);
+        const names = servers()
+          .map((server) => server.name)
+          .sort();
+        expect(names).toEqual(["bbb-1", "bbb-2", "bbb-3", "bbb-4", "bbb-5"]);
+        expect((await rig.fleetStack.appliedSpec())?.servers.map((server) => server.name)).toEqual(names);
+        expect(Object.keys(await rig.fleetStack.preview(rig.actuator.currentState().desired))).toEqual(["same"]);
+        expect([...emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled")).toHaveLength(5);
+        // Shard 0 was neither in the interrupted update nor in its recovery.
+        expect((await stacks()).get("e2e-fleet-0")?.lastUpdate).toBe(quietBefore);
+      } finally {
+        await rig.close();
+      }
+    },
+  );
+});
