@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fleetWorkspaceOptions } from "../../scaler/actuator/fleetStack.js";
 import type { Decision } from "../../scaler/policy/types.js";
 import { Emulator } from "../emulator/emulator.js";
-import { emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
+import {
+  emulatedFleetTemplate,
+  emulatorEndpoints,
+  openEmulatedFleet,
+  openEmulatedFleetStack,
+  openEmulatedShardedFleetStack,
+} from "../harness/fleetRig.js";
 import { killProcessesIn } from "../harness/process.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
@@ -53,10 +59,10 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
   const servers = () => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server));
 
   /** The fleet's stacks in the backend as `pulumi stack ls` lists them: name, last update and resource count. */
-  async function stacks(): Promise<Map<string, { lastUpdate?: string; resourceCount?: number }>> {
+  async function stacks(env = "e2e"): Promise<Map<string, { lastUpdate?: string; resourceCount?: number }>> {
     const workspace = await LocalWorkspace.create(
       await fleetWorkspaceOptions({
-        env: "e2e",
+        env,
         workDir: sandbox.dir,
         backendUrl: sandbox.backendUrl,
         passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
@@ -149,4 +155,33 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
       }
     },
   );
+
+  it("moves a fleet from its single stack into shards without touching a machine", { timeout: 600_000 }, async () => {
+    Object.assign(emulator.cloud.timings, { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 });
+    const server = (name: string) => ({ name, size: { cores: 2, ramGb: 8 }, power: "running" as const, image: "ubuntu:22.04" });
+    const spec = { ...emulatedFleetTemplate(emulator, "old", "bbb"), servers: ["bbb-1", "bbb-2", "bbb-3"].map(server) };
+    // The fleet as the scaler ran it before shards: every server in `old-fleet`.
+    await (await openEmulatedFleetStack(emulator, sandbox, "old")).up(spec);
+    const ours = () => servers().filter((view) => view.labels["confscale:env"] === "old");
+    const ids = new Map(ours().map((view) => [view.name, view.id]));
+    const requests = emulator.cloud.requests.size;
+
+    const fleet = await openEmulatedShardedFleetStack(emulator, sandbox, "old", { shardSize: SHARD_SIZE });
+    expect([...(await stacks("old")).keys()].filter((name) => name.startsWith("old-")).sort()).toEqual(["old-fleet-0", "old-fleet-1"]);
+    expect((await fleet.appliedSpec())?.servers.map((entry) => entry.name)).toEqual(["bbb-1", "bbb-2", "bbb-3"]);
+    expect(await fleet.serverAddresses()).toMatchObject(Object.fromEntries([...ids].map(([name, id]) => [name, { id }])));
+    // No cloud write: the machines stayed as they were, and the shards hold them as they are.
+    expect(emulator.cloud.requests.size).toBe(requests);
+    expect(new Map(ours().map((view) => [view.name, view.id]))).toEqual(ids);
+    expect(await fleet.preview(spec)).toEqual({ same: 3 + 2 });
+    expect((await fleet.up(spec)).stacks).toEqual([]);
+
+    const grown = await fleet.up({
+      ...spec,
+      servers: [server("bbb-1"), server("bbb-2"), { ...server("bbb-3"), size: { cores: 4, ramGb: 16 } }],
+    });
+    expect(grown.stacks).toEqual(["old-fleet-1"]);
+    expect(ours().find((view) => view.name === "bbb-3")?.cores).toBe(4);
+    expect(ours()).toHaveLength(3);
+  });
 });
