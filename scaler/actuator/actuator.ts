@@ -124,6 +124,8 @@ export class FleetActuator {
   /** Reads the fleet as the lease's previous holder left it, recovering an update it left in flight. */
   private async load(lease: FleetLease): Promise<{ recovered: boolean }> {
     const { fleet } = this.settings;
+    // The shard stacks as the lease's previous holder left them (a single-stack fleet is moved into shards here).
+    await this.deps.fleetStack.load();
     let state = await this.states.load(fleet);
     let recovered = false;
     if (state?.updateInFlight != null && state.updateInFlight.token !== lease.token) {

@@ -1,4 +1,4 @@
-import { LocalWorkspace } from "@pulumi/pulumi/automation/index.js";
+import { LocalWorkspace, type Workspace } from "@pulumi/pulumi/automation/index.js";
 import { join } from "node:path";
 import { fleetSpecSchema, type FleetSpec } from "../../infra/fleet.js";
 import {
@@ -91,49 +91,66 @@ interface Shard {
  * shard (one actuator per fleet); each shard is a FleetStack with its own engine lock, pending operations and outputs.
  */
 export class ShardedFleetStack {
+  /** What each shard stack holds, as last read or applied. */
   private readonly shards = new Map<number, Shard>();
+  /** Shard stacks opened, kept across reloads. */
+  private readonly stacks = new Map<number, FleetStack>();
+  private loaded = false;
   private lastConverged = performance.now();
+  /** Whether the update `stacksToUpdate` planned converges: the `up` that follows runs what it announced. */
+  private plannedConverge: boolean | undefined;
 
   private constructor(
     /** The stack name a single-stack fleet had: `<env>-fleet`, or `<env>-jitsi-<group>`. */
     readonly name: string,
     private readonly settings: ShardedFleetStackSettings,
+    /** The fleet project's workspace, which lists and removes its stacks. */
+    private readonly workspace: Workspace,
   ) {}
 
   private get shardSize(): number {
     return this.settings.shardSize ?? SHARD_SIZE;
   }
 
-  /**
-   * Opens every shard stack the backend holds and reads what each last applied. A fleet still in its single stack
-   * `<base>` is moved into shards first (scaler/actuator/shardMigration.ts).
-   */
+  /** The fleet's shard stacks; nothing is read until `load()` (or the first call that needs the shards). */
   static async open(settings: ShardedFleetStackSettings): Promise<ShardedFleetStack> {
-    const base = settings.stackName ?? `${settings.env}-fleet`;
-    const fleet = new ShardedFleetStack(base, settings);
     const workspace = await LocalWorkspace.create(await fleetWorkspaceOptions(settings));
-    const names = (await workspace.listStacks()).map((summary) => summary.name.slice(summary.name.lastIndexOf("/") + 1));
-    const pattern = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-(\\d+)$`);
+    return new ShardedFleetStack(settings.stackName ?? `${settings.env}-fleet`, settings, workspace);
+  }
+
+  /**
+   * Reads every shard stack the backend holds and what each last applied; another holder of the lease may have changed
+   * them, so the actuator calls it each time it takes the lease. A fleet still in its single stack `<base>` is moved
+   * into shards first (scaler/actuator/shardMigration.ts). Only while holding the fleet lease.
+   */
+  async load(): Promise<void> {
+    const names = (await this.workspace.listStacks()).map((summary) => summary.name.slice(summary.name.lastIndexOf("/") + 1));
+    const pattern = new RegExp(`^${this.name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-(\\d+)$`);
     let shards = names.flatMap((name) => {
       const match = pattern.exec(name);
       return match === null ? [] : [Number(match[1])];
     });
-    if (names.includes(base)) {
+    this.shards.clear();
+    if (names.includes(this.name)) {
       shards = await migrateToShards({
-        legacy: await FleetStack.open({ ...settings, stackName: base }),
-        shardOf: (name) => shardOf(name, fleet.shardSize),
-        openShard: async (shard) => (await fleet.shard(shard)).stack,
-        removeLegacy: () => workspace.removeStack(base, { force: true }),
+        legacy: await FleetStack.open({ ...this.settings, stackName: this.name }),
+        shardOf: (name) => shardOf(name, this.shardSize),
+        openShard: async (shard) => (await this.shard(shard)).stack,
+        removeLegacy: () => this.workspace.removeStack(this.name, { force: true }),
       });
     }
-    await fleet.each(shards, async (shard) => {
-      const state = await fleet.shard(shard);
+    await this.each(shards, async (shard) => {
+      const state = await this.shard(shard);
       const { spec, addresses } = await state.stack.outputs();
       state.spec = spec;
-      state.applied = spec === undefined ? undefined : JSON.stringify(shardSpec(spec, shard, fleet.shardSize));
+      state.applied = spec === undefined ? undefined : JSON.stringify(shardSpec(spec, shard, this.shardSize));
       state.addresses = addresses;
     });
-    return fleet;
+    this.loaded = true;
+  }
+
+  private async ensureLoaded(): Promise<void> {
+    if (!this.loaded) await this.load();
   }
 
   /** A shard's stack, opened (and created in the backend) on first use, in a project directory of its own. */
@@ -142,7 +159,9 @@ export class ShardedFleetStack {
     if (known !== undefined) return known;
     const stackName = shardStackName(this.name, shard);
     // Its own directory: shards' engines run at once, and each workspace writes its project file on creation.
-    const stack = await FleetStack.open({ ...this.settings, stackName, workDir: join(this.settings.workDir, stackName) });
+    const stack =
+      this.stacks.get(shard) ?? (await FleetStack.open({ ...this.settings, stackName, workDir: join(this.settings.workDir, stackName) }));
+    this.stacks.set(shard, stack);
     const created = this.shards.get(shard) ?? { stack, applied: undefined, spec: undefined, addresses: {} };
     this.shards.set(shard, created);
     return created;
@@ -178,10 +197,9 @@ export class ShardedFleetStack {
   }
 
   /** The stacks the next `up(spec)` runs: the shards whose servers changed (every shard when a converge is due). */
-  stacksToUpdate(spec: FleetSpec, options: { converge?: boolean } = {}): string[] {
-    return this.changedShards(fleetSpecSchema.parse(spec), options.converge ?? this.convergeDue()).map((shard) =>
-      shardStackName(this.name, shard),
-    );
+  stacksToUpdate(spec: FleetSpec): string[] {
+    this.plannedConverge = this.convergeDue();
+    return this.changedShards(fleetSpecSchema.parse(spec), this.plannedConverge).map((shard) => shardStackName(this.name, shard));
   }
 
   private convergeDue(): boolean {
@@ -203,8 +221,10 @@ export class ShardedFleetStack {
     onStep?: (step: ResourceStep) => void,
     options: { parallel?: number; converge?: boolean } = {},
   ): Promise<ShardedUpdateReport> {
+    await this.ensureLoaded();
     const parsed = fleetSpecSchema.parse(spec);
-    const converge = options.converge ?? this.convergeDue();
+    const converge = options.converge ?? this.plannedConverge ?? this.convergeDue();
+    this.plannedConverge = undefined;
     const changed = this.changedShards(parsed, converge);
     this.refuseMoves(parsed);
     const started = performance.now();
@@ -244,11 +264,13 @@ export class ShardedFleetStack {
     if (state === undefined || state.spec?.servers.length !== 0) return;
     const name = shardStackName(this.name, shard);
     try {
+      // Through the shard's own workspace, which also removes the stack's settings file from its directory.
       await state.stack.workspace.removeStack(name, { force: true });
     } catch (error) {
       throw new FleetStackError(name, "removal", error);
     }
     this.shards.delete(shard);
+    this.stacks.delete(shard);
   }
 
   /** A server must stay in the stack that holds it; declaring it in another would replace a running machine. */
@@ -265,6 +287,7 @@ export class ShardedFleetStack {
 
   /** What `up(spec)` would change, summed over every shard, without changing anything. */
   async preview(spec: FleetSpec): Promise<Record<string, number>> {
+    await this.ensureLoaded();
     const parsed = fleetSpecSchema.parse(spec);
     const summary: Record<string, number> = {};
     await this.each(this.shardsOf(parsed), async (shard) => {
@@ -276,6 +299,7 @@ export class ShardedFleetStack {
 
   /** Reads the cloud's reality into every shard's state. */
   async refresh(): Promise<Record<string, number>> {
+    await this.ensureLoaded();
     const summary: Record<string, number> = {};
     await this.each([...this.shards.keys()], async (shard) => {
       for (const [op, count] of Object.entries(await this.shards.get(shard)!.stack.refresh())) summary[op] = (summary[op] ?? 0) + count;
@@ -285,6 +309,7 @@ export class ShardedFleetStack {
 
   /** The spec the shards last applied, as one fleet; undefined when no shard has applied one. */
   async appliedSpec(): Promise<FleetSpec | undefined> {
+    await this.ensureLoaded();
     const specs = [...this.shards.values()].flatMap((shard) => (shard.spec === undefined ? [] : [shard.spec]));
     if (specs.length === 0) return undefined;
     const servers = specs.flatMap((spec) => spec.servers).sort((a, b) => compareNames(a.name, b.name));
@@ -293,6 +318,7 @@ export class ShardedFleetStack {
 
   /** Each server's cloud id and public address, from the shards' outputs. */
   async serverAddresses(): Promise<ServerAddresses> {
+    await this.ensureLoaded();
     return this.addresses();
   }
 
@@ -305,6 +331,7 @@ export class ShardedFleetStack {
    * each as FleetStack.recover does. Their next `up` runs whatever their spec is. Only while holding the fleet lease.
    */
   async recover(stacks?: readonly string[]): Promise<{ pendingOperations: number; refresh: Record<string, number>; stacks: string[] }> {
+    await this.ensureLoaded();
     const shards = [...this.shards.keys()].filter((shard) => stacks === undefined || stacks.includes(shardStackName(this.name, shard)));
     let pendingOperations = 0;
     const refresh: Record<string, number> = {};

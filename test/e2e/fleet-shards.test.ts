@@ -167,6 +167,8 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
     const requests = emulator.cloud.requests.size;
 
     const fleet = await openEmulatedShardedFleetStack(emulator, sandbox, "old", { shardSize: SHARD_SIZE });
+    // As the actuator does once it holds the lease.
+    await fleet.load();
     expect([...(await stacks("old")).keys()].filter((name) => name.startsWith("old-")).sort()).toEqual(["old-fleet-0", "old-fleet-1"]);
     expect((await fleet.appliedSpec())?.servers.map((entry) => entry.name)).toEqual(["bbb-1", "bbb-2", "bbb-3"]);
     expect(await fleet.serverAddresses()).toMatchObject(Object.fromEntries([...ids].map(([name, id]) => [name, { id }])));
