@@ -159,7 +159,7 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
   it("moves a fleet from its single stack into shards without touching a machine", { timeout: 600_000 }, async () => {
     Object.assign(emulator.cloud.timings, { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 });
     const server = (name: string) => ({ name, size: { cores: 2, ramGb: 8 }, power: "running" as const, image: "ubuntu:22.04" });
-    const spec = { ...emulatedFleetTemplate(emulator, "old", "bbb"), servers: ["bbb-1", "bbb-2", "bbb-3"].map(server) };
+    const spec = { ...emulatedFleetTemplate(emulator, "old", "bbb"), servers: ["old-1", "old-2", "old-3"].map(server) };
     // The fleet as the scaler ran it before shards: every server in `old-fleet`.
     await (await openEmulatedFleetStack(emulator, sandbox, "old")).up(spec);
     const ours = () => servers().filter((view) => view.labels["confscale:env"] === "old");
@@ -170,7 +170,7 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
     // As the actuator does once it holds the lease.
     await fleet.load();
     expect([...(await stacks("old")).keys()].filter((name) => name.startsWith("old-")).sort()).toEqual(["old-fleet-0", "old-fleet-1"]);
-    expect((await fleet.appliedSpec())?.servers.map((entry) => entry.name)).toEqual(["bbb-1", "bbb-2", "bbb-3"]);
+    expect((await fleet.appliedSpec())?.servers.map((entry) => entry.name)).toEqual(["old-1", "old-2", "old-3"]);
     expect(await fleet.serverAddresses()).toMatchObject(Object.fromEntries([...ids].map(([name, id]) => [name, { id }])));
     // No cloud write: the machines stayed as they were, and the shards hold them as they are.
     expect(emulator.cloud.requests.size).toBe(requests);
@@ -180,10 +180,10 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
 
     const grown = await fleet.up({
       ...spec,
-      servers: [server("bbb-1"), server("bbb-2"), { ...server("bbb-3"), size: { cores: 4, ramGb: 16 } }],
+      servers: [server("old-1"), server("old-2"), { ...server("old-3"), size: { cores: 4, ramGb: 16 } }],
     });
     expect(grown.stacks).toEqual(["old-fleet-1"]);
-    expect(ours().find((view) => view.name === "bbb-3")?.cores).toBe(4);
+    expect(ours().find((view) => view.name === "old-3")?.cores).toBe(4);
     expect(ours()).toHaveLength(3);
   });
 });
