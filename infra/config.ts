@@ -238,6 +238,9 @@ export const environmentConfigSchema = environmentConfigBase
   .superRefine((config, ctx) => checkWorkersCanInstall(installSubject.parse(config), ctx), {
     when: (payload) => installSubject.safeParse(payload.value).success,
   })
+  .superRefine((config, ctx) => checkJitsiSecrets(jitsiSubject.parse(config), ctx), {
+    when: (payload) => jitsiSubject.safeParse(payload.value).success,
+  })
   .superRefine((config, ctx) => {
     const zone = config.dnsZone?.toLowerCase();
     if (zone !== undefined && config.domain.toLowerCase() !== zone && !config.domain.toLowerCase().endsWith(`.${zone}`)) {
@@ -246,18 +249,6 @@ export const environmentConfigSchema = environmentConfigBase
         path: ["dnsZone"],
         message: `the domain ${config.domain} must lie inside the zone ${config.dnsZone}`,
       });
-    }
-    // Each XMPP password a group's component logs in with is required once such a group exists.
-    for (const key of JITSI_SECRET_KEYS) {
-      const { component, account } = JITSI_SECRETS[key];
-      const index = config.jitsi?.groups.findIndex((group) => group.type === component) ?? -1;
-      if (index >= 0 && config[key] === undefined) {
-        ctx.addIssue({
-          code: "custom",
-          path: [key],
-          message: `required by jitsi.groups.${index} (${component}): the password of ${account}; set it with \`pulumi config set --secret confscale:${key} …\``,
-        });
-      }
     }
     const provider = PROVIDERS[config.cloud];
     if (provider.settingsRequired && config[config.cloud] === undefined) {
@@ -269,6 +260,27 @@ export const environmentConfigSchema = environmentConfigBase
     }
   });
 export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
+
+/** The parts of a stack the Jitsi secrets check reads. */
+const jitsiSubject = z.object({
+  jitsi: z.object({ groups: z.array(z.object({ type: z.string() })) }).optional(),
+  ...Object.fromEntries(JITSI_SECRET_KEYS.map((key) => [key, z.unknown().optional()])),
+});
+
+/** Each XMPP password a group's component logs in with is required once such a group exists. */
+function checkJitsiSecrets(config: z.output<typeof jitsiSubject>, ctx: z.RefinementCtx): void {
+  for (const key of JITSI_SECRET_KEYS) {
+    const { component, account } = JITSI_SECRETS[key];
+    const index = config.jitsi?.groups.findIndex((group) => group.type === component) ?? -1;
+    if (index >= 0 && (config as Record<string, unknown>)[key] === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `required by jitsi.groups.${index} (${component}): the password of ${account}; set it with \`pulumi config set --secret confscale:${key} …\``,
+      });
+    }
+  }
+}
 
 /** The workers' image: the stack's own, or the Ubuntu release `workers.bbbVersion` installs on. */
 export function workerImageOf(config: EnvironmentConfig): string {
