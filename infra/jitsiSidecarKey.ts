@@ -9,7 +9,7 @@ type SidecarKeyOutputs = SidecarKeyInputs & JitsiSidecarKeyPair;
 /** Generates the pair once, on create; kept in the stack's state from then on, so every later `up` sees no change. */
 const sidecarKeyProvider: pulumi.dynamic.ResourceProvider<SidecarKeyInputs, SidecarKeyOutputs> = {
   async create(inputs) {
-    const pair = newJitsiSidecarKeyPair();
+    const pair = newJitsiSidecarKeyPair(inputs.bits);
     return { id: publicKeyFingerprint(pair.publicKeyPem), outs: { bits: inputs.bits, ...pair } };
   },
   async diff(_id, olds, news) {

@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, hkdfSync, type KeyObject } from "node:crypto";
 import { workerNameSchema } from "./config.js";
 
 /**
@@ -110,9 +110,13 @@ export interface JitsiSidecarKeyPair {
   publicKeyPem: string;
 }
 
+// The two functions below run inside the fleet program's dynamic provider too (infra/jitsiSidecarKey.ts), which Pulumi
+// serializes with every function it reaches: they load node:crypto at run time instead of capturing a module import.
+
 /** A fresh RSA key pair for one Jitsi worker's sidecar. */
-export function newJitsiSidecarKeyPair(): JitsiSidecarKeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: JITSI_SIDECAR_KEY_BITS });
+export function newJitsiSidecarKeyPair(bits: number = JITSI_SIDECAR_KEY_BITS): JitsiSidecarKeyPair {
+  const { generateKeyPairSync } = process.getBuiltinModule("node:crypto");
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: bits });
   return {
     privateKeyPem: privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
     publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString(),
@@ -121,6 +125,7 @@ export function newJitsiSidecarKeyPair(): JitsiSidecarKeyPair {
 
 /** The first 16 hex digits of the SHA-256 of the key's DER: a new key under a reused server name gets a new key id. */
 export function publicKeyFingerprint(publicKeyPem: string): string {
+  const { createHash, createPublicKey } = process.getBuiltinModule("node:crypto");
   const der = createPublicKey(publicKeyPem).export({ format: "der", type: "spki" });
   return createHash("sha256").update(der).digest("hex").slice(0, 16);
 }
