@@ -106,21 +106,19 @@ export const jitsiScalingSchema = z.strictObject({
 export type JitsiScaling = z.infer<typeof jitsiScalingSchema>;
 
 /** One Jitsi group as the stack config names it. */
-export const jitsiGroupConfigSchema = z
-  .strictObject({
-    /** The group name the sidecars report (free text in jitsi-autoscaler; here a stack and machine name part too). */
-    name: z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, "expected a lowercase name: letters, digits, -"),
-    type: jitsiComponentSchema,
-    size: serverSizeSchema,
-    /** The machine image; defaults to the cloud's Ubuntu image. */
-    image: z.string().min(1).optional(),
-    scaling: jitsiScalingSchema,
-    enableAutoScale: z.boolean().default(true),
-    enableScheduler: z.boolean().default(false),
-    /** Seconds an instance may take to finish its graceful shutdown before it is destroyed anyway. */
-    gracefulShutdownSeconds: z.number().int().min(0).default(3600),
-  })
-  .superRefine((group, ctx) => checkScaling(group, ctx));
+export const jitsiGroupConfigSchema = z.strictObject({
+  /** The group name the sidecars report (free text in jitsi-autoscaler; here a stack and machine name part too). */
+  name: z.string().regex(/^[a-z][a-z0-9-]{0,40}$/, "expected a lowercase name: letters, digits, -"),
+  type: jitsiComponentSchema,
+  size: serverSizeSchema,
+  /** The machine image; defaults to the cloud's Ubuntu image. */
+  image: z.string().min(1).optional(),
+  scaling: jitsiScalingSchema,
+  enableAutoScale: z.boolean().default(true),
+  enableScheduler: z.boolean().default(false),
+  /** Seconds an instance may take to finish its graceful shutdown before it is destroyed anyway. */
+  gracefulShutdownSeconds: z.number().int().min(0).default(3600),
+});
 export type JitsiGroupConfig = z.infer<typeof jitsiGroupConfigSchema>;
 
 /**
@@ -129,9 +127,10 @@ export type JitsiGroupConfig = z.infer<typeof jitsiGroupConfigSchema>;
  * a recorder group scales up when fewer than scaleUpThreshold recorders are available and down when more than
  * scaleDownThreshold are.
  */
-function checkScaling(group: { type: JitsiComponent; scaling: JitsiScaling }, ctx: z.RefinementCtx): void {
+function checkScaling(group: { type: JitsiComponent; scaling: JitsiScaling }, index: number, ctx: z.RefinementCtx): void {
   const { minDesired, maxDesired, desiredCount, scaleUpThreshold, scaleDownThreshold } = group.scaling;
-  const issue = (key: keyof JitsiScaling, message: string) => ctx.addIssue({ code: "custom", path: ["scaling", key], message });
+  const issue = (key: keyof JitsiScaling, message: string) =>
+    ctx.addIssue({ code: "custom", path: ["groups", index, "scaling", key], message });
   if (minDesired > maxDesired) issue("minDesired", `minDesired (${minDesired}) must not exceed maxDesired (${maxDesired})`);
   if (desiredCount < minDesired || desiredCount > maxDesired)
     issue("desiredCount", `desiredCount (${desiredCount}) must lie within [minDesired, maxDesired] = [${minDesired}, ${maxDesired}]`);
@@ -158,6 +157,7 @@ export const jitsiConfigSchema = z
   .superRefine((config, ctx) => {
     const seen = new Set<string>();
     config.groups.forEach((group, index) => {
+      checkScaling(group, index, ctx);
       if (seen.has(group.name))
         ctx.addIssue({ code: "custom", path: ["groups", index, "name"], message: `duplicate group name ${group.name}` });
       seen.add(group.name);
