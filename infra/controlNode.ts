@@ -52,6 +52,24 @@ export function packRepository(repositoryRoot: string): { commit: string; archiv
 }
 
 /**
+ * The scaler's settings file (scaler.yaml) the environment delivers to its control node, from the stack's config and
+ * what the cloud made (the node's address, the workers' placement); the rehearsal (test/rehearsal) delivers the same.
+ */
+export function renderControlNodeScalerSettings(env: string, config: EnvironmentConfig, controlNodeIp: string, placement: Placement): string {
+  return renderScalerSettings({
+    env,
+    domain: config.domain,
+    placement,
+    controlNodeIp,
+    adminCidrs: config.adminCidrs,
+    sshPublicKeys: config.sshPublicKeys,
+    workerImage: workerImageOf(config),
+    policy: config.workers,
+    controlNodeCores: config.controlNode.cores,
+  });
+}
+
+/**
  * The control node: one machine whose cloud-init prepares Docker and the compose project, then, over SSH,
  * its secrets (.env), the scaler's settings (its fleet) and the scaler's source at the deployed commit. The SSH
  * steps are keyed by what they carry, so a new commit or a rotated secret rebuilds and restarts just the scaler; Redis, PostgreSQL and
@@ -109,19 +127,9 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
   });
   const envFile = pulumi.secret(secretFiles.apply((files) => JSON.stringify(files)));
   // The fleet's template needs the node's own address, known only once the machine exists.
-  const scalerSettings = pulumi.all([machine.publicIp, pulumi.output(args.placement)]).apply(([controlNodeIp, placement]) =>
-    renderScalerSettings({
-      env: args.env,
-      domain: args.config.domain,
-      placement,
-      controlNodeIp,
-      adminCidrs: args.config.adminCidrs,
-      sshPublicKeys: args.config.sshPublicKeys,
-      workerImage: workerImageOf(args.config),
-      policy: args.config.workers,
-      controlNodeCores: args.config.controlNode.cores,
-    }),
-  );
+  const scalerSettings = pulumi
+    .all([machine.publicIp, pulumi.output(args.placement)])
+    .apply(([controlNodeIp, placement]) => renderControlNodeScalerSettings(args.env, args.config, controlNodeIp, placement));
   const settingsStep = new command.remote.Command(
     `${name}-scaler-settings`,
     {
