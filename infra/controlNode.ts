@@ -55,7 +55,12 @@ export function packRepository(repositoryRoot: string): { commit: string; archiv
  * The scaler's settings file (scaler.yaml) the environment delivers to its control node, from the stack's config and
  * what the cloud made (the node's address, the workers' placement); the rehearsal (test/rehearsal) delivers the same.
  */
-export function renderControlNodeScalerSettings(env: string, config: EnvironmentConfig, controlNodeIp: string, placement: Placement): string {
+export function renderControlNodeScalerSettings(
+  env: string,
+  config: EnvironmentConfig,
+  controlNodeIp: string,
+  placement: Placement,
+): string {
   return renderScalerSettings({
     env,
     domain: config.domain,

@@ -22,7 +22,9 @@ function localStack(secrets: { scaleliteSecret: string; grafanaAdminPassword: st
 }
 
 const Targets = z.object({
-  data: z.object({ activeTargets: z.array(z.object({ labels: z.record(z.string(), z.string()), health: z.string(), lastError: z.string() })) }),
+  data: z.object({
+    activeTargets: z.array(z.object({ labels: z.record(z.string(), z.string()), health: z.string(), lastError: z.string() })),
+  }),
 });
 
 /**
@@ -74,13 +76,17 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
         ...secrets,
         fleetBackendUrl: "file:///var/lib/confscale/state",
         fleetPassphrase: randomBytes(16).toString("hex"),
-        cloudCredentials: cloudCredentialsFrom({ IONOS_USERNAME: emulator.credentials.username, IONOS_PASSWORD: emulator.credentials.password }),
+        cloudCredentials: cloudCredentialsFrom({
+          IONOS_USERNAME: emulator.credentials.username,
+          IONOS_PASSWORD: emulator.credentials.password,
+        }),
       }),
       scalerSettings: renderControlNodeScalerSettings(ENV, config, control.address, placement),
     };
     // The file:// backend of the fleet stack lives on the fleet-state volume.
     await control.mkdir("/var/lib/confscale/state");
-    node = await ControlNode.boot(control, { userData, delivery, scalelitePort: Number(new URL(emulator.url).port) });
+    const certificate = await lab.issueCertificate({ dns: [config.domain] });
+    node = await ControlNode.boot(control, { userData, delivery, scalelitePort: Number(new URL(emulator.url).port), certificate });
   }, 120_000);
 
   afterAll(async () => {
@@ -101,6 +107,24 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
     for (const key of keys) expect(key).toMatch(/^confscale:local:/);
     const { stdout: inDbZero } = await control.exec("redis-cli", ["-h", "redis", "-n", "0", "--scan"]);
     expect(inDbZero.trim()).toBe("");
+  });
+
+  it("serves the scaler behind Caddy with the rendered Caddyfile: the public key and sidecar routes answer, the operations routes do not", async () => {
+    const sidecar = await curl(`https://${config.domain}/scaler/dist/confscale-sidecar.mjs`);
+    expect(sidecar.status).toBe("200");
+    // Check-ins reach the check-in workers' port: without a token they are refused there, not by Caddy.
+    const checkIn = await control.exec("curl", [
+      "-sS",
+      "-o",
+      "/dev/null",
+      "-w",
+      "%{http_code}",
+      "-X",
+      "POST",
+      `https://${config.domain}/scaler/sidecar/poll`,
+    ]);
+    expect(checkIn.stdout).toBe("401");
+    expect((await curl(`https://${config.domain}/scaler/fleets/bbb/targets`)).status).toBe("404");
   });
 
   it("runs Prometheus from the rendered prometheus.yml, which scrapes the scaler by its compose service name", async () => {
@@ -138,7 +162,12 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
     const broken = await lab.machine("control-broken", { address: "198.18.0.3" });
     const renamed = userData.replace("SCALER_REDIS_URL:", "SCALER_REDIS_ADDRESS:");
     expect(renamed).not.toBe(userData);
-    const boot = ControlNode.boot(broken, { userData: renamed, delivery, scalelitePort: Number(new URL(emulator.url).port) });
+    const boot = ControlNode.boot(broken, {
+      userData: renamed,
+      delivery,
+      scalelitePort: Number(new URL(emulator.url).port),
+      only: ["scaler"],
+    });
     await expect(boot).rejects.toThrow(LabError);
     await expect(boot).rejects.toThrow(/compose service scaler exited[\s\S]*redis\.url: required/);
   }, 60_000);

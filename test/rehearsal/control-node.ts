@@ -52,6 +52,10 @@ export interface ControlNodeOptions {
   delivery: ControlNodeDelivery;
   /** The emulator's port on 127.0.0.1 outside: its Scalelite API answers at scalelite-api:3000 on the node. */
   scalelitePort: number;
+  /** Start only these services (all rehearsed ones when omitted). */
+  only?: readonly RehearsedServiceName[];
+  /** The TLS certificate Let's Encrypt would give Caddy for the domain (from the lab CA). */
+  certificate?: { certificatePem: string; privateKeyPem: string };
 }
 
 export interface RehearsedService {
@@ -62,7 +66,15 @@ export interface RehearsedService {
 }
 
 /** The services the lab runs for real, in compose order, and the ports they listen on when up. */
-const REHEARSED: Record<string, { port: number }> = { redis: { port: 6379 }, prometheus: { port: 9090 }, scaler: { port: 8080 } };
+const REHEARSED: Record<string, { port: number }> = {
+  redis: { port: 6379 },
+  prometheus: { port: 9090 },
+  scaler: { port: 8080 },
+  caddy: { port: 443 },
+};
+export type RehearsedServiceName = keyof typeof REHEARSED;
+/** Where Caddy's certificate goes in the machine (Caddy's own storage under its data volume is for ACME's). */
+const CADDY_TLS = { certificatePath: "/etc/caddy/lab-tls/fullchain.pem", keyPath: "/etc/caddy/lab-tls/privkey.pem" };
 /** Emulated compose services: the emulator's API answers at the service's name and port. */
 const SCALELITE = { service: "scalelite-api", port: 3000 };
 
@@ -90,7 +102,13 @@ export class ControlNode {
     await machine.serveFromOutside({ port: options.scalelitePort }, { host: "127.0.0.1", port: SCALELITE.port });
 
     const services = new Map<string, RehearsedService>();
+    if (options.certificate !== undefined) {
+      await machine.writeFile(CADDY_TLS.certificatePath, options.certificate.certificatePem);
+      await machine.writeFile(CADDY_TLS.keyPath, options.certificate.privateKeyPem, 0o600);
+    }
     for (const [name, { port }] of Object.entries(REHEARSED)) {
+      if (options.only !== undefined && !options.only.includes(name)) continue;
+      if (name === "caddy" && options.certificate === undefined) continue;
       const service = compose.services[name];
       if (service === undefined) throw new LabError(`the compose file has no service ${name}`);
       const environment = Object.fromEntries(
@@ -170,6 +188,20 @@ async function startService(
     return machine.run(program === "node" ? process.execPath : program, args, { env, cwd: context });
   }
   const [program = "", ...args] = service.command ?? [];
+  if (name === "caddy") {
+    // The rendered Caddyfile as is, but for where its certificate comes from: the lab has no ACME CA, so the site
+    // gets the lab CA's certificate (as a worker's bbb-install does, cloud-init.ts) instead of Let's Encrypt's.
+    const caddyfile = "/etc/caddy/Caddyfile";
+    const text = await machine.readFile(caddyfile);
+    const site = /^(\S+) \{$/m;
+    if (!site.test(text)) throw new LabError(`${caddyfile}: no site block`);
+    await machine.writeFile(caddyfile, text.replace(site, `$&\n\ttls ${CADDY_TLS.certificatePath} ${CADDY_TLS.keyPath}`));
+    const data = named.get("/data") ?? "/var/lib/caddy";
+    // The caddy image's command and its XDG directories (its data volume at /data).
+    return machine.run("caddy", ["run", "--config", caddyfile, "--adapter", "caddyfile"], {
+      env: { PATH: path, HOME: data, XDG_DATA_HOME: data, XDG_CONFIG_HOME: data, ...environment },
+    });
+  }
   if (name === "redis") return machine.run(program, args, { env: { PATH: path, ...environment }, cwd: named.get("/data") });
   if (name === "prometheus")
     // The image's entrypoint is the prometheus program and its working directory its data volume.

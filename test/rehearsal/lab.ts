@@ -141,12 +141,12 @@ export class LabProcess {
 function nsenter(target: number, namespaces: string[], command: string, args: readonly string[], options: RunOptions): ChildProcess {
   // nsenter's --wd opens the directory before it enters the mount namespace (the host's directory, or none): the
   // working directory is changed inside instead.
-  const inside = options.cwd === undefined ? [command, ...args] : ["/bin/sh", "-c", 'cd -- "$0" && exec "$@"', options.cwd, command, ...args];
-  const child = spawn(
-    "nsenter",
-    ["--target", String(target), ...namespaces, "--preserve-credentials", "--wd=/", "--", ...inside],
-    { env: options.env ?? { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" }, stdio: ["pipe", "pipe", "pipe"] },
-  );
+  const inside =
+    options.cwd === undefined ? [command, ...args] : ["/bin/sh", "-c", 'cd -- "$0" && exec "$@"', options.cwd, command, ...args];
+  const child = spawn("nsenter", ["--target", String(target), ...namespaces, "--preserve-credentials", "--wd=/", "--", ...inside], {
+    env: options.env ?? { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   child.stdin?.end(options.input ?? "");
   child.stdin?.on("error", () => undefined);
   return child;
