@@ -5,10 +5,13 @@ import { parseEnvironmentConfig, type EnvironmentConfig } from "../../infra/conf
 import { cloudCredentialsFrom } from "../../infra/clouds/index.js";
 import type { Placement } from "../../infra/clouds/types.js";
 import { renderControlNodeScalerSettings } from "../../infra/controlNode.js";
-import { renderControlNodeSecretFiles, renderControlNodeUserData } from "../../infra/templates.js";
+import { controlNodeFirewallRules } from "../../infra/firewall.js";
+import { renderControlNodeSecretFiles, renderControlNodeUserData, scalerApiToken } from "../../infra/templates.js";
 import { Emulator } from "../emulator/emulator.js";
 import { configMapFromStackFile } from "../harness/stackFile.js";
 import { ControlNode, type ControlNodeDelivery } from "./control-node.js";
+import { applyCloudFirewall } from "./firewall.js";
+import { LabCloud } from "./lab-cloud.js";
 import { Lab, LabError, waitFor, type Machine } from "./lab.js";
 
 const ENV = "local";
@@ -23,7 +26,9 @@ function localStack(secrets: { scaleliteSecret: string; grafanaAdminPassword: st
 
 const Targets = z.object({
   data: z.object({
-    activeTargets: z.array(z.object({ labels: z.record(z.string(), z.string()), health: z.string(), lastError: z.string() })),
+    activeTargets: z.array(
+      z.object({ labels: z.record(z.string(), z.string()), health: z.string(), lastError: z.string(), scrapeUrl: z.string() }),
+    ),
   }),
 });
 
@@ -41,6 +46,8 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
   let config: EnvironmentConfig;
   let delivery: ControlNodeDelivery;
   let userData: string;
+  let labCloud: LabCloud;
+  let baseline: string[] = [];
   const secrets = {
     scaleliteSecret: randomBytes(32).toString("hex"),
     grafanaAdminPassword: randomBytes(12).toString("base64url"),
@@ -65,6 +72,8 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
     const cloudApi = await lab.expose({ port: Number(new URL(emulator.url).port) });
     config = localStack(secrets);
     control = await lab.machine("control", { address: "198.18.0.2", hostnames: [config.domain] });
+    await applyCloudFirewall(control, controlNodeFirewallRules(config.adminCidrs));
+    labCloud = LabCloud.attach(lab, emulator, { domain: config.domain });
     const placement: Placement = {
       cloud: "ionos",
       region: config.region,
@@ -90,6 +99,7 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
   }, 120_000);
 
   afterAll(async () => {
+    await labCloud?.close();
     await lab?.stop();
     await emulator?.stop();
   });
@@ -141,22 +151,85 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
   });
 
   it("brings the empty fleet to its baseline through the emulated cloud's API, outside the lab", async () => {
-    const min = config.workers.min;
-    const servers = await waitFor(
+    const Status = z.object({ servers: z.array(z.object({ name: z.string() })), lastPeriod: z.object({ update: z.unknown() }).nullable() });
+    // The first period's `up` brings the fleet to its minimum now (the baseline, or a school-day window's higher one).
+    const status = await waitFor(
       "the scaler's first fleet up",
       async () => {
-        const named = [...emulator.cloud.servers.values()].filter((server) => server.labels.get("confscale:fleet") === "bbb");
-        return named.length >= Math.max(min, config.workers.baseline) ? named : undefined;
+        const parsed = Status.parse(JSON.parse((await curl("http://scaler:8080/fleets/bbb")).body));
+        return parsed.lastPeriod?.update ? parsed : undefined;
       },
       110_000,
     ).catch((error: unknown) => {
-      throw new Error(`${String(error)}\nscaler: ${node.service("scaler").process.stderr.slice(-3000)}`);
+      throw new Error(`${String(error)}\nscaler: ${node.service("scaler").process.stdout.slice(-3000)}`);
     });
-    expect(servers.map((server) => server.name).sort()).toEqual(
-      Array.from({ length: servers.length }, (_, index) => `bbb-${index + 1}`).sort(),
-    );
+    const servers = [...emulator.cloud.servers.values()].filter((server) => server.labels.get("confscale:fleet") === "bbb");
+    baseline = servers.map((server) => server.name).sort();
+    expect(baseline.length).toBeGreaterThanOrEqual(config.workers.baseline);
+    expect(baseline).toEqual(status.servers.map((server) => server.name).sort());
+    expect(baseline).toEqual(Array.from({ length: baseline.length }, (_, index) => `bbb-${index + 1}`).sort());
     for (const server of servers) expect(server.labels.get("confscale:env")).toBe(ENV);
   }, 120_000);
+
+  it("makes each server a lab machine at the address the cloud reports, booted from its rendered user data", async () => {
+    await labCloud.settled();
+    expect(labCloud.errors).toEqual([]);
+    for (const name of baseline) {
+      const entry = labCloud.byName(name);
+      expect(entry, name).toBeDefined();
+      expect(entry!.machine.address).toBe(emulator.serverView(entry!.server).ips[0]);
+      await entry!.boot!.services.waitUntilListening("prometheus-node-exporter", 9100);
+      // Its own user data: the host name and the certificate are this server's.
+      expect((await entry!.machine.exec("hostname")).stdout.trim()).toBe(`${name}.${config.domain}`);
+      const subject = await entry!.machine.exec("openssl", [
+        "x509",
+        "-noout",
+        "-subject",
+        "-in",
+        "/etc/prometheus/node-exporter-tls/fullchain.pem",
+      ]);
+      expect(subject.stdout).toContain(`${name}.${config.domain}`);
+      const hosts = await control.readFile("/etc/hosts");
+      expect(hosts, hosts).toContain(`${entry!.machine.address} ${name}.${config.domain}\n`);
+    }
+  });
+
+  it("scrapes each worker's real node-exporter with the real Prometheus, found through the scaler's http_sd, over TLS with basic auth", async () => {
+    const workers = await waitFor(
+      "Prometheus to scrape every worker",
+      async () => {
+        const { body } = await curl("http://prometheus:9090/api/v1/targets?state=active");
+        const nodes = Targets.parse(JSON.parse(body)).data.activeTargets.filter((entry) => entry.labels.job === "node-exporter");
+        const down = nodes.find((entry) => entry.health === "down");
+        if (down !== undefined) throw new Error(`scrape of ${down.labels.instance} failed: ${down.lastError}`);
+        return nodes.length === baseline.length && nodes.every((entry) => entry.health === "up") ? nodes : undefined;
+      },
+      90_000,
+    );
+    expect(workers.map((entry) => entry.scrapeUrl).sort()).toEqual(baseline.map((name) => `https://${name}.${config.domain}:9100/metrics`));
+  }, 100_000);
+
+  it("hears each worker's sidecar check in with its own key", async () => {
+    const token = scalerApiToken(secrets.scaleliteSecret);
+    const instances = await waitFor(
+      "every worker's sidecar to check in",
+      async () => {
+        const { stdout } = await control.exec("curl", ["-sS", "-K", "-", "http://scaler:8080/api/v1/groups/bbb/report"], {
+          input: `header = "Authorization: Bearer ${token}"\n`,
+        });
+        const report = z.object({ instances: z.array(z.object({ instanceId: z.string() })) }).safeParse(JSON.parse(stdout));
+        const ids = report.success ? report.data.instances.map((instance) => instance.instanceId).sort() : [];
+        return ids.length === baseline.length ? ids : undefined;
+      },
+      60_000,
+    ).catch((error: unknown) => {
+      const sidecar = labCloud.byName(baseline[0] ?? "")?.boot?.services;
+      throw new Error(
+        `${String(error)}\nsidecar of ${baseline[0]}: ${sidecar?.failed.get("confscale-sidecar.service") ?? sidecar?.get("confscale-sidecar")?.stderr}`,
+      );
+    });
+    expect(instances).toEqual(baseline);
+  }, 70_000);
 
   it("fails to start the scaler when the compose file renames one of its variables (a deliberately broken variant)", async () => {
     const broken = await lab.machine("control-broken", { address: "198.18.0.3" });

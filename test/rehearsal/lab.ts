@@ -301,6 +301,18 @@ export class Machine {
     }
   }
 
+  /** The machine loses power at once: every process is killed (no graceful stop); address and files stay. */
+  async kill(): Promise<void> {
+    for (const pid of await this.processes()) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // ended meanwhile
+      }
+    }
+    await waitFor(`${this.name}'s processes to be killed`, async () => ((await this.processes()).length === 0 ? true : undefined));
+  }
+
   /** The machine dies at once (a crash): its namespaces and every process in them are gone; its files stay. */
   async crash(): Promise<void> {
     if (this.destroyed) return;
@@ -476,13 +488,24 @@ export class Lab {
     if (this.machines.get(machine.name) === machine) this.machines.delete(machine.name);
   }
 
+  /** Addresses handed out for machines not made yet (a cloud reports a server's address before it boots). */
+  private readonly reserved = new Set<string>();
+
+  /** A free lab address, kept for a machine made later with it as `address`. */
+  reserveAddress(): string {
+    const address = this.allocateAddress(undefined);
+    this.reserved.add(address);
+    return address;
+  }
+
   private allocateAddress(requested: string | undefined): string {
     const range = new BlockList();
     range.addSubnet(LAB_NETWORK.prefix, LAB_NETWORK.length);
-    const taken = new Set([LAB_NETWORK.gateway, ...[...this.machines.values()].map((machine) => machine.address)]);
+    const taken = new Set([LAB_NETWORK.gateway, ...this.reserved, ...[...this.machines.values()].map((machine) => machine.address)]);
     if (requested !== undefined) {
       if (!range.check(requested))
         throw new LabError(`${requested} is outside the lab network ${LAB_NETWORK.prefix}/${LAB_NETWORK.length}`);
+      if (this.reserved.delete(requested)) return requested;
       if (taken.has(requested)) throw new LabError(`${requested} is taken`);
       return requested;
     }
