@@ -8,6 +8,7 @@ import { renderControlNodeScalerSettings } from "../../infra/controlNode.js";
 import { controlNodeFirewallRules } from "../../infra/firewall.js";
 import { renderControlNodeSecretFiles, renderControlNodeUserData, scalerApiToken } from "../../infra/templates.js";
 import { Emulator } from "../emulator/emulator.js";
+import { NoServerAvailableError } from "../emulator/scalelite.js";
 import { configMapFromStackFile } from "../harness/stackFile.js";
 import { ControlNode, type ControlNodeDelivery } from "./control-node.js";
 import { applyCloudFirewall } from "./firewall.js";
@@ -65,6 +66,7 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
     if (!usable.ok) throw new Error(usable.reason);
     emulator = await Emulator.start({
       scaleliteSecret: secrets.scaleliteSecret,
+      scalelitePollMs: 1_000,
       timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 },
     });
     lab = await Lab.start();
@@ -173,7 +175,12 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
 
   it("makes each server a lab machine at the address the cloud reports, booted from its rendered user data", async () => {
     await labCloud.settled();
-    expect(labCloud.errors).toEqual([]);
+    expect(labCloud.errors.map((error) => `${error.message} ${String((error as { cause?: unknown }).cause ?? "")}`)).toEqual([]);
+    // The scaler may already have stopped a launch it no longer needs: a stopped server's machine runs nothing.
+    const stopped = baseline.filter((name) => labCloud.byName(name)?.server.vmState !== "RUNNING");
+    for (const name of stopped) expect(await labCloud.byName(name)!.machine.processes(), name).toEqual([]);
+    baseline = baseline.filter((name) => !stopped.includes(name));
+    expect(baseline.length).toBeGreaterThanOrEqual(config.workers.min);
     for (const name of baseline) {
       const entry = labCloud.byName(name);
       expect(entry, name).toBeDefined();
@@ -223,13 +230,71 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
       },
       60_000,
     ).catch((error: unknown) => {
-      const sidecar = labCloud.byName(baseline[0] ?? "")?.boot?.services;
-      throw new Error(
-        `${String(error)}\nsidecar of ${baseline[0]}: ${sidecar?.failed.get("confscale-sidecar.service") ?? sidecar?.get("confscale-sidecar")?.stderr}`,
-      );
+      const logs = baseline.map((name) => {
+        const services = labCloud.byName(name)?.boot?.services;
+        const sidecar = services?.get("confscale-sidecar");
+        return `${name}: ${services?.failed.get("confscale-sidecar.service") ?? `${sidecar?.stdout.slice(-1500)}${sidecar?.stderr.slice(-500)}`}`;
+      });
+      throw new Error(`${String(error)}\n${logs.join("\n")}`);
     });
     expect(instances).toEqual(baseline);
   }, 70_000);
+
+  it("notices a crashed worker: no scrape, offline in Scalelite and given no new meeting, never scaled in as idle", async () => {
+    const Status = z.object({
+      lastPeriod: z
+        .object({ at: z.string(), decisions: z.array(z.object({ kind: z.string(), server: z.string().nullable() })) })
+        .nullable(),
+    });
+    const registered = () => [...emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled" && entry.online);
+    // Registered through the worker's own BBB API, at its host name over TLS.
+    await waitFor(
+      "every worker enabled and online in Scalelite",
+      async () => (registered().length === baseline.length ? true : undefined),
+      60_000,
+    );
+    const victim = labCloud.byName(baseline[0] ?? "")!;
+    const crashedAt = Date.now();
+    emulator.crashServer(victim.server.id);
+    await labCloud.settled();
+    expect(await victim.machine.processes()).toEqual([]);
+
+    await waitFor(
+      "Prometheus to fail scraping the crashed worker",
+      async () => {
+        const { body } = await curl("http://prometheus:9090/api/v1/targets?state=active");
+        const target = Targets.parse(JSON.parse(body)).data.activeTargets.find((entry) =>
+          entry.scrapeUrl.includes(`//${victim.hostname}:`),
+        );
+        return target?.health === "down" ? true : undefined;
+      },
+      60_000,
+    );
+    await waitFor("Scalelite to mark it offline", async () =>
+      registered().some((entry) => entry.url.includes(victim.hostname)) ? undefined : true,
+    );
+    // New meetings go to the other servers, or find none when it was the only one; never to the crashed one.
+    for (let count = 0; count < 6; count++) {
+      try {
+        const { server } = emulator.scalelite.placeMeeting({ participants: 3, videos: 0, durationMs: 60_000 });
+        expect(server.url).not.toContain(victim.hostname);
+      } catch (error) {
+        if (!(error instanceof NoServerAvailableError)) throw error;
+      }
+    }
+    // The next period reads no metrics and no check-in from it: silence is not idleness.
+    const period = await waitFor(
+      "a fleet period after the crash",
+      async () => {
+        const { lastPeriod } = Status.parse(JSON.parse((await curl("http://scaler:8080/fleets/bbb")).body));
+        return lastPeriod !== null && Date.parse(lastPeriod.at) > crashedAt ? lastPeriod : undefined;
+      },
+      100_000,
+    );
+    const scaleIn = period.decisions.filter((decision) => ["drain", "stop", "destroy"].includes(decision.kind));
+    expect(scaleIn.filter((decision) => decision.server === victim.server.name)).toEqual([]);
+    expect(emulator.cloud.servers.has(victim.server.id)).toBe(true);
+  }, 200_000);
 
   it("fails to start the scaler when the compose file renames one of its variables (a deliberately broken variant)", async () => {
     const broken = await lab.machine("control-broken", { address: "198.18.0.3" });

@@ -478,6 +478,17 @@ export class Lab {
     return finish(this.run(command, args, options));
   }
 
+  private hostsWritten: Promise<void> = Promise.resolve();
+
+  /** Rewrites every machine's hosts file, one round at a time, each with the machines of its own time. */
+  private publishHosts(): Promise<void> {
+    const round = this.hostsWritten.then(async () => {
+      for (const each of this.machines.values()) await each.writeHosts();
+    });
+    this.hostsWritten = round.catch(() => undefined);
+    return round;
+  }
+
   /** @internal every name → address that all machines resolve. */
   publishedNames(): [string, string][] {
     return [...this.machines.values()].flatMap((machine) => machine.hostnames.map((name): [string, string] => [name, machine.address]));
@@ -591,7 +602,7 @@ export class Lab {
       throw error;
     }
     this.machines.set(name, machine);
-    for (const each of this.machines.values()) await each.writeHosts();
+    await this.publishHosts();
     return machine;
   }
 
