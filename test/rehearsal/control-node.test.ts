@@ -226,7 +226,8 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
         });
         const report = z.object({ instances: z.array(z.object({ instanceId: z.string() })) }).safeParse(JSON.parse(stdout));
         const ids = report.success ? report.data.instances.map((instance) => instance.instanceId).sort() : [];
-        return ids.length === baseline.length ? ids : undefined;
+        // A launch the scaler stopped may have checked in before: it stays listed until its TTL ends.
+        return baseline.every((name) => ids.includes(name)) ? ids : undefined;
       },
       60_000,
     ).catch((error: unknown) => {
@@ -237,7 +238,7 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
       });
       throw new Error(`${String(error)}\n${logs.join("\n")}`);
     });
-    expect(instances).toEqual(baseline);
+    expect(instances).toEqual(expect.arrayContaining(baseline));
   }, 70_000);
 
   it("notices a crashed worker: no scrape, offline in Scalelite and given no new meeting, never scaled in as idle", async () => {
