@@ -283,7 +283,14 @@ export class FleetActuator {
         power: "running",
         image: this.settings.image,
       });
-      state.servers[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+      state.servers[name] = {
+        phase: "booting",
+        since: now,
+        scaleliteId: null,
+        bootedAt: null,
+        resizedAt: null,
+        ...(command.warm === true ? { warm: true } : {}),
+      };
       return undefined;
     }
     const server = state.desired.servers.find((candidate) => candidate.name === command.server);
