@@ -195,9 +195,8 @@ export function openLedger(
   // just past (1 when they cannot be compared, as before the first bell).
   // Within a band around last week the forecast stands as recorded: the minutes just past (the end of one lesson)
   // say little about the size of the next, and scaled down, a slightly quieter morning would meet its bell short.
-  const measuredAgreement = forecastAgreement(history.forecast ?? [], samples, now, policy.defaultSize.cores);
-  const agreement =
-    measuredAgreement < QUIETER_DAY || measuredAgreement > 1 / (1 - policy.headroom) ? Math.min(MAX_AGREEMENT, measuredAgreement) : 1;
+  const measured = forecastAgreement(history.forecast ?? [], samples, now, policy.defaultSize.cores);
+  const agreement = measured > 1 / (1 - policy.headroom) ? Math.min(MAX_AGREEMENT, measured) : measured < QUIETER_DAY ? measured : 1;
   const recorded = forecastPeak(history.forecast ?? [], now, policy.leadTimeSeconds * 1000);
   const forecast = recorded === null ? null : { cores: recorded.cores * agreement, ramGb: recorded.ramGb * agreement };
   const trendLimitCores = forecast === null ? Infinity : Math.max(demandCores, forecast.cores / (1 - policy.headroom));
