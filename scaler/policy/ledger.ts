@@ -20,7 +20,7 @@ export type Inputs = Record<string, number | null>;
 /** A day at most this many times busier than last week scales the forecast up no further. */
 const MAX_AGREEMENT = 3;
 /** A day running below this share of last week's load is another kind of day (a holiday): its forecast is scaled down. */
-const QUIETER_DAY = 0.5;
+export const QUIETER_DAY = 0.5;
 
 /** What every phase reads and none changes: the period's snapshot, policy, history, and the demand derived from them. */
 export interface DecideContext {

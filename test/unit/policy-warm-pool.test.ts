@@ -149,3 +149,17 @@ describe("policy: last week's forecast against today's load", () => {
     expect(outcome.holds).toEqual([]);
   });
 });
+
+describe("policy: a window's minimum on a day far quieter than last week", () => {
+  const window = policy({ windows: [{ days: ["tue"], from: "09:00", to: "11:00", min: 3 }] });
+  const fleet = [server("big", IDLE, { size: { cores: 8, ramGb: 32 } }), server("b", IDLE), server("c", IDLE)];
+  const idle = steadyHistory(3, { ...IDLE, cores: 12, ramGb: 48 });
+  const lastWeek = Array.from({ length: 10 }, (_, index): ForecastPoint => ({ at: NOW - index * MINUTE, cpuCores: 12, memoryGb: 30 }));
+
+  it("keeps an oversized empty server large through the window on an ordinary day, and shrinks it on a holiday", () => {
+    expect(decide(snapshot(fleet), window, idle, NOW).decisions).toEqual([]);
+    const holiday = decide(snapshot(fleet), window, { ...idle, forecast: lastWeek }, NOW);
+    expect(kinds(holiday.decisions)).toEqual(["resize big"]);
+    expect(holiday.decisions[0]?.targetSize).toEqual({ cores: 2, ramGb: 8 });
+  });
+});
