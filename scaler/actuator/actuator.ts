@@ -441,7 +441,15 @@ export class FleetActuator {
       const replacement = `${this.settings.namePrefix}-${state.nextIndex}`;
       state.nextIndex += 1;
       state.desired.servers.push({ ...server, name: replacement });
-      state.servers[replacement] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+      // A replacement for the warm pool is stopped once installed, as the one it replaces would have been.
+      state.servers[replacement] = {
+        phase: "booting",
+        since: now,
+        scaleliteId: null,
+        bootedAt: null,
+        resizedAt: null,
+        ...(record.warm === true ? { warm: true } : {}),
+      };
       report.replaced.push(server.name);
       await this.deps.audit(
         {
