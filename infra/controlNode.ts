@@ -8,6 +8,7 @@ import { BBB_RELEASES, workerImageOf, type EnvironmentConfig } from "./config.js
 import type { CloudProvider, FirewallRule, Machine, Placement } from "./clouds/types.js";
 import {
   CONTROL_NODE_SECRET_FILES,
+  JITSI_UBUNTU,
   renderControlNodeSecretFiles,
   renderControlNodeUserData,
   renderScalerSettings,
@@ -120,6 +121,9 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
       workerImage: workerImageOf(args.config),
       policy: args.config.workers,
       controlNodeCores: args.config.controlNode.cores,
+      ...(args.config.jitsi === undefined
+        ? {}
+        : { jitsi: args.config.jitsi, jitsiImage: args.provider.images(args.config[args.config.cloud], JITSI_UBUNTU).worker }),
     }),
   );
   const settingsStep = new command.remote.Command(
