@@ -117,6 +117,17 @@ export const workerPolicySchema = z
         perSeconds: z.number().int().min(1).default(300),
       })
       .default({ count: 10, perSeconds: 300 }),
+    /**
+     * Installed, stopped servers kept ready to start in minutes (a stopped server costs only its storage on IONOS and
+     * OCI): at least `min`, and `share` of the servers taking meetings, more on a day whose load runs above last
+     * week's. Both 0: no warm pool beyond the servers scale-in stops.
+     */
+    warmPool: z
+      .strictObject({
+        min: z.number().int().min(0).default(0),
+        share: z.number().min(0).max(1).default(0),
+      })
+      .default({ min: 0, share: 0 }),
     /** The BigBlueButton release the workers install (BBB_RELEASES); its Ubuntu release follows from it. */
     bbbVersion: bbbVersionSchema.default(DEFAULT_BBB_VERSION),
     /**
