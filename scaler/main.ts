@@ -6,7 +6,7 @@ import { RepeatedFaults, createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { loadSettings } from "./settings.js";
 import { SidecarWorkers } from "./sidecarWorkers.js";
-import { ScalerStore, connectRedis } from "./store/store.js";
+import { ScalerStore, redisOfSettings } from "./store/store.js";
 
 parseCommandLine(
   {
@@ -27,7 +27,7 @@ const logger = createLogger("scaler");
 
 async function main(): Promise<void> {
   const settings = await loadSettings();
-  const redis = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
+  const { client: redis, replication } = redisOfSettings(settings.redis);
   const faults = new RepeatedFaults(logger);
   redis.on("error", (error: Error) => faults.warn("redis.error", { err: error.message }, "redis connection problem"));
   redis.on("ready", () => logger.info({ event: "redis.ready" }, "redis connected"));
@@ -35,6 +35,7 @@ async function main(): Promise<void> {
     keyPrefix: settings.redis.keyPrefix,
     instanceTtl: settings.instanceTtl,
     retention: settings.retention,
+    ...(replication === undefined ? {} : { replication }),
   });
   const metrics = createMetrics(() => store.countsByGroup());
   let fleet: FleetRuntime | undefined;
@@ -79,8 +80,9 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => stop("SIGINT"));
 
   if (fleet !== undefined) {
+    // A standby waits here, serving check-ins and the API, until the leader's lease is released or expires.
     const { recovered } = await fleet.controller.start();
-    logger.info({ event: "fleet.started", fleet: fleet.view.name, recovered }, "fleet loop started");
+    if (!stopping) logger.info({ event: "fleet.started", fleet: fleet.view.name, recovered }, "fleet loop started");
   }
 }
 
