@@ -32,8 +32,11 @@ export { Keys } from "./keys.js";
  * one socket write and one read carry many scripts, which costs both Node and Redis far less than one each.
  * The scaler issues no blocking commands and no WATCH on this client, which auto-pipelining would hold up or break.
  */
-export function connectRedis(url: string, commandTimeoutMs: number): Redis {
+export function connectRedis(url: string, commandTimeoutMs: number, sentinel?: SentinelTarget): Redis {
   return new Redis(url, {
+    // With Sentinel, the sentinels name the primary; a failover closes the connection and the next one finds the new
+    // primary (and ioredis checks its role, so a demoted one is never written to).
+    ...(sentinel === undefined ? {} : { sentinels: sentinel.sentinels, name: sentinel.name, failoverDetector: true }),
     enableAutoPipelining: true,
     // Script calls go out as they are made: check-ins are already batched per turn (one call for many), and wrapping
     // each call in a pipeline of one cost about a quarter of the store's CPU per check-in.
@@ -45,6 +48,28 @@ export function connectRedis(url: string, commandTimeoutMs: number): Redis {
     retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
     lazyConnect: false,
   });
+}
+
+export interface SentinelTarget {
+  sentinels: { host: string; port: number }[];
+  name: string;
+}
+
+/** The connection and the store options of the `redis` settings: Sentinel when sentinels are named, WAIT for replicas. */
+export function redisOfSettings(redis: {
+  url: string;
+  commandTimeoutMs: number;
+  sentinels?: { host: string; port: number }[] | undefined;
+  name: string;
+  replicasToAck?: number | undefined;
+  replicaAckTimeoutMs: number;
+}): { client: Redis; replication?: { replicas: number; timeoutMs: number } } {
+  const sentinel = redis.sentinels === undefined ? undefined : { sentinels: redis.sentinels, name: redis.name };
+  const replicas = redis.replicasToAck ?? (sentinel === undefined ? 0 : 1);
+  return {
+    client: connectRedis(redis.url, redis.commandTimeoutMs, sentinel),
+    ...(replicas === 0 ? {} : { replication: { replicas, timeoutMs: redis.replicaAckTimeoutMs } }),
+  };
 }
 
 /**
@@ -216,6 +241,7 @@ export class ScalerStore {
   }
 
   async close(): Promise<void> {
+    await this.instances.close();
     try {
       await this.redis.quit();
     } catch {
