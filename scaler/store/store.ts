@@ -35,8 +35,11 @@ export { Keys } from "./keys.js";
 export function connectRedis(url: string, commandTimeoutMs: number, sentinel?: SentinelTarget): Redis {
   return new Redis(url, {
     // With Sentinel, the sentinels name the primary; a failover closes the connection and the next one finds the new
-    // primary (and ioredis checks its role, so a demoted one is never written to).
-    ...(sentinel === undefined ? {} : { sentinels: sentinel.sentinels, name: sentinel.name, failoverDetector: true }),
+    // primary (ioredis checks its role). A primary demoted under a live connection answers READONLY: reconnect then.
+    // Not ioredis's failoverDetector: a switch announced while it reconnects ends the client for good.
+    ...(sentinel === undefined
+      ? {}
+      : { sentinels: sentinel.sentinels, name: sentinel.name, reconnectOnError: (error: Error) => error.message.startsWith("READONLY") }),
     enableAutoPipelining: true,
     // Script calls go out as they are made: check-ins are already batched per turn (one call for many), and wrapping
     // each call in a pipeline of one cost about a quarter of the store's CPU per check-in.
