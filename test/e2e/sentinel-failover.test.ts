@@ -79,14 +79,10 @@ describe("Redis Sentinel: a failover under check-in load loses no acknowledged c
         SCALER_REDIS_SENTINELS: sentinels.sentinelList,
         ...emulatedFleetSecrets(emulator),
       });
-      setTimeout(() => {
-        require("node:fs").writeFileSync("/tmp/s2-scaler-out.log", scaler?.output() ?? "");
-      }, 80_000).unref();
       await scaler.event("fleet.lease_acquired");
       await scaler.event("fleet.started");
 
       // Sidecars checking in without pause, each check-in as a new instance: an acknowledged one must exist afterwards.
-
       let running = true;
       const waiters: { count: number; resolve: () => void }[] = [];
       const acknowledgedReach = (count: number) =>
