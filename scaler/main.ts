@@ -15,7 +15,8 @@ parseCommandLine(
   The scaler takes no flags: its settings come from a YAML or JSON file named by SCALER_CONFIG, overridden by the
   environment. Required: redis.url (SCALER_REDIS_URL) and sidecar.keyBaseUrl (SCALER_ASAP_KEY_BASE_URL).
   Also read: SCALER_LISTEN_HOST, SCALER_LISTEN_PORT, SCALER_KEY_PREFIX, SCALER_API_TOKENS (name:role:token,…),
-  SCALER_SIDECAR_WORKERS, SCALER_SIDECAR_PORT, LOG_LEVEL. A fleet section in the file needs PULUMI_BACKEND_URL,
+  SCALER_SIDECAR_WORKERS, SCALER_SIDECAR_PORT, SCALER_REDIS_SENTINELS (host:port,…), SCALER_REDIS_SENTINEL_NAME,
+  LOG_LEVEL. A fleet section in the file needs PULUMI_BACKEND_URL,
   PULUMI_CONFIG_PASSPHRASE, CONFSCALE_NODE_EXPORTER_PASSWORD, LOADBALANCER_SECRET, CONFSCALE_BBB_SECRET and the
   cloud's credentials. README.md lists every setting.`,
     flags: {},

@@ -58,21 +58,27 @@ export interface SentinelTarget {
   name: string;
 }
 
-/** The connection and the store options of the `redis` settings: Sentinel when sentinels are named, WAIT for replicas. */
-export function redisOfSettings(redis: {
+/** The `redis` settings the connection and the check-ins' replication are made from (scaler/settings.ts). */
+export interface RedisSettings {
   url: string;
   commandTimeoutMs: number;
   sentinels?: { host: string; port: number }[] | undefined;
   name: string;
   replicasToAck?: number | undefined;
   replicaAckTimeoutMs: number;
-}): { client: Redis; replication?: { replicas: number; timeoutMs: number } } {
+}
+
+/** How many replicas must hold a check-in before it is acknowledged: `replicasToAck`, else 1 with sentinels, else none. */
+export function replicationOf(redis: RedisSettings): { replicas: number; timeoutMs: number } | undefined {
+  const replicas = redis.replicasToAck ?? (redis.sentinels === undefined ? 0 : 1);
+  return replicas === 0 ? undefined : { replicas, timeoutMs: redis.replicaAckTimeoutMs };
+}
+
+/** The connection and the store options of the `redis` settings: Sentinel when sentinels are named, WAIT for replicas. */
+export function redisOfSettings(redis: RedisSettings): { client: Redis; replication?: { replicas: number; timeoutMs: number } } {
   const sentinel = redis.sentinels === undefined ? undefined : { sentinels: redis.sentinels, name: redis.name };
-  const replicas = redis.replicasToAck ?? (sentinel === undefined ? 0 : 1);
-  return {
-    client: connectRedis(redis.url, redis.commandTimeoutMs, sentinel),
-    ...(replicas === 0 ? {} : { replication: { replicas, timeoutMs: redis.replicaAckTimeoutMs } }),
-  };
+  const replication = replicationOf(redis);
+  return { client: connectRedis(redis.url, redis.commandTimeoutMs, sentinel), ...(replication === undefined ? {} : { replication }) };
 }
 
 /**
