@@ -95,6 +95,8 @@ export class ActuatorNotStartedError extends Error {
 export class FleetActuator {
   private readonly leases: LeaseKeeper;
   private stopped = false;
+  /** Aborts a standby's wait for the lease when the actuator is stopped. */
+  private stopping = new AbortController();
   private state: FleetState | undefined;
   private addresses: Record<string, { id: string; publicIp: string }> = {};
   /** What the fleet stack last applied, kept in memory so a period without changes runs no engine command. */
@@ -115,8 +117,9 @@ export class FleetActuator {
    */
   async start(): Promise<{ recovered: boolean }> {
     this.stopped = false;
-    // Longer than a lease's life: the lease of a holder that died expires in that time.
-    const lease = await this.leases.acquireWhenFree(2 * this.leases.ttlMs);
+    if (this.stopping.signal.aborted) this.stopping = new AbortController();
+    // A standby: as long as another scaler holds the lease, wait; a dead holder's lease expires within its TTL.
+    const lease = await this.leases.acquireWhenFree(Infinity, this.stopping.signal);
     return this.load(lease);
   }
 
@@ -152,6 +155,7 @@ export class FleetActuator {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort(new Error(`fleet ${this.settings.fleet}: actuator stopped`));
     await this.leases.release();
   }
 
@@ -466,8 +470,11 @@ export class FleetActuator {
     state.updateInFlight = { token: lease.token, startedAt: this.deps.now() };
     await this.save();
     try {
-      const report = await this.deps.fleetStack.up(state.desired, (step) =>
-        this.deps.log.info({ event: "fleet.step", fleet: this.settings.fleet, ...step }, `${step.op} ${step.name}`),
+      // A lease lost meanwhile stops the engine: another scaler may hold the fleet now.
+      const report = await this.deps.fleetStack.up(
+        state.desired,
+        (step) => this.deps.log.info({ event: "fleet.step", fleet: this.settings.fleet, ...step }, `${step.op} ${step.name}`),
+        { signal: this.leases.signal },
       );
       await this.deps.audit({
         kind: "fleet.up",

@@ -109,15 +109,21 @@ export class FleetStack {
 
   /**
    * Brings the cloud to `spec`; `onStep` sees each resource step as the engine finishes it. `parallel` caps the
-   * engine's concurrent resource operations (the CLI's `--parallel`); unset, the engine's default applies.
+   * engine's concurrent resource operations (the CLI's `--parallel`); unset, the engine's default applies. `signal`
+   * cancels the update (the holder lost the fleet lease).
    */
-  async up(spec: FleetSpec, onStep?: (step: ResourceStep) => void, options: { parallel?: number } = {}): Promise<FleetUpdateReport> {
+  async up(
+    spec: FleetSpec,
+    onStep?: (step: ResourceStep) => void,
+    options: { parallel?: number; signal?: AbortSignal } = {},
+  ): Promise<FleetUpdateReport> {
     this.program.spec = fleetSpecSchema.parse(spec);
     const steps: ResourceStep[] = [];
     const started = performance.now();
     try {
       const result = await this.stack.up({
         ...(options.parallel === undefined ? {} : { parallel: options.parallel }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
         onEvent: (event) => {
           const step = stepOf(event);
           if (step === undefined) return;
