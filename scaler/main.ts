@@ -6,7 +6,7 @@ import { RepeatedFaults, createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { loadSettings } from "./settings.js";
 import { SidecarWorkers } from "./sidecarWorkers.js";
-import { ScalerStore, connectRedis } from "./store/store.js";
+import { ScalerStore, redisOfSettings } from "./store/store.js";
 
 parseCommandLine(
   {
@@ -15,7 +15,8 @@ parseCommandLine(
   The scaler takes no flags: its settings come from a YAML or JSON file named by SCALER_CONFIG, overridden by the
   environment. Required: redis.url (SCALER_REDIS_URL) and sidecar.keyBaseUrl (SCALER_ASAP_KEY_BASE_URL).
   Also read: SCALER_LISTEN_HOST, SCALER_LISTEN_PORT, SCALER_KEY_PREFIX, SCALER_API_TOKENS (name:role:token,…),
-  SCALER_SIDECAR_WORKERS, SCALER_SIDECAR_PORT, LOG_LEVEL. A fleet section in the file needs PULUMI_BACKEND_URL,
+  SCALER_SIDECAR_WORKERS, SCALER_SIDECAR_PORT, SCALER_REDIS_SENTINELS (host:port,…), SCALER_REDIS_SENTINEL_NAME,
+  LOG_LEVEL. A fleet section in the file needs PULUMI_BACKEND_URL,
   PULUMI_CONFIG_PASSPHRASE, CONFSCALE_NODE_EXPORTER_PASSWORD, LOADBALANCER_SECRET, CONFSCALE_BBB_SECRET and the
   cloud's credentials. README.md lists every setting.`,
     flags: {},
@@ -27,7 +28,7 @@ const logger = createLogger("scaler");
 
 async function main(): Promise<void> {
   const settings = await loadSettings();
-  const redis = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
+  const { client: redis, replication } = redisOfSettings(settings.redis);
   const faults = new RepeatedFaults(logger);
   redis.on("error", (error: Error) => faults.warn("redis.error", { err: error.message }, "redis connection problem"));
   redis.on("ready", () => logger.info({ event: "redis.ready" }, "redis connected"));
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     keyPrefix: settings.redis.keyPrefix,
     instanceTtl: settings.instanceTtl,
     retention: settings.retention,
+    ...(replication === undefined ? {} : { replication }),
   });
   const metrics = createMetrics(() => store.countsByGroup());
   let fleet: FleetRuntime | undefined;
@@ -79,8 +81,9 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => stop("SIGINT"));
 
   if (fleet !== undefined) {
+    // A standby waits here, serving check-ins and the API, until the leader's lease is released or expires.
     const { recovered } = await fleet.controller.start();
-    logger.info({ event: "fleet.started", fleet: fleet.view.name, recovered }, "fleet loop started");
+    if (!stopping) logger.info({ event: "fleet.started", fleet: fleet.view.name, recovered }, "fleet loop started");
   }
 }
 

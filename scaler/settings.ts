@@ -79,6 +79,22 @@ export const settingsSchema = z
         .default("confscale:"),
       /** A command that gets no answer within this time fails (the request answers 503) instead of waiting. */
       commandTimeoutMs: z.number().int().positive().default(2_000),
+      /**
+       * Redis Sentinel: the sentinels to ask for the primary of `name`; the scaler follows a failover by itself. The
+       * url then gives only the scheme, user, password and database; its host is not used.
+       */
+      sentinels: z
+        .array(z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65_535) }))
+        .min(1)
+        .optional(),
+      /** The primary's name in the sentinels' configuration (`sentinel monitor <name> …`). */
+      name: z.string().min(1).default("mymaster"),
+      /**
+       * Replicas that must hold a check-in (Redis WAIT) before it is answered 2xx, so a failover loses no acknowledged
+       * check-in; one that times out answers 503. Default 1 with sentinels, else 0 (no wait).
+       */
+      replicasToAck: z.number().int().min(0).max(16).optional(),
+      replicaAckTimeoutMs: z.number().int().positive().default(500),
     }),
     /** How long an instance counts as alive after its last report, by state. */
     instanceTtl: z
@@ -177,6 +193,8 @@ const VARIABLE_OF: Readonly<Record<string, string>> = {
   "listen.port": "SCALER_LISTEN_PORT",
   "redis.url": "SCALER_REDIS_URL",
   "redis.keyPrefix": "SCALER_KEY_PREFIX",
+  "redis.sentinels": "SCALER_REDIS_SENTINELS",
+  "redis.name": "SCALER_REDIS_SENTINEL_NAME",
   "sidecar.keyBaseUrl": "SCALER_ASAP_KEY_BASE_URL",
   "sidecar.workers.count": "SCALER_SIDECAR_WORKERS",
   "sidecar.workers.port": "SCALER_SIDECAR_PORT",
@@ -234,7 +252,8 @@ export function parseSettings(raw: unknown, source = "settings"): Settings {
  * Reads the settings file (YAML or JSON) named by `SCALER_CONFIG`, if any, and lets the environment override:
  * `SCALER_REDIS_URL`, `SCALER_KEY_PREFIX`, `SCALER_LISTEN_HOST`, `SCALER_LISTEN_PORT`, `SCALER_ASAP_KEY_BASE_URL`,
  * `SCALER_API_TOKENS` (`name:role:token` separated by commas; secrets belong in the environment, not the file),
- * `SCALER_SIDECAR_WORKERS` and `SCALER_SIDECAR_PORT` (the check-in workers' count and port).
+ * `SCALER_SIDECAR_WORKERS` and `SCALER_SIDECAR_PORT` (the check-in workers' count and port), `SCALER_REDIS_SENTINELS`
+ * (`host:port` separated by commas) and `SCALER_REDIS_SENTINEL_NAME`.
  */
 export async function loadSettings(env: NodeJS.ProcessEnv = process.env): Promise<Settings> {
   const file = env.SCALER_CONFIG;
@@ -252,6 +271,8 @@ export async function loadSettings(env: NodeJS.ProcessEnv = process.env): Promis
   };
   if (env.SCALER_REDIS_URL !== undefined) section("redis").url = env.SCALER_REDIS_URL;
   if (env.SCALER_KEY_PREFIX !== undefined) section("redis").keyPrefix = env.SCALER_KEY_PREFIX;
+  if (env.SCALER_REDIS_SENTINELS !== undefined) section("redis").sentinels = parseSentinels(env.SCALER_REDIS_SENTINELS);
+  if (env.SCALER_REDIS_SENTINEL_NAME !== undefined) section("redis").name = env.SCALER_REDIS_SENTINEL_NAME;
   if (env.SCALER_LISTEN_HOST !== undefined) section("listen").host = env.SCALER_LISTEN_HOST;
   if (env.SCALER_LISTEN_PORT !== undefined) section("listen").port = Number(env.SCALER_LISTEN_PORT);
   if (env.SCALER_ASAP_KEY_BASE_URL !== undefined) section("sidecar").keyBaseUrl = env.SCALER_ASAP_KEY_BASE_URL;
@@ -262,6 +283,18 @@ export async function loadSettings(env: NodeJS.ProcessEnv = process.env): Promis
     raw.apiTokens = [...fromFile, ...parseTokenList(env.SCALER_API_TOKENS)];
   }
   return parseSettings(raw, file === undefined ? "environment" : `${file} + environment`);
+}
+
+/** `host:port,host:port`; a bad entry is left for the schema to name (a port that is not a number). */
+function parseSentinels(text: string): { host: string; port: number }[] {
+  return text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== "")
+    .map((entry) => {
+      const colon = entry.lastIndexOf(":");
+      return { host: entry.slice(0, Math.max(colon, 0)), port: Number(entry.slice(colon + 1)) };
+    });
 }
 
 function parseTokenList(text: string): { name: string; role: string; token: string }[] {

@@ -7,18 +7,19 @@ import { closeGracefully, createSidecarApp, listen } from "./app.js";
 import { RepeatedFaults, createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import type { FromSidecarWorker, SidecarWorkerSettings, ToSidecarWorker } from "./sidecarWorkers.js";
-import { ScalerStore, connectRedis } from "./store/store.js";
+import { ScalerStore, redisOfSettings } from "./store/store.js";
 
 const logger = createLogger("scaler").child({ worker: cluster.worker?.id });
 
 function start(settings: SidecarWorkerSettings): void {
-  const redis = connectRedis(settings.redis.url, settings.redis.commandTimeoutMs);
+  const { client: redis, replication } = redisOfSettings(settings.redis);
   const faults = new RepeatedFaults(logger);
   redis.on("error", (error: Error) => faults.warn("redis.error", { err: error.message }, "redis connection problem"));
   const store = new ScalerStore(redis, {
     keyPrefix: settings.redis.keyPrefix,
     instanceTtl: settings.instanceTtl,
     retention: settings.retention,
+    ...(replication === undefined ? {} : { replication }),
   });
   const metrics = createMetrics();
   const app = createSidecarApp({ store, settings, metrics, logger });

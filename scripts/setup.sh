@@ -12,15 +12,15 @@ say() { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages the tests run for real -------------------------------------------------------------------
-# The servers the tests start, the programs that read the rendered files on a real machine
-# (test/infra/real-consumers.test.ts), and what the rehearsal lab runs (test/rehearsal): namespaces, nftables.
+# The servers the tests start (redis-sentinel for the failover test), the programs that read the rendered files on a
+# real machine (test/infra/real-consumers.test.ts), and what the rehearsal lab runs (test/rehearsal): namespaces, nftables.
 declare -A package_of=(
-  [redis-server]=redis-server [prometheus]=prometheus [promtool]=prometheus [prometheus-node-exporter]=prometheus-node-exporter
+  [redis-server]=redis-server [redis-sentinel]=redis-sentinel [prometheus]=prometheus [promtool]=prometheus [prometheus-node-exporter]=prometheus-node-exporter
   [cloud-init]=cloud-init [caddy]=caddy [shellcheck]=shellcheck [openssl]=openssl [curl]=curl
   [nft]=nftables [ip]=iproute2 [nsenter]=util-linux [chromium]=chromium
 )
 missing=()
-for program in redis-server prometheus promtool prometheus-node-exporter cloud-init caddy shellcheck openssl curl nft ip nsenter chromium; do
+for program in redis-server redis-sentinel prometheus promtool prometheus-node-exporter cloud-init caddy shellcheck openssl curl nft ip nsenter chromium; do
   if command -v "$program" >/dev/null 2>&1 || [ -x "/usr/bin/$program" ] || [ -x "/usr/sbin/$program" ]; then
     say "$program: present"
   elif [[ ! " ${missing[*]} " == *" ${package_of[$program]} "* ]]; then
@@ -39,7 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || fail "apt-get install ${missing[*]} failed"
   # The packages start system services; the tests start their own servers on free loopback ports instead.
-  for service in redis-server prometheus prometheus-node-exporter caddy; do
+  for service in redis-server redis-sentinel prometheus prometheus-node-exporter caddy; do
     $sudo systemctl disable --now "$service" >/dev/null 2>&1 || $sudo service "$service" stop >/dev/null 2>&1 || true
   done
   # cloud-init is here only to check user data: it must not configure this machine at its next boot.
@@ -50,6 +50,7 @@ fi
 
 # --- Go-built checkers: actionlint and compose-check (compose-go) --------------------------------------------------
 ACTIONLINT_VERSION="v1.7.12"
+VERSITYGW_VERSION="v1.8.0"
 tools_bin="${XDG_CACHE_HOME:-$HOME/.cache}/confscale/tools/bin"
 if command -v go >/dev/null 2>&1; then
   mkdir -p "$tools_bin"
@@ -70,9 +71,20 @@ if command -v go >/dev/null 2>&1; then
       || fail "go build of scripts/compose-check failed (see above); the Go module proxy must be reachable"
     printf '%s\n' "$stamp" >"$tools_bin/compose-check.stamp"
   fi
+  # versitygw (Versity's S3 gateway, Apache-2.0) serves a directory over the S3 API: the s3:// fleet backend's tests
+  # start it on 127.0.0.1 (test/harness/s3.ts). Built from its Go module, cached like the Pulumi CLI.
+  if [ -x "$tools_bin/versitygw" ] && [ "$(cat "$tools_bin/versitygw.version" 2>/dev/null)" = "$VERSITYGW_VERSION" ]; then
+    say "versitygw $VERSITYGW_VERSION: present in $tools_bin"
+  else
+    say "building versitygw $VERSITYGW_VERSION into $tools_bin (a few minutes on 2 cores; cached afterwards)"
+    (cd "$tools_bin" && GOBIN="$tools_bin" go install -trimpath -ldflags "-s -w" "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION") \
+      || fail "go install of versitygw failed (see above); the Go module proxy must be reachable"
+    printf '%s\n' "$VERSITYGW_VERSION" >"$tools_bin/versitygw.version"
+  fi
 else
   say "note: no Go toolchain: the workflow and compose checks of \`npm test\` need actionlint and compose-check."
-  say "      Install Go (https://go.dev/dl/) and run \`npm run setup\` again; it builds both into $tools_bin."
+  say "      The s3:// backend's test needs versitygw, built the same way."
+  say "      Install Go (https://go.dev/dl/) and run \`npm run setup\` again; it builds them into $tools_bin."
 fi
 
 # --- The Pulumi CLI -----------------------------------------------------------------------------------------------

@@ -96,6 +96,8 @@ export class ActuatorNotStartedError extends Error {
 export class FleetActuator {
   private readonly leases: LeaseKeeper;
   private stopped = false;
+  /** Aborts a standby's wait for the lease when the actuator is stopped. */
+  private stopping = new AbortController();
   private state: FleetState | undefined;
   private addresses: Record<string, { id: string; publicIp: string }> = {};
   /** What the fleet stack last applied, kept in memory so a period without changes runs no engine command. */
@@ -116,8 +118,9 @@ export class FleetActuator {
    */
   async start(): Promise<{ recovered: boolean }> {
     this.stopped = false;
-    // Longer than a lease's life: the lease of a holder that died expires in that time.
-    const lease = await this.leases.acquireWhenFree(2 * this.leases.ttlMs);
+    if (this.stopping.signal.aborted) this.stopping = new AbortController();
+    // A standby: as long as another scaler holds the lease, wait; a dead holder's lease expires within its TTL.
+    const lease = await this.leases.acquireWhenFree(Infinity, this.stopping.signal);
     return this.load(lease);
   }
 
@@ -155,6 +158,7 @@ export class FleetActuator {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort(new Error(`fleet ${this.settings.fleet}: actuator stopped`));
     await this.leases.release();
   }
 
@@ -286,7 +290,14 @@ export class FleetActuator {
         power: "running",
         image: this.settings.image,
       });
-      state.servers[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+      state.servers[name] = {
+        phase: "booting",
+        since: now,
+        scaleliteId: null,
+        bootedAt: null,
+        resizedAt: null,
+        ...(command.warm === true ? { warm: true } : {}),
+      };
       return undefined;
     }
     const server = state.desired.servers.find((candidate) => candidate.name === command.server);
@@ -437,7 +448,15 @@ export class FleetActuator {
       const replacement = `${this.settings.namePrefix}-${state.nextIndex}`;
       state.nextIndex += 1;
       state.desired.servers.push({ ...server, name: replacement });
-      state.servers[replacement] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+      // A replacement for the warm pool is stopped once installed, as the one it replaces would have been.
+      state.servers[replacement] = {
+        phase: "booting",
+        since: now,
+        scaleliteId: null,
+        bootedAt: null,
+        resizedAt: null,
+        ...(record.warm === true ? { warm: true } : {}),
+      };
       report.replaced.push(server.name);
       await this.deps.audit(
         {
@@ -455,8 +474,11 @@ export class FleetActuator {
     state.updateInFlight = { token: lease.token, startedAt: this.deps.now(), stacks: this.deps.fleetStack.stacksToUpdate(state.desired) };
     await this.save();
     try {
-      const report = await this.deps.fleetStack.up(state.desired, (step) =>
-        this.deps.log.info({ event: "fleet.step", fleet: this.settings.fleet, ...step }, `${step.op} ${step.name}`),
+      // A lease lost meanwhile stops the engine: another scaler may hold the fleet now.
+      const report = await this.deps.fleetStack.up(
+        state.desired,
+        (step) => this.deps.log.info({ event: "fleet.step", fleet: this.settings.fleet, ...step }, `${step.op} ${step.name}`),
+        { signal: this.leases.signal },
       );
       await this.deps.audit({
         kind: "fleet.up",

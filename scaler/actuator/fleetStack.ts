@@ -10,6 +10,7 @@ import { mkdir, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defineFleet, FLEET_PROJECT, fleetSpecSchema, type FleetSecrets, type FleetSpec } from "../../infra/fleet.js";
+import type { JitsiSecrets } from "../../infra/jitsi.js";
 import { enginePath, pulumiCommand } from "../../infra/toolchain.js";
 
 export interface FleetStackSettings {
@@ -26,6 +27,8 @@ export interface FleetStackSettings {
   masterSecret: string;
   /** Provider credentials and settings (e.g. IONOS_TOKEN); handed to the engine only, never logged. */
   providerEnv?: Record<string, string>;
+  /** A Jitsi group's XMPP passwords (infra/jitsi.ts jitsiSecretsFromEnv), for its workers' user data. */
+  jitsiSecrets?: JitsiSecrets;
 }
 
 /** One resource step of an update, as the engine reported it. */
@@ -97,7 +100,11 @@ export class FleetStack {
     const name = settings.stackName ?? `${settings.env}-fleet`;
     const program: { spec?: FleetSpec } = {};
     // Handed to the inline program in memory: `pulumi config set` would put them on the CLI's command line.
-    const secrets: FleetSecrets = { nodeExporterPassword: settings.nodeExporterPassword, masterSecret: settings.masterSecret };
+    const secrets: FleetSecrets = {
+      nodeExporterPassword: settings.nodeExporterPassword,
+      masterSecret: settings.masterSecret,
+      ...(settings.jitsiSecrets === undefined ? {} : { jitsi: settings.jitsiSecrets }),
+    };
     const stack = await LocalWorkspace.createOrSelectStack(
       {
         stackName: name,
@@ -117,12 +124,13 @@ export class FleetStack {
 
   /**
    * Brings the cloud to `spec`; `onStep` sees each resource step as the engine finishes it. `parallel` caps the
-   * engine's concurrent resource operations (the CLI's `--parallel`); unset, the engine's default applies.
+   * engine's concurrent resource operations (the CLI's `--parallel`); unset, the engine's default applies. `signal`
+   * cancels the update (the holder lost the fleet lease).
    */
   async up(
     spec: FleetSpec,
     onStep?: (step: ResourceStep) => void,
-    options: { parallel?: number; refresh?: boolean } = {},
+    options: { parallel?: number; refresh?: boolean; signal?: AbortSignal } = {},
   ): Promise<FleetUpdateReport & { addresses: ServerAddresses }> {
     this.program.spec = fleetSpecSchema.parse(spec);
     const steps: ResourceStep[] = [];
@@ -131,6 +139,7 @@ export class FleetStack {
       const result = await this.stack.up({
         ...(options.parallel === undefined ? {} : { parallel: options.parallel }),
         ...(options.refresh === true ? { refresh: true } : {}),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
         onEvent: (event) => {
           const step = stepOf(event);
           if (step === undefined) return;

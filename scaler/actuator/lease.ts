@@ -9,8 +9,10 @@ export interface HeldLease {
 
 /**
  * The fleet lease, kept alive by a heartbeat. A renewal that fails for a moment (a Redis timeout) is retried at the
- * next beat; a lease found lost (expired, or taken by another holder) is given up cleanly, and the next period takes
- * it again if nobody else holds it. Writes stay fenced by the token: a stale holder's are refused in Redis.
+ * next beat; a lease found lost (expired, or taken by another holder), or not renewed for a whole TTL (it has expired
+ * in Redis by then, whatever Redis says later), is given up cleanly, and the next period takes it again if nobody
+ * else holds it. Writes stay fenced by the token: a stale holder's are refused in Redis; and the lease's `signal`
+ * aborts, which stops the holder's `up` in flight (scaler/actuator/actuator.ts), so a late leader stops acting too.
  */
 export class LeaseKeeper {
   private lease: FleetLease | undefined;
@@ -18,6 +20,9 @@ export class LeaseKeeper {
   private beating = false;
   private failedBeats = 0;
   private token: number | undefined;
+  /** When the last renewal (or the acquisition) that succeeded was sent: the lease lasts a TTL from then at least. */
+  private renewedAt = 0;
+  private aborter = new AbortController();
 
   constructor(
     private readonly lock: FleetLock,
@@ -40,12 +45,47 @@ export class LeaseKeeper {
     return this.lease;
   }
 
-  /** Waits for the lease (a dead holder's expires within a TTL) and starts the heartbeat. */
-  async acquireWhenFree(maxWaitMs: number): Promise<FleetLease> {
-    const lease = await this.lock.acquireWhenFree(this.fleet, this.owner, maxWaitMs, (holder) =>
-      this.log.info({ event: "fleet.lease_wait", fleet: this.fleet, holder }, "waiting for the fleet lease to be released or to expire"),
-    );
+  /** Aborts when the lease held now is lost or released: whatever its holder started under it must stop. */
+  get signal(): AbortSignal {
+    return this.aborter.signal;
+  }
+
+  /**
+   * Waits for the lease (a dead holder's expires within a TTL) and starts the heartbeat: as a standby, as long as
+   * another holder lives (`maxWaitMs` Infinity), until `signal` aborts.
+   */
+  async acquireWhenFree(maxWaitMs: number, signal?: AbortSignal): Promise<FleetLease> {
+    const started = performance.now();
+    let lastHolder: string | undefined;
+    let unavailable = false;
+    const lease = await this.lock.acquireWhenFree(this.fleet, this.owner, {
+      maxWaitMs,
+      ...(signal === undefined ? {} : { signal }),
+      onBusy: (holder) => {
+        if (holder === lastHolder) return;
+        lastHolder = holder;
+        this.log.info({ event: "fleet.lease_wait", fleet: this.fleet, holder }, "standing by: another scaler holds the fleet lease");
+      },
+      onUnavailable: (error) => {
+        if (unavailable) return;
+        unavailable = true;
+        this.log.warn(
+          { event: "fleet.lease_wait_unavailable", fleet: this.fleet, err: messageOf(error) },
+          "waiting for Redis to take the fleet lease",
+        );
+      },
+    });
     this.keep(lease);
+    this.log.info(
+      {
+        event: "fleet.lease_acquired",
+        fleet: this.fleet,
+        token: lease.token,
+        waitedMs: Math.round(performance.now() - started),
+        previous: lastHolder ?? null,
+      },
+      "fleet lease acquired",
+    );
     return lease;
   }
 
@@ -56,7 +96,9 @@ export class LeaseKeeper {
   async hold(): Promise<HeldLease> {
     if (this.lease !== undefined) {
       try {
+        const sent = performance.now();
         await this.lease.renew();
+        this.renewedAt = sent;
         return { lease: this.lease, reacquired: false };
       } catch (error) {
         if (!(error instanceof FleetLeaseLostError)) throw error;
@@ -64,8 +106,8 @@ export class LeaseKeeper {
       }
     }
     const lease = await this.lock.acquire(this.fleet, this.owner);
-    this.log.warn({ event: "fleet.lease_reacquired", fleet: this.fleet, token: lease.token }, "fleet lease taken again after it was lost");
     this.keep(lease);
+    this.log.warn({ event: "fleet.lease_reacquired", fleet: this.fleet, token: lease.token }, "fleet lease taken again after it was lost");
     return { lease, reacquired: true };
   }
 
@@ -73,13 +115,16 @@ export class LeaseKeeper {
     this.stopBeating();
     const lease = this.lease;
     this.lease = undefined;
+    this.aborter.abort(new Error(`fleet ${this.fleet}: lease released`));
     await lease?.release();
   }
 
   private keep(lease: FleetLease): void {
     this.lease = lease;
     this.token = lease.token;
+    this.renewedAt = lease.acquiredAt;
     this.failedBeats = 0;
+    if (this.aborter.signal.aborted) this.aborter = new AbortController();
     this.stopBeating();
     this.heartbeat = setInterval(() => void this.beat(lease), Math.max(100, this.lock.ttlMs / 3));
   }
@@ -88,8 +133,10 @@ export class LeaseKeeper {
     // A renewal still waiting on Redis is not doubled by the next beat.
     if (this.beating || this.lease !== lease) return;
     this.beating = true;
+    const sent = performance.now();
     try {
       await lease.renew();
+      this.renewedAt = sent;
       if (this.failedBeats > 0)
         this.log.info(
           { event: "fleet.lease_renewed", fleet: this.fleet, token: lease.token, failedBeats: this.failedBeats },
@@ -103,6 +150,11 @@ export class LeaseKeeper {
         return;
       }
       this.failedBeats += 1;
+      // Unrenewed for a TTL, the lease has expired in Redis and another scaler may hold it: stop acting now.
+      if (performance.now() - this.renewedAt >= this.lock.ttlMs) {
+        this.stepDown(new FleetLeaseLostError(this.fleet, lease.token));
+        return;
+      }
       this.log.warn(
         {
           event: "fleet.lease_renewal_failed",
@@ -122,6 +174,7 @@ export class LeaseKeeper {
   private stepDown(error: FleetLeaseLostError): void {
     this.stopBeating();
     this.lease = undefined;
+    this.aborter.abort(error);
     this.log.error(
       { event: "fleet.lease_lost", fleet: this.fleet, token: error.token },
       "fleet lease lost; stepping down until the next period takes it again",

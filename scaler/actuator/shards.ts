@@ -219,7 +219,7 @@ export class ShardedFleetStack {
   async up(
     spec: FleetSpec,
     onStep?: (step: ResourceStep) => void,
-    options: { parallel?: number; converge?: boolean } = {},
+    options: { parallel?: number; converge?: boolean; signal?: AbortSignal } = {},
   ): Promise<ShardedUpdateReport> {
     await this.ensureLoaded();
     const parsed = fleetSpecSchema.parse(spec);
@@ -236,6 +236,8 @@ export class ShardedFleetStack {
       state.applied = undefined;
       const report = await state.stack.up(part, onStep, {
         ...(options.parallel === undefined ? {} : { parallel: options.parallel }),
+        // A lost lease cancels every shard's engine (the actuator's signal).
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
         refresh: converge,
       });
       reports.push(report);

@@ -376,11 +376,16 @@ export class KeyRevocations {
     subscriber.on("close", () => {
       this.current = false;
     });
-    subscriber.on("ready", () => {
-      void subscriber.subscribe(this.key).then(
-        () => this.load().then(() => (this.current = true)),
-        () => undefined,
+    // The subscription may come back before the store's connection does (a Sentinel failover): the set is then read
+    // once that one is ready, and a failed read must not go unhandled (it would end the process).
+    const catchUp = (): void => {
+      void this.load().then(
+        () => (this.current = subscriber.status === "ready"),
+        () => this.redis.once("ready", catchUp),
       );
+    };
+    subscriber.on("ready", () => {
+      void subscriber.subscribe(this.key).then(catchUp, () => undefined);
     });
     subscriber.on("message", (_channel: string, change: string) => {
       if (this.loading !== undefined) this.heardDuringLoad.push(change);

@@ -108,9 +108,19 @@ export class FleetController {
     return this.options.fleet;
   }
 
-  /** Takes the fleet lease and recovers an interrupted update; the first period brings an empty fleet to baseline. */
+  /**
+   * Takes the fleet lease (standing by while another scaler holds it) and recovers an interrupted update; the first
+   * period brings an empty fleet to baseline.
+   */
   async start(): Promise<{ recovered: boolean }> {
-    const started = await this.options.actuator.start();
+    let started: { recovered: boolean };
+    try {
+      started = await this.options.actuator.start();
+    } catch (error) {
+      // Stopped while it stood by for the lease: nothing was started.
+      if (this.stopped) return { recovered: false };
+      throw error;
+    }
     // Stopped while it waited for the lease or recovered: leave without starting the periods.
     if (this.stopped) {
       await this.options.actuator.stop();

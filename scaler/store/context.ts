@@ -6,6 +6,11 @@ export interface StoreOptions {
   keyPrefix: string;
   instanceTtl: { provisioningSeconds: number; idleSeconds: number; shuttingDownSeconds: number };
   retention: { stressPoints: number; stressSeconds: number; auditEntries: number; instanceAuditSeconds: number; commandSeconds: number };
+  /**
+   * Replicas that must hold a check-in (Redis WAIT) before it is acknowledged, and how long to wait for them: with
+   * Sentinel, a failover then loses no check-in that was answered 2xx (settings.ts `redis.replicasToAck`).
+   */
+  replication?: { replicas: number; timeoutMs: number };
   /** The clock, in ms; tests move it instead of sleeping. */
   now?: () => number;
 }

@@ -21,6 +21,12 @@ const MAX_CHECK_INS_PER_SCRIPT = 64;
 export class InstanceStore extends StorePart {
   private readonly checkIns = new TurnBatcher<PendingCheckIn, string[]>(MAX_CHECK_INS_PER_SCRIPT, (batch) => this.writeCheckIns(batch));
 
+  /**
+   * Check-ins that must reach replicas are written on a connection of their own: WAIT blocks the connection it is
+   * sent on, and on the shared one it would hold up the lease's renewals and the API behind it.
+   */
+  private readonly replicated: Redis | undefined;
+
   constructor(
     redis: Redis,
     keys: Keys,
@@ -28,6 +34,16 @@ export class InstanceStore extends StorePart {
     private readonly groups: GroupStore,
   ) {
     super(redis, keys, options);
+    if ((options.replication?.replicas ?? 0) > 0) {
+      this.replicated = redis.duplicate();
+      // The shared connection's listener reports Redis faults; this one's answer as 503s.
+      this.replicated.on("error", () => undefined);
+    }
+  }
+
+  /** Closes the check-ins' own connection, if any. */
+  async close(): Promise<void> {
+    await this.replicated?.quit().catch(() => this.replicated?.disconnect());
   }
 
   /**
@@ -209,7 +225,19 @@ export class InstanceStore extends StorePart {
       groupNumbers.size,
       ...checkInArgs,
     ];
-    return (await this.call("checkIn", () => checkInsScript.run(this.redis, [...groupKeys, ...checkInKeys], args))) as string[][];
+    const writer = this.replicated ?? this.redis;
+    const replies = (await this.call("checkIn", () => checkInsScript.run(writer, [...groupKeys, ...checkInKeys], args))) as string[][];
+    const replication = this.options.replication;
+    if (this.replicated !== undefined && replication !== undefined) {
+      // WAIT counts the replicas that hold every write this connection made: the batch is acknowledged only then.
+      const acked = (await this.call("checkIn", () => writer.call("WAIT", replication.replicas, replication.timeoutMs))) as number;
+      if (acked < replication.replicas)
+        throw storeFault(
+          "checkIn",
+          replyError(`NOREPLICAS the check-ins reached ${acked} of ${replication.replicas} replicas within ${replication.timeoutMs} ms`),
+        );
+    }
+    return replies;
   }
 }
 

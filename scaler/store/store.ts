@@ -32,8 +32,14 @@ export { Keys } from "./keys.js";
  * one socket write and one read carry many scripts, which costs both Node and Redis far less than one each.
  * The scaler issues no blocking commands and no WATCH on this client, which auto-pipelining would hold up or break.
  */
-export function connectRedis(url: string, commandTimeoutMs: number): Redis {
+export function connectRedis(url: string, commandTimeoutMs: number, sentinel?: SentinelTarget): Redis {
   return new Redis(url, {
+    // With Sentinel, the sentinels name the primary; a failover closes the connection and the next one finds the new
+    // primary (ioredis checks its role). A primary demoted under a live connection answers READONLY: reconnect then.
+    // Not ioredis's failoverDetector: a switch announced while it reconnects ends the client for good.
+    ...(sentinel === undefined
+      ? {}
+      : { sentinels: sentinel.sentinels, name: sentinel.name, reconnectOnError: (error: Error) => error.message.startsWith("READONLY") }),
     enableAutoPipelining: true,
     // Script calls go out as they are made: check-ins are already batched per turn (one call for many), and wrapping
     // each call in a pipeline of one cost about a quarter of the store's CPU per check-in.
@@ -45,6 +51,34 @@ export function connectRedis(url: string, commandTimeoutMs: number): Redis {
     retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
     lazyConnect: false,
   });
+}
+
+export interface SentinelTarget {
+  sentinels: { host: string; port: number }[];
+  name: string;
+}
+
+/** The `redis` settings the connection and the check-ins' replication are made from (scaler/settings.ts). */
+export interface RedisSettings {
+  url: string;
+  commandTimeoutMs: number;
+  sentinels?: { host: string; port: number }[] | undefined;
+  name: string;
+  replicasToAck?: number | undefined;
+  replicaAckTimeoutMs: number;
+}
+
+/** How many replicas must hold a check-in before it is acknowledged: `replicasToAck`, else 1 with sentinels, else none. */
+export function replicationOf(redis: RedisSettings): { replicas: number; timeoutMs: number } | undefined {
+  const replicas = redis.replicasToAck ?? (redis.sentinels === undefined ? 0 : 1);
+  return replicas === 0 ? undefined : { replicas, timeoutMs: redis.replicaAckTimeoutMs };
+}
+
+/** The connection and the store options of the `redis` settings: Sentinel when sentinels are named, WAIT for replicas. */
+export function redisOfSettings(redis: RedisSettings): { client: Redis; replication?: { replicas: number; timeoutMs: number } } {
+  const sentinel = redis.sentinels === undefined ? undefined : { sentinels: redis.sentinels, name: redis.name };
+  const replication = replicationOf(redis);
+  return { client: connectRedis(redis.url, redis.commandTimeoutMs, sentinel), ...(replication === undefined ? {} : { replication }) };
 }
 
 /**
@@ -220,6 +254,7 @@ export class ScalerStore {
   }
 
   async close(): Promise<void> {
+    await this.instances.close();
     try {
       await this.redis.quit();
     } catch {

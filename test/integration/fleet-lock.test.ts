@@ -54,4 +54,34 @@ describe("the fleet lock (real Redis)", () => {
     expect(await redis.pttl("t3:fleet:prod:lock")).toBeGreaterThan(30_000);
     expect(await lock.currentToken("prod")).toBe(lease.token);
   });
+
+  it("a standby waits past any deadline while the holder renews, and takes a dead holder's lease as it expires", async () => {
+    const lock = new FleetLock(redis, "t4:", 300);
+    const leader = await lock.acquire("prod", "leader");
+    const holders: string[] = [];
+    const standby = lock.acquireWhenFree("prod", "standby", { onBusy: (holder) => holders.push(holder) });
+    // The leader renews for three TTLs, then dies: the standby is still waiting, and takes over once the lease ends.
+    for (let beat = 0; beat < 9; beat += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await leader.renew();
+    }
+    const diedAt = performance.now();
+    const successor = await standby;
+    expect(holders[0]).toBe(`${leader.token} leader`);
+    expect(successor.token).toBeGreaterThan(leader.token);
+    // Within its TTL of the last renewal, give or take a loaded machine's timer delays.
+    expect(performance.now() - diedAt).toBeLessThan(300 + 1_000);
+    await expect(leader.renew()).rejects.toThrow(FleetLeaseLostError);
+  });
+
+  it("a standby's wait ends when it is stopped", async () => {
+    const lock = new FleetLock(redis, "t5:", 60_000);
+    await lock.acquire("prod", "leader");
+    const stopping = new AbortController();
+    const standby = lock.acquireWhenFree("prod", "standby", {
+      signal: stopping.signal,
+      onBusy: () => stopping.abort(new Error("stopped")),
+    });
+    await expect(standby).rejects.toThrow("stopped");
+  });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SettingsError, loadSettings, parseSettings } from "../../scaler/settings.js";
+import { replicationOf } from "../../scaler/store/store.js";
 
 let dir: string;
 
@@ -112,6 +113,27 @@ describe("scaler settings", () => {
     await expect(loadSettings({ SCALER_REDIS_URL: "http://redis", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org" })).rejects.toThrow(
       "redis.url: expected a redis:// or rediss:// URL (SCALER_REDIS_URL, or redis.url in the settings file named by SCALER_CONFIG)",
     );
+  });
+
+  it("takes Redis Sentinel from the environment, with a replica to acknowledge check-ins, and names a bad sentinel", async () => {
+    const base = { SCALER_REDIS_URL: "redis://127.0.0.1", SCALER_ASAP_KEY_BASE_URL: "https://k.example.org" };
+    const plain = await loadSettings(base);
+    expect(plain.redis.sentinels).toBeUndefined();
+    expect(replicationOf(plain.redis)).toBeUndefined();
+    const sentinel = await loadSettings({
+      ...base,
+      SCALER_REDIS_SENTINELS: "10.0.0.5:26379, 10.0.0.6:26380",
+      SCALER_REDIS_SENTINEL_NAME: "confscale",
+    });
+    expect(sentinel.redis).toMatchObject({
+      sentinels: [
+        { host: "10.0.0.5", port: 26379 },
+        { host: "10.0.0.6", port: 26380 },
+      ],
+      name: "confscale",
+    });
+    expect(replicationOf(sentinel.redis)).toEqual({ replicas: 1, timeoutMs: 500 });
+    await expect(loadSettings({ ...base, SCALER_REDIS_SENTINELS: "10.0.0.5" })).rejects.toThrow(/redis\.sentinels\.0\.port: /);
   });
 
   it("refuses a token list entry without a role", async () => {

@@ -1,0 +1,120 @@
+import { Redis } from "ioredis";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freeLoopbackPort } from "./ports.js";
+import { requireProgram, startUntilReady, type ManagedProcess } from "./process.js";
+
+export const PRIMARY_NAME = "mymaster";
+
+/** A `redis-server` of the group on its own port and directory; started again on the same ones after a kill. */
+class Node {
+  process: ManagedProcess | undefined;
+  constructor(
+    readonly port: number,
+    readonly dir: string,
+  ) {}
+}
+
+/**
+ * Redis with Sentinel as an operator runs it, on 127.0.0.1: a primary, one replica and three `redis-sentinel`s
+ * (Debian's package) that agree (quorum 2) when the primary is down and promote the replica. Without persistence,
+ * as the tests' other Redis servers: a node started again comes back empty and is made a replica by the sentinels.
+ */
+export class SentinelGroup {
+  private constructor(
+    private readonly root: string,
+    readonly nodes: Node[],
+    readonly sentinelPorts: number[],
+    private readonly sentinels: ManagedProcess[],
+  ) {}
+
+  static async start(options: { downAfterMs?: number } = {}): Promise<SentinelGroup> {
+    const root = await mkdtemp(join(tmpdir(), "confscale-sentinel-"));
+    const nodes = [new Node(await freeLoopbackPort(), join(root, "a")), new Node(await freeLoopbackPort(), join(root, "b"))];
+    const group = new SentinelGroup(root, nodes, [], []);
+    await group.startNode(nodes[0]!);
+    await group.startNode(nodes[1]!, nodes[0]!.port);
+    const sentinel = requireProgram("redis-sentinel", "redis-sentinel");
+    for (let index = 0; index < 3; index += 1) {
+      const port = await freeLoopbackPort();
+      // Sentinel rewrites its file with what it learns (replicas, the other sentinels, a failover's outcome).
+      const file = join(root, `sentinel-${index}.conf`);
+      await writeFile(
+        file,
+        [
+          `port ${port}`,
+          "bind 127.0.0.1",
+          `dir ${root}`,
+          `sentinel monitor ${PRIMARY_NAME} 127.0.0.1 ${nodes[0]!.port} 2`,
+          `sentinel down-after-milliseconds ${PRIMARY_NAME} ${options.downAfterMs ?? 1_000}`,
+          `sentinel failover-timeout ${PRIMARY_NAME} 10000`,
+          `sentinel parallel-syncs ${PRIMARY_NAME} 1`,
+          "",
+        ].join("\n"),
+      );
+      group.sentinels.push(await startUntilReady(sentinel, [file], /\+monitor master/));
+      group.sentinelPorts.push(port);
+    }
+    return group;
+  }
+
+  private async startNode(node: Node, primaryPort?: number): Promise<void> {
+    await mkdir(node.dir, { recursive: true });
+    const args = ["--port", String(node.port), "--bind", "127.0.0.1", "--dir", node.dir, "--save", "", "--appendonly", "no"];
+    if (primaryPort !== undefined) args.push("--replicaof", "127.0.0.1", String(primaryPort));
+    node.process = await startUntilReady(
+      requireProgram("redis-server", "redis-server"),
+      args,
+      primaryPort === undefined ? /Ready to accept connections/ : /MASTER <-> REPLICA sync: Finished with success/,
+    );
+  }
+
+  /** `host:port,…` for SCALER_REDIS_SENTINELS. */
+  get sentinelList(): string {
+    return this.sentinelPorts.map((port) => `127.0.0.1:${port}`).join(",");
+  }
+
+  /** The primary's port as the sentinels name it now. */
+  async primaryPort(): Promise<number> {
+    const sentinel = new Redis({ port: this.sentinelPorts[0]!, host: "127.0.0.1" });
+    try {
+      const [, port] = (await sentinel.call("SENTINEL", "get-master-addr-by-name", PRIMARY_NAME)) as [string, string];
+      return Number(port);
+    } finally {
+      sentinel.disconnect();
+    }
+  }
+
+  /** Resolves with the new primary's port when a sentinel announces a failover (`+switch-master`). */
+  async onSwitch(): Promise<{ switched: Promise<number>; close: () => void }> {
+    const subscriber = new Redis({ port: this.sentinelPorts[0]!, host: "127.0.0.1" });
+    await subscriber.subscribe("+switch-master");
+    const switched = new Promise<number>((resolve) =>
+      subscriber.on("message", (_channel: string, message: string) => resolve(Number(message.split(" ")[4]))),
+    );
+    return { switched, close: () => subscriber.disconnect() };
+  }
+
+  /** SIGKILL to the node on `port`, as a crash of its machine. */
+  async kill(port: number): Promise<void> {
+    const node = this.nodes.find((candidate) => candidate.port === port);
+    if (node?.process === undefined) throw new Error(`no running redis-server on ${port}`);
+    node.process.child.kill("SIGKILL");
+    await node.process.stop();
+    node.process = undefined;
+  }
+
+  /** Starts a killed node again on its port, empty; the sentinels make it a replica of the primary in force. */
+  async restart(port: number): Promise<void> {
+    const node = this.nodes.find((candidate) => candidate.port === port);
+    if (node === undefined) throw new Error(`no node on ${port}`);
+    await this.startNode(node);
+  }
+
+  async stop(): Promise<void> {
+    for (const sentinel of this.sentinels) await sentinel.stop();
+    for (const node of this.nodes) await node.process?.stop();
+    await rm(this.root, { recursive: true, force: true });
+  }
+}
