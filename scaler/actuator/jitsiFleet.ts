@@ -293,7 +293,10 @@ export class JitsiFleet {
   /** Sidecars of the group that are no machine of the fleet, and machines whose sidecar never checked in. */
   async sanity(): Promise<JitsiSanityFindings> {
     const state = this.requireState();
-    const instances = (await this.deps.store.listInstances(this.groupId)).filter((instance) => instance.state !== "provisioning");
+    // Provisioning entries are the fleet's own launches; a confirmed shutdown lingers until its TTL but reports no more.
+    const instances = (await this.deps.store.listInstances(this.groupId)).filter(
+      (instance) => instance.state !== "provisioning" && instance.shutdownConfirmedAt === undefined,
+    );
     const checkedIn = new Set(instances.map((instance) => instance.instanceId));
     const findings = jitsiSanity({
       members: state.desired.servers.map((server) => {

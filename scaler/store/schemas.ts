@@ -19,6 +19,11 @@ export const groupIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "expected 1-63 letters, digits or _ . -, starting with a letter or digit");
 
+/** A fleet's name: a group id that is also a machine name prefix and part of a stack name, so lowercase. */
+export const fleetNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "expected 1-63 lowercase letters, digits or -, starting with a letter or digit");
+
 /** The group a sidecar report without one is filed under, as jitsi-autoscaler does. */
 export const DEFAULT_GROUP = "default";
 

@@ -94,7 +94,9 @@ export async function openJitsiRig(options: { emulator: Emulator; sandbox: Pulum
     },
     close: async () => {
       for (const fleet of fleets) await fleet.stop();
-      await new Promise((resolve) => server.close(resolve));
+      const closed = new Promise((resolve) => server.close(resolve));
+      server.closeAllConnections();
+      await closed;
       redis.disconnect();
     },
   };
