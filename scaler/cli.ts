@@ -16,6 +16,7 @@
 import { Command, Option } from "commander";
 import { z } from "zod";
 import { OPERATOR_ACTIONS } from "./fleet/operator.js";
+import { describeSchedule } from "./policy/timeWindows.js";
 
 const DEFAULT_FLEET = "bbb";
 /** A period or a preview may wait for an `up` in progress, which takes minutes on a large fleet. */
@@ -284,7 +285,14 @@ interface CommandContext {
 }
 
 const datedWindowSchema = z.looseObject({ name: z.string(), from: z.string(), to: z.string(), min: z.number() });
-const scheduleSchema = z.looseObject({ name: z.string(), min: z.number(), durationMinutes: z.number(), startsInMinutes: z.number() });
+const scheduleSchema = z.looseObject({
+  name: z.string(),
+  min: z.number(),
+  durationMinutes: z.number().optional(),
+  startsInMinutes: z.number().optional(),
+  at: z.string().optional(),
+  until: z.string().optional(),
+});
 
 function integer(text: string): number {
   const value = Number(text);
@@ -355,39 +363,49 @@ function addScheduleCommands(program: Command, { target, json, print, fleetOptio
         list.length === 0
           ? `fleet ${options.fleet}: no schedules`
           : table(
-              ["NAME", "MIN", "MINUTES", "STARTS IN"],
-              list.map((schedule) => [
-                schedule.name,
-                String(schedule.min),
-                String(schedule.durationMinutes),
-                String(schedule.startsInMinutes),
-              ]),
+              ["NAME", "MIN", "WINDOW"],
+              list.map((schedule) => [schedule.name, String(schedule.min), describeSchedule(schedule)]),
             ),
       );
     });
   schedules
     .command("create")
-    .description("create a schedule and print its hook URL once; a POST to it keeps --min servers for --minutes")
+    .description(
+      "create a schedule and print its hook URL once; a POST to it keeps --min servers for --minutes, or from --at until --until",
+    )
     .argument("<name>", "the schedule's name; creating a name again replaces it and revokes its old URL")
     .requiredOption("--min <servers>", "the minimum of active servers while its window is open")
-    .requiredOption("--minutes <minutes>", "how long the window stays open")
-    .option("--starts-in <minutes>", "how long after the hook's call the window opens", "0")
+    .option("--minutes <minutes>", "how long the window stays open, from the hook's call")
+    .option("--starts-in <minutes>", "how long after the hook's call the window opens (with --minutes)")
+    .option("--at <HH:MM>", "the time of day the window opens, in the fleet's time zone (with --until)")
+    .option("--until <HH:MM>", "the time of day the window closes, in the fleet's time zone")
     .addOption(fleetOption())
-    .action(async (name: string, options: { min: string; minutes: string; startsIn: string; fleet: string }) => {
-      const created = await call(target(), "POST", path(options.fleet), z.looseObject({ schedule: scheduleSchema, hookPath: z.string() }), {
-        name,
-        min: integer(options.min),
-        durationMinutes: integer(options.minutes),
-        startsInMinutes: integer(options.startsIn),
-      });
-      const base = target().url;
-      const hookUrl = `${base.endsWith("/") ? base.slice(0, -1) : base}${created.hookPath}`;
-      print(
-        json()
-          ? JSON.stringify({ ...created, hookUrl })
-          : `schedule ${name}: ${created.schedule.min} servers for ${created.schedule.durationMinutes} min\nhook URL (shown once, keep it secret): ${hookUrl}`,
-      );
-    });
+    .action(
+      async (name: string, options: { min: string; minutes?: string; startsIn?: string; at?: string; until?: string; fleet: string }) => {
+        // The scaler checks the combination and names the field; the CLI sends only what was given.
+        const created = await call(
+          target(),
+          "POST",
+          path(options.fleet),
+          z.looseObject({ schedule: scheduleSchema, hookPath: z.string() }),
+          {
+            name,
+            min: integer(options.min),
+            ...(options.minutes === undefined ? {} : { durationMinutes: integer(options.minutes) }),
+            ...(options.startsIn === undefined ? {} : { startsInMinutes: integer(options.startsIn) }),
+            ...(options.at === undefined ? {} : { at: options.at }),
+            ...(options.until === undefined ? {} : { until: options.until }),
+          },
+        );
+        const base = target().url;
+        const hookUrl = `${base.endsWith("/") ? base.slice(0, -1) : base}${created.hookPath}`;
+        print(
+          json()
+            ? JSON.stringify({ ...created, hookUrl })
+            : `schedule ${name}: ${describeSchedule(created.schedule)}\nhook URL (shown once, keep it secret): ${hookUrl}`,
+        );
+      },
+    );
   schedules
     .command("delete")
     .description("delete a schedule and revoke its hook URL")

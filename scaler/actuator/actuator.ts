@@ -16,7 +16,7 @@ import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js"
 import type { OperatorAction } from "../fleet/operator.js";
 import { FleetStateStore, setPhase, type FleetState } from "../fleet/state.js";
 import { adopt, newFleet } from "./adopt.js";
-import { operate } from "./operatorActions.js";
+import { operate, withdrawSidecarDrain } from "./operatorActions.js";
 import { register, scaleliteServers, setLoadMultipliers } from "./registration.js";
 import { sanity, type SanityReport } from "./sanity.js";
 
@@ -302,10 +302,13 @@ export class FleetActuator {
         setPhase(record, "draining", now);
         await this.sidecarNotDrained(server.name);
         return undefined;
-      case "enable":
+      case "enable": {
         if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "enable");
+        const wasDraining = record.phase === "draining";
         setPhase(record, "active", now);
+        if (wasDraining) await withdrawSidecarDrain(this.settings.fleet, this.deps, server.name);
         return undefined;
+      }
       case "resize": {
         const target = command.targetSize;
         const grows = target.cores >= server.size.cores && target.ramGb >= server.size.ramGb;
@@ -332,6 +335,8 @@ export class FleetActuator {
         const sidecar = await this.sidecarNotDrained(server.name);
         if (sidecar !== undefined) return `${command.kind} held: ${sidecar}`;
         if (command.kind === "stop") {
+          // Its drain is over: a command left in the store would drain the worker again the day it is started.
+          await withdrawSidecarDrain(this.settings.fleet, this.deps, server.name);
           server.power = "stopped";
           setPhase(record, "stopped", now);
           record.bootedAt = null;
@@ -387,6 +392,7 @@ export class FleetActuator {
       if (this.settings.onDrainTimeout === "re-enable") {
         await this.deps.scalelite.setState(record.scaleliteId, "enable");
         setPhase(record, "active", now);
+        await withdrawSidecarDrain(this.settings.fleet, this.deps, name);
         await this.deps.audit(
           {
             kind: "drain.timeout",

@@ -1,5 +1,6 @@
 import type { Logger } from "../log.js";
 import type { ScaleliteClient } from "../signals/scalelite.js";
+import type { SidecarDrains } from "../fleet/sidecars.js";
 import { FleetServerNotFoundError, ServerActionConflictError, type OperatorAction } from "../fleet/operator.js";
 import { setPhase, type FleetState } from "../fleet/state.js";
 
@@ -9,6 +10,25 @@ export interface OperatorActionDeps {
   audit: (entry: { kind: string; message: string; details?: Record<string, unknown>; actor?: string }, server?: string) => Promise<void>;
   now: () => number;
   log: Logger;
+  sidecars?: SidecarDrains | undefined;
+}
+
+/**
+ * A draining server taken back (re-enabled) keeps no drain command: its sidecar would otherwise go on draining and
+ * confirm an end the scaler no longer waits for. A failure is logged; the server serves either way.
+ */
+export async function withdrawSidecarDrain(
+  fleet: string,
+  deps: Pick<OperatorActionDeps, "sidecars" | "log">,
+  server: string,
+): Promise<void> {
+  if (deps.sidecars === undefined) return;
+  try {
+    const sidecar = await deps.sidecars.of(server);
+    if (sidecar?.drainRequested === true) await deps.sidecars.withdrawDrain(sidecar.instanceId);
+  } catch (error) {
+    deps.log.warn({ event: "fleet.sidecar_withdraw_failed", fleet, server, err: error }, "drain command not withdrawn");
+  }
 }
 
 /**
@@ -38,6 +58,7 @@ export async function operate(
   else await deps.scalelite.setState(record.scaleliteId, action);
   setPhase(record, action === "enable" ? "active" : "held", deps.now());
   await save();
+  if (action === "enable" && previous === "draining") await withdrawSidecarDrain(fleet, deps, name);
   const message = {
     cordon: "cordoned by an operator: no new meetings, running ones go on; held until an operator enables it",
     panic: "panicked by an operator: its meetings were ended and it takes no new ones; held until an operator enables it",

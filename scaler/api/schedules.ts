@@ -2,12 +2,12 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import type { ScalerStore } from "../store/store.js";
 import { groupIdSchema } from "../store/schemas.js";
-import { scheduleSpecSchema } from "../store/schedules.js";
+import { scheduleNameSchema, scheduleSpecSchema } from "../store/schedules.js";
 import { requireRole, type ApiEnv } from "./auth.js";
 import { HttpError, parseWith, readJson } from "./http.js";
 
 const BODY_LIMIT = 64 * 1024;
-const nameSchema = scheduleSpecSchema.shape.name;
+const nameSchema = scheduleNameSchema;
 
 /** A dated one-off window: at least `min` servers from `from` to `to` (ISO datetimes with an offset or `Z`). */
 const datedWindowBody = z
@@ -87,7 +87,8 @@ export function hookRoutes(store: ScalerStore): Hono {
   const api = new Hono();
   api.post("/:token", async (c) => {
     const token = parseWith(tokenSchema, c.req.param("token"), "token");
-    const ran = await store.schedules.runHook(token);
+    // Times of day are read in the fleet's zone, as its windows are.
+    const ran = await store.schedules.runHook(token, async (fleet) => (await store.requireGroup(fleet)).policy.timeZone);
     if (ran === undefined)
       throw new HttpError(404, "hook_not_found", "unknown or revoked hook", [{ field: "token", message: "unknown or revoked" }]);
     return c.json({ fleet: ran.fleet, window: { ...ran.window, from: iso(ran.window.from), to: iso(ran.window.to) } });

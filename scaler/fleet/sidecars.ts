@@ -16,4 +16,6 @@ export interface SidecarDrains {
   of(server: string): Promise<SidecarDrainState | undefined>;
   /** Sends the drain command, delivered in the reply to the sidecar's next poll or status report. */
   requestDrain(instanceId: string): Promise<void>;
+  /** Takes the drain command back: the server was taken back before its drain ended, and serves again. */
+  withdrawDrain(instanceId: string): Promise<void>;
 }

@@ -60,6 +60,7 @@ export function storeCheckIns(source: InstanceSource, group: string): () => Prom
 export interface SidecarCommandStore {
   listInstances(groupId: string): Promise<(ListedInstance & { shutdownRequested: boolean; shutdownConfirmedAt?: number })[]>;
   requestShutdown(groupId: string, instanceIds: readonly string[], actor: string): Promise<void>;
+  withdrawShutdown(groupId: string, instanceIds: readonly string[], actor: string): Promise<void>;
 }
 
 /** The fleet's sidecars through the store: a fleet's group has the fleet's name. */
@@ -77,5 +78,6 @@ export function storeSidecarDrains(store: SidecarCommandStore, group: string, ac
       };
     },
     requestDrain: (instanceId) => store.requestShutdown(group, [instanceId], actor),
+    withdrawDrain: (instanceId) => store.withdrawShutdown(group, [instanceId], actor),
   };
 }

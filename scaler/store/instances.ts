@@ -76,6 +76,11 @@ export class InstanceStore extends StorePart {
     await this.requestCommand(groupId, "shutdown", "1", instanceIds, actor);
   }
 
+  /** Takes a shutdown request back (the server was taken back before its drain ended); the sidecar serves again. */
+  async withdrawShutdown(groupId: string, instanceIds: readonly string[], actor: string): Promise<void> {
+    await this.requestCommand(groupId, "shutdown", "", instanceIds, actor);
+  }
+
   /**
    * Asks instances (default: every live instance of the group) to run their reconfigure script. Returns the request
    * id (an ISO date) the sidecar echoes back as `reconfigureComplete`.

@@ -1,24 +1,46 @@
 import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
-import type { DatedWindow } from "../policy/timeWindows.js";
+import { describeSchedule, scheduledSpan, type DatedWindow } from "../policy/timeWindows.js";
 import { StorePart } from "./context.js";
 
-/** A named policy a capability URL applies: `min` servers for `durationMinutes`, starting `startsInMinutes` after the call. */
-export const scheduleSpecSchema = z.strictObject({
+const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "expected a 24-hour time HH:MM");
+const minutes = z
+  .number()
+  .int()
+  .min(0)
+  .max(7 * 24 * 60);
+
+/**
+ * A named policy a capability URL applies: `min` servers either for `durationMinutes`, starting `startsInMinutes`
+ * after the call, or from `at` until `until` (times of day in the fleet's time zone: "exam at 10:30, 20 servers until
+ * 13:30"), the next such span that has not ended when the hook is called.
+ */
+const scheduleFields = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "expected 1-63 lowercase letters, digits or -, starting with a letter or digit"),
   min: z.number().int().min(0).max(1_000),
-  durationMinutes: z
-    .number()
-    .int()
-    .min(1)
-    .max(7 * 24 * 60),
-  startsInMinutes: z
-    .number()
-    .int()
-    .min(0)
-    .max(7 * 24 * 60)
-    .default(0),
+  durationMinutes: minutes.min(1).optional(),
+  startsInMinutes: minutes.optional(),
+  at: clockTime.optional(),
+  until: clockTime.optional(),
 });
+export const scheduleSpecSchema = scheduleFields
+  .superRefine((spec, ctx) => {
+    const clock = spec.at !== undefined || spec.until !== undefined;
+    const issue = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+    if (clock && (spec.durationMinutes !== undefined || spec.startsInMinutes !== undefined))
+      issue(
+        spec.durationMinutes !== undefined ? "durationMinutes" : "startsInMinutes",
+        "give either at/until or durationMinutes, not both",
+      );
+    else if (clock && spec.at === undefined) issue("at", "expected the time of day the window opens, with until");
+    else if (clock && spec.until === undefined) issue("until", "expected the time of day the window closes, with at");
+    else if (clock && spec.at === spec.until) issue("until", "expected a time other than at");
+    else if (!clock && spec.durationMinutes === undefined) issue("durationMinutes", "expected how long the window lasts (or at and until)");
+  })
+  // A duration schedule's lead reads as 0 when not given, as it always has.
+  .transform((spec) => (spec.durationMinutes === undefined ? spec : { ...spec, startsInMinutes: spec.startsInMinutes ?? 0 }));
+/** A schedule's name, checked alone in paths. */
+export const scheduleNameSchema = scheduleFields.shape.name;
 export type ScheduleSpec = z.infer<typeof scheduleSpecSchema>;
 export interface Schedule extends ScheduleSpec {
   createdAt: number;
@@ -26,7 +48,7 @@ export interface Schedule extends ScheduleSpec {
 }
 
 const datedWindowSchema = z.strictObject({ name: z.string(), from: z.number(), to: z.number(), min: z.number().int().min(0) });
-const storedScheduleSchema = scheduleSpecSchema.extend({ createdAt: z.number(), createdBy: z.string(), tokenDigest: z.string() });
+const storedScheduleSchema = scheduleFields.extend({ createdAt: z.number(), createdBy: z.string(), tokenDigest: z.string() });
 
 function scheduleOf(json: string): Schedule {
   const { tokenDigest: _digest, ...schedule } = storedScheduleSchema.parse(JSON.parse(json));
@@ -96,9 +118,7 @@ export class ScheduleStore extends StorePart {
         .hset(this.keys.schedules(fleet), spec.name, JSON.stringify({ ...schedule, tokenDigest: tokenDigest(token) }))
         .hset(this.keys.hooks(), tokenDigest(token), JSON.stringify({ fleet, schedule: spec.name }))
         .exec();
-      await this.audit(fleet, "schedule.created", actor, `schedule ${spec.name}: ${spec.min} servers for ${spec.durationMinutes} min`, {
-        ...spec,
-      });
+      await this.audit(fleet, "schedule.created", actor, `schedule ${spec.name}: ${describeSchedule(spec)}`, { ...spec });
     });
     return { schedule, token };
   }
@@ -126,15 +146,18 @@ export class ScheduleStore extends StorePart {
    * Applies the schedule a capability token names: adds its dated window from now (plus its lead) and audits
    * `hook.run`. Undefined for a token that is unknown or revoked.
    */
-  async runHook(token: string): Promise<{ fleet: string; window: DatedWindow } | undefined> {
+  async runHook(
+    token: string,
+    timeZoneOf: (fleet: string) => Promise<string>,
+  ): Promise<{ fleet: string; window: DatedWindow } | undefined> {
     const found = await this.call("runHook", () => this.redis.hget(this.keys.hooks(), tokenDigest(token)));
     if (found === null) return undefined;
     const hook = hookSchema.parse(JSON.parse(found));
     const json = await this.call("runHook", () => this.redis.hget(this.keys.schedules(hook.fleet), hook.schedule));
     if (json === null) return undefined;
     const schedule = scheduleOf(json);
-    const from = this.now() + schedule.startsInMinutes * 60_000;
-    const window: DatedWindow = { name: schedule.name, from, to: from + schedule.durationMinutes * 60_000, min: schedule.min };
+    const span = scheduledSpan(schedule, this.now(), await timeZoneOf(hook.fleet));
+    const window: DatedWindow = { name: schedule.name, ...span, min: schedule.min };
     const actor = `hook:${schedule.name}`;
     await this.call("runHook", () =>
       this.audit(hook.fleet, "hook.run", actor, `hook of schedule ${schedule.name} ran`, { schedule: schedule.name }),

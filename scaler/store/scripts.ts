@@ -99,7 +99,16 @@ local function checkIn(K, A)
   end
   local prior = redis.call('HGET', instanceKey, 'state')
   local state = 'running'
-  if prior == 'shutting_down' or ARGV[A + 8] == '1' or kind == 'shutdown' then state = 'shutting_down' end
+  local reportsShutdown = ARGV[A + 8] == '1' or kind == 'shutdown'
+  local sticky = prior == 'shutting_down'
+  local resumed = false
+  -- Shutting down is sticky, unless the scaler took its request back and the sidecar has stopped draining.
+  if sticky and not reportsShutdown and redis.call('HEXISTS', commandsKey, 'shutdownWithdrawn') == 1 then
+    sticky, resumed = false, true
+    redis.call('HDEL', commandsKey, 'shutdownWithdrawn')
+    redis.call('HDEL', instanceKey, 'shutdownConfirmedAt')
+  end
+  if sticky or reportsShutdown then state = 'shutting_down' end
   local ttl = idleTtl
   if state == 'shutting_down' then ttl = shuttingDownTtl end
   local fields = {'state', state, 'details', ARGV[A + 5], 'instanceType', instanceType, 'lastReportAt', ARGV[A + 3]}
@@ -130,6 +139,7 @@ local function checkIn(K, A)
     stressCutoff[stressKey] = math.max(stressCutoff[stressKey] or now, now)
   end
   if not prior or prior == 'provisioning' then auditBoth('instance.joined') end
+  if resumed then auditBoth('instance.resumed') end
   if state == 'shutting_down' and prior ~= 'shutting_down' then auditBoth('instance.shutting_down', ',"details":{"via":"' .. kind .. '"}') end
   -- A sidecar's shutdown call confirms its drain is over (its last meeting ended): the actuator stops it only after.
   if kind == 'shutdown' and redis.call('HSETNX', instanceKey, 'shutdownConfirmedAt', ARGV[A + 3]) == 1 then
@@ -260,7 +270,7 @@ return 'ok'
 
 /**
  * KEYS: group, live index, group audit, then per instance: commands, instance audit.
- * ARGV: 1 field shutdown|reconfigure, 2 value, 3 now, 4 command TTL ms, 5 audit head, 6 audit max,
+ * ARGV: 1 field shutdown|reconfigure, 2 value ('' withdraws the command), 3 now, 4 command TTL ms, 5 audit head, 6 audit max,
  * 7 instance audit TTL ms, 8.. instance ids.
  * Nothing is written unless every instance is live in the group. Returns {'ok'}, {'missing'} or {'unknown', ids...}.
  */
@@ -275,14 +285,22 @@ for i = 8, #ARGV do
   if not expires or tonumber(expires) <= now then table.insert(unknown, ARGV[i]) end
 end
 if #unknown > 1 then return unknown end
-local kind = ARGV[1] .. '.requested'
-local extra = ',"details":{"request":' .. cjson.encode(ARGV[2]) .. '}'
+local withdraw = ARGV[2] == ''
+local kind = ARGV[1] .. (withdraw and '.withdrawn' or '.requested')
+local extra = withdraw and '' or (',"details":{"request":' .. cjson.encode(ARGV[2]) .. '}')
 for i = 8, #ARGV do
   local n = i - 8
   local commands, instanceAudit = KEYS[4 + 2 * n], KEYS[5 + 2 * n]
-  redis.call('HSET', commands, ARGV[1], ARGV[2])
+  if withdraw then
+    redis.call('HDEL', commands, ARGV[1])
+    -- Read by the next check-in: the instance leaves shutting_down once its sidecar stops draining.
+    if ARGV[1] == 'shutdown' then redis.call('HSET', commands, 'shutdownWithdrawn', ARGV[3]) end
+    redis.call('PEXPIRE', commands, ARGV[4])
+  else
+    redis.call('HSET', commands, ARGV[1], ARGV[2])
+    redis.call('PEXPIRE', commands, ARGV[4])
+  end
   redis.call('HDEL', commands, ARGV[1] .. 'Delivered')
-  redis.call('PEXPIRE', commands, ARGV[4])
   local head = ARGV[5] .. ',"instanceId":' .. cjson.encode(ARGV[i])
   audit(KEYS[3], head, kind, extra, ARGV[6])
   audit(instanceAudit, head, kind, extra, ARGV[6])

@@ -165,6 +165,10 @@ export class ScalerStore {
     return this.instances.requestShutdown(groupId, instanceIds, actor);
   }
 
+  withdrawShutdown(groupId: string, instanceIds: readonly string[], actor: string): Promise<void> {
+    return this.instances.withdrawShutdown(groupId, instanceIds, actor);
+  }
+
   requestReconfigure(
     groupId: string,
     instanceIds: readonly string[] | undefined,

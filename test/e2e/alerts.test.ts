@@ -1,37 +1,10 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Emulator } from "../emulator/emulator.js";
 import { closedLoopPolicy, openClosedLoop } from "../harness/fleetRig.js";
 import { PrometheusServer } from "../harness/prometheus.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
-
-/** A webhook receiver on loopback: answers the first `failFirst` POSTs 503 (to be retried), then 200; keeps every body. */
-async function startReceiver(
-  failFirst: number,
-): Promise<{ url: string; bodies: unknown[]; posts: () => number; stop: () => Promise<void> }> {
-  const bodies: unknown[] = [];
-  let posts = 0;
-  const server: Server = createServer((request, response) => {
-    let text = "";
-    request.setEncoding("utf8");
-    request.on("data", (chunk: string) => (text += chunk));
-    request.on("end", () => {
-      posts += 1;
-      if (posts <= failFirst) return void response.writeHead(503).end();
-      bodies.push(JSON.parse(text));
-      response.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/alerts`,
-    bodies,
-    posts: () => posts,
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
+import { startWebhookReceiver as startReceiver } from "../harness/webhookReceiver.js";
 
 describe("alerts to a webhook (real Pulumi CLI, Redis, Prometheus, emulated cloud)", () => {
   let emulator: Emulator;
@@ -98,4 +71,75 @@ describe("alerts to a webhook (real Pulumi CLI, Redis, Prometheus, emulated clou
       }
     },
   );
+});
+
+describe("a drain that outlasts its timeout in a running loop: taken back, and the webhook told", () => {
+  let emulator: Emulator;
+  let redis: RedisServer;
+  let prometheus: PrometheusServer;
+  let sandbox: PulumiSandbox;
+
+  beforeAll(async () => {
+    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
+    redis = await RedisServer.start();
+    prometheus = await PrometheusServer.start([]);
+    sandbox = await createPulumiSandbox();
+  });
+
+  afterAll(async () => {
+    await prometheus?.stop();
+    await emulator?.stop();
+    await redis?.stop();
+    await sandbox?.cleanup();
+  });
+
+  it("posts drain.timeout naming the server, and re-enables it in Scalelite with its meeting kept", { timeout: 300_000 }, async () => {
+    const receiver = await startReceiver(0);
+    const loop = await openClosedLoop({
+      emulator,
+      sandbox,
+      redisUrl: redis.url,
+      prometheusUrl: prometheus.url,
+      policy: closedLoopPolicy(),
+      alerts: { webhookUrl: receiver.url, retryDelayMs: 50 },
+      drainTimeoutSeconds: 600,
+    });
+    const registration = () => [...emulator.scalelite.servers.values()][0];
+    try {
+      await loop.actuator.start();
+      for (let count = 0; registration()?.state !== "enabled"; count += 1) {
+        if (count === 25) throw new Error("bbb-1 was not enabled in Scalelite after 25 periods");
+        await loop.period();
+      }
+      emulator.scalelite.poll();
+      emulator.scalelite.placeMeeting({ participants: 12, videos: 0, durationMs: 86_400_000 });
+      const drain = await loop.actuator.cycle([
+        { kind: "drain", server: "bbb-1", reason: "the test drains bbb-1", inputs: {}, dryRun: false },
+      ]);
+      expect(drain.applied.map((applied) => applied.kind)).toEqual(["drain"]);
+      expect(registration()?.state).toBe("cordoned");
+
+      // Ten minutes pass on the cloud's clock with the meeting still on: the next cycle times the drain out.
+      emulator.clock.advance(601_000);
+      const cycle = await loop.actuator.cycle([]);
+      expect(cycle.drainTimeouts).toEqual(["bbb-1"]);
+      await loop.alerter.settled();
+      expect(receiver.bodies).toEqual([
+        {
+          kind: "drain.timeout",
+          fleet: "bbb",
+          server: "bbb-1",
+          message: "drain timed out with meetings still running: server taken back, meetings kept",
+          at: expect.any(String),
+        },
+      ]);
+      expect(registration()?.state).toBe("enabled");
+      expect(emulator.cloud.meetingsCut).toBe(0);
+      const sent = (await loop.store.readAudit("bbb")).find((entry) => entry.kind === "alert.sent");
+      expect(sent).toMatchObject({ details: { alert: "drain.timeout" } });
+    } finally {
+      await loop.close();
+      await receiver.stop();
+    }
+  });
 });

@@ -5,6 +5,7 @@ import { freeLoopbackPort } from "../harness/ports.js";
 import { PrometheusServer } from "../harness/prometheus.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
+import { startWebhookReceiver } from "../harness/webhookReceiver.js";
 
 // One emulated minute passes per wall-clock second: boots, grace periods and cooldowns take seconds here,
 // while Prometheus scrapes in real time (the CPU query is a ratio of counters, so it does not care).
@@ -21,6 +22,7 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
   let loop: Awaited<ReturnType<typeof openClosedLoop>>;
   let scalerPort: number;
   let peakRunning = 0;
+  let alerts: Awaited<ReturnType<typeof startWebhookReceiver>>;
 
   beforeAll(async () => {
     emulator = await Emulator.start({
@@ -34,12 +36,22 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
       { job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${scalerPort}/fleets/bbb/targets`, refresh_interval: "1s" }] },
     ]);
     sandbox = await createPulumiSandbox();
-    loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy, scalerPort });
+    alerts = await startWebhookReceiver(0);
+    loop = await openClosedLoop({
+      emulator,
+      sandbox,
+      redisUrl: redisServer.url,
+      prometheusUrl: prometheus.url,
+      policy,
+      scalerPort,
+      alerts: { webhookUrl: alerts.url },
+    });
   });
 
   afterAll(async () => {
     await loop?.controller.stop();
     await loop?.close();
+    await alerts?.stop();
     await prometheus?.stop();
     await emulator?.stop();
     await redisServer?.stop();
@@ -84,6 +96,9 @@ describe("closed loop: load rises, the fleet grows through Pulumi; load falls, s
     expect(scaleOut.map((decision) => decision.kind)).toContain("create");
     for (const decision of scaleOut) expect(decision.inputs).toHaveProperty("cpuUtilization");
     peakRunning = running().length;
+    // The server that took the load stayed above the up-threshold for the sustain periods: the webhook heard of it.
+    await loop.alerter.settled();
+    expect(alerts.bodies).toContainEqual(expect.objectContaining({ kind: "overload", fleet: "bbb", server: "bbb-1" }));
 
     const first = emulator.scalelite.servers.values().next().value?.id;
     const placed = Array.from({ length: 4 }, () =>

@@ -13,7 +13,7 @@ import { eventually } from "../integration/scaler-fixture.js";
 
 const DAY = 86_400_000;
 
-function decision(kind: "drain" | "stop", server: string): Decision {
+function decision(kind: "drain" | "stop" | "enable", server: string): Decision {
   return { kind, server, reason: `the test ${kind}s ${server}`, inputs: {}, dryRun: false };
 }
 
@@ -93,6 +93,22 @@ describe("a fleet worker's own sidecar drains it: the stop waits for its report 
     expect(meeting.participants).toBe(3);
   });
 
+  it("takes the drain command back when the server is taken back before its meetings end: the sidecar serves again", async () => {
+    await loop.actuator.cycle([decision("drain", "bbb-1")]);
+    await eventually(async () => (await instance())?.state === "shutting_down", 30_000, "bbb-1's sidecar draining");
+
+    const enable = await loop.actuator.cycle([decision("enable", "bbb-1")]);
+    expect(enable.applied.map((applied) => applied.kind)).toEqual(["enable"]);
+    expect(registration()?.state).toBe("enabled");
+    // Without the withdrawal the sidecar would drain on, confirm, and run its shutdown hook on a serving server.
+    await eventually(async () => (await instance())?.state === "running", 30_000, "bbb-1's sidecar serving again");
+    expect(sidecar!.output()).toContain('"event":"drain.cancelled"');
+    expect((await instance())?.shutdownRequested).toBe(false);
+    const trail = (await loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).map((entry) => entry.kind);
+    expect(trail).toContain("shutdown.withdrawn");
+    expect(trail).toContain("instance.resumed");
+  });
+
   it("sends the drain command with the cordon, and stops the server only after its sidecar reported its last meeting ended", async () => {
     const drain = await loop.actuator.cycle([decision("drain", "bbb-1")]);
     expect(drain.applied.map((applied) => applied.kind)).toEqual(["drain"]);
@@ -119,10 +135,13 @@ describe("a fleet worker's own sidecar drains it: the stop waits for its report 
     expect(stop.applied.map((applied) => applied.kind)).toEqual(["stop"]);
     expect(emulated("bbb-1").vmState).toBe("SHUTOFF");
     expect(emulator.cloud.meetingsCut).toBe(0);
+    // The drain is over: no command is left to drain the worker again the day it is started.
+    expect((await instance())?.shutdownRequested).toBe(false);
 
     // The server's audit trail, oldest first: drain requested and delivered, the stop held twice, the sidecar's
     // confirmation, and only then the stop.
-    const trail = (await loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).reverse().map((entry) => entry.kind);
+    const all = (await loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).reverse().map((entry) => entry.kind);
+    const trail = all.slice(all.lastIndexOf("shutdown.requested"));
     const order = ["shutdown.requested", "shutdown.delivered", "act.held", "act.held", "shutdown.confirmed", "act.stop"];
     expect(trail.filter((kind) => order.includes(kind))).toEqual(order);
   });

@@ -219,6 +219,7 @@ export async function openClosedLoop(options: {
   scalerPort?: number;
   /** The fleet settings' `alerts` (scaler/alerts.ts). */
   alerts?: Record<string, unknown>;
+  drainTimeoutSeconds?: number;
 }) {
   const { emulator, sandbox, policy } = options;
   const endpoints = emulatorEndpoints(emulator);
@@ -236,6 +237,7 @@ export async function openClosedLoop(options: {
     ...(options.buildTimeoutSeconds === undefined ? {} : { buildTimeoutSeconds: options.buildTimeoutSeconds }),
     leaseTtlSeconds: 30,
     ...(options.alerts === undefined ? {} : { alerts: options.alerts }),
+    ...(options.drainTimeoutSeconds === undefined ? {} : { drainTimeoutSeconds: options.drainTimeoutSeconds }),
   });
   const periods: FleetPeriod[] = [];
   // The runtime sets the fleet's metrics each period; the app serves them on /metrics.

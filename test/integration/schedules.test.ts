@@ -18,6 +18,9 @@ beforeAll(async () => {
   for (const id of ["exams", "cli"]) {
     expect((await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody(id, "JVB") })).status).toBe(201);
   }
+  const berlin = groupBody("berlin", "JVB");
+  berlin.policy = { ...(berlin.policy as Record<string, unknown>), timeZone: "Europe/Berlin" };
+  expect((await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: berlin })).status).toBe(201);
 });
 
 afterAll(async () => {
@@ -154,11 +157,28 @@ describe("schedules and their capability URLs", () => {
     expect((await call(scaler.url, "POST", "/hooks/short")).body).toMatchObject({ issues: [{ field: "token" }] });
   });
 
+  it("a schedule by time of day opens its window at those times in the fleet's zone", async () => {
+    const created = await call(scaler.url, "POST", "/api/v1/fleets/berlin/schedules", {
+      token: TOKENS.operator,
+      body: { name: "exam", min: 20, at: "10:30", until: "13:30" },
+    });
+    expect(created.status).toBe(201);
+    expect((await fetch(`${scaler.url}${created.body.hookPath as string}`, { method: "POST" })).status).toBe(200);
+    const [window] = await scaler.store.schedules.datedWindows("berlin");
+    const wall = (ms: number) => new Intl.DateTimeFormat("en-GB", { timeZone: "Europe/Berlin", timeStyle: "short" }).format(ms);
+    expect([wall(window!.from), wall(window!.to), window!.min]).toEqual(["10:30", "13:30", 20]);
+    expect(window!.to).toBeGreaterThan(Date.now());
+    expect((await auditKinds("berlin")).find((entry) => entry.kind === "schedule.created")).toMatchObject({ actor: "oscar" });
+  });
+
   it("answers bad schedules with 400 naming the field", async () => {
     const post = (body: unknown) => call(scaler.url, "POST", "/api/v1/fleets/exams/schedules", { token: TOKENS.operator, body });
     const fields = async (body: unknown) => ((await post(body)).body.issues as { field: string }[]).map((issue) => issue.field);
     expect(await fields({ name: "x", min: 2 })).toEqual(["durationMinutes"]);
     expect(await fields({ name: "x", min: 2.5, durationMinutes: 10 })).toEqual(["min"]);
+    expect(await fields({ name: "x", min: 2, at: "10:30" })).toEqual(["until"]);
+    expect(await fields({ name: "x", min: 2, at: "10:30", until: "25:00" })).toEqual(["until"]);
+    expect(await fields({ name: "x", min: 2, at: "10:30", until: "13:30", durationMinutes: 10 })).toEqual(["durationMinutes"]);
     expect(
       (
         await call(scaler.url, "POST", "/api/v1/fleets/exams/schedules", {
@@ -210,6 +230,24 @@ describe("confscale windows and schedules", () => {
       ["schedule.created", "oscar"],
       ["window.added", "oscar"],
     ]);
+
+    const clock = await confscale([
+      "schedules",
+      "create",
+      "exam-day",
+      "--min",
+      "20",
+      "--at",
+      "10:30",
+      "--until",
+      "13:30",
+      "--fleet",
+      "cli",
+    ]);
+    expect(clock.stdout).toContain("schedule exam-day: 20 servers 10:30-13:30\n");
+    const table = await confscale(["schedules", "list", "--fleet", "cli"]);
+    expect(table.stdout).toMatch(/exam-day\s+20\s+20 servers 10:30-13:30/);
+    expect(table.stdout).toMatch(/lecture\s+6\s+6 servers for 90 min, from 15 min after the call/);
 
     const removed = await confscale(["windows", "remove", "exam", "--fleet", "cli"]);
     expect(removed.stdout.trim()).toBe("window exam removed");
