@@ -80,7 +80,8 @@ export async function openJitsiRig(options: { emulator: Emulator; sandbox: Pulum
         {
           redis,
           keyPrefix: KEY_PREFIX,
-          lock: new FleetLock(redis, KEY_PREFIX, 30_000),
+          // A long lease: on a loaded box an `up` can outlast a short one's renewals.
+          lock: new FleetLock(redis, KEY_PREFIX, 120_000),
           fleetStack,
           store,
           now,
