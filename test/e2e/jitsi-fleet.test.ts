@@ -238,9 +238,9 @@ describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, sca
           minDesired: 1,
           maxDesired: 3,
           desiredCount: 1,
-          // Fewer than one recorder available: launch one; more than one available for two periods: one goes.
+          // Fewer than one recorder available: launch one; two available (more than 1.5) for two periods: one goes.
           scaleUpThreshold: 1,
-          scaleDownThreshold: 1,
+          scaleDownThreshold: 1.5,
           scalePeriod: PERIOD_S,
           scaleUpPeriodsCount: 1,
           scaleDownPeriodsCount: 2,
