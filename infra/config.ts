@@ -2,6 +2,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { CLOUD_NAMES, PROVIDERS, type CloudName } from "./clouds/index.js";
 import { serverSizeSchema, type ServerSize } from "./clouds/types.js";
+import { JITSI_SECRET_KEYS, JITSI_SECRETS, jitsiConfigSchema } from "./jitsi.js";
 
 /** The Pulumi config namespace of every key in `stacks/Pulumi.<env>.yaml` (the project name). */
 export const CONFIG_NAMESPACE = "confscale";
@@ -116,6 +117,17 @@ export const workerPolicySchema = z
         perSeconds: z.number().int().min(1).default(300),
       })
       .default({ count: 10, perSeconds: 300 }),
+    /**
+     * Installed, stopped servers kept ready to start in minutes (a stopped server costs only its storage on IONOS and
+     * OCI): at least `min`, and `share` of the servers taking meetings, more on a day whose load runs above last
+     * week's. Both 0: no warm pool beyond the servers scale-in stops.
+     */
+    warmPool: z
+      .strictObject({
+        min: z.number().int().min(0).default(0),
+        share: z.number().min(0).max(1).default(0),
+      })
+      .default({ min: 0, share: 0 }),
     /** The BigBlueButton release the workers install (BBB_RELEASES); its Ubuntu release follows from it. */
     bbbVersion: bbbVersionSchema.default(DEFAULT_BBB_VERSION),
     /**
@@ -181,7 +193,14 @@ function requiredKeys(schema: z.ZodType): string[] {
     .map(([key]) => key);
 }
 
-const SECRET_KEYS = ["scaleliteSecret", "grafanaAdminPassword", "nodeExporterPassword", "fleetBackendUrl", "fleetPassphrase"] as const;
+const SECRET_KEYS = [
+  "scaleliteSecret",
+  "grafanaAdminPassword",
+  "nodeExporterPassword",
+  "fleetBackendUrl",
+  "fleetPassphrase",
+  ...JITSI_SECRET_KEYS,
+] as const;
 
 const environmentConfigBase = z.strictObject({
   cloud: z.enum(CLOUD_NAMES),
@@ -208,6 +227,12 @@ const environmentConfigBase = z.strictObject({
   fleetPassphrase: secretString(16).optional(),
   /** Copy the scaler to the control node over SSH on `up`; off for an emulated cloud, whose nodes have no SSH. */
   deployScaler: z.boolean().optional(),
+  /** Jitsi groups (videobridges, recorders) beside the BigBlueButton fleet, joining an existing Jitsi Meet deployment. */
+  jitsi: jitsiConfigSchema.optional(),
+  /** The passwords of that deployment's XMPP accounts the workers log in with (infra/jitsi.ts JITSI_SECRETS). */
+  jitsiJvbPassword: secretString(8).optional(),
+  jitsiJibriPassword: secretString(8).optional(),
+  jitsiRecorderPassword: secretString(8).optional(),
   ...cloudSettings,
 });
 
@@ -223,6 +248,9 @@ export const environmentConfigSchema = environmentConfigBase
   // Runs beside every other problem (missing secrets, min above max), so one preview lists them all.
   .superRefine((config, ctx) => checkWorkersCanInstall(installSubject.parse(config), ctx), {
     when: (payload) => installSubject.safeParse(payload.value).success,
+  })
+  .superRefine((config, ctx) => checkJitsiSecrets(jitsiSubject.parse(config), ctx), {
+    when: (payload) => jitsiSubject.safeParse(payload.value).success,
   })
   .superRefine((config, ctx) => {
     const zone = config.dnsZone?.toLowerCase();
@@ -243,6 +271,27 @@ export const environmentConfigSchema = environmentConfigBase
     }
   });
 export type EnvironmentConfig = z.infer<typeof environmentConfigSchema>;
+
+/** The parts of a stack the Jitsi secrets check reads. */
+const jitsiSubject = z.object({
+  jitsi: z.object({ groups: z.array(z.object({ type: z.string() })) }).optional(),
+  ...Object.fromEntries(JITSI_SECRET_KEYS.map((key) => [key, z.unknown().optional()])),
+});
+
+/** Each XMPP password a group's component logs in with is required once such a group exists. */
+function checkJitsiSecrets(config: z.output<typeof jitsiSubject>, ctx: z.RefinementCtx): void {
+  for (const key of JITSI_SECRET_KEYS) {
+    const { component, account } = JITSI_SECRETS[key];
+    const index = config.jitsi?.groups.findIndex((group) => group.type === component) ?? -1;
+    if (index >= 0 && (config as Record<string, unknown>)[key] === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: `required by jitsi.groups.${index} (${component}): the password of ${account}; set it with \`pulumi config set --secret confscale:${key} …\``,
+      });
+    }
+  }
+}
 
 /** The workers' image: the stack's own, or the Ubuntu release `workers.bbbVersion` installs on. */
 export function workerImageOf(config: EnvironmentConfig): string {

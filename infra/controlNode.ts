@@ -5,9 +5,11 @@ import { join } from "node:path";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { BBB_RELEASES, workerImageOf, type EnvironmentConfig } from "./config.js";
+import { PROVIDERS } from "./clouds/index.js";
 import type { CloudProvider, FirewallRule, Machine, Placement } from "./clouds/types.js";
 import {
   CONTROL_NODE_SECRET_FILES,
+  JITSI_UBUNTU,
   renderControlNodeSecretFiles,
   renderControlNodeUserData,
   renderScalerSettings,
@@ -49,6 +51,32 @@ export function packRepository(repositoryRoot: string): { commit: string; archiv
     renameSync(partial, archivePath);
   }
   return { commit, archivePath };
+}
+
+/**
+ * The scaler's settings file (scaler.yaml) the environment delivers to its control node, from the stack's config and
+ * what the cloud made (the node's address, the workers' placement); the rehearsal (test/rehearsal) delivers the same.
+ */
+export function renderControlNodeScalerSettings(
+  env: string,
+  config: EnvironmentConfig,
+  controlNodeIp: string,
+  placement: Placement,
+): string {
+  return renderScalerSettings({
+    env,
+    domain: config.domain,
+    placement,
+    controlNodeIp,
+    adminCidrs: config.adminCidrs,
+    sshPublicKeys: config.sshPublicKeys,
+    workerImage: workerImageOf(config),
+    policy: config.workers,
+    controlNodeCores: config.controlNode.cores,
+    ...(config.jitsi === undefined
+      ? {}
+      : { jitsi: config.jitsi, jitsiImage: PROVIDERS[config.cloud].images(config[config.cloud] as never, JITSI_UBUNTU).worker }),
+  });
 }
 
 /**
@@ -109,19 +137,9 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
   });
   const envFile = pulumi.secret(secretFiles.apply((files) => JSON.stringify(files)));
   // The fleet's template needs the node's own address, known only once the machine exists.
-  const scalerSettings = pulumi.all([machine.publicIp, pulumi.output(args.placement)]).apply(([controlNodeIp, placement]) =>
-    renderScalerSettings({
-      env: args.env,
-      domain: args.config.domain,
-      placement,
-      controlNodeIp,
-      adminCidrs: args.config.adminCidrs,
-      sshPublicKeys: args.config.sshPublicKeys,
-      workerImage: workerImageOf(args.config),
-      policy: args.config.workers,
-      controlNodeCores: args.config.controlNode.cores,
-    }),
-  );
+  const scalerSettings = pulumi
+    .all([machine.publicIp, pulumi.output(args.placement)])
+    .apply(([controlNodeIp, placement]) => renderControlNodeScalerSettings(args.env, args.config, controlNodeIp, placement));
   const settingsStep = new command.remote.Command(
     `${name}-scaler-settings`,
     {

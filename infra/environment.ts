@@ -3,7 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { StackConfigError, type EnvironmentConfig } from "./config.js";
 import { cloudCredentialsFrom, providerFor } from "./clouds/index.js";
 import { declareControlNode } from "./controlNode.js";
-import { controlNodeFirewallRules, workerFirewallRules } from "./firewall.js";
+import { controlNodeFirewallRules, jitsiFirewallNeeds, workerFirewallRules } from "./firewall.js";
+import { JITSI_SECRET_KEYS } from "./jitsi.js";
 import { stackOutputs, type EnvironmentOutputs } from "./outputs.js";
 import { loadEnvironmentConfig } from "./stackConfig.js";
 import { scalerApiToken, type ControlNodeSecrets } from "./templates.js";
@@ -43,7 +44,7 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
     settings: config[config.cloud],
     sshPublicKeys: config.sshPublicKeys,
     controlNodeRules: controlNodeFirewallRules(config.adminCidrs),
-    workerRules: (controlNodeIp) => workerFirewallRules(config.adminCidrs, controlNodeIp),
+    workerRules: (controlNodeIp) => workerFirewallRules(config.adminCidrs, controlNodeIp, jitsiFirewallNeeds(config.jitsi)),
     opts,
   });
   const dnsZone = config.dnsZone;
@@ -56,6 +57,7 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
       fleetBackendUrl: config.fleetBackendUrl ?? "",
       fleetPassphrase: config.fleetPassphrase ?? "",
       cloudCredentials: cloudCredentialsFrom(process.env),
+      jitsi: Object.fromEntries(JITSI_SECRET_KEYS.flatMap((key) => (config[key] === undefined ? [] : [[key, config[key]]]))),
     }),
   );
   const controlNode = declareControlNode({
@@ -78,7 +80,9 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
     scalerApiToken: pulumi.secret(scalerApiToken(config.scaleliteSecret)),
     fleetStack: `${env}-fleet`,
     workerPlacement: placement,
-    workerFirewallRules: controlNode.machine.publicIp.apply((ip) => workerFirewallRules(config.adminCidrs, ip)),
+    workerFirewallRules: controlNode.machine.publicIp.apply((ip) =>
+      workerFirewallRules(config.adminCidrs, ip, jitsiFirewallNeeds(config.jitsi)),
+    ),
     ...(controlNode.scalerCommit === undefined ? {} : { scalerCommit: controlNode.scalerCommit }),
   };
 }

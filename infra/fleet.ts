@@ -3,10 +3,11 @@ import { z } from "zod";
 import { bbbVersionSchema, serverSizeSchema, workerNameSchema } from "./config.js";
 import { CLOUD_NAMES, PROVIDERS, providerFor } from "./clouds/index.js";
 import type { Placement } from "./clouds/types.js";
-import { workerFirewallRules } from "./firewall.js";
-import { fleetWorkloadSchema } from "./jitsi.js";
-import { nodeExporterPasswordHash, renderWorkerUserData } from "./templates.js";
-import { workerCredentials } from "./workerCredentials.js";
+import { jitsiWorkerFirewallRules, workerFirewallRules } from "./firewall.js";
+import { fleetWorkloadSchema, type FleetWorkload, type JitsiSecrets } from "./jitsi.js";
+import { JitsiSidecarKey } from "./jitsiSidecarKey.js";
+import { nodeExporterPasswordHash, renderJitsiWorkerUserData, renderWorkerUserData } from "./templates.js";
+import { jitsiWorkerKeyId, workerCredentials } from "./workerCredentials.js";
 
 /** The fleet stack's project name. */
 export const FLEET_PROJECT = "confscale-fleet";
@@ -19,6 +20,8 @@ export interface FleetSecrets {
   nodeExporterPassword: string;
   /** The fleet's master secret (the scaler's CONFSCALE_BBB_SECRET): each worker gets only what is derived from it. */
   masterSecret: string;
+  /** A Jitsi fleet's XMPP passwords (jitsiSecretsFromEnv in infra/jitsi.ts); its workers cannot be rendered without them. */
+  jitsi?: JitsiSecrets;
 }
 
 export const fleetServerSchema = z.strictObject({
@@ -75,7 +78,15 @@ export type FleetSpec = z.infer<typeof fleetSpecSchema>;
 export interface FleetOutputs {
   /** The spec this update applied: with the stack's state it survives the loss of Redis. */
   spec: FleetSpec;
-  servers: Record<string, { id: pulumi.Output<string>; publicIp: pulumi.Output<string> }>;
+  servers: Record<
+    string,
+    {
+      id: pulumi.Output<string>;
+      publicIp: pulumi.Output<string>;
+      /** A Jitsi worker's sidecar key id and public key: what the scaler serves at /keys/<sha256 hex of keyId>.pem. */
+      sidecarKey?: { keyId: pulumi.Output<string>; publicKeyPem: pulumi.Output<string> };
+    }
+  >;
 }
 
 /**
@@ -95,25 +106,57 @@ export function defineFleet(
     pulumi.secret(fleetSecrets.nodeExporterPassword).apply(nodeExporterPasswordHash),
     pulumi.secret(fleetSecrets.masterSecret),
   ]);
-  const firewallRules = workerFirewallRules(spec.adminCidrs, spec.controlNodeIp);
+  const workload: FleetWorkload = spec.workload ?? { kind: "bbb" };
+  const firewallRules =
+    workload.kind === "jitsi"
+      ? jitsiWorkerFirewallRules(workload.component, spec.adminCidrs, spec.controlNodeIp, workload.signaling.websocketProxyCidrs ?? [])
+      : workerFirewallRules(spec.adminCidrs, spec.controlNodeIp);
   const servers: FleetOutputs["servers"] = {};
   for (const server of spec.servers) {
-    const userData = secrets.apply(([hash, masterSecret]) => {
-      const credentials = workerCredentials(masterSecret, spec.fleet, server.name);
-      return renderWorkerUserData({
-        env: spec.env,
-        fleet: spec.fleet,
-        name: server.name,
-        domain: spec.domain,
-        scalerUrl: spec.scalerUrl,
-        controlNodeIp: spec.controlNodeIp,
-        ...(spec.bbbVersion === undefined ? {} : { bbbVersion: spec.bbbVersion }),
-        nodeExporterPasswordHash: hash,
-        bbbSecret: credentials.bbbSecret,
-        sidecarKeyId: credentials.keyId,
-        sidecarSigningKey: credentials.signingKeyPem,
+    let sidecarKey: { keyId: pulumi.Output<string>; publicKeyPem: pulumi.Output<string> } | undefined;
+    let userData: pulumi.Output<string>;
+    if (workload.kind === "jitsi") {
+      // Generated once and kept in the stack's state: the same key, and so the same user data, on every `up`.
+      const key = new JitsiSidecarKey(`${server.name}-sidecar-key`);
+      const keyId = key.publicKeyPem.apply((pem) => jitsiWorkerKeyId(spec.fleet, server.name, pem));
+      sidecarKey = { keyId, publicKeyPem: key.publicKeyPem };
+      userData = pulumi.all([secrets, key.privateKeyPem, keyId]).apply(([[hash], privateKeyPem, sidecarKeyId]) =>
+        renderJitsiWorkerUserData({
+          env: spec.env,
+          fleet: spec.fleet,
+          group: workload.group,
+          component: workload.component,
+          signaling: workload.signaling,
+          name: server.name,
+          domain: spec.domain,
+          scalerUrl: spec.scalerUrl,
+          controlNodeIp: spec.controlNodeIp,
+          nodeExporterPasswordHash: hash,
+          sidecarKeyId,
+          sidecarSigningKey: privateKeyPem,
+          secrets: fleetSecrets.jitsi ?? {},
+          region: spec.placement.region,
+          cloud: spec.placement.cloud,
+        }),
+      );
+    } else {
+      userData = secrets.apply(([hash, masterSecret]) => {
+        const credentials = workerCredentials(masterSecret, spec.fleet, server.name);
+        return renderWorkerUserData({
+          env: spec.env,
+          fleet: spec.fleet,
+          name: server.name,
+          domain: spec.domain,
+          scalerUrl: spec.scalerUrl,
+          controlNodeIp: spec.controlNodeIp,
+          ...(spec.bbbVersion === undefined ? {} : { bbbVersion: spec.bbbVersion }),
+          nodeExporterPasswordHash: hash,
+          bbbSecret: credentials.bbbSecret,
+          sidecarKeyId: credentials.keyId,
+          sidecarSigningKey: credentials.signingKeyPem,
+        });
       });
-    });
+    }
     const machine = provider.declareMachine(
       {
         name: server.name,
@@ -128,13 +171,13 @@ export function defineFleet(
       spec.placement,
       opts,
     );
-    // bbb-install and Let's Encrypt need each worker's own name: a wildcard can point at one address only.
+    // bbb-install and Let's Encrypt (certbot on Jitsi workers) need each worker's own name: a wildcard can point at one address only.
     if (spec.placement.dnsZone !== undefined)
       provider.declareDnsRecords(
         { name: server.name, zone: spec.placement.dnsZone, fqdn: `${server.name}.${spec.domain}`, machine, placement: spec.placement },
         { ...opts, deleteBeforeReplace: true },
       );
-    servers[server.name] = { id: machine.id, publicIp: machine.publicIp };
+    servers[server.name] = { id: machine.id, publicIp: machine.publicIp, ...(sidecarKey === undefined ? {} : { sidecarKey }) };
   }
   return { spec, servers };
 }

@@ -5,6 +5,16 @@ import bcrypt from "bcryptjs";
 import { parse, stringify } from "yaml";
 import type { Placement } from "./clouds/types.js";
 import { BBB_RELEASES, DEFAULT_BBB_VERSION, type BbbVersion, type WorkerPolicy } from "./config.js";
+import { WORKER_PORTS } from "./firewall.js";
+import {
+  jitsiSignalingDefaults,
+  JITSI_SECRETS,
+  type JitsiComponent,
+  type JitsiConfig,
+  type JitsiSecretKey,
+  type JitsiSecrets,
+  type JitsiSignaling,
+} from "./jitsi.js";
 
 const FILES_DIR = new URL("../files/", import.meta.url);
 
@@ -122,6 +132,21 @@ export interface ScalerSettingsValues {
   policy: WorkerPolicy;
   /** The control node's cores: half of them serve check-ins in worker processes, the rest is for its other services. */
   controlNodeCores: number;
+  /** The stack's Jitsi groups, each a fleet of the scaler (infra/jitsi.ts). */
+  jitsi?: JitsiConfig;
+  /** The image of a Jitsi group that names none: the cloud's Ubuntu JITSI_UBUNTU image. */
+  jitsiImage?: string;
+}
+
+/** The `jitsi` block of scaler.yaml: the stack's, with each group's image filled in. */
+function scalerJitsiSettings(jitsi: JitsiConfig, defaultImage: string | undefined): JitsiConfig {
+  return {
+    ...jitsi,
+    groups: jitsi.groups.map((group) => {
+      const image = group.image ?? defaultImage;
+      return image === undefined ? group : { ...group, image };
+    }),
+  };
 }
 
 /**
@@ -153,6 +178,8 @@ export function renderScalerSettings(values: ScalerSettingsValues): string {
     sidecar: { workers: { count: Math.max(1, Math.floor(values.controlNodeCores / 2)) } },
     // The compose file's stop_grace_period leaves room for this and the fleet period in progress.
     shutdownGraceMs: SCALER_SHUTDOWN_GRACE_MS,
+    // Each group is a fleet of the same template but its workload (infra/fleet.ts), named jitsi-<group>.
+    ...(values.jitsi === undefined ? {} : { jitsi: scalerJitsiSettings(values.jitsi, values.jitsiImage) }),
   };
   return `# Written by the ${values.env} environment stack on every \`pulumi up\`; edits here are overwritten.\n${stringify(settings, { lineWidth: 0 })}`;
 }
@@ -166,6 +193,8 @@ export interface ControlNodeSecrets {
   fleetPassphrase: string;
   /** Cloud credentials the fleet program needs, as environment variables (IONOS_TOKEN, DIGITALOCEAN_TOKEN, …). */
   cloudCredentials: Readonly<Record<string, string>>;
+  /** The Jitsi deployment's XMPP passwords the fleet program puts into Jitsi workers' user data. */
+  jitsi?: JitsiSecrets;
 }
 
 /**
@@ -215,6 +244,8 @@ export function renderControlNodeSecretFiles(secrets: ControlNodeSecrets): Recor
       SCALER_API_TOKENS: `operator:admin:${scalerApiToken(secrets.scaleliteSecret)}`,
       PULUMI_BACKEND_URL: secrets.fleetBackendUrl,
       PULUMI_CONFIG_PASSPHRASE: secrets.fleetPassphrase,
+      // Read back by jitsiSecretsFromEnv (infra/jitsi.ts) for the Jitsi groups' fleet programs.
+      ...Object.fromEntries(Object.entries(secrets.jitsi ?? {}).map(([key, value]) => [JITSI_SECRETS[key as JitsiSecretKey].env, value])),
       ...secrets.cloudCredentials,
     }),
     scalelite: envFile({
@@ -285,15 +316,59 @@ export interface WorkerTemplateValues {
   letsEncryptEmail?: string;
 }
 
-/** The worker's cloud-init: BigBlueButton via bbb-install, node-exporter with TLS + basic auth, the sidecar. */
-export function renderWorkerUserData(values: WorkerTemplateValues): string {
+/** The BigBlueButton worker's node-exporter check: a bcrypt hash, never a password, and the control node's IPv4 address. */
+function checkNodeExporterValues(values: { nodeExporterPasswordHash: string; controlNodeIp: string }, template: string): void {
   if (!/^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/.test(values.nodeExporterPasswordHash)) {
     throw new TemplateError("worker/node-exporter-web.yml", "nodeExporterPasswordHash must be a bcrypt hash");
   }
+  if (isIP(values.controlNodeIp) !== 4) throw new TemplateError(template, "controlNodeIp must be an IPv4 address");
+}
+
+/**
+ * node-exporter as every worker runs it (files/worker/): installed from its release, TLS with the worker's Let's
+ * Encrypt certificate (handed over by the deploy hook), basic auth for the control node's Prometheus.
+ */
+function nodeExporterFiles(fill: Readonly<Record<string, string>>): WriteFile[] {
+  const values = {
+    ...fill,
+    nodeExporterPort: String(WORKER_PORTS.nodeExporter),
+    nodeExporterVersion: NODE_EXPORTER_RELEASE.version,
+    nodeExporterSha256Amd64: NODE_EXPORTER_RELEASE.sha256.amd64,
+    nodeExporterSha256Arm64: NODE_EXPORTER_RELEASE.sha256.arm64,
+  };
+  return [
+    {
+      path: "/etc/prometheus/node-exporter-web.yml",
+      content: renderTemplate("worker/node-exporter-web.yml", values),
+      permissions: "0640",
+      owner: "root:prometheus",
+      defer: true,
+    },
+    { path: "/etc/default/prometheus-node-exporter", content: renderTemplate("worker/node-exporter.default", values), permissions: "0644" },
+    {
+      path: "/usr/local/sbin/confscale-install-node-exporter",
+      content: renderTemplate("worker/install-node-exporter.sh", values),
+      permissions: "0755",
+    },
+    {
+      path: "/etc/systemd/system/prometheus-node-exporter.service",
+      content: renderTemplate("worker/node-exporter.service", values),
+      permissions: "0644",
+    },
+    {
+      path: "/etc/letsencrypt/renewal-hooks/deploy/node-exporter-tls.sh",
+      content: renderTemplate("worker/node-exporter-tls.sh", values),
+      permissions: "0755",
+    },
+  ];
+}
+
+/** The worker's cloud-init: BigBlueButton via bbb-install, node-exporter with TLS + basic auth, the sidecar. */
+export function renderWorkerUserData(values: WorkerTemplateValues): string {
+  checkNodeExporterValues(values, "worker/cloud-init.yaml");
   // bbb-conf takes the secret as one shell word; BBB's own secrets are hex.
   if (!/^[A-Za-z0-9]{32,128}$/.test(values.bbbSecret))
     throw new TemplateError("worker/bbb-secret", "bbbSecret must be 32 to 128 letters and digits");
-  if (isIP(values.controlNodeIp) !== 4) throw new TemplateError("worker/cloud-init.yaml", "controlNodeIp must be an IPv4 address");
   const hostname = `${values.name}.${values.domain}`;
   const bbb = BBB_RELEASES[values.bbbVersion ?? DEFAULT_BBB_VERSION];
   const fill = {
@@ -306,42 +381,199 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
     scalerUrl: values.scalerUrl,
     passwordHash: values.nodeExporterPasswordHash,
     controlNodeIp: values.controlNodeIp,
+    nodeExporterPort: String(WORKER_PORTS.nodeExporter),
     bbbInstallBranch: bbb.installBranch,
     bbbInstallVersion: bbb.installVersion,
-    nodeExporterVersion: NODE_EXPORTER_RELEASE.version,
-    nodeExporterSha256Amd64: NODE_EXPORTER_RELEASE.sha256.amd64,
-    nodeExporterSha256Arm64: NODE_EXPORTER_RELEASE.sha256.arm64,
   };
   return cloudConfig("worker/cloud-init.yaml", fill, [
-    {
-      path: "/etc/prometheus/node-exporter-web.yml",
-      content: renderTemplate("worker/node-exporter-web.yml", fill),
-      permissions: "0640",
-      owner: "root:prometheus",
-      defer: true,
-    },
-    { path: "/etc/default/prometheus-node-exporter", content: renderTemplate("worker/node-exporter.default", fill), permissions: "0644" },
-    {
-      path: "/usr/local/sbin/confscale-install-node-exporter",
-      content: renderTemplate("worker/install-node-exporter.sh", fill),
-      permissions: "0755",
-    },
-    {
-      path: "/etc/systemd/system/prometheus-node-exporter.service",
-      content: renderTemplate("worker/node-exporter.service", fill),
-      permissions: "0644",
-    },
-    {
-      path: "/etc/letsencrypt/renewal-hooks/deploy/node-exporter-tls.sh",
-      content: renderTemplate("worker/node-exporter-tls.sh", fill),
-      permissions: "0755",
-    },
+    ...nodeExporterFiles(fill),
     { path: "/etc/confscale/sidecar.env", content: renderTemplate("worker/sidecar.env", fill), permissions: "0644" },
     { path: "/etc/confscale/bbb-secret", content: values.bbbSecret, permissions: "0600" },
     { path: "/etc/confscale/sidecar-key.pem", content: values.sidecarSigningKey, permissions: "0600" },
     {
       path: "/etc/systemd/system/confscale-sidecar.service",
       content: renderTemplate("worker/confscale-sidecar.service", fill),
+      permissions: "0644",
+    },
+  ]);
+}
+
+/** The Ubuntu release Jitsi workers install on: jitsi-videobridge2, jibri and Google Chrome all support it. */
+export const JITSI_UBUNTU = "22.04";
+
+export interface JitsiWorkerTemplateValues {
+  env: string;
+  fleet: string;
+  /** The Jitsi group the sidecar reports (its INSTANCE_METADATA group). */
+  group: string;
+  component: JitsiComponent;
+  signaling: JitsiSignaling;
+  /** The worker's machine name: the sidecar's INSTANCE_ID, the bridge's MUC nickname or the recorder's id. */
+  name: string;
+  domain: string;
+  /** Public URL of the scaler, e.g. https://bbb.example.org/scaler: the sidecar's AUTOSCALER_HOST_URL. */
+  scalerUrl: string;
+  controlNodeIp: string;
+  nodeExporterPasswordHash: string;
+  /** The sidecar's ASAP key id and RSA signing key (PKCS#8 PEM), this worker's own (infra/workerCredentials.ts). */
+  sidecarKeyId: string;
+  sidecarSigningKey: string;
+  /** The passwords of the deployment's XMPP accounts this component logs in with. */
+  secrets: JitsiSecrets;
+  region: string;
+  cloud: string;
+  letsEncryptEmail?: string;
+}
+
+/** What differs between the components: their package's install script, config files and the sidecar's local URLs. */
+const JITSI_COMPONENT_FILES = {
+  JVB: {
+    install: "jitsi/install-jvb.sh",
+    // jitsi-videobridge2's private REST server (localhost:8080), as the sidecar's env.example names it.
+    statsUrl: "http://127.0.0.1:8080/colibri/stats",
+    gracefulShutdownScript: "/usr/share/jitsi-videobridge/graceful_shutdown.sh",
+    secrets: ["jitsiJvbPassword"],
+  },
+  jibri: {
+    install: "jitsi/install-jibri.sh",
+    statsUrl: "http://127.0.0.1:2222/jibri/api/v1.0/health",
+    gracefulShutdownScript: "/opt/jitsi/jibri/graceful_shutdown.sh",
+    secrets: ["jitsiJibriPassword", "jitsiRecorderPassword"],
+  },
+} as const satisfies Record<
+  JitsiComponent,
+  { install: string; statsUrl: string; gracefulShutdownScript: string; secrets: JitsiSecretKey[] }
+>;
+
+/** A HOCON string: JSON's quoting, which HOCON's quoted strings share. */
+const hocon = (value: string) => JSON.stringify(value);
+
+/** The component's own config files, with every value quoted as HOCON reads it back. */
+function jitsiComponentConfigFiles(
+  values: JitsiWorkerTemplateValues,
+  hostname: string,
+  secret: (key: JitsiSecretKey) => string,
+): WriteFile[] {
+  const signaling = jitsiSignalingDefaults(values.signaling);
+  const common = {
+    hostname,
+    group: hocon(values.group),
+    name: hocon(values.name),
+    xmppDomain: hocon(signaling.xmppDomain),
+    xmppHostName: hocon(signaling.xmppHostName),
+    xmppPort: String(signaling.xmppPort),
+    authDomain: hocon(signaling.authDomain),
+    trustAllXmppCerts: String(signaling.trustAllXmppCerts),
+  };
+  if (values.component === "JVB") {
+    return [
+      {
+        path: "/etc/jitsi/videobridge/jvb.conf",
+        content: renderTemplate("jitsi/jvb.conf", {
+          ...common,
+          hostname: hocon(hostname),
+          jvbUser: hocon(signaling.jvbUser),
+          jvbPassword: hocon(secret("jitsiJvbPassword")),
+          breweryJid: hocon(`${signaling.jvbBrewery}@${signaling.internalMucDomain}`),
+          jvbMediaPort: String(WORKER_PORTS.jvbMedia),
+          jvbColibriWebsocketPort: String(WORKER_PORTS.jvbColibriWebsocket),
+        }),
+        permissions: "0640",
+        owner: "root:jitsi",
+        defer: true,
+      },
+      {
+        path: "/etc/jitsi/videobridge/sip-communicator.properties",
+        content: renderTemplate("jitsi/sip-communicator.properties", {}),
+        permissions: "0640",
+        owner: "root:jitsi",
+        defer: true,
+      },
+    ];
+  }
+  return [
+    {
+      path: "/etc/jitsi/jibri/jibri.conf",
+      content: renderTemplate("jitsi/jibri.conf", {
+        ...common,
+        internalMucDomain: hocon(signaling.internalMucDomain),
+        jibriBrewery: hocon(signaling.jibriBrewery),
+        jibriUser: hocon(signaling.jibriUser),
+        jibriPassword: hocon(secret("jitsiJibriPassword")),
+        recorderDomain: hocon(signaling.recorderDomain),
+        recorderUser: hocon(signaling.recorderUser),
+        recorderPassword: hocon(secret("jitsiRecorderPassword")),
+        stripFromRoomDomain: hocon(`${signaling.mucDomain.split(".")[0] ?? "conference"}.`),
+      }),
+      permissions: "0640",
+      owner: "root:jitsi",
+    },
+  ];
+}
+
+/**
+ * A Jitsi worker's cloud-init: its component (jitsi-videobridge2 or jibri) from Jitsi's own Debian repository, joined to
+ * the deployment's prosody with the component's XMPP account; the unmodified jitsi-autoscaler-sidecar with this worker's
+ * own key and the scaler's URL; node-exporter as on every worker. The user data holds secrets: it is one wherever kept.
+ */
+export function renderJitsiWorkerUserData(values: JitsiWorkerTemplateValues): string {
+  const template = "jitsi/cloud-init.yaml";
+  checkNodeExporterValues(values, template);
+  const component = JITSI_COMPONENT_FILES[values.component];
+  const secret = (key: JitsiSecretKey): string => {
+    const value = values.secrets[key];
+    if (value === undefined || value === "") throw new TemplateError(template, `${key} is required for a ${values.component} worker`);
+    return value;
+  };
+  for (const key of component.secrets) secret(key);
+  const hostname = `${values.name}.${values.domain}`;
+  const metadata = JSON.stringify({
+    group: values.group,
+    environment: values.env,
+    region: values.region,
+    cloud: values.cloud,
+    name: hostname,
+  });
+  // systemd takes a single-quoted value literally; names and regions hold no quote or backslash, but make sure.
+  if (/['\\]/.test(metadata)) throw new TemplateError("jitsi/sidecar.env", "instance metadata must hold no quote or backslash");
+  const fill = {
+    env: values.env,
+    fleet: values.fleet,
+    group: values.group,
+    component: values.component,
+    name: values.name,
+    hostname,
+    xmppDomain: values.signaling.xmppDomain,
+    letsEncryptEmail: values.letsEncryptEmail ?? `hostmaster@${values.domain}`,
+    scalerUrl: values.scalerUrl.replace(/\/+$/, ""),
+    passwordHash: values.nodeExporterPasswordHash,
+    controlNodeIp: values.controlNodeIp,
+    sidecarKeyId: values.sidecarKeyId,
+    statsUrl: component.statsUrl,
+    gracefulShutdownScript: component.gracefulShutdownScript,
+    instanceMetadata: `'${metadata}'`,
+  };
+  return cloudConfig(template, fill, [
+    ...nodeExporterFiles(fill),
+    {
+      path: "/usr/local/sbin/confscale-add-jitsi-repository",
+      content: renderTemplate("jitsi/add-jitsi-repository.sh", fill),
+      permissions: "0755",
+    },
+    { path: "/usr/local/sbin/confscale-install-jitsi-component", content: renderTemplate(component.install, fill), permissions: "0755" },
+    ...jitsiComponentConfigFiles(values, hostname, secret),
+    { path: "/etc/confscale/jitsi-sidecar.env", content: renderTemplate("jitsi/sidecar.env", fill), permissions: "0644" },
+    // Written once users and groups exist (the jitsi group comes from cloud-init's `groups`), before the packages.
+    {
+      path: "/etc/confscale/jitsi-sidecar-key.pem",
+      content: values.sidecarSigningKey,
+      permissions: "0640",
+      owner: "root:jitsi",
+      defer: true,
+    },
+    {
+      path: "/etc/systemd/system/jitsi-autoscaler-sidecar.service.d/confscale.conf",
+      content: renderTemplate("jitsi/jitsi-autoscaler-sidecar.conf", fill),
       permissions: "0644",
     },
   ]);

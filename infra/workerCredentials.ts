@@ -90,3 +90,57 @@ export function workerPublicKeyPem(masterSecret: string, keyId: string, fleets?:
     .export({ format: "pem", type: "spki" })
     .toString();
 }
+
+/*
+ * Jitsi workers run the unmodified jitsi-autoscaler-sidecar, which signs RS256 only. An RSA key cannot be derived from
+ * a secret with Node's crypto (its generator takes no seed), so each Jitsi worker's key pair is generated once by the
+ * fleet program (infra/jitsiSidecarKey.ts) and kept, the private half as a secret, in the fleet stack's state: the
+ * worker's user data stays the same on every `up`. The fleet stack's outputs carry each worker's key id and public key
+ * (`servers.<name>.sidecarKey`), which the scaler serves at `/keys/<sha256 hex of kid>.pem`, its own key base URL.
+ */
+
+const JITSI_KEY_ID_PREFIX = "confscale-jitsi";
+/** RS256 as ASAP uses it; 2048 bits is RFC 7518's minimum for RS256 and keeps a fleet `up` quick. */
+export const JITSI_SIDECAR_KEY_BITS = 2048;
+
+export interface JitsiSidecarKeyPair {
+  /** PKCS#8 PEM: the sidecar's ASAP_SIGNING_KEY_FILE. */
+  privateKeyPem: string;
+  /** SPKI PEM: what the key server publishes. */
+  publicKeyPem: string;
+}
+
+// The two functions below run inside the fleet program's dynamic provider too (infra/jitsiSidecarKey.ts), which Pulumi
+// serializes with every function it reaches: they load node:crypto at run time instead of capturing a module import.
+
+/** A fresh RSA key pair for one Jitsi worker's sidecar. */
+export function newJitsiSidecarKeyPair(bits: number = JITSI_SIDECAR_KEY_BITS): JitsiSidecarKeyPair {
+  const { generateKeyPairSync } = process.getBuiltinModule("node:crypto");
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: bits });
+  return {
+    privateKeyPem: privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
+    publicKeyPem: publicKey.export({ format: "pem", type: "spki" }).toString(),
+  };
+}
+
+/** The first 16 hex digits of the SHA-256 of the key's DER: a new key under a reused server name gets a new key id. */
+export function publicKeyFingerprint(publicKeyPem: string): string {
+  const { createHash, createPublicKey } = process.getBuiltinModule("node:crypto");
+  const der = createPublicKey(publicKeyPem).export({ format: "der", type: "spki" });
+  return createHash("sha256").update(der).digest("hex").slice(0, 16);
+}
+
+/** `confscale-jitsi/<fleet>/<server>/<fingerprint>`: the sidecar's ASAP_JWT_KID, naming the fleet and server it speaks for. */
+export function jitsiWorkerKeyId(fleet: string, server: string, publicKeyPem: string): string {
+  checkName("fleet", fleet);
+  checkName("server", server);
+  return `${JITSI_KEY_ID_PREFIX}/${fleet}/${server}/${publicKeyFingerprint(publicKeyPem)}`;
+}
+
+/** The fleet, server and key fingerprint a Jitsi worker key id names, or undefined when it is not one. */
+export function parseJitsiWorkerKeyId(keyId: string): { fleet: string; server: string; fingerprint: string } | undefined {
+  const [prefix, fleet, server, fingerprint, ...rest] = keyId.split("/");
+  if (prefix !== JITSI_KEY_ID_PREFIX || fleet === undefined || server === undefined || fingerprint === undefined || rest.length > 0)
+    return undefined;
+  return isName(fleet) && isName(server) && /^[0-9a-f]{16}$/.test(fingerprint) ? { fleet, server, fingerprint } : undefined;
+}

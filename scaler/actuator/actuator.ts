@@ -283,7 +283,14 @@ export class FleetActuator {
         power: "running",
         image: this.settings.image,
       });
-      state.servers[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+      state.servers[name] = {
+        phase: "booting",
+        since: now,
+        scaleliteId: null,
+        bootedAt: null,
+        resizedAt: null,
+        ...(command.warm === true ? { warm: true } : {}),
+      };
       return undefined;
     }
     const server = state.desired.servers.find((candidate) => candidate.name === command.server);
@@ -434,7 +441,15 @@ export class FleetActuator {
       const replacement = `${this.settings.namePrefix}-${state.nextIndex}`;
       state.nextIndex += 1;
       state.desired.servers.push({ ...server, name: replacement });
-      state.servers[replacement] = { phase: "booting", since: now, scaleliteId: null, bootedAt: null, resizedAt: null };
+      // A replacement for the warm pool is stopped once installed, as the one it replaces would have been.
+      state.servers[replacement] = {
+        phase: "booting",
+        since: now,
+        scaleliteId: null,
+        bootedAt: null,
+        resizedAt: null,
+        ...(record.warm === true ? { warm: true } : {}),
+      };
       report.replaced.push(server.name);
       await this.deps.audit(
         {

@@ -4,6 +4,7 @@ import { mkdir, symlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { defineFleet, FLEET_PROJECT, fleetSpecSchema, type FleetSecrets, type FleetSpec } from "../../infra/fleet.js";
+import type { JitsiSecrets } from "../../infra/jitsi.js";
 import { enginePath, pulumiCommand } from "../../infra/toolchain.js";
 
 export interface FleetStackSettings {
@@ -20,6 +21,8 @@ export interface FleetStackSettings {
   masterSecret: string;
   /** Provider credentials and settings (e.g. IONOS_TOKEN); handed to the engine only, never logged. */
   providerEnv?: Record<string, string>;
+  /** A Jitsi group's XMPP passwords (infra/jitsi.ts jitsiSecretsFromEnv), for its workers' user data. */
+  jitsiSecrets?: JitsiSecrets;
 }
 
 /** One resource step of an update, as the engine reported it. */
@@ -72,7 +75,11 @@ export class FleetStack {
     const name = settings.stackName ?? `${settings.env}-fleet`;
     const program: { spec?: FleetSpec } = {};
     // Handed to the inline program in memory: `pulumi config set` would put them on the CLI's command line.
-    const secrets: FleetSecrets = { nodeExporterPassword: settings.nodeExporterPassword, masterSecret: settings.masterSecret };
+    const secrets: FleetSecrets = {
+      nodeExporterPassword: settings.nodeExporterPassword,
+      masterSecret: settings.masterSecret,
+      ...(settings.jitsiSecrets === undefined ? {} : { jitsi: settings.jitsiSecrets }),
+    };
     const stack = await LocalWorkspace.createOrSelectStack(
       {
         stackName: name,

@@ -70,7 +70,10 @@ export async function setLoadMultipliers(
   }
 }
 
-/** Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers. */
+/**
+ * Servers declared running but not yet taking meetings: registered in Scalelite, then enabled once BBB answers; one
+ * installed for the warm pool is stopped instead.
+ */
 export async function register(
   settings: RegistrationSettings,
   deps: RegistrationDeps,
@@ -100,6 +103,16 @@ export async function register(
       await deps.bbb(url, server.name).getMeetings();
     } catch {
       continue; // not up yet: the build timeout decides when to give up on it
+    }
+    if (record.warm === true) {
+      // Installed for the warm pool: stopped (the next `up` powers it off), registered but disabled until a start.
+      server.power = "stopped";
+      delete record.warm;
+      record.bootedAt = null;
+      setPhase(record, "stopped", now);
+      report.registered.push(server.name);
+      await deps.audit({ kind: "warm", message: "installed for the warm pool: stopped, ready to start", details: { url } }, server.name);
+      continue;
     }
     // Enabled with the share of its present size, whether it was registered now or before a resize.
     await deps.scalelite.updateServer(record.scaleliteId, { state: "enable", loadMultiplier });

@@ -29,7 +29,12 @@ export function historyEntryOf(outcome: PolicyOutcome): HistoryEntry {
     sample: outcome.sample,
     actions: outcome.decisions
       .filter((decision) => !decision.dryRun)
-      .map((decision) => ({ at: outcome.at, kind: decision.kind, ...(decision.server === undefined ? {} : { server: decision.server }) })),
+      .map((decision) => ({
+        at: outcome.at,
+        kind: decision.kind,
+        ...(decision.server === undefined ? {} : { server: decision.server }),
+        ...(decision.warm === true ? { warm: true } : {}),
+      })),
   };
 }
 

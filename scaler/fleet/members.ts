@@ -13,6 +13,10 @@ export interface FleetMember {
   instance: string;
   /** Its id in Scalelite (the hostname with SERVER_ID_IS_HOSTNAME=true). */
   scaleliteId: string;
+  /** The worker image it was created from. */
+  image?: string;
+  /** Being installed for the warm pool (stopped once installed). */
+  warm?: boolean;
 }
 
 /** Where the fleet stack put each server: its cloud id and public address. */
@@ -36,6 +40,8 @@ export function membersOf(state: FleetState, addresses: ServerAddresses): FleetM
         resizedAt: record?.resizedAt ?? null,
         instance: address === undefined ? server.name : `${address.publicIp}:9100`,
         scaleliteId: record?.scaleliteId ?? server.name,
+        image: server.image,
+        warm: record?.warm === true,
       };
     });
 }

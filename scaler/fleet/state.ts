@@ -21,6 +21,8 @@ export const serverRecordSchema = z.strictObject({
   scaleliteId: z.string().nullable(),
   bootedAt: z.number().nullable(),
   resizedAt: z.number().nullable(),
+  /** Created for the warm pool: once its BBB API answers it is stopped, not enabled. */
+  warm: z.boolean().optional(),
 });
 export type ServerRecord = z.infer<typeof serverRecordSchema>;
 

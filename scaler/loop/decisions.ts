@@ -1,6 +1,7 @@
 import type { Logger } from "../log.js";
 import { MemoryPolicyHistory, historyEntryOf, policyHistoryOf, type PolicyHistoryStream } from "../fleet/history.js";
 import { decide } from "../policy/decide.js";
+import { AGREEMENT_WINDOW_MS } from "../policy/load.js";
 import { localClock } from "../policy/timeWindows.js";
 import type { ForecastPoint, GroupSnapshot, PolicyOutcome, ScalingPolicy } from "../policy/types.js";
 
@@ -81,6 +82,8 @@ export class DecisionLoop {
   private running: Promise<unknown> | undefined;
 
   private readonly history: PolicyHistoryStream;
+  /** Forecast points read ahead, by the minute they stand for, kept while that minute is within the agreement window. */
+  private readonly readAhead = new Map<number, ForecastPoint>();
 
   constructor(private readonly options: DecisionLoopOptions) {
     this.history = options.history ?? new MemoryPolicyHistory(HISTORY_RETENTION_MS);
@@ -98,7 +101,12 @@ export class DecisionLoop {
     const history = policyHistoryOf(await this.history.newest(options.group, periods));
     const now = options.now();
     if (options.loadProfile !== undefined) {
-      history.forecast = await forecastFrom(options.loadProfile, options.group, policy.timeZone, now, policy.leadTimeSeconds * 1000);
+      const ahead = await forecastFrom(options.loadProfile, options.group, policy.timeZone, now, policy.leadTimeSeconds * 1000);
+      // The minutes just past as last week saw them, for the policy to compare today with: their slots hold today's
+      // load by now, so what was read ahead is kept (in memory: after a restart the comparison waits a window).
+      for (const point of ahead) this.readAhead.set(point.at, point);
+      for (const at of this.readAhead.keys()) if (at <= now - AGREEMENT_WINDOW_MS) this.readAhead.delete(at);
+      history.forecast = [...[...this.readAhead.values()].filter((point) => point.at <= now), ...ahead];
     }
     const outcome = decide(snapshot, policy, history, now);
     await this.history.append(options.group, historyEntryOf(outcome));

@@ -163,7 +163,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     policy: async () => {
       const [group, datedWindows] = await Promise.all([deps.store.requireGroup(fleet), deps.store.schedules.datedWindows(fleet)]);
       lastPolicy = group.policy;
-      return { ...group.policy, datedWindows };
+      return { ...group.policy, datedWindows, image: settings.image };
     },
     prometheus: new PrometheusClient({ baseUrl: settings.prometheusUrl, rateWindow: settings.prometheusRateWindow }),
     scalelite,

@@ -10,11 +10,11 @@ interface CommandBase {
 
 /**
  * A decision as a typed command, one shape per kind: what the actuator carries out. `create` names no server (the
- * actuator names the new one); `resize` always has its target; `start` has one when the server is resized before
+ * actuator names the new one), and with `warm` it is for the warm pool: installed, then stopped; `resize` always has its target; `start` has one when the server is resized before
  * power-on.
  */
 export type PolicyCommand =
-  | (CommandBase & { kind: "create"; targetSize?: ServerSize })
+  | (CommandBase & { kind: "create"; targetSize?: ServerSize; warm?: true })
   | (CommandBase & { kind: "start"; server: string; targetSize?: ServerSize })
   | (CommandBase & { kind: "resize"; server: string; targetSize: ServerSize })
   | (CommandBase & { kind: "stop" | "destroy" | "drain" | "enable"; server: string });
@@ -34,7 +34,7 @@ export class MalformedDecisionError extends Error {
 export function commandOf(decision: Decision): PolicyCommand {
   const base: CommandBase = { reason: decision.reason, inputs: decision.inputs, dryRun: decision.dryRun };
   const size = decision.targetSize === undefined ? {} : { targetSize: decision.targetSize };
-  if (decision.kind === "create") return { ...base, kind: "create", ...size };
+  if (decision.kind === "create") return { ...base, kind: "create", ...size, ...(decision.warm === true ? { warm: true } : {}) };
   if (decision.server === undefined) throw new MalformedDecisionError(decision, "a server");
   if (decision.kind === "resize") {
     if (decision.targetSize === undefined) throw new MalformedDecisionError(decision, "a target size");

@@ -2,6 +2,7 @@ import {
   LAUNCH_KINDS,
   averageCostPerParticipant,
   expectedRise,
+  forecastAgreement,
   forecastPeak,
   isDraining,
   lastActionAt,
@@ -15,6 +16,11 @@ import { minimumAt } from "./timeWindows.js";
 import type { Decision, GroupSnapshot, Hold, LoadSample, PolicyHistory, ScalingPolicy, ServerSnapshot } from "./types.js";
 
 export type Inputs = Record<string, number | null>;
+
+/** A day at most this many times busier than last week scales the forecast up no further. */
+const MAX_AGREEMENT = 3;
+/** A day running below this share of last week's load is another kind of day (a holiday): its forecast is scaled down. */
+export const QUIETER_DAY = 0.5;
 
 /** What every phase reads and none changes: the period's snapshot, policy, history, and the demand derived from them. */
 export interface DecideContext {
@@ -36,6 +42,8 @@ export interface DecideContext {
   readonly sustainedHigh: boolean;
   readonly nearProjectedCores: number;
   readonly nearProjectedRam: number;
+  /** Today's load over last week's at the same minutes just past (1 when not comparable); see forecastAgreement. */
+  readonly agreement: number;
   readonly groupInputs: Inputs;
   /** A server's load as scale-out counts it (see decide.ts). */
   scaleOutDemand(server: ServerSnapshot): Demand;
@@ -182,7 +190,15 @@ export function openLedger(
   // projects more joins than come, launching servers that then hold a few late meetings for the whole lesson. The
   // bound is last week's load plus the headroom: the capacity kept for the forecast already holds a lesson that much
   // bigger under the up-threshold, so a trend up to it adds nothing, and one beyond it is a burst, not evidence.
-  const forecast = forecastPeak(history.forecast ?? [], now, policy.leadTimeSeconds * 1000);
+  // Last week's load is evidence as far as today bears it out: on a holiday the bells do not come, on a surge more
+  // comes than last week saw. The forecast is scaled by how today's load compares with last week's over the minutes
+  // just past (1 when they cannot be compared, as before the first bell).
+  // Within a band around last week the forecast stands as recorded: the minutes just past (the end of one lesson)
+  // say little about the size of the next, and scaled down, a slightly quieter morning would meet its bell short.
+  const measured = forecastAgreement(history.forecast ?? [], samples, now, policy.defaultSize.cores);
+  const agreement = measured > 1 / (1 - policy.headroom) ? Math.min(MAX_AGREEMENT, measured) : measured < QUIETER_DAY ? measured : 1;
+  const recorded = forecastPeak(history.forecast ?? [], now, policy.leadTimeSeconds * 1000);
+  const forecast = recorded === null ? null : { cores: recorded.cores * agreement, ramGb: recorded.ramGb * agreement };
   const trendLimitCores = forecast === null ? Infinity : Math.max(demandCores, forecast.cores / (1 - policy.headroom));
   const trendLimitRam = forecast === null ? Infinity : Math.max(demandRam, forecast.ramGb / (1 - policy.headroom));
   const projectedCores = Math.min(demandCores + rise.cores, trendLimitCores);
@@ -205,6 +221,7 @@ export function openLedger(
     participants: sample.participants,
     forecastCores: forecast === null ? null : round(forecast.cores),
     forecastRamGb: forecast === null ? null : round(forecast.ramGb),
+    forecastAgreement: round(agreement),
     minimum,
   };
 
@@ -256,6 +273,7 @@ export function openLedger(
     sustainedHigh,
     nearProjectedCores,
     nearProjectedRam,
+    agreement,
     groupInputs,
     scaleOutDemand,
     inServerCooldown,

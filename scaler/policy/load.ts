@@ -12,11 +12,12 @@ export interface Demand {
 
 /** A server that takes meetings: running and not cordoned or disabled in Scalelite, or booting (it is enabled once up). */
 export function takesMeetings(server: ServerSnapshot): boolean {
+  if (server.warm === true) return false;
   return server.power === "booting" || (server.power === "running" && (server.scalelite === null || server.scalelite.state === "enabled"));
 }
 
 export function isDraining(server: ServerSnapshot): boolean {
-  return server.power === "running" && server.scalelite !== null && server.scalelite.state !== "enabled";
+  return server.warm !== true && server.power === "running" && server.scalelite !== null && server.scalelite.state !== "enabled";
 }
 
 /** Cores and GB in use by node-exporter's fresh reading; undefined when the metrics are not fresh. */
@@ -105,13 +106,38 @@ export function forecastPeak(forecast: readonly ForecastPoint[], now: number, ah
   return { cores: Math.max(...coming.map((point) => point.cpuCores)), ramGb: Math.max(...coming.map((point) => point.memoryGb)) };
 }
 
+/** How far back today's load is compared with last week's at the same minutes. */
+export const AGREEMENT_WINDOW_MS = 15 * 60_000;
+
+/**
+ * How today's load compares with last week's over the minutes just past: the mean cores in use today over the
+ * mean recorded a week before at the same minutes, each plus `damping` cores so that idle minutes (a few cores
+ * either way) read as agreement. 1 without enough of either to compare. Below 1 on a day quieter than last week (a
+ * holiday), above on a busier one (an unscheduled surge): a forecast is evidence only as far as today bears it out.
+ */
+export function forecastAgreement(
+  forecast: readonly ForecastPoint[],
+  samples: readonly LoadSample[],
+  now: number,
+  damping: number,
+  windowMs = AGREEMENT_WINDOW_MS,
+): number {
+  const past = forecast.filter((point) => point.at <= now && point.at > now - windowMs);
+  const recent = samples.filter((sample) => sample.at <= now && sample.at > now - windowMs && sample.cpuCores !== null);
+  if (past.length < 3 || recent.length < 3) return 1;
+  const mean = (values: readonly number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+  const today = mean(recent.map((sample) => sample.cpuCores ?? 0));
+  const lastWeek = mean(past.map((point) => point.cpuCores));
+  return (today + damping) / (lastWeek + damping);
+}
+
 export function lastActionAt(
   history: PolicyHistory,
-  matches: (kind: DecisionKind, server: string | undefined) => boolean,
+  matches: (kind: DecisionKind, server: string | undefined, warm: boolean | undefined) => boolean,
 ): number | undefined {
   let latest: number | undefined;
   for (const action of history.actions) {
-    if (matches(action.kind, action.server) && (latest === undefined || action.at > latest)) latest = action.at;
+    if (matches(action.kind, action.server, action.warm) && (latest === undefined || action.at > latest)) latest = action.at;
   }
   return latest;
 }

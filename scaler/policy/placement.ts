@@ -24,7 +24,8 @@ export function sizeLoadMultiplier(defaultSize: ServerSize, size: ServerSize): n
  * than ears, so by head count alone the server that is busiest by CPU can still look least loaded and take the next
  * class. For each server that takes meetings and has fresh metrics and participants, its pressure (CPU or memory,
  * whichever is nearer its up-threshold) per participant, weighted by its size's share, is compared with the group's;
- * its multiplier is its size's share times that ratio, within a factor of STEERING_LIMIT. A server without meetings,
+ * its multiplier is its size's share times that ratio, within a factor of STEERING_LIMIT; one above the up-threshold
+ * gets the top of that range until it cools below the headroom line. A server without meetings,
  * or just booted or resized, goes back to its size's share; one whose readings are not fresh keeps its multiplier
  * until they are (a missed scrape is no reason to rewrite Scalelite twice). Pure: a snapshot in, changes out.
  */
@@ -64,7 +65,15 @@ export function placementChanges(servers: readonly ServerSnapshot[], policy: Wor
     const measured = steerable.get(server.id);
     let target = share;
     let factor = 1;
-    if (measured !== undefined && groupCost > 0) {
+    // A server above the up-threshold looks as full as steering can make it, and stays so until it cools below the
+    // headroom line (its multiplier at the top of the range is the memory of that): its meetings only grow, and a
+    // new class on it would push it over the overload line, whatever its head count says.
+    const wasHot = current >= share * STEERING_LIMIT - 0.001;
+    const hot = measured !== undefined && (measured.pressure > 1 || (wasHot && measured.pressure > 1 - policy.headroom));
+    if (hot) {
+      factor = STEERING_LIMIT;
+      target = round(share * factor);
+    } else if (measured !== undefined && groupCost > 0) {
       factor = Math.min(STEERING_LIMIT, Math.max(1 / STEERING_LIMIT, measured.pressure / measured.weightedLoad / groupCost));
       target = round(share * factor);
     }
@@ -75,9 +84,11 @@ export function placementChanges(servers: readonly ServerSnapshot[], policy: Wor
       reason:
         measured === undefined
           ? "no meetings, or just booted or resized: back to its size's share"
-          : factor > 1
-            ? "busier by CPU or memory than its participants show: fewer new meetings"
-            : "less busy by CPU or memory than its participants show: more new meetings",
+          : hot
+            ? "above the up-threshold: looks full to Scalelite until it cools"
+            : factor > 1
+              ? "busier by CPU or memory than its participants show: fewer new meetings"
+              : "less busy by CPU or memory than its participants show: more new meetings",
       inputs: {
         cpu: server.cpu.value,
         memory: server.memory.value,

@@ -54,6 +54,10 @@ export const serverSnapshotSchema = z.strictObject({
    * oldest empties first: the cheapest one to drain.
    */
   newestMeetingAt: z.number().nullable().optional(),
+  /** The worker image it was created from (the fleet spec's `image`); absent when not known. */
+  image: z.string().optional(),
+  /** Created for the warm pool: installing, then stopped once installed; it takes no meetings. */
+  warm: z.boolean().optional(),
 });
 export type ServerSnapshot = z.infer<typeof serverSnapshotSchema>;
 
@@ -87,6 +91,8 @@ export const decisionSchema = z.strictObject({
   /** The server acted on; absent for `create` (the actuator names the new one). */
   server: z.string().optional(),
   targetSize: serverSizeSchema.optional(),
+  /** A `create` for the warm pool: installed, then stopped, to be started in minutes when load comes. */
+  warm: z.boolean().optional(),
   reason: z.string(),
   /** The numbers that caused the decision, for the audit trail. */
   inputs: z.record(z.string(), z.number().nullable()),
@@ -100,6 +106,8 @@ export const pastActionSchema = z.strictObject({
   at: z.number(),
   kind: decisionKindSchema,
   server: z.string().optional(),
+  /** A create for the warm pool: a launch for the launch rate, but no scale-out (it adds no capacity). */
+  warm: z.boolean().optional(),
 });
 export type PastAction = z.infer<typeof pastActionSchema>;
 
@@ -119,7 +127,10 @@ export const policyHistorySchema = z.strictObject({
   samples: z.array(loadSampleSchema),
   /** Oldest first; dry-run decisions are not actions and are not listed. */
   actions: z.array(pastActionSchema),
-  /** The coming minutes as earlier weeks saw them; absent or empty when nothing was recorded for them. */
+  /**
+   * The coming minutes as earlier weeks saw them, and the minutes just past (`at` up to now), so that today's load can
+   * be compared with last week's; absent or empty when nothing was recorded for them.
+   */
   forecast: z.array(forecastPointSchema).optional(),
 });
 export type PolicyHistory = z.infer<typeof policyHistorySchema>;
@@ -159,4 +170,8 @@ export const policyOutcomeSchema = z.strictObject({
 export type PolicyOutcome = z.infer<typeof policyOutcomeSchema>;
 
 /** The fleet's policy as one period sees it: its settings, plus the dated windows set through the API (read each period). */
-export type ScalingPolicy = WorkerPolicy & { datedWindows?: readonly DatedWindow[] };
+export type ScalingPolicy = WorkerPolicy & {
+  datedWindows?: readonly DatedWindow[];
+  /** The worker image new servers are created from (the actuator's); servers on another image are renewed. */
+  image?: string;
+};

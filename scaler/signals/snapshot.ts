@@ -78,6 +78,8 @@ export function buildSnapshot(inputs: SnapshotInputs): GroupSnapshot {
       power: member.power,
       bootedAt: member.bootedAt,
       resizedAt: member.resizedAt,
+      ...(member.image === undefined ? {} : { image: member.image }),
+      ...(member.warm === true ? { warm: true } : {}),
       scalelite:
         registered === undefined
           ? null

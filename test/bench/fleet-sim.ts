@@ -17,7 +17,14 @@ import type { Span } from "./scenarios.js";
  * issue #536 (2022) measured "about 15 minutes" on a large machine. The cloud's provisioning, the first boot,
  * cloud-init and the certificate come on top.
  */
-export const CREATE_MINUTES = 30;
+export const STOCK_CREATE_MINUTES = 30;
+/**
+ * Minutes from a create from a baked worker image (BigBlueButton installed once per version, a snapshot or custom
+ * image per cloud; README "Baked worker images") until the server takes meetings: the cloud provisions from the
+ * image, then it boots as a start does (START_MINUTES), plus the first boot's own set-up (its name, secrets,
+ * certificate). An estimate. Every row of the bench creates from a baked image.
+ */
+export const CREATE_MINUTES = 8;
 /**
  * Minutes from the start of a stopped, installed server until it takes meetings: the cloud's power-on request, the
  * boot, BigBlueButton's services and the actuator's enable in Scalelite once BBB's API answers. An estimate.
@@ -64,6 +71,8 @@ export interface SimServer {
   loadMultiplier: number;
   meetings: Map<number, SimMeeting>;
   pendingResize?: { size: ServerSize; atMinute: number };
+  /** Created for the warm pool: stopped, not enabled, once installed. */
+  warm?: boolean;
 }
 
 /** The servers that exist between two spans; `nextId` keeps names unique over a scenario's weeks. */
@@ -228,6 +237,12 @@ export class Fleet {
   advance(minute: number, place?: Scaler["place"]): void {
     const nowMs = this.day.startMs + minute * MINUTE_MS;
     for (const server of this.servers) {
+      if (server.power === "booting" && server.readyAtMinute <= minute && server.warm === true) {
+        // Installed for the warm pool: the actuator stops it instead of enabling it.
+        server.power = "stopped";
+        server.warm = undefined;
+        continue;
+      }
       if (server.power === "booting" && server.readyAtMinute <= minute) {
         server.power = "running";
         server.bootedAt = nowMs;
@@ -303,6 +318,7 @@ export class Fleet {
         state: "disabled",
         loadMultiplier: 1,
         meetings: new Map(),
+        ...(decision.warm === true ? { warm: true } : {}),
       });
       this.nextId += 1;
       this.peakExisting = Math.max(this.peakExisting, this.servers.length);

@@ -50,6 +50,8 @@ const POLICY: WorkerPolicy = workerPolicySchema.parse({
   windows: [{ days: ["mon", "tue", "wed", "thu", "fri"], from: "07:30", to: "14:00", min: 30 }],
   thresholds: { cpu: { up: 0.75, down: 0.5 }, memory: { up: 0.8, down: 0.55 } },
   launchRate: { count: 20, perSeconds: 300 },
+  // Installed, stopped servers ready to start: a tenth of those taking meetings, at least two (more on a surge day).
+  warmPool: { min: 2, share: 0.1 },
   // As the setting says: a start plus one decision period, so a launch lands within the projection.
   leadTimeSeconds: (START_MINUTES + 1) * 60,
   resizeLeadSeconds: 240,
@@ -195,7 +197,7 @@ function printRows(scenario: Scenario, rows: Rows): void {
 }
 
 console.log(
-  `policy bench: ${WEEKS} weeks per family, one-minute steps; create ${CREATE_MINUTES} min, start ${START_MINUTES} min, ` +
+  `policy bench: ${WEEKS} weeks per family, one-minute steps; create ${CREATE_MINUTES} min (baked image), start ${START_MINUTES} min, ` +
     `max ${POLICY.max}, launch rate ${POLICY.launchRate.count} per ${POLICY.launchRate.perSeconds} s`,
 );
 const verdicts: Verdict[] = [];

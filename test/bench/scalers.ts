@@ -1,6 +1,7 @@
 /** The scalers the policy bench compares: confscale's policy and the seed deployment's rules. */
 import type { ServerSize, WorkerPolicy } from "../../infra/config.js";
 import { decide } from "../../scaler/policy/decide.js";
+import { AGREEMENT_WINDOW_MS } from "../../scaler/policy/load.js";
 import { minimumOf, weekSlot } from "./calendar.js";
 import type { Decision, ForecastPoint, GroupSnapshot, PolicyHistory, Reading, ServerSnapshot } from "../../scaler/policy/types.js";
 import { MINUTE_MS, scaleliteLoad, type Scaler } from "./fleet-sim.js";
@@ -12,7 +13,7 @@ const WEEK_MS = 7 * 24 * 3_600_000;
 /** As scaler/loop.ts: a slot's record is a forecast while at most a week and a day old. */
 const FORECAST_MAX_AGE_MS = WEEK_MS + 24 * 3_600_000;
 
-/** The recorded load of the slots of the coming lead time, read as scaler/loop.ts reads it. */
+/** The recorded load of the slots just past and of the coming lead time, read as scaler/loop/decisions.ts reads it. */
 export function forecastFrom(profile: LoadProfile, timeZone: string, now: number, aheadMs: number): ForecastPoint[] {
   const forecast: ForecastPoint[] = [];
   for (let index = 1; index <= Math.ceil(aheadMs / MINUTE_MS); index += 1) {
@@ -33,11 +34,17 @@ function reading(value: number | null): Reading {
  */
 export function confscaleScaler(name: string, policy: WorkerPolicy, profile?: LoadProfile): Scaler {
   const history: PolicyHistory = { samples: [], actions: [] };
+  const readAhead = new Map<number, ForecastPoint>();
   return {
     name,
     intervalMinutes: 1,
     decide(servers, minute, now, metrics) {
-      history.forecast = profile === undefined ? [] : forecastFrom(profile, policy.timeZone, now, policy.leadTimeSeconds * 1000);
+      const ahead = profile === undefined ? [] : forecastFrom(profile, policy.timeZone, now, policy.leadTimeSeconds * 1000);
+      // The minutes just past as last week saw them: their slots hold today's load by now, so what was read ahead is
+      // kept, as the decision loop keeps it (scaler/loop/decisions.ts).
+      for (const point of ahead) readAhead.set(point.at, point);
+      for (const at of readAhead.keys()) if (at <= now - AGREEMENT_WINDOW_MS) readAhead.delete(at);
+      history.forecast = [...[...readAhead.values()].filter((point) => point.at <= now), ...ahead];
       const snapshot: GroupSnapshot = {
         group: "bbb",
         takenAt: now,
@@ -72,6 +79,7 @@ export function confscaleScaler(name: string, policy: WorkerPolicy, profile?: Lo
             participants: reading(running ? participants : null),
             videos: reading(running ? videos : null),
             newestMeetingAt: !running ? undefined : newestStart === null ? null : now - minute * MINUTE_MS + newestStart * 1000,
+            ...(server.warm === true ? { warm: true } : {}),
           };
         }),
       };
@@ -85,7 +93,12 @@ export function confscaleScaler(name: string, policy: WorkerPolicy, profile?: Lo
         ...history.actions,
         ...outcome.decisions
           .filter((decision) => !decision.dryRun)
-          .map((decision) => ({ at: now, kind: decision.kind, server: decision.server })),
+          .map((decision) => ({
+            at: now,
+            kind: decision.kind,
+            server: decision.server,
+            ...(decision.warm === true ? { warm: true } : {}),
+          })),
       ].filter((action) => action.at > horizon);
       return { decisions: outcome.decisions, placement: outcome.placement };
     },

@@ -6,25 +6,26 @@ import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
 import { startWebhookReceiver as startReceiver } from "../harness/webhookReceiver.js";
 
-describe("alerts to a webhook (real Pulumi CLI, Redis, Prometheus, emulated cloud)", () => {
-  let emulator: Emulator;
-  let redis: RedisServer;
-  let prometheus: PrometheusServer;
-  let sandbox: PulumiSandbox;
-
+/** A fresh emulator (fast timings), Redis, Prometheus and Pulumi sandbox per describe block; each test opens its loop. */
+function freshParts(): { emulator: Emulator; redis: RedisServer; prometheus: PrometheusServer; sandbox: PulumiSandbox } {
+  const parts = {} as ReturnType<typeof freshParts>;
   beforeAll(async () => {
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
-    redis = await RedisServer.start();
-    prometheus = await PrometheusServer.start([]);
-    sandbox = await createPulumiSandbox();
+    parts.emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
+    parts.redis = await RedisServer.start();
+    parts.prometheus = await PrometheusServer.start([]);
+    parts.sandbox = await createPulumiSandbox();
   });
-
   afterAll(async () => {
-    await prometheus?.stop();
-    await emulator?.stop();
-    await redis?.stop();
-    await sandbox?.cleanup();
+    await parts.prometheus?.stop();
+    await parts.emulator?.stop();
+    await parts.redis?.stop();
+    await parts.sandbox?.cleanup();
   });
+  return parts;
+}
+
+describe("alerts to a webhook (real Pulumi CLI, Redis, Prometheus, emulated cloud)", () => {
+  const parts = freshParts();
 
   it(
     "posts one up.failed alert when an up fails, after retrying the receiver, audited; a second failure is rate-limited",
@@ -32,14 +33,19 @@ describe("alerts to a webhook (real Pulumi CLI, Redis, Prometheus, emulated clou
     async () => {
       const receiver = await startReceiver(1);
       // Another environment's machine holds the name the fleet's first server needs: the provider refuses the create.
-      const foreign = emulator.addRunningServer({ datacenterId: emulator.defaultDatacenterId, name: "bbb-1", cores: 4, ram: 16384 });
+      const foreign = parts.emulator.addRunningServer({
+        datacenterId: parts.emulator.defaultDatacenterId,
+        name: "bbb-1",
+        cores: 4,
+        ram: 16384,
+      });
       foreign.labels.set("confscale:env", "staging");
       foreign.labels.set("confscale:role", "worker");
       const loop = await openClosedLoop({
-        emulator,
-        sandbox,
-        redisUrl: redis.url,
-        prometheusUrl: prometheus.url,
+        emulator: parts.emulator,
+        sandbox: parts.sandbox,
+        redisUrl: parts.redis.url,
+        prometheusUrl: parts.prometheus.url,
         policy: closedLoopPolicy(),
         alerts: { webhookUrl: receiver.url, retryDelayMs: 50 },
       });
@@ -57,7 +63,7 @@ describe("alerts to a webhook (real Pulumi CLI, Redis, Prometheus, emulated clou
           },
         ]);
         const at = Date.parse((receiver.bodies[0] as { at: string }).at);
-        expect(Math.abs(at - emulator.clock.now())).toBeLessThan(60_000);
+        expect(Math.abs(at - parts.emulator.clock.now())).toBeLessThan(60_000);
         const sent = (await loop.store.readAudit("bbb")).find((entry) => entry.kind === "alert.sent");
         expect(sent).toMatchObject({ actor: "alerts", details: { alert: "up.failed", attempts: 2 } });
         expect(JSON.stringify(sent)).not.toContain(receiver.url);
@@ -74,45 +80,28 @@ describe("alerts to a webhook (real Pulumi CLI, Redis, Prometheus, emulated clou
 });
 
 describe("a drain that outlasts its timeout in a running loop: taken back, and the webhook told", () => {
-  let emulator: Emulator;
-  let redis: RedisServer;
-  let prometheus: PrometheusServer;
-  let sandbox: PulumiSandbox;
-
-  beforeAll(async () => {
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
-    redis = await RedisServer.start();
-    prometheus = await PrometheusServer.start([]);
-    sandbox = await createPulumiSandbox();
-  });
-
-  afterAll(async () => {
-    await prometheus?.stop();
-    await emulator?.stop();
-    await redis?.stop();
-    await sandbox?.cleanup();
-  });
+  const parts = freshParts();
 
   it("posts drain.timeout naming the server, and re-enables it in Scalelite with its meeting kept", { timeout: 300_000 }, async () => {
     const receiver = await startReceiver(0);
     const loop = await openClosedLoop({
-      emulator,
-      sandbox,
-      redisUrl: redis.url,
-      prometheusUrl: prometheus.url,
+      emulator: parts.emulator,
+      sandbox: parts.sandbox,
+      redisUrl: parts.redis.url,
+      prometheusUrl: parts.prometheus.url,
       policy: closedLoopPolicy(),
       alerts: { webhookUrl: receiver.url, retryDelayMs: 50 },
       drainTimeoutSeconds: 600,
     });
-    const registration = () => [...emulator.scalelite.servers.values()][0];
+    const registration = () => [...parts.emulator.scalelite.servers.values()][0];
     try {
       await loop.actuator.start();
       for (let count = 0; registration()?.state !== "enabled"; count += 1) {
         if (count === 25) throw new Error("bbb-1 was not enabled in Scalelite after 25 periods");
         await loop.period();
       }
-      emulator.scalelite.poll();
-      emulator.scalelite.placeMeeting({ participants: 12, videos: 0, durationMs: 86_400_000 });
+      parts.emulator.scalelite.poll();
+      parts.emulator.scalelite.placeMeeting({ participants: 12, videos: 0, durationMs: 86_400_000 });
       const drain = await loop.actuator.cycle([
         { kind: "drain", server: "bbb-1", reason: "the test drains bbb-1", inputs: {}, dryRun: false },
       ]);
@@ -120,7 +109,7 @@ describe("a drain that outlasts its timeout in a running loop: taken back, and t
       expect(registration()?.state).toBe("cordoned");
 
       // Ten minutes pass on the cloud's clock with the meeting still on: the next cycle times the drain out.
-      emulator.clock.advance(601_000);
+      parts.emulator.clock.advance(601_000);
       const cycle = await loop.actuator.cycle([]);
       expect(cycle.drainTimeouts).toEqual(["bbb-1"]);
       await loop.alerter.settled();
@@ -134,7 +123,7 @@ describe("a drain that outlasts its timeout in a running loop: taken back, and t
         },
       ]);
       expect(registration()?.state).toBe("enabled");
-      expect(emulator.cloud.meetingsCut).toBe(0);
+      expect(parts.emulator.cloud.meetingsCut).toBe(0);
       const sent = (await loop.store.readAudit("bbb")).find((entry) => entry.kind === "alert.sent");
       expect(sent).toMatchObject({ details: { alert: "drain.timeout" } });
     } finally {

@@ -3,13 +3,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { Emulator } from "../emulator/emulator.js";
 import { HeadlessBrowser } from "../harness/browser.js";
-import { closedLoopPolicy, openClosedLoop } from "../harness/fleetRig.js";
-import { freeLoopbackPort } from "../harness/ports.js";
-import { PrometheusServer } from "../harness/prometheus.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
-import { RedisServer } from "../harness/redis.js";
+import { useClosedLoop, workersJob } from "../harness/closedLoopRig.js";
+import { closedLoopPolicy } from "../harness/fleetRig.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 /** Screenshots a person can look at after the run (gitignored). */
@@ -36,56 +32,33 @@ const querySchema = z.object({
 });
 
 describe("the operator's view of a scale-out: the fleet page in a real browser and the Grafana dashboard's queries on a real Prometheus", () => {
-  let emulator: Emulator;
-  let redisServer: RedisServer;
-  let prometheus: PrometheusServer;
-  let sandbox: PulumiSandbox;
   let browser: HeadlessBrowser;
-  let loop: Awaited<ReturnType<typeof openClosedLoop>>;
-  let scalerPort: number;
-
-  beforeAll(async () => {
-    emulator = await Emulator.start({
+  const rig = useClosedLoop({
+    emulator: {
       clock: { kind: "real", scale: CLOCK_SCALE },
       startAt: START,
       // A boot of ten emulated minutes (ten seconds here) keeps a launched server booting over several periods.
       timings: { requestQueuedMs: 1_000, requestRunningMs: 5_000, bootMs: 10 * MINUTE },
-    });
-    redisServer = await RedisServer.start();
-    scalerPort = await freeLoopbackPort();
+    },
     // The control node's two jobs (files/control-node/prometheus.yml), by the names the dashboard's queries use.
-    prometheus = await PrometheusServer.start([
+    scrapeJobs: (scalerPort) => [
       { job_name: "confscale-scaler", static_configs: [{ targets: [`127.0.0.1:${scalerPort}`] }] },
-      {
-        job_name: "node-exporter",
-        http_sd_configs: [{ url: `http://127.0.0.1:${scalerPort}/fleets/bbb/targets`, refresh_interval: "1s" }],
-      },
-    ]);
-    sandbox = await createPulumiSandbox();
-    loop = await openClosedLoop({ emulator, sandbox, redisUrl: redisServer.url, prometheusUrl: prometheus.url, policy, scalerPort });
+      workersJob(scalerPort, "node-exporter"),
+    ],
+    loop: () => ({ policy }),
+  });
+
+  beforeAll(async () => {
     browser = await HeadlessBrowser.start();
     await mkdir(ARTIFACTS, { recursive: true });
   });
 
   afterAll(async () => {
     await browser?.stop();
-    await loop?.close();
-    await prometheus?.stop();
-    await emulator?.stop();
-    await redisServer?.stop();
-    await sandbox?.cleanup();
   });
 
-  const enabled = () => [...emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled");
-  const phases = () => loop.controller.status().servers.map((server) => server.phase);
-
-  async function periodsUntil(what: string, done: () => boolean, limit = 25): Promise<void> {
-    for (let count = 0; count < limit && !done(); count += 1) {
-      await loop.period();
-      emulator.scalelite.poll();
-    }
-    if (!done()) throw new Error(`${what}: not reached after ${limit} periods; phases ${JSON.stringify(phases())}`);
-  }
+  const enabled = () => [...rig.emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled");
+  const phases = () => rig.loop.controller.status().servers.map((server) => server.phase);
 
   /**
    * Periods until `seen` holds, looking while each runs too: a launched server is booting while its period's `up` runs
@@ -95,12 +68,12 @@ describe("the operator's view of a scale-out: the fleet page in a real browser a
   async function periodsUntilSeen(what: string, seen: () => boolean, limit = 25): Promise<{ inFlight: Promise<unknown> }> {
     for (let count = 0; count < limit && !seen(); count += 1) {
       let finished = false;
-      const period = loop.period().finally(() => (finished = true));
+      const period = rig.loop.period().finally(() => (finished = true));
       // The fleet's state has no event to await: look every 50 ms while the period runs.
       while (!finished && !seen()) await new Promise((resolve) => setTimeout(resolve, 50));
       if (seen()) return { inFlight: period };
       await period;
-      emulator.scalelite.poll();
+      rig.emulator.scalelite.poll();
     }
     if (!seen()) throw new Error(`${what}: not reached after ${limit} periods; phases ${JSON.stringify(phases())}`);
     return { inFlight: Promise.resolve() };
@@ -108,18 +81,19 @@ describe("the operator's view of a scale-out: the fleet page in a real browser a
 
   /** The emulator's own count of participants and meetings on a server, by its fleet name. */
   function emulatedLoad(name: string): { participants: number; meetings: number } {
-    const server = [...emulator.cloud.servers.values()].find((candidate) => candidate.name === name);
+    const server = [...rig.emulator.cloud.servers.values()].find((candidate) => candidate.name === name);
     const meetings = [...(server?.meetings.values() ?? [])];
     return { meetings: meetings.length, participants: meetings.reduce((sum, meeting) => sum + meeting.participants, 0) };
   }
 
   it("shows the fleet during a scale-out: the busy server's load, the new server booting, the decision and why, the next window", async () => {
-    await loop.actuator.start();
-    await periodsUntil("baseline registered", () => enabled().length === 1);
-    for (let index = 0; index < 8; index += 1) emulator.scalelite.placeMeeting({ participants: 30, videos: 6, durationMs: 600 * MINUTE });
+    await rig.loop.actuator.start();
+    await rig.periodsUntil("baseline registered", () => enabled().length === 1);
+    for (let index = 0; index < 8; index += 1)
+      rig.emulator.scalelite.placeMeeting({ participants: 30, videos: 6, durationMs: 600 * MINUTE });
     const { inFlight } = await periodsUntilSeen("a server launched and booting", () => phases().includes("booting"));
 
-    await browser.open(`http://127.0.0.1:${scalerPort}/fleets/bbb`);
+    await browser.open(`http://127.0.0.1:${rig.scalerPort}/fleets/bbb`);
     await writeFile(join(ARTIFACTS, "fleet-page-scale-out.png"), await browser.screenshot());
     const rows = await browser.evaluate<string[][]>(
       `[...document.querySelectorAll("#servers tbody tr")].map((row) => [...row.cells].map((cell) => cell.innerText.trim()))`,
@@ -151,7 +125,7 @@ describe("the operator's view of a scale-out: the fleet page in a real browser a
     expect(text).toContain("Scaling active");
     expect(text).toContain("Times in Europe/Berlin");
     expect(text).toContain("next window: Mon 16:00–17:00, at least 1 server");
-    const launch = loop.periods
+    const launch = rig.loop.periods
       .flatMap((period) => period.outcome.decisions)
       .find((decision) => decision.kind === "create" || decision.kind === "start");
     expect(launch).toBeDefined();
@@ -166,23 +140,23 @@ describe("the operator's view of a scale-out: the fleet page in a real browser a
     expect(await browser.evaluate<number>("document.scripts.length")).toBe(0);
 
     // The front page shows the fleet too; scripts still get JSON from the same address.
-    await browser.open(`http://127.0.0.1:${scalerPort}/`);
+    await browser.open(`http://127.0.0.1:${rig.scalerPort}/`);
     expect(await browser.visibleText()).toMatch(/Fleet bbb[\s\S]*bbb-1\s+\d+ cores \/ \d+ GB\s+active\s+240\s+8/);
-    const json = (await (await fetch(`http://127.0.0.1:${scalerPort}/fleets/bbb`)).json()) as { fleet: string };
+    const json = (await (await fetch(`http://127.0.0.1:${rig.scalerPort}/fleets/bbb`)).json()) as { fleet: string };
     expect(json.fleet).toBe("bbb");
   });
 
   it("every panel of the Grafana dashboard returns data from the emulated fleet and the scaler's metrics", async () => {
-    await periodsUntil("the launched server taking meetings", () => enabled().length >= 2);
-    emulator.scalelite.placeMeeting({ participants: 20, videos: 2, durationMs: 600 * MINUTE });
-    await loop.period();
+    await rig.periodsUntil("the launched server taking meetings", () => enabled().length >= 2);
+    rig.emulator.scalelite.placeMeeting({ participants: 20, videos: 2, durationMs: 600 * MINUTE });
+    await rig.loop.period();
 
     const dashboard = dashboardSchema.parse(
       JSON.parse(await readFile(join(repo, "files", "control-node", "grafana", "dashboards", "fleet.json"), "utf8")),
     );
     const query = async (expr: string) => {
       const promql = expr.replaceAll("$fleet", ".*").replaceAll("$__range", "1h");
-      const response = await fetch(`${prometheus.url}/api/v1/query?${new URLSearchParams({ query: promql })}`);
+      const response = await fetch(`${rig.prometheus.url}/api/v1/query?${new URLSearchParams({ query: promql })}`);
       const body: unknown = await response.json();
       const parsed = querySchema.safeParse(body);
       if (!parsed.success) throw new Error(`${promql}: ${JSON.stringify(body)}`);
@@ -215,7 +189,7 @@ describe("the operator's view of a scale-out: the fleet page in a real browser a
     );
 
     // The numbers are the fleet's: its cost at the policy's prices, each server's participants as the emulator counts them.
-    const status = loop.controller.status();
+    const status = rig.loop.controller.status();
     const cost = status.servers.reduce(
       (sum, server) =>
         sum + (server.power === "stopped" ? PRICES.stoppedPerHour : server.cores * PRICES.perCoreHour + server.ramGb * PRICES.perGbHour),
@@ -228,7 +202,7 @@ describe("the operator's view of a scale-out: the fleet page in a real browser a
     expect(Number(participants[0]?.value[1])).toBe(emulatedLoad("bbb-1").participants);
     const reasons = await query('last_over_time(confscale_fleet_decision_timestamp_seconds{fleet="bbb"}[1h])');
     expect(reasons.map((sample) => sample.metric.decision)).toContain(
-      loop.periods.flatMap((period) => period.outcome.decisions).find((decision) => decision.kind !== "enable")?.kind,
+      rig.loop.periods.flatMap((period) => period.outcome.decisions).find((decision) => decision.kind !== "enable")?.kind,
     );
   });
 });

@@ -1,13 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { workerKeyId } from "../../infra/workerCredentials.js";
 import type { Decision } from "../../scaler/policy/types.js";
-import { Emulator } from "../emulator/emulator.js";
-import { closedLoopPolicy, openClosedLoop } from "../harness/fleetRig.js";
-import { freeLoopbackPort } from "../harness/ports.js";
+import { useClosedLoop } from "../harness/closedLoopRig.js";
+import { closedLoopPolicy } from "../harness/fleetRig.js";
 import type { ManagedProcess } from "../harness/process.js";
-import { PrometheusServer } from "../harness/prometheus.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
-import { RedisServer } from "../harness/redis.js";
 import { startWorkerSidecar } from "../harness/workerSidecar.js";
 import { eventually } from "../integration/scaler-fixture.js";
 
@@ -18,75 +14,52 @@ function decision(kind: "drain" | "stop" | "enable", server: string): Decision {
 }
 
 describe("a fleet worker's own sidecar drains it: the stop waits for its report (real CLI, Redis, Prometheus, sidecar, emulator)", () => {
-  let emulator: Emulator;
-  let redisServer: RedisServer;
-  let prometheus: PrometheusServer;
-  let sandbox: PulumiSandbox;
-  let loop: Awaited<ReturnType<typeof openClosedLoop>>;
-  let scalerPort: number;
   let sidecar: ManagedProcess | undefined;
   const previousMasterSecret = process.env.CONFSCALE_BBB_SECRET;
-
-  beforeAll(async () => {
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 100, requestRunningMs: 500, bootMs: 1_000 } });
-    // The scaler derives its workers' public keys from the fleet's master secret, as in service.
-    process.env.CONFSCALE_BBB_SECRET = emulator.cloud.bbbSecret;
-    redisServer = await RedisServer.start();
-    scalerPort = await freeLoopbackPort();
-    prometheus = await PrometheusServer.start([
-      { job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${scalerPort}/fleets/bbb/targets`, refresh_interval: "1s" }] },
-    ]);
-    sandbox = await createPulumiSandbox();
-    loop = await openClosedLoop({
-      emulator,
-      sandbox,
-      redisUrl: redisServer.url,
-      prometheusUrl: prometheus.url,
-      policy: closedLoopPolicy(),
-      scalerPort,
-    });
+  const rig = useClosedLoop({
+    emulator: { timings: { requestQueuedMs: 100, requestRunningMs: 500, bootMs: 1_000 } },
+    loop: (emulator) => {
+      // The scaler derives its workers' public keys from the fleet's master secret, as in service.
+      process.env.CONFSCALE_BBB_SECRET = emulator.cloud.bbbSecret;
+      return { policy: closedLoopPolicy() };
+    },
   });
 
   afterAll(async () => {
     if (sidecar?.child.exitCode === null) sidecar.child.kill("SIGCONT");
     await sidecar?.stop();
-    await loop?.close();
-    await prometheus?.stop();
-    await emulator?.stop();
-    await redisServer?.stop();
-    await sandbox?.cleanup();
     if (previousMasterSecret === undefined) delete process.env.CONFSCALE_BBB_SECRET;
     else process.env.CONFSCALE_BBB_SECRET = previousMasterSecret;
   });
 
-  const emulated = (name: string) => [...emulator.cloud.servers.values()].find((server) => server.name === name)!;
-  const registration = () => [...emulator.scalelite.servers.values()][0];
-  const instance = async () => (await loop.store.listInstances("bbb")).find((entry) => entry.instanceId === "bbb-1");
+  const emulated = (name: string) => [...rig.emulator.cloud.servers.values()].find((server) => server.name === name)!;
+  const registration = () => [...rig.emulator.scalelite.servers.values()][0];
+  const instance = async () => (await rig.loop.store.listInstances("bbb")).find((entry) => entry.instanceId === "bbb-1");
 
   it("boots the fleet's worker, whose sidecar checks in with its own key and shows in the fleet status", async () => {
-    await loop.actuator.start();
+    await rig.loop.actuator.start();
     for (let count = 0; registration()?.state !== "enabled"; count += 1) {
       if (count === 25) throw new Error("bbb-1 was not enabled in Scalelite after 25 periods");
-      await loop.period();
+      await rig.loop.period();
     }
     expect(emulated("bbb-1").vmState).toBe("RUNNING");
     // Scalelite's poller finds the enabled server online, and places a meeting on it.
-    emulator.scalelite.poll();
-    const { meeting } = emulator.scalelite.placeMeeting({ participants: 3, videos: 0, durationMs: DAY });
+    rig.emulator.scalelite.poll();
+    const { meeting } = rig.emulator.scalelite.placeMeeting({ participants: 3, videos: 0, durationMs: DAY });
 
     sidecar = await startWorkerSidecar({
-      emulator,
+      emulator: rig.emulator,
       serverName: "bbb-1",
-      dir: sandbox.dir,
-      scalerUrl: `http://127.0.0.1:${scalerPort}`,
+      dir: rig.sandbox.dir,
+      scalerUrl: `http://127.0.0.1:${rig.scalerPort}`,
       extraEnv: { CONFSCALE_STATS_INTERVAL_MS: "200", CONFSCALE_POLL_INTERVAL_MS: "200" },
     });
     // It signs with bbb-1's own key, which the scaler accepts only for bbb-1 of fleet bbb.
     expect(sidecar.output()).toContain(`"keyId":"${workerKeyId("bbb", "bbb-1")}"`);
     await eventually(async () => (await instance())?.stats?.meetings === 1, 30_000, "bbb-1's sidecar reporting its meeting");
 
-    await loop.period();
-    const status = (await (await fetch(`http://127.0.0.1:${scalerPort}/fleets/bbb`)).json()) as {
+    await rig.loop.period();
+    const status = (await (await fetch(`http://127.0.0.1:${rig.scalerPort}/fleets/bbb`)).json()) as {
       servers: { name: string; phase: string; lastCheckIn: string | null }[];
     };
     expect(status.servers).toEqual([expect.objectContaining({ name: "bbb-1", phase: "active", lastCheckIn: expect.any(String) })]);
@@ -94,23 +67,23 @@ describe("a fleet worker's own sidecar drains it: the stop waits for its report 
   });
 
   it("takes the drain command back when the server is taken back before its meetings end: the sidecar serves again", async () => {
-    await loop.actuator.cycle([decision("drain", "bbb-1")]);
+    await rig.loop.actuator.cycle([decision("drain", "bbb-1")]);
     await eventually(async () => (await instance())?.state === "shutting_down", 30_000, "bbb-1's sidecar draining");
 
-    const enable = await loop.actuator.cycle([decision("enable", "bbb-1")]);
+    const enable = await rig.loop.actuator.cycle([decision("enable", "bbb-1")]);
     expect(enable.applied.map((applied) => applied.kind)).toEqual(["enable"]);
     expect(registration()?.state).toBe("enabled");
     // Without the withdrawal the sidecar would drain on, confirm, and run its shutdown hook on a serving server.
     await eventually(async () => (await instance())?.state === "running", 30_000, "bbb-1's sidecar serving again");
     expect(sidecar!.output()).toContain('"event":"drain.cancelled"');
     expect((await instance())?.shutdownRequested).toBe(false);
-    const trail = (await loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).map((entry) => entry.kind);
+    const trail = (await rig.loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).map((entry) => entry.kind);
     expect(trail).toContain("shutdown.withdrawn");
     expect(trail).toContain("instance.resumed");
   });
 
   it("sends the drain command with the cordon, and stops the server only after its sidecar reported its last meeting ended", async () => {
-    const drain = await loop.actuator.cycle([decision("drain", "bbb-1")]);
+    const drain = await rig.loop.actuator.cycle([decision("drain", "bbb-1")]);
     expect(drain.applied.map((applied) => applied.kind)).toEqual(["drain"]);
     expect(registration()?.state).toBe("cordoned");
     // The command reaches the sidecar in a check-in reply; it starts draining and says so in its reports.
@@ -118,29 +91,29 @@ describe("a fleet worker's own sidecar drains it: the stop waits for its report 
     expect(sidecar!.output()).toContain('"event":"drain.started"');
 
     // A meeting still runs: BBB holds the stop.
-    const busy = await loop.actuator.cycle([decision("stop", "bbb-1")]);
+    const busy = await rig.loop.actuator.cycle([decision("stop", "bbb-1")]);
     expect(busy.held.map((held) => held.reason)).toEqual(["stop held: 1 meetings on the server"]);
 
     // The meeting ends while the sidecar cannot report it: BBB says zero, but the sidecar has not spoken yet.
     sidecar!.child.kill("SIGSTOP");
     const server = emulated("bbb-1");
-    for (const meetingId of [...server.meetings.keys()]) emulator.cloud.endMeeting(server, meetingId);
-    const early = await loop.actuator.cycle([decision("stop", "bbb-1")]);
+    for (const meetingId of [...server.meetings.keys()]) rig.emulator.cloud.endMeeting(server, meetingId);
+    const early = await rig.loop.actuator.cycle([decision("stop", "bbb-1")]);
     expect(early.held.map((held) => held.reason)).toEqual(["stop held: its sidecar has not yet reported its last meeting ended"]);
     expect(emulated("bbb-1").vmState).toBe("RUNNING");
 
     sidecar!.child.kill("SIGCONT");
     await eventually(async () => (await instance())?.shutdownConfirmedAt !== undefined, 30_000, "bbb-1's sidecar confirming its drain");
-    const stop = await loop.actuator.cycle([decision("stop", "bbb-1")]);
+    const stop = await rig.loop.actuator.cycle([decision("stop", "bbb-1")]);
     expect(stop.applied.map((applied) => applied.kind)).toEqual(["stop"]);
     expect(emulated("bbb-1").vmState).toBe("SHUTOFF");
-    expect(emulator.cloud.meetingsCut).toBe(0);
+    expect(rig.emulator.cloud.meetingsCut).toBe(0);
     // The drain is over: no command is left to drain the worker again the day it is started.
     expect((await instance())?.shutdownRequested).toBe(false);
 
     // The server's audit trail, oldest first: drain requested and delivered, the stop held twice, the sidecar's
     // confirmation, and only then the stop.
-    const all = (await loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).reverse().map((entry) => entry.kind);
+    const all = (await rig.loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).reverse().map((entry) => entry.kind);
     const trail = all.slice(all.lastIndexOf("shutdown.requested"));
     const order = ["shutdown.requested", "shutdown.delivered", "act.held", "act.held", "shutdown.confirmed", "act.stop"];
     expect(trail.filter((kind) => order.includes(kind))).toEqual(order);

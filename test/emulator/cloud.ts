@@ -156,6 +156,14 @@ export interface NicSpec {
   firewallRules: Record<string, unknown>[];
 }
 
+/** What the cloud tells the machines behind its servers, where they are real (test/rehearsal/lab-cloud.ts). */
+export interface MachineHooks {
+  /** The public IPv4 address of a new NIC that asks for none. */
+  publicAddress(): string;
+  /** A server was powered on or off, got a NIC, or was deleted (then it is no longer in `servers`). */
+  changed(server: EmulatedServer): void;
+}
+
 /** What a write does when its request reaches DONE; throwing a CloudApiError makes the request FAILED. */
 type Effect = () => void;
 
@@ -171,6 +179,8 @@ export class EmulatedCloud {
   readonly faults = new FaultQueue();
   /** Meetings that ended because their server lost power, not because they were over. */
   meetingsCut = 0;
+  /** Where servers are machines (the rehearsal lab, test/rehearsal/lab-cloud.ts): their addresses and power changes. */
+  machines: MachineHooks | undefined;
   private ipCounter = 10;
 
   constructor(
@@ -351,7 +361,7 @@ export class EmulatedCloud {
     const ips =
       spec.properties.ips !== undefined && spec.properties.ips !== null && spec.properties.ips.length > 0
         ? spec.properties.ips
-        : [`10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`];
+        : [this.machines?.publicAddress() ?? `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`];
     const mac = `02:01:${[n >> 24, n >> 16, n >> 8, n].map((byte) => (byte & 255).toString(16).padStart(2, "0")).join(":")}`;
     const nic: Nic = {
       id: randomUUID(),
@@ -369,6 +379,7 @@ export class EmulatedCloud {
     };
     for (const rule of spec.firewallRules) this.addFirewallRule(nic, rule);
     server.nics.set(nic.id, nic);
+    this.machines?.changed(server);
     return nic;
   }
 
@@ -388,6 +399,7 @@ export class EmulatedCloud {
     for (const volumeId of server.volumeIds) datacenter?.volumes.delete(volumeId);
     datacenter?.servers.delete(server.id);
     this.servers.delete(server.id);
+    this.machines?.changed(server);
   }
 
   /** Power comes on: counters restart like a kernel's, and the OS boots for `bootMs` (or forever when stuck). */
@@ -401,6 +413,7 @@ export class EmulatedCloud {
     server.transmitBytes = 0;
     if (this.faults.take("stuckBooting") !== undefined) server.stuckBooting = true;
     server.bootCompleteAt = server.stuckBooting ? undefined : now + this.timings.bootMs;
+    this.machines?.changed(server);
   }
 
   /** Power goes away (stop, crash, delete): the meetings on it are gone, and counted as cut off. */
@@ -412,6 +425,7 @@ export class EmulatedCloud {
     server.vmState = vmState;
     server.bootCompleteAt = undefined;
     server.poweredOnAt = undefined;
+    this.machines?.changed(server);
   }
 
   /** Applies a resize. Growing is hot-plugged; shrinking a running server reboots it (as IONOS does implicitly). */

@@ -69,9 +69,12 @@ export class ScaleliteEmulator {
     this.cancelPoller?.();
   }
 
+  /** The server behind a registered URL other than the emulator's own /servers/<id>/ ones (the rehearsal's host names). */
+  serverOfUrl: ((url: string) => EmulatedServer | undefined) | undefined;
+
   emulatedServerOf(entry: ScaleliteServer): EmulatedServer | undefined {
     const match = /\/servers\/([^/]+)\/bigbluebutton\/api\/?$/.exec(entry.url);
-    return match === null ? undefined : this.cloud.servers.get(match[1]!);
+    return match === null ? this.serverOfUrl?.(entry.url) : this.cloud.servers.get(match[1]!);
   }
 
   /** Load as Scalelite computes it: participants (at least 15 for young meetings) times the multiplier. */

@@ -1,8 +1,12 @@
 import { fileURLToPath } from "node:url";
 import { parseEnvironmentConfig, workerImageOf, type EnvironmentConfig } from "../../infra/config.js";
+import { PROVIDERS } from "../../infra/clouds/index.js";
+import { JITSI_SECRET_KEYS, jitsiFleetName, type JitsiComponent } from "../../infra/jitsi.js";
 import {
   controlNodeProjectFiles,
+  JITSI_UBUNTU,
   nodeExporterPasswordHash,
+  renderJitsiWorkerUserData,
   renderControlNodeSecretFiles,
   renderControlNodeUserData,
   renderScalerSettings,
@@ -10,7 +14,7 @@ import {
   type ControlNodeSecrets,
 } from "../../infra/templates.js";
 import { configMapFromStackFile } from "./stackFile.js";
-import { workerCredentials } from "../../infra/workerCredentials.js";
+import { jitsiWorkerKeyId, newJitsiSidecarKeyPair, workerCredentials, type JitsiSidecarKeyPair } from "../../infra/workerCredentials.js";
 
 /** The sidecar key a worker's user data carries, as the fleet program derives it. */
 function workerSidecarKey(fleet: string, server: string) {
@@ -19,7 +23,7 @@ function workerSidecarKey(fleet: string, server: string) {
 }
 
 /** The example environments whose files every real-consumer check covers. */
-export const EXAMPLE_STACKS = ["dev", "do-example", "oci-example", "local"] as const;
+export const EXAMPLE_STACKS = ["dev", "do-example", "oci-example", "local", "jitsi-example"] as const;
 
 /**
  * Secrets as operators really pick them: characters compose's env-file parser would cut (` #`), expand (`$`,
@@ -36,7 +40,19 @@ export const AWKWARD_SECRETS: ControlNodeSecrets = {
     OCI_PRIVATE_KEY:
       "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7 #x $y\n-----END PRIVATE KEY-----\n",
   },
+  jitsi: {
+    jitsiJvbPassword: 'jvb "pass" \\ $HOME #1',
+    jitsiJibriPassword: "jibri'pass ${X}",
+    jitsiRecorderPassword: "rec}order{ = pass",
+  },
 };
+
+/** One sidecar key pair for every rendered Jitsi worker: generating RSA keys is slow, and each test reads its own user data. */
+let jitsiKeyPair: JitsiSidecarKeyPair | undefined;
+export function testJitsiKeyPair(): JitsiSidecarKeyPair {
+  jitsiKeyPair ??= newJitsiSidecarKeyPair();
+  return jitsiKeyPair;
+}
 
 export interface StackFiles {
   config: EnvironmentConfig;
@@ -49,6 +65,8 @@ export interface StackFiles {
   scalerSettings: string;
   /** The cloud-init of one worker of the stack's fleet. */
   workerUserData: string;
+  /** The cloud-init of one worker of each Jitsi group, by group name; empty without a `jitsi` block. */
+  jitsiWorkerUserData: Record<string, { component: JitsiComponent; userData: string }>;
 }
 
 const STACKS_DIR = fileURLToPath(new URL("../../stacks/", import.meta.url));
@@ -61,13 +79,45 @@ export function renderStackFiles(env: string): StackFiles {
     raw[`confscale:${key}`] = AWKWARD_SECRETS[key];
     secretKeys.add(`confscale:${key}`);
   }
+  if (raw["confscale:jitsi"] !== undefined) {
+    for (const key of JITSI_SECRET_KEYS) {
+      raw[`confscale:${key}`] = AWKWARD_SECRETS.jitsi?.[key] ?? "";
+      secretKeys.add(`confscale:${key}`);
+    }
+  }
   const config = parseEnvironmentConfig(env, raw, secretKeys);
+  const jitsiWorkerUserData: StackFiles["jitsiWorkerUserData"] = {};
+  for (const group of config.jitsi?.groups ?? []) {
+    const fleet = jitsiFleetName(group.name);
+    const name = `${fleet}-1`;
+    const pair = testJitsiKeyPair();
+    jitsiWorkerUserData[group.name] = {
+      component: group.type,
+      userData: renderJitsiWorkerUserData({
+        env,
+        fleet,
+        group: group.name,
+        component: group.type,
+        signaling: config.jitsi!.signaling,
+        name,
+        domain: config.domain,
+        scalerUrl: `https://${config.domain}/scaler`,
+        controlNodeIp: "198.51.100.10",
+        nodeExporterPasswordHash: nodeExporterPasswordHash(AWKWARD_SECRETS.nodeExporterPassword),
+        sidecarKeyId: jitsiWorkerKeyId(fleet, name, pair.publicKeyPem),
+        sidecarSigningKey: pair.privateKeyPem,
+        secrets: AWKWARD_SECRETS.jitsi ?? {},
+        region: config.region,
+        cloud: config.cloud,
+      }),
+    };
+  }
   const templateValues = { env, domain: config.domain, fleetStack: `${env}-fleet` };
   return {
     config,
     controlNodeUserData: renderControlNodeUserData(templateValues),
     projectFiles: controlNodeProjectFiles(templateValues),
-    secretFiles: renderControlNodeSecretFiles(AWKWARD_SECRETS),
+    secretFiles: renderControlNodeSecretFiles(config.jitsi === undefined ? { ...AWKWARD_SECRETS, jitsi: {} } : AWKWARD_SECRETS),
     scalerSettings: renderScalerSettings({
       env,
       domain: config.domain,
@@ -78,6 +128,9 @@ export function renderStackFiles(env: string): StackFiles {
       workerImage: workerImageOf(config),
       policy: config.workers,
       controlNodeCores: config.controlNode.cores,
+      ...(config.jitsi === undefined
+        ? {}
+        : { jitsi: config.jitsi, jitsiImage: PROVIDERS[config.cloud].images(config[config.cloud] as never, JITSI_UBUNTU).worker }),
     }),
     workerUserData: renderWorkerUserData({
       env,
@@ -91,5 +144,6 @@ export function renderStackFiles(env: string): StackFiles {
       bbbSecret: "f".repeat(64),
       ...workerSidecarKey("bbb", "bbb-1"),
     }),
+    jitsiWorkerUserData,
   };
 }

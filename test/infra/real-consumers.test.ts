@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { BBB_RELEASES } from "../../infra/config.js";
-import { controlNodeFirewallRules, workerFirewallRules } from "../../infra/firewall.js";
+import { controlNodeFirewallRules, jitsiFirewallNeeds, workerFirewallRules } from "../../infra/firewall.js";
 import { CONTROL_NODE_SECRET_FILES, NODE_EXPORTER_RELEASE, SCALER_SHUTDOWN_GRACE_MS } from "../../infra/templates.js";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { startUntilReady } from "../harness/process.js";
@@ -358,5 +358,61 @@ describe("the pull-request workflow", () => {
     const skipped = await dryRun("local", withoutIonos);
     expect(skipped.ready).toBe("false");
     expect(skipped.output).toMatch(/ionos credentials: the repository secrets IONOS_TOKEN or IONOS_USERNAME \+ IONOS_PASSWORD/);
+  });
+});
+
+describe("the Jitsi workers the jitsi-example stack renders, read by their real consumers", () => {
+  const files = renderStackFiles("jitsi-example");
+  const groups = Object.entries(files.jitsiWorkerUserData);
+
+  it("renders a videobridge and a recorder group", () => {
+    expect(groups.map(([name, group]) => `${name}:${group.component}`).sort()).toEqual(["bridges:JVB", "recorders:jibri"]);
+  });
+
+  it.each(groups)("cloud-init accepts the %s worker's user data, and shellcheck every script of it", async (name, { userData }) => {
+    const path = join(workDir, `jitsi-${name}-user-data.yaml`);
+    await writeFile(path, userData);
+    expectTool(await runTool("cloud-init", ["schema", "--config-file", path]), `cloud-init schema of the ${name} worker's user data`);
+    const snippets = shellSnippets(userData);
+    expect(snippets.map((snippet) => snippet.where)).toEqual(
+      expect.arrayContaining([
+        "/usr/local/sbin/confscale-add-jitsi-repository",
+        "/usr/local/sbin/confscale-install-jitsi-component",
+        "/usr/local/sbin/confscale-install-node-exporter",
+      ]),
+    );
+    for (const snippet of snippets) {
+      const dialect = snippet.script.startsWith("#!/bin/sh") ? "sh" : "bash";
+      expectTool(await runTool("shellcheck", ["--shell", dialect, "-"], { input: snippet.script }), `shellcheck of ${snippet.where}`);
+    }
+  });
+
+  it("hands the scaler, and no other service, the XMPP passwords verbatim", async () => {
+    const compose = await loadCompose("jitsi-example", files);
+    const environment = (service: string) => compose.services[service]?.environment ?? {};
+    expect(environment("scaler")).toMatchObject({
+      CONFSCALE_JITSI_JVB_PASSWORD: AWKWARD_SECRETS.jitsi?.jitsiJvbPassword,
+      CONFSCALE_JITSI_JIBRI_PASSWORD: AWKWARD_SECRETS.jitsi?.jitsiJibriPassword,
+      CONFSCALE_JITSI_RECORDER_PASSWORD: AWKWARD_SECRETS.jitsi?.jitsiRecorderPassword,
+    });
+    for (const service of Object.keys(compose.services).filter((service) => service !== "scaler")) {
+      expect(
+        Object.keys(environment(service)).filter((key) => key.startsWith("CONFSCALE_JITSI_")),
+        service,
+      ).toEqual([]);
+    }
+  });
+
+  it("opens the videobridges' UDP media port to everyone on the environment's worker firewall", () => {
+    const rules = workerFirewallRules(files.config.adminCidrs, "198.51.100.10", jitsiFirewallNeeds(files.config.jitsi));
+    expect(rules).toContainEqual(
+      expect.objectContaining({ protocol: "udp", fromPort: 10000, toPort: 10000, sourceCidrs: ["0.0.0.0/0", "::/0"] }),
+    );
+    expect(rules).toContainEqual(expect.objectContaining({ protocol: "tcp", fromPort: 9090, sourceCidrs: ["203.0.113.7/32"] }));
+    // The bridge listens where the rules open: jvb.conf's media and websocket ports come from the same table.
+    const jvb = files.jitsiWorkerUserData.bridges?.userData ?? "";
+    const jvbConf = (parse(jvb) as CloudConfig).write_files?.find((file) => file.path === "/etc/jitsi/videobridge/jvb.conf")?.content ?? "";
+    expect(jvbConf).toMatch(/udp \{\s+port = 10000\s+\}/);
+    expect(jvbConf).toMatch(/public \{\s+port = 9090\s+\}/);
   });
 });

@@ -139,11 +139,14 @@ export class LabProcess {
 
 /** Enters namespaces of `target` (a host PID) and runs a program there. */
 function nsenter(target: number, namespaces: string[], command: string, args: readonly string[], options: RunOptions): ChildProcess {
-  const child = spawn(
-    "nsenter",
-    ["--target", String(target), ...namespaces, "--preserve-credentials", `--wd=${options.cwd ?? "/"}`, "--", command, ...args],
-    { env: options.env ?? { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" }, stdio: ["pipe", "pipe", "pipe"] },
-  );
+  // nsenter's --wd opens the directory before it enters the mount namespace (the host's directory, or none): the
+  // working directory is changed inside instead.
+  const inside =
+    options.cwd === undefined ? [command, ...args] : ["/bin/sh", "-c", 'cd -- "$0" && exec "$@"', options.cwd, command, ...args];
+  const child = spawn("nsenter", ["--target", String(target), ...namespaces, "--preserve-credentials", "--wd=/", "--", ...inside], {
+    env: options.env ?? { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   child.stdin?.end(options.input ?? "");
   child.stdin?.on("error", () => undefined);
   return child;
@@ -296,6 +299,18 @@ export class Machine {
       await signalAll("SIGKILL");
       await waitFor(`${this.name}'s processes to be killed`, async () => ((await this.processes()).length === 0 ? true : undefined));
     }
+  }
+
+  /** The machine loses power at once: every process is killed (no graceful stop); address and files stay. */
+  async kill(): Promise<void> {
+    for (const pid of await this.processes()) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // ended meanwhile
+      }
+    }
+    await waitFor(`${this.name}'s processes to be killed`, async () => ((await this.processes()).length === 0 ? true : undefined));
   }
 
   /** The machine dies at once (a crash): its namespaces and every process in them are gone; its files stay. */
@@ -463,6 +478,17 @@ export class Lab {
     return finish(this.run(command, args, options));
   }
 
+  private hostsWritten: Promise<void> = Promise.resolve();
+
+  /** Rewrites every machine's hosts file, one round at a time, each with the machines of its own time. */
+  private publishHosts(): Promise<void> {
+    const round = this.hostsWritten.then(async () => {
+      for (const each of this.machines.values()) await each.writeHosts();
+    });
+    this.hostsWritten = round.catch(() => undefined);
+    return round;
+  }
+
   /** @internal every name → address that all machines resolve. */
   publishedNames(): [string, string][] {
     return [...this.machines.values()].flatMap((machine) => machine.hostnames.map((name): [string, string] => [name, machine.address]));
@@ -473,13 +499,24 @@ export class Lab {
     if (this.machines.get(machine.name) === machine) this.machines.delete(machine.name);
   }
 
+  /** Addresses handed out for machines not made yet (a cloud reports a server's address before it boots). */
+  private readonly reserved = new Set<string>();
+
+  /** A free lab address, kept for a machine made later with it as `address`. */
+  reserveAddress(): string {
+    const address = this.allocateAddress(undefined);
+    this.reserved.add(address);
+    return address;
+  }
+
   private allocateAddress(requested: string | undefined): string {
     const range = new BlockList();
     range.addSubnet(LAB_NETWORK.prefix, LAB_NETWORK.length);
-    const taken = new Set([LAB_NETWORK.gateway, ...[...this.machines.values()].map((machine) => machine.address)]);
+    const taken = new Set([LAB_NETWORK.gateway, ...this.reserved, ...[...this.machines.values()].map((machine) => machine.address)]);
     if (requested !== undefined) {
       if (!range.check(requested))
         throw new LabError(`${requested} is outside the lab network ${LAB_NETWORK.prefix}/${LAB_NETWORK.length}`);
+      if (this.reserved.delete(requested)) return requested;
       if (taken.has(requested)) throw new LabError(`${requested} is taken`);
       return requested;
     }
@@ -565,7 +602,7 @@ export class Lab {
       throw error;
     }
     this.machines.set(name, machine);
-    for (const each of this.machines.values()) await each.writeHosts();
+    await this.publishHosts();
     return machine;
   }
 

@@ -4,7 +4,7 @@
  * The host's files stay untouched and need no root; each machine writes its own hosts file, trust store and
  * whatever its cloud-init lays down.
  */
-import { lstat, mkdir, readdir, rm, symlink, writeFile, chmod } from "node:fs/promises";
+import { lstat, mkdir, readdir, rename, rm, symlink, writeFile, chmod } from "node:fs/promises";
 import { dirname, join, posix, relative } from "node:path";
 
 export class MachineFsError extends Error {
@@ -79,6 +79,8 @@ export function locate(roots: readonly MachineRoot[], path: string): { root: Mac
   throw new MachineFsError(path, `a machine writes only below ${roots.map((root) => root.mountPoint).join(", ")}`);
 }
 
+let written = 0;
+
 /** Writes a file at `path` as the machine sees it, replacing a link to the host's file if there is one. */
 export async function writeMachineFile(roots: readonly MachineRoot[], path: string, content: string | Buffer, mode = 0o644): Promise<void> {
   const { root, inside } = locate(roots, path);
@@ -86,8 +88,11 @@ export async function writeMachineFile(roots: readonly MachineRoot[], path: stri
   await materialize(root, dirname(inside));
   const target = join(root.dir, inside);
   if (await isLink(target)) await rm(target);
-  await writeFile(target, content);
-  await chmod(target, mode);
+  // Written beside it and renamed over it: a program of the machine never reads a half-written file (its hosts file).
+  const partial = `${target}.lab-${process.pid}-${(written += 1)}`;
+  await writeFile(partial, content);
+  await chmod(partial, mode);
+  await rename(partial, target);
 }
 
 /** Makes `path` a real directory of the machine. */

@@ -114,6 +114,11 @@ export async function loadUnit(machine: Machine, name: string): Promise<ServiceU
 }
 
 const UNIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/**
+ * Node programs trust the public CAs bundled with Node, where Let's Encrypt's root is; the lab CA (pki.ts) stands in
+ * for it, so they also trust the machine's bundle, which holds it (lab.ts).
+ */
+const LAB_TRUST = { NODE_EXTRA_CA_CERTS: "/etc/ssl/certs/ca-certificates.crt" };
 
 /** The services of one machine, started and restarted as `systemctl` would. */
 export class ServiceManager {
@@ -128,7 +133,10 @@ export class ServiceManager {
     const unit = await loadUnit(this.machine, name);
     const existing = this.running.get(unit.name);
     if (existing?.running) return existing;
-    const options = { env: { PATH: UNIT_PATH, ...unit.environment }, ...(unit.workingDirectory ? { cwd: unit.workingDirectory } : {}) };
+    const options = {
+      env: { PATH: UNIT_PATH, ...LAB_TRUST, ...unit.environment },
+      ...(unit.workingDirectory ? { cwd: unit.workingDirectory } : {}),
+    };
     this.failed.delete(unit.name);
     for (const pre of unit.execStartPre) {
       const [command, ...args] = pre.argv;
@@ -165,7 +173,7 @@ export class ServiceManager {
       async () => {
         const service = this.running.get(unit);
         if (service === undefined || !service.running) {
-          const why = this.failed.get(unit) ?? (service ? `exited: ${service.stderr.trim().slice(-2000)}` : "was never started");
+          const why = this.failed.get(unit) ?? (service ? `exited: ${service.stderr.trim().slice(-700)}` : "was never started");
           throw new UnitError(this.machine.name, unit, why);
         }
         return (await this.machine.listens(port)) ? true : undefined;

@@ -100,3 +100,24 @@ describe("placement steering", () => {
     expect(decide(snapshot(servers), policy({ paused: true }), history, NOW).placement).toEqual([]);
   });
 });
+
+describe("placement steering: a server above the up-threshold", () => {
+  // Default thresholds: CPU up 0.65, headroom 0.1, so it cools below 0.585.
+  it("looks as full as steering allows while above the up-threshold, even when its head count matches the group's", () => {
+    // Cameras on `hot` cost 0.7 of its CPU; its ratio to the group alone would steer it less than the top of the range.
+    const servers = [placed("hot", 120, 0.7), placed("warm-1", 100, 0.5), placed("warm-2", 100, 0.5)];
+    const changes = placementChanges(servers, policy(), NOW);
+    expect(byServer(changes)["hot"]).toBe(2);
+    expect(changes.find((change) => change.server === "hot")?.reason).toBe(
+      "above the up-threshold: looks full to Scalelite until it cools",
+    );
+  });
+
+  it("stays out of new placements until it cools below the headroom line, then goes back to what its load shows", () => {
+    const stillWarm = [placed("hot", 120, 0.6, {}, 2), placed("b", 100, 0.5), placed("c", 100, 0.5)];
+    expect(byServer(placementChanges(stillWarm, policy(), NOW))["hot"]).toBeUndefined();
+
+    const cooled = [placed("hot", 120, 0.4, {}, 2), placed("b", 100, 0.5), placed("c", 100, 0.5)];
+    expect(byServer(placementChanges(cooled, policy(), NOW))["hot"]).toBeLessThan(1.2);
+  });
+});

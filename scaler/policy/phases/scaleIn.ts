@@ -22,7 +22,7 @@ export function scaleIn(context: DecideContext, opening: Ledger): ScaleInResult 
         past.memoryUtilization < policy.thresholds.memory.down,
     );
   if (!sustainedLow) return none;
-  const lastScaleOut = lastActionAt(history, (kind) => SCALE_OUT_KINDS.includes(kind));
+  const lastScaleOut = lastActionAt(history, (kind, _server, warm) => SCALE_OUT_KINDS.includes(kind) && warm !== true);
   const lastScaleIn = lastActionAt(history, (kind) => SCALE_IN_KINDS.includes(kind));
   if (lastScaleOut !== undefined && now - lastScaleOut < policy.cooldownSeconds.afterScaleOut * 1000) {
     const hold: Hold = {

@@ -1,18 +1,20 @@
 import type { ServerSize } from "../../../infra/config.js";
 import { round } from "../load.js";
-import { decisionOf, type DecideContext, type Ledger, type PhaseResult } from "../ledger.js";
+import { QUIETER_DAY, decisionOf, type DecideContext, type Ledger, type PhaseResult } from "../ledger.js";
 import type { Decision, ServerSnapshot } from "../types.js";
 
 /**
  * Vertical shrink: an oversized server without meetings goes back to the default size (the actuator drains it first).
  * Not while a time window raises the minimum: the operator expects load then, and the next bell would land on the
- * small server a resize too early (a break between lessons looks idle).
+ * small server a resize too early (a break between lessons looks idle), unless today runs far below last week's load.
  */
 export function shrink(context: DecideContext, opening: Ledger, kept: readonly ServerSnapshot[]): PhaseResult {
   const { policy } = context;
   let ledger = opening;
   const decisions: Decision[] = [];
-  for (const server of context.minimum > policy.min ? [] : kept) {
+  // On a day far quieter than last week (a holiday) the window's bells do not come: its minimum runs small.
+  const bellsExpected = context.minimum > policy.min && context.agreement >= QUIETER_DAY;
+  for (const server of bellsExpected ? [] : kept) {
     const { cores, ramGb } = server.size;
     const oversized = cores > policy.defaultSize.cores || ramGb > policy.defaultSize.ramGb;
     const empty = server.meetings.value === 0 && (server.scalelite === null || server.scalelite.load === 0);
