@@ -158,12 +158,6 @@ export const settingsSchema = z
         message: "Jitsi groups need the fleet section: their machines take its placement, template and stack backend",
       });
     }
-    const names = new Set<string>();
-    settings.jitsi?.groups.forEach((group, index) => {
-      if (names.has(group.name))
-        context.addIssue({ code: "custom", path: ["jitsi", "groups", index, "name"], message: `duplicate group ${group.name}` });
-      names.add(group.name);
-    });
     const workers = settings.sidecar.workers;
     if (workers !== undefined && workers.count > 0 && workers.port !== 0 && workers.port === settings.listen.port) {
       context.addIssue({

@@ -22,10 +22,9 @@ import { LeaseKeeper } from "./lease.js";
 import { ActuatorNotStartedError } from "./actuator.js";
 import { FleetLeaseLostError, type FleetLock } from "./lock.js";
 
-/** A Jitsi group's fleet and stack names (infra/jitsi.ts): the fleet `jitsi-<group>` on the stack `<env>-jitsi-<group>`. */
-export function jitsiFleetName(group: string): string {
-  return `jitsi-${group}`;
-}
+export { jitsiFleetName } from "../../infra/jitsi.js";
+
+/** A Jitsi group's stack: `<env>-jitsi-<group>`, holding the fleet `jitsi-<group>` (infra/jitsi.ts's jitsiFleetName). */
 export function jitsiStackName(env: string, group: string): string {
   return `${env}-jitsi-${group}`;
 }

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { hostname } from "node:os";
-import type { JitsiConfig } from "../../infra/jitsi.js";
+import { jitsiSecretsFromEnv, type JitsiConfig } from "../../infra/jitsi.js";
 import { FleetStack } from "../actuator/fleetStack.js";
 import { JitsiFleet, jitsiFleetName, jitsiStackName } from "../actuator/jitsiFleet.js";
 import { FleetLock } from "../actuator/lock.js";
@@ -53,6 +53,7 @@ export async function openJitsiRuntime(
       nodeExporterPassword: secret("CONFSCALE_NODE_EXPORTER_PASSWORD"),
       masterSecret: secret("CONFSCALE_BBB_SECRET"),
       providerEnv: engineVariables(env),
+      jitsiSecrets: jitsiSecretsFromEnv(env),
     });
     fleets.push(
       new JitsiFleet(

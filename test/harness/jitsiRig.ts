@@ -66,6 +66,11 @@ export async function openJitsiRig(options: { emulator: Emulator; sandbox: Pulum
         nodeExporterPassword: "node-exporter-password",
         masterSecret: emulator.cloud.bbbSecret,
         providerEnv: { ...sandbox.env, IONOS_USERNAME: emulator.credentials.username, IONOS_PASSWORD: emulator.credentials.password },
+        jitsiSecrets: {
+          jitsiJvbPassword: "jvb-xmpp-password",
+          jitsiJibriPassword: "jibri-xmpp-password",
+          jitsiRecorderPassword: "recorder-xmpp-password",
+        },
       });
       const fleet = new JitsiFleet(
         {

@@ -55,6 +55,6 @@ describe("the scaler's Jitsi groups (scaler.yaml `jitsi`)", () => {
     expect(problems({ ...base, fleet, jitsi: jitsi([group(), group({ scaling: { ...group().scaling, scaleUpThreshold: -1 } })]) })).toEqual(
       expect.arrayContaining([expect.stringMatching(/^jitsi\.groups\.1\.scaling\.scaleUpThreshold: /)]),
     );
-    expect(problems({ ...base, fleet, jitsi: jitsi([group(), group()]) })).toEqual(["jitsi.groups.1.name: duplicate group bridges"]);
+    expect(problems({ ...base, fleet, jitsi: jitsi([group(), group()]) })).toEqual(["jitsi.groups.1.name: duplicate group name bridges"]);
   });
 });
