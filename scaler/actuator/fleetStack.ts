@@ -9,6 +9,8 @@ import { enginePath, pulumiCommand } from "../../infra/toolchain.js";
 
 export interface FleetStackSettings {
   env: string;
+  /** The stack's name; `<env>-fleet` unless given (a Jitsi group's is `<env>-jitsi-<group>`). */
+  stackName?: string;
   /** The fleet project's directory (its Pulumi.yaml); dynamic providers run from here. */
   workDir: string;
   /** The fleet stack's backend: the cloud's S3-compatible storage, or a `file://` path on a persistent volume. */
@@ -70,7 +72,7 @@ export class FleetStack {
     if (settings.backendUrl.startsWith("file://")) await mkdir(fileURLToPath(settings.backendUrl.split("?")[0]!), { recursive: true });
     // Dynamic providers (the IONOS adapter) load ./node_modules/@pulumi/pulumi from the project directory.
     if (!existsSync(join(settings.workDir, "node_modules"))) await symlink(nodeModules, join(settings.workDir, "node_modules"), "dir");
-    const name = `${settings.env}-fleet`;
+    const name = settings.stackName ?? `${settings.env}-fleet`;
     const program: { spec?: FleetSpec } = {};
     // Handed to the inline program in memory: `pulumi config set` would put them on the CLI's command line.
     const secrets: FleetSecrets = {

@@ -219,6 +219,10 @@ export class ScalerStore {
     return this.instances.listInstances(groupId);
   }
 
+  untrackedGroups(): Promise<{ id: string; instances: InstanceStatus[] }[]> {
+    return this.instances.untrackedGroups();
+  }
+
   groupReport(groupId: string): Promise<GroupReport> {
     return this.instances.groupReport(groupId);
   }
