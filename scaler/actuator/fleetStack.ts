@@ -170,6 +170,14 @@ export class FleetStack {
     const outputs = await this.stack.outputs();
     return (outputs.servers?.value ?? {}) as Record<string, { id: string; publicIp: string }>;
   }
+  /** Each Jitsi worker's sidecar key id and public key, from the stack's outputs (infra/jitsiSidecarKey.ts). */
+  async sidecarKeys(): Promise<Record<string, { keyId: string; publicKeyPem: string }>> {
+    const outputs = await this.stack.outputs();
+    const servers = (outputs.servers?.value ?? {}) as Record<string, { sidecarKey?: { keyId: string; publicKeyPem: string } }>;
+    return Object.fromEntries(
+      Object.entries(servers).flatMap(([name, server]) => (server.sidecarKey === undefined ? [] : [[name, server.sidecarKey]])),
+    );
+  }
 
   /**
    * After a scaler died during an `up`: removes the engine's stale lock, drops the creates it never saw finish

@@ -133,7 +133,13 @@ export class JitsiFleet {
       (await this.states.load(this.fleet)) ??
       (this.applied === undefined ? newFleet(origin, this.deps.now()) : adopt(origin, this.applied, this.deps.now()));
     this.addresses = await this.deps.fleetStack.serverAddresses();
+    await this.publishSidecarKeys();
     await this.save();
+  }
+
+  /** Each worker's sidecar key, for the token check (scaler/api/asap.ts): a destroyed worker's key goes with it. */
+  private async publishSidecarKeys(): Promise<void> {
+    await this.deps.store.publishSidecarKeys(this.fleet, Object.values(await this.deps.fleetStack.sidecarKeys()));
   }
 
   private get image(): string {
@@ -278,6 +284,7 @@ export class JitsiFleet {
       this.applied = structuredClone(state.desired);
       const before = this.addresses;
       this.addresses = await this.deps.fleetStack.serverAddresses();
+      await this.publishSidecarKeys();
       // A machine just created counts as provisioning until its sidecar first reports.
       for (const [name, address] of Object.entries(this.addresses)) {
         if (before[name] !== undefined || instances.some((instance) => instance.instanceId === address.id)) continue;

@@ -33,6 +33,8 @@ export interface JitsiGroupStore {
   setDesired(id: string, desired: number, actor: string): Promise<{ from: number; to: number }>;
   requestShutdown(id: string, instanceIds: readonly string[], actor: string): Promise<void>;
   registerProvisioning(id: string, instanceId: string, details: Record<string, unknown>, actor: string): Promise<void>;
+  /** Makes the fleet's workers' sidecar keys (and only those) the ones their tokens are checked with. */
+  publishSidecarKeys(fleet: string, keys: readonly { keyId: string; publicKeyPem: string }[]): Promise<void>;
   appendAudit(
     id: string,
     entry: { kind: string; actor: string; message?: string; details?: Record<string, unknown> },

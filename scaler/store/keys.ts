@@ -28,4 +28,6 @@ export class Keys {
   hooks = () => `${this.prefix}hooks`;
   /** Revoked sidecar key ids (scaler/api/asap.ts), and the channel their changes are announced on. */
   revokedSidecarKeys = () => `${this.prefix}sidecar-keys:revoked`;
+  /** Jitsi workers' sidecar public keys by key id, published by their fleets from the fleet stack's outputs. */
+  jitsiSidecarKeys = () => `${this.prefix}sidecar-keys:jitsi`;
 }
