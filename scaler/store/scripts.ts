@@ -48,10 +48,10 @@ const CHECK_IN_ARGS = 13;
 /**
  * Records a batch of sidecar reports, in order; the batch is atomic as one script is, and every check-in in it is
  * checked and answered on its own, so that one for an unknown group refuses that check-in only.
- * KEYS: 5 per group the batch reports to (group, live index, stress series, group audit, untracked groups index), then 3 per check-in
- * (instance, commands, instance audit): a batch's check-ins mostly share a group, whose keys are sent once.
+ * KEYS: 5 per group the batch reports to (group, live index, stress series, group audit, untracked groups index), then
+ * 3 per check-in (instance, commands, instance audit): a batch's check-ins mostly share a group, whose keys are sent once.
  * ARGV: 1 idle TTL ms, 2 shutting-down TTL ms, 3 command TTL ms, 4 stress max points, 5 stress retention ms,
- * 6 audit max entries, 7 instance audit TTL ms, 8 number of groups; then 12 per check-in: 1 its group's number
+ * 6 audit max entries, 7 instance audit TTL ms, 8 number of groups; then 13 per check-in: 1 its group's number
  * (1-based, in KEYS order), 2 instanceType, 3 now, 4 kind, 5 details JSON, 6 stats JSON or '', 7 stress or '',
  * 8 shutting down 1/0, 9 reconfigureComplete or '', 10 reconfigureError 1/0, 11 instance id, 12 sidecar timestamp or '',
  * 13 group id. A group nobody configured is accepted as jitsi-autoscaler does: its id joins the untracked index and
@@ -295,11 +295,10 @@ for i = 8, #ARGV do
     redis.call('HDEL', commands, ARGV[1])
     -- Read by the next check-in: the instance leaves shutting_down once its sidecar stops draining.
     if ARGV[1] == 'shutdown' then redis.call('HSET', commands, 'shutdownWithdrawn', ARGV[3]) end
-    redis.call('PEXPIRE', commands, ARGV[4])
   else
     redis.call('HSET', commands, ARGV[1], ARGV[2])
-    redis.call('PEXPIRE', commands, ARGV[4])
   end
+  redis.call('PEXPIRE', commands, ARGV[4])
   redis.call('HDEL', commands, ARGV[1] .. 'Delivered')
   local head = ARGV[5] .. ',"instanceId":' .. cjson.encode(ARGV[i])
   audit(KEYS[3], head, kind, extra, ARGV[6])
