@@ -25,6 +25,13 @@ export interface FleetStackSettings {
   jitsiSecrets?: JitsiSecrets;
 }
 
+/** What the fleet program exports of each server; `sidecarKey` for Jitsi workers only (infra/jitsiSidecarKey.ts). */
+export interface ServerOutputs {
+  id: string;
+  publicIp: string;
+  sidecarKey?: { keyId: string; publicKeyPem: string };
+}
+
 /** One resource step of an update, as the engine reported it. */
 export interface ResourceStep {
   name: string;
@@ -165,18 +172,10 @@ export class FleetStack {
     return spec === undefined ? undefined : fleetSpecSchema.parse(spec);
   }
 
-  /** Each server's cloud id and public address, from the stack's outputs. */
-  async serverAddresses(): Promise<Record<string, { id: string; publicIp: string }>> {
+  /** Each server's cloud id and public address (and a Jitsi worker's sidecar key), from the stack's outputs. */
+  async serverAddresses(): Promise<Record<string, ServerOutputs>> {
     const outputs = await this.stack.outputs();
-    return (outputs.servers?.value ?? {}) as Record<string, { id: string; publicIp: string }>;
-  }
-  /** Each Jitsi worker's sidecar key id and public key, from the stack's outputs (infra/jitsiSidecarKey.ts). */
-  async sidecarKeys(): Promise<Record<string, { keyId: string; publicKeyPem: string }>> {
-    const outputs = await this.stack.outputs();
-    const servers = (outputs.servers?.value ?? {}) as Record<string, { sidecarKey?: { keyId: string; publicKeyPem: string } }>;
-    return Object.fromEntries(
-      Object.entries(servers).flatMap(([name, server]) => (server.sidecarKey === undefined ? [] : [[name, server.sidecarKey]])),
-    );
+    return (outputs.servers?.value ?? {}) as Record<string, ServerOutputs>;
   }
 
   /**

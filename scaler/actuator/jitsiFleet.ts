@@ -17,7 +17,7 @@ import {
   type JitsiSanityFindings,
 } from "../policy/jitsi.js";
 import { adopt, newFleet } from "./adopt.js";
-import type { FleetStack, FleetUpdateReport } from "./fleetStack.js";
+import type { FleetStack, FleetUpdateReport, ServerOutputs } from "./fleetStack.js";
 import { LeaseKeeper } from "./lease.js";
 import { ActuatorNotStartedError } from "./actuator.js";
 import { FleetLeaseLostError, type FleetLock } from "./lock.js";
@@ -74,7 +74,7 @@ export class JitsiFleet {
   private readonly states: FleetStateStore;
   private state: FleetState | undefined;
   private applied: FleetState["desired"] | undefined;
-  private addresses: Record<string, { id: string; publicIp: string }> = {};
+  private addresses: Record<string, ServerOutputs> = {};
 
   constructor(
     private readonly settings: JitsiFleetSettings,
@@ -133,13 +133,14 @@ export class JitsiFleet {
       (await this.states.load(this.fleet)) ??
       (this.applied === undefined ? newFleet(origin, this.deps.now()) : adopt(origin, this.applied, this.deps.now()));
     this.addresses = await this.deps.fleetStack.serverAddresses();
-    await this.publishSidecarKeys();
+    await this.publishSidecarKeys(this.addresses);
     await this.save();
   }
 
   /** Each worker's sidecar key, for the token check (scaler/api/asap.ts): a destroyed worker's key goes with it. */
-  private async publishSidecarKeys(): Promise<void> {
-    await this.deps.store.publishSidecarKeys(this.fleet, Object.values(await this.deps.fleetStack.sidecarKeys()));
+  private async publishSidecarKeys(servers: Record<string, ServerOutputs>): Promise<void> {
+    const keys = Object.values(servers).flatMap((server) => (server.sidecarKey === undefined ? [] : [server.sidecarKey]));
+    await this.deps.store.publishSidecarKeys(this.fleet, keys);
   }
 
   private get image(): string {
@@ -284,7 +285,7 @@ export class JitsiFleet {
       this.applied = structuredClone(state.desired);
       const before = this.addresses;
       this.addresses = await this.deps.fleetStack.serverAddresses();
-      await this.publishSidecarKeys();
+      await this.publishSidecarKeys(this.addresses);
       // A machine just created counts as provisioning until its sidecar first reports.
       for (const [name, address] of Object.entries(this.addresses)) {
         if (before[name] !== undefined || instances.some((instance) => instance.instanceId === address.id)) continue;

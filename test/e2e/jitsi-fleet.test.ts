@@ -111,6 +111,10 @@ describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, sca
       const id = idOf(bridges, "jitsi-bridges-1");
       // Ownership labels name the fleet `jitsi-bridges`.
       expect([...(server(id)?.labels.values() ?? [])]).toContain("jitsi-bridges");
+      // Its own sidecar key is published for the token check (scaler/api/asap.ts): the stock sidecar's tokens pass.
+      expect(await rig.store.redis.hkeys(rig.store.keys.jitsiSidecarKeys())).toEqual([
+        expect.stringMatching(/^confscale-jitsi\/jitsi-bridges\/jitsi-bridges-1\/[0-9a-f]{16}$/),
+      ]);
 
       await startSidecars(bridges, "JVB");
       await step(bridges);
