@@ -118,6 +118,8 @@ export const jitsiGroupConfigSchema = z.strictObject({
   enableScheduler: z.boolean().default(false),
   /** Seconds an instance may take to finish its graceful shutdown before it is destroyed anyway. */
   gracefulShutdownSeconds: z.number().int().min(0).default(3600),
+  /** Seconds the autoscaler leaves desired alone after any change of it (jitsi-autoscaler's gracePeriodTTLSec). */
+  gracePeriodTTLSec: z.number().int().min(0).default(480),
 });
 export type JitsiGroupConfig = z.infer<typeof jitsiGroupConfigSchema>;
 

@@ -99,7 +99,7 @@ export function workerPublicKeyPem(masterSecret: string, keyId: string, fleets?:
  * (`servers.<name>.sidecarKey`), which the scaler serves at `/keys/<sha256 hex of kid>.pem`, its own key base URL.
  */
 
-const JITSI_KEY_ID_PREFIX = "confscale-jitsi";
+export const JITSI_KEY_ID_PREFIX = "confscale-jitsi";
 /** RS256 as ASAP uses it; 2048 bits is RFC 7518's minimum for RS256 and keeps a fleet `up` quick. */
 export const JITSI_SIDECAR_KEY_BITS = 2048;
 

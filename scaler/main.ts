@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import { closeGracefully, createApp, listen } from "./app.js";
 import { parseCommandLine } from "./commandLine.js";
+import { openJitsiRuntime, type JitsiRuntime } from "./loop/jitsi.js";
 import { openFleetRuntime, type FleetRuntime } from "./loop/runtime.js";
 import { RepeatedFaults, createLogger } from "./log.js";
 import { createMetrics } from "./metrics.js";
@@ -45,6 +46,10 @@ async function main(): Promise<void> {
     if (redis.status !== "ready") await once(redis, "ready");
     fleet = await openFleetRuntime(settings.fleet, { redis, keyPrefix: settings.redis.keyPrefix, store, logger, metrics });
   }
+  let jitsi: JitsiRuntime | undefined;
+  if (settings.fleet !== undefined && settings.jitsi !== undefined) {
+    jitsi = await openJitsiRuntime(settings.fleet, settings.jitsi, { redis, keyPrefix: settings.redis.keyPrefix, store, logger });
+  }
   const workers = await SidecarWorkers.start(settings, logger);
   const app = createApp({
     store,
@@ -68,7 +73,7 @@ async function main(): Promise<void> {
       logger.warn({ event: "stop.deadline", graceMs: settings.shutdownGraceMs }, "in-flight requests did not finish in time"),
     );
     void closed
-      .then(() => Promise.all([fleet?.controller.stop(), workersStopped]))
+      .then(() => Promise.all([fleet?.controller.stop(), jitsi?.stop(), workersStopped]))
       .then(() => store.close())
       .then(() => {
         logger.info({ event: "stopped" }, "scaler stopped");
@@ -84,6 +89,10 @@ async function main(): Promise<void> {
     // A standby waits here, serving check-ins and the API, until the leader's lease is released or expires.
     const { recovered } = await fleet.controller.start();
     if (!stopping) logger.info({ event: "fleet.started", fleet: fleet.view.name, recovered }, "fleet loop started");
+  }
+  if (jitsi !== undefined) {
+    await jitsi.start();
+    logger.info({ event: "jitsi.started", fleets: jitsi.fleets.map((entry) => entry.fleet) }, "jitsi groups started");
   }
 }
 

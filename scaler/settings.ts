@@ -4,7 +4,8 @@ import { z } from "zod";
 import { alertSettingsSchema } from "./alerts.js";
 import { workerPolicySchema } from "../infra/config.js";
 import { fleetTemplateSchema } from "../infra/fleet.js";
-import { groupIdSchema } from "./store/schemas.js";
+import { jitsiConfigSchema } from "../infra/jitsi.js";
+import { fleetNameSchema } from "./store/schemas.js";
 
 export const ROLES = ["viewer", "operator", "admin"] as const;
 export const roleSchema = z.enum(ROLES);
@@ -27,7 +28,7 @@ const seconds = z.number().int().positive();
  */
 export const fleetSettingsSchema = z.strictObject({
   /** Where workers go and what their template needs (from the environment stack's outputs); the fleet is a group. */
-  template: fleetTemplateSchema.extend({ fleet: groupIdSchema }),
+  template: fleetTemplateSchema.extend({ fleet: fleetNameSchema }),
   image: z.string().min(1),
   /** The policy the fleet's group starts with; operators change it through the API afterwards. */
   policy: workerPolicySchema,
@@ -164,8 +165,17 @@ export const settingsSchema = z
     }),
     shutdownGraceMs: z.number().int().positive().default(10_000),
     fleet: fleetSettingsSchema.optional(),
+    /** Jitsi groups, each a fleet on its own stack (rendered from the environment stack's `confscale:jitsi`). */
+    jitsi: jitsiConfigSchema.optional(),
   })
   .superRefine((settings, context) => {
+    if (settings.jitsi !== undefined && settings.fleet === undefined) {
+      context.addIssue({
+        code: "custom",
+        path: ["jitsi"],
+        message: "Jitsi groups need the fleet section: their machines take its placement, template and stack backend",
+      });
+    }
     const workers = settings.sidecar.workers;
     if (workers !== undefined && workers.count > 0 && workers.port !== 0 && workers.port === settings.listen.port) {
       context.addIssue({

@@ -15,7 +15,7 @@ import { enginePath, pulumiCommand } from "../../infra/toolchain.js";
 
 export interface FleetStackSettings {
   env: string;
-  /** The stack's name; `<env>-fleet` unless given (a shard's, scaler/actuator/shards.ts). */
+  /** The stack's name; `<env>-fleet` unless given (a shard's, scaler/actuator/shards.ts; a Jitsi group's `<env>-jitsi-<group>`). */
   stackName?: string;
   /** The fleet project's directory (its Pulumi.yaml); dynamic providers run from here. */
   workDir: string;
@@ -29,6 +29,13 @@ export interface FleetStackSettings {
   providerEnv?: Record<string, string>;
   /** A Jitsi group's XMPP passwords (infra/jitsi.ts jitsiSecretsFromEnv), for its workers' user data. */
   jitsiSecrets?: JitsiSecrets;
+}
+
+/** What the fleet program exports of each server; `sidecarKey` for Jitsi workers only (infra/jitsiSidecarKey.ts). */
+export interface ServerOutputs {
+  id: string;
+  publicIp: string;
+  sidecarKey?: { keyId: string; publicKeyPem: string };
 }
 
 /** One resource step of an update, as the engine reported it. */
@@ -45,7 +52,8 @@ export interface FleetUpdateReport {
   summary: Record<string, number>;
 }
 
-export type ServerAddresses = Record<string, { id: string; publicIp: string }>;
+/** Each server's outputs by name. */
+export type ServerAddresses = Record<string, ServerOutputs>;
 
 export class FleetStackError extends Error {
   constructor(

@@ -86,7 +86,7 @@ interface Shard {
 }
 
 /**
- * A fleet's servers in several stacks, `<base>-<shard>` (`<env>-fleet-0`, `<env>-jitsi-<group>-0`): an `up` runs only
+ * A fleet's servers in several stacks, `<base>-<shard>` (`<env>-fleet-0`, `<env>-fleet-1`, ...; the BBB fleet's only: a Jitsi group keeps its one stack): an `up` runs only
  * the shards whose servers changed, several at once, so a change costs what it changes. The fleet lease covers every
  * shard (one actuator per fleet); each shard is a FleetStack with its own engine lock, pending operations and outputs.
  */
@@ -101,7 +101,7 @@ export class ShardedFleetStack {
   private plannedConverge: boolean | undefined;
 
   private constructor(
-    /** The stack name a single-stack fleet had: `<env>-fleet`, or `<env>-jitsi-<group>`. */
+    /** The stack name a single-stack fleet had: `<env>-fleet`. */
     readonly name: string,
     private readonly settings: ShardedFleetStackSettings,
     /** The fleet project's workspace, which lists and removes its stacks. */

@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import type { Redis } from "ioredis";
 import { decodeProtectedHeader, importSPKI, jwtVerify, type CryptoKey, type JWTPayload } from "jose";
-import { parseWorkerKeyId, workerPublicKeyPem, workerSigningKey } from "../../infra/workerCredentials.js";
+import { parseJitsiWorkerKeyId, parseWorkerKeyId, workerPublicKeyPem, workerSigningKey } from "../../infra/workerCredentials.js";
 import { storeFault } from "../store/errors.js";
 
 export interface AsapOptions {
@@ -29,6 +29,11 @@ export interface AsapOptions {
   workerMasterSecret?: string;
   /** Revoked key ids; a token of a revoked key is refused from the moment it is revoked. */
   revocations?: KeyRevocations;
+  /**
+   * The public key a Jitsi worker's fleet published for a key id `confscale-jitsi/<fleet>/<server>/<fingerprint>`
+   * (infra/workerCredentials.ts): read from the scaler's own store, never fetched, and scoped to that worker.
+   */
+  jitsiSidecarKey?: (kid: string) => Promise<string | undefined>;
 }
 
 /** A sidecar token was refused; `reason` is safe to return to the caller (it never echoes the token). */
@@ -155,8 +160,11 @@ export class AsapVerifier {
     const kid = header.kid;
     if (kid === undefined || kid === "") throw new AsapError("token header has no kid");
     const worker = this.options.workerMasterSecret === undefined ? undefined : parseWorkerKeyId(kid);
+    const published = this.options.jitsiSidecarKey;
+    const jitsi = worker !== undefined || published === undefined ? undefined : parseJitsiWorkerKeyId(kid);
     try {
-      const { payload } = await jwtVerify(token, worker === undefined ? await this.keyFor(kid) : this.workerKey(kid, worker), {
+      const key = worker !== undefined ? this.workerKey(kid, worker) : await this.keyFor(kid, jitsi === undefined ? undefined : published);
+      const { payload } = await jwtVerify(token, key, {
         algorithms: [worker === undefined ? "RS256" : "EdDSA"],
         audience: this.options.audience,
         issuer: [...this.options.acceptedIssuers],
@@ -164,7 +172,9 @@ export class AsapVerifier {
         clockTolerance: CLOCK_SKEW_SECONDS,
       });
       checkLifetime(payload);
-      return { payload, kid, scope: worker === undefined ? this.scopeOf(payload) : workerScope(payload, worker) };
+      const scope =
+        worker !== undefined ? workerScope(payload, worker) : jitsi !== undefined ? jitsiScope(payload, jitsi) : this.scopeOf(payload);
+      return { payload, kid, scope };
     } catch (error) {
       if (error instanceof AsapError) throw error;
       const code = (error as { code?: string }).code ?? "";
@@ -193,13 +203,15 @@ export class AsapVerifier {
   }
   private readonly derived = new Map<string, KeyObject>();
 
-  private async keyFor(kid: string): Promise<CryptoKey | KeyObject> {
+  /** A key from the key server (lookups rate-limited), or with `published` from the scaler's own store (not limited). */
+  private async keyFor(kid: string, published?: (kid: string) => Promise<string | undefined>): Promise<CryptoKey | KeyObject> {
     const now = Date.now();
     let cached = this.keys.get(kid);
     if (cached === undefined || cached.expiresAt <= now) {
-      if (!this.fetchBudget.take(now)) throw new AsapError("unknown signing key (key lookups are rate-limited; try again later)");
+      if (published === undefined && !this.fetchBudget.take(now))
+        throw new AsapError("unknown signing key (key lookups are rate-limited; try again later)");
       if (this.keys.size >= MAX_CACHED_KEYS) this.dropExpired(now);
-      const key = this.fetchKey(kid);
+      const key = published === undefined ? this.fetchKey(kid) : publishedKey(kid, published);
       cached = { key, expiresAt: now + (this.options.missCacheSeconds ?? 30) * 1000 };
       this.keys.set(kid, cached);
       const entry = cached;
@@ -242,13 +254,14 @@ export class AsapVerifier {
  */
 export function sidecarVerifier(
   options: Omit<AsapOptions, "revocations" | "workerMasterSecret">,
-  store: { redis: Redis; keys: { revokedSidecarKeys(): string } },
+  store: { redis: Redis; keys: { revokedSidecarKeys(): string }; jitsiSidecarKey?(kid: string): Promise<string | undefined> },
   env: NodeJS.ProcessEnv = process.env,
 ): AsapVerifier {
   const masterSecret = env.CONFSCALE_BBB_SECRET;
   return new AsapVerifier({
     ...options,
     revocations: new KeyRevocations(store.redis, store.keys.revokedSidecarKeys()),
+    ...(store.jitsiSidecarKey === undefined ? {} : { jitsiSidecarKey: (kid: string) => store.jitsiSidecarKey!(kid) }),
     ...(masterSecret === undefined || masterSecret === "" ? {} : { workerMasterSecret: masterSecret }),
   });
 }
@@ -262,6 +275,27 @@ function checkLifetime(payload: JWTPayload): void {
   const { iat, exp } = payload as { iat: number; exp: number };
   if (exp - iat > MAX_TOKEN_LIFETIME_SECONDS) throw new AsapError(`token lives longer than ${MAX_TOKEN_LIFETIME_SECONDS} s (exp - iat)`);
   if (iat > Date.now() / 1000 + CLOCK_SKEW_SECONDS) throw new AsapError("token claim iat is in the future");
+}
+
+/** A Jitsi worker's published public key, or undefined when none is (or it cannot be read). */
+async function publishedKey(kid: string, published: (kid: string) => Promise<string | undefined>): Promise<CryptoKey | undefined> {
+  try {
+    const pem = await published(kid);
+    return pem === undefined ? undefined : await importSPKI(pem, "RS256");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A Jitsi worker's key speaks for its own group (the fleet `jitsi-<group>`, infra/jitsi.ts) and server only; a `sub`,
+ * if present, must say the same. The unmodified sidecar sends none.
+ */
+function jitsiScope(payload: JWTPayload, worker: { fleet: string; server: string }): TokenScope {
+  const group = worker.fleet.replace(/^jitsi-/, "");
+  if (payload.sub !== undefined && payload.sub !== `${group}/${worker.server}`)
+    throw new AsapError("token claim sub differs from its key id's group and server");
+  return { group, instanceId: worker.server };
 }
 
 /** A worker's key speaks for its own fleet and server only; a `sub`, if present, must say the same. */

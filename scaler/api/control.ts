@@ -52,6 +52,8 @@ export function controlRoutes({
   const actor = (c: Context<ApiEnv>) => c.get("principal").name;
 
   api.get("/groups", viewer, async (c) => c.json({ groups: await store.listGroups() }));
+  // Groups sidecars report to that nobody configured: listed here until an operator creates (adopts) them.
+  api.get("/untracked", viewer, async (c) => c.json({ groups: await store.untrackedGroups() }));
 
   api.post("/groups", admin, async (c) => {
     const { id, ...rest } = await readJson(c, createBody, CONTROL_BODY_LIMIT);

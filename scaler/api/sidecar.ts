@@ -6,9 +6,10 @@ import type { ScalerMetrics } from "../metrics.js";
 import { StoreConflictError, StoreUnavailableError } from "../store/errors.js";
 import type { ScalerStore } from "../store/store.js";
 import {
+  DEFAULT_GROUP,
   groupIdSchema,
   instanceIdSchema,
-  instanceTypeSchema,
+  reportedInstanceTypeSchema,
   type CheckIn,
   type CheckInKind,
   type InstanceDetails,
@@ -22,8 +23,9 @@ const metadata = z.string().max(256).nullish();
 /** InstanceDetails of jitsi-autoscaler-sidecar; extra metadata keys are kept as they come. */
 export const instanceDetailsSchema = z.looseObject({
   instanceId: instanceIdSchema,
-  instanceType: instanceTypeSchema,
-  group: groupIdSchema,
+  instanceType: reportedInstanceTypeSchema,
+  // A report without a group is filed under `default`, as jitsi-autoscaler files it.
+  group: groupIdSchema.default(DEFAULT_GROUP),
   region: metadata,
   cloud: metadata,
   name: metadata,

@@ -43,6 +43,13 @@ const ENGINE_VARIABLE = {
   test: (name: string) => CLOUD_VARIABLE_NAMES.has(name) || /^(AWS_|PULUMI_HOME$|PULUMI_SKIP_UPDATE_CHECK$)/.test(name),
 };
 
+/** The variables of `env` the engine is handed: the clouds' credentials and settings, the S3 backend's, the engine's own. */
+export function engineVariables(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => ENGINE_VARIABLE.test(entry[0]) && entry[1] !== undefined),
+  );
+}
+
 function fill(template: string, values: Record<string, string>): string {
   return template.replace(/\{(\w+)\}/g, (match, key: string) => values[key] ?? match);
 }
@@ -96,9 +103,7 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
     passphrase: secret("PULUMI_CONFIG_PASSPHRASE"),
     nodeExporterPassword: secret("CONFSCALE_NODE_EXPORTER_PASSWORD"),
     masterSecret: secret("CONFSCALE_BBB_SECRET"),
-    providerEnv: Object.fromEntries(
-      Object.entries(env).filter((entry): entry is [string, string] => ENGINE_VARIABLE.test(entry[0]) && entry[1] !== undefined),
-    ),
+    providerEnv: engineVariables(env),
   });
   const scalelite = new ScaleliteClient({ baseUrl: settings.scaleliteUrl, secret: secret("LOADBALANCER_SECRET") });
   // Each worker has its own BBB secret, derived from the fleet's master secret (infra/workerCredentials.ts).

@@ -54,9 +54,6 @@ export class InstanceStore extends StorePart {
     const { group } = report.details;
     // Encoded here, not in the batch: a report that cannot be encoded fails alone.
     const reply = await this.checkIns.submit(pendingCheckIn(report, this.now()));
-    if (reply[0] === "unknown_group") {
-      throw new StoreConflictError("group_not_found", "instance.group", `group ${group} is not configured on this scaler`);
-    }
     if (reply[0] === "type_mismatch") {
       throw new StoreConflictError(
         "instance_type_mismatch",
@@ -151,6 +148,18 @@ export class InstanceStore extends StorePart {
     return instances;
   }
 
+  /** Groups sidecars report to that no one has configured, with their live instances (sanity lists them as untracked). */
+  async untrackedGroups(): Promise<{ id: string; instances: InstanceStatus[] }[]> {
+    const ids = (await this.call("untrackedGroups", () => this.redis.smembers(this.keys.untrackedGroups()))).sort();
+    const untracked: { id: string; instances: InstanceStatus[] }[] = [];
+    for (const id of ids) {
+      if ((await this.groups.getGroup(id)) !== undefined) continue;
+      const instances = await this.listInstances(id);
+      if (instances.length > 0) untracked.push({ id, instances });
+    }
+    return untracked;
+  }
+
   async groupReport(groupId: string): Promise<GroupReport> {
     const group = await this.groups.requireGroup(groupId);
     const instances = await this.listInstances(groupId);
@@ -209,7 +218,7 @@ export class InstanceStore extends StorePart {
       if (groupNumber === undefined) {
         groupNumber = groupNumbers.size + 1;
         groupNumbers.set(group, groupNumber);
-        groupKeys.push(k.group(group), k.live(group), k.stress(group), k.groupAudit(group));
+        groupKeys.push(k.group(group), k.live(group), k.stress(group), k.groupAudit(group), k.untrackedGroups());
       }
       checkInKeys.push(k.instance(group, instanceId), k.commands(group, instanceId), k.instanceAudit(group, instanceId));
       checkInArgs.push(groupNumber, ...args);
@@ -256,6 +265,7 @@ function pendingCheckIn(report: CheckIn, now: number): PendingCheckIn {
     report.reconfigureError ? "1" : "0",
     instanceId,
     report.sidecarTimestamp === undefined ? "" : String(report.sidecarTimestamp),
+    group,
   ];
   return { group, instanceId, args };
 }

@@ -9,6 +9,8 @@ const segment = (id: string): string => encodeURIComponent(id);
 export class Keys {
   constructor(private readonly prefix: string) {}
   groups = () => `${this.prefix}groups`;
+  /** Groups sidecars report to that nobody configured (jitsi-autoscaler accepts them; an operator adopts them). */
+  untrackedGroups = () => `${this.prefix}groups:untracked`;
   globalPause = () => `${this.prefix}paused`;
   /** Written by the readiness probe: a Redis that refuses writes is not ready. */
   writeProbe = () => `${this.prefix}ready-probe`;
@@ -26,4 +28,6 @@ export class Keys {
   hooks = () => `${this.prefix}hooks`;
   /** Revoked sidecar key ids (scaler/api/asap.ts), and the channel their changes are announced on. */
   revokedSidecarKeys = () => `${this.prefix}sidecar-keys:revoked`;
+  /** Jitsi workers' sidecar public keys by key id, published by their fleets from the fleet stack's outputs. */
+  jitsiSidecarKeys = () => `${this.prefix}sidecar-keys:jitsi`;
 }

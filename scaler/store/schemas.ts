@@ -1,14 +1,31 @@
 import { z } from "zod";
 import { workerPolicySchema } from "../../infra/config.js";
 
-/** Instance types a sidecar reports: the Jitsi components of jitsi-autoscaler-sidecar and our BBB sidecar. */
+/** Instance types whose stats the scaler reads: the Jitsi components of jitsi-autoscaler-sidecar and our BBB sidecar. */
 export const INSTANCE_TYPES = ["JVB", "jigasi", "jibri", "sip-jibri", "bbb"] as const;
 export const instanceTypeSchema = z.enum(INSTANCE_TYPES);
 export type InstanceType = z.infer<typeof instanceTypeSchema>;
 
+/**
+ * The instance type a sidecar reports: free text in jitsi-autoscaler (`nomad`, `whisper`, ...), so any short name is
+ * accepted; only the types above have stats the scaler reads.
+ */
+export const reportedInstanceTypeSchema = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, "expected 1-64 letters, digits or _ . -, starting with a letter");
+
+/** Group names are free text in jitsi-autoscaler (`custom-bridgeGroup1`); they become part of Redis keys, so bounded. */
 export const groupIdSchema = z
   .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, "expected 1-63 letters, digits or _ . -, starting with a letter or digit");
+
+/** A fleet's name: a group id that is also a machine name prefix and part of a stack name, so lowercase. */
+export const fleetNameSchema = z
+  .string()
   .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "expected 1-63 lowercase letters, digits or -, starting with a letter or digit");
+
+/** The group a sidecar report without one is filed under, as jitsi-autoscaler does. */
+export const DEFAULT_GROUP = "default";
 
 /** Sidecar instance ids are cloud ids or hostnames; they become part of Redis keys, so they are bounded. */
 export const instanceIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$/, "expected 1-200 letters, digits or _ . : @ -");
@@ -51,7 +68,7 @@ export type CheckInKind = "poll" | "status" | "stats" | "shutdown";
 /** Identity of an instance as its sidecar reports it (extra metadata keys are kept as they come). */
 export interface InstanceDetails {
   instanceId: string;
-  instanceType: InstanceType;
+  instanceType: string;
   group: string;
   [key: string]: unknown;
 }

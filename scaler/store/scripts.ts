@@ -41,20 +41,22 @@ end
 `;
 
 /** Keys of each group and of each check-in in a `checkInsScript` call, and arguments of each check-in. */
-const GROUP_KEYS = 4;
+const GROUP_KEYS = 5;
 const CHECK_IN_KEYS = 3;
-const CHECK_IN_ARGS = 12;
+const CHECK_IN_ARGS = 13;
 
 /**
  * Records a batch of sidecar reports, in order; the batch is atomic as one script is, and every check-in in it is
  * checked and answered on its own, so that one for an unknown group refuses that check-in only.
- * KEYS: 4 per group the batch reports to (group, live index, stress series, group audit), then 3 per check-in
- * (instance, commands, instance audit): a batch's check-ins mostly share a group, whose keys are sent once.
+ * KEYS: 5 per group the batch reports to (group, live index, stress series, group audit, untracked groups index), then
+ * 3 per check-in (instance, commands, instance audit): a batch's check-ins mostly share a group, whose keys are sent once.
  * ARGV: 1 idle TTL ms, 2 shutting-down TTL ms, 3 command TTL ms, 4 stress max points, 5 stress retention ms,
- * 6 audit max entries, 7 instance audit TTL ms, 8 number of groups; then 12 per check-in: 1 its group's number
+ * 6 audit max entries, 7 instance audit TTL ms, 8 number of groups; then 13 per check-in: 1 its group's number
  * (1-based, in KEYS order), 2 instanceType, 3 now, 4 kind, 5 details JSON, 6 stats JSON or '', 7 stress or '',
- * 8 shutting down 1/0, 9 reconfigureComplete or '', 10 reconfigureError 1/0, 11 instance id, 12 sidecar timestamp or ''.
- * Returns per check-in {'ok', shutdown 1/0, reconfigure or ''}, {'unknown_group'}, {'type_mismatch', groupType} or
+ * 8 shutting down 1/0, 9 reconfigureComplete or '', 10 reconfigureError 1/0, 11 instance id, 12 sidecar timestamp or '',
+ * 13 group id. A group nobody configured is accepted as jitsi-autoscaler does: its id joins the untracked index and
+ * its instances are kept like any others. Returns per check-in {'ok', shutdown 1/0, reconfigure or ''},
+ * {'type_mismatch', groupType} or
  * {'error', Redis's error} (what that check-in wrote before the error stays).
  * Expired entries of a live index and old points of a stress series are dropped once per batch, after its writes.
  */
@@ -77,16 +79,18 @@ local function refused(reply) return type(reply) == 'table' and reply.err ~= nil
 
 local function checkIn(K, A)
   local G = (tonumber(ARGV[A + 1]) - 1) * ${GROUP_KEYS}
-  local groupKey, liveKey, stressKey, groupAuditKey = KEYS[G + 1], KEYS[G + 2], KEYS[G + 3], KEYS[G + 4]
+  local groupKey, liveKey, stressKey, groupAuditKey, untrackedKey = KEYS[G + 1], KEYS[G + 2], KEYS[G + 3], KEYS[G + 4], KEYS[G + 5]
   local instanceKey, commandsKey, instanceAuditKey = KEYS[K + 1], KEYS[K + 2], KEYS[K + 3]
   local instanceType, now, kind, stress, instanceId = ARGV[A + 2], tonumber(ARGV[A + 3]), ARGV[A + 4], ARGV[A + 7], ARGV[A + 11]
   local groupType = groupTypes[groupKey]
   if groupType == nil then
-    groupType = redis.call('HGET', groupKey, 'instanceType')
+    local group = redis.call('HMGET', groupKey, 'instanceType', 'spec')
+    -- '' marks a group nobody configured: any instance type may report to it.
+    groupType = group[2] and group[1] or ''
     groupTypes[groupKey] = groupType
   end
-  if not groupType then return {'unknown_group'} end
-  if groupType ~= instanceType then return {'type_mismatch', groupType} end
+  if groupType == '' then redis.call('SADD', untrackedKey, ARGV[A + 13])
+  elseif groupType ~= instanceType then return {'type_mismatch', groupType} end
   local function auditBoth(auditKind, extra)
     local head = '{"at":' .. ARGV[A + 3] .. ',"actor":"sidecar","instanceId":' .. cjson.encode(instanceId)
     audit(groupAuditKey, head, auditKind, extra, auditMax)
@@ -291,11 +295,10 @@ for i = 8, #ARGV do
     redis.call('HDEL', commands, ARGV[1])
     -- Read by the next check-in: the instance leaves shutting_down once its sidecar stops draining.
     if ARGV[1] == 'shutdown' then redis.call('HSET', commands, 'shutdownWithdrawn', ARGV[3]) end
-    redis.call('PEXPIRE', commands, ARGV[4])
   else
     redis.call('HSET', commands, ARGV[1], ARGV[2])
-    redis.call('PEXPIRE', commands, ARGV[4])
   end
+  redis.call('PEXPIRE', commands, ARGV[4])
   redis.call('HDEL', commands, ARGV[1] .. 'Delivered')
   local head = ARGV[5] .. ',"instanceId":' .. cjson.encode(ARGV[i])
   audit(KEYS[3], head, kind, extra, ARGV[6])

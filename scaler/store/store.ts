@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { JITSI_KEY_ID_PREFIX } from "../../infra/workerCredentials.js";
 import type { ForecastPoint } from "../policy/types.js";
 import { AuditStore } from "./audit.js";
 import type { StoreOptions } from "./context.js";
@@ -217,6 +218,30 @@ export class ScalerStore {
 
   listInstances(groupId: string): Promise<InstanceStatus[]> {
     return this.instances.listInstances(groupId);
+  }
+
+  /**
+   * Replaces a Jitsi fleet's published sidecar public keys (by key id `confscale-jitsi/<fleet>/...`) with `keys`: the
+   * token check reads them, and a destroyed worker's key stops working with its next publication.
+   */
+  async publishSidecarKeys(fleet: string, keys: readonly { keyId: string; publicKeyPem: string }[]): Promise<void> {
+    const hash = this.keys.jitsiSidecarKeys();
+    const ownPrefix = `${JITSI_KEY_ID_PREFIX}/${fleet}/`;
+    const current = (await this.redis.hkeys(hash)).filter((kid) => kid.startsWith(ownPrefix));
+    const gone = current.filter((kid) => !keys.some((key) => key.keyId === kid));
+    const write = this.redis.multi();
+    if (gone.length > 0) write.hdel(hash, ...gone);
+    for (const key of keys) write.hset(hash, key.keyId, key.publicKeyPem);
+    await write.exec();
+  }
+
+  /** A Jitsi worker's sidecar public key (SPKI PEM) by its key id, if its fleet published it. */
+  async jitsiSidecarKey(keyId: string): Promise<string | undefined> {
+    return (await this.redis.hget(this.keys.jitsiSidecarKeys(), keyId)) ?? undefined;
+  }
+
+  untrackedGroups(): Promise<{ id: string; instances: InstanceStatus[] }[]> {
+    return this.instances.untrackedGroups();
   }
 
   groupReport(groupId: string): Promise<GroupReport> {

@@ -3,7 +3,7 @@ import { serve, type ServerType } from "@hono/node-server";
 import { Hono } from "hono";
 import { bbbApi } from "./bbb-api.js";
 import { EmulatorClock, type ClockMode } from "./clock.js";
-import { CloudApiError, EmulatedCloud, notFound, type CloudTimings, type Datacenter, type EmulatedServer } from "./cloud.js";
+import { CloudApiError, EmulatedCloud, notFound, type CloudTimings, type Datacenter, type EmulatedServer, type Meeting } from "./cloud.js";
 import { controlApi } from "./control-api.js";
 import { EmulatedDns, ionosApi, ionosDnsApi, type CloudCredentials } from "./ionos-api.js";
 import { LoadDriver } from "./load-driver.js";
@@ -184,6 +184,21 @@ export class Emulator {
     this.sidecars.set(serverId, loop);
     loop.start();
     return loop;
+  }
+
+  /** A conference on an emulated videobridge: its participants make the bridge's stress (JVB_PARTICIPANTS_AT_FULL_STRESS). */
+  startConference(serverId: string, conference: { participants: number; durationMs: number }): Meeting {
+    return this.cloud.startMeeting(this.serverById(serverId), { ...conference, videos: 0, listenOnly: 0 });
+  }
+
+  /** A recording on an emulated Jibri: it is BUSY while the recording runs. */
+  startRecording(serverId: string, durationMs: number): Meeting {
+    return this.cloud.startMeeting(this.serverById(serverId), { participants: 1, videos: 0, listenOnly: 0, durationMs });
+  }
+
+  /** The sidecar running on a server, if any. */
+  sidecarOf(serverId: string): SidecarLoop | undefined {
+    return this.sidecars.get(serverId);
   }
 
   stopSidecar(serverId: string): void {

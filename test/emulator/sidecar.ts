@@ -42,11 +42,22 @@ export interface CheckIn {
   shutdown: boolean;
 }
 
+/** Participants at which an emulated videobridge reports stress 1 (a real bridge's stress follows its packet rate). */
+export const JVB_PARTICIPANTS_AT_FULL_STRESS = 100;
+
+/** Jitsi components whose sidecar shuts down gracefully: it waits for the conferences (or the recording) to end. */
+const JITSI_BRIDGES = new Set(["JVB", "jigasi"]);
+const JITSI_RECORDERS = new Set(["jibri", "sip-jibri"]);
+
 /**
  * A sidecar on one emulated server (REFERENCE §1): every `intervalMs` of emulated time it posts a
  * StatsReport derived from the server's meetings to `<scalerUrl>/sidecar/status`, and obeys the reply:
- * `shutdown` confirms on `/sidecar/shutdown` and powers the server off; `reconfigure` is echoed back
- * as `reconfigureComplete` on the next report.
+ * `reconfigure` is echoed back as `reconfigureComplete` on the next report. On `shutdown`, a BBB-typed one confirms on
+ * `/sidecar/shutdown` and powers the server off at once; a Jitsi one runs jitsi-autoscaler-sidecar's graceful shutdown:
+ * it keeps reporting (with `shutdownStatus`, and a bridge's `graceful_shutdown`) until the server's conferences (a
+ * bridge) or its recording (a Jibri) have ended, then confirms on `/sidecar/shutdown` and powers the server off.
+ * A bridge's meetings are its conferences (stress: participants over JVB_PARTICIPANTS_AT_FULL_STRESS); a Jibri's are
+ * its recordings (BUSY while one runs, else IDLE).
  */
 export class SidecarLoop {
   readonly checkIns: CheckIn[] = [];
@@ -54,6 +65,8 @@ export class SidecarLoop {
   private cancelTimer: (() => void) | undefined;
   private reconfigureComplete: string | undefined;
   private stopped = false;
+  /** A Jitsi sidecar told to shut down: running its graceful shutdown. */
+  private gracefulShutdown = false;
 
   constructor(
     private readonly cloud: EmulatedCloud,
@@ -66,6 +79,11 @@ export class SidecarLoop {
 
   start(): void {
     this.cancelTimer = this.cloud.clock.after(this.options.intervalMs, () => this.tick());
+  }
+
+  /** A Jitsi instance that starts its graceful shutdown on its own (an operator drained it by hand, say). */
+  beginGracefulShutdown(): void {
+    this.gracefulShutdown = true;
   }
 
   stop(): void {
@@ -92,7 +110,42 @@ export class SidecarLoop {
     };
   }
 
+  /** The stats a jitsi-autoscaler-sidecar relays for this instance type (JVB's colibri stats, Jibri's health). */
+  private jitsiStats(): Record<string, unknown> | undefined {
+    const type = this.options.instanceType;
+    if (JITSI_BRIDGES.has(type)) {
+      const participants = [...this.server.meetings.values()].reduce((sum, meeting) => sum + meeting.participants, 0);
+      return {
+        stress_level: participants / JVB_PARTICIPANTS_AT_FULL_STRESS,
+        participants,
+        conferences: this.server.meetings.size,
+        graceful_shutdown: this.gracefulShutdown,
+      };
+    }
+    if (JITSI_RECORDERS.has(type)) {
+      return { status: { busyStatus: this.server.meetings.size > 0 ? "BUSY" : "IDLE", health: { healthStatus: "HEALTHY" } } };
+    }
+    return undefined;
+  }
+
+  private get isJitsi(): boolean {
+    return JITSI_BRIDGES.has(this.options.instanceType) || JITSI_RECORDERS.has(this.options.instanceType);
+  }
+
   statsReport(): Record<string, unknown> {
+    const jitsi = this.jitsiStats();
+    if (jitsi !== undefined) {
+      return {
+        instance: this.instanceDetails(),
+        stats: jitsi,
+        timestamp: this.cloud.clock.now(),
+        shutdownStatus: this.gracefulShutdown,
+        shutdownError: false,
+        reconfigureError: false,
+        reconfigureComplete: this.reconfigureComplete ?? "",
+        statsError: false,
+      };
+    }
     let participants = 0;
     let videos = 0;
     let listeners = 0;
@@ -147,6 +200,17 @@ export class SidecarLoop {
       if (!response.ok) return;
       const reply = commandReply.parse(await response.json());
       this.reconfigureComplete = typeof reply.reconfigure === "string" && reply.reconfigure !== echoed ? reply.reconfigure : undefined;
+      if (this.isJitsi) {
+        if (reply.shutdown) this.gracefulShutdown = true;
+        // The graceful-shutdown script returns once nothing runs on the instance; the terminate script then powers it off.
+        if (this.gracefulShutdown && this.server.meetings.size === 0 && !this.stopped) {
+          checkIn.shutdown = true;
+          this.stop();
+          await this.post("/sidecar/shutdown", this.instanceDetails());
+          if (this.server.vmState === "RUNNING") this.cloud.powerOff(this.server, "SHUTOFF");
+        }
+        return;
+      }
       if (reply.shutdown && !this.stopped) {
         checkIn.shutdown = true;
         this.stop();

@@ -1,15 +1,13 @@
 import { fileURLToPath } from "node:url";
-import { parseEnvironmentConfig, workerImageOf, type EnvironmentConfig } from "../../infra/config.js";
-import { PROVIDERS } from "../../infra/clouds/index.js";
+import { parseEnvironmentConfig, type EnvironmentConfig } from "../../infra/config.js";
+import { renderControlNodeScalerSettings } from "../../infra/controlNode.js";
 import { JITSI_SECRET_KEYS, jitsiFleetName, type JitsiComponent } from "../../infra/jitsi.js";
 import {
   controlNodeProjectFiles,
-  JITSI_UBUNTU,
   nodeExporterPasswordHash,
   renderJitsiWorkerUserData,
   renderControlNodeSecretFiles,
   renderControlNodeUserData,
-  renderScalerSettings,
   renderWorkerUserData,
   type ControlNodeSecrets,
 } from "../../infra/templates.js";
@@ -118,20 +116,10 @@ export function renderStackFiles(env: string): StackFiles {
     controlNodeUserData: renderControlNodeUserData(templateValues),
     projectFiles: controlNodeProjectFiles(templateValues),
     secretFiles: renderControlNodeSecretFiles(config.jitsi === undefined ? { ...AWKWARD_SECRETS, jitsi: {} } : AWKWARD_SECRETS),
-    scalerSettings: renderScalerSettings({
-      env,
-      domain: config.domain,
-      placement: { cloud: config.cloud, region: config.region } as Parameters<typeof renderScalerSettings>[0]["placement"],
-      controlNodeIp: "198.51.100.10",
-      adminCidrs: config.adminCidrs,
-      sshPublicKeys: config.sshPublicKeys,
-      workerImage: workerImageOf(config),
-      policy: config.workers,
-      controlNodeCores: config.controlNode.cores,
-      ...(config.jitsi === undefined
-        ? {}
-        : { jitsi: config.jitsi, jitsiImage: PROVIDERS[config.cloud].images(config[config.cloud] as never, JITSI_UBUNTU).worker }),
-    }),
+    scalerSettings: renderControlNodeScalerSettings(env, config, "198.51.100.10", {
+      cloud: config.cloud,
+      region: config.region,
+    } as Parameters<typeof renderControlNodeScalerSettings>[3]),
     workerUserData: renderWorkerUserData({
       env,
       fleet: "bbb",

@@ -81,13 +81,21 @@ const SIDECAR: BadRequest[] = [
     status: 400,
     field: "instanceId",
   },
-  { what: "unknown instance type", path: "/sidecar/poll", body: { ...jvb, instanceType: "toaster" }, status: 400, field: "instanceType" },
-  { what: "unknown group", path: "/sidecar/poll", body: { ...jvb, group: "nowhere" }, status: 404, field: "group" },
+  // Unknown instance types and groups are accepted as jitsi-autoscaler accepts them (sidecar-tolerance.test.ts); names
+  // that cannot be one are not.
   {
-    what: "unknown group in a report",
+    what: "malformed instance type",
+    path: "/sidecar/poll",
+    body: { ...jvb, instanceType: "toaster oven" },
+    status: 400,
+    field: "instanceType",
+  },
+  { what: "malformed group", path: "/sidecar/poll", body: { ...jvb, group: "no/where" }, status: 400, field: "group" },
+  {
+    what: "malformed group in a report",
     path: "/sidecar/stats",
-    body: { instance: { ...jvb, group: "nowhere" }, stats: {}, timestamp: now },
-    status: 404,
+    body: { instance: { ...jvb, group: "no where" }, stats: {}, timestamp: now },
+    status: 400,
     field: "instance.group",
   },
   {

@@ -118,13 +118,15 @@ describe("check-ins that arrive together", () => {
         .slice(0, 100)
         .every((outcome) => outcome.status === "fulfilled" && !outcome.value.shutdown && outcome.value.reconfigure === null),
     ).toBe(true);
-    expect(outcomes[100]).toMatchObject({ status: "rejected", reason: { code: "group_not_found" } });
+    // A group nobody configured is accepted, as jitsi-autoscaler accepts it, and listed as untracked.
+    expect(outcomes[100]).toEqual({ status: "fulfilled", value: { shutdown: false, reconfigure: null } });
     expect(outcomes[101]).toMatchObject({ status: "rejected", reason: { code: "instance_type_mismatch" } });
     expect(outcomes[102]).toEqual({ status: "fulfilled", value: { shutdown: true, reconfigure: null } });
     // At most 64 check-ins per script: 103 of them take two calls.
     expect((await scriptCalls()) - before).toBe(2);
     expect(await store.redis.zcard(store.keys.live("bridges"))).toBe(101);
-    expect(await store.redis.exists(store.keys.live("nowhere"), store.keys.live("recorders"))).toBe(0);
+    expect(await store.redis.exists(store.keys.live("recorders"))).toBe(0);
+    expect(await store.redis.zcard(store.keys.live("nowhere"))).toBe(1);
     expect((await store.stressSeries("bridges")).length).toBe(102);
     const delivered = (await store.readAudit("bridges", { instanceId: "jvb-leaving" })).find(
       (entry) => entry.kind === "shutdown.delivered",
@@ -214,6 +216,8 @@ describe("groups", () => {
     expect(await store.redis.exists(store.keys.stress("gone"), store.keys.live("gone"), store.keys.loadProfile("gone"))).toBe(0);
     expect((await store.readAudit("gone"))[0]).toMatchObject({ kind: "group.deleted", actor: "alice" });
     expect(await store.redis.ttl(store.keys.groupAudit("gone"))).toBeGreaterThan(0);
-    await expect(store.checkIn(checkIn("gone", "jvb-1", 0.3))).rejects.toMatchObject({ code: "group_not_found" });
+    // A sidecar still reporting to it is kept as untracked, as for any group nobody configured.
+    await store.checkIn(checkIn("gone", "jvb-1", 0.3));
+    expect(await store.untrackedGroups()).toEqual([{ id: "gone", instances: [expect.objectContaining({ instanceId: "jvb-1" })] }]);
   });
 });

@@ -174,6 +174,7 @@ describe("jitsi sidecar tokens with a scope", () => {
     // One private key under 200 key ids the key server does not know.
     const { privateKey } = await keys.newKey("made-up", false);
     const replies: { status: number }[] = [];
+    const started = Date.now();
     for (let index = 0; index < 200; index += 1) {
       replies.push(
         await call(scaler.url, "POST", "/sidecar/poll", {
@@ -184,8 +185,10 @@ describe("jitsi sidecar tokens with a scope", () => {
     }
     expect(replies.filter((reply) => reply.status !== 401)).toEqual([]);
     const fetched = [...keys.fetches.values()].reduce((sum, count) => sum + count, 0) - before;
-    // sidecar.keyFetchesPerMinute: 60 by default, a few of them spent by the tests above.
-    expect(fetched).toBeLessThanOrEqual(60);
+    // sidecar.keyFetchesPerMinute: 60 by default (a few spent by the tests above), refilled at one a second while the
+    // 200 requests run: a slow machine earns a fetch for each second they take, never one per key id.
+    const refilled = Math.ceil((Date.now() - started) / 1000);
+    expect(fetched).toBeLessThanOrEqual(60 + refilled);
     expect(fetched).toBeGreaterThan(0);
   });
 });

@@ -1,0 +1,349 @@
+import type { Redis } from "ioredis";
+import { workerPolicySchema } from "../../infra/config.js";
+import type { FleetTemplate } from "../../infra/fleet.js";
+import type { JitsiGroupConfig } from "../../infra/jitsi.js";
+import type { JitsiGroupStore, JitsiInstance } from "../fleet/jitsiGroup.js";
+import { FleetStateStore, setPhase, type FleetState } from "../fleet/state.js";
+import type { Logger } from "../log.js";
+import {
+  autoscale,
+  figuresPerPeriod,
+  jitsiSanity,
+  metricOf,
+  reconcile,
+  type AutoscaleOutcome,
+  type JitsiAction,
+  type JitsiMember,
+  type JitsiSanityFindings,
+} from "../policy/jitsi.js";
+import { adopt, newFleet } from "./adopt.js";
+import type { FleetStack, FleetUpdateReport, ServerOutputs } from "./fleetStack.js";
+import { LeaseKeeper } from "./lease.js";
+import { ActuatorNotStartedError } from "./actuator.js";
+import { FleetLeaseLostError, type FleetLock } from "./lock.js";
+
+export { jitsiFleetName } from "../../infra/jitsi.js";
+
+/** A Jitsi group's stack: `<env>-jitsi-<group>`, holding the fleet `jitsi-<group>` (infra/jitsi.ts's jitsiFleetName). */
+export function jitsiStackName(env: string, group: string): string {
+  return `${env}-jitsi-${group}`;
+}
+
+export interface JitsiFleetSettings {
+  group: JitsiGroupConfig;
+  /** The fleet's template: placement, scaler URL, ... with `fleet` = jitsiFleetName and the Jitsi workload. */
+  template: FleetTemplate;
+  /** The machine image when the group names none. */
+  defaultImage: string;
+  /** Sanity reports a machine whose sidecar has not checked in this long after its launch. */
+  checkInDeadlineMs: number;
+}
+
+export interface JitsiFleetDeps {
+  redis: Redis;
+  keyPrefix: string;
+  lock: FleetLock;
+  fleetStack: FleetStack;
+  store: JitsiGroupStore;
+  now: () => number;
+  log: Logger;
+  owner: string;
+}
+
+/** What one period did, for the audit trail and tests. */
+export interface JitsiPeriodReport {
+  paused: boolean;
+  autoscale: AutoscaleOutcome | null;
+  desired: number;
+  actions: JitsiAction[];
+  update: FleetUpdateReport | null;
+}
+
+const ACTOR = "actuator";
+
+/**
+ * One Jitsi group as a fleet of the same fleet stack machinery as the BBB fleet (the Automation API under the fleet
+ * lease, fenced state in Redis, audit): each period it reads the group's sidecar check-ins, lets the autoscaler move
+ * the desired count (scaler/policy/jitsi.ts), and brings the fleet to it, scale-in through the sidecar's graceful
+ * shutdown (the command rides a check-in reply; the machine is destroyed once the sidecar reports on
+ * /sidecar/shutdown that it is done, or after the group's gracefulShutdownSeconds).
+ */
+export class JitsiFleet {
+  readonly fleet: string;
+  private readonly leases: LeaseKeeper;
+  private readonly states: FleetStateStore;
+  private state: FleetState | undefined;
+  private applied: FleetState["desired"] | undefined;
+  private addresses: Record<string, ServerOutputs> = {};
+
+  constructor(
+    private readonly settings: JitsiFleetSettings,
+    private readonly deps: JitsiFleetDeps,
+  ) {
+    this.fleet = settings.template.fleet;
+    this.states = new FleetStateStore(deps.redis, deps.keyPrefix);
+    this.leases = new LeaseKeeper(deps.lock, this.fleet, deps.owner, deps.log);
+  }
+
+  /** The group's id in the store: the name its sidecars report. */
+  get groupId(): string {
+    return this.settings.group.name;
+  }
+
+  /** Creates the group in the store from its config when it is not there yet, takes the lease and loads the fleet. */
+  async start(): Promise<void> {
+    const { group } = this.settings;
+    if ((await this.deps.store.getGroup(group.name)) === undefined) {
+      const size = group.size;
+      await this.deps.store.createGroup(
+        group.name,
+        {
+          instanceType: group.type,
+          desired: group.scaling.desiredCount,
+          policy: workerPolicySchema.parse({
+            min: group.scaling.minDesired,
+            max: group.scaling.maxDesired,
+            baseline: group.scaling.desiredCount,
+            defaultSize: size,
+            maxSize: size,
+          }),
+          allowScheduler: group.enableScheduler,
+        },
+        "settings",
+      );
+    }
+    await this.leases.acquireWhenFree(2 * this.leases.ttlMs);
+    await this.load();
+  }
+
+  async stop(): Promise<void> {
+    await this.leases.release();
+  }
+
+  private async load(): Promise<void> {
+    this.applied = await this.deps.fleetStack.appliedSpec();
+    const origin = {
+      namePrefix: this.fleet,
+      image: this.image,
+      defaultSize: this.settings.group.size,
+      baseline: 0,
+      template: this.settings.template,
+    };
+    this.state =
+      (await this.states.load(this.fleet)) ??
+      (this.applied === undefined ? newFleet(origin, this.deps.now()) : adopt(origin, this.applied, this.deps.now()));
+    this.addresses = await this.deps.fleetStack.serverAddresses();
+    await this.publishSidecarKeys(this.addresses);
+    await this.save();
+  }
+
+  /** Each worker's sidecar key, for the token check (scaler/api/asap.ts): a destroyed worker's key goes with it. */
+  private async publishSidecarKeys(servers: Record<string, ServerOutputs>): Promise<void> {
+    const keys = Object.values(servers).flatMap((server) => (server.sidecarKey === undefined ? [] : [server.sidecarKey]));
+    await this.deps.store.publishSidecarKeys(this.fleet, keys);
+  }
+
+  private get image(): string {
+    return this.settings.group.image ?? this.settings.defaultImage;
+  }
+
+  currentState(): FleetState {
+    return structuredClone(this.requireState());
+  }
+
+  /** The machines and their cloud ids (what a sidecar reports as its instanceId). */
+  machines(): { name: string; id: string | undefined; phase: string }[] {
+    const state = this.requireState();
+    return state.desired.servers.map((server) => ({
+      name: server.name,
+      id: this.addresses[server.name]?.id,
+      phase: state.servers[server.name]?.phase ?? "booting",
+    }));
+  }
+
+  /** One period: read, let the autoscaler speak, bring the fleet to the desired count. */
+  async period(): Promise<JitsiPeriodReport> {
+    const { reacquired } = await this.leases.hold();
+    if (reacquired) await this.load();
+    const state = this.requireState();
+    const { store, now: clock } = this.deps;
+    const { group } = this.settings;
+    const now = clock();
+    const report: JitsiPeriodReport = { paused: false, autoscale: null, desired: 0, actions: [], update: null };
+
+    const [stored, instances] = await Promise.all([store.requireGroup(group.name), store.listInstances(group.name)]);
+    report.desired = stored.desired;
+    if (await store.isPaused(group.name)) {
+      report.paused = true;
+      return report;
+    }
+    const members = this.members(state, instances, now);
+    const inService = members.filter((member) => member.phase === "launched");
+    const leaving = new Set(
+      members.flatMap((member) => (member.phase === "shutting_down" && member.checkIn ? [member.checkIn.instanceId] : [])),
+    );
+
+    const { scaling } = group;
+    const periodMs = scaling.scalePeriod * 1000;
+    const periods = Math.max(scaling.scaleUpPeriodsCount, scaling.scaleDownPeriodsCount);
+    const points = (await store.stressSeries(group.name, now - periods * periodMs))
+      .filter((point) => !leaving.has(point.instanceId))
+      .map((point) => ({ at: point.at, instanceId: point.instanceId, value: point.stress }));
+    const metric = metricOf(group.type);
+    report.autoscale = autoscale({
+      metric,
+      scaling,
+      enableAutoScale: group.enableAutoScale,
+      desired: stored.desired,
+      count: inService.length,
+      figures: figuresPerPeriod(points, { metric, now, periodMs, periods }),
+      graceUntil: stored.updatedAt + group.gracePeriodTTLSec * 1000,
+      now,
+    });
+    if (report.autoscale.kind === "change") {
+      const change = await store.setDesired(group.name, report.autoscale.desired, "autoscaler");
+      report.desired = change.to;
+      await this.audit(`autoscale.${report.autoscale.direction}`, report.autoscale.reason, {
+        from: change.from,
+        to: change.to,
+        figures: report.autoscale.figures,
+      });
+    }
+
+    report.actions = reconcile({ desired: report.desired, members, now, gracefulShutdownMs: group.gracefulShutdownSeconds * 1000 });
+    for (const action of report.actions) await this.apply(action, state, now);
+    if (JSON.stringify(this.applied) !== JSON.stringify(state.desired)) report.update = await this.update(state, instances);
+    await this.save();
+    return report;
+  }
+
+  /** The fleet's machines as the policy sees them, each with its sidecar's last check-in; a first check-in makes it active. */
+  private members(state: FleetState, instances: readonly JitsiInstance[], now: number): JitsiMember[] {
+    return state.desired.servers.map((server) => {
+      const record = state.servers[server.name]!;
+      const id = this.addresses[server.name]?.id;
+      const instance = instances.find(
+        (candidate) => candidate.state !== "provisioning" && (candidate.instanceId === id || candidate.instanceId === server.name),
+      );
+      if (instance !== undefined && record.phase === "booting") setPhase(record, "active", now);
+      return {
+        name: server.name,
+        phase: record.phase === "draining" ? "shutting_down" : "launched",
+        since: record.since,
+        ...(instance === undefined
+          ? {}
+          : {
+              checkIn: {
+                instanceId: instance.instanceId,
+                load: instance.stress,
+                shuttingDown: instance.state === "shutting_down",
+                shutdownRequested: instance.shutdownRequested,
+                ...(instance.shutdownConfirmedAt === undefined ? {} : { shutdownConfirmedAt: instance.shutdownConfirmedAt }),
+              },
+            }),
+      };
+    });
+  }
+
+  private async apply(action: JitsiAction, state: FleetState, now: number): Promise<void> {
+    switch (action.kind) {
+      case "launch":
+        for (let count = 0; count < action.count; count += 1) {
+          const name = `${this.fleet}-${state.nextIndex}`;
+          state.nextIndex += 1;
+          state.desired.servers.push({ name, size: this.settings.group.size, power: "running", image: this.image });
+          state.servers[name] = { phase: "booting", since: now, scaleliteId: null, bootedAt: now, resizedAt: null };
+          await this.audit("act.launch", action.reason, { server: name });
+        }
+        return;
+      case "shutdown":
+        // Recorded as `shutdown.requested` in the instance's trail; its next check-in reply carries it.
+        await this.deps.store.requestShutdown(this.groupId, [action.instanceId], ACTOR);
+        setPhase(state.servers[action.name]!, "draining", now);
+        await this.audit("act.shutdown", action.reason, { server: action.name }, action.instanceId);
+        return;
+      case "retire":
+        setPhase(state.servers[action.name]!, "draining", now);
+        await this.audit("act.retire", action.reason, { server: action.name }, this.addresses[action.name]?.id);
+        return;
+      case "destroy":
+        state.desired.servers = state.desired.servers.filter((server) => server.name !== action.name);
+        delete state.servers[action.name];
+        await this.audit("act.destroy", action.reason, { server: action.name }, this.addresses[action.name]?.id);
+        return;
+    }
+  }
+
+  private async update(state: FleetState, instances: readonly JitsiInstance[]): Promise<FleetUpdateReport> {
+    const lease = this.leases.current;
+    if (lease === undefined) throw new FleetLeaseLostError(this.fleet, this.leases.lastToken ?? 0);
+    state.updateInFlight = { token: lease.token, startedAt: this.deps.now() };
+    await this.save();
+    try {
+      const report = await this.deps.fleetStack.up(state.desired);
+      await this.audit("fleet.up", `fleet stack updated in ${Math.round(report.durationMs)} ms`, { summary: report.summary });
+      this.applied = structuredClone(state.desired);
+      const before = this.addresses;
+      this.addresses = await this.deps.fleetStack.serverAddresses();
+      await this.publishSidecarKeys(this.addresses);
+      // A machine just created counts as provisioning until its sidecar first reports.
+      for (const [name, address] of Object.entries(this.addresses)) {
+        if (before[name] !== undefined || instances.some((instance) => instance.instanceId === address.id)) continue;
+        await this.deps.store.registerProvisioning(this.groupId, address.id, { name, instanceType: this.settings.group.type }, ACTOR);
+      }
+      return report;
+    } finally {
+      state.updateInFlight = null;
+    }
+  }
+
+  /** Sidecars of the group that are no machine of the fleet, and machines whose sidecar never checked in. */
+  async sanity(): Promise<JitsiSanityFindings> {
+    const state = this.requireState();
+    // Provisioning entries are the fleet's own launches; a confirmed shutdown lingers until its TTL but reports no more.
+    const instances = (await this.deps.store.listInstances(this.groupId)).filter(
+      (instance) => instance.state !== "provisioning" && instance.shutdownConfirmedAt === undefined,
+    );
+    const checkedIn = new Set(instances.map((instance) => instance.instanceId));
+    const findings = jitsiSanity({
+      members: state.desired.servers.map((server) => {
+        const id = this.addresses[server.name]?.id;
+        const record = state.servers[server.name];
+        return {
+          name: server.name,
+          instanceId: id,
+          launchedAt: record?.bootedAt ?? record?.since ?? this.deps.now(),
+          checkedIn: record?.phase === "active" || (id !== undefined && checkedIn.has(id)) || checkedIn.has(server.name),
+        };
+      }),
+      liveInstanceIds: [...checkedIn],
+      now: this.deps.now(),
+      checkInDeadlineMs: this.settings.checkInDeadlineMs,
+    });
+    if (findings.untracked.length > 0 || findings.silent.length > 0) {
+      await this.audit("sanity", `${findings.untracked.length} untracked sidecars, ${findings.silent.length} machines never checked in`, {
+        ...findings,
+      });
+    }
+    return findings;
+  }
+
+  private async audit(kind: string, message: string, details: Record<string, unknown>, instanceId?: string): Promise<void> {
+    await this.deps.store.appendAudit(
+      this.groupId,
+      { kind, actor: ACTOR, message, details: { fleet: this.fleet, ...details } },
+      instanceId,
+    );
+  }
+
+  private async save(): Promise<void> {
+    const lease = this.leases.current;
+    if (lease === undefined) throw new FleetLeaseLostError(this.fleet, this.leases.lastToken ?? 0);
+    await this.states.save(this.fleet, lease.token, this.requireState());
+  }
+
+  private requireState(): FleetState {
+    if (this.state === undefined) throw new ActuatorNotStartedError(this.fleet);
+    return this.state;
+  }
+}
