@@ -101,4 +101,17 @@ describe("the fleet stack survives IONOS API faults without duplicates or orphan
     expect(namedInCloud("bbb-4")).toEqual([expect.objectContaining({ vmState: "RUNNING", labels: OURS })]);
     expect(await fleet.preview(spec)).toEqual({ same: 4 });
   });
+
+  it("rides out connections reset on reads during an up: the reads are repeated, one machine created", UPDATE_DEADLINE, async () => {
+    const spec: FleetSpec = { ...base, servers: [worker("bbb-1"), worker("bbb-2"), worker("bbb-4"), worker("bbb-5")] };
+    // The create's look for a namesake and its polls are reads: safe to repeat after a broken connection.
+    emulator.cloud.faults.add({ kind: "connectionReset", count: 3, methods: ["GET"] });
+
+    const report = await fleet.up(spec);
+
+    expect(report.summary.create).toBe(1);
+    expect(emulator.cloud.faults.pending()).toEqual([]);
+    expect(namedInCloud("bbb-5")).toEqual([expect.objectContaining({ vmState: "RUNNING", labels: OURS })]);
+    expect(await fleet.preview(spec)).toEqual({ same: 5 });
+  });
 });

@@ -14,13 +14,16 @@ export const faultSchema = z.discriminatedUnion("kind", [
     retryAfterSeconds: z.number().int().nonnegative().default(1),
     methods: z.array(z.string()).optional(),
   }),
+  /** The next cloud API calls get no answer: their connection is reset (as a kept-alive one the server closed). */
+  z.object({ kind: z.literal("connectionReset"), count: z.number().int().positive().default(1), methods: z.array(z.string()).optional() }),
   /** The next server creates answer 500, yet the server is created (a client that retries makes a duplicate). */
   z.object({ kind: z.literal("createFailsButHappens"), count: z.number().int().positive().default(1) }),
-  /** The next accepted writes end as FAILED requests without effect. */
+  /** The next accepted writes end as FAILED requests without effect; with `server`, only writes naming that server. */
   z.object({
     kind: z.literal("requestFails"),
     count: z.number().int().positive().default(1),
     message: z.string().default("Internal error while processing the request"),
+    server: z.string().optional(),
   }),
   /** The next servers that power on never finish booting (no metrics, no BBB API). */
   z.object({ kind: z.literal("stuckBooting"), count: z.number().int().positive().default(1) }),

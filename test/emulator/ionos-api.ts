@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import { timingSafeEqual } from "node:crypto";
 import { Hono, type Context } from "hono";
 import { z } from "zod";
@@ -323,6 +324,10 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
     if (throttle !== undefined) {
       c.header("Retry-After", String(throttle.retryAfterSeconds));
       return c.json(errorBody(new CloudApiError(429, "429", "Too many requests, please retry later")), 429);
+    }
+    if (cloud.faults.take("connectionReset", methodMatches) !== undefined) {
+      (c.env as { incoming?: IncomingMessage }).incoming?.socket.destroy();
+      return c.body(null, 500);
     }
     if (cloud.faults.take("error500", methodMatches) !== undefined) {
       return c.json(errorBody(new CloudApiError(500, "000", "Internal Server Error (injected)")), 500);

@@ -146,11 +146,12 @@ function delay(ms: number): Promise<void> {
 /** The API's message from an error body `{httpStatus, messages: [{errorCode, message}]}`, else the transport's. */
 async function describeFailure(
   error: unknown,
-): Promise<{ status: number | undefined; message: string; retryAfterSeconds: number | undefined }> {
+): Promise<{ status: number | undefined; message: string; retryAfterSeconds: number | undefined; transient: boolean }> {
   const { z } = loadPackage<Zod>("zod");
   const failure = z
     .object({
       message: z.string().optional(),
+      code: z.string().optional(),
       response: z
         .object({
           status: z.number(),
@@ -160,9 +161,13 @@ async function describeFailure(
         .optional(),
     })
     .safeParse(error);
-  if (!failure.success) return { status: undefined, message: String(error), retryAfterSeconds: undefined };
+  if (!failure.success) return { status: undefined, message: String(error), retryAfterSeconds: undefined, transient: false };
   const response = failure.data.response;
-  if (response === undefined) return { status: undefined, message: failure.data.message ?? String(error), retryAfterSeconds: undefined };
+  if (response === undefined) {
+    // No answer: the connection broke (a kept-alive one the server had just closed, a reset under load).
+    const transient = TRANSIENT_TRANSPORT_CODES.includes(failure.data.code ?? "");
+    return { status: undefined, message: failure.data.message ?? String(error), retryAfterSeconds: undefined, transient };
+  }
   const body = z
     .object({ messages: z.array(z.object({ errorCode: z.string().optional(), message: z.string() })).min(1) })
     .safeParse(response.data);
@@ -174,12 +179,23 @@ async function describeFailure(
       ? response.data
       : `HTTP ${response.status}`;
   const retryAfter = Number(response.headers?.["retry-after"]);
-  return { status: response.status, message, retryAfterSeconds: Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined };
+  return {
+    status: response.status,
+    message,
+    retryAfterSeconds: Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined,
+    transient: false,
+  };
 }
 
 /**
- * Runs one API call, retrying 429 (honouring Retry-After) and, for calls safe to repeat, 5xx with
- * exponential back-off. A create is only retried on 429: after a 5xx it may have happened anyway.
+ * Transport failures after which a call safe to repeat is repeated: the connection broke before an answer came (an
+ * array: Pulumi cannot serialize a Set).
+ */
+const TRANSIENT_TRANSPORT_CODES = ["ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTED", "ECONNREFUSED", "EAI_AGAIN"];
+
+/**
+ * Runs one API call, retrying 429 (honouring Retry-After) and, for calls safe to repeat, 5xx and broken connections
+ * with exponential back-off. A create is only retried on 429: after a 5xx or a reset it may have happened anyway.
  */
 async function callApi<T>(
   operation: string,
@@ -194,7 +210,8 @@ async function callApi<T>(
       return await call();
     } catch (error) {
       const failure = await describeFailure(error);
-      const retryable = failure.status === 429 || (idempotent && failure.status !== undefined && failure.status >= 500);
+      const retryable =
+        failure.status === 429 || (idempotent && ((failure.status !== undefined && failure.status >= 500) || failure.transient));
       if (!retryable || attempt >= maxAttempts) throw new IonosApiError(operation, failure.status, failure.message);
       await delay(failure.retryAfterSeconds !== undefined ? failure.retryAfterSeconds * 1000 : retryBaseMs * 2 ** (attempt - 1));
     }
