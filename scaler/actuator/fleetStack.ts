@@ -61,12 +61,26 @@ export class FleetStackError extends Error {
     readonly operation: string,
     cause: unknown,
   ) {
-    super(
-      `${operation} of fleet stack ${stackName} failed: ${cause instanceof Error ? cause.message.split("\n").slice(0, 12).join("\n") : String(cause)}`,
-      { cause },
-    );
+    super(`${operation} of fleet stack ${stackName} failed: ${causeSummary(cause)}`, { cause });
     this.name = "FleetStackError";
   }
+}
+
+/**
+ * What went wrong, in a few lines: the engine's `error:` lines when its output has them (they come after the progress
+ * of every resource, which a long update prints first), else the message's first lines.
+ */
+export function causeSummary(cause: unknown): string {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  const errors = [
+    ...new Set(
+      message
+        .split("\n")
+        .filter((line) => /\berror: /.test(line))
+        .map((line) => line.trim()),
+    ),
+  ];
+  return (errors.length > 0 ? errors : message.split("\n")).slice(0, 12).join("\n");
 }
 
 const STALE_SECRET_KEYS = [`${FLEET_PROJECT}:nodeExporterPassword`, `${FLEET_PROJECT}:bbbSecret`];

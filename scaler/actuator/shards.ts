@@ -2,6 +2,7 @@ import { LocalWorkspace, type Workspace } from "@pulumi/pulumi/automation/index.
 import { join } from "node:path";
 import { fleetSpecSchema, type FleetSpec } from "../../infra/fleet.js";
 import {
+  causeSummary,
   FleetStack,
   FleetStackError,
   fleetWorkspaceOptions,
@@ -10,6 +11,7 @@ import {
   type ResourceStep,
   type ServerAddresses,
 } from "./fleetStack.js";
+import { ProgramHosts } from "./programHost.js";
 import { migrateToShards } from "./shardMigration.js";
 
 /**
@@ -65,6 +67,28 @@ function compareNames(a: string, b: string): number {
   return a.localeCompare(b, "en", { numeric: true });
 }
 
+/**
+ * Shards whose `up` failed, each with its own cause; every other shard of the update was applied (and its next `up`
+ * runs only if its servers change again), while the failed ones run again on the next `up`.
+ */
+export class ShardUpError extends FleetStackError {
+  constructor(
+    readonly failures: FleetStackError[],
+    /** The stacks of the same update that were applied. */
+    readonly applied: string[],
+  ) {
+    super(
+      failures.map((failure) => failure.stackName).join(", "),
+      "up",
+      new Error(
+        failures.map((failure) => `${failure.stackName}: ${causeSummary(failure.cause)}`).join("\n") +
+          (applied.length > 0 ? `\n(applied: ${applied.join(", ")})` : ""),
+      ),
+    );
+    this.name = "ShardUpError";
+  }
+}
+
 /** A server declared in one shard while another shard's stack holds it: the update would delete and recreate it. */
 export class ShardMoveError extends Error {
   constructor(
@@ -106,6 +130,8 @@ export class ShardedFleetStack {
     private readonly settings: ShardedFleetStackSettings,
     /** The fleet project's workspace, which lists and removes its stacks. */
     private readonly workspace: Workspace,
+    /** Where the shards' programs run: a process each (scaler/actuator/programHost.ts). */
+    private readonly hosts: ProgramHosts,
   ) {}
 
   private get shardSize(): number {
@@ -115,7 +141,20 @@ export class ShardedFleetStack {
   /** The fleet's shard stacks; nothing is read until `load()` (or the first call that needs the shards). */
   static async open(settings: ShardedFleetStackSettings): Promise<ShardedFleetStack> {
     const workspace = await LocalWorkspace.create(await fleetWorkspaceOptions(settings));
-    return new ShardedFleetStack(settings.stackName ?? `${settings.env}-fleet`, settings, workspace);
+    const hosts = new ProgramHosts(settings.parallel ?? SHARD_PARALLEL);
+    return new ShardedFleetStack(settings.stackName ?? `${settings.env}-fleet`, settings, workspace, hosts);
+  }
+
+  /** Stops the shards' program hosts (they also exit with this process). */
+  close(): void {
+    this.hosts.close();
+  }
+
+  /** The settings of a shard's stack, in a project directory of its own. */
+  private shardSettings(shard: number): FleetStackSettings {
+    const stackName = shardStackName(this.name, shard);
+    // Its own directory: shards' engines run at once, and each workspace writes its project file on creation.
+    return { ...this.settings, stackName, workDir: join(this.settings.workDir, stackName) };
   }
 
   /**
@@ -157,10 +196,7 @@ export class ShardedFleetStack {
   private async shard(shard: number): Promise<Shard> {
     const known = this.shards.get(shard);
     if (known !== undefined) return known;
-    const stackName = shardStackName(this.name, shard);
-    // Its own directory: shards' engines run at once, and each workspace writes its project file on creation.
-    const stack =
-      this.stacks.get(shard) ?? (await FleetStack.open({ ...this.settings, stackName, workDir: join(this.settings.workDir, stackName) }));
+    const stack = this.stacks.get(shard) ?? (await FleetStack.open(this.shardSettings(shard)));
     this.stacks.set(shard, stack);
     const created = this.shards.get(shard) ?? { stack, applied: undefined, spec: undefined, addresses: {} };
     this.shards.set(shard, created);
@@ -169,19 +205,25 @@ export class ShardedFleetStack {
 
   /** Runs `task` for each shard, at most `parallel` at once; every task runs, then the first failure is thrown. */
   private async each(shards: number[], task: (shard: number) => Promise<void>): Promise<void> {
+    const failures = await this.eachSettled(shards, task);
+    if (failures.length > 0) throw failures[0]!.error;
+  }
+
+  /** Runs `task` for each shard, at most `parallel` at once, and returns the failures: one shard's stops no other. */
+  private async eachSettled(shards: number[], task: (shard: number) => Promise<void>): Promise<{ shard: number; error: unknown }[]> {
     const queue = [...shards];
-    const failures: unknown[] = [];
+    const failures: { shard: number; error: unknown }[] = [];
     const worker = async () => {
       for (let shard = queue.shift(); shard !== undefined; shard = queue.shift()) {
         try {
           await task(shard);
         } catch (error) {
-          failures.push(error);
+          failures.push({ shard, error });
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(queue.length, this.settings.parallel ?? SHARD_PARALLEL) }, worker));
-    if (failures.length > 0) throw failures[0];
+    return failures;
   }
 
   /** The shards a spec declares servers in, and those whose stacks hold servers now. */
@@ -230,11 +272,11 @@ export class ShardedFleetStack {
     const started = performance.now();
     const reports: (FleetUpdateReport & { addresses: ServerAddresses })[] = [];
     const emptied: number[] = [];
-    await this.each(changed, async (shard) => {
+    const failures = await this.eachSettled(changed, async (shard) => {
       const state = await this.shard(shard);
       const part = shardSpec(parsed, shard, this.shardSize);
       state.applied = undefined;
-      const report = await state.stack.up(part, onStep, {
+      const report = await this.hosts.up(this.shardSettings(shard), part, onStep, {
         ...(options.parallel === undefined ? {} : { parallel: options.parallel }),
         // A lost lease cancels every shard's engine (the actuator's signal).
         ...(options.signal === undefined ? {} : { signal: options.signal }),
@@ -248,6 +290,15 @@ export class ShardedFleetStack {
     await this.each(emptied, async (shard) => {
       await this.removeEmpty(shard);
     });
+    if (failures.length > 0) {
+      const failed = new Set(failures.map((failure) => failure.shard));
+      throw new ShardUpError(
+        failures.map(({ shard, error }) =>
+          error instanceof FleetStackError ? error : new FleetStackError(shardStackName(this.name, shard), "up", error),
+        ),
+        changed.filter((shard) => !failed.has(shard)).map((shard) => shardStackName(this.name, shard)),
+      );
+    }
     if (converge) this.lastConverged = performance.now();
     const summary: Record<string, number> = {};
     for (const report of reports) for (const [op, count] of Object.entries(report.summary)) summary[op] = (summary[op] ?? 0) + count;
@@ -293,7 +344,8 @@ export class ShardedFleetStack {
     const parsed = fleetSpecSchema.parse(spec);
     const summary: Record<string, number> = {};
     await this.each(this.shardsOf(parsed), async (shard) => {
-      const changes = await (await this.shard(shard)).stack.preview(shardSpec(parsed, shard, this.shardSize));
+      await this.shard(shard);
+      const changes = await this.hosts.preview(this.shardSettings(shard), shardSpec(parsed, shard, this.shardSize));
       for (const [op, count] of Object.entries(changes)) summary[op] = (summary[op] ?? 0) + count;
     });
     return summary;

@@ -4,6 +4,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fleetWorkspaceOptions } from "../../scaler/actuator/fleetStack.js";
+import { ShardUpError } from "../../scaler/actuator/shards.js";
 import type { Decision } from "../../scaler/policy/types.js";
 import { Emulator } from "../emulator/emulator.js";
 import {
@@ -186,4 +187,57 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
     expect(ours().find((view) => view.name === "old-3")?.cores).toBe(4);
     expect(ours()).toHaveLength(3);
   });
+  it(
+    "a cloud fault in one shard's up fails that shard's stack alone: the other shards are applied, the failure names its stack",
+    { timeout: 600_000 },
+    async () => {
+      Object.assign(emulator.cloud.timings, { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 });
+      const server = (name: string) => ({ name, size: { cores: 2, ramGb: 8 }, power: "running" as const, image: "ubuntu:22.04" });
+      // Six servers in shards 0, 1 and 2, whose ups run at once.
+      const spec = { ...emulatedFleetTemplate(emulator, "fault", "bbb"), servers: ["f-1", "f-2", "f-3", "f-4", "f-5", "f-6"].map(server) };
+      const fleet = await openEmulatedShardedFleetStack(emulator, sandbox, "fault", { shardSize: SHARD_SIZE, parallel: 3 });
+      const handlers = process.listenerCount("uncaughtException") + process.listenerCount("unhandledRejection");
+      try {
+        emulator.cloud.faults.add({ kind: "requestFails", count: 1, message: "injected: no capacity for f-3", server: "f-3" });
+        const failure = await fleet.up(spec).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        expect(failure).toBeInstanceOf(ShardUpError);
+        const { stackName, failures, applied, message } = failure as ShardUpError;
+        expect(stackName).toBe("fault-fleet-1");
+        expect(failures.map((entry) => entry.stackName)).toEqual(["fault-fleet-1"]);
+        expect(message).toContain("injected: no capacity for f-3");
+        expect([...applied].sort()).toEqual(["fault-fleet-0", "fault-fleet-2"]);
+        // The other shards' servers are up and held by their stacks. Shard 1's f-4 was created too, but a failed up
+        // publishes no outputs: the shard's servers are known once its next up succeeds.
+        const ours = () => servers().filter((view) => view.labels["confscale:env"] === "fault");
+        expect(
+          ours()
+            .filter((view) => view.name !== "f-3")
+            .map((view) => view.name)
+            .sort(),
+        ).toEqual(["f-1", "f-2", "f-4", "f-5", "f-6"]);
+        expect(Object.keys(await fleet.serverAddresses()).sort()).toEqual(["f-1", "f-2", "f-5", "f-6"]);
+        const listed = await stacks("fault");
+        expect(listed.get("fault-fleet-0")?.resourceCount).toBeGreaterThan(2);
+        expect(listed.get("fault-fleet-2")?.resourceCount).toBeGreaterThan(2);
+        // The shards' programs ran in processes of their own: none left a handler in this one.
+        expect(process.listenerCount("uncaughtException") + process.listenerCount("unhandledRejection")).toBe(handlers);
+
+        // The next up runs the failed shard alone and completes the fleet, each server once.
+        expect(fleet.stacksToUpdate(spec)).toEqual(["fault-fleet-1"]);
+        const retried = await fleet.up(spec);
+        expect(retried.stacks).toEqual(["fault-fleet-1"]);
+        expect(
+          ours()
+            .map((view) => view.name)
+            .sort(),
+        ).toEqual(["f-1", "f-2", "f-3", "f-4", "f-5", "f-6"]);
+        expect(Object.keys(await fleet.serverAddresses()).sort()).toEqual(["f-1", "f-2", "f-3", "f-4", "f-5", "f-6"]);
+      } finally {
+        fleet.close();
+      }
+    },
+  );
 });

@@ -243,7 +243,11 @@ export class EmulatedCloud {
     };
     this.requests.set(request.id, request);
     for (const meta of busy) meta.pendingRequests += 1;
-    const injectedFailure = this.faults.take("requestFails");
+    // A server's name in a write's body, quoted whole: `bbb-1` does not match `bbb-10`.
+    const injectedFailure = this.faults.take(
+      "requestFails",
+      (fault) => fault.server === undefined || request.body.includes(`"name":${JSON.stringify(fault.server)}`),
+    );
     this.clock.after(this.timings.requestQueuedMs, () => {
       request.status = "RUNNING";
       request.message = "Request is being processed";
