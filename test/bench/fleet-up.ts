@@ -16,13 +16,16 @@
  * Verdict (issue #22): at the largest fleet against the smallest, "resize 1" may take at most 1.5× and "create 20" 2×
  * the engine time; the ratios are printed and the run exits 1 when one is missed.
  *
- * Runtime on a 2-core machine kept busy by other work (load average 7–9): growing to 1,000 servers ~5 minutes, each
- * repetition of the four scenarios ~30 s per fleet size, a full converge of 1,000 servers ~2 minutes; --quick (10
- * servers, 1 repetition) ~1 minute.
+ * Each fleet grows as the scaler would grow it: ordinary `up`s of its shard stacks, as many at once as the scaler runs
+ * (each shard's program in a host process of its own, scaler/actuator/programHost.ts), so its stacks hold what a real
+ * fleet's would. Runtime on a 2-core machine kept busy by other work (load average 7–18): growing to 1,000 servers
+ * 15–20 minutes, each repetition of the four scenarios ~1 minute per fleet size, a full converge of 1,000 servers
+ * ~5 minutes; --quick (10 servers, 1 repetition) ~1 minute.
  *
  * Usage: npm run bench:fleet [-- --sizes 10,200,1000] [--reps 3] [--parallel 8] [--realistic] [--quick]
  *   --parallel caps each engine's concurrent resource operations (default: the engine's own, as the scaler runs it).
  */
+import { cpus, loadavg } from "node:os";
 import type { FleetServer, FleetSpec } from "../../infra/fleet.js";
 import type { ShardedFleetStack, ShardedUpdateReport } from "../../scaler/actuator/shards.js";
 import { parseCommandLine, UsageError } from "../../scaler/commandLine.js";
@@ -268,13 +271,22 @@ function printVerdicts(samples: Map<string, Sample[]>): boolean {
   return met;
 }
 
+/** The machine's conditions: other work on it slows every engine alike. */
+function machine(): string {
+  return `${cpus().length} cores, load average ${loadavg()
+    .map((load) => load.toFixed(2))
+    .join(" ")}`;
+}
+
 let emulator: Emulator | undefined;
 let sandbox: PulumiSandbox | undefined;
 let cleaning: Promise<void> | undefined;
+const fleets: ShardedFleetStack[] = [];
 
-/** Stops the emulator and removes the sandbox once, whether the run ends, fails or is interrupted. */
+/** Stops the program hosts and the emulator and removes the sandbox once, whether the run ends, fails or is interrupted. */
 function cleanUp(): Promise<void> {
   cleaning ??= (async () => {
+    for (const fleet of fleets) fleet.close();
     await emulator?.stop();
     await sandbox?.cleanup();
   })();
@@ -291,7 +303,7 @@ try {
   emulator = await Emulator.start({ timings: { ...ZERO.timings, bootMs: 1 } });
   sandbox = await createPulumiSandbox();
   console.log(
-    `fleet up: sizes ${SIZES.join(",")}, ${REPS} repetition(s), parallel ${PARALLEL ?? "engine default"}` +
+    `fleet up: sizes ${SIZES.join(",")}, ${REPS} repetition(s), parallel ${PARALLEL ?? "engine default"}; ${machine()}` +
       (options.realistic
         ? `; realistic cloud: requests ${REALISTIC.timings.requestQueuedMs} ms queued + ${REALISTIC.timings.requestRunningMs} ms running, poll every ${REALISTIC.pollIntervalMs} ms`
         : ""),
@@ -307,8 +319,10 @@ try {
     emulator.cloud.createLan(datacenter, { name: "public", public: true });
     const template = emulatedFleetTemplate(emulator, env, "bbb");
     template.placement = { ...template.placement, ionos: { ...template.placement.ionos!, datacenterId: datacenter.id } };
-    const bench = new FleetBench(emulator, await openEmulatedShardedFleetStack(emulator, sandbox, env), template, samples);
-    console.log(`fleet of ${size}: grown in ${(await bench.grow(size)).toFixed(1)} s (zero latency)`);
+    const fleet = await openEmulatedShardedFleetStack(emulator, sandbox, env);
+    fleets.push(fleet);
+    const bench = new FleetBench(emulator, fleet, template, samples);
+    console.log(`fleet of ${size}: grown in ${(await bench.grow(size)).toFixed(1)} s (zero latency), through ordinary shard ups`);
     benches.set(size, bench);
   }
   for (const latency of LATENCIES) {
@@ -326,6 +340,7 @@ try {
   );
   printTable(samples);
   verdictsMet = printVerdicts(samples);
+  console.log(`at the end: ${machine()}`);
 } finally {
   await cleanUp();
 }
