@@ -24,7 +24,9 @@ export type ProgramRequest =
       options: { parallel?: number; refresh?: boolean };
     }
   | { kind: "run"; id: number; settings: FleetStackSettings; operation: "preview"; spec: FleetSpec }
-  | { kind: "abort"; id: number };
+  | { kind: "abort"; id: number }
+  /** The stack was removed: a later run of a stack by that name opens it afresh. */
+  | { kind: "forget"; stackName: string };
 
 export type ProgramReply =
   | { kind: "step"; id: number; step: ResourceStep }
@@ -69,6 +71,14 @@ export class ProgramHosts {
   /** `FleetStack.preview`, in a host process. */
   async preview(settings: FleetStackSettings, spec: FleetSpec): Promise<Record<string, number>> {
     return (await this.run({ kind: "run", settings, operation: "preview", spec }, undefined, undefined)) as Record<string, number>;
+  }
+
+  /** Drops every host's open stack of that name (the stack was removed from the backend). */
+  forget(stackName: string): void {
+    for (const host of this.hosts) {
+      host.stacks.delete(stackName);
+      if (host.child.connected) host.child.send({ kind: "forget", stackName } satisfies ProgramRequest);
+    }
   }
 
   /** Stops every host (the scaler's shutdown, a test's end); an idle host holds no state worth keeping. */

@@ -3,19 +3,19 @@
 import { FleetStack, causeSummary, type FleetStackSettings } from "./fleetStack.js";
 import type { ProgramReply, ProgramRequest } from "./programHost.js";
 
-/** Stacks opened, by name and backend: opening one costs engine commands, a run of an open one does not. */
-const stacks = new Map<string, Promise<FleetStack>>();
+/** Stacks opened, by name, directory and backend: opening one costs engine commands, a run of an open one does not. */
+const stacks = new Map<string, { stackName: string; stack: Promise<FleetStack> }>();
 const aborts = new Map<number, AbortController>();
 
 function stackOf(settings: FleetStackSettings): Promise<FleetStack> {
-  const key = JSON.stringify([settings.stackName ?? settings.env, settings.workDir, settings.backendUrl]);
-  let stack = stacks.get(key);
-  if (stack === undefined) {
-    stack = FleetStack.open(settings);
-    stacks.set(key, stack);
-    // A stack that failed to open is opened afresh next time.
-    stack.catch(() => stacks.delete(key));
-  }
+  const stackName = settings.stackName ?? `${settings.env}-fleet`;
+  const key = JSON.stringify([stackName, settings.workDir, settings.backendUrl]);
+  const known = stacks.get(key);
+  if (known !== undefined) return known.stack;
+  const stack = FleetStack.open(settings);
+  stacks.set(key, { stackName, stack });
+  // A stack that failed to open is opened afresh next time.
+  stack.catch(() => stacks.delete(key));
   return stack;
 }
 
@@ -44,7 +44,9 @@ async function run(request: Extract<ProgramRequest, { kind: "run" }>): Promise<v
 
 process.on("message", (request: ProgramRequest) => {
   if (request.kind === "abort") aborts.get(request.id)?.abort();
-  else void run(request);
+  else if (request.kind === "forget") {
+    for (const [key, entry] of stacks) if (entry.stackName === request.stackName) stacks.delete(key);
+  } else void run(request);
 });
 // The parent is gone (it exited or was killed): nothing is left to report to.
 process.on("disconnect", () => process.exit(0));

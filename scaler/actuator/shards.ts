@@ -170,6 +170,11 @@ export class ShardedFleetStack {
       return match === null ? [] : [Number(match[1])];
     });
     this.shards.clear();
+    // A shard stack another holder of the lease removed meanwhile is opened afresh if it is needed again.
+    for (const shard of [...this.stacks.keys()].filter((known) => !shards.includes(known))) {
+      this.stacks.delete(shard);
+      this.hosts.forget(shardStackName(this.name, shard));
+    }
     if (names.includes(this.name)) {
       shards = await migrateToShards({
         legacy: await FleetStack.open({ ...this.settings, stackName: this.name }),
@@ -324,6 +329,7 @@ export class ShardedFleetStack {
     }
     this.shards.delete(shard);
     this.stacks.delete(shard);
+    this.hosts.forget(name);
   }
 
   /** A server must stay in the stack that holds it; declaring it in another would replace a running machine. */
