@@ -41,7 +41,16 @@ export function localStack(secrets: LocalSecrets): EnvironmentConfig {
 /** The fleet's status as the scaler serves it at /fleets/<fleet>. */
 export const FleetStatusView = z.object({
   servers: z.array(
-    z.object({ name: z.string(), power: z.string(), phase: z.string(), cores: z.number(), lastCheckIn: z.string().nullable() }),
+    z.object({
+      name: z.string(),
+      power: z.string(),
+      phase: z.string(),
+      cores: z.number(),
+      lastCheckIn: z.string().nullable(),
+      readings: z
+        .object({ cpu: z.object({ value: z.number().nullable() }), memory: z.object({ value: z.number().nullable() }) })
+        .optional(),
+    }),
   ),
   lastPeriod: z
     .object({
