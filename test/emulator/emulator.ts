@@ -321,6 +321,10 @@ export class Emulator {
         resolve();
       });
       server.once("error", reject);
+      // Kept-alive connections outlive the client's idle ones (Node's agent drops them after 5 s), as a real API
+      // gateway's do: a server that closes them first races the client's next request on them, which then breaks
+      // (ECONNRESET), most often on a loaded machine.
+      Object.assign(server, { keepAliveTimeout: 65_000, headersTimeout: 66_000 });
       this.server = server;
     });
   }
