@@ -68,9 +68,13 @@ describe("the fleet stack on an s3:// backend (versitygw), two scalers contendin
         eventually(async () => creates().length > 0, 300_000, "scaler A's create reached the cloud"),
         first.then(() => Promise.reject(new Error("scaler A's update ended before the cloud saw its create"))),
       ]);
-      // Scaler A's update is in flight. Scaler B's engine, run past the lease, is refused the lock in the bucket.
+      // Scaler A's update is in flight, and stays so: the emulated cloud's clock stands still (A's create stays RUNNING)
+      // while scaler B reads the shard stacks and starts its own engine. B's engine, run past the lease, is refused the
+      // lock in the bucket.
+      emulator.clock.setMode({ kind: "manual" });
       const spec = a.actuator.currentState().desired;
       await expect(b.fleetStack.up(spec)).rejects.toThrow(/currently locked/);
+      emulator.clock.setMode({ kind: "real", scale: 1 });
       expect((await first).update?.steps.map((step) => `${step.op} ${step.name}`)).toContain("create bbb-1");
       expect(bStarted).toBe(false);
 
