@@ -5,7 +5,7 @@ import { FleetStack } from "../actuator/fleetStack.js";
 import { JitsiFleet, jitsiFleetName, jitsiStackName } from "../actuator/jitsiFleet.js";
 import { FleetLock } from "../actuator/lock.js";
 import type { Logger } from "../log.js";
-import type { FleetSettings } from "../settings.js";
+import type { JitsiFleetSettings } from "../settings.js";
 import type { ScalerStore } from "../store/store.js";
 import { FleetSecretsMissingError, engineVariables } from "./runtime.js";
 
@@ -28,11 +28,12 @@ export interface JitsiRuntime {
 }
 
 /**
- * One fleet per Jitsi group of the settings' `jitsi` block, each on its own stack `<env>-jitsi-<group>` with the BBB
- * fleet's placement and template (its `fleet` section), run every `intervalSeconds`.
+ * One fleet per Jitsi group of the settings' `jitsi` block, each on its own stack `<env>-jitsi-<group>` with the
+ * placement and template of the settings' `jitsiFleet` section (or the BBB fleet's `fleet` section, a superset of it),
+ * run every `intervalSeconds`.
  */
 export async function openJitsiRuntime(
-  fleetSettings: FleetSettings,
+  fleetSettings: JitsiFleetSettings,
   jitsi: JitsiConfig,
   deps: { redis: Redis; keyPrefix: string; store: ScalerStore; logger: Logger; env?: NodeJS.ProcessEnv; now?: () => number },
 ): Promise<JitsiRuntime> {
