@@ -20,7 +20,7 @@ import { adopt, newFleet } from "./adopt.js";
 import type { FleetStack, FleetUpdateReport, ServerOutputs } from "./fleetStack.js";
 import { LeaseKeeper } from "./lease.js";
 import { ActuatorNotStartedError } from "./actuator.js";
-import { FleetLeaseLostError, type FleetLock } from "./lock.js";
+import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
 
 export { jitsiFleetName } from "../../infra/jitsi.js";
 
@@ -90,8 +90,11 @@ export class JitsiFleet {
     return this.settings.group.name;
   }
 
-  /** Creates the group in the store from its config when it is not there yet, takes the lease and loads the fleet. */
-  async start(): Promise<void> {
+  /**
+   * Creates the group in the store from its config when it is not there yet, takes the lease and loads the fleet,
+   * recovering an update a crashed holder left in flight as the BBB fleet's actuator does.
+   */
+  async start(): Promise<{ recovered: boolean }> {
     const { group } = this.settings;
     if ((await this.deps.store.getGroup(group.name)) === undefined) {
       const size = group.size;
@@ -112,15 +115,30 @@ export class JitsiFleet {
         "settings",
       );
     }
-    await this.leases.acquireWhenFree(2 * this.leases.ttlMs);
-    await this.load();
+    const lease = await this.leases.acquireWhenFree(2 * this.leases.ttlMs);
+    return this.load(lease);
   }
 
   async stop(): Promise<void> {
     await this.leases.release();
   }
 
-  private async load(): Promise<void> {
+  /** Reads the fleet as the lease's previous holder left it; an `up` it left in flight is recovered first. */
+  private async load(lease: FleetLease): Promise<{ recovered: boolean }> {
+    let stored = await this.states.load(this.fleet);
+    let recovered = false;
+    if (stored?.updateInFlight != null && stored.updateInFlight.token !== lease.token) {
+      // The same path as the BBB fleet (scaler/actuator/actuator.ts): stale engine lock cancelled, pending creates
+      // dropped and the machines they left adopted by name and ownership labels, state refreshed.
+      const result = await this.deps.fleetStack.recover();
+      await this.audit("recovered", "an update interrupted by a crash was recovered: stale lock removed, state refreshed", {
+        ...result,
+        interruptedToken: stored.updateInFlight.token,
+      });
+      this.deps.log.warn({ event: "fleet.recovered", fleet: this.fleet, ...result }, "recovered an interrupted update");
+      stored = { ...stored, updateInFlight: null };
+      recovered = true;
+    }
     this.applied = await this.deps.fleetStack.appliedSpec();
     const origin = {
       namePrefix: this.fleet,
@@ -129,12 +147,11 @@ export class JitsiFleet {
       baseline: 0,
       template: this.settings.template,
     };
-    this.state =
-      (await this.states.load(this.fleet)) ??
-      (this.applied === undefined ? newFleet(origin, this.deps.now()) : adopt(origin, this.applied, this.deps.now()));
+    this.state = stored ?? (this.applied === undefined ? newFleet(origin, this.deps.now()) : adopt(origin, this.applied, this.deps.now()));
     this.addresses = await this.deps.fleetStack.serverAddresses();
     await this.publishSidecarKeys(this.addresses);
     await this.save();
+    return { recovered };
   }
 
   /** Each worker's sidecar key, for the token check (scaler/api/asap.ts): a destroyed worker's key goes with it. */
@@ -163,8 +180,8 @@ export class JitsiFleet {
 
   /** One period: read, let the autoscaler speak, bring the fleet to the desired count. */
   async period(): Promise<JitsiPeriodReport> {
-    const { reacquired } = await this.leases.hold();
-    if (reacquired) await this.load();
+    const { lease, reacquired } = await this.leases.hold();
+    if (reacquired) await this.load(lease);
     const state = this.requireState();
     const { store, now: clock } = this.deps;
     const { group } = this.settings;
