@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const jitsiFleet = settings.jitsiFleet ?? settings.fleet;
   if (jitsiFleet !== undefined && settings.jitsi !== undefined) {
     if (redis.status !== "ready") await once(redis, "ready");
-    jitsi = await openJitsiRuntime(jitsiFleet, settings.jitsi, { redis, keyPrefix: settings.redis.keyPrefix, store, logger });
+    jitsi = await openJitsiRuntime(jitsiFleet, settings.jitsi, { redis, keyPrefix: settings.redis.keyPrefix, store, logger, metrics });
   }
   const workers = await SidecarWorkers.start(settings, logger);
   const app = createApp({
@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     metrics,
     logger,
     ...(fleet === undefined ? {} : { fleets: [fleet.view] }),
+    ...(jitsi === undefined ? {} : { jitsiFleets: jitsi.views }),
     ...(workers === undefined ? {} : { workerMetrics: () => workers.metrics() }),
   });
 
