@@ -499,17 +499,19 @@ const JITSI_COMPONENT_FILES = {
     // jitsi-videobridge2's private REST server (localhost:8080), as the sidecar's env.example names it.
     statsUrl: "http://127.0.0.1:8080/colibri/stats",
     gracefulShutdownScript: "/usr/share/jitsi-videobridge/graceful_shutdown.sh",
+    service: "jitsi-videobridge2",
     secrets: ["jitsiJvbPassword"],
   },
   jibri: {
     install: "jitsi/install-jibri.sh",
     statsUrl: "http://127.0.0.1:2222/jibri/api/v1.0/health",
     gracefulShutdownScript: "/opt/jitsi/jibri/graceful_shutdown.sh",
+    service: "jibri",
     secrets: ["jitsiJibriPassword", "jitsiRecorderPassword"],
   },
 } as const satisfies Record<
   JitsiComponent,
-  { install: string; statsUrl: string; gracefulShutdownScript: string; secrets: JitsiSecretKey[] }
+  { install: string; statsUrl: string; gracefulShutdownScript: string; service: string; secrets: JitsiSecretKey[] }
 >;
 
 /** A HOCON string: JSON's quoting, which HOCON's quoted strings share. */
@@ -618,6 +620,7 @@ export function renderJitsiWorkerUserData(values: JitsiWorkerTemplateValues): st
     sidecarKeyId: values.sidecarKeyId,
     statsUrl: component.statsUrl,
     gracefulShutdownScript: component.gracefulShutdownScript,
+    componentService: component.service,
     instanceMetadata: `'${metadata}'`,
   };
   return cloudConfig(template, fill, [
@@ -630,6 +633,14 @@ export function renderJitsiWorkerUserData(values: JitsiWorkerTemplateValues): st
     { path: "/usr/local/sbin/confscale-install-jitsi-component", content: renderTemplate(component.install, fill), permissions: "0755" },
     ...jitsiComponentConfigFiles(values, hostname, secret),
     { path: "/etc/confscale/jitsi-sidecar.env", content: renderTemplate("jitsi/sidecar.env", fill), permissions: "0644" },
+    // The sidecar's reconfigure script, and sudo for its group (jitsi, the package unit's Group) to run just that.
+    { path: "/usr/local/sbin/confscale-jitsi-reconfigure", content: renderTemplate("jitsi/reconfigure.sh", fill), permissions: "0755" },
+    {
+      path: "/etc/sudoers.d/confscale-jitsi-reconfigure",
+      // `""`: the script and no arguments.
+      content: '%jitsi ALL=(root) NOPASSWD: /usr/local/sbin/confscale-jitsi-reconfigure ""\n',
+      permissions: "0440",
+    },
     // Written once users and groups exist (the jitsi group comes from cloud-init's `groups`), before the packages.
     {
       path: "/etc/confscale/jitsi-sidecar-key.pem",

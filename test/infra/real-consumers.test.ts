@@ -380,6 +380,7 @@ describe("the Jitsi workers the jitsi-example stack renders, read by their real 
         "/usr/local/sbin/confscale-add-jitsi-repository",
         "/usr/local/sbin/confscale-install-jitsi-component",
         "/usr/local/sbin/confscale-install-node-exporter",
+        "/usr/local/sbin/confscale-jitsi-reconfigure",
       ]),
     );
     for (const snippet of snippets) {
@@ -403,6 +404,27 @@ describe("the Jitsi workers the jitsi-example stack renders, read by their real 
       ).toEqual([]);
     }
   });
+
+  it.each(groups)(
+    "gives the %s worker's sidecar a reconfigure script that rewrites the rendered files and restarts its component",
+    (_name, { component, userData }) => {
+      const files = (parse(userData) as CloudConfig).write_files ?? [];
+      const written = (path: string) => files.find((file) => file.path === path);
+      const env = written("/etc/confscale/jitsi-sidecar.env")?.content ?? "";
+      // The sidecar (jitsi-autoscaler-sidecar's config.ts) runs RECONFIGURE_SCRIPT with exec, as its unprivileged user.
+      expect(env).toMatch(/^RECONFIGURE_SCRIPT=sudo -n \/usr\/local\/sbin\/confscale-jitsi-reconfigure$/m);
+      const script = written("/usr/local/sbin/confscale-jitsi-reconfigure");
+      expect(script?.permissions).toBe("0755");
+      expect(script?.content).toContain("cloud-init single --name write_files --frequency always");
+      expect(script?.content).toContain(`systemctl restart ${component === "JVB" ? "jitsi-videobridge2" : "jibri"}.service`);
+      // sudo lets the sidecar's group (the package unit's Group=jitsi) run that script, without arguments, and nothing else.
+      const sudoers = written("/etc/sudoers.d/confscale-jitsi-reconfigure");
+      expect(sudoers).toMatchObject({
+        permissions: "0440",
+        content: '%jitsi ALL=(root) NOPASSWD: /usr/local/sbin/confscale-jitsi-reconfigure ""\n',
+      });
+    },
+  );
 
   it("opens the videobridges' UDP media port to everyone on the environment's worker firewall", () => {
     const rules = workerFirewallRules(files.config.adminCidrs, "198.51.100.10", jitsiFirewallNeeds(files.config.jitsi));
