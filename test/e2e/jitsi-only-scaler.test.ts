@@ -1,8 +1,11 @@
 // A scaler without a BBB fleet (scaler/main.ts with scaler.yaml's `jitsi` and `jitsiFleet`, as a Jitsi-only
 // environment's control node renders it): no Scalelite, no LOADBALANCER_SECRET; it launches a videobridge group's
 // bridges on their own stack, and a bridge's stress makes it launch another. Real Redis, CLI and scaler process.
+import { execFile } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Emulator } from "../emulator/emulator.js";
@@ -71,7 +74,8 @@ describe("a Jitsi-only scaler (scaler/main.ts without a BBB fleet; real Redis, C
                 gracePeriodTTLSec: 0,
                 scaling: {
                   minDesired: 1,
-                  maxDesired: 3,
+                  // No grace after a change (gracePeriodTTLSec 0): a launched bridge counts at once, so the cap holds it at 2.
+                  maxDesired: 2,
                   desiredCount: 1,
                   scaleUpThreshold: 0.5,
                   scaleDownThreshold: 0.1,
@@ -141,13 +145,22 @@ describe("a Jitsi-only scaler (scaler/main.ts without a BBB fleet; real Redis, C
       const cordon = await call(url, "POST", "/api/v1/fleets/jitsi-bridges/servers/jitsi-bridges-1/cordon", { token: OPERATOR_TOKEN });
       expect(cordon.status).toBe(409);
       expect(cordon.body.issues).toEqual([{ field: "server", message: expect.stringMatching(/graceful shutdown/) }]);
+      // The operator's CLI reads the Jitsi fleet beside (here: instead of) the BBB fleet.
+      const repo = fileURLToPath(new URL("../..", import.meta.url));
+      const cli = await promisify(execFile)(process.execPath, ["--import", "tsx", join(repo, "scaler/cli.ts"), "status"], {
+        cwd: repo,
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", CONFSCALE_URL: url, CONFSCALE_TOKEN: VIEWER_TOKEN },
+        timeout: 60_000,
+      });
+      expect(cli.stdout).toMatch(/^fleet jitsi-bridges \(Jitsi group bridges, JVB\): 2 machines$/m);
+      expect(cli.stdout).toMatch(/^jitsi-bridges-1 +2 cores \/ 4 GB +active +running +0\.60$/m);
       const audit = await call(url, "GET", "/api/v1/groups/bridges/audit", { token: VIEWER_TOKEN });
       expect(JSON.stringify(audit.body)).toContain("autoscale.up");
       // Its metrics under the fleet's names: desired, machines by phase, the group's figure.
       const metrics = await fetch(`${url}/metrics`).then((response) => response.text());
       expect(metrics).toMatch(/^confscale_fleet_servers_desired\{fleet="jitsi-bridges"\} 2$/m);
       expect(metrics).toMatch(/^confscale_jitsi_group_figure\{fleet="jitsi-bridges",metric="stress"\} 0\.6$/m);
-      expect(metrics).toMatch(/^confscale_fleet_servers_bound\{fleet="jitsi-bridges",bound="max"\} 3$/m);
+      expect(metrics).toMatch(/^confscale_fleet_servers_bound\{fleet="jitsi-bridges",bound="max"\} 2$/m);
     },
   );
 });
