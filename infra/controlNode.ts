@@ -73,6 +73,7 @@ export function renderControlNodeScalerSettings(
     adminCidrs: config.adminCidrs,
     sshPublicKeys: config.sshPublicKeys,
     ...(config.workers === undefined ? {} : { workerImage: workerImageOf(config), policy: config.workers }),
+    ...(config.scaler === undefined ? {} : { loop: config.scaler }),
     controlNodeCores: config.controlNode.cores,
     ...(config.jitsi === undefined
       ? {}

@@ -4,7 +4,7 @@ import { isIP } from "node:net";
 import bcrypt from "bcryptjs";
 import { isMap, isSeq, parse, parseDocument, stringify } from "yaml";
 import type { Placement } from "./clouds/types.js";
-import { BBB_RELEASES, DEFAULT_BBB_VERSION, type BbbVersion, type WorkerPolicy } from "./config.js";
+import { BBB_RELEASES, DEFAULT_BBB_VERSION, type BbbVersion, type ScalerLoop, type WorkerPolicy } from "./config.js";
 import { WORKER_PORTS } from "./firewall.js";
 import {
   jitsiSignalingDefaults,
@@ -174,6 +174,8 @@ export interface ScalerSettingsValues {
   /** The BigBlueButton fleet's worker image and policy; absent in a Jitsi-only environment. */
   workerImage?: string;
   policy?: WorkerPolicy;
+  /** The stack's period and rate window of the scaler's loop, when it sets them (a Jitsi-only scaler's period too). */
+  loop?: Partial<ScalerLoop>;
   /** The control node's cores: half of them serve check-ins in worker processes, the rest is for its other services. */
   controlNodeCores: number;
   /** The stack's Jitsi groups, each a fleet of the scaler (infra/jitsi.ts). */
@@ -227,6 +229,7 @@ export function renderScalerSettings(values: ScalerSettingsValues): string {
             workDir: FLEET_WORK_DIR,
             scaleliteUrl: "http://scalelite-api:3000/scalelite/api",
             prometheusUrl: "http://prometheus:9090",
+            ...values.loop,
           },
         }),
     // Their port is the compose file's SCALER_SIDECAR_PORT, which the Caddyfile routes /scaler/sidecar/* to.
@@ -237,7 +240,14 @@ export function renderScalerSettings(values: ScalerSettingsValues): string {
     ...(values.jitsi === undefined ? {} : { jitsi: scalerJitsiSettings(values.jitsi, values.jitsiImage) }),
     ...(policy !== undefined || values.jitsiImage === undefined
       ? {}
-      : { jitsiFleet: { template: { env: values.env, ...template, ...access }, image: values.jitsiImage, workDir: FLEET_WORK_DIR } }),
+      : {
+          jitsiFleet: {
+            template: { env: values.env, ...template, ...access },
+            image: values.jitsiImage,
+            workDir: FLEET_WORK_DIR,
+            ...(values.loop?.intervalSeconds === undefined ? {} : { intervalSeconds: values.loop.intervalSeconds }),
+          },
+        }),
   };
   return `# Written by the ${values.env} environment stack on every \`pulumi up\`; edits here are overwritten.\n${stringify(settings, { lineWidth: 0 })}`;
 }
