@@ -204,4 +204,29 @@ describe("an environment of Jitsi groups only", () => {
       template: { env: "jitsi-only-example", domain: config.domain },
     });
   });
+
+  it("a Jitsi-only scaler runs its groups' periods at the stack's confscale:scaler intervalSeconds", () => {
+    const { raw, secretKeys } = stack("jitsi-only-example");
+    for (const key of [...BASE_SECRETS, "jitsiJvbPassword"]) {
+      raw[`confscale:${key}`] = "x".repeat(40);
+      secretKeys.add(`confscale:${key}`);
+    }
+    raw["confscale:scaler"] = JSON.stringify({ intervalSeconds: 15 });
+    const config = parseEnvironmentConfig("jitsi-only-example", raw, secretKeys);
+    const settings = parse(
+      renderScalerSettings({
+        env: "jitsi-only-example",
+        domain: config.domain,
+        placement: { cloud: config.cloud, region: config.region },
+        controlNodeIp: "198.51.100.10",
+        adminCidrs: config.adminCidrs,
+        sshPublicKeys: config.sshPublicKeys,
+        controlNodeCores: 2,
+        jitsi: config.jitsi!,
+        jitsiImage: "ubuntu-22-04-x64",
+        ...(config.scaler === undefined ? {} : { loop: config.scaler }),
+      }),
+    ) as { jitsiFleet: { intervalSeconds?: number } };
+    expect(settings.jitsiFleet.intervalSeconds).toBe(15);
+  });
 });
