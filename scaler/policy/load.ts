@@ -131,6 +131,32 @@ export function forecastAgreement(
   return (today + damping) / (lastWeek + damping);
 }
 
+/** How near a recorded minute of the forecast must lie to a moment to stand for it (the profile keeps one a minute). */
+const SLOT_MS = 60_000;
+
+/**
+ * What the load profile keeps for `now`'s slot (see PolicyOutcome.profileLoad): today's load, unless today runs far
+ * below last week's (`agreement` under `quieterDay`): then last week's own record of this minute, so that a holiday
+ * never becomes the forecast of the ordinary day a week later. Null when neither is known.
+ */
+export function profileLoad(
+  sample: LoadSample,
+  forecast: readonly ForecastPoint[],
+  now: number,
+  agreement: number,
+  quieterDay: number,
+): { cpuCores: number; memoryGb: number } | null {
+  if (agreement >= quieterDay) {
+    return sample.cpuCores === null || sample.memoryGb === null ? null : { cpuCores: sample.cpuCores, memoryGb: sample.memoryGb };
+  }
+  let nearest: ForecastPoint | undefined;
+  for (const point of forecast) {
+    if (Math.abs(point.at - now) < SLOT_MS && (nearest === undefined || Math.abs(point.at - now) < Math.abs(nearest.at - now)))
+      nearest = point;
+  }
+  return nearest === undefined ? null : { cpuCores: nearest.cpuCores, memoryGb: nearest.memoryGb };
+}
+
 export function lastActionAt(
   history: PolicyHistory,
   matches: (kind: DecisionKind, server: string | undefined, warm: boolean | undefined) => boolean,

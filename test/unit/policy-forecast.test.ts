@@ -89,3 +89,36 @@ describe("policy: the load a week ago as a forecast", () => {
     expect(outcome.decisions).toEqual([]);
   });
 });
+
+describe("policy: what the load profile keeps for next week", () => {
+  const IDLE_LOAD = { cpu: 0.05, memory: 0.2 };
+  const fleet = [server("a", IDLE_LOAD), server("b", IDLE_LOAD)];
+  const idle = steadyHistory(3, { ...IDLE_LOAD, cores: 4, ramGb: 16 });
+  // Last week the minutes just past and this one were a lesson: 12 cores busy.
+  const lesson = Array.from({ length: 10 }, (_, index): ForecastPoint => ({ at: NOW - index * MINUTE, cpuCores: 12, memoryGb: 30 }));
+
+  it("keeps today's load on an ordinary day", () => {
+    const ordinary = decide(
+      snapshot(fleet),
+      policy(),
+      withForecast(
+        idle,
+        lesson.map((point) => ({ ...point, cpuCores: 0.3 })),
+      ),
+      NOW,
+    );
+    expect(ordinary.profileLoad).toEqual({ cpuCores: ordinary.sample.cpuCores, memoryGb: ordinary.sample.memoryGb });
+    expect(decide(snapshot(fleet), policy(), idle, NOW).profileLoad).toEqual({ cpuCores: 0.2, memoryGb: 3.2 });
+  });
+
+  it("keeps last week's load on a day far quieter than last week (a holiday), so the week after forecasts an ordinary day", () => {
+    const holiday = decide(snapshot(fleet), policy(), withForecast(idle, lesson), NOW);
+    expect(holiday.profileLoad).toEqual({ cpuCores: 12, memoryGb: 30 });
+  });
+
+  it("keeps nothing when neither today's load nor last week's record of this minute is known", () => {
+    const earlier = lesson.map((point) => ({ ...point, at: point.at - 2 * MINUTE }));
+    expect(decide(snapshot(fleet), policy(), withForecast(idle, earlier), NOW).profileLoad).toBeNull();
+    expect(decide(snapshot([]), policy(), EMPTY_HISTORY, NOW).profileLoad).toBeNull();
+  });
+});
