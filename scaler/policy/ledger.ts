@@ -44,6 +44,11 @@ export interface DecideContext {
   readonly nearProjectedRam: number;
   /** Today's load over last week's at the same minutes just past (1 when not comparable); see forecastAgreement. */
   readonly agreement: number;
+  /**
+   * Last week's load (scaled by the agreement) over the coming resize lead, when it was recorded: a bell that growth
+   * in place must be ready for. Null without a record for that time.
+   */
+  readonly nearForecast: Demand | null;
   readonly groupInputs: Inputs;
   /** A server's load as scale-out counts it (see decide.ts). */
   scaleOutDemand(server: ServerSnapshot): Demand;
@@ -199,6 +204,8 @@ export function openLedger(
   const agreement = measured > 1 / (1 - policy.headroom) ? Math.min(MAX_AGREEMENT, measured) : measured < QUIETER_DAY ? measured : 1;
   const recorded = forecastPeak(history.forecast ?? [], now, policy.leadTimeSeconds * 1000);
   const forecast = recorded === null ? null : { cores: recorded.cores * agreement, ramGb: recorded.ramGb * agreement };
+  const nearRecorded = forecastPeak(history.forecast ?? [], now, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000);
+  const nearForecast = nearRecorded === null ? null : { cores: nearRecorded.cores * agreement, ramGb: nearRecorded.ramGb * agreement };
   const trendLimitCores = forecast === null ? Infinity : Math.max(demandCores, forecast.cores / (1 - policy.headroom));
   const trendLimitRam = forecast === null ? Infinity : Math.max(demandRam, forecast.ramGb / (1 - policy.headroom));
   const projectedCores = Math.min(demandCores + rise.cores, trendLimitCores);
@@ -274,6 +281,7 @@ export function openLedger(
     nearProjectedCores,
     nearProjectedRam,
     agreement,
+    nearForecast,
     groupInputs,
     scaleOutDemand,
     inServerCooldown,
