@@ -206,8 +206,14 @@ export function openLedger(
   const forecast = recorded === null ? null : { cores: recorded.cores * agreement, ramGb: recorded.ramGb * agreement };
   const nearRecorded = forecastPeak(history.forecast ?? [], now, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000);
   const nearForecast = nearRecorded === null ? null : { cores: nearRecorded.cores * agreement, ramGb: nearRecorded.ramGb * agreement };
-  const trendLimitCores = forecast === null ? Infinity : Math.max(demandCores, forecast.cores / (1 - policy.headroom));
-  const trendLimitRam = forecast === null ? Infinity : Math.max(demandRam, forecast.ramGb / (1 - policy.headroom));
+  // Once today's load has outgrown that bound (an unscheduled surge: last week was calm), last week says nothing about
+  // how far today's rise goes: the trend stands unbounded, as with no record at all.
+  const bound = (now: number, recorded: number) => {
+    const limit = recorded / (1 - policy.headroom);
+    return now > limit ? Infinity : limit;
+  };
+  const trendLimitCores = forecast === null ? Infinity : bound(demandCores, forecast.cores);
+  const trendLimitRam = forecast === null ? Infinity : bound(demandRam, forecast.ramGb);
   const projectedCores = Math.min(demandCores + rise.cores, trendLimitCores);
   const projectedRam = Math.min(demandRam + rise.ramGb, trendLimitRam);
   const nearProjectedCores = Math.min(demandCores + nearRise.cores, trendLimitCores);

@@ -88,6 +88,28 @@ describe("policy: the load a week ago as a forecast", () => {
     const outcome = decide(snapshot(fleet), policy(), withForecast(rising, lesson), NOW);
     expect(outcome.decisions).toEqual([]);
   });
+
+  it("lets the trend run unbounded once today's load has outgrown last week's calm (an unscheduled surge)", () => {
+    const large = { size: { cores: 8, ramGb: 32 } };
+    const joining = { cpu: 0.3, memory: 0.3, participants: 200, meetings: 10 };
+    const fleet = [server("a", joining, large), server("b", joining, large), stoppedServer("c")];
+    const surging: PolicyHistory = {
+      samples: [0, 1].map((index) => ({
+        at: NOW - (2 - index) * MINUTE,
+        cpuCores: 2.4 + index * 2.4,
+        memoryGb: 10 + index * 9.2,
+        cpuUtilization: 0.15 + index * 0.15,
+        memoryUtilization: 0.3,
+        participants: 200 + index * 200,
+      })),
+      actions: [],
+    };
+    // Last week this hour was calm: 2 cores. Today 4.8 are in use and rising by 2.4 a minute.
+    const calm: ForecastPoint[] = [1, 2, 3, 4, 5].map((minutes) => ({ at: NOW + minutes * MINUTE, cpuCores: 2, memoryGb: 10 }));
+    const outcome = decide(snapshot(fleet), policy(), withForecast(surging, calm), NOW);
+    expect(kinds(outcome.decisions)).toContain("start c");
+    expect(outcome.decisions[0]?.inputs.projectedCores).toBeGreaterThan(10);
+  });
 });
 
 describe("policy: what the load profile keeps for next week", () => {
