@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { afterAll, describe, expect, it } from "vitest";
 import { workerKeyId } from "../../infra/workerCredentials.js";
 import type { Decision } from "../../scaler/policy/types.js";
@@ -8,6 +9,7 @@ import { startWorkerSidecar } from "../harness/workerSidecar.js";
 import { eventually } from "../integration/scaler-fixture.js";
 
 const DAY = 86_400_000;
+const OPERATOR_TOKEN = randomBytes(24).toString("hex");
 
 function decision(kind: "drain" | "stop" | "enable", server: string): Decision {
   return { kind, server, reason: `the test ${kind}s ${server}`, inputs: {}, dryRun: false };
@@ -21,7 +23,7 @@ describe("a fleet worker's own sidecar drains it: the stop waits for its report 
     loop: (emulator) => {
       // The scaler derives its workers' public keys from the fleet's master secret, as in service.
       process.env.CONFSCALE_BBB_SECRET = emulator.cloud.bbbSecret;
-      return { policy: closedLoopPolicy() };
+      return { policy: closedLoopPolicy(), apiTokens: [{ name: "oscar", role: "operator", token: OPERATOR_TOKEN }] };
     },
   });
 
@@ -80,6 +82,28 @@ describe("a fleet worker's own sidecar drains it: the stop waits for its report 
     const trail = (await rig.loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).map((entry) => entry.kind);
     expect(trail).toContain("shutdown.withdrawn");
     expect(trail).toContain("instance.resumed");
+  });
+
+  it("takes the drain command back when an operator enables the draining server through the control API", async () => {
+    await rig.loop.actuator.cycle([decision("drain", "bbb-1")]);
+    await eventually(async () => (await instance())?.state === "shutting_down", 30_000, "bbb-1's sidecar draining");
+
+    const response = await fetch(`http://127.0.0.1:${rig.scalerPort}/api/v1/fleets/bbb/servers/bbb-1/enable`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${OPERATOR_TOKEN}` },
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ server: "bbb-1", phase: "active" });
+    expect(registration()?.state).toBe("enabled");
+    await eventually(async () => (await instance())?.state === "running", 30_000, "bbb-1's sidecar serving again");
+    expect((await instance())?.shutdownRequested).toBe(false);
+    // The server's trail holds both drains withdrawn (the policy's before, the operator's now) and the operator by name.
+    const trail = (await rig.loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).map(
+      (entry) => `${entry.kind}:${entry.actor}`,
+    );
+    expect(trail.filter((entry) => entry.startsWith("shutdown.withdrawn:"))).toHaveLength(2);
+    expect(trail.filter((entry) => entry.startsWith("instance.resumed:"))).toHaveLength(2);
+    expect(trail).toContain("operator.enable:oscar");
   });
 
   it("sends the drain command with the cordon, and stops the server only after its sidecar reported its last meeting ended", async () => {

@@ -14,7 +14,7 @@ import type { FleetPeriod } from "../../scaler/loop/controller.js";
 import { openFleetRuntime } from "../../scaler/loop/runtime.js";
 import { createLogger, type Logger } from "../../scaler/log.js";
 import { createMetrics } from "../../scaler/metrics.js";
-import { fleetSettingsSchema, parseSettings } from "../../scaler/settings.js";
+import { fleetSettingsSchema, parseSettings, type ApiToken } from "../../scaler/settings.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";
 import { ScaleliteClient } from "../../scaler/signals/scalelite.js";
 import { ScalerStore } from "../../scaler/store/store.js";
@@ -220,6 +220,8 @@ export async function openClosedLoop(options: {
   /** The fleet settings' `alerts` (scaler/alerts.ts). */
   alerts?: Record<string, unknown>;
   drainTimeoutSeconds?: number;
+  /** The control API's tokens (`apiTokens` of the scaler's settings), for tests that act as an operator. */
+  apiTokens?: ApiToken[];
 }) {
   const { emulator, sandbox, policy } = options;
   const endpoints = emulatorEndpoints(emulator);
@@ -254,7 +256,11 @@ export async function openClosedLoop(options: {
   });
   let server: Server | undefined;
   if (options.scalerPort !== undefined) {
-    const appSettings = parseSettings({ redis: { url: options.redisUrl }, sidecar: { keyBaseUrl: emulator.keyBaseUrl } });
+    const appSettings = parseSettings({
+      redis: { url: options.redisUrl },
+      sidecar: { keyBaseUrl: emulator.keyBaseUrl },
+      apiTokens: options.apiTokens ?? [],
+    });
     const app = createApp({
       store,
       settings: appSettings,

@@ -2,7 +2,7 @@
 // the SSH steps log in as the cloud's login user, each worker gets its DNS records, and both ways the environment
 // program runs export the same outputs.
 import * as pulumi from "@pulumi/pulumi";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { environmentConfigSchema, type EnvironmentConfig } from "../../infra/config.js";
 import { declareEnvironment, defineEnvironment } from "../../infra/environment.js";
 import { defineFleet, fleetTemplateSchema, type FleetSecrets, type FleetSpec } from "../../infra/fleet.js";
@@ -12,50 +12,12 @@ const FLEET_SECRETS: FleetSecrets = {
   masterSecret: "fleet-master-secret-0123456789abcdef",
 };
 import { PROVIDERS } from "../../infra/clouds/index.js";
+import { useRecordingMocks } from "./pulumiMocks.js";
 
-interface Declared {
-  type: string;
-  name: string;
-  urn: string;
-  inputs: Record<string, unknown>;
-  provider?: string;
-}
-
-const declared: Declared[] = [];
 const CONTROL_IP = "198.51.100.30";
 const CONTROL_IPV6 = "2001:db8::30";
 
-beforeAll(async () => {
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        const urn = `urn:pulumi:clouds::confscale::${args.type}::${args.name}`;
-        declared.push({
-          type: args.type,
-          name: args.name,
-          urn,
-          inputs: args.inputs as Record<string, unknown>,
-          ...(args.provider === undefined ? {} : { provider: args.provider }),
-        });
-        const addresses = {
-          publicIp: CONTROL_IP,
-          ipv4Address: CONTROL_IP,
-          ...(args.type === "digitalocean:index/droplet:Droplet" ? { ipv6Address: CONTROL_IPV6 } : {}),
-          serverId: `${args.name}-id`,
-          datacenterId: "dc-1",
-          lanId: 1,
-        };
-        return { id: `${args.name}-id`, state: { ...args.inputs, ...addresses } };
-      },
-      call(args) {
-        return args.inputs;
-      },
-    },
-    "confscale",
-    "clouds",
-    false,
-  );
-});
+const declared = useRecordingMocks({ stack: "clouds", dryRun: false, ipv4: CONTROL_IP, ipv6: CONTROL_IPV6 });
 
 afterEach(() => {
   vi.unstubAllEnvs();

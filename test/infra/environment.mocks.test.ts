@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { environmentConfigSchema, type EnvironmentConfig } from "../../infra/config.js";
 import { declareEnvironment } from "../../infra/environment.js";
@@ -10,33 +10,11 @@ import { defineFleet, type FleetSpec } from "../../infra/fleet.js";
 import { workerCredentials } from "../../infra/workerCredentials.js";
 import { loadSettings } from "../../scaler/settings.js";
 import { controlNodeProjectFiles, nodeExporterPasswordHash, renderWorkerUserData } from "../../infra/templates.js";
+import { useRecordingMocks } from "./pulumiMocks.js";
 
-interface Declared {
-  type: string;
-  name: string;
-  inputs: Record<string, unknown>;
-}
-
-const declared: Declared[] = [];
 const CONTROL_IP = "198.51.100.10";
 
-beforeAll(async () => {
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        declared.push({ type: args.type, name: args.name, inputs: args.inputs as Record<string, unknown> });
-        const addresses = { publicIp: CONTROL_IP, ipv4Address: CONTROL_IP, serverId: `${args.name}-id`, datacenterId: "dc-1", lanId: 1 };
-        return { id: `${args.name}-id`, state: { ...args.inputs, ...addresses } };
-      },
-      call(args) {
-        return args.inputs;
-      },
-    },
-    "confscale",
-    "prod",
-    true,
-  );
-});
+const declared = useRecordingMocks({ stack: "prod", dryRun: true, ipv4: CONTROL_IP });
 
 const SECRETS = {
   scaleliteSecret: "s".repeat(40),

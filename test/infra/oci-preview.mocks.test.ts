@@ -1,29 +1,13 @@
 // `pulumi preview` of an Oracle Cloud environment, with Pulumi's mocks in preview mode: the control node's address is
 // unknown until `up`, and the workers' security rules must be listed all the same.
-import * as pulumi from "@pulumi/pulumi";
 import * as settings from "@pulumi/pulumi/runtime/settings.js";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { environmentConfigSchema } from "../../infra/config.js";
 import { declareEnvironment } from "../../infra/environment.js";
 import { workerFirewallRules } from "../../infra/firewall.js";
+import { useRecordingMocks } from "./pulumiMocks.js";
 
-const declared: { type: string; name: string; inputs: Record<string, unknown> }[] = [];
-
-beforeAll(async () => {
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        declared.push({ type: args.type, name: args.name, inputs: args.inputs as Record<string, unknown> });
-        // As in a preview: a new instance's public address is not known yet.
-        return { id: undefined, state: args.inputs };
-      },
-      call: (args) => args.inputs,
-    },
-    "confscale",
-    "ocipreview",
-    true,
-  );
-});
+const declared = useRecordingMocks({ stack: "ocipreview", dryRun: true });
 
 describe("preview of an Oracle Cloud environment", () => {
   it("lists every worker security rule before the control node exists, the node-exporter rule among them", async () => {

@@ -1,53 +1,18 @@
 // Every registered cloud provider through the same suite, with Pulumi's mocks: what it declares for a machine, its
 // firewalls and DNS records, and what it says about itself (capabilities, credentials, login, plugins).
 import { createRequire } from "node:module";
-import * as pulumi from "@pulumi/pulumi";
-import { beforeAll, describe, expect, it } from "vitest";
+import type * as pulumi from "@pulumi/pulumi";
+import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { CLOUD_NAMES, CLOUD_VARIABLES, PROVIDERS, type CloudName } from "../../infra/clouds/index.js";
 import { CloudMappingError, type CloudProvider, type FirewallRule, type Machine, type Placement } from "../../infra/clouds/types.js";
 import { renderControlNodeUserData } from "../../infra/templates.js";
+import { useRecordingMocks, type DeclaredResource } from "./pulumiMocks.js";
 
-interface Declared {
-  type: string;
-  name: string;
-  inputs: Record<string, unknown>;
-  provider?: string;
-}
-
-const declared: Declared[] = [];
 const IPV4 = "198.51.100.20";
 const IPV6 = "2001:db8::20";
 
-beforeAll(async () => {
-  await pulumi.runtime.setMocks(
-    {
-      newResource(args) {
-        declared.push({
-          type: args.type,
-          name: args.name,
-          inputs: args.inputs as Record<string, unknown>,
-          ...(args.provider === undefined ? {} : { provider: args.provider }),
-        });
-        const addresses = {
-          publicIp: IPV4,
-          ipv4Address: IPV4,
-          ...(args.type === "digitalocean:index/droplet:Droplet" ? { ipv6Address: IPV6 } : {}),
-          serverId: `${args.name}-id`,
-          datacenterId: "dc-1",
-          lanId: 1,
-        };
-        return { id: `${args.name}-id`, state: { ...args.inputs, ...addresses } };
-      },
-      call(args) {
-        return args.inputs;
-      },
-    },
-    "confscale",
-    "contract",
-    false,
-  );
-});
+const declared = useRecordingMocks({ stack: "contract", dryRun: false, ipv4: IPV4, ipv6: IPV6 });
 
 function value<T>(output: pulumi.Output<T>): Promise<T> {
   return new Promise((resolve) => output.apply(resolve));
@@ -63,10 +28,10 @@ async function settled(...outputs: pulumi.Output<unknown>[]): Promise<void> {
 interface Reading {
   placement: Placement;
   settings: unknown;
-  machine(resource: Declared): { labels: Record<string, string>; cores: number; ramGb: number; running: boolean } | undefined;
+  machine(resource: DeclaredResource): { labels: Record<string, string>; cores: number; ramGb: number; running: boolean } | undefined;
   /** Every inbound rule the resources open, as `protocol/from-to source`, by the role it protects. */
-  rules(resources: Declared[], role: "control" | "worker", env: string): string[];
-  dns(resource: Declared): { type: string; fqdn: string; value: unknown } | undefined;
+  rules(resources: DeclaredResource[], role: "control" | "worker", env: string): string[];
+  dns(resource: DeclaredResource): { type: string; fqdn: string; value: unknown } | undefined;
 }
 
 const DROPLET_SLUG = /^[sgm]-(\d+)vcpu-(\d+)gb$/;

@@ -1,12 +1,13 @@
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, expect } from "vitest";
 import { SignJWT, exportSPKI, generateKeyPair, type CryptoKey } from "jose";
 import { createApp, listen, type FleetView } from "../../scaler/app.js";
 import { createLogger } from "../../scaler/log.js";
 import { parseSettings, type Settings } from "../../scaler/settings.js";
 import { ScalerStore, connectRedis, type StoreOptions } from "../../scaler/store/store.js";
-import type { RedisServer } from "../harness/redis.js";
+import { RedisServer } from "../harness/redis.js";
 
 export const TOKENS = {
   admin: "admin-token-0123456789abcdef0123456789",
@@ -166,4 +167,37 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 30_0
     if (Date.now() > deadline) throw new Error(`${what} did not hold within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** What `useSidecarScaler` starts; read inside tests (set once the file's beforeAll has run). */
+export interface SidecarScalerRig {
+  redis: RedisServer;
+  keys: KeyServer;
+  scaler: ScalerUnderTest;
+  /** A sidecar token signed with the rig's one key. */
+  token: string;
+}
+
+/**
+ * A scaler in this process on a real Redis with a key server, one sidecar key (its id `keyId`) and the groups
+ * `[id, instanceType]` created through the control API: the common ground of the sidecar protocol's tests.
+ */
+export function useSidecarScaler(keyId: string, groups: readonly (readonly [string, string])[]): SidecarScalerRig {
+  const rig = {} as SidecarScalerRig;
+  beforeAll(async () => {
+    rig.redis = await RedisServer.start();
+    rig.keys = await KeyServer.start();
+    rig.scaler = await startScaler(rig.redis, rig.keys.baseUrl);
+    rig.token = await signSidecarToken(await rig.keys.newKey(keyId));
+    for (const [id, type] of groups) {
+      const created = await call(rig.scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody(id, type) });
+      expect(created.status).toBe(201);
+    }
+  });
+  afterAll(async () => {
+    await rig.scaler?.stop();
+    await rig.keys?.stop();
+    await rig.redis?.stop();
+  });
+  return rig;
 }

@@ -2,44 +2,32 @@ import { once } from "node:events";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisServer } from "../harness/redis.js";
-import { KeyServer, TOKENS, call, eventually, groupBody, signSidecarToken, startScaler, type ScalerUnderTest } from "./scaler-fixture.js";
+import { TOKENS, call, eventually, groupBody, startScaler, useSidecarScaler, type ScalerUnderTest } from "./scaler-fixture.js";
 
-let redis: RedisServer;
-let keys: KeyServer;
-let scaler: ScalerUnderTest;
-let token: string;
-
-beforeAll(async () => {
-  redis = await RedisServer.start();
-  keys = await KeyServer.start();
-  scaler = await startScaler(redis, keys.baseUrl);
-  token = await signSidecarToken(await keys.newKey("sidecar-hardening"));
-  for (const id of ["colons", "batch", "deep"]) {
-    expect((await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody(id, "JVB") })).status).toBe(201);
-  }
-});
-
-afterAll(async () => {
-  await scaler?.stop();
-  await keys?.stop();
-  await redis?.stop();
-});
+const rig = useSidecarScaler("sidecar-hardening", [
+  ["colons", "JVB"],
+  ["batch", "JVB"],
+  ["deep", "JVB"],
+]);
 
 const poll = (group: string, instanceId: string) =>
-  call(scaler.url, "POST", "/sidecar/poll", { token, body: { instanceId, instanceType: "JVB", group } });
+  call(rig.scaler.url, "POST", "/sidecar/poll", { token: rig.token, body: { instanceId, instanceType: "JVB", group } });
 const status = (group: string, instanceId: string, stats: Record<string, unknown> = { stress_level: 0.3 }) =>
-  call(scaler.url, "POST", "/sidecar/status", { token, body: { instance: { instanceId, instanceType: "JVB", group }, stats } });
+  call(rig.scaler.url, "POST", "/sidecar/status", {
+    token: rig.token,
+    body: { instance: { instanceId, instanceType: "JVB", group }, stats },
+  });
 
 describe("instance ids that hold a ':'", () => {
   it("name their own keys: a poll as jvb-2:audit or jvb-2:commands leaves jvb-2 working and its shutdown pending", async () => {
     expect((await poll("colons", "jvb-2")).status).toBe(200);
-    const shutdown = await call(scaler.url, "POST", "/api/v1/groups/colons/shutdown", {
+    const shutdown = await call(rig.scaler.url, "POST", "/api/v1/groups/colons/shutdown", {
       token: TOKENS.operator,
       body: { instances: ["jvb-2"] },
     });
     expect(shutdown.status).toBe(202);
-    const commandsKey = scaler.store.keys.commands("colons", "jvb-2");
-    const ttlBefore = await scaler.store.redis.pttl(commandsKey);
+    const commandsKey = rig.scaler.store.keys.commands("colons", "jvb-2");
+    const ttlBefore = await rig.scaler.store.redis.pttl(commandsKey);
     expect(ttlBefore).toBeGreaterThan(60 * 60 * 1000);
 
     for (const impostor of ["jvb-2:audit", "jvb-2:commands"]) {
@@ -47,14 +35,14 @@ describe("instance ids that hold a ':'", () => {
       expect(reply, impostor).toEqual({ status: 200, body: { shutdown: false, reconfigure: null } });
     }
 
-    expect(await scaler.store.redis.pttl(commandsKey)).toBeGreaterThan(ttlBefore - 60_000);
+    expect(await rig.scaler.store.redis.pttl(commandsKey)).toBeGreaterThan(ttlBefore - 60_000);
     expect(await poll("colons", "jvb-2")).toEqual({ status: 200, body: { shutdown: true, reconfigure: null } });
-    const audit = await call(scaler.url, "GET", "/api/v1/groups/colons/instances/jvb-2/audit", { token: TOKENS.viewer });
+    const audit = await call(rig.scaler.url, "GET", "/api/v1/groups/colons/instances/jvb-2/audit", { token: TOKENS.viewer });
     expect(audit.status).toBe(200);
     expect((audit.body.entries as { kind: string }[]).map((entry) => entry.kind)).toContain("shutdown.delivered");
-    const impostorAudit = await call(scaler.url, "GET", "/api/v1/groups/colons/instances/jvb-2:audit/audit", { token: TOKENS.viewer });
+    const impostorAudit = await call(rig.scaler.url, "GET", "/api/v1/groups/colons/instances/jvb-2:audit/audit", { token: TOKENS.viewer });
     expect((impostorAudit.body.entries as { instanceId: string }[]).every((entry) => entry.instanceId === "jvb-2:audit")).toBe(true);
-    const report = await call(scaler.url, "GET", "/api/v1/groups/colons/report", { token: TOKENS.viewer });
+    const report = await call(rig.scaler.url, "GET", "/api/v1/groups/colons/report", { token: TOKENS.viewer });
     const ids = (report.body.instances as { instanceId: string }[]).map((instance) => instance.instanceId).sort();
     expect(ids).toEqual(["jvb-2", "jvb-2:audit", "jvb-2:commands"]);
   });
@@ -63,12 +51,12 @@ describe("instance ids that hold a ':'", () => {
 describe("a batch of check-ins", () => {
   it("answers each on its own: one that Redis refuses fails alone, the others are written", async () => {
     // A key of the wrong type where one instance's state belongs, as a stray write or an old layout would leave it.
-    await scaler.store.redis.set(scaler.store.keys.instance("batch", "jvb-broken"), "not a hash");
+    await rig.scaler.store.redis.set(rig.scaler.store.keys.instance("batch", "jvb-broken"), "not a hash");
     const ids = Array.from({ length: 30 }, (_, index) => (index === 7 ? "jvb-broken" : `jvb-${index}`));
     // Submitted in one turn of the event loop: the store writes them with one script call.
     const outcomes = await Promise.allSettled(
       ids.map((instanceId) =>
-        scaler.store.checkIn({
+        rig.scaler.store.checkIn({
           kind: "status",
           details: { instanceId, instanceType: "JVB", group: "batch" },
           stats: { stress_level: 0.3 },
@@ -79,7 +67,7 @@ describe("a batch of check-ins", () => {
       ),
     );
     expect(outcomes.map((outcome) => outcome.status)).toEqual(ids.map((id) => (id === "jvb-broken" ? "rejected" : "fulfilled")));
-    const report = await call(scaler.url, "GET", "/api/v1/groups/batch/report", { token: TOKENS.viewer });
+    const report = await call(rig.scaler.url, "GET", "/api/v1/groups/batch/report", { token: TOKENS.viewer });
     expect(report.body).toMatchObject({ counts: { running: 29 } });
     // Over HTTP the refused one is a server error, not a hang or a 200.
     expect((await status("batch", "jvb-broken")).status).toBe(500);
@@ -96,7 +84,7 @@ describe("reports out of shape", () => {
   it("refuses stats nested 5,000 deep with a 400 naming the field, and the check-ins sent with it succeed", async () => {
     const instance = { instanceId: "jvb-deep", instanceType: "JVB", group: "deep" };
     const rawBody = `{"instance":${JSON.stringify(instance)},"stats":{"stress_level":0.2,"extra":${nested(5_000)}}}`;
-    const deep = call(scaler.url, "POST", "/sidecar/status", { token, rawBody });
+    const deep = call(rig.scaler.url, "POST", "/sidecar/status", { token: rig.token, rawBody });
     const others = Array.from({ length: 30 }, (_, index) => status("deep", `jvb-${index}`));
     const [refused, ...replies] = await Promise.all([deep, ...others]);
     expect(refused?.status).toBe(400);
@@ -104,7 +92,7 @@ describe("reports out of shape", () => {
     expect(issues[0]?.field).toMatch(/^stats\.extra(\.a)+$/);
     expect(issues[0]?.message).toMatch(/nested deeper than \d+ levels/);
     expect(replies.map((reply) => reply.status)).toEqual(Array(30).fill(200));
-    expect(await scaler.store.redis.exists(scaler.store.keys.instance("deep", "jvb-deep"))).toBe(0);
+    expect(await rig.scaler.store.redis.exists(rig.scaler.store.keys.instance("deep", "jvb-deep"))).toBe(0);
   });
 
   it("refuses too many members and too long strings, naming the field", async () => {
@@ -124,7 +112,7 @@ describe("a Redis that refuses writes (maxmemory with noeviction)", () => {
 
   beforeAll(async () => {
     full = await RedisServer.start();
-    scalerOnFull = await startScaler(full, keys.baseUrl);
+    scalerOnFull = await startScaler(full, rig.keys.baseUrl);
   });
 
   afterAll(async () => {
@@ -135,7 +123,8 @@ describe("a Redis that refuses writes (maxmemory with noeviction)", () => {
   it("answers 503 naming the refusal on every write, is not ready meanwhile, and recovers once Redis has room", async () => {
     const url = scalerOnFull.url;
     expect((await call(url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("full", "JVB") })).status).toBe(201);
-    const checkIn = () => call(url, "POST", "/sidecar/poll", { token, body: { instanceId: "jvb-1", instanceType: "JVB", group: "full" } });
+    const checkIn = () =>
+      call(url, "POST", "/sidecar/poll", { token: rig.token, body: { instanceId: "jvb-1", instanceType: "JVB", group: "full" } });
     expect((await checkIn()).status).toBe(200);
     expect((await call(url, "GET", "/readyz")).status).toBe(200);
 
@@ -180,7 +169,7 @@ describe("groups that do not exist", () => {
       ["POST", "/api/v1/groups/nowhere/shutdown", { instances: ["jvb-1"] }],
     ];
     for (const [method, path, body] of routes) {
-      const reply = await call(scaler.url, method, path, { token: TOKENS.admin, body });
+      const reply = await call(rig.scaler.url, method, path, { token: TOKENS.admin, body });
       expect(reply.status, `${method} ${path}`).toBe(404);
       expect(reply.body, `${method} ${path}`).toMatchObject({
         error: "group_not_found",
@@ -191,9 +180,11 @@ describe("groups that do not exist", () => {
   });
 
   it("keep a deleted group's audit readable while it is retained", async () => {
-    expect((await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("deleted", "JVB") })).status).toBe(201);
-    expect((await call(scaler.url, "DELETE", "/api/v1/groups/deleted", { token: TOKENS.admin })).status).toBe(204);
-    const audit = await call(scaler.url, "GET", "/api/v1/groups/deleted/audit", { token: TOKENS.viewer });
+    expect((await call(rig.scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("deleted", "JVB") })).status).toBe(
+      201,
+    );
+    expect((await call(rig.scaler.url, "DELETE", "/api/v1/groups/deleted", { token: TOKENS.admin })).status).toBe(204);
+    const audit = await call(rig.scaler.url, "GET", "/api/v1/groups/deleted/audit", { token: TOKENS.viewer });
     expect(audit.status).toBe(200);
     expect((audit.body.entries as { kind: string }[])[0]?.kind).toBe("group.deleted");
   });
@@ -202,7 +193,7 @@ describe("groups that do not exist", () => {
 describe("a client that goes away mid-request", () => {
   /** Sends the head and part of a body, then closes the connection. */
   async function abandon(path: string, authorization: string): Promise<void> {
-    const { port } = new URL(scaler.url);
+    const { port } = new URL(rig.scaler.url);
     const socket = connect(Number(port), "127.0.0.1");
     await once(socket, "connect");
     socket.write(
@@ -216,9 +207,9 @@ describe("a client that goes away mid-request", () => {
     Number(new RegExp(`_count\\{method="POST",route="${route}",status="${status}"\\} (\\d+)`).exec(metrics)?.[1] ?? "0");
 
   it("is counted as 499, not as a server error, on check-ins and on the control API", async () => {
-    const metricsNow = async () => (await fetch(`${scaler.url}/metrics`)).text();
+    const metricsNow = async () => (await fetch(`${rig.scaler.url}/metrics`)).text();
     const before = await metricsNow();
-    await abandon("/sidecar/status", token);
+    await abandon("/sidecar/status", rig.token);
     await abandon("/api/v1/groups", TOKENS.admin);
     let metrics = "";
     await eventually(

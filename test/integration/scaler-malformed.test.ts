@@ -1,38 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RedisServer } from "../harness/redis.js";
-import { KeyServer, TOKENS, call, groupBody, signSidecarToken, startScaler, type ScalerUnderTest } from "./scaler-fixture.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { TOKENS, call, groupBody, useSidecarScaler } from "./scaler-fixture.js";
 
-let redis: RedisServer;
-let keys: KeyServer;
-let scaler: ScalerUnderTest;
-let sidecarToken: string;
+const rig = useSidecarScaler("sidecar-malformed", [
+  ["bridges", "JVB"],
+  ["recorders", "jibri"],
+  ["bbb", "bbb"],
+]);
 
 beforeAll(async () => {
-  redis = await RedisServer.start();
-  keys = await KeyServer.start();
-  scaler = await startScaler(redis, keys.baseUrl);
-  sidecarToken = await signSidecarToken(await keys.newKey("sidecar-malformed"));
-  for (const [id, type] of [
-    ["bridges", "JVB"],
-    ["recorders", "jibri"],
-    ["bbb", "bbb"],
-  ] as const) {
-    expect((await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody(id, type) })).status).toBe(201);
-  }
   expect(
     (
-      await call(scaler.url, "POST", "/sidecar/poll", {
-        token: sidecarToken,
+      await call(rig.scaler.url, "POST", "/sidecar/poll", {
+        token: rig.token,
         body: { instanceId: "jvb-1", instanceType: "JVB", group: "bridges" },
       })
     ).status,
   ).toBe(200);
-});
-
-afterAll(async () => {
-  await scaler?.stop();
-  await keys?.stop();
-  await redis?.stop();
 });
 
 /**
@@ -40,7 +23,7 @@ afterAll(async () => {
  * sorted fields, because a large hash's serialized field order changes as Redis rehashes it, without any write.
  */
 async function snapshot(): Promise<Map<string, string>> {
-  const client = scaler.store.redis;
+  const client = rig.scaler.store.redis;
   const names = (await client.keys("*")).sort();
   const values = await Promise.all(
     names.map(async (name) =>
@@ -270,8 +253,8 @@ describe("malformed input", () => {
   for (const bad of [...SIDECAR, ...API]) {
     it(`answers ${bad.status} to ${bad.what}, naming ${bad.field}, and changes nothing`, async () => {
       const before = await snapshot();
-      const token = bad.path.startsWith("/sidecar") ? sidecarToken : TOKENS.admin;
-      const reply = await call(scaler.url, bad.method ?? "POST", bad.path, { token, body: bad.body, rawBody: bad.rawBody });
+      const token = bad.path.startsWith("/sidecar") ? rig.token : TOKENS.admin;
+      const reply = await call(rig.scaler.url, bad.method ?? "POST", bad.path, { token, body: bad.body, rawBody: bad.rawBody });
       expect(reply.status, JSON.stringify(reply.body)).toBe(bad.status);
       expect(typeof reply.body.message).toBe("string");
       expect(String(reply.body.message).length).toBeGreaterThan(5);

@@ -1,38 +1,17 @@
 import { connect } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RedisServer } from "../harness/redis.js";
-import { KeyServer, TOKENS, call, eventually, groupBody, signSidecarToken, startScaler, type ScalerUnderTest } from "./scaler-fixture.js";
+import { describe, expect, it } from "vitest";
+import { TOKENS, call, eventually, groupBody, startScaler, useSidecarScaler } from "./scaler-fixture.js";
 
-let redis: RedisServer;
-let keys: KeyServer;
-let scaler: ScalerUnderTest;
-let token: string;
+const rig = useSidecarScaler("jitsi/sidecar-key", [
+  ["meet-jvb", "JVB"],
+  ["meet-jibri", "jibri"],
+  ["bbb-workers", "bbb"],
+  ["commands", "JVB"],
+]);
 
-beforeAll(async () => {
-  redis = await RedisServer.start();
-  keys = await KeyServer.start();
-  scaler = await startScaler(redis, keys.baseUrl);
-  token = await signSidecarToken(await keys.newKey("jitsi/sidecar-key"));
-  for (const [id, type] of [
-    ["meet-jvb", "JVB"],
-    ["meet-jibri", "jibri"],
-    ["bbb-workers", "bbb"],
-    ["commands", "JVB"],
-  ] as const) {
-    const created = await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody(id, type) });
-    expect(created.status).toBe(201);
-  }
-});
-
-afterAll(async () => {
-  await scaler?.stop();
-  await keys?.stop();
-  await redis?.stop();
-});
-
-const sidecar = (path: string, body: unknown) => call(scaler.url, "POST", `/sidecar/${path}`, { token, body });
+const sidecar = (path: string, body: unknown) => call(rig.scaler.url, "POST", `/sidecar/${path}`, { token: rig.token, body });
 const report = async (group: string) =>
-  (await call(scaler.url, "GET", `/api/v1/groups/${group}/report`, { token: TOKENS.viewer })).body as {
+  (await call(rig.scaler.url, "GET", `/api/v1/groups/${group}/report`, { token: TOKENS.viewer })).body as {
     counts: Record<string, number>;
     instances: {
       instanceId: string;
@@ -45,7 +24,7 @@ const report = async (group: string) =>
   };
 const auditKinds = async (group: string, instance?: string) => {
   const path = instance === undefined ? `/api/v1/groups/${group}/audit` : `/api/v1/groups/${group}/instances/${instance}/audit`;
-  const entries = (await call(scaler.url, "GET", path, { token: TOKENS.viewer })).body.entries as { kind: string }[];
+  const entries = (await call(rig.scaler.url, "GET", path, { token: TOKENS.viewer })).body.entries as { kind: string }[];
   return entries.map((entry) => entry.kind);
 };
 
@@ -71,7 +50,7 @@ describe("sidecar check-in cycle", () => {
     const { counts, instances } = await report("meet-jvb");
     expect(counts).toMatchObject({ running: 1, total: 1 });
     expect(instances[0]).toMatchObject({ instanceId: "jvb-1", state: "running", stress: 0.5, stats: { participants: 17, conferences: 3 } });
-    const points = (await call(scaler.url, "GET", "/api/v1/groups/meet-jvb/stress", { token: TOKENS.viewer })).body.points as {
+    const points = (await call(rig.scaler.url, "GET", "/api/v1/groups/meet-jvb/stress", { token: TOKENS.viewer })).body.points as {
       stress: number;
       instanceId: string;
     }[];
@@ -113,7 +92,7 @@ describe("commands", () => {
     await sidecar("poll", instance);
     await sidecar("poll", other);
 
-    const requested = await call(scaler.url, "POST", "/api/v1/groups/commands/shutdown", {
+    const requested = await call(rig.scaler.url, "POST", "/api/v1/groups/commands/shutdown", {
       token: TOKENS.operator,
       body: { instances: ["jvb-20"] },
     });
@@ -133,7 +112,7 @@ describe("commands", () => {
   it("delivers a reconfigure request until the sidecar echoes it back as complete", async () => {
     const target = { ...instance, instanceId: "jvb-22" };
     await sidecar("poll", target);
-    const requested = await call(scaler.url, "POST", "/api/v1/groups/commands/reconfigure", {
+    const requested = await call(rig.scaler.url, "POST", "/api/v1/groups/commands/reconfigure", {
       token: TOKENS.operator,
       body: { instances: ["jvb-22"] },
     });
@@ -157,7 +136,7 @@ describe("commands", () => {
 
   it("refuses commands for instances that are not live in the group, changing nothing", async () => {
     const before = await auditKinds("commands");
-    const reply = await call(scaler.url, "POST", "/api/v1/groups/commands/shutdown", {
+    const reply = await call(rig.scaler.url, "POST", "/api/v1/groups/commands/shutdown", {
       token: TOKENS.operator,
       body: { instances: ["jvb-20", "ghost-1"] },
     });
@@ -169,7 +148,7 @@ describe("commands", () => {
 
 describe("status page", () => {
   it("shows each group with its desired count and live instances by state", async () => {
-    const response = await fetch(`${scaler.url}/`);
+    const response = await fetch(`${rig.scaler.url}/`);
     expect(response.headers.get("content-type")).toContain("text/html");
     const html = await response.text();
     expect(html).toMatch(/<tr><td>meet-jvb<\/td><td>JVB<\/td><td>active<\/td><td>1 \/ 2 \/ 5<\/td><td>0<\/td><td>1<\/td><td>0<\/td><\/tr>/);
@@ -178,7 +157,7 @@ describe("status page", () => {
 
 describe("liveness", () => {
   it("drops an instance that stops reporting once its TTL has passed", async () => {
-    const shortLived = await startScaler(redis, keys.baseUrl, {
+    const shortLived = await startScaler(rig.redis, rig.keys.baseUrl, {
       keyPrefix: "ttl:",
       instanceTtl: { provisioningSeconds: 2, idleSeconds: 1, shuttingDownSeconds: 1 },
     });
@@ -187,7 +166,7 @@ describe("liveness", () => {
       expect(created.status).toBe(201);
       await shortLived.store.registerProvisioning("short", "jvb-new", { cloud: "ionos" }, "actuator");
       const checkedIn = await call(shortLived.url, "POST", "/sidecar/poll", {
-        token,
+        token: rig.token,
         body: { instanceId: "jvb-old", instanceType: "JVB", group: "short" },
       });
       expect(checkedIn.status).toBe(200);
@@ -206,14 +185,14 @@ describe("liveness", () => {
 describe("bodies that arrive in pieces or not at all", () => {
   /** Sends a check-in over a raw connection: the request head, then the body's pieces with a pause before each. */
   async function rawCheckIn(body: string, pieces: number, closeEarly: boolean): Promise<string> {
-    const port = Number(new URL(scaler.url).port);
+    const port = Number(new URL(rig.scaler.url).port);
     const socket = connect(port, "127.0.0.1");
     await new Promise((resolve) => socket.once("connect", resolve));
     let answer = "";
     socket.on("data", (chunk: Buffer) => (answer += chunk.toString()));
     const closed = new Promise((resolve) => socket.once("close", resolve));
     socket.write(
-      `POST /sidecar/poll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`,
+      `POST /sidecar/poll HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${rig.token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`,
     );
     const size = Math.ceil(body.length / pieces);
     for (let start = 0; start < body.length; start += size) {

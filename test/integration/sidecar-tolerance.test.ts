@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RedisServer } from "../harness/redis.js";
-import { KeyServer, TOKENS, call, groupBody, signSidecarToken, startScaler, type ScalerUnderTest } from "./scaler-fixture.js";
+import { describe, expect, it } from "vitest";
+import { TOKENS, call, groupBody, useSidecarScaler } from "./scaler-fixture.js";
 
 /**
  * What the original jitsi-autoscaler accepts from a stock jitsi-autoscaler-sidecar (REFERENCE §1), with the request
@@ -8,27 +7,9 @@ import { KeyServer, TOKENS, call, groupBody, signSidecarToken, startScaler, type
  * be absent and is free text), its StatsReport carries `reconfigureComplete: ""` and the status flags, and its shutdown
  * call posts the InstanceDetails once the graceful-shutdown script has finished.
  */
-let redis: RedisServer;
-let keys: KeyServer;
-let scaler: ScalerUnderTest;
-let token: string;
+const rig = useSidecarScaler("jitsi/sidecar-key", [["custom-bridgeGroup1", "JVB"]]);
 
-beforeAll(async () => {
-  redis = await RedisServer.start();
-  keys = await KeyServer.start();
-  scaler = await startScaler(redis, keys.baseUrl);
-  token = await signSidecarToken(await keys.newKey("jitsi/sidecar-key"));
-  const created = await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("custom-bridgeGroup1", "JVB") });
-  expect(created.status).toBe(201);
-});
-
-afterAll(async () => {
-  await scaler?.stop();
-  await keys?.stop();
-  await redis?.stop();
-});
-
-const sidecar = (path: string, body: unknown) => call(scaler.url, "POST", `/sidecar/${path}`, { token, body });
+const sidecar = (path: string, body: unknown) => call(rig.scaler.url, "POST", `/sidecar/${path}`, { token: rig.token, body });
 
 /** A stock sidecar's InstanceDetails: INSTANCE_ID, INSTANCE_TYPE, then INSTANCE_METADATA's keys spread in. */
 const stockDetails = (instanceId: string, instanceType: string, metadata: Record<string, unknown>) => ({
@@ -49,7 +30,7 @@ const stockReport = (instance: Record<string, unknown>, stats: unknown) => ({
 });
 
 type Untracked = { groups: { id: string; instances: { instanceId: string; instanceType: string }[] }[] };
-const untracked = async () => (await call(scaler.url, "GET", "/api/v1/untracked", { token: TOKENS.viewer })).body as Untracked;
+const untracked = async () => (await call(rig.scaler.url, "GET", "/api/v1/untracked", { token: TOKENS.viewer })).body as Untracked;
 
 describe("a stock jitsi-autoscaler-sidecar's reports, as the original server takes them", () => {
   it("files a report without a group under the group `default`, listed as untracked", async () => {
@@ -68,10 +49,10 @@ describe("a stock jitsi-autoscaler-sidecar's reports, as the original server tak
     expect(await sidecar("status", stockReport(instance, idle))).toEqual({ status: 200, body: { shutdown: false, reconfigure: null } });
     expect((await untracked()).groups.map((group) => group.id)).toContain("recorders-eu");
 
-    const adopted = await call(scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("recorders-eu", "jibri") });
+    const adopted = await call(rig.scaler.url, "POST", "/api/v1/groups", { token: TOKENS.admin, body: groupBody("recorders-eu", "jibri") });
     expect(adopted.status).toBe(201);
     expect((await untracked()).groups.map((group) => group.id)).not.toContain("recorders-eu");
-    const report = await call(scaler.url, "GET", "/api/v1/groups/recorders-eu/report", { token: TOKENS.viewer });
+    const report = await call(rig.scaler.url, "GET", "/api/v1/groups/recorders-eu/report", { token: TOKENS.viewer });
     expect(report.body.instances).toEqual([expect.objectContaining({ instanceId: "jibri-a", stress: 0 })]);
   });
 
@@ -81,7 +62,7 @@ describe("a stock jitsi-autoscaler-sidecar's reports, as the original server tak
       status: 200,
       body: { save: "OK" },
     });
-    const report = await call(scaler.url, "GET", "/api/v1/groups/custom-bridgeGroup1/report", { token: TOKENS.viewer });
+    const report = await call(rig.scaler.url, "GET", "/api/v1/groups/custom-bridgeGroup1/report", { token: TOKENS.viewer });
     expect(report.body.instances).toEqual([expect.objectContaining({ instanceId: "jvb-c1", stress: 0.61 })]);
   });
 
@@ -99,10 +80,10 @@ describe("a stock jitsi-autoscaler-sidecar's reports, as the original server tak
     const instance = stockDetails("jvb-c2", "JVB", { group: "custom-bridgeGroup1" });
     await sidecar("status", stockReport(instance, { stress_level: 0.2 }));
     expect(await sidecar("shutdown", instance)).toEqual({ status: 200, body: { save: "OK" } });
-    const report = await call(scaler.url, "GET", "/api/v1/groups/custom-bridgeGroup1/report", { token: TOKENS.viewer });
+    const report = await call(rig.scaler.url, "GET", "/api/v1/groups/custom-bridgeGroup1/report", { token: TOKENS.viewer });
     const recorded = (report.body.instances as { instanceId: string }[]).find((entry) => entry.instanceId === "jvb-c2");
     expect(recorded).toMatchObject({ state: "shutting_down", shutdownConfirmedAt: expect.any(Number) });
-    const audit = await call(scaler.url, "GET", "/api/v1/groups/custom-bridgeGroup1/instances/jvb-c2/audit", { token: TOKENS.viewer });
+    const audit = await call(rig.scaler.url, "GET", "/api/v1/groups/custom-bridgeGroup1/instances/jvb-c2/audit", { token: TOKENS.viewer });
     expect((audit.body.entries as { kind: string }[]).map((entry) => entry.kind)).toContain("shutdown.confirmed");
   });
 });
