@@ -3,6 +3,7 @@ import {
   averageCostPerParticipant,
   expectedRise,
   forecastAgreement,
+  forecastExcess,
   forecastPeak,
   isDraining,
   lastActionAt,
@@ -203,9 +204,19 @@ export function openLedger(
   const measured = forecastAgreement(history.forecast ?? [], samples, now, policy.defaultSize.cores);
   const agreement = measured > 1 / (1 - policy.headroom) ? Math.min(MAX_AGREEMENT, measured) : measured < QUIETER_DAY ? measured : 1;
   const recorded = forecastPeak(history.forecast ?? [], now, policy.leadTimeSeconds * 1000);
-  const forecast = recorded === null ? null : { cores: recorded.cores * agreement, ramGb: recorded.ramGb * agreement };
-  const nearRecorded = forecastPeak(history.forecast ?? [], now, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000);
-  const nearForecast = nearRecorded === null ? null : { cores: nearRecorded.cores * agreement, ramGb: nearRecorded.ramGb * agreement };
+  // Scaled up, a bell of last week grows by no more than today's extra load of the minutes just past plus the
+  // headroom's share of it: long meetings running since (a project day) do not multiply the next lesson.
+  const excess = agreement > 1 ? forecastExcess(history.forecast ?? [], samples, now) : { cores: 0, ramGb: 0 };
+  const margin = 1 / (1 - policy.headroom);
+  const scaled = (point: Demand | null): Demand | null =>
+    point === null
+      ? null
+      : {
+          cores: Math.min(point.cores * agreement, Math.max(point.cores, point.cores * margin + excess.cores)),
+          ramGb: Math.min(point.ramGb * agreement, Math.max(point.ramGb, point.ramGb * margin + excess.ramGb)),
+        };
+  const forecast = scaled(recorded);
+  const nearForecast = scaled(forecastPeak(history.forecast ?? [], now, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000));
   // Once today's load has outgrown that bound (an unscheduled surge: last week was calm), last week says nothing about
   // how far today's rise goes: the trend stands unbounded, as with no record at all.
   const bound = (now: number, recorded: number) => {

@@ -131,6 +131,26 @@ export function forecastAgreement(
   return (today + damping) / (lastWeek + damping);
 }
 
+/**
+ * How much more load today carries than last week did over the minutes just past (today's mean minus last week's,
+ * cores and GB, never negative); zero without enough of either to compare.
+ */
+export function forecastExcess(
+  forecast: readonly ForecastPoint[],
+  samples: readonly LoadSample[],
+  now: number,
+  windowMs = AGREEMENT_WINDOW_MS,
+): Demand {
+  const past = forecast.filter((point) => point.at <= now && point.at > now - windowMs);
+  const recent = samples.filter((sample) => sample.at <= now && sample.at > now - windowMs && sample.cpuCores !== null);
+  if (past.length < 3 || recent.length < 3) return { cores: 0, ramGb: 0 };
+  const mean = (values: readonly number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+  return {
+    cores: Math.max(0, mean(recent.map((sample) => sample.cpuCores ?? 0)) - mean(past.map((point) => point.cpuCores))),
+    ramGb: Math.max(0, mean(recent.map((sample) => sample.memoryGb ?? 0)) - mean(past.map((point) => point.memoryGb))),
+  };
+}
+
 /** How near a recorded minute of the forecast must lie to a moment to stand for it (the profile keeps one a minute). */
 const SLOT_MS = 60_000;
 

@@ -112,6 +112,23 @@ describe("policy: the load a week ago as a forecast", () => {
   });
 });
 
+describe("policy: last week's bell on a day busier than last week", () => {
+  it("adds today's extra load to the bell, with the headroom's share, rather than multiplying the bell by it", () => {
+    const large = { size: { cores: 8, ramGb: 32 } };
+    const busy = { cpu: 0.5, memory: 0.3, participants: 100, meetings: 5 };
+    const fleet = [server("a", busy, large), server("b", busy, large), stoppedServer("c")];
+    // Long meetings since before the quarter hour just past: 8 cores in use where last week had 2 (2.5 times as
+    // much, counting a default server's cores either side). Last week's bell in two minutes took 10 cores.
+    const today = steadyHistory(10, { cpu: 0.5, memory: 0.3, cores: 16, ramGb: 64 });
+    const lastWeek = Array.from({ length: 10 }, (_, index): ForecastPoint => ({ at: NOW - index * MINUTE, cpuCores: 2, memoryGb: 10 }));
+    const bell: ForecastPoint = { at: NOW + 2 * MINUTE, cpuCores: 10, memoryGb: 20 };
+    const outcome = decide(snapshot(fleet), policy(), withForecast(today, [...lastWeek, bell]), NOW);
+    expect(outcome.decisions[0]?.inputs.forecastAgreement).toBe(2.5);
+    // 10 / 0.9 + 6 extra cores, not 10 x 2.5.
+    expect(outcome.decisions[0]?.inputs.forecastCores).toBeCloseTo(17.111, 3);
+  });
+});
+
 describe("policy: what the load profile keeps for next week", () => {
   const IDLE_LOAD = { cpu: 0.05, memory: 0.2 };
   const fleet = [server("a", IDLE_LOAD), server("b", IDLE_LOAD)];
