@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { commandOf } from "../../scaler/policy/commands.js";
 import { decide } from "../../scaler/policy/decide.js";
 import type { Decision, ForecastPoint, PolicyHistory, ServerSnapshot } from "../../scaler/policy/types.js";
-import { EMPTY_HISTORY, MINUTE, NOW, policy, server, snapshot, steadyHistory, stoppedServer } from "./policy-fixtures.js";
+import { EMPTY_HISTORY, MINUTE, NOW, missing, policy, server, snapshot, steadyHistory, stoppedServer } from "./policy-fixtures.js";
 
 const IDLE = { cpu: 0.05, memory: 0.2 };
 const BUSY = { cpu: 0.6, memory: 0.5, meetings: 4, participants: 80 };
@@ -190,6 +190,10 @@ describe("policy: a window's breaks between lessons with last week's load on rec
     expect(kinds(outcome.decisions)).toEqual(["resize b"]);
     expect(outcome.decisions[0]?.targetSize).toEqual({ cores: 8, ramGb: 32 });
     expect(outcome.decisions[0]?.reason).toMatch(/last week's load within the resize lead/);
+    // A booting server may land after the bell's first meetings: it does not count as room for them.
+    const booting = server("d", {}, { power: "booting", size: { cores: 8, ramGb: 32 }, bootedAt: null, cpu: missing, memory: missing });
+    const withBooting = decide(snapshot([...fleet, booting]), window, { ...idle, forecast: bell }, NOW);
+    expect(kinds(withBooting.decisions.filter((decision) => decision.kind === "resize"))).toEqual(["resize b"]);
     // The same bell beyond the resize lead waits for the next periods.
     const later = [...breakAt(-10, 4, 0.6), ...breakAt(5, 6, 6)];
     expect(decide(snapshot(fleet), window, { ...idle, forecast: later }, NOW).decisions).toEqual([]);

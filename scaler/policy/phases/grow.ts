@@ -67,8 +67,10 @@ function growForForecast(context: DecideContext, opening: Ledger): { ledger: Led
   let ledger = opening;
   const decisions: Decision[] = [];
   if (nearForecast === null) return { ledger, decisions };
+  // Booting servers may land after the bell's first meetings, which then go to the servers taking meetings now.
   const covered = () =>
-    ledger.capacityCores * context.targetCpu >= nearForecast.cores && ledger.capacityRam * context.targetMemory >= nearForecast.ramGb;
+    (ledger.capacityCores - ledger.bootingCores) * context.targetCpu >= nearForecast.cores &&
+    (ledger.capacityRam - ledger.bootingRam) * context.targetMemory >= nearForecast.ramGb;
   // A bell that growth in place cannot hold is launched for first (launch.ts counts the room to grow); the servers
   // grow once the launches are counted.
   const roomy =
