@@ -74,6 +74,20 @@ export type BbbVersion = keyof typeof BBB_RELEASES;
 export const DEFAULT_BBB_VERSION: BbbVersion = "3.0";
 export const bbbVersionSchema = z.enum(Object.keys(BBB_RELEASES) as [BbbVersion, ...BbbVersion[]]);
 
+/**
+ * The control node scaler's loop: how often it decides, and the window of its CPU and network rates (a few scrape
+ * intervals of files/control-node/prometheus.yml). The defaults suit a real fleet; the `local` stack's rehearsal runs
+ * shorter ones so a closed loop fits in minutes.
+ */
+export const scalerLoopSchema = z.strictObject({
+  intervalSeconds: z.number().int().positive().default(60),
+  prometheusRateWindow: z
+    .string()
+    .regex(/^\d+[smh]$/, "expected a Prometheus duration such as 2m")
+    .default("2m"),
+});
+export type ScalerLoop = z.infer<typeof scalerLoopSchema>;
+
 export const workerPolicySchema = z
   .strictObject({
     min: z.number().int().min(0),
@@ -215,6 +229,8 @@ const environmentConfigBase = z.strictObject({
   grafanaAdminPassword: secretString(12),
   nodeExporterPassword: secretString(12),
   workers: workerPolicySchema,
+  /** The control node scaler's period and rate window (scaler.yaml's fleet). */
+  scaler: scalerLoopSchema.optional(),
   /** The fleet stack's Pulumi backend (s3://…, or file:///var/lib/confscale/state on the node's volume); a secret: it may carry keys. */
   fleetBackendUrl: z
     .string()

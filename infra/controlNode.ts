@@ -72,6 +72,7 @@ export function renderControlNodeScalerSettings(
     sshPublicKeys: config.sshPublicKeys,
     workerImage: workerImageOf(config),
     policy: config.workers,
+    ...(config.scaler === undefined ? {} : { loop: config.scaler }),
     controlNodeCores: config.controlNode.cores,
     ...(config.jitsi === undefined
       ? {}

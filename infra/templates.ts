@@ -4,7 +4,7 @@ import { isIP } from "node:net";
 import bcrypt from "bcryptjs";
 import { parse, stringify } from "yaml";
 import type { Placement } from "./clouds/types.js";
-import { BBB_RELEASES, DEFAULT_BBB_VERSION, type BbbVersion, type WorkerPolicy } from "./config.js";
+import { BBB_RELEASES, DEFAULT_BBB_VERSION, type BbbVersion, type ScalerLoop, type WorkerPolicy } from "./config.js";
 import { WORKER_PORTS } from "./firewall.js";
 import {
   jitsiSignalingDefaults,
@@ -130,6 +130,8 @@ export interface ScalerSettingsValues {
   sshPublicKeys: string[];
   workerImage: string;
   policy: WorkerPolicy;
+  /** The stack's period and rate window of the scaler's loop, when it sets them. */
+  loop?: Partial<ScalerLoop>;
   /** The control node's cores: half of them serve check-ins in worker processes, the rest is for its other services. */
   controlNodeCores: number;
   /** The stack's Jitsi groups, each a fleet of the scaler (infra/jitsi.ts). */
@@ -173,6 +175,7 @@ export function renderScalerSettings(values: ScalerSettingsValues): string {
       workDir: "/var/lib/confscale/fleet",
       scaleliteUrl: "http://scalelite-api:3000/scalelite/api",
       prometheusUrl: "http://prometheus:9090",
+      ...values.loop,
     },
     // Their port is the compose file's SCALER_SIDECAR_PORT, which the Caddyfile routes /scaler/sidecar/* to.
     sidecar: { workers: { count: Math.max(1, Math.floor(values.controlNodeCores / 2)) } },

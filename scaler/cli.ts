@@ -29,7 +29,16 @@ class CliError extends Error {
   }
 }
 
-const serverSchema = z.looseObject({ name: z.string(), cores: z.number(), ramGb: z.number(), power: z.string(), phase: z.string() });
+const readingSchema = z.looseObject({ value: z.number().nullable(), status: z.string() });
+const serverSchema = z.looseObject({
+  name: z.string(),
+  cores: z.number(),
+  ramGb: z.number(),
+  power: z.string(),
+  phase: z.string(),
+  lastCheckIn: z.string().nullable().optional(),
+  readings: z.looseObject({ at: z.number(), cpu: readingSchema, memory: readingSchema }).optional(),
+});
 const fleetStatusSchema = z.looseObject({
   fleet: z.string(),
   starting: z.boolean(),
@@ -140,7 +149,7 @@ function localTime(iso: string, timeZone: string): string {
   return `${text} ${timeZone}`;
 }
 
-function formatStatus(status: FleetStatus, timeZone: string): string {
+function formatStatus(status: FleetStatus, timeZone: string, now: () => number = Date.now): string {
   if (status.starting) return `fleet ${status.fleet}: starting (waiting for its lease or recovering an interrupted update)`;
   const phases = new Map<string, number>();
   for (const server of status.servers) phases.set(server.phase, (phases.get(server.phase) ?? 0) + 1);
@@ -151,6 +160,21 @@ function formatStatus(status: FleetStatus, timeZone: string): string {
       status.servers.map((server) => [server.name, `${server.cores} cores / ${server.ramGb} GB`, server.power, server.phase]),
     ),
   ];
+  // What the scaler last heard from each server: node-exporter through Prometheus, and its sidecar's check-in.
+  const heard = status.servers.filter((server) => server.readings !== undefined || (server.lastCheckIn ?? null) !== null);
+  if (heard.length > 0) {
+    const share = (reading: { value: number | null; status: string } | undefined) =>
+      reading === undefined || reading.value === null ? "-" : `${Math.round(reading.value * 100)} % (${reading.status})`;
+    const ago = (iso: string | null | undefined) =>
+      iso == null ? "never" : `${Math.max(0, Math.round((now() - Date.parse(iso)) / 1000))} s ago`;
+    lines.push(
+      "",
+      table(
+        ["SERVER", "CPU", "MEMORY", "CHECK-IN"],
+        heard.map((server) => [server.name, share(server.readings?.cpu), share(server.readings?.memory), ago(server.lastCheckIn)]),
+      ),
+    );
+  }
   const period = status.lastPeriod;
   if (period !== null) {
     lines.push(

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { alertSettingsSchema } from "./alerts.js";
-import { workerPolicySchema } from "../infra/config.js";
+import { scalerLoopSchema, workerPolicySchema } from "../infra/config.js";
 import { fleetTemplateSchema } from "../infra/fleet.js";
 import { jitsiConfigSchema } from "../infra/jitsi.js";
 import { fleetNameSchema } from "./store/schemas.js";
@@ -32,7 +32,7 @@ export const fleetSettingsSchema = z.strictObject({
   image: z.string().min(1),
   /** The policy the fleet's group starts with; operators change it through the API afterwards. */
   policy: workerPolicySchema,
-  intervalSeconds: seconds.default(60),
+  intervalSeconds: scalerLoopSchema.shape.intervalSeconds,
   /** The fleet project's directory on a persistent volume. */
   workDir: z.string().min(1).default("/var/lib/confscale/fleet"),
   /** A worker's BBB API; `{name}`, `{domain}`, `{id}` and `{publicIp}` are filled in. */
@@ -43,10 +43,7 @@ export const fleetSettingsSchema = z.strictObject({
   scaleliteUrl: z.url(),
   prometheusUrl: z.url(),
   /** The window of the CPU and network rates: a few scrape intervals. */
-  prometheusRateWindow: z
-    .string()
-    .regex(/^\d+[smh]$/, "expected a Prometheus duration such as 2m")
-    .default("2m"),
+  prometheusRateWindow: scalerLoopSchema.shape.prometheusRateWindow,
   /** A server whose BBB API has not answered this long after start is replaced. */
   buildTimeoutSeconds: seconds.default(1800),
   /** A drain still holding meetings after this long times out: see onDrainTimeout. */

@@ -1,4 +1,6 @@
-// `npm run demo`: confscale running a compressed school day on the local emulated cloud, everything on loopback.
+// `npm run demo`: confscale running a compressed school day on the local emulated cloud. Where Linux namespaces are
+// available it runs on the rehearsal lab (scripts/demoRehearsal.ts: the rendered files on real processes, machine by
+// machine); otherwise, or with --loopback, everything on loopback as below.
 // Real Redis and Prometheus, the cloud emulator (IONOS API, BBB, Scalelite, node-exporter), the `local` environment
 // stack and its `local-fleet` stack through the Pulumi engine on a file:// backend, the scaler's decision loop and
 // actuator, and the load driver replaying test/traces/school-day.csv (a recorded school day). One line per period in the terminal; the
@@ -24,17 +26,21 @@ import { parseTrace } from "../test/emulator/load-driver.js";
 import { emulatedFleetAddresses, emulatedFleetSecrets } from "../test/harness/fleetRig.js";
 import { PrometheusServer } from "../test/harness/prometheus.js";
 import { RedisServer } from "../test/harness/redis.js";
+import { Lab } from "../test/rehearsal/lab.js";
 import { meetingSummary, periodLine, progressLine } from "./demoLine.js";
+import { runRehearsalDemo } from "./demoRehearsal.js";
 
-const usage = `usage: npm run demo -- [--speed 60] [--load-share 0.1] [--until 17:00] [--port 8088] [--trace FILE]
-  --speed       emulated seconds per wall-clock second (60: the school day in about ten minutes)
+const usage = `usage: npm run demo -- [--speed 60] [--load-share 0.1] [--until 17:00] [--port 8088] [--trace FILE] [--loopback]
+  --speed       emulated seconds per wall-clock second (60: the school day in about ten minutes; on the rehearsal
+                lab, where real processes keep real time, the trace's compression, 12 by default)
   --load-share  the share of the trace's meetings replayed (the local fleet has at most 8 servers)
   --until       local time (Europe/Berlin) at which the demo ends
   --port        where the scaler's HTTP surface listens (status at /fleets/bbb)
-  --trace       a CSV of meetings like test/traces/school-day.csv (the default)`;
+  --trace       a CSV of meetings like test/traces/school-day.csv (the default)
+  --loopback    run everything on loopback even where the rehearsal lab could run`;
 
 const optionsSchema = z.object({
-  speed: z.coerce.number().min(1).max(600),
+  speed: z.coerce.number().min(1).max(600).optional(),
   "load-share": z.coerce.number().gt(0).max(1),
   until: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "expected HH:MM"),
   port: z.coerce.number().int().min(1).max(65_535),
@@ -44,11 +50,12 @@ const options = parseCommandLine(
     name: "npm run demo",
     usage,
     flags: {
-      speed: { type: "string", default: "60" },
+      speed: { type: "string" },
       "load-share": { type: "string", default: "0.1" },
       until: { type: "string", default: "17:00" },
       port: { type: "string", default: "8088" },
       trace: { type: "string" },
+      loopback: { type: "boolean", default: false },
     },
   },
   ({ values }) => {
@@ -63,6 +70,7 @@ const options = parseCommandLine(
       until: parsed.data.until,
       port: parsed.data.port,
       trace: values.trace,
+      loopback: values.loopback === true,
     };
   },
 );
@@ -72,6 +80,9 @@ const tracePath = options.trace ?? join(repo, "test", "traces", "school-day.csv"
 const LOCAL_PASSPHRASE = "confscale-local";
 // A Monday in Europe/Berlin, five minutes before the first lessons' bell.
 const DAY_START = Date.parse("2026-11-23T07:50:00+01:00");
+const DAY_START_SECOND = 7 * 3600 + 50 * 60;
+const LOOPBACK_SPEED = 60;
+const REHEARSAL_SPEED = 12;
 const clockOf = new Intl.DateTimeFormat("en-GB", { timeZone: "Europe/Berlin", hour: "2-digit", minute: "2-digit" });
 const PROGRESS_EVERY_MS = 2 * 60_000;
 const say = (text: string) => process.stdout.write(`${text}\n`);
@@ -98,6 +109,22 @@ try {
   // Every n-th meeting: the same shape of day at a size the local fleet can carry.
   const stride = Math.round(1 / options.loadShare);
   const meetings = trace.filter((_meeting, index) => index % stride === 0);
+  const [untilHour, untilMinute] = options.until.split(":").map(Number) as [number, number];
+
+  const lab = options.loopback ? { ok: false as const, reason: "--loopback given" } : await Lab.available();
+  if (!lab.ok) say(`the rehearsal lab cannot run here (${lab.reason}): running everything on loopback`);
+  else {
+    await runRehearsalDemo({
+      speed: options.speed ?? REHEARSAL_SPEED,
+      meetings,
+      fromSecond: DAY_START_SECOND,
+      untilSecond: untilHour * 3600 + untilMinute * 60,
+      say,
+      cleanups,
+    });
+    await shutdown(0);
+  }
+  const speed = options.speed ?? LOOPBACK_SPEED;
 
   const dir = await mkdtemp(join(tmpdir(), "confscale-demo-"));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
@@ -181,7 +208,7 @@ try {
       },
       image: environmentConfig.ionos?.workerImage ?? "ubuntu:20.04",
       policy: environmentConfig.workers,
-      intervalSeconds: Math.max(1, Math.round(60 / options.speed)),
+      intervalSeconds: Math.max(1, Math.round(60 / speed)),
       workDir: join(dir, "fleet"),
       ...emulatedFleetAddresses(emulator),
       prometheusUrl: prometheus.url,
@@ -244,7 +271,7 @@ try {
   say(`scaler on http://127.0.0.1:${scalerPort}  (fleet status: /fleets/bbb, Prometheus targets: /fleets/bbb/targets, metrics: /metrics)`);
   say(`operator CLI: CONFSCALE_URL=http://127.0.0.1:${scalerPort} CONFSCALE_TOKEN=$(cat ${apiTokenFile}) npm run -s confscale -- status`);
 
-  emulator.clock.setMode({ kind: "real", scale: options.speed });
+  emulator.clock.setMode({ kind: "real", scale: speed });
   await controller.start();
   // The school day starts on a fleet at its baseline, as it would after the night.
   await new Promise<void>((resolve) => {
@@ -268,9 +295,8 @@ try {
   }, 250);
   cleanups.push(async () => clearInterval(progress));
   emulator.loadDriver.replay(meetings);
-  say(`replaying ${meetings.length} of ${trace.length} meetings at ${options.speed}× until ${options.until} (Ctrl-C to stop)`);
+  say(`replaying ${meetings.length} of ${trace.length} meetings at ${speed}× until ${options.until} (Ctrl-C to stop)`);
 
-  const [untilHour, untilMinute] = options.until.split(":").map(Number) as [number, number];
   const end = Date.parse(`2026-11-23T${String(untilHour).padStart(2, "0")}:${String(untilMinute).padStart(2, "0")}:00+01:00`);
   await new Promise<void>((resolve) => {
     const check = setInterval(() => {

@@ -1,29 +1,13 @@
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { parseEnvironmentConfig, type EnvironmentConfig } from "../../infra/config.js";
-import { cloudCredentialsFrom } from "../../infra/clouds/index.js";
-import type { Placement } from "../../infra/clouds/types.js";
-import { renderControlNodeScalerSettings } from "../../infra/controlNode.js";
-import { controlNodeFirewallRules } from "../../infra/firewall.js";
-import { renderControlNodeSecretFiles, renderControlNodeUserData, scalerApiToken } from "../../infra/templates.js";
-import { Emulator } from "../emulator/emulator.js";
+import type { EnvironmentConfig } from "../../infra/config.js";
+import { scalerApiToken } from "../../infra/templates.js";
+import type { Emulator } from "../emulator/emulator.js";
 import { NoServerAvailableError } from "../emulator/scalelite.js";
-import { configMapFromStackFile } from "../harness/stackFile.js";
 import { ControlNode, type ControlNodeDelivery } from "./control-node.js";
-import { applyCloudFirewall } from "./firewall.js";
-import { LabCloud } from "./lab-cloud.js";
-import { Lab, LabError, waitFor, type Machine } from "./lab.js";
-
-const ENV = "local";
-const STACK_FILE = new URL("../../stacks/Pulumi.local.yaml", import.meta.url).pathname;
-
-/** The local stack's config as `pulumi up` hands it to the program, with secrets an operator would set. */
-function localStack(secrets: { scaleliteSecret: string; grafanaAdminPassword: string; nodeExporterPassword: string }): EnvironmentConfig {
-  const { raw, secretKeys } = configMapFromStackFile(STACK_FILE);
-  for (const [key, value] of Object.entries(secrets)) raw[`confscale:${key}`] = value;
-  return parseEnvironmentConfig(ENV, raw, secretKeys);
-}
+import type { LabCloud } from "./lab-cloud.js";
+import { LabError, waitFor, type Lab, type Machine } from "./lab.js";
+import { ENV, startLocalEnvironment, type LocalEnvironment } from "./local-environment.js";
 
 const Targets = z.object({
   data: z.object({
@@ -40,6 +24,7 @@ const Targets = z.object({
  * prometheus.yml, and the emulated Scalelite at scalelite-api:3000. The cloud API emulator stays outside.
  */
 describe("the control node runs what its compose file says (rehearsal lab)", () => {
+  let environment: LocalEnvironment;
   let emulator: Emulator;
   let lab: Lab;
   let control: Machine;
@@ -49,61 +34,17 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
   let userData: string;
   let labCloud: LabCloud;
   let baseline: string[] = [];
-  const secrets = {
-    scaleliteSecret: randomBytes(32).toString("hex"),
-    grafanaAdminPassword: randomBytes(12).toString("base64url"),
-    nodeExporterPassword: randomBytes(18).toString("base64url"),
-  };
+  let secrets: LocalEnvironment["secrets"];
 
-  async function curl(url: string): Promise<{ status: string; body: string }> {
-    const { stdout } = await control.exec("curl", ["-sS", "-w", "\n%{http_code}", url]);
-    const at = stdout.lastIndexOf("\n");
-    return { status: stdout.slice(at + 1), body: stdout.slice(0, at) };
-  }
+  const curl = (url: string) => environment.curl(url);
 
   beforeAll(async () => {
-    const usable = await Lab.available();
-    if (!usable.ok) throw new Error(usable.reason);
-    emulator = await Emulator.start({
-      scaleliteSecret: secrets.scaleliteSecret,
-      scalelitePollMs: 1_000,
-      timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 },
-    });
-    lab = await Lab.start();
-    // The cloud's API is on the internet: the control node reaches it at the lab's gateway.
-    const cloudApi = await lab.expose({ port: Number(new URL(emulator.url).port) });
-    config = localStack(secrets);
-    control = await lab.machine("control", { address: "198.18.0.2", hostnames: [config.domain] });
-    await applyCloudFirewall(control, controlNodeFirewallRules(config.adminCidrs));
-    labCloud = LabCloud.attach(lab, emulator, { domain: config.domain });
-    const placement: Placement = {
-      cloud: "ionos",
-      region: config.region,
-      ionos: { datacenterId: emulator.defaultDatacenterId ?? "", lanId: 1, endpoint: `${cloudApi.url}/cloudapi/v6`, pollIntervalMs: 100 },
-    };
-    userData = renderControlNodeUserData({ env: ENV, domain: config.domain, fleetStack: `${ENV}-fleet` });
-    delivery = {
-      secretFiles: renderControlNodeSecretFiles({
-        ...secrets,
-        fleetBackendUrl: "file:///var/lib/confscale/state",
-        fleetPassphrase: randomBytes(16).toString("hex"),
-        cloudCredentials: cloudCredentialsFrom({
-          IONOS_USERNAME: emulator.credentials.username,
-          IONOS_PASSWORD: emulator.credentials.password,
-        }),
-      }),
-      scalerSettings: renderControlNodeScalerSettings(ENV, config, control.address, placement),
-    };
-    // The file:// backend of the fleet stack lives on the fleet-state volume.
-    await control.mkdir("/var/lib/confscale/state");
-    const certificate = await lab.issueCertificate({ dns: [config.domain] });
-    node = await ControlNode.boot(control, { userData, delivery, scalelitePort: Number(new URL(emulator.url).port), certificate });
+    environment = await startLocalEnvironment();
+    ({ emulator, lab, control, node, config, delivery, userData, labCloud, secrets } = environment);
   }, 120_000);
 
   afterAll(async () => {
-    await labCloud?.close();
-    await lab?.stop();
-    await emulator?.stop();
+    await environment?.stop();
   });
 
   it("starts the scaler with the compose environment and scaler.yaml: ready on Redis by its compose name, keys under the env's prefix", async () => {

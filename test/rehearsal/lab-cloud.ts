@@ -7,6 +7,8 @@
  * BigBlueButton stays emulated: the emulator's BBB API of that server answers on the machine itself, at
  * https://<name>.<domain>/bigbluebutton/api with the certificate bbb-install would get, and at 127.0.0.1:8090 where
  * bbb-web listens for the local sidecar. Scalelite finds the server behind a registered URL by its host name.
+ * The same meetings drive the machine's /proc/stat and /proc/meminfo (machine-proc.ts), which its real node-exporter
+ * reads: CPU and memory follow the load driver as BBB's API does.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -18,6 +20,7 @@ import type { Emulator } from "../emulator/emulator.js";
 import { bootFromUserData, type BootRecord } from "./cloud-init.js";
 import { applyCloudFirewall } from "./firewall.js";
 import type { Lab, LabProcess, Machine } from "./lab.js";
+import { MachineProc } from "./machine-proc.js";
 
 /** A firewall rule as the IONOS API holds it on a NIC (infra/clouds/ionos/operations.ts writes them). */
 const ApiRule = z.object({
@@ -53,7 +56,12 @@ export interface LabServer {
   boot?: BootRecord;
   /** Processes of the machine that stand in for BigBlueButton (its API); they end with the machine. */
   bbb: LabProcess[];
+  /** Its /proc/stat and /proc/meminfo from the load model. */
+  proc?: MachineProc;
 }
+
+/** How often the machines' /proc files are rewritten: a fraction of Prometheus's scrape interval (files/control-node/prometheus.yml). */
+const PROC_REFRESH_MS = 1_000;
 
 export class LabCloud {
   readonly servers = new Map<string, LabServer>();
@@ -61,6 +69,8 @@ export class LabCloud {
   readonly errors: Error[] = [];
   private readonly queue = new Map<string, Promise<void>>();
   private readonly bbbProxies = new Map<string, Server>();
+  private procTimer: NodeJS.Timeout | undefined;
+  private procWrites: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly lab: Lab,
@@ -71,6 +81,7 @@ export class LabCloud {
   /** From now on, servers the emulator creates are lab machines with lab addresses. */
   static attach(lab: Lab, emulator: Emulator, options: { domain: string }): LabCloud {
     const cloud = new LabCloud(lab, emulator, options.domain);
+    cloud.procTimer = setInterval(() => cloud.refreshProc(), PROC_REFRESH_MS);
     emulator.cloud.machines = { publicAddress: () => lab.reserveAddress(), changed: (server) => cloud.changed(server) };
     emulator.scalelite.serverOfUrl = (url) => {
       const host = URL.canParse(url) ? new URL(url).hostname : "";
@@ -89,9 +100,24 @@ export class LabCloud {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.procTimer);
+    await this.procWrites;
     this.emulator.cloud.machines = undefined;
     await this.settled();
     await Promise.all([...this.bbbProxies.values()].map((server) => new Promise((resolve) => server.close(resolve))));
+  }
+
+  /** Rewrites every running machine's /proc files with the load of now; one round at a time. */
+  private refreshProc(): void {
+    this.procWrites = this.procWrites.then(async () => {
+      for (const entry of [...this.servers.values()]) {
+        if (entry.server.vmState !== "RUNNING") continue;
+        // A machine removed meanwhile has no files left to write.
+        await entry.proc?.write().catch((error: unknown) => {
+          if (entry.machine.alive && this.servers.get(entry.server.id) === entry) this.errors.push(error as Error);
+        });
+      }
+    });
   }
 
   private changed(server: EmulatedServer): void {
@@ -136,6 +162,11 @@ export class LabCloud {
     const entry: LabServer = { server, machine, hostname, bbb: [] };
     this.servers.set(server.id, entry);
     await applyCloudFirewall(machine, rules.map(firewallRuleOf));
+    const cloud = this.emulator.cloud;
+    entry.proc = await MachineProc.attach(machine, () => {
+      cloud.accrue(server);
+      return { cpus: server.cpu, load: cloud.load(server), bootedAt: server.poweredOnAt ?? cloud.clock.now() };
+    });
     entry.bbb.push(await machine.serveFromOutside({ port: await this.bbbProxy(server) }, BBB_WEB));
     const userData = this.userDataOf(server);
     entry.boot = await bootFromUserData(this.lab, machine, userData);

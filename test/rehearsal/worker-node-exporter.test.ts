@@ -6,6 +6,8 @@ import { bootFromUserData, CloudInitError, type BootRecord } from "./cloud-init.
 import { applyCloudFirewall } from "./firewall.js";
 import { Lab, type Machine } from "./lab.js";
 import { workerCredentials } from "../../infra/workerCredentials.js";
+import { serverLoad } from "../emulator/load-model.js";
+import { MachineProc, type CpuSeconds } from "./machine-proc.js";
 
 /** The sidecar key a worker's user data carries, as the fleet program derives it. */
 function workerSidecarKey(fleet: string, server: string) {
@@ -90,6 +92,32 @@ describe("a worker booted from its rendered cloud-init serves node-exporter over
     expect((await scrape(`https://${HOSTNAME}:9100/metrics`)).status).toBe("401");
     expect((await scrape(`https://${HOSTNAME}:9100/metrics`, "prometheus:not-the-password")).status).toBe("401");
     expect((await scrape(`http://${HOSTNAME}:9100/metrics`, `prometheus:${password}`)).status).toBe("400");
+  });
+
+  it("reports the CPU and memory of the load on its own /proc (the load model's, not the host's), with the unit's flags unchanged", async () => {
+    const sample = (body: string, name: string) =>
+      body
+        .split("\n")
+        .filter((line) => line.startsWith(name))
+        .map((line) => ({ labels: line.slice(name.length, line.lastIndexOf(" ")), value: Number(line.slice(line.lastIndexOf(" ") + 1)) }));
+    const cpus: CpuSeconds[] = Array.from({ length: 4 }, () => ({ user: 100, system: 20, softirq: 5, idle: 1000 }));
+    let load = serverLoad(4, 8192, [{ participants: 150, videos: 10 }]);
+    const proc = await MachineProc.attach(worker, () => ({ cpus, load, bootedAt: Date.parse("2026-12-03T07:00:00Z") }));
+    const first = (await scrape(`https://${HOSTNAME}:9100/metrics`, `prometheus:${password}`)).body;
+    const cpuSeconds = sample(first, "node_cpu_seconds_total{");
+    expect(new Set(cpuSeconds.map((entry) => /cpu="(\d+)"/.exec(entry.labels)?.[1])).size).toBe(4);
+    expect(cpuSeconds.find((entry) => entry.labels.includes('cpu="3"') && entry.labels.includes('mode="idle"'))?.value).toBe(1000);
+    expect(sample(first, "node_memory_MemTotal_bytes")[0]?.value).toBe(8192 * 2 ** 20);
+    const available = sample(first, "node_memory_MemAvailable_bytes")[0]?.value ?? 0;
+    expect(Math.abs(available - (load.memoryTotalBytes - load.memoryUsedBytes))).toBeLessThan(1024);
+    // More meetings, and time passes: the counters grow and memory fills, read through the same mount.
+    for (const cpu of cpus) cpu.user += 30;
+    load = serverLoad(4, 8192, [{ participants: 300, videos: 20 }]);
+    await proc.write();
+    const second = (await scrape(`https://${HOSTNAME}:9100/metrics`, `prometheus:${password}`)).body;
+    expect(sample(second, 'node_cpu_seconds_total{cpu="0",mode="user"}')[0]?.value).toBe(130);
+    expect(sample(second, "node_memory_MemAvailable_bytes")[0]?.value).toBeLessThan(available);
+    expect(sample(second, "node_boot_time_seconds")[0]?.value).toBe(Date.parse("2026-12-03T07:00:00Z") / 1000);
   });
 
   it("fails when the rendered flags and the program disagree (a deliberately broken variant)", async () => {

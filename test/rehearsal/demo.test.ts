@@ -1,0 +1,66 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { Lab } from "./lab.js";
+
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+
+/** `npm run demo` as npm runs it (Node with tsx's loader), with what a fresh shell has. */
+function demo(args: string[]) {
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/demo.ts", ...args], {
+    cwd: repo,
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+describe("npm run demo on the rehearsal lab", () => {
+  it("says where each real process runs, and confscale status shows the workers scraped and checking in", async () => {
+    const usable = await Lab.available();
+    if (!usable.ok) throw new Error(usable.reason);
+    // Six minutes of the school day at 12×: the baseline, then half a minute of load.
+    const run = demo(["--until", "07:56"]);
+    const code = await run.exited;
+    const { stdout, stderr } = run.output();
+    expect(code, `${stdout}\n${stderr}`).toBe(0);
+    // The control node's real processes, on its lab address.
+    for (const service of ["scaler", "redis", "prometheus", "caddy"])
+      expect(stdout).toMatch(new RegExp(`^  ${service}\\s+on control 198\\.18\\.0\\.2 \\(bbb\\.confscale\\.test\\)`, "m"));
+    // Each worker a machine of its own, on a lab address, running node-exporter and the sidecar.
+    const workers = [
+      ...stdout.matchAll(
+        /^worker (bbb-\d+) {2}(198\.1[89]\.\d+\.\d+) \(\1\.bbb\.confscale\.test\).*node-exporter :9100.*confscale-sidecar/gm,
+      ),
+    ];
+    expect(workers.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(workers.map((match) => match[2])).size).toBe(workers.length);
+    expect(stdout).toMatch(/: scraped by Prometheus over TLS, checking in, enabled in Scalelite$/m);
+    // confscale status, run in the scaler's container: every running worker's readings fresh and its check-in recent.
+    const [, table] = /confscale status \(in the scaler's container on control\):\n([\s\S]*?)\nreplaying /.exec(stdout) ?? [];
+    expect(table, stdout).toBeDefined();
+    expect(table).toMatch(/SERVER\s+CPU\s+MEMORY\s+CHECK-IN/);
+    for (const [, name] of workers)
+      expect(table).toMatch(new RegExp(`^\\s+${name}\\s+\\d+ % \\(fresh\\)\\s+\\d+ % \\(fresh\\)\\s+\\d+ s ago$`, "m"));
+    expect(stdout).toMatch(/^done at 07:5\d: /m);
+  }, 600_000);
+
+  it("says why and falls back to loopback mode when it does not run on the lab", async () => {
+    const run = demo(["--loopback"]);
+    await new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (run.output().stdout.includes("running everything on loopback")) resolve();
+      };
+      run.child.stdout.on("data", check);
+      void run.exited.then(() => reject(new Error(`the demo ended: ${run.output().stdout}${run.output().stderr}`)));
+    });
+    run.child.kill("SIGINT");
+    expect(await run.exited).toBe(130);
+    expect(run.output().stdout).toMatch(/^the rehearsal lab cannot run here \(--loopback given\): running everything on loopback$/m);
+  }, 60_000);
+});
