@@ -426,6 +426,15 @@ describe("the Jitsi workers the jitsi-example stack renders, read by their real 
     },
   );
 
+  it.each(groups)("visudo accepts the %s worker's sudoers rule as sudo would read it from /etc/sudoers.d", async (name, { userData }) => {
+    const rule = ((parse(userData) as CloudConfig).write_files ?? []).find(
+      (file) => file.path === "/etc/sudoers.d/confscale-jitsi-reconfigure",
+    );
+    const path = join(workDir, `sudoers-${name}`);
+    await writeFile(path, rule?.content ?? "", { mode: 0o440 });
+    expectTool(await runTool("visudo", ["--check", "--file", path]), `visudo of ${name}'s sudoers rule`);
+  });
+
   it("opens the videobridges' UDP media port to everyone on the environment's worker firewall", () => {
     const rules = workerFirewallRules(files.config.adminCidrs, "198.51.100.10", jitsiFirewallNeeds(files.config.jitsi));
     expect(rules).toContainEqual(
