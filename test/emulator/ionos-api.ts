@@ -103,12 +103,19 @@ class Renderer {
     items: T[],
     depth: number,
     render: (item: T, depth: number) => Record<string, unknown>,
+    page: Page = { offset: 0, limit: DEFAULT_PAGE_LIMIT },
   ): Record<string, unknown> {
-    const rendered = items.map((item) => {
+    const rendered = items.slice(page.offset, page.offset + page.limit).map((item) => {
       const full = render(item, Math.max(0, depth - 1));
       return depth <= 0 ? { id: full.id, type: full.type, href: full.href } : full;
     });
-    return { id, type: "collection", href: this.cloud.href(path), items: rendered, offset: 0, limit: 1000, _links: {} };
+    const link = (offset: number) => this.cloud.href(`${path}?offset=${offset}&limit=${page.limit}`);
+    const links = {
+      self: link(page.offset),
+      ...(page.offset > 0 ? { prev: link(Math.max(0, page.offset - page.limit)) } : {}),
+      ...(page.offset + page.limit < items.length ? { next: link(page.offset + page.limit) } : {}),
+    };
+    return { id, type: "collection", href: this.cloud.href(path), items: rendered, offset: page.offset, limit: page.limit, _links: links };
   }
 
   datacenter(datacenter: Datacenter, depth: number): Record<string, unknown> {
@@ -255,6 +262,25 @@ class Renderer {
       properties: { method: request.method, headers: {}, body: request.body, url: this.cloud.href(request.url) },
     };
   }
+}
+
+/** The API's page of a collection: `offset` and `limit` query parameters, 1,000 elements unless asked otherwise. */
+interface Page {
+  offset: number;
+  limit: number;
+}
+const DEFAULT_PAGE_LIMIT = 1_000;
+const MAX_PAGE_LIMIT = 10_000;
+
+function pageOf(c: Context): Page {
+  const number = (name: string, fallback: number, min: number, max: number) => {
+    const raw = c.req.query(name);
+    const value = raw === undefined ? fallback : Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max)
+      throw new CloudApiError(422, "100", `[(root).${name}] invalid ${name} '${raw}'`);
+    return value;
+  };
+  return { offset: number("offset", 0, 0, Number.MAX_SAFE_INTEGER), limit: number("limit", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT) };
 }
 
 function depthOf(c: Context): number {
@@ -444,13 +470,19 @@ export function ionosApi(cloud: EmulatedCloud, credentials: CloudCredentials): H
   app.get("/datacenters/:dc/servers", (c) => {
     const datacenter = cloud.datacenter(c.req.param("dc"));
     const filters = Object.entries(c.req.query()).filter(([key]) => key.startsWith("filter."));
+    // Filters apply before paging, as in the API.
     const servers = [...datacenter.servers.values()].filter((server) => {
       const properties = render.server(server, 0).properties as Record<string, unknown>;
       return filters.every(([key, value]) => String(properties[key.slice("filter.".length)]) === value);
     });
     return c.json(
-      render.collection(`${datacenter.id}/servers`, `/datacenters/${datacenter.id}/servers`, servers, depthOf(c), (server, d) =>
-        render.server(server, d),
+      render.collection(
+        `${datacenter.id}/servers`,
+        `/datacenters/${datacenter.id}/servers`,
+        servers,
+        depthOf(c),
+        (server, d) => render.server(server, d),
+        pageOf(c),
       ),
     );
   });

@@ -11,6 +11,7 @@ import {
   waitForRequest,
 } from "@ionos-cloud/sdk-nodejs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { listServers } from "../../infra/clouds/ionos/operations.js";
 import { Emulator } from "../emulator/emulator.js";
 
 const timings = { requestQueuedMs: 500, requestRunningMs: 2_000, bootMs: 60_000 };
@@ -353,5 +354,45 @@ describe("IONOS emulator faults, as the SDK experiences them", () => {
       "CRASHED",
     );
     expect(await metricsStatus(healthy.data.id!)).toBe(503);
+  });
+});
+
+describe("a data center of more servers than one page of the API's list holds", () => {
+  let emulator: Emulator;
+  const SERVERS = 1_005;
+
+  beforeAll(async () => {
+    emulator = await Emulator.start({ clock: { kind: "manual" }, timings });
+    const datacenter = emulator.cloud.datacenter(emulator.defaultDatacenterId!);
+    for (let index = 1; index <= SERVERS; index += 1)
+      emulator.cloud.addServer(datacenter, { name: `bbb-${index}`, cores: 2, ram: 4096 }, [], []);
+  });
+
+  afterAll(async () => {
+    await emulator.stop();
+  });
+
+  it("is answered a page at a time, 1,000 servers unless the client asks otherwise, with a link to the next page", async () => {
+    const config = new Configuration({
+      username: emulator.credentials.username,
+      password: emulator.credentials.password,
+      basePath: emulator.cloudApiUrl,
+    });
+    const servers = new ServersApi(config);
+    const datacenterId = emulator.defaultDatacenterId!;
+    const first = (await servers.datacentersServersGet({ datacenterId })).data;
+    expect(first).toMatchObject({ offset: 0, limit: 1_000 });
+    expect(first.items).toHaveLength(1_000);
+    expect(first._links?.next).toContain("offset=1000");
+    const rest = (await servers.datacentersServersGet({ datacenterId, offset: 1_000 })).data;
+    expect(rest.items).toHaveLength(SERVERS - 1_000);
+    expect(rest._links?.next).toBeUndefined();
+  });
+
+  it("is read whole by the IONOS adapter, so a server on a later page is found (not created a second time after a crash)", async () => {
+    const connection = { endpoint: emulator.cloudApiUrl, username: emulator.credentials.username, password: emulator.credentials.password };
+    const listed = await listServers(connection, emulator.defaultDatacenterId!);
+    expect(listed).toHaveLength(SERVERS);
+    expect(listed.map((server) => server.name)).toContain(`bbb-${SERVERS}`);
   });
 });

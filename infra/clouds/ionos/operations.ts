@@ -386,6 +386,9 @@ async function readLabels(
   return Object.fromEntries(parsed.data.items.map((label) => [label.properties.key, label.properties.value]));
 }
 
+/** Servers a page of the data center's list holds; the API's default, well below its maximum of 10,000. */
+const SERVER_PAGE_LIMIT = 1_000;
+
 /** Every server of a data center, by id and name (a server may have none), as the API lists them. */
 async function datacenterServers(
   connection: IonosConnection,
@@ -395,13 +398,20 @@ async function datacenterServers(
   const { z } = loadPackage<Zod>("zod");
   const { sdk, configuration } = await sdkConfiguration(connection);
   const servers = new sdk.ServersApi(configuration);
-  const listed = await callApi(operation, connection, true, () => servers.datacentersServersGet({ datacenterId, depth: 1 }));
   const shape = z.object({
     items: z.array(z.object({ id: z.string(), properties: z.object({ name: z.string().optional() }) })).default([]),
   });
-  const reply = shape.safeParse(listed.data);
-  if (!reply.success) throw new IonosApiError(operation, listed.status, `unexpected server list: ${reply.error.message}`);
-  return reply.data.items.map((server) => ({ id: server.id, name: server.properties.name }));
+  // The API answers a page at a time (1,000 servers unless asked otherwise): a server on a later page is still there.
+  const found: { id: string; name: string | undefined }[] = [];
+  for (let offset = 0; ; offset += SERVER_PAGE_LIMIT) {
+    const listed = await callApi(operation, connection, true, () =>
+      servers.datacentersServersGet({ datacenterId, depth: 1, offset, limit: SERVER_PAGE_LIMIT }),
+    );
+    const reply = shape.safeParse(listed.data);
+    if (!reply.success) throw new IonosApiError(operation, listed.status, `unexpected server list: ${reply.error.message}`);
+    found.push(...reply.data.items.map((server) => ({ id: server.id, name: server.properties.name })));
+    if (reply.data.items.length < SERVER_PAGE_LIMIT) return found;
+  }
 }
 
 /** Every server of a data center with its labels, read-only. */
