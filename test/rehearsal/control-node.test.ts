@@ -41,7 +41,7 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
   beforeAll(async () => {
     environment = await startLocalEnvironment();
     ({ emulator, lab, control, node, config, delivery, userData, labCloud, secrets } = environment);
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     await environment?.stop();

@@ -68,6 +68,8 @@ export interface LabServer {
 export interface ControlServerBoot {
   /** The control node's server name (infra/controlNode.ts: `<env>-control`). */
   serverName: string;
+  /** Its machine's name in the lab. */
+  machineName: string;
   /** The names the control node answers to besides `<name>.<domain>` (the environment's domain). */
   hostnames: string[];
   boot(machine: Machine, userData: string): Promise<void>;
@@ -173,7 +175,10 @@ export class LabCloud {
   private async create(server: EmulatedServer, address: string, rules: Record<string, unknown>[]): Promise<void> {
     const hostname = `${server.name}.${this.domain}`;
     const control = server.name === this.control?.serverName ? this.control : undefined;
-    const machine = await this.lab.machine(server.name, { address, hostnames: [hostname, ...(control?.hostnames ?? [])] });
+    const machine = await this.lab.machine(control?.machineName ?? server.name, {
+      address,
+      hostnames: [hostname, ...(control?.hostnames ?? [])],
+    });
     const entry: LabServer = { server, machine, hostname, bbb: [] };
     this.servers.set(server.id, entry);
     await applyCloudFirewall(machine, rules.map(firewallRuleOf));

@@ -185,6 +185,7 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
       domain: config.domain,
       control: {
         serverName: `${ENV}-control`,
+        machineName: "control",
         hostnames: [config.domain],
         boot: async (machine, userData) => booted({ machine, userData }),
       },
