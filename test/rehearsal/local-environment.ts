@@ -37,7 +37,7 @@ export interface LocalSecrets {
 }
 
 /** The outputs of the environment's `pulumi up` that the control node's delivery and the operator use. */
-const StackOutputs = z.object({
+export const StackOutputs = z.object({
   controlNodeAddress: z.string(),
   scalerApiToken: z.string(),
   workerPlacement: z.strictObject({
@@ -86,6 +86,8 @@ const hostOf = (url: string) => new URL(url).hostname.split(".")[0] ?? "";
 
 export interface LocalEnvironment {
   emulator: Emulator;
+  /** The outputs of the environment stack's `pulumi up`. */
+  outputs: z.infer<typeof StackOutputs>;
   lab: Lab;
   control: Machine;
   node: ControlNode;
@@ -256,6 +258,7 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
     };
     return {
       emulator: cloud,
+      outputs,
       lab,
       control,
       node,
