@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { CLOUD_NAMES, PROVIDERS, type CloudName } from "./clouds/index.js";
 import { serverSizeSchema, type ServerSize } from "./clouds/types.js";
-import { JITSI_SECRET_KEYS, JITSI_SECRETS, jitsiConfigSchema } from "./jitsi.js";
+import { JITSI_SECRET_KEYS, JITSI_SECRETS, JITSI_UBUNTU, jitsiConfigSchema } from "./jitsi.js";
 
 /** The Pulumi config namespace of every key in `stacks/Pulumi.<env>.yaml` (the project name). */
 export const CONFIG_NAMESPACE = "confscale";
@@ -228,7 +228,8 @@ const environmentConfigBase = z.strictObject({
   scaleliteSecret: secretString(32),
   grafanaAdminPassword: secretString(12),
   nodeExporterPassword: secretString(12),
-  workers: workerPolicySchema,
+  /** The BigBlueButton fleet's policy; a stack without it runs Jitsi groups only (`jitsi`). */
+  workers: workerPolicySchema.optional(),
   /** The control node scaler's period and rate window (scaler.yaml's fleet). */
   scaler: scalerLoopSchema.optional(),
   /** The fleet stack's Pulumi backend (s3://…, or file:///var/lib/confscale/state on the node's volume); a secret: it may carry keys. */
@@ -268,6 +269,19 @@ export const environmentConfigSchema = environmentConfigBase
   .superRefine((config, ctx) => checkJitsiSecrets(jitsiSubject.parse(config), ctx), {
     when: (payload) => jitsiSubject.safeParse(payload.value).success,
   })
+  .superRefine(
+    (config, ctx) => {
+      if (config.workers === undefined && config.jitsi === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["workers"],
+          message: "a stack runs BigBlueButton workers, Jitsi groups (confscale:jitsi) or both: set at least one of them",
+        });
+      }
+    },
+    // Whatever else is wrong, as the other checks of the whole stack.
+    { when: (payload) => typeof payload.value === "object" && payload.value !== null },
+  )
   .superRefine((config, ctx) => {
     const zone = config.dnsZone?.toLowerCase();
     if (zone !== undefined && config.domain.toLowerCase() !== zone && !config.domain.toLowerCase().endsWith(`.${zone}`)) {
@@ -309,9 +323,14 @@ function checkJitsiSecrets(config: z.output<typeof jitsiSubject>, ctx: z.Refinem
   }
 }
 
-/** The workers' image: the stack's own, or the Ubuntu release `workers.bbbVersion` installs on. */
+/** The workers' image: the stack's own, or the Ubuntu release `workers.bbbVersion` installs on (ubuntuOf). */
 export function workerImageOf(config: EnvironmentConfig): string {
-  return PROVIDERS[config.cloud].images(config[config.cloud] as never, BBB_RELEASES[config.workers.bbbVersion].ubuntu).worker;
+  return PROVIDERS[config.cloud].images(config[config.cloud] as never, ubuntuOf(config)).worker;
+}
+
+/** The Ubuntu release of the environment's machines: that of `workers.bbbVersion`, or Jitsi's without BigBlueButton workers. */
+export function ubuntuOf(config: EnvironmentConfig): string {
+  return config.workers === undefined ? JITSI_UBUNTU : BBB_RELEASES[config.workers.bbbVersion].ubuntu;
 }
 
 /** bbb-install refuses a server below its minimum or on the wrong Ubuntu: refuse such a stack before anything is built. */

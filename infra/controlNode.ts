@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { BBB_RELEASES, workerImageOf, type EnvironmentConfig } from "./config.js";
+import { ubuntuOf, workerImageOf, type EnvironmentConfig } from "./config.js";
+import { jitsiFleetName } from "./jitsi.js";
 import { PROVIDERS } from "./clouds/index.js";
 import type { CloudProvider, FirewallRule, Machine, Placement } from "./clouds/types.js";
 import {
@@ -14,6 +15,7 @@ import {
   renderControlNodeUserData,
   renderScalerSettings,
   type ControlNodeSecrets,
+  type ControlNodeTemplateValues,
 } from "./templates.js";
 
 export interface ControlNodeArgs {
@@ -70,14 +72,24 @@ export function renderControlNodeScalerSettings(
     controlNodeIp,
     adminCidrs: config.adminCidrs,
     sshPublicKeys: config.sshPublicKeys,
-    workerImage: workerImageOf(config),
-    policy: config.workers,
+    ...(config.workers === undefined ? {} : { workerImage: workerImageOf(config), policy: config.workers }),
     ...(config.scaler === undefined ? {} : { loop: config.scaler }),
     controlNodeCores: config.controlNode.cores,
     ...(config.jitsi === undefined
       ? {}
       : { jitsi: config.jitsi, jitsiImage: PROVIDERS[config.cloud].images(config[config.cloud] as never, JITSI_UBUNTU).worker }),
   });
+}
+
+/** What the control node's compose project runs for the environment: Scalelite with BBB workers, each Jitsi group's fleet. */
+export function controlNodeTemplateValues(env: string, config: EnvironmentConfig): ControlNodeTemplateValues {
+  return {
+    env,
+    domain: config.domain,
+    fleetStack: `${env}-fleet`,
+    bbb: config.workers !== undefined,
+    jitsiFleets: (config.jitsi?.groups ?? []).map((group) => jitsiFleetName(group.name)),
+  };
 }
 
 /**
@@ -87,15 +99,15 @@ export function renderControlNodeScalerSettings(
  * the fleet stack's state live on volumes and survive.
  */
 export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.ComponentResourceOptions): ControlNode {
-  const fleetStack = `${args.env}-fleet`;
   const name = `${args.env}-control`;
-  const images = args.provider.images(args.config[args.config.cloud], BBB_RELEASES[args.config.workers.bbbVersion].ubuntu);
+  const bbb = args.config.workers !== undefined;
+  const images = args.provider.images(args.config[args.config.cloud], ubuntuOf(args.config));
   const machine = args.provider.declareMachine(
     {
       name,
       size: args.config.controlNode,
       image: images.control,
-      userData: renderControlNodeUserData({ env: args.env, domain: args.config.domain, fleetStack }),
+      userData: renderControlNodeUserData(controlNodeTemplateValues(args.env, args.config)),
       sshPublicKeys: args.config.sshPublicKeys,
       powerState: "running",
       ownership: { env: args.env, role: "control" },
@@ -114,7 +126,7 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
   };
   const sudo = connection.user === "root" ? "" : "sudo ";
   const dependsOn = [machine.resource];
-  const secretFiles = args.secrets.apply(renderControlNodeSecretFiles);
+  const secretFiles = args.secrets.apply((secrets) => renderControlNodeSecretFiles(secrets, { bbb }));
   const install = (path: string) => `${sudo}install -m 0600 /dev/stdin /opt/confscale/${path}`;
   // The scaler's env file first: the node waits for cloud-init and makes the directories once.
   const secretsStep = new command.remote.Command(
@@ -127,15 +139,23 @@ export function declareControlNode(args: ControlNodeArgs, opts?: pulumi.Componen
     },
     { ...opts, dependsOn, additionalSecretOutputs: ["stdin"] },
   );
-  const otherSecretSteps = (["scalelite", "postgres", "grafana", "nodeExporterPassword"] as const).map((file) => {
-    // Prometheus runs as nobody in its container and reads its password file through a read-only bind mount.
-    const mode = file === "nodeExporterPassword" ? ` && ${sudo}chmod 0644 /opt/confscale/${CONTROL_NODE_SECRET_FILES[file]}` : "";
-    return new command.remote.Command(
-      `${name}-secrets-${file}`,
-      { connection, create: install(CONTROL_NODE_SECRET_FILES[file]) + mode, stdin: secretFiles[file], triggers: [secretFiles[file]] },
-      { ...opts, dependsOn: [secretsStep], additionalSecretOutputs: ["stdin"] },
-    );
-  });
+  // Scalelite and its PostgreSQL run only beside BigBlueButton workers.
+  const otherSecretSteps = ([...(bbb ? (["scalelite", "postgres"] as const) : []), "grafana", "nodeExporterPassword"] as const).map(
+    (file) => {
+      // Prometheus runs as nobody in its container and reads its password file through a read-only bind mount.
+      const mode = file === "nodeExporterPassword" ? ` && ${sudo}chmod 0644 /opt/confscale/${CONTROL_NODE_SECRET_FILES[file]}` : "";
+      return new command.remote.Command(
+        `${name}-secrets-${file}`,
+        {
+          connection,
+          create: install(CONTROL_NODE_SECRET_FILES[file]) + mode,
+          stdin: secretFiles.apply((files) => files[file] ?? ""),
+          triggers: [secretFiles.apply((files) => files[file] ?? "")],
+        },
+        { ...opts, dependsOn: [secretsStep], additionalSecretOutputs: ["stdin"] },
+      );
+    },
+  );
   const envFile = pulumi.secret(secretFiles.apply((files) => JSON.stringify(files)));
   // The fleet's template needs the node's own address, known only once the machine exists.
   const scalerSettings = pulumi

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { StackConfigError, type EnvironmentConfig } from "./config.js";
 import { cloudCredentialsFrom, providerFor } from "./clouds/index.js";
 import { declareControlNode } from "./controlNode.js";
-import { controlNodeFirewallRules, jitsiFirewallNeeds, workerFirewallRules } from "./firewall.js";
+import { controlNodeFirewallRules, environmentWorkerFirewallRules, jitsiFirewallNeeds } from "./firewall.js";
 import { JITSI_SECRET_KEYS } from "./jitsi.js";
 import { stackOutputs, type EnvironmentOutputs } from "./outputs.js";
 import { loadEnvironmentConfig } from "./stackConfig.js";
@@ -38,13 +38,16 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
   // The cloud's own Pulumi provider, where it takes the credentials as arguments (OCI), serves every resource below.
   const cloudProvider = provider.pulumiProvider(`${env}-${config.cloud}`, config.region, process.env);
   const opts: pulumi.CustomResourceOptions = cloudProvider === undefined ? {} : { provider: cloudProvider };
+  const bbb = config.workers !== undefined;
+  const workerRules = (controlNodeIp: string) =>
+    environmentWorkerFirewallRules(config.adminCidrs, controlNodeIp, bbb, jitsiFirewallNeeds(config.jitsi));
   const network = provider.declareNetwork({
     env,
     region: config.region,
     settings: config[config.cloud],
     sshPublicKeys: config.sshPublicKeys,
     controlNodeRules: controlNodeFirewallRules(config.adminCidrs),
-    workerRules: (controlNodeIp) => workerFirewallRules(config.adminCidrs, controlNodeIp, jitsiFirewallNeeds(config.jitsi)),
+    workerRules: (controlNodeIp) => workerRules(controlNodeIp),
     opts,
   });
   const dnsZone = config.dnsZone;
@@ -74,15 +77,14 @@ export function declareEnvironment(env: string, config: EnvironmentConfig, optio
   const base = `https://${config.domain}`;
   return {
     controlNodeAddress: controlNode.machine.publicIp,
-    scaleliteUrl: `${base}/bigbluebutton/api`,
+    // A Jitsi-only environment runs no Scalelite.
+    ...(bbb ? { scaleliteUrl: `${base}/bigbluebutton/api` } : {}),
     grafanaUrl: `${base}/grafana/`,
     scalerUrl: `${base}/scaler`,
     scalerApiToken: pulumi.secret(scalerApiToken(config.scaleliteSecret)),
     fleetStack: `${env}-fleet`,
     workerPlacement: placement,
-    workerFirewallRules: controlNode.machine.publicIp.apply((ip) =>
-      workerFirewallRules(config.adminCidrs, ip, jitsiFirewallNeeds(config.jitsi)),
-    ),
+    workerFirewallRules: controlNode.machine.publicIp.apply(workerRules),
     ...(controlNode.scalerCommit === undefined ? {} : { scalerCommit: controlNode.scalerCommit }),
   };
 }

@@ -66,6 +66,20 @@ export function workerFirewallRules(adminCidrs: string[], controlNodeIp: string,
   return jitsi === undefined ? bbb : [...bbb, ...componentRules(jitsi)];
 }
 
+/**
+ * The environment's worker firewall (DigitalOcean, Oracle Cloud: one for every worker; the workerFirewallRules output):
+ * the BigBlueButton workers' rules when the stack has them, and its Jitsi groups' beside or instead of them.
+ */
+export function environmentWorkerFirewallRules(
+  adminCidrs: string[],
+  controlNodeIp: string,
+  bbb: boolean,
+  jitsi?: JitsiFirewallNeeds,
+): FirewallRule[] {
+  if (bbb) return workerFirewallRules(adminCidrs, controlNodeIp, jitsi);
+  return [acmeRule, sshRule(adminCidrs), nodeExporterRule(controlNodeIp), ...(jitsi === undefined ? [] : componentRules(jitsi))];
+}
+
 /** The rules a Jitsi component serves beyond SSH, ACME and node-exporter. */
 function componentRules(needs: JitsiFirewallNeeds): FirewallRule[] {
   if (!needs.components.includes("JVB")) return [];

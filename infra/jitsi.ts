@@ -7,6 +7,9 @@ import { serverSizeSchema } from "./clouds/types.js";
  * validated here; the control node renders it into scaler.yaml, and the scaler runs one fleet per group.
  */
 
+/** The Ubuntu release Jitsi workers install on: jitsi-videobridge2, jibri and Google Chrome all support it. */
+export const JITSI_UBUNTU = "22.04";
+
 /** The components confscale can install from Jitsi's Debian repository (any sidecar type may still check in). */
 export const JITSI_COMPONENTS = ["JVB", "jibri"] as const;
 export const jitsiComponentSchema = z.enum(JITSI_COMPONENTS);

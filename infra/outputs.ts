@@ -5,7 +5,8 @@ import type { FirewallRule, Placement } from "./clouds/types.js";
 /** What the environment program declares, as its outputs list it. */
 export interface EnvironmentOutputs {
   controlNodeAddress: pulumi.Output<string>;
-  scaleliteUrl: string;
+  /** Absent in a Jitsi-only environment, which runs no Scalelite. */
+  scaleliteUrl?: string;
   grafanaUrl: string;
   scalerUrl: string;
   /** The admin token of the scaler's API and the confscale CLI (a secret output). */
@@ -26,7 +27,7 @@ export function stackOutputs(config: EnvironmentConfig, environment: Environment
     cloud: config.cloud,
     fleetStack: environment.fleetStack,
     controlNodeAddress: environment.controlNodeAddress,
-    scaleliteUrl: environment.scaleliteUrl,
+    ...(environment.scaleliteUrl === undefined ? {} : { scaleliteUrl: environment.scaleliteUrl }),
     grafanaUrl: environment.grafanaUrl,
     scalerUrl: environment.scalerUrl,
     scalerApiToken: environment.scalerApiToken,

@@ -2,13 +2,14 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import bcrypt from "bcryptjs";
-import { parse, stringify } from "yaml";
+import { isMap, isSeq, parse, parseDocument, stringify } from "yaml";
 import type { Placement } from "./clouds/types.js";
 import { BBB_RELEASES, DEFAULT_BBB_VERSION, type BbbVersion, type ScalerLoop, type WorkerPolicy } from "./config.js";
 import { WORKER_PORTS } from "./firewall.js";
 import {
   jitsiSignalingDefaults,
   JITSI_SECRETS,
+  JITSI_UBUNTU,
   type JitsiComponent,
   type JitsiConfig,
   type JitsiSecretKey,
@@ -68,6 +69,41 @@ export interface ControlNodeTemplateValues {
   env: string;
   domain: string;
   fleetStack: string;
+  /** Whether the environment runs BigBlueButton workers, and so Scalelite and its PostgreSQL (true unless false). */
+  bbb?: boolean;
+  /** The fleets of the environment's Jitsi groups (jitsi-<group>), whose workers Prometheus discovers too. */
+  jitsiFleets?: readonly string[];
+}
+
+/** Scalelite's services and volumes in the compose file: a Jitsi-only environment runs none of them. */
+const SCALELITE_SERVICES = ["postgres", "scalelite-api", "scalelite-poller", "scalelite-recording-importer", "scalelite-nginx"];
+const SCALELITE_VOLUMES = ["postgres-data", "recordings"];
+
+/** The compose file without Scalelite's services, volumes and the dependencies on them; comments kept. */
+function withoutScalelite(compose: string): string {
+  const document = parseDocument(compose);
+  for (const service of SCALELITE_SERVICES) document.deleteIn(["services", service]);
+  for (const volume of SCALELITE_VOLUMES) document.deleteIn(["volumes", volume]);
+  const services = document.get("services");
+  if (!isMap(services)) throw new TemplateError("control-node/docker-compose.yml", "expected a services mapping");
+  for (const { key } of services.items) {
+    const dependsOn = document.getIn(["services", key, "depends_on"]);
+    if (isSeq(dependsOn)) dependsOn.items = dependsOn.items.filter((item) => !SCALELITE_SERVICES.includes(String(item)));
+  }
+  return document.toString({ lineWidth: 0 });
+}
+
+/** prometheus.yml whose node-exporter job discovers the workers of each of `fleets` from the scaler. */
+function withFleetTargets(prometheus: string, fleets: readonly string[]): string {
+  const document = parseDocument(prometheus);
+  const jobs = document.get("scrape_configs");
+  const job = isSeq(jobs) ? jobs.items.find((item) => isMap(item) && item.get("job_name") === "node-exporter") : undefined;
+  if (!isMap(job)) throw new TemplateError("control-node/prometheus.yml", "expected a node-exporter job");
+  job.set(
+    "http_sd_configs",
+    document.createNode(fleets.map((fleet) => ({ url: `http://scaler:8080/fleets/${fleet}/targets`, refresh_interval: "30s" }))),
+  );
+  return document.toString({ lineWidth: 0 });
 }
 
 /** How long the scaler's HTTP listener lets in-flight requests finish on SIGTERM (scaler.yaml shutdownGraceMs). */
@@ -80,17 +116,24 @@ export const SCALER_STOP_GRACE_SECONDS = SCALER_SHUTDOWN_GRACE_MS / 1000 + 300;
 
 /** Files of the control node's compose project, relative to /opt/confscale. */
 export function controlNodeProjectFiles(values: ControlNodeTemplateValues): Record<string, string> {
+  const bbb = values.bbb ?? true;
+  const jitsiFleets = values.jitsiFleets ?? [];
   const fill = {
     env: values.env,
     domain: values.domain,
     fleetStack: values.fleetStack,
     fleet: CONTROL_NODE_FLEET,
     scalerStopGracePeriod: `${SCALER_STOP_GRACE_SECONDS}s`,
+    // Whatever the scaler and Grafana do not serve: Scalelite's front (BigBlueButton's API, recordings), or nothing.
+    catchAll: bbb ? "reverse_proxy scalelite-nginx:80" : "respond 404",
   };
+  const compose = renderTemplate("control-node/docker-compose.yml", fill);
+  const prometheus = renderTemplate("control-node/prometheus.yml", fill);
   return {
-    "docker-compose.yml": renderTemplate("control-node/docker-compose.yml", fill),
+    "docker-compose.yml": bbb ? compose : withoutScalelite(compose),
     Caddyfile: renderTemplate("control-node/Caddyfile", fill),
-    "prometheus.yml": renderTemplate("control-node/prometheus.yml", fill),
+    "prometheus.yml":
+      bbb && jitsiFleets.length === 0 ? prometheus : withFleetTargets(prometheus, [...(bbb ? [CONTROL_NODE_FLEET] : []), ...jitsiFleets]),
     "grafana/provisioning/datasources/prometheus.yml": renderTemplate("control-node/grafana/provisioning/datasources/prometheus.yml", fill),
     "grafana/provisioning/dashboards/confscale.yml": renderTemplate("control-node/grafana/provisioning/dashboards/confscale.yml", fill),
     "grafana/dashboards/fleet.json": readFileSync(new URL("control-node/grafana/dashboards/fleet.json", FILES_DIR), "utf8"),
@@ -128,9 +171,10 @@ export interface ScalerSettingsValues {
   controlNodeIp: string;
   adminCidrs: string[];
   sshPublicKeys: string[];
-  workerImage: string;
-  policy: WorkerPolicy;
-  /** The stack's period and rate window of the scaler's loop, when it sets them. */
+  /** The BigBlueButton fleet's worker image and policy; absent in a Jitsi-only environment. */
+  workerImage?: string;
+  policy?: WorkerPolicy;
+  /** The stack's period and rate window of the scaler's loop, when it sets them (a Jitsi-only scaler's period too). */
   loop?: Partial<ScalerLoop>;
   /** The control node's cores: half of them serve check-ins in worker processes, the rest is for its other services. */
   controlNodeCores: number;
@@ -151,38 +195,59 @@ function scalerJitsiSettings(jitsi: JitsiConfig, defaultImage: string | undefine
   };
 }
 
+/** The fleet project's directory and, with a file:// backend, its state: on the fleet-state volume. */
+const FLEET_WORK_DIR = "/var/lib/confscale/fleet";
+
 /**
  * The scaler's settings file on the control node (scaler/settings.ts): the fleet it drives, reached on the compose
- * network. It holds no secret: those, the Redis URL and the listen address come from .env and the compose file.
+ * network, and the Jitsi groups beside it or, without BigBlueButton workers, instead of it (their stacks' settings in
+ * `jitsiFleet` then). It holds no secret: those, the Redis URL and the listen address come from .env and the compose file.
  */
 export function renderScalerSettings(values: ScalerSettingsValues): string {
+  const template = {
+    placement: values.placement,
+    domain: values.domain,
+    scalerUrl: `https://${values.domain}/scaler`,
+    controlNodeIp: values.controlNodeIp,
+  };
+  const access = { adminCidrs: values.adminCidrs, sshPublicKeys: values.sshPublicKeys };
+  const { policy, workerImage } = values;
+  if ((policy === undefined) !== (workerImage === undefined))
+    throw new TemplateError("scaler.yaml", "the BigBlueButton fleet needs both its policy and its worker image");
+  if (policy === undefined && values.jitsi === undefined)
+    throw new TemplateError("scaler.yaml", "an environment runs BigBlueButton workers, Jitsi groups or both");
+  if (policy === undefined && values.jitsiImage === undefined)
+    throw new TemplateError("scaler.yaml", "Jitsi groups without a BigBlueButton fleet need their default image");
   const settings = {
-    fleet: {
-      template: {
-        env: values.env,
-        fleet: CONTROL_NODE_FLEET,
-        placement: values.placement,
-        domain: values.domain,
-        scalerUrl: `https://${values.domain}/scaler`,
-        controlNodeIp: values.controlNodeIp,
-        bbbVersion: values.policy.bbbVersion,
-        adminCidrs: values.adminCidrs,
-        sshPublicKeys: values.sshPublicKeys,
-      },
-      image: values.workerImage,
-      policy: values.policy,
-      // The fleet project and, with a file:// backend, its state live on the fleet-state volume.
-      workDir: "/var/lib/confscale/fleet",
-      scaleliteUrl: "http://scalelite-api:3000/scalelite/api",
-      prometheusUrl: "http://prometheus:9090",
-      ...values.loop,
-    },
+    ...(policy === undefined || workerImage === undefined
+      ? {}
+      : {
+          fleet: {
+            template: { env: values.env, fleet: CONTROL_NODE_FLEET, ...template, bbbVersion: policy.bbbVersion, ...access },
+            image: workerImage,
+            policy,
+            workDir: FLEET_WORK_DIR,
+            scaleliteUrl: "http://scalelite-api:3000/scalelite/api",
+            prometheusUrl: "http://prometheus:9090",
+            ...values.loop,
+          },
+        }),
     // Their port is the compose file's SCALER_SIDECAR_PORT, which the Caddyfile routes /scaler/sidecar/* to.
     sidecar: { workers: { count: Math.max(1, Math.floor(values.controlNodeCores / 2)) } },
     // The compose file's stop_grace_period leaves room for this and the fleet period in progress.
     shutdownGraceMs: SCALER_SHUTDOWN_GRACE_MS,
     // Each group is a fleet of the same template but its workload (infra/fleet.ts), named jitsi-<group>.
     ...(values.jitsi === undefined ? {} : { jitsi: scalerJitsiSettings(values.jitsi, values.jitsiImage) }),
+    ...(policy !== undefined || values.jitsiImage === undefined
+      ? {}
+      : {
+          jitsiFleet: {
+            template: { env: values.env, ...template, ...access },
+            image: values.jitsiImage,
+            workDir: FLEET_WORK_DIR,
+            ...(values.loop?.intervalSeconds === undefined ? {} : { intervalSeconds: values.loop.intervalSeconds }),
+          },
+        }),
   };
   return `# Written by the ${values.env} environment stack on every \`pulumi up\`; edits here are overwritten.\n${stringify(settings, { lineWidth: 0 })}`;
 }
@@ -230,16 +295,22 @@ export const CONTROL_NODE_SECRET_FILES = {
   nodeExporterPassword: "secrets/node-exporter-password",
 } as const;
 
+/** The control node's secret files by CONTROL_NODE_SECRET_FILES key; Scalelite's and PostgreSQL's only with BBB workers. */
+export type ControlNodeSecretFiles = Record<Exclude<keyof typeof CONTROL_NODE_SECRET_FILES, "scalelite" | "postgres">, string> &
+  Partial<Record<"scalelite" | "postgres", string>>;
+
 /**
  * The control node's secret files (mode 0600 on the node, handled only as Pulumi secrets): each compose service
  * gets an env file with just what it needs, so Scalelite never sees cloud credentials or the fleet's passphrase.
  */
-export function renderControlNodeSecretFiles(secrets: ControlNodeSecrets): Record<keyof typeof CONTROL_NODE_SECRET_FILES, string> {
+export function renderControlNodeSecretFiles(secrets: ControlNodeSecrets, options: { bbb?: boolean } = {}): ControlNodeSecretFiles {
   const derive = (purpose: string) => deriveSecret(purpose, secrets.scaleliteSecret);
   const postgresPassword = derive("postgres");
+  const bbb = options.bbb ?? true;
   return {
     scaler: envFile({
-      LOADBALANCER_SECRET: secrets.scaleliteSecret,
+      // Scalelite's secret, for its server API; a Jitsi-only environment has no Scalelite (the secret still seeds the others).
+      ...(bbb ? { LOADBALANCER_SECRET: secrets.scaleliteSecret } : {}),
       CONFSCALE_NODE_EXPORTER_PASSWORD: secrets.nodeExporterPassword,
       // The fleet's master secret: each worker's own BBB secret and sidecar key derive from it (infra/workerCredentials.ts).
       CONFSCALE_BBB_SECRET: derive("bbb-shared-secret"),
@@ -251,13 +322,17 @@ export function renderControlNodeSecretFiles(secrets: ControlNodeSecrets): Recor
       ...Object.fromEntries(Object.entries(secrets.jitsi ?? {}).map(([key, value]) => [JITSI_SECRETS[key as JitsiSecretKey].env, value])),
       ...secrets.cloudCredentials,
     }),
-    scalelite: envFile({
-      LOADBALANCER_SECRET: secrets.scaleliteSecret,
-      SECRET_KEY_BASE: derive("scalelite-secret-key-base") + derive("scalelite-secret-key-base-2"),
-      // Derived hex: nothing in it needs escaping inside a URL.
-      DATABASE_URL: `postgres://scalelite:${postgresPassword}@postgres:5432/scalelite`,
-    }),
-    postgres: envFile({ POSTGRES_PASSWORD: postgresPassword }),
+    ...(bbb
+      ? {
+          scalelite: envFile({
+            LOADBALANCER_SECRET: secrets.scaleliteSecret,
+            SECRET_KEY_BASE: derive("scalelite-secret-key-base") + derive("scalelite-secret-key-base-2"),
+            // Derived hex: nothing in it needs escaping inside a URL.
+            DATABASE_URL: `postgres://scalelite:${postgresPassword}@postgres:5432/scalelite`,
+          }),
+          postgres: envFile({ POSTGRES_PASSWORD: postgresPassword }),
+        }
+      : {}),
     grafana: envFile({ GF_SECURITY_ADMIN_PASSWORD: secrets.grafanaAdminPassword }),
     nodeExporterPassword: secrets.nodeExporterPassword,
   };
@@ -401,8 +476,7 @@ export function renderWorkerUserData(values: WorkerTemplateValues): string {
   ]);
 }
 
-/** The Ubuntu release Jitsi workers install on: jitsi-videobridge2, jibri and Google Chrome all support it. */
-export const JITSI_UBUNTU = "22.04";
+export { JITSI_UBUNTU };
 
 export interface JitsiWorkerTemplateValues {
   env: string;
@@ -435,17 +509,19 @@ const JITSI_COMPONENT_FILES = {
     // jitsi-videobridge2's private REST server (localhost:8080), as the sidecar's env.example names it.
     statsUrl: "http://127.0.0.1:8080/colibri/stats",
     gracefulShutdownScript: "/usr/share/jitsi-videobridge/graceful_shutdown.sh",
+    service: "jitsi-videobridge2",
     secrets: ["jitsiJvbPassword"],
   },
   jibri: {
     install: "jitsi/install-jibri.sh",
     statsUrl: "http://127.0.0.1:2222/jibri/api/v1.0/health",
     gracefulShutdownScript: "/opt/jitsi/jibri/graceful_shutdown.sh",
+    service: "jibri",
     secrets: ["jitsiJibriPassword", "jitsiRecorderPassword"],
   },
 } as const satisfies Record<
   JitsiComponent,
-  { install: string; statsUrl: string; gracefulShutdownScript: string; secrets: JitsiSecretKey[] }
+  { install: string; statsUrl: string; gracefulShutdownScript: string; service: string; secrets: JitsiSecretKey[] }
 >;
 
 /** A HOCON string: JSON's quoting, which HOCON's quoted strings share. */
@@ -554,6 +630,7 @@ export function renderJitsiWorkerUserData(values: JitsiWorkerTemplateValues): st
     sidecarKeyId: values.sidecarKeyId,
     statsUrl: component.statsUrl,
     gracefulShutdownScript: component.gracefulShutdownScript,
+    componentService: component.service,
     instanceMetadata: `'${metadata}'`,
   };
   return cloudConfig(template, fill, [
@@ -566,6 +643,14 @@ export function renderJitsiWorkerUserData(values: JitsiWorkerTemplateValues): st
     { path: "/usr/local/sbin/confscale-install-jitsi-component", content: renderTemplate(component.install, fill), permissions: "0755" },
     ...jitsiComponentConfigFiles(values, hostname, secret),
     { path: "/etc/confscale/jitsi-sidecar.env", content: renderTemplate("jitsi/sidecar.env", fill), permissions: "0644" },
+    // The sidecar's reconfigure script, and sudo for its group (jitsi, the package unit's Group) to run just that.
+    { path: "/usr/local/sbin/confscale-jitsi-reconfigure", content: renderTemplate("jitsi/reconfigure.sh", fill), permissions: "0755" },
+    {
+      path: "/etc/sudoers.d/confscale-jitsi-reconfigure",
+      // `""`: the script and no arguments.
+      content: '%jitsi ALL=(root) NOPASSWD: /usr/local/sbin/confscale-jitsi-reconfigure ""\n',
+      permissions: "0440",
+    },
     // Written once users and groups exist (the jitsi group comes from cloud-init's `groups`), before the packages.
     {
       path: "/etc/confscale/jitsi-sidecar-key.pem",

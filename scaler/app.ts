@@ -11,6 +11,7 @@ import { workerKeyId } from "../infra/workerCredentials.js";
 import { FleetServerNotFoundError, FleetStartingError, ServerActionConflictError } from "./fleet/operator.js";
 import { controlRoutes } from "./api/control.js";
 import type { FleetView as FleetViewOf } from "./fleet/view.js";
+import type { JitsiFleetStatus } from "./fleet/jitsiGroup.js";
 import type { FleetStatus } from "./loop/controller.js";
 import { healthRoutes, metricsRoutes } from "./api/health.js";
 import { hookRoutes } from "./api/schedules.js";
@@ -32,6 +33,8 @@ export interface AppDeps {
   asap?: AsapVerifier;
   /** The fleets this scaler drives: their status and Prometheus `http_sd` targets. */
   fleets?: readonly FleetView[];
+  /** The fleets of its Jitsi groups (jitsi-<group>): their status, preview, a period now and scrape targets. */
+  jitsiFleets?: readonly FleetViewOf<JitsiFleetStatus>[];
   /** The check-in workers' metrics, which `/metrics` serves summed with this process's. */
   workerMetrics?: () => Promise<readonly MetricsSnapshot[]>;
   /** The fleets' clock (an emulated cloud brings its own), for the time windows the status pages show. */
@@ -73,16 +76,20 @@ export function createApp(deps: AppDeps): HttpSurface {
   app.route("/", sidecarBundleRoutes());
   app.route("/", publicKeyRoutes({ asap, workerKeyIds: () => workerKeyIds(deps.fleets ?? []) }));
   app.route("/hooks", hookRoutes(store));
-  app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens, fleets: deps.fleets ?? [] }));
+  app.route("/api/v1", controlRoutes({ store, tokens: settings.apiTokens, fleets: [...(deps.fleets ?? []), ...(deps.jitsiFleets ?? [])] }));
   const fleets = new Map((deps.fleets ?? []).map((fleet) => [fleet.name, fleet]));
+  const jitsiFleets = new Map((deps.jitsiFleets ?? []).map((fleet) => [fleet.name, fleet]));
   const now = deps.now ?? Date.now;
   // A browser asks for HTML and gets the page a person reads; scripts and Prometheus get JSON.
   const wantsHtml = (accept: string | undefined) => (accept ?? "").includes("text/html");
   app.get("/", async (c) =>
     c.html(await statusPage(store, await Promise.all([...fleets.values()].map((fleet) => fleetPageData(store, fleet.status(), now()))))),
   );
-  app.get("/fleets", (c) => c.json([...fleets.values()].map((fleet) => fleet.status())));
+  app.get("/fleets", (c) => c.json([...fleets.values(), ...jitsiFleets.values()].map((fleet) => fleet.status())));
   app.get("/fleets/:name", async (c) => {
+    // A Jitsi group's fleet answers JSON only; its group's sidecars are on the status page (`/`).
+    const jitsiFleet = jitsiFleets.get(c.req.param("name"));
+    if (jitsiFleet !== undefined) return c.json(jitsiFleet.status());
     const fleet = fleets.get(c.req.param("name"));
     if (fleet === undefined) return c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404);
     return wantsHtml(c.req.header("accept"))
@@ -91,7 +98,7 @@ export function createApp(deps: AppDeps): HttpSurface {
   });
   // Prometheus `http_sd_configs` of a fleet's workers (node-exporter with TLS and basic auth on each).
   app.get("/fleets/:name/targets", (c) => {
-    const fleet = fleets.get(c.req.param("name"));
+    const fleet = fleets.get(c.req.param("name")) ?? jitsiFleets.get(c.req.param("name"));
     return fleet === undefined
       ? c.json({ error: "not_found", message: `no fleet ${c.req.param("name")}` }, 404)
       : c.json(fleet.scrapeTargets());

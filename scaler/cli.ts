@@ -60,6 +60,28 @@ const fleetStatusSchema = z.looseObject({
     .nullable(),
 });
 type FleetStatus = z.infer<typeof fleetStatusSchema>;
+/** A Jitsi group's fleet (scaler/fleet/jitsiGroup.ts JitsiFleetStatus), told apart by its group and component. */
+const jitsiFleetStatusSchema = z.looseObject({
+  fleet: z.string(),
+  group: z.string(),
+  component: z.string(),
+  starting: z.boolean(),
+  servers: z.array(serverSchema.extend({ sidecar: z.looseObject({ state: z.string(), stress: z.number().nullable() }).nullable() })),
+  lastPeriod: z
+    .looseObject({
+      at: z.string(),
+      desired: z.number(),
+      figure: z.number().nullable(),
+      autoscale: z.looseObject({ kind: z.string(), reason: z.string() }).nullable(),
+      actions: z.array(z.looseObject({ kind: z.string(), server: z.string().nullable(), reason: z.string() })),
+      update: z.looseObject({ summary: z.record(z.string(), z.number()), durationMs: z.number() }).nullable(),
+    })
+    .nullable(),
+  sanity: z.looseObject({ untracked: z.array(z.string()), silent: z.array(z.string()) }).nullable(),
+});
+type JitsiFleetStatus = z.infer<typeof jitsiFleetStatusSchema>;
+const anyFleetStatusSchema = z.union([jitsiFleetStatusSchema, fleetStatusSchema]);
+type AnyFleetStatus = z.infer<typeof anyFleetStatusSchema>;
 const errorBodySchema = z.looseObject({ message: z.string() });
 
 interface Connection {
@@ -149,6 +171,51 @@ function localTime(iso: string, timeZone: string): string {
   return `${text} ${timeZone}`;
 }
 
+/** A fleet's status as text, and the group whose policy's time zone its times are read in. */
+async function describeStatus(target: Connection, status: AnyFleetStatus): Promise<string> {
+  if ("component" in status)
+    return formatJitsiStatus(status as JitsiFleetStatus, await timeZoneOf(target, (status as JitsiFleetStatus).group));
+  return formatStatus(status, await timeZoneOf(target, status.fleet));
+}
+
+function formatJitsiStatus(status: JitsiFleetStatus, timeZone: string): string {
+  const title = `fleet ${status.fleet} (Jitsi group ${status.group}, ${status.component})`;
+  if (status.starting) return `${title}: starting (waiting for its lease or recovering an interrupted update)`;
+  const lines = [
+    `${title}: ${status.servers.length} machines`,
+    table(
+      ["MACHINE", "SIZE", "PHASE", "SIDECAR", "STRESS"],
+      status.servers.map((server) => [
+        server.name,
+        `${server.cores} cores / ${server.ramGb} GB`,
+        server.phase,
+        server.sidecar?.state ?? "-",
+        server.sidecar?.stress == null ? "-" : server.sidecar.stress.toFixed(2),
+      ]),
+    ),
+  ];
+  const period = status.lastPeriod;
+  if (period !== null) {
+    const update = period.update === null ? "" : `, update ${describeChanges(period.update.summary)}`;
+    lines.push("", `last period ${localTime(period.at, timeZone)}: desired ${period.desired}, figure ${period.figure ?? "-"}${update}`);
+    if (period.autoscale !== null) lines.push(`  autoscaler: ${period.autoscale.reason}`);
+    for (const action of period.actions)
+      lines.push(`  ${action.kind}${action.server === null ? "" : ` ${action.server}`}: ${action.reason}`);
+  }
+  if (status.sanity !== null) {
+    const problems = [
+      ...status.sanity.untracked.map((id) => `sidecar ${id} reports to the group but is no machine of it`),
+      ...status.sanity.silent.map((name) => `machine ${name} never checked in`),
+    ];
+    lines.push(
+      "",
+      problems.length === 0 ? "sanity: machines and sidecars agree" : `sanity: ${problems.length} disagreements (nothing deleted)`,
+    );
+    for (const problem of problems) lines.push(`  ${problem}`);
+  }
+  return lines.join("\n");
+}
+
 function formatStatus(status: FleetStatus, timeZone: string, now: () => number = Date.now): string {
   if (status.starting) return `fleet ${status.fleet}: starting (waiting for its lease or recovering an interrupted update)`;
   const phases = new Map<string, number>();
@@ -236,10 +303,10 @@ function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, pro
     .action(async (fleet: string | undefined) => {
       const statuses =
         fleet === undefined
-          ? (await call(target(), "GET", "fleets", z.looseObject({ fleets: z.array(fleetStatusSchema) }))).fleets
-          : [await call(target(), "GET", `fleets/${encodeURIComponent(fleet)}`, fleetStatusSchema)];
+          ? (await call(target(), "GET", "fleets", z.looseObject({ fleets: z.array(anyFleetStatusSchema) }))).fleets
+          : [await call(target(), "GET", `fleets/${encodeURIComponent(fleet)}`, anyFleetStatusSchema)];
       if (json()) return print(JSON.stringify(statuses, null, 2));
-      const texts = await Promise.all(statuses.map(async (status) => formatStatus(status, await timeZoneOf(target(), status.fleet))));
+      const texts = await Promise.all(statuses.map((status) => describeStatus(target(), status)));
       print(texts.join("\n\n") || "this scaler drives no fleet");
     });
 
@@ -293,8 +360,8 @@ function buildProgram(env: NodeJS.ProcessEnv, print: (text: string) => void, pro
     .addOption(fleetOption())
     .action(async (options: { fleet: string }) => {
       progress(`running a period of fleet ${options.fleet} (an update can take minutes)…`);
-      const status = await call(target(), "POST", `fleets/${encodeURIComponent(options.fleet)}/reconcile`, fleetStatusSchema);
-      print(json() ? JSON.stringify(status, null, 2) : formatStatus(status, await timeZoneOf(target(), options.fleet)));
+      const status = await call(target(), "POST", `fleets/${encodeURIComponent(options.fleet)}/reconcile`, anyFleetStatusSchema);
+      print(json() ? JSON.stringify(status, null, 2) : await describeStatus(target(), status));
     });
   addWindowCommands(program, { target, json, print, fleetOption });
   addScheduleCommands(program, { target, json, print, fleetOption });

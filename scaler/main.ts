@@ -19,7 +19,8 @@ parseCommandLine(
   SCALER_SIDECAR_WORKERS, SCALER_SIDECAR_PORT, SCALER_REDIS_SENTINELS (host:port,…), SCALER_REDIS_SENTINEL_NAME,
   LOG_LEVEL. A fleet section in the file needs PULUMI_BACKEND_URL,
   PULUMI_CONFIG_PASSPHRASE, CONFSCALE_NODE_EXPORTER_PASSWORD, LOADBALANCER_SECRET, CONFSCALE_BBB_SECRET and the
-  cloud's credentials. README.md lists every setting.`,
+  cloud's credentials; Jitsi groups (jitsi, with fleet or jitsiFleet) the same but LOADBALANCER_SECRET.
+  README.md lists every setting.`,
     flags: {},
   },
   () => undefined,
@@ -47,8 +48,11 @@ async function main(): Promise<void> {
     fleet = await openFleetRuntime(settings.fleet, { redis, keyPrefix: settings.redis.keyPrefix, store, logger, metrics });
   }
   let jitsi: JitsiRuntime | undefined;
-  if (settings.fleet !== undefined && settings.jitsi !== undefined) {
-    jitsi = await openJitsiRuntime(settings.fleet, settings.jitsi, { redis, keyPrefix: settings.redis.keyPrefix, store, logger });
+  // Beside the BBB fleet, or instead of it (a Jitsi-only environment has no fleet section).
+  const jitsiFleet = settings.jitsiFleet ?? settings.fleet;
+  if (jitsiFleet !== undefined && settings.jitsi !== undefined) {
+    if (redis.status !== "ready") await once(redis, "ready");
+    jitsi = await openJitsiRuntime(jitsiFleet, settings.jitsi, { redis, keyPrefix: settings.redis.keyPrefix, store, logger, metrics });
   }
   const workers = await SidecarWorkers.start(settings, logger);
   const app = createApp({
@@ -57,6 +61,7 @@ async function main(): Promise<void> {
     metrics,
     logger,
     ...(fleet === undefined ? {} : { fleets: [fleet.view] }),
+    ...(jitsi === undefined ? {} : { jitsiFleets: jitsi.views }),
     ...(workers === undefined ? {} : { workerMetrics: () => workers.metrics() }),
   });
 

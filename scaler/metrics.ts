@@ -5,6 +5,7 @@ import type { Logger } from "./log.js";
 import { minimumAt } from "./policy/timeWindows.js";
 import { decisionKindSchema } from "./policy/types.js";
 import type { GroupReport } from "./store/schemas.js";
+import type { JitsiFleetStatus } from "./fleet/jitsiGroup.js";
 
 export interface ScalerMetrics {
   registry: Registry;
@@ -31,6 +32,8 @@ export interface FleetMetrics {
   costPerHour: Gauge<"fleet" | "currency">;
   decisions: Gauge<"fleet" | "decision" | "server" | "reason">;
   lastPeriod: Gauge<"fleet">;
+  /** A Jitsi group's figure of its last period: average stress, or available recorders. */
+  jitsiFigure: Gauge<"fleet" | "metric">;
 }
 
 function fleetMetrics(registry: Registry): FleetMetrics {
@@ -73,6 +76,11 @@ function fleetMetrics(registry: Registry): FleetMetrics {
       ["fleet", "decision", "server", "reason"],
     ),
     lastPeriod: gauge("confscale_fleet_last_period_timestamp_seconds", "When the fleet's last period ran", ["fleet"]),
+    jitsiFigure: gauge(
+      "confscale_jitsi_group_figure",
+      "A Jitsi group's figure of its last period, as its autoscaler reads it: average stress (metric=stress) or available recorders (metric=available)",
+      ["fleet", "metric"],
+    ),
   };
 }
 
@@ -165,6 +173,48 @@ export async function exposition(registry: Registry, workers: readonly MetricsSn
 
 /** The series each fleet's last period set, removed at its next one: servers and decisions that are gone leave the exposition. */
 const seriesOfFleet = new WeakMap<FleetMetrics, Map<string, (() => void)[]>>();
+
+/** A setter of gauges whose series are removed at the fleet's next period. */
+function periodSeries(gauges: FleetMetrics, fleet: string) {
+  const byFleet = seriesOfFleet.get(gauges) ?? new Map<string, (() => void)[]>();
+  seriesOfFleet.set(gauges, byFleet);
+  for (const remove of byFleet.get(fleet) ?? []) remove();
+  const removals: (() => void)[] = [];
+  byFleet.set(fleet, removals);
+  return <Label extends string>(gauge: Gauge<Label>, labels: Record<Label, string>, value: number) => {
+    gauge.set(labels, value);
+    removals.push(() => gauge.remove(labels));
+  };
+}
+
+/**
+ * Sets a Jitsi group's fleet metrics from one period, under the same names as the BBB fleet's: its machines by phase,
+ * desired (the group's desired count), the group's bounds (minDesired, maxDesired), when it ran, and the figure its
+ * autoscaler read; counts its autoscale changes as decisions and its launches, shutdowns and destroys as actions.
+ */
+export function recordJitsiPeriod(
+  metrics: ScalerMetrics,
+  status: JitsiFleetStatus,
+  scaling: { minDesired: number; maxDesired: number },
+  metric: "stress" | "available",
+  at: number,
+): void {
+  const fleet = status.fleet;
+  const set = periodSeries(metrics.fleet, fleet);
+  const phases = new Map<string, number>();
+  for (const server of status.servers) phases.set(server.phase, (phases.get(server.phase) ?? 0) + 1);
+  for (const [phase, count] of phases) set(metrics.fleet.servers, { fleet, phase }, count);
+  const period = status.lastPeriod;
+  if (period !== null) {
+    set(metrics.fleet.desiredServers, { fleet }, period.desired);
+    if (period.figure !== null) set(metrics.fleet.jitsiFigure, { fleet, metric }, period.figure);
+    if (period.autoscale?.kind === "change") metrics.decisions.inc({ group: fleet, decision: "autoscale" });
+    for (const action of period.actions) metrics.actions.inc({ group: fleet, action: action.kind, outcome: "applied" });
+  }
+  set(metrics.fleet.bounds, { fleet, bound: "min" }, scaling.minDesired);
+  set(metrics.fleet.bounds, { fleet, bound: "max" }, scaling.maxDesired);
+  set(metrics.fleet.lastPeriod, { fleet }, at / 1000);
+}
 
 /**
  * Sets a fleet's metrics from one period: its servers by phase, what the policy read of each, its decisions with their

@@ -58,6 +58,24 @@ export const fleetSettingsSchema = z.strictObject({
 });
 export type FleetSettings = z.infer<typeof fleetSettingsSchema>;
 
+/**
+ * Where the Jitsi groups' machines go and how their stacks run, for a scaler without a BBB fleet (whose `fleet` section
+ * serves them otherwise). Its secrets come from the environment: PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE,
+ * CONFSCALE_NODE_EXPORTER_PASSWORD, CONFSCALE_BBB_SECRET, the XMPP passwords and the cloud's credentials.
+ */
+export const jitsiFleetSettingsSchema = z.strictObject({
+  /** As the fleet section's template; each group's fleet name and workload are its own. */
+  template: fleetTemplateSchema.omit({ fleet: true, workload: true, bbbVersion: true }),
+  /** The machine image of a group that names none. */
+  image: z.string().min(1),
+  intervalSeconds: seconds.default(60),
+  workDir: z.string().min(1).default("/var/lib/confscale/fleet"),
+  /** Sanity reports a machine whose sidecar has not checked in this long after its launch. */
+  buildTimeoutSeconds: seconds.default(1800),
+  leaseTtlSeconds: seconds.default(60),
+});
+export type JitsiFleetSettings = z.infer<typeof jitsiFleetSettingsSchema>;
+
 export const settingsSchema = z
   .strictObject({
     listen: z
@@ -162,14 +180,19 @@ export const settingsSchema = z
     fleet: fleetSettingsSchema.optional(),
     /** Jitsi groups, each a fleet on its own stack (rendered from the environment stack's `confscale:jitsi`). */
     jitsi: jitsiConfigSchema.optional(),
+    /** Where the Jitsi groups' machines go without a BBB fleet; with one, its `fleet` section serves unless this is set. */
+    jitsiFleet: jitsiFleetSettingsSchema.optional(),
   })
   .superRefine((settings, context) => {
-    if (settings.jitsi !== undefined && settings.fleet === undefined) {
+    if (settings.jitsi !== undefined && settings.fleet === undefined && settings.jitsiFleet === undefined) {
       context.addIssue({
         code: "custom",
         path: ["jitsi"],
-        message: "Jitsi groups need the fleet section: their machines take its placement, template and stack backend",
+        message: "Jitsi groups need the fleet section or jitsiFleet: their machines take its placement, template and stack backend",
       });
+    }
+    if (settings.jitsiFleet !== undefined && settings.jitsi === undefined) {
+      context.addIssue({ code: "custom", path: ["jitsi"], message: "required with jitsiFleet: the groups it runs" });
     }
     const workers = settings.sidecar.workers;
     if (workers !== undefined && workers.count > 0 && workers.port !== 0 && workers.port === settings.listen.port) {

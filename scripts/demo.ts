@@ -278,7 +278,7 @@ try {
     const ready = setInterval(() => {
       const servers = controller.status().servers;
       if (
-        servers.length >= environmentConfig.workers.baseline &&
+        servers.length >= (environmentConfig.workers?.baseline ?? 0) &&
         servers.every((server) => server.phase === "active" || server.phase === "stopped")
       ) {
         clearInterval(ready);

@@ -13,14 +13,14 @@ fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages the tests run for real -------------------------------------------------------------------
 # The servers the tests start (redis-sentinel for the failover test), the programs that read the rendered files on a
-# real machine (test/infra/real-consumers.test.ts), and what the rehearsal lab runs (test/rehearsal): namespaces, nftables.
+# real machine (test/infra/real-consumers.test.ts; visudo for the Jitsi workers' sudoers rule), and what the rehearsal lab runs (test/rehearsal): namespaces, nftables.
 declare -A package_of=(
   [redis-server]=redis-server [redis-sentinel]=redis-sentinel [prometheus]=prometheus [promtool]=prometheus [prometheus-node-exporter]=prometheus-node-exporter
   [cloud-init]=cloud-init [caddy]=caddy [shellcheck]=shellcheck [openssl]=openssl [curl]=curl
-  [nft]=nftables [ip]=iproute2 [nsenter]=util-linux [chromium]=chromium
+  [nft]=nftables [ip]=iproute2 [nsenter]=util-linux [chromium]=chromium [visudo]=sudo
 )
 missing=()
-for program in redis-server redis-sentinel prometheus promtool prometheus-node-exporter cloud-init caddy shellcheck openssl curl nft ip nsenter chromium; do
+for program in redis-server redis-sentinel prometheus promtool prometheus-node-exporter cloud-init caddy shellcheck openssl curl nft ip nsenter chromium visudo; do
   if command -v "$program" >/dev/null 2>&1 || [ -x "/usr/bin/$program" ] || [ -x "/usr/sbin/$program" ]; then
     say "$program: present"
   elif [[ ! " ${missing[*]} " == *" ${package_of[$program]} "* ]]; then

@@ -2,7 +2,9 @@ import type { Redis } from "ioredis";
 import { workerPolicySchema } from "../../infra/config.js";
 import type { FleetTemplate } from "../../infra/fleet.js";
 import type { JitsiGroupConfig } from "../../infra/jitsi.js";
-import type { JitsiGroupStore, JitsiInstance } from "../fleet/jitsiGroup.js";
+import type { JitsiFleetStatus, JitsiGroupStore, JitsiInstance } from "../fleet/jitsiGroup.js";
+import type { FleetView } from "../fleet/view.js";
+import { ServerActionConflictError } from "../fleet/operator.js";
 import { FleetStateStore, setPhase, type FleetState } from "../fleet/state.js";
 import type { Logger } from "../log.js";
 import {
@@ -20,7 +22,7 @@ import { adopt, newFleet } from "./adopt.js";
 import type { FleetStack, FleetUpdateReport, ServerOutputs } from "./fleetStack.js";
 import { LeaseKeeper } from "./lease.js";
 import { ActuatorNotStartedError } from "./actuator.js";
-import { FleetLeaseLostError, type FleetLock } from "./lock.js";
+import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
 
 export { jitsiFleetName } from "../../infra/jitsi.js";
 
@@ -37,6 +39,8 @@ export interface JitsiFleetSettings {
   defaultImage: string;
   /** Sanity reports a machine whose sidecar has not checked in this long after its launch. */
   checkInDeadlineMs: number;
+  /** Where Prometheus scrapes a machine's node-exporter: the name its certificate carries, `<name>.<domain>:9100` by default. */
+  scrapeAddress?: (server: { name: string; id: string; publicIp: string }) => { address: string; metricsPath?: string };
 }
 
 export interface JitsiFleetDeps {
@@ -53,6 +57,8 @@ export interface JitsiFleetDeps {
 /** What one period did, for the audit trail and tests. */
 export interface JitsiPeriodReport {
   paused: boolean;
+  /** The group's figure of the period just ended (average stress, or available recorders); undefined without reports. */
+  figure?: number | undefined;
   autoscale: AutoscaleOutcome | null;
   desired: number;
   actions: JitsiAction[];
@@ -75,6 +81,11 @@ export class JitsiFleet {
   private state: FleetState | undefined;
   private applied: FleetState["desired"] | undefined;
   private addresses: Record<string, ServerOutputs> = {};
+  /** Periods, previews and sanity checks take turns: an operator's call never runs beside the timer's period. */
+  private turn: Promise<unknown> = Promise.resolve();
+  private lastPeriod: JitsiFleetStatus["lastPeriod"] = null;
+  private lastSanity: JitsiFleetStatus["sanity"] = null;
+  private instances: readonly JitsiInstance[] = [];
 
   constructor(
     private readonly settings: JitsiFleetSettings,
@@ -85,13 +96,21 @@ export class JitsiFleet {
     this.leases = new LeaseKeeper(deps.lock, this.fleet, deps.owner, deps.log);
   }
 
+  /** The group's settings. */
+  get group(): JitsiGroupConfig {
+    return this.settings.group;
+  }
+
   /** The group's id in the store: the name its sidecars report. */
   get groupId(): string {
     return this.settings.group.name;
   }
 
-  /** Creates the group in the store from its config when it is not there yet, takes the lease and loads the fleet. */
-  async start(): Promise<void> {
+  /**
+   * Creates the group in the store from its config when it is not there yet, takes the lease and loads the fleet,
+   * recovering an update a crashed holder left in flight as the BBB fleet's actuator does.
+   */
+  async start(): Promise<{ recovered: boolean }> {
     const { group } = this.settings;
     if ((await this.deps.store.getGroup(group.name)) === undefined) {
       const size = group.size;
@@ -112,15 +131,30 @@ export class JitsiFleet {
         "settings",
       );
     }
-    await this.leases.acquireWhenFree(2 * this.leases.ttlMs);
-    await this.load();
+    const lease = await this.leases.acquireWhenFree(2 * this.leases.ttlMs);
+    return this.load(lease);
   }
 
   async stop(): Promise<void> {
     await this.leases.release();
   }
 
-  private async load(): Promise<void> {
+  /** Reads the fleet as the lease's previous holder left it; an `up` it left in flight is recovered first. */
+  private async load(lease: FleetLease): Promise<{ recovered: boolean }> {
+    let stored = await this.states.load(this.fleet);
+    let recovered = false;
+    if (stored?.updateInFlight != null && stored.updateInFlight.token !== lease.token) {
+      // The same path as the BBB fleet (scaler/actuator/actuator.ts): stale engine lock cancelled, pending creates
+      // dropped and the machines they left adopted by name and ownership labels, state refreshed.
+      const result = await this.deps.fleetStack.recover();
+      await this.audit("recovered", "an update interrupted by a crash was recovered: stale lock removed, state refreshed", {
+        ...result,
+        interruptedToken: stored.updateInFlight.token,
+      });
+      this.deps.log.warn({ event: "fleet.recovered", fleet: this.fleet, ...result }, "recovered an interrupted update");
+      stored = { ...stored, updateInFlight: null };
+      recovered = true;
+    }
     this.applied = await this.deps.fleetStack.appliedSpec();
     const origin = {
       namePrefix: this.fleet,
@@ -129,12 +163,11 @@ export class JitsiFleet {
       baseline: 0,
       template: this.settings.template,
     };
-    this.state =
-      (await this.states.load(this.fleet)) ??
-      (this.applied === undefined ? newFleet(origin, this.deps.now()) : adopt(origin, this.applied, this.deps.now()));
+    this.state = stored ?? (this.applied === undefined ? newFleet(origin, this.deps.now()) : adopt(origin, this.applied, this.deps.now()));
     this.addresses = await this.deps.fleetStack.serverAddresses();
     await this.publishSidecarKeys(this.addresses);
     await this.save();
+    return { recovered };
   }
 
   /** Each worker's sidecar key, for the token check (scaler/api/asap.ts): a destroyed worker's key goes with it. */
@@ -162,9 +195,35 @@ export class JitsiFleet {
   }
 
   /** One period: read, let the autoscaler speak, bring the fleet to the desired count. */
-  async period(): Promise<JitsiPeriodReport> {
-    const { reacquired } = await this.leases.hold();
-    if (reacquired) await this.load();
+  period(): Promise<JitsiPeriodReport> {
+    return this.exclusive(async () => {
+      const report = await this.runPeriod();
+      this.lastPeriod = {
+        at: new Date(this.deps.now()).toISOString(),
+        paused: report.paused,
+        desired: report.desired,
+        figure: report.figure ?? null,
+        autoscale: report.autoscale === null ? null : { kind: report.autoscale.kind, reason: report.autoscale.reason },
+        actions: report.actions.map((action) => ({
+          kind: action.kind,
+          server: "name" in action ? action.name : null,
+          reason: action.reason,
+        })),
+        update: report.update === null ? null : { summary: report.update.summary, durationMs: report.update.durationMs },
+      };
+      return report;
+    });
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(work, work);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
+  private async runPeriod(): Promise<JitsiPeriodReport> {
+    const { lease, reacquired } = await this.leases.hold();
+    if (reacquired) await this.load(lease);
     const state = this.requireState();
     const { store, now: clock } = this.deps;
     const { group } = this.settings;
@@ -172,6 +231,7 @@ export class JitsiFleet {
     const report: JitsiPeriodReport = { paused: false, autoscale: null, desired: 0, actions: [], update: null };
 
     const [stored, instances] = await Promise.all([store.requireGroup(group.name), store.listInstances(group.name)]);
+    this.instances = instances;
     report.desired = stored.desired;
     if (await store.isPaused(group.name)) {
       report.paused = true;
@@ -190,13 +250,15 @@ export class JitsiFleet {
       .filter((point) => !leaving.has(point.instanceId))
       .map((point) => ({ at: point.at, instanceId: point.instanceId, value: point.stress }));
     const metric = metricOf(group.type);
+    const figures = figuresPerPeriod(points, { metric, now, periodMs, periods });
+    report.figure = figures[0];
     report.autoscale = autoscale({
       metric,
       scaling,
       enableAutoScale: group.enableAutoScale,
       desired: stored.desired,
       count: inService.length,
-      figures: figuresPerPeriod(points, { metric, now, periodMs, periods }),
+      figures,
       graceUntil: stored.updatedAt + group.gracePeriodTTLSec * 1000,
       now,
     });
@@ -298,7 +360,102 @@ export class JitsiFleet {
   }
 
   /** Sidecars of the group that are no machine of the fleet, and machines whose sidecar never checked in. */
-  async sanity(): Promise<JitsiSanityFindings> {
+  sanity(): Promise<JitsiSanityFindings> {
+    return this.exclusive(async () => {
+      const findings = await this.runSanity();
+      this.lastSanity = { at: new Date(this.deps.now()).toISOString(), ...findings };
+      return findings;
+    });
+  }
+
+  /** What `up` of the fleet as it stands would change, without changing anything. */
+  preview(): Promise<Record<string, number>> {
+    return this.exclusive(() => this.deps.fleetStack.preview(this.requireState().desired));
+  }
+
+  /** The fleet as the HTTP surface shows it (`GET /fleets/<fleet>`). */
+  status(): JitsiFleetStatus {
+    const { group } = this.settings;
+    const base = { fleet: this.fleet, group: group.name, component: group.type };
+    if (this.state === undefined) return { ...base, starting: true, servers: [], lastPeriod: null, sanity: null };
+    const state = this.state;
+    return {
+      ...base,
+      starting: false,
+      servers: state.desired.servers.map((server) => {
+        const id = this.addresses[server.name]?.id ?? null;
+        const instance = this.instances.find((candidate) => candidate.instanceId === id || candidate.instanceId === server.name);
+        return {
+          name: server.name,
+          id,
+          cores: server.size.cores,
+          ramGb: server.size.ramGb,
+          power: server.power,
+          phase: state.servers[server.name]?.phase ?? "unknown",
+          sidecar:
+            instance === undefined
+              ? null
+              : {
+                  state: instance.state,
+                  stress: instance.stress,
+                  shutdownRequested: instance.shutdownRequested,
+                  shutdownConfirmedAt:
+                    instance.shutdownConfirmedAt === undefined ? null : new Date(instance.shutdownConfirmedAt).toISOString(),
+                },
+        };
+      }),
+      lastPeriod: this.lastPeriod,
+      sanity: this.lastSanity,
+    };
+  }
+
+  /** Prometheus `http_sd` targets of the fleet's machines the stack has created. */
+  scrapeTargets(): { targets: string[]; labels: Record<string, string> }[] {
+    if (this.state === undefined) return [];
+    const domain = this.settings.template.domain;
+    const scrape =
+      this.settings.scrapeAddress ??
+      ((server: { name: string }): { address: string; metricsPath?: string } => ({ address: `${server.name}.${domain}:9100` }));
+    return this.state.desired.servers.flatMap((server) => {
+      const address = this.addresses[server.name];
+      if (address === undefined || server.power !== "running") return [];
+      const { address: target, metricsPath } = scrape({ name: server.name, id: address.id, publicIp: address.publicIp });
+      return [
+        {
+          targets: [target],
+          labels: {
+            instance: `${address.publicIp}:9100`,
+            server: server.name,
+            ...(metricsPath === undefined ? {} : { __metrics_path__: metricsPath }),
+          },
+        },
+      ];
+    });
+  }
+
+  /** The fleet under `/fleets` and `/api/v1/fleets`: status, preview, a period now and scrape targets. */
+  view(): FleetView<JitsiFleetStatus> {
+    return {
+      name: this.fleet,
+      status: () => this.status(),
+      operate: (server, action) =>
+        Promise.reject(
+          new ServerActionConflictError(
+            server,
+            action,
+            `${this.fleet} is a Jitsi group: its machines leave through the sidecar's graceful shutdown (PUT /api/v1/groups/${this.groupId}/desired); cordon, enable and panic are Scalelite's`,
+          ),
+        ),
+      preview: () => this.preview(),
+      reconcile: async () => {
+        await this.period();
+        return this.status();
+      },
+      scrapeTargets: () => this.scrapeTargets(),
+    };
+  }
+
+  private async runSanity(): Promise<JitsiSanityFindings> {
     const state = this.requireState();
     // Provisioning entries are the fleet's own launches; a confirmed shutdown lingers until its TTL but reports no more.
     const instances = (await this.deps.store.listInstances(this.groupId)).filter(

@@ -41,3 +41,41 @@ export interface JitsiGroupStore {
     instanceId?: string,
   ): Promise<void>;
 }
+
+/** What `GET /fleets/jitsi-<group>` answers: the group's fleet, each machine with its sidecar, and its last period. */
+export interface JitsiFleetStatus {
+  fleet: string;
+  /** The group its sidecars report, and the component its machines run. */
+  group: string;
+  component: string;
+  /** True until the fleet's lease is taken and its state loaded (an interrupted update recovered). */
+  starting: boolean;
+  servers: {
+    name: string;
+    /** The cloud's id, which the sidecar reports as its instanceId; null until the stack has created the machine. */
+    id: string | null;
+    cores: number;
+    ramGb: number;
+    power: string;
+    phase: string;
+    /** What the machine's sidecar last reported, as the last period read it; null while it has not checked in. */
+    sidecar: {
+      state: JitsiInstance["state"];
+      stress: number | null;
+      shutdownRequested: boolean;
+      shutdownConfirmedAt: string | null;
+    } | null;
+  }[];
+  lastPeriod: {
+    at: string;
+    paused: boolean;
+    desired: number;
+    /** The group's figure of the period just ended: average stress (JVB), available recorders (jibri); null without reports. */
+    figure: number | null;
+    autoscale: { kind: string; reason: string } | null;
+    actions: { kind: string; server: string | null; reason: string }[];
+    update: { summary: Record<string, number>; durationMs: number } | null;
+  } | null;
+  /** The last sanity check: sidecars of the group that are no machine of it, machines that never checked in. */
+  sanity: { at: string; untracked: string[]; silent: string[] } | null;
+}

@@ -117,9 +117,10 @@ export class DecisionLoop {
       message: summary(outcome),
       details: outcome as unknown as Record<string, unknown>,
     });
-    const { cpuCores, memoryGb } = outcome.sample;
-    if (options.loadProfile !== undefined && cpuCores !== null && memoryGb !== null) {
-      await options.loadProfile.recordLoad(options.group, weekSlot(now, policy.timeZone), { at: now, cpuCores, memoryGb });
+    // What the policy says the slot should keep: today's load, or on a holiday last week's (PolicyOutcome.profileLoad).
+    const kept = outcome.profileLoad;
+    if (options.loadProfile !== undefined && kept !== undefined && kept !== null) {
+      await options.loadProfile.recordLoad(options.group, weekSlot(now, policy.timeZone), { at: now, ...kept });
     }
     for (const decision of outcome.decisions) {
       if (decision.server === undefined) continue;

@@ -5,7 +5,11 @@ import { FleetStack } from "../actuator/fleetStack.js";
 import { JitsiFleet, jitsiFleetName, jitsiStackName } from "../actuator/jitsiFleet.js";
 import { FleetLock } from "../actuator/lock.js";
 import type { Logger } from "../log.js";
-import type { FleetSettings } from "../settings.js";
+import type { JitsiFleetStatus } from "../fleet/jitsiGroup.js";
+import type { FleetView } from "../fleet/view.js";
+import { recordJitsiPeriod, type ScalerMetrics } from "../metrics.js";
+import { metricOf } from "../policy/jitsi.js";
+import type { JitsiFleetSettings } from "../settings.js";
 import type { ScalerStore } from "../store/store.js";
 import { FleetSecretsMissingError, engineVariables } from "./runtime.js";
 
@@ -22,19 +26,33 @@ const SANITY_EVERY = 10;
 
 export interface JitsiRuntime {
   fleets: JitsiFleet[];
+  /** Each group's fleet as `/fleets/jitsi-<group>` and `/api/v1/fleets` show it. */
+  views: FleetView<JitsiFleetStatus>[];
   /** Starts every group's fleet and its periods. */
   start(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /**
- * One fleet per Jitsi group of the settings' `jitsi` block, each on its own stack `<env>-jitsi-<group>` with the BBB
- * fleet's placement and template (its `fleet` section), run every `intervalSeconds`.
+ * One fleet per Jitsi group of the settings' `jitsi` block, each on its own stack `<env>-jitsi-<group>` with the
+ * placement and template of the settings' `jitsiFleet` section (or the BBB fleet's `fleet` section, a superset of it),
+ * run every `intervalSeconds`.
  */
 export async function openJitsiRuntime(
-  fleetSettings: FleetSettings,
+  fleetSettings: JitsiFleetSettings,
   jitsi: JitsiConfig,
-  deps: { redis: Redis; keyPrefix: string; store: ScalerStore; logger: Logger; env?: NodeJS.ProcessEnv; now?: () => number },
+  deps: {
+    redis: Redis;
+    keyPrefix: string;
+    store: ScalerStore;
+    logger: Logger;
+    env?: NodeJS.ProcessEnv;
+    now?: () => number;
+    /** Where each period's machines, desired count and figure are exported for Prometheus. */
+    metrics?: ScalerMetrics;
+    /** Where Prometheus scrapes a machine (the fleet section's scrapeAddressTemplate); `<name>.<domain>:9100` by default. */
+    scrapeAddress?: (server: { name: string; id: string; publicIp: string }) => { address: string; metricsPath?: string };
+  },
 ): Promise<JitsiRuntime> {
   const env = deps.env ?? process.env;
   const missing = SECRET_VARIABLES.filter((name) => (env[name] ?? "") === "");
@@ -66,6 +84,7 @@ export async function openJitsiRuntime(
           },
           defaultImage: fleetSettings.image,
           checkInDeadlineMs: fleetSettings.buildTimeoutSeconds * 1000,
+          ...(deps.scrapeAddress === undefined ? {} : { scrapeAddress: deps.scrapeAddress }),
         },
         {
           redis: deps.redis,
@@ -89,6 +108,9 @@ export async function openJitsiRuntime(
     for (const fleet of fleets) {
       try {
         const report = await fleet.period();
+        const { group } = fleet;
+        if (deps.metrics !== undefined)
+          recordJitsiPeriod(deps.metrics, fleet.status(), group.scaling, metricOf(group.type), (deps.now ?? Date.now)());
         if (report.actions.length > 0 || report.autoscale?.kind === "change")
           deps.logger.info(
             { event: "jitsi.period", fleet: fleet.fleet, desired: report.desired, actions: report.actions },
@@ -109,6 +131,7 @@ export async function openJitsiRuntime(
   };
   return {
     fleets,
+    views: fleets.map((fleet) => fleet.view()),
     async start() {
       for (const fleet of fleets) await fleet.start();
       schedule();

@@ -1,5 +1,5 @@
-import { openLedger, type PhaseResult } from "./ledger.js";
-import { sampleOf } from "./load.js";
+import { QUIETER_DAY, openLedger, type PhaseResult } from "./ledger.js";
+import { profileLoad, sampleOf } from "./load.js";
 import { callOff } from "./phases/callOff.js";
 import { grow } from "./phases/grow.js";
 import { launch } from "./phases/launch.js";
@@ -31,6 +31,7 @@ export function decide(snapshot: GroupSnapshot, policy: ScalingPolicy, history: 
       decisions: [],
       placement: [],
       holds: [{ reason: "paused: no decisions until resumed", inputs: {} }],
+      profileLoad: profileLoad(sample, history.forecast ?? [], now, 1, QUIETER_DAY),
     };
   }
   const placement = placementChanges(snapshot.servers, policy, now);
@@ -42,7 +43,8 @@ export function decide(snapshot: GroupSnapshot, policy: ScalingPolicy, history: 
     holds.push(...result.holds);
     return result.ledger;
   };
-  const outcome = (): PolicyOutcome => ({ at: now, group: snapshot.group, sample, decisions, placement, holds });
+  const kept = profileLoad(sample, history.forecast ?? [], now, context.agreement, QUIETER_DAY);
+  const outcome = (): PolicyOutcome => ({ at: now, group: snapshot.group, sample, decisions, placement, holds, profileLoad: kept });
 
   let ledger = record(grow(context, opening));
   ledger = record(takeBack(context, ledger));

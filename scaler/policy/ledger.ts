@@ -3,6 +3,7 @@ import {
   averageCostPerParticipant,
   expectedRise,
   forecastAgreement,
+  forecastExcess,
   forecastPeak,
   isDraining,
   lastActionAt,
@@ -44,6 +45,11 @@ export interface DecideContext {
   readonly nearProjectedRam: number;
   /** Today's load over last week's at the same minutes just past (1 when not comparable); see forecastAgreement. */
   readonly agreement: number;
+  /**
+   * Last week's load (scaled by the agreement) over the coming resize lead, when it was recorded: a bell that growth
+   * in place must be ready for. Null without a record for that time.
+   */
+  readonly nearForecast: Demand | null;
   readonly groupInputs: Inputs;
   /** A server's load as scale-out counts it (see decide.ts). */
   scaleOutDemand(server: ServerSnapshot): Demand;
@@ -198,9 +204,27 @@ export function openLedger(
   const measured = forecastAgreement(history.forecast ?? [], samples, now, policy.defaultSize.cores);
   const agreement = measured > 1 / (1 - policy.headroom) ? Math.min(MAX_AGREEMENT, measured) : measured < QUIETER_DAY ? measured : 1;
   const recorded = forecastPeak(history.forecast ?? [], now, policy.leadTimeSeconds * 1000);
-  const forecast = recorded === null ? null : { cores: recorded.cores * agreement, ramGb: recorded.ramGb * agreement };
-  const trendLimitCores = forecast === null ? Infinity : Math.max(demandCores, forecast.cores / (1 - policy.headroom));
-  const trendLimitRam = forecast === null ? Infinity : Math.max(demandRam, forecast.ramGb / (1 - policy.headroom));
+  // Scaled up, a bell of last week grows by no more than today's extra load of the minutes just past plus the
+  // headroom's share of it: long meetings running since (a project day) do not multiply the next lesson.
+  const excess = agreement > 1 ? forecastExcess(history.forecast ?? [], samples, now) : { cores: 0, ramGb: 0 };
+  const margin = 1 / (1 - policy.headroom);
+  const scaled = (point: Demand | null): Demand | null =>
+    point === null
+      ? null
+      : {
+          cores: Math.min(point.cores * agreement, Math.max(point.cores, point.cores * margin + excess.cores)),
+          ramGb: Math.min(point.ramGb * agreement, Math.max(point.ramGb, point.ramGb * margin + excess.ramGb)),
+        };
+  const forecast = scaled(recorded);
+  const nearForecast = scaled(forecastPeak(history.forecast ?? [], now, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000));
+  // Once today's load has outgrown that bound (an unscheduled surge: last week was calm), last week says nothing about
+  // how far today's rise goes: the trend stands unbounded, as with no record at all.
+  const bound = (now: number, recorded: number) => {
+    const limit = recorded / (1 - policy.headroom);
+    return now > limit ? Infinity : limit;
+  };
+  const trendLimitCores = forecast === null ? Infinity : bound(demandCores, forecast.cores);
+  const trendLimitRam = forecast === null ? Infinity : bound(demandRam, forecast.ramGb);
   const projectedCores = Math.min(demandCores + rise.cores, trendLimitCores);
   const projectedRam = Math.min(demandRam + rise.ramGb, trendLimitRam);
   const nearProjectedCores = Math.min(demandCores + nearRise.cores, trendLimitCores);
@@ -274,6 +298,7 @@ export function openLedger(
     nearProjectedCores,
     nearProjectedRam,
     agreement,
+    nearForecast,
     groupInputs,
     scaleOutDemand,
     inServerCooldown,

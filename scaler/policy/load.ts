@@ -131,6 +131,52 @@ export function forecastAgreement(
   return (today + damping) / (lastWeek + damping);
 }
 
+/**
+ * How much more load today carries than last week did over the minutes just past (today's mean minus last week's,
+ * cores and GB, never negative); zero without enough of either to compare.
+ */
+export function forecastExcess(
+  forecast: readonly ForecastPoint[],
+  samples: readonly LoadSample[],
+  now: number,
+  windowMs = AGREEMENT_WINDOW_MS,
+): Demand {
+  const past = forecast.filter((point) => point.at <= now && point.at > now - windowMs);
+  const recent = samples.filter((sample) => sample.at <= now && sample.at > now - windowMs && sample.cpuCores !== null);
+  if (past.length < 3 || recent.length < 3) return { cores: 0, ramGb: 0 };
+  const mean = (values: readonly number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+  return {
+    cores: Math.max(0, mean(recent.map((sample) => sample.cpuCores ?? 0)) - mean(past.map((point) => point.cpuCores))),
+    ramGb: Math.max(0, mean(recent.map((sample) => sample.memoryGb ?? 0)) - mean(past.map((point) => point.memoryGb))),
+  };
+}
+
+/** How near a recorded minute of the forecast must lie to a moment to stand for it (the profile keeps one a minute). */
+const SLOT_MS = 60_000;
+
+/**
+ * What the load profile keeps for `now`'s slot (see PolicyOutcome.profileLoad): today's load, unless today runs far
+ * below last week's (`agreement` under `quieterDay`): then last week's own record of this minute, so that a holiday
+ * never becomes the forecast of the ordinary day a week later. Null when neither is known.
+ */
+export function profileLoad(
+  sample: LoadSample,
+  forecast: readonly ForecastPoint[],
+  now: number,
+  agreement: number,
+  quieterDay: number,
+): { cpuCores: number; memoryGb: number } | null {
+  if (agreement >= quieterDay) {
+    return sample.cpuCores === null || sample.memoryGb === null ? null : { cpuCores: sample.cpuCores, memoryGb: sample.memoryGb };
+  }
+  let nearest: ForecastPoint | undefined;
+  for (const point of forecast) {
+    if (Math.abs(point.at - now) < SLOT_MS && (nearest === undefined || Math.abs(point.at - now) < Math.abs(nearest.at - now)))
+      nearest = point;
+  }
+  return nearest === undefined ? null : { cpuCores: nearest.cpuCores, memoryGb: nearest.memoryGb };
+}
+
 export function lastActionAt(
   history: PolicyHistory,
   matches: (kind: DecisionKind, server: string | undefined, warm: boolean | undefined) => boolean,

@@ -75,6 +75,9 @@ export function placementChanges(servers: readonly ServerSnapshot[], policy: Wor
       target = round(share * factor);
     } else if (measured !== undefined && groupCost > 0) {
       factor = Math.min(STEERING_LIMIT, Math.max(1 / STEERING_LIMIT, measured.pressure / measured.weightedLoad / groupCost));
+      // Past the headroom line a server never looks lighter than its size: a bell's meetings land within minutes,
+      // before the next reading, and invited onto it they would take it over the up-threshold.
+      if (measured.pressure > 1 - policy.headroom) factor = Math.max(1, factor);
       target = round(share * factor);
     }
     if (Math.abs(target - current) <= STEERING_TOLERANCE * target) continue;

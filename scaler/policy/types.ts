@@ -166,6 +166,15 @@ export const policyOutcomeSchema = z.strictObject({
   /** Outcomes recorded before placement steering have none. */
   placement: z.array(placementChangeSchema).default([]),
   holds: z.array(holdSchema),
+  /**
+   * The load to keep in the load profile for this period's slot of the week, read back a week later as the forecast:
+   * this period's, or on a day far quieter than last week (a holiday) last week's own, carried on so that the week
+   * after forecasts from the last ordinary week; null when there is nothing to keep. Absent in older outcomes.
+   */
+  profileLoad: z
+    .strictObject({ cpuCores: z.number().min(0), memoryGb: z.number().min(0) })
+    .nullable()
+    .optional(),
 });
 export type PolicyOutcome = z.infer<typeof policyOutcomeSchema>;
 

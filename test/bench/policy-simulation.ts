@@ -12,8 +12,9 @@
  * Overload is measured alike for every row: a running server above 90 % of its cores or RAM (load-model.ts), and the
  * participants on it each minute. Every row runs under the operator settings below; none is tuned per row.
  *
- * Usage: npm run bench:policy [-- path/to/trace.csv] [--weeks N] [--quick]
- * (--quick: two weeks per family instead of four, for a short run; the verdicts are the same.)
+ * Usage: npm run bench:policy [-- path/to/trace.csv] [--weeks N] [--quick] [--family NAME]...
+ * (--quick: two weeks per family instead of four, for a short run; the verdicts are the same. --family: only the
+ * named families (scenarios.ts `Family`), for a short run while working on one.)
  */
 import { parseArgs } from "node:util";
 import { workerPolicySchema, type WorkerPolicy } from "../../infra/config.js";
@@ -34,7 +35,10 @@ import { achievableReference, lowerBound, windowMinimumCoreHours } from "./refer
 import { confscaleScaler, seedScaler, type LoadProfile } from "./scalers.js";
 import { scenarios, type Family, type Scenario } from "./scenarios.js";
 
-const options = parseArgs({ allowPositionals: true, options: { weeks: { type: "string" }, quick: { type: "boolean" } } });
+const options = parseArgs({
+  allowPositionals: true,
+  options: { weeks: { type: "string" }, quick: { type: "boolean" }, family: { type: "string", multiple: true } },
+});
 const TRACE = options.positionals[0] ?? new URL("../traces/school-day.csv", import.meta.url).pathname;
 const WEEKS = options.values.weeks !== undefined ? Number.parseInt(options.values.weeks, 10) : options.values.quick === true ? 2 : 4;
 if (!Number.isInteger(WEEKS) || WEEKS < 2) throw new RangeError(`--weeks must be an integer of at least 2, got ${options.values.weeks}`);
@@ -201,7 +205,10 @@ console.log(
     `max ${POLICY.max}, launch rate ${POLICY.launchRate.count} per ${POLICY.launchRate.perSeconds} s`,
 );
 const verdicts: Verdict[] = [];
-for (const scenario of scenarios(WEEKS, TRACE)) {
+const families = options.values.family;
+const chosen = scenarios(WEEKS, TRACE).filter((scenario) => families === undefined || families.includes(scenario.family));
+if (chosen.length === 0) throw new RangeError(`--family matches no scenario family: ${families?.join(", ")}`);
+for (const scenario of chosen) {
   const rows = replay(scenario);
   printRows(scenario, rows);
   const judged = judge(scenario, rows);

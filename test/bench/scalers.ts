@@ -84,8 +84,8 @@ export function confscaleScaler(name: string, policy: WorkerPolicy, profile?: Lo
         }),
       };
       const outcome = decide(snapshot, policy, history, now);
-      if (profile !== undefined && outcome.sample.cpuCores !== null && outcome.sample.memoryGb !== null) {
-        profile.set(weekSlot(now, policy.timeZone), { at: now, cpuCores: outcome.sample.cpuCores, memoryGb: outcome.sample.memoryGb });
+      if (profile !== undefined && outcome.profileLoad !== undefined && outcome.profileLoad !== null) {
+        profile.set(weekSlot(now, policy.timeZone), { at: now, ...outcome.profileLoad });
       }
       const horizon = now - 2 * 3_600_000;
       history.samples = [...history.samples, outcome.sample].filter((sample) => sample.at > horizon);

@@ -11,12 +11,14 @@ import { createLogger } from "../../scaler/log.js";
 import { parseSettings } from "../../scaler/settings.js";
 import { ScalerStore } from "../../scaler/store/store.js";
 import type { Emulator } from "../emulator/emulator.js";
-import { emulatedFleetTemplate, KEY_PREFIX } from "./fleetRig.js";
+import { emulatedFleetTemplate, emulatorEndpoints, KEY_PREFIX, type EmulatorEndpoints } from "./fleetRig.js";
 import { freeLoopbackPort } from "./ports.js";
 import type { PulumiSandbox } from "./pulumi.js";
 
 export const OPERATOR_TOKEN = "operator-token-for-the-jitsi-e2e-tests";
 const SIGNALING = { xmppDomain: "meet.confscale.test", xmppHost: "127.0.0.1" };
+const INSTANCE_TTL = { provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 };
+const RETENTION = { stressPoints: 5_000, stressSeconds: 3_600, auditEntries: 1_000, instanceAuditSeconds: 3_600, commandSeconds: 3_600 };
 
 /**
  * The scaler's side of Jitsi groups on the emulator: one store on a clock the test moves (stress points and the
@@ -27,13 +29,7 @@ export async function openJitsiRig(options: { emulator: Emulator; sandbox: Pulum
   const { emulator, sandbox } = options;
   let clock = options.startAt ?? Date.now();
   const now = () => clock;
-  const redis = new Redis(options.redisUrl);
-  const store = new ScalerStore(redis, {
-    keyPrefix: KEY_PREFIX,
-    instanceTtl: { provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 },
-    retention: { stressPoints: 5_000, stressSeconds: 3_600, auditEntries: 1_000, instanceAuditSeconds: 3_600, commandSeconds: 3_600 },
-    now,
-  });
+  const { redis, store } = openJitsiStore(options.redisUrl, now);
   const port = await freeLoopbackPort();
   const settings = parseSettings({
     redis: { url: options.redisUrl },
@@ -55,48 +51,10 @@ export async function openJitsiRig(options: { emulator: Emulator; sandbox: Pulum
     },
     /** A group's fleet on its own stack `e2e-jitsi-<group>`, started (lease taken, group created from its config). */
     openGroup: async (config: z.input<typeof jitsiGroupConfigSchema>): Promise<{ fleet: JitsiFleet; group: JitsiGroupConfig }> => {
-      const group = jitsiGroupConfigSchema.parse(config);
-      const fleetName = jitsiFleetName(group.name);
-      const fleetStack = await FleetStack.open({
-        env: "e2e",
-        stackName: jitsiStackName("e2e", group.name),
-        workDir: sandbox.dir,
-        backendUrl: sandbox.backendUrl,
-        passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
-        nodeExporterPassword: "node-exporter-password",
-        masterSecret: emulator.cloud.bbbSecret,
-        providerEnv: { ...sandbox.env, IONOS_USERNAME: emulator.credentials.username, IONOS_PASSWORD: emulator.credentials.password },
-        jitsiSecrets: {
-          jitsiJvbPassword: "jvb-xmpp-password",
-          jitsiJibriPassword: "jibri-xmpp-password",
-          jitsiRecorderPassword: "recorder-xmpp-password",
-        },
-      });
-      const fleet = new JitsiFleet(
-        {
-          group,
-          template: {
-            ...emulatedFleetTemplate(emulator, "e2e", fleetName),
-            workload: { kind: "jitsi", group: group.name, component: group.type, signaling: SIGNALING },
-          },
-          defaultImage: "ubuntu:22.04",
-          checkInDeadlineMs: 600_000,
-        },
-        {
-          redis,
-          keyPrefix: KEY_PREFIX,
-          // A long lease: on a loaded box an `up` can outlast a short one's renewals.
-          lock: new FleetLock(redis, KEY_PREFIX, 120_000),
-          fleetStack,
-          store,
-          now,
-          log: createLogger("jitsi", "silent"),
-          owner: `test-${process.pid}`,
-        },
-      );
-      await fleet.start();
-      fleets.push(fleet);
-      return { fleet, group };
+      const opened = await openEmulatedJitsiFleet({ endpoints: emulatorEndpoints(emulator), sandbox, redis, store, now, group: config });
+      await opened.fleet.start();
+      fleets.push(opened.fleet);
+      return opened;
     },
     close: async () => {
       for (const fleet of fleets) await fleet.stop();
@@ -106,4 +64,69 @@ export async function openJitsiRig(options: { emulator: Emulator; sandbox: Pulum
       redis.disconnect();
     },
   };
+}
+
+/**
+ * A Jitsi group's fleet on its own stack `<env>-jitsi-<group>` of the real engine, against the emulator reached through
+ * its endpoints (so a child process can run one too), not started.
+ */
+export async function openEmulatedJitsiFleet(options: {
+  endpoints: EmulatorEndpoints;
+  sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">;
+  redis: Redis;
+  store: ScalerStore;
+  group: z.input<typeof jitsiGroupConfigSchema>;
+  now?: () => number;
+  env?: string;
+  owner?: string;
+  /** A long lease by default: on a loaded box an `up` can outlast a short one's renewals. */
+  leaseTtlMs?: number;
+}): Promise<{ fleet: JitsiFleet; group: JitsiGroupConfig }> {
+  const { endpoints, sandbox } = options;
+  const env = options.env ?? "e2e";
+  const group = jitsiGroupConfigSchema.parse(options.group);
+  const fleetName = jitsiFleetName(group.name);
+  const fleetStack = await FleetStack.open({
+    env,
+    stackName: jitsiStackName(env, group.name),
+    workDir: sandbox.dir,
+    backendUrl: sandbox.backendUrl,
+    passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
+    nodeExporterPassword: "node-exporter-password",
+    masterSecret: endpoints.bbbSecret,
+    providerEnv: { ...sandbox.env, IONOS_USERNAME: endpoints.username, IONOS_PASSWORD: endpoints.password },
+    jitsiSecrets: {
+      jitsiJvbPassword: "jvb-xmpp-password",
+      jitsiJibriPassword: "jibri-xmpp-password",
+      jitsiRecorderPassword: "recorder-xmpp-password",
+    },
+  });
+  const fleet = new JitsiFleet(
+    {
+      group,
+      template: {
+        ...emulatedFleetTemplate(endpoints, env, fleetName),
+        workload: { kind: "jitsi", group: group.name, component: group.type, signaling: SIGNALING },
+      },
+      defaultImage: "ubuntu:22.04",
+      checkInDeadlineMs: 600_000,
+    },
+    {
+      redis: options.redis,
+      keyPrefix: KEY_PREFIX,
+      lock: new FleetLock(options.redis, KEY_PREFIX, options.leaseTtlMs ?? 120_000),
+      fleetStack,
+      store: options.store,
+      now: options.now ?? Date.now,
+      log: createLogger("jitsi", "silent"),
+      owner: options.owner ?? `test-${process.pid}`,
+    },
+  );
+  return { fleet, group };
+}
+
+/** The scaler's store on its own connection, with the Jitsi rigs' prefix, TTLs and retention. */
+export function openJitsiStore(redisUrl: string, now: () => number = Date.now): { redis: Redis; store: ScalerStore } {
+  const redis = new Redis(redisUrl);
+  return { redis, store: new ScalerStore(redis, { keyPrefix: KEY_PREFIX, instanceTtl: INSTANCE_TTL, retention: RETENTION, now }) };
 }

@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
-import { parseEnvironmentConfig, type EnvironmentConfig } from "../../infra/config.js";
-import { renderControlNodeScalerSettings } from "../../infra/controlNode.js";
+import { DEFAULT_BBB_VERSION, parseEnvironmentConfig, type EnvironmentConfig } from "../../infra/config.js";
+import { controlNodeTemplateValues, renderControlNodeScalerSettings } from "../../infra/controlNode.js";
 import { JITSI_SECRET_KEYS, jitsiFleetName, type JitsiComponent } from "../../infra/jitsi.js";
 import {
   controlNodeProjectFiles,
@@ -22,6 +22,8 @@ function workerSidecarKey(fleet: string, server: string) {
 
 /** The example environments whose files every real-consumer check covers. */
 export const EXAMPLE_STACKS = ["dev", "do-example", "oci-example", "local", "jitsi-example"] as const;
+/** The example environments without BigBlueButton workers: Jitsi groups only. */
+export const JITSI_ONLY_STACKS = ["jitsi-only-example"] as const;
 
 /**
  * Secrets as operators really pick them: characters compose's env-file parser would cut (` #`), expand (`$`,
@@ -61,8 +63,8 @@ export interface StackFiles {
   /** Its secret files, keyed as `renderControlNodeSecretFiles` names them. */
   secretFiles: ReturnType<typeof renderControlNodeSecretFiles>;
   scalerSettings: string;
-  /** The cloud-init of one worker of the stack's fleet. */
-  workerUserData: string;
+  /** The cloud-init of one worker of the stack's BBB fleet; absent in a Jitsi-only stack. */
+  workerUserData?: string;
   /** The cloud-init of one worker of each Jitsi group, by group name; empty without a `jitsi` block. */
   jitsiWorkerUserData: Record<string, { component: JitsiComponent; userData: string }>;
 }
@@ -110,28 +112,33 @@ export function renderStackFiles(env: string): StackFiles {
       }),
     };
   }
-  const templateValues = { env, domain: config.domain, fleetStack: `${env}-fleet` };
+  const templateValues = controlNodeTemplateValues(env, config);
+  const bbb = config.workers !== undefined;
   return {
     config,
     controlNodeUserData: renderControlNodeUserData(templateValues),
     projectFiles: controlNodeProjectFiles(templateValues),
-    secretFiles: renderControlNodeSecretFiles(config.jitsi === undefined ? { ...AWKWARD_SECRETS, jitsi: {} } : AWKWARD_SECRETS),
+    secretFiles: renderControlNodeSecretFiles(config.jitsi === undefined ? { ...AWKWARD_SECRETS, jitsi: {} } : AWKWARD_SECRETS, { bbb }),
     scalerSettings: renderControlNodeScalerSettings(env, config, "198.51.100.10", {
       cloud: config.cloud,
       region: config.region,
     } as Parameters<typeof renderControlNodeScalerSettings>[3]),
-    workerUserData: renderWorkerUserData({
-      env,
-      fleet: "bbb",
-      name: "bbb-1",
-      domain: config.domain,
-      scalerUrl: `https://${config.domain}/scaler`,
-      controlNodeIp: "198.51.100.10",
-      bbbVersion: config.workers.bbbVersion,
-      nodeExporterPasswordHash: nodeExporterPasswordHash(AWKWARD_SECRETS.nodeExporterPassword),
-      bbbSecret: "f".repeat(64),
-      ...workerSidecarKey("bbb", "bbb-1"),
-    }),
+    ...(bbb
+      ? {
+          workerUserData: renderWorkerUserData({
+            env,
+            fleet: "bbb",
+            name: "bbb-1",
+            domain: config.domain,
+            scalerUrl: `https://${config.domain}/scaler`,
+            controlNodeIp: "198.51.100.10",
+            bbbVersion: config.workers?.bbbVersion ?? DEFAULT_BBB_VERSION,
+            nodeExporterPasswordHash: nodeExporterPasswordHash(AWKWARD_SECRETS.nodeExporterPassword),
+            bbbSecret: "f".repeat(64),
+            ...workerSidecarKey("bbb", "bbb-1"),
+          }),
+        }
+      : {}),
     jitsiWorkerUserData,
   };
 }

@@ -120,6 +120,55 @@ describe("environment on DigitalOcean (mocks)", () => {
   });
 });
 
+describe("a Jitsi-only environment on DigitalOcean (mocks)", () => {
+  it("runs no Scalelite: no Scalelite or PostgreSQL secret files, no scaleliteUrl, and a worker firewall without BBB ports", async () => {
+    const env = "jonly1";
+    const { workers: _workers, ...rest } = configFor("digitalocean");
+    const config = environmentConfigSchema.parse({
+      ...rest,
+      jitsi: {
+        signaling: { xmppDomain: "meet.example.org", xmppHost: "meet.example.org", websocketProxyCidrs: ["203.0.113.7/32"] },
+        groups: [
+          {
+            name: "bridges",
+            type: "JVB",
+            size: { cores: 4, ramGb: 8 },
+            scaling: { minDesired: 1, maxDesired: 4, desiredCount: 1, scaleUpThreshold: 0.7, scaleDownThreshold: 0.3 },
+          },
+        ],
+      },
+      jitsiJvbPassword: "jvb-xmpp-password",
+    });
+    const outputs = declareEnvironment(env, config, { repositoryRoot: process.cwd() });
+    await value(outputs.controlNodeAddress);
+    const rules = await value(outputs.workerFirewallRules);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(outputs.scaleliteUrl).toBeUndefined();
+    const names = declared.filter((resource) => resource.name.includes(env)).map((resource) => resource.name);
+    expect(names).toEqual(expect.arrayContaining([`${env}-control-secrets-grafana`, `${env}-control-secrets-nodeExporterPassword`]));
+    expect(names.filter((name) => /secrets-(scalelite|postgres)/.test(name))).toEqual([]);
+    expect(rules.map((rule) => `${rule.protocol}/${rule.fromPort}`).sort()).toEqual([
+      "tcp/22",
+      "tcp/80",
+      "tcp/9090",
+      "tcp/9100",
+      "udp/10000",
+    ]);
+    // The droplet's compose project runs no Scalelite and Prometheus discovers the group's bridges.
+    const droplet = declared.find((resource) => resource.type === "digitalocean:index/droplet:Droplet" && resource.name.includes(env));
+    const files = (parse(String(droplet?.inputs.userData)) as { write_files: { path: string; content: string }[] }).write_files;
+    const compose = files.find((file) => file.path === "/opt/confscale/docker-compose.yml")?.content ?? "";
+    expect(Object.keys((parse(compose) as { services: object }).services).sort()).toEqual([
+      "caddy",
+      "grafana",
+      "prometheus",
+      "redis",
+      "scaler",
+    ]);
+    expect(files.find((file) => file.path === "/opt/confscale/prometheus.yml")?.content).toContain("/fleets/jitsi-bridges/targets");
+  });
+});
+
 describe("environment on Oracle Cloud (mocks)", () => {
   it("declares VCN, subnet, NSGs with every rule, and a Flex instance with its shape, state and tags", async () => {
     const { mine } = await declare("oci1", "oci");

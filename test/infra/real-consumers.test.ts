@@ -9,12 +9,13 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { BBB_RELEASES } from "../../infra/config.js";
-import { controlNodeFirewallRules, jitsiFirewallNeeds, workerFirewallRules } from "../../infra/firewall.js";
+import { controlNodeFirewallRules, environmentWorkerFirewallRules, jitsiFirewallNeeds, workerFirewallRules } from "../../infra/firewall.js";
+import { parseSettings } from "../../scaler/settings.js";
 import { CONTROL_NODE_SECRET_FILES, NODE_EXPORTER_RELEASE, SCALER_SHUTDOWN_GRACE_MS } from "../../infra/templates.js";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { startUntilReady } from "../harness/process.js";
 import { realTool, runTool } from "../harness/realTools.js";
-import { AWKWARD_SECRETS, EXAMPLE_STACKS, renderStackFiles, type StackFiles } from "../harness/stackFiles.js";
+import { AWKWARD_SECRETS, EXAMPLE_STACKS, JITSI_ONLY_STACKS, renderStackFiles, type StackFiles } from "../harness/stackFiles.js";
 
 interface CloudConfig {
   runcmd?: (string | string[])[];
@@ -93,7 +94,7 @@ describe.each(EXAMPLE_STACKS)("the files the %s stack renders, read by their rea
   it("cloud-init accepts the control node's and the worker's user data", async () => {
     for (const [name, text] of [
       ["control", files.controlNodeUserData],
-      ["worker", files.workerUserData],
+      ["worker", files.workerUserData!],
     ] as const) {
       const path = join(workDir, `${env}-${name}-user-data.yaml`);
       await writeFile(path, text);
@@ -183,7 +184,7 @@ describe.each(EXAMPLE_STACKS)("the files the %s stack renders, read by their rea
   });
 
   it("shellcheck accepts every shell snippet of the control node's and the worker's cloud-init", async () => {
-    const snippets = [...shellSnippets(files.controlNodeUserData), ...shellSnippets(files.workerUserData)];
+    const snippets = [...shellSnippets(files.controlNodeUserData), ...shellSnippets(files.workerUserData!)];
     expect(snippets.some((snippet) => snippet.where.includes("node-exporter-tls.sh"))).toBe(true);
     expect(snippets.some((snippet) => snippet.where.includes("ExecStart"))).toBe(true);
     for (const snippet of snippets) {
@@ -195,7 +196,7 @@ describe.each(EXAMPLE_STACKS)("the files the %s stack renders, read by their rea
 
 describe("a worker's node-exporter", () => {
   const files = renderStackFiles("do-example");
-  const config = parse(files.workerUserData) as CloudConfig;
+  const config = parse(files.workerUserData!) as CloudConfig;
   const written = (path: string) => config.write_files?.find((file) => file.path === path)?.content ?? "";
 
   it("installs a pinned release that knows --web.config.file, checked by its sha256, not Ubuntu's old package", async () => {
@@ -294,7 +295,7 @@ describe("a worker's node-exporter", () => {
   });
 
   it("installs the BigBlueButton release of the stack with the bbb-install branch and -v name of that release", () => {
-    const release = BBB_RELEASES[files.config.workers.bbbVersion];
+    const release = BBB_RELEASES[files.config.workers!.bbbVersion];
     const steps = (config.runcmd ?? []).filter(Array.isArray);
     const download = steps.find((step) => step.some((word) => word.includes("bbb-install.sh")) && step[0] === "curl") ?? [];
     expect(download.join(" ")).toContain(`/bbb-install/${release.installBranch}/bbb-install.sh`);
@@ -379,6 +380,7 @@ describe("the Jitsi workers the jitsi-example stack renders, read by their real 
         "/usr/local/sbin/confscale-add-jitsi-repository",
         "/usr/local/sbin/confscale-install-jitsi-component",
         "/usr/local/sbin/confscale-install-node-exporter",
+        "/usr/local/sbin/confscale-jitsi-reconfigure",
       ]),
     );
     for (const snippet of snippets) {
@@ -403,6 +405,36 @@ describe("the Jitsi workers the jitsi-example stack renders, read by their real 
     }
   });
 
+  it.each(groups)(
+    "gives the %s worker's sidecar a reconfigure script that rewrites the rendered files and restarts its component",
+    (_name, { component, userData }) => {
+      const files = (parse(userData) as CloudConfig).write_files ?? [];
+      const written = (path: string) => files.find((file) => file.path === path);
+      const env = written("/etc/confscale/jitsi-sidecar.env")?.content ?? "";
+      // The sidecar (jitsi-autoscaler-sidecar's config.ts) runs RECONFIGURE_SCRIPT with exec, as its unprivileged user.
+      expect(env).toMatch(/^RECONFIGURE_SCRIPT=sudo -n \/usr\/local\/sbin\/confscale-jitsi-reconfigure$/m);
+      const script = written("/usr/local/sbin/confscale-jitsi-reconfigure");
+      expect(script?.permissions).toBe("0755");
+      expect(script?.content).toContain("cloud-init single --name write_files --frequency always");
+      expect(script?.content).toContain(`systemctl restart ${component === "JVB" ? "jitsi-videobridge2" : "jibri"}.service`);
+      // sudo lets the sidecar's group (the package unit's Group=jitsi) run that script, without arguments, and nothing else.
+      const sudoers = written("/etc/sudoers.d/confscale-jitsi-reconfigure");
+      expect(sudoers).toMatchObject({
+        permissions: "0440",
+        content: '%jitsi ALL=(root) NOPASSWD: /usr/local/sbin/confscale-jitsi-reconfigure ""\n',
+      });
+    },
+  );
+
+  it.each(groups)("visudo accepts the %s worker's sudoers rule as sudo would read it from /etc/sudoers.d", async (name, { userData }) => {
+    const rule = ((parse(userData) as CloudConfig).write_files ?? []).find(
+      (file) => file.path === "/etc/sudoers.d/confscale-jitsi-reconfigure",
+    );
+    const path = join(workDir, `sudoers-${name}`);
+    await writeFile(path, rule?.content ?? "", { mode: 0o440 });
+    expectTool(await runTool("visudo", ["--check", "--file", path]), `visudo of ${name}'s sudoers rule`);
+  });
+
   it("opens the videobridges' UDP media port to everyone on the environment's worker firewall", () => {
     const rules = workerFirewallRules(files.config.adminCidrs, "198.51.100.10", jitsiFirewallNeeds(files.config.jitsi));
     expect(rules).toContainEqual(
@@ -414,5 +446,80 @@ describe("the Jitsi workers the jitsi-example stack renders, read by their real 
     const jvbConf = (parse(jvb) as CloudConfig).write_files?.find((file) => file.path === "/etc/jitsi/videobridge/jvb.conf")?.content ?? "";
     expect(jvbConf).toMatch(/udp \{\s+port = 10000\s+\}/);
     expect(jvbConf).toMatch(/public \{\s+port = 9090\s+\}/);
+  });
+});
+
+describe.each(JITSI_ONLY_STACKS)("the files the Jitsi-only %s stack renders, read by their real consumers", (env) => {
+  const files = renderStackFiles(env);
+  const groups = Object.entries(files.jitsiWorkerUserData);
+
+  it("cloud-init accepts the control node's and each Jitsi worker's user data, and shellcheck every script of them", async () => {
+    expect(files.workerUserData).toBeUndefined();
+    expect(groups.length).toBeGreaterThan(0);
+    for (const [name, text] of [["control", files.controlNodeUserData], ...groups.map(([group, { userData }]) => [group, userData])]) {
+      const path = join(workDir, `${env}-${name}-user-data.yaml`);
+      await writeFile(path, text ?? "");
+      expectTool(await runTool("cloud-init", ["schema", "--config-file", path]), `cloud-init schema of the ${name}'s user data`);
+      for (const snippet of shellSnippets(text ?? "")) {
+        const dialect = snippet.script.startsWith("#!/bin/sh") ? "sh" : "bash";
+        expectTool(await runTool("shellcheck", ["--shell", dialect, "-"], { input: snippet.script }), `shellcheck of ${snippet.where}`);
+      }
+    }
+  });
+
+  it("promtool accepts prometheus.yml, which discovers each group's workers and no BBB fleet's; caddy accepts the Caddyfile", async () => {
+    const root = await projectDirectory(env, files);
+    expectTool(await runTool("promtool", ["check", "config", join(root, "prometheus.yml")]), "promtool check config");
+    expectTool(await runTool("caddy", ["validate", "--config", join(root, "Caddyfile"), "--adapter", "caddyfile"]), "caddy validate");
+    const prometheus = parse(files.projectFiles["prometheus.yml"] ?? "") as {
+      scrape_configs: { job_name: string; http_sd_configs?: { url: string }[] }[];
+    };
+    const discovery = prometheus.scrape_configs.find((job) => job.job_name === "node-exporter")?.http_sd_configs ?? [];
+    expect(discovery.map((entry) => entry.url)).toEqual(
+      files.config.jitsi!.groups.map((group) => `http://scaler:8080/fleets/jitsi-${group.name}/targets`),
+    );
+    // Nothing is proxied to a Scalelite that does not run.
+    expect(files.projectFiles.Caddyfile).not.toContain("scalelite-nginx");
+  });
+
+  it("compose loads a project without Scalelite or PostgreSQL, and the scaler gets its secrets verbatim, no Scalelite secret", async () => {
+    const compose = await loadCompose(env, files);
+    expect(Object.keys(compose.services).sort()).toEqual(["caddy", "grafana", "prometheus", "redis", "scaler"]);
+    expect(Object.keys(files.secretFiles).sort()).toEqual(["grafana", "nodeExporterPassword", "scaler"]);
+    const environment = (service: string) => compose.services[service]?.environment ?? {};
+    expect(environment("scaler")).toMatchObject({
+      PULUMI_CONFIG_PASSPHRASE: AWKWARD_SECRETS.fleetPassphrase,
+      PULUMI_BACKEND_URL: AWKWARD_SECRETS.fleetBackendUrl,
+      CONFSCALE_NODE_EXPORTER_PASSWORD: AWKWARD_SECRETS.nodeExporterPassword,
+      CONFSCALE_JITSI_JVB_PASSWORD: AWKWARD_SECRETS.jitsi?.jitsiJvbPassword,
+      ...AWKWARD_SECRETS.cloudCredentials,
+    });
+    expect(Object.keys(environment("scaler"))).not.toContain("LOADBALANCER_SECRET");
+    expect(environment("grafana").GF_SECURITY_ADMIN_PASSWORD).toBe(AWKWARD_SECRETS.grafanaAdminPassword);
+  });
+
+  it("the scaler reads scaler.yaml: no BBB fleet, the groups' stacks settings in jitsiFleet, each group with its image", () => {
+    const settings = parseSettings({
+      ...(parse(files.scalerSettings) as object),
+      redis: { url: "redis://redis:6379/1" },
+      sidecar: { keyBaseUrl: `https://${files.config.domain}/scaler/keys` },
+    });
+    expect(settings.fleet).toBeUndefined();
+    expect(settings.jitsiFleet?.template).toMatchObject({ env, domain: files.config.domain, controlNodeIp: "198.51.100.10" });
+    expect(settings.jitsi?.groups.every((group) => group.image === "ubuntu-22-04-x64")).toBe(true);
+  });
+
+  it("publishes only ports the control node's firewall opens; the worker firewall opens the bridges' ports and no BigBlueButton port", () => {
+    const compose = parse(files.projectFiles["docker-compose.yml"] ?? "") as { services: Record<string, { ports?: string[] }> };
+    const open = controlNodeFirewallRules(files.config.adminCidrs).map((rule) => `${rule.fromPort}/${rule.protocol}`);
+    for (const port of compose.services.caddy?.ports ?? []) expect(open, port).toContain(`${port.split(":")[0]}/tcp`);
+    const rules = environmentWorkerFirewallRules(files.config.adminCidrs, "198.51.100.10", false, jitsiFirewallNeeds(files.config.jitsi));
+    expect(rules.map((rule) => `${rule.fromPort}/${rule.protocol}`).sort()).toEqual([
+      "10000/udp",
+      "22/tcp",
+      "80/tcp",
+      "9090/tcp",
+      "9100/tcp",
+    ]);
   });
 });

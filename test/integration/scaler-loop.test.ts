@@ -134,6 +134,41 @@ describe("decision loop with the store on a real redis-server", () => {
     expect(later.decisions).toEqual([]);
   });
 
+  it("on a holiday keeps last week's load in the profile, so the school day a week later forecasts its bells", async () => {
+    const store = await openStore("loop-holiday:");
+    const clock = { now: NOW };
+    const busy = { cpu: 0.8, memory: 0.5, meetings: 4 };
+    let servers = [server("a", busy), server("b", busy)];
+    const loop = new DecisionLoop({
+      group: "bbb",
+      gather: () => Promise.resolve({ ...snapshot(servers), takenAt: clock.now }),
+      policy: () => Promise.resolve(policy({ maxSize: { cores: 2, ramGb: 8 } })),
+      audit: store,
+      loadProfile: store,
+      intervalMs: MINUTE,
+      now: () => clock.now,
+      logger,
+    });
+    const recorded = async (slot: string) => JSON.parse((await store.redis.hget(store.keys.loadProfile("bbb"), slot)) ?? "null");
+    const tickMinutes = async (from: number, minutes: number) => {
+      for (let minute = 0; minute < minutes; minute += 1) {
+        clock.now = from + minute * MINUTE;
+        await loop.tick();
+      }
+    };
+    // An ordinary Tuesday from 10:00: a lesson, 3.2 cores busy.
+    await tickMinutes(NOW, 8);
+    expect(await recorded("tue 10:06")).toMatchObject({ cpuCores: 3.2 });
+    // A week later a holiday: the lesson does not come. Once today runs far below last week, each slot keeps last
+    // week's load (recorded now, so it stands for next week), not the holiday's.
+    servers = [server("a", IDLE), server("b", IDLE)];
+    const holiday = NOW + 7 * 24 * 3_600_000;
+    await tickMinutes(holiday, 8);
+    expect(await recorded("tue 10:06")).toEqual({ at: holiday + 6 * MINUTE, cpuCores: 3.2, memoryGb: 8 });
+    // Before the comparison has enough minutes, the holiday's own load is what was seen.
+    expect(await recorded("tue 10:00")).toMatchObject({ at: holiday, cpuCores: 0.2 });
+  });
+
   it("keeps its own history apart from the audit trail: unrelated entries erase no launch, and a restart keeps it", async () => {
     const store = await openStore("loop-own-history:");
     const history = new RedisPolicyHistory(store.redis, "loop-own-history:", { retentionMs: 24 * 3_600_000 });

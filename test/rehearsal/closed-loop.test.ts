@@ -57,14 +57,14 @@ describe("load from the school-day trace scales the local fleet out and back in 
     );
     await environment.labCloud.settled();
     start = running(await status()).sort();
-    expect(start.length).toBeGreaterThanOrEqual(environment.config.workers.min);
+    expect(start.length).toBeGreaterThanOrEqual(environment.config.workers!.min);
     await scrapedAndCheckedIn(start).catch(explain);
   }, 320_000);
 
   it("scales out when the first bell's lessons load the workers' CPUs past the up-threshold", async () => {
     const trace = parseTrace(await readFile(TRACE, "utf8"));
     const bell = trace.filter((meeting) => meeting.startSecond >= SEGMENT.fromSecond && meeting.startSecond <= SEGMENT.untilSecond);
-    const cores = start.length * environment.config.workers.defaultSize.cores;
+    const cores = start.length * environment.config.workers!.defaultSize.cores;
     const busy = (meetings: TraceMeeting[]) => serverLoad(Number.MAX_SAFE_INTEGER, 1, meetings).busyCores;
     // Every n-th lesson, as `npm run demo -- --load-share` replays: the largest n whose lessons need OVERLOAD × the cores.
     let stride = 1;

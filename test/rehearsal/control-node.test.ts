@@ -130,7 +130,7 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
     });
     const servers = [...emulator.cloud.servers.values()].filter((server) => server.labels.get("confscale:fleet") === "bbb");
     baseline = servers.map((server) => server.name).sort();
-    expect(baseline.length).toBeGreaterThanOrEqual(config.workers.baseline);
+    expect(baseline.length).toBeGreaterThanOrEqual(config.workers!.baseline);
     expect(baseline).toEqual(status.servers.map((server) => server.name).sort());
     expect(baseline).toEqual(Array.from({ length: baseline.length }, (_, index) => `bbb-${index + 1}`).sort());
     for (const server of servers) expect(server.labels.get("confscale:env")).toBe(ENV);
@@ -143,7 +143,7 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
     const stopped = baseline.filter((name) => labCloud.byName(name)?.server.vmState !== "RUNNING");
     for (const name of stopped) expect(await labCloud.byName(name)!.machine.processes(), name).toEqual([]);
     baseline = baseline.filter((name) => !stopped.includes(name));
-    expect(baseline.length).toBeGreaterThanOrEqual(config.workers.min);
+    expect(baseline.length).toBeGreaterThanOrEqual(config.workers!.min);
     for (const name of baseline) {
       const entry = labCloud.byName(name);
       expect(entry, name).toBeDefined();

@@ -15,7 +15,7 @@ import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { parse } from "yaml";
 import { z } from "zod";
-import { CONTROL_NODE_SECRET_FILES } from "../../infra/templates.js";
+import { CONTROL_NODE_SECRET_FILES, type ControlNodeSecretFiles } from "../../infra/templates.js";
 import { enginePath } from "../../infra/toolchain.js";
 import { realTool } from "../harness/realTools.js";
 import { parseCloudConfig } from "./cloud-init.js";
@@ -42,7 +42,7 @@ const ResolvedSchema = z.object({
 
 /** What `pulumi up` delivers to the control node after cloud-init, keyed by its path under /opt/confscale. */
 export interface ControlNodeDelivery {
-  secretFiles: Readonly<Record<keyof typeof CONTROL_NODE_SECRET_FILES, string>>;
+  secretFiles: Readonly<ControlNodeSecretFiles>;
   scalerSettings: string;
 }
 
@@ -91,6 +91,7 @@ export class ControlNode {
     // The control node's runcmd only enables Docker and the compose unit; the lab carries out the compose project below.
     for (const [key, path] of Object.entries(CONTROL_NODE_SECRET_FILES)) {
       const content = options.delivery.secretFiles[key as keyof typeof CONTROL_NODE_SECRET_FILES];
+      if (content === undefined) continue;
       await machine.writeFile(`${PROJECT_DIR}/${path}`, content, key === "nodeExporterPassword" ? 0o644 : 0o600);
     }
     await machine.writeFile(`${PROJECT_DIR}/scaler.yaml`, options.delivery.scalerSettings, 0o644);

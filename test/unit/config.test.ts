@@ -38,7 +38,7 @@ describe("example stacks", () => {
     const config = parseEnvironmentConfig("local", raw, secretKeys);
     expect(config.cloud).toBe("ionos");
     expect(config.ionos?.endpoint).toMatch(/^http:\/\/127\.0\.0\.1:/);
-    expect(config.workers.windows[0]?.min).toBe(3);
+    expect(config.workers!.windows[0]?.min).toBe(3);
     // No SSH server behind the emulator: the local stack must not try to deploy the scaler over SSH.
     expect(config.deployScaler).toBe(false);
   });
@@ -57,8 +57,8 @@ describe("example stacks", () => {
   it("fills sane defaults for what a stack leaves out", () => {
     const { raw, secretKeys } = withSecrets("oci-example");
     const config = parseEnvironmentConfig("oci-example", raw, secretKeys);
-    expect(config.workers.thresholds.cpu.down).toBeLessThan(config.workers.thresholds.cpu.up);
-    expect(config.workers.windows).toEqual([]);
+    expect(config.workers!.thresholds.cpu.down).toBeLessThan(config.workers!.thresholds.cpu.up);
+    expect(config.workers!.windows).toEqual([]);
   });
 });
 

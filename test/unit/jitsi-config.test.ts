@@ -152,3 +152,81 @@ describe("what the control node hands the scaler", () => {
     });
   });
 });
+
+describe("an environment of Jitsi groups only", () => {
+  const stack = (name: string) => configMapFromStackFile(new URL(`../../stacks/Pulumi.${name}.yaml`, import.meta.url).pathname);
+
+  it("the jitsi-only-example stack, without BigBlueButton workers, is valid once its secrets are set", () => {
+    const { raw, secretKeys } = stack("jitsi-only-example");
+    for (const key of [...BASE_SECRETS, "jitsiJvbPassword"]) {
+      raw[`confscale:${key}`] = "x".repeat(40);
+      secretKeys.add(`confscale:${key}`);
+    }
+    const config = parseEnvironmentConfig("jitsi-only-example", raw, secretKeys);
+    expect(config.workers).toBeUndefined();
+    expect(config.jitsi?.groups.map((group) => group.type)).toEqual(["JVB"]);
+  });
+
+  it("a stack with neither BigBlueButton workers nor Jitsi groups is refused at confscale:workers, beside every other problem", () => {
+    const { raw, secretKeys } = stack("jitsi-only-example");
+    delete raw["confscale:jitsi"];
+    const found = problems(raw, secretKeys);
+    expect(found).toContainEqual({
+      key: "confscale:workers",
+      message: expect.stringMatching(/BigBlueButton workers, Jitsi groups .* or both/),
+    });
+    expect(found.map((problem) => problem.key)).toEqual(expect.arrayContaining(BASE_SECRETS.map((key) => `confscale:${key}`)));
+  });
+
+  it("scaler.yaml of a Jitsi-only environment has no BBB fleet and gives the groups' stacks their own section", () => {
+    const { raw, secretKeys } = stack("jitsi-only-example");
+    for (const key of [...BASE_SECRETS, "jitsiJvbPassword"]) {
+      raw[`confscale:${key}`] = "x".repeat(40);
+      secretKeys.add(`confscale:${key}`);
+    }
+    const config = parseEnvironmentConfig("jitsi-only-example", raw, secretKeys);
+    const settings = parse(
+      renderScalerSettings({
+        env: "jitsi-only-example",
+        domain: config.domain,
+        placement: { cloud: config.cloud, region: config.region },
+        controlNodeIp: "198.51.100.10",
+        adminCidrs: config.adminCidrs,
+        sshPublicKeys: config.sshPublicKeys,
+        controlNodeCores: 2,
+        jitsi: config.jitsi!,
+        jitsiImage: "ubuntu-22-04-x64",
+      }),
+    ) as Record<string, unknown>;
+    expect(settings.fleet).toBeUndefined();
+    expect(settings.jitsiFleet).toMatchObject({
+      image: "ubuntu-22-04-x64",
+      template: { env: "jitsi-only-example", domain: config.domain },
+    });
+  });
+
+  it("a Jitsi-only scaler runs its groups' periods at the stack's confscale:scaler intervalSeconds", () => {
+    const { raw, secretKeys } = stack("jitsi-only-example");
+    for (const key of [...BASE_SECRETS, "jitsiJvbPassword"]) {
+      raw[`confscale:${key}`] = "x".repeat(40);
+      secretKeys.add(`confscale:${key}`);
+    }
+    raw["confscale:scaler"] = JSON.stringify({ intervalSeconds: 15 });
+    const config = parseEnvironmentConfig("jitsi-only-example", raw, secretKeys);
+    const settings = parse(
+      renderScalerSettings({
+        env: "jitsi-only-example",
+        domain: config.domain,
+        placement: { cloud: config.cloud, region: config.region },
+        controlNodeIp: "198.51.100.10",
+        adminCidrs: config.adminCidrs,
+        sshPublicKeys: config.sshPublicKeys,
+        controlNodeCores: 2,
+        jitsi: config.jitsi!,
+        jitsiImage: "ubuntu-22-04-x64",
+        ...(config.scaler === undefined ? {} : { loop: config.scaler }),
+      }),
+    ) as { jitsiFleet: { intervalSeconds?: number } };
+    expect(settings.jitsiFleet.intervalSeconds).toBe(15);
+  });
+});

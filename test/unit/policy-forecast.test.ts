@@ -88,4 +88,76 @@ describe("policy: the load a week ago as a forecast", () => {
     const outcome = decide(snapshot(fleet), policy(), withForecast(rising, lesson), NOW);
     expect(outcome.decisions).toEqual([]);
   });
+
+  it("lets the trend run unbounded once today's load has outgrown last week's calm (an unscheduled surge)", () => {
+    const large = { size: { cores: 8, ramGb: 32 } };
+    const joining = { cpu: 0.3, memory: 0.3, participants: 200, meetings: 10 };
+    const fleet = [server("a", joining, large), server("b", joining, large), stoppedServer("c")];
+    const surging: PolicyHistory = {
+      samples: [0, 1].map((index) => ({
+        at: NOW - (2 - index) * MINUTE,
+        cpuCores: 2.4 + index * 2.4,
+        memoryGb: 10 + index * 9.2,
+        cpuUtilization: 0.15 + index * 0.15,
+        memoryUtilization: 0.3,
+        participants: 200 + index * 200,
+      })),
+      actions: [],
+    };
+    // Last week this hour was calm: 2 cores. Today 4.8 are in use and rising by 2.4 a minute.
+    const calm: ForecastPoint[] = [1, 2, 3, 4, 5].map((minutes) => ({ at: NOW + minutes * MINUTE, cpuCores: 2, memoryGb: 10 }));
+    const outcome = decide(snapshot(fleet), policy(), withForecast(surging, calm), NOW);
+    expect(kinds(outcome.decisions)).toContain("start c");
+    expect(outcome.decisions[0]?.inputs.projectedCores).toBeGreaterThan(10);
+  });
+});
+
+describe("policy: last week's bell on a day busier than last week", () => {
+  it("adds today's extra load to the bell, with the headroom's share, rather than multiplying the bell by it", () => {
+    const large = { size: { cores: 8, ramGb: 32 } };
+    const busy = { cpu: 0.5, memory: 0.3, participants: 100, meetings: 5 };
+    const fleet = [server("a", busy, large), server("b", busy, large), stoppedServer("c")];
+    // Long meetings since before the quarter hour just past: 8 cores in use where last week had 2 (2.5 times as
+    // much, counting a default server's cores either side). Last week's bell in two minutes took 10 cores.
+    const today = steadyHistory(10, { cpu: 0.5, memory: 0.3, cores: 16, ramGb: 64 });
+    const lastWeek = Array.from({ length: 10 }, (_, index): ForecastPoint => ({ at: NOW - index * MINUTE, cpuCores: 2, memoryGb: 10 }));
+    const bell: ForecastPoint = { at: NOW + 2 * MINUTE, cpuCores: 10, memoryGb: 20 };
+    const outcome = decide(snapshot(fleet), policy(), withForecast(today, [...lastWeek, bell]), NOW);
+    expect(outcome.decisions[0]?.inputs.forecastAgreement).toBe(2.5);
+    // 10 / 0.9 + 6 extra cores, not 10 x 2.5.
+    expect(outcome.decisions[0]?.inputs.forecastCores).toBeCloseTo(17.111, 3);
+  });
+});
+
+describe("policy: what the load profile keeps for next week", () => {
+  const IDLE_LOAD = { cpu: 0.05, memory: 0.2 };
+  const fleet = [server("a", IDLE_LOAD), server("b", IDLE_LOAD)];
+  const idle = steadyHistory(3, { ...IDLE_LOAD, cores: 4, ramGb: 16 });
+  // Last week the minutes just past and this one were a lesson: 12 cores busy.
+  const lesson = Array.from({ length: 10 }, (_, index): ForecastPoint => ({ at: NOW - index * MINUTE, cpuCores: 12, memoryGb: 30 }));
+
+  it("keeps today's load on an ordinary day", () => {
+    const ordinary = decide(
+      snapshot(fleet),
+      policy(),
+      withForecast(
+        idle,
+        lesson.map((point) => ({ ...point, cpuCores: 0.3 })),
+      ),
+      NOW,
+    );
+    expect(ordinary.profileLoad).toEqual({ cpuCores: ordinary.sample.cpuCores, memoryGb: ordinary.sample.memoryGb });
+    expect(decide(snapshot(fleet), policy(), idle, NOW).profileLoad).toEqual({ cpuCores: 0.2, memoryGb: 3.2 });
+  });
+
+  it("keeps last week's load on a day far quieter than last week (a holiday), so the week after forecasts an ordinary day", () => {
+    const holiday = decide(snapshot(fleet), policy(), withForecast(idle, lesson), NOW);
+    expect(holiday.profileLoad).toEqual({ cpuCores: 12, memoryGb: 30 });
+  });
+
+  it("keeps nothing when neither today's load nor last week's record of this minute is known", () => {
+    const earlier = lesson.map((point) => ({ ...point, at: point.at - 2 * MINUTE }));
+    expect(decide(snapshot(fleet), policy(), withForecast(idle, earlier), NOW).profileLoad).toBeNull();
+    expect(decide(snapshot([]), policy(), EMPTY_HISTORY, NOW).profileLoad).toBeNull();
+  });
 });

@@ -50,6 +50,18 @@ describe("placement steering", () => {
     expect(placementChanges(servers, policy(), NOW)).toEqual([]);
   });
 
+  it("never makes a server past the headroom line look lighter than its size, however cheap its participants", () => {
+    // `crowded` carries many listeners cheaply, but at 0.6 CPU it is past the headroom line (0.65 x 0.9): the next
+    // bell's meetings must not be invited onto it.
+    const servers = [placed("crowded", 200, 0.6), placed("light", 50, 0.3)];
+    const multipliers = byServer(placementChanges(servers, policy(), NOW));
+    expect(multipliers["light"]).toBeGreaterThan(1);
+    expect(multipliers["crowded"] ?? 1).toBeGreaterThanOrEqual(1);
+    // Below the line, the same cheap participants still draw meetings.
+    const cooler = byServer(placementChanges([placed("crowded", 200, 0.5), placed("light", 50, 0.3)], policy(), NOW));
+    expect(cooler["crowded"]).toBeLessThan(1);
+  });
+
   it("never moves a multiplier more than twice its size's share either way", () => {
     const servers = [placed("hot", 20, 0.9), placed("cool-1", 200, 0.2), placed("cool-2", 200, 0.2)];
     const multipliers = byServer(placementChanges(servers, policy(), NOW));

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { commandOf } from "../../scaler/policy/commands.js";
 import { decide } from "../../scaler/policy/decide.js";
 import type { Decision, ForecastPoint, PolicyHistory, ServerSnapshot } from "../../scaler/policy/types.js";
-import { EMPTY_HISTORY, MINUTE, NOW, policy, server, snapshot, steadyHistory, stoppedServer } from "./policy-fixtures.js";
+import { EMPTY_HISTORY, MINUTE, NOW, missing, policy, server, snapshot, steadyHistory, stoppedServer } from "./policy-fixtures.js";
 
 const IDLE = { cpu: 0.05, memory: 0.2 };
 const BUSY = { cpu: 0.6, memory: 0.5, meetings: 4, participants: 80 };
@@ -161,5 +161,41 @@ describe("policy: a window's minimum on a day far quieter than last week", () =>
     const holiday = decide(snapshot(fleet), window, { ...idle, forecast: lastWeek }, NOW);
     expect(kinds(holiday.decisions)).toEqual(["resize big"]);
     expect(holiday.decisions[0]?.targetSize).toEqual({ cores: 2, ramGb: 8 });
+  });
+});
+
+describe("policy: a window's breaks between lessons with last week's load on record", () => {
+  const window = policy({ windows: [{ days: ["tue"], from: "09:00", to: "11:00", min: 3 }], resizeLeadSeconds: 240 });
+  const idle = steadyHistory(3, { ...IDLE, cores: 12, ramGb: 48 });
+  // Last week's minutes just past and the coming ones: a break, the same few cores as today.
+  const breakAt = (from: number, to: number, cpuCores: number) =>
+    Array.from({ length: to - from + 1 }, (_, index): ForecastPoint => ({ at: NOW + (from + index) * MINUTE, cpuCores, memoryGb: 9 }));
+
+  it("shrinks an oversized empty server in a break the record shows quiet", () => {
+    const fleet = [server("big", IDLE, { size: { cores: 8, ramGb: 32 } }), server("b", IDLE), server("c", IDLE)];
+    const outcome = decide(snapshot(fleet), window, { ...idle, forecast: breakAt(-10, 6, 0.6) }, NOW);
+    expect(kinds(outcome.decisions)).toEqual(["resize big"]);
+    expect(outcome.decisions[0]?.targetSize).toEqual({ cores: 2, ramGb: 8 });
+  });
+
+  it("grows servers in place before the bell the record shows within the resize lead, busiest first, as many as it needs", () => {
+    const fleet = [
+      server("a", { cpu: 0.05, memory: 0.3 }),
+      server("b", { cpu: 0.1, memory: 0.3 }),
+      server("c", { cpu: 0.05, memory: 0.3 }),
+    ];
+    // Three minutes from now last week's bell: 6 cores, where 3 servers of 2 cores keep the headroom free for 3.5.
+    const bell = [...breakAt(-10, 2, 0.6), ...breakAt(3, 6, 6)];
+    const outcome = decide(snapshot(fleet), window, { ...idle, forecast: bell }, NOW);
+    expect(kinds(outcome.decisions)).toEqual(["resize b"]);
+    expect(outcome.decisions[0]?.targetSize).toEqual({ cores: 8, ramGb: 32 });
+    expect(outcome.decisions[0]?.reason).toMatch(/last week's load within the resize lead/);
+    // A booting server may land after the bell's first meetings: it does not count as room for them.
+    const booting = server("d", {}, { power: "booting", size: { cores: 8, ramGb: 32 }, bootedAt: null, cpu: missing, memory: missing });
+    const withBooting = decide(snapshot([...fleet, booting]), window, { ...idle, forecast: bell }, NOW);
+    expect(kinds(withBooting.decisions.filter((decision) => decision.kind === "resize"))).toEqual(["resize b"]);
+    // The same bell beyond the resize lead waits for the next periods.
+    const later = [...breakAt(-10, 4, 0.6), ...breakAt(5, 6, 6)];
+    expect(decide(snapshot(fleet), window, { ...idle, forecast: later }, NOW).decisions).toEqual([]);
   });
 });

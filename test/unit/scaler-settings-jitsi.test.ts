@@ -58,3 +58,27 @@ describe("the scaler's Jitsi groups (scaler.yaml `jitsi`)", () => {
     expect(problems({ ...base, fleet, jitsi: jitsi([group(), group()]) })).toEqual(["jitsi.groups.1.name: duplicate group name bridges"]);
   });
 });
+
+describe("a scaler of Jitsi groups without a BBB fleet (scaler.yaml `jitsiFleet`)", () => {
+  const { fleet: _name, ...template } = fleet.template;
+  const jitsiFleet = { template, image: "ubuntu-22-04-x64" };
+
+  it("reads the groups' placement and stack settings from jitsiFleet, with the fleet section's defaults", () => {
+    const settings = parseSettings({ ...base, jitsi: jitsi([group()]), jitsiFleet });
+    expect(settings.fleet).toBeUndefined();
+    expect(settings.jitsiFleet).toMatchObject({
+      template,
+      intervalSeconds: 60,
+      workDir: "/var/lib/confscale/fleet",
+      buildTimeoutSeconds: 1800,
+      leaseTtlSeconds: 60,
+    });
+  });
+
+  it("names jitsiFleet without groups, and a fleet name or workload it does not take", () => {
+    expect(problems({ ...base, jitsiFleet })).toEqual(["jitsi: required with jitsiFleet: the groups it runs"]);
+    expect(problems({ ...base, jitsi: jitsi([group()]), jitsiFleet: { ...jitsiFleet, template: { ...template, fleet: "bbb" } } })).toEqual([
+      "jitsiFleet.template.fleet: unknown setting",
+    ]);
+  });
+});

@@ -47,7 +47,7 @@ describe("workers bbb-install can set up", () => {
   it("installs BigBlueButton 3.0 on Ubuntu 22.04 by default and 2.7 on Ubuntu 20.04 when asked", () => {
     const { raw, secretKeys } = stack("do-example");
     const current = parseEnvironmentConfig("do-example", raw, secretKeys);
-    expect(current.workers.bbbVersion).toBe("3.0");
+    expect(current.workers!.bbbVersion).toBe("3.0");
     expect(workerImageOf(current)).toBe("ubuntu-22-04-x64");
     const older = stack("dev", (workers) => (workers.bbbVersion = "2.7"));
     const config = parseEnvironmentConfig("dev", older.raw, older.secretKeys);

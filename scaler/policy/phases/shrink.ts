@@ -5,15 +5,18 @@ import type { Decision, ServerSnapshot } from "../types.js";
 
 /**
  * Vertical shrink: an oversized server without meetings goes back to the default size (the actuator drains it first).
- * Not while a time window raises the minimum: the operator expects load then, and the next bell would land on the
- * small server a resize too early (a break between lessons looks idle), unless today runs far below last week's load.
+ * Not while a time window raises the minimum without last week's load on record: the operator expects load then, and
+ * the next bell would land on the small server a resize too early (a break between lessons looks idle), unless today
+ * runs far below last week's load.
  */
 export function shrink(context: DecideContext, opening: Ledger, kept: readonly ServerSnapshot[]): PhaseResult {
   const { policy } = context;
   let ledger = opening;
   const decisions: Decision[] = [];
-  // On a day far quieter than last week (a holiday) the window's bells do not come: its minimum runs small.
-  const bellsExpected = context.minimum > policy.min && context.agreement >= QUIETER_DAY;
+  // On a day far quieter than last week (a holiday) the window's bells do not come: its minimum runs small. With last
+  // week's load on record the bells are known: the required capacity holds the coming lead time's, and growth is
+  // ready for a bell within a resize (grow.ts), so a break between lessons runs small too.
+  const bellsExpected = context.minimum > policy.min && context.agreement >= QUIETER_DAY && context.nearForecast === null;
   for (const server of bellsExpected ? [] : kept) {
     const { cores, ramGb } = server.size;
     const oversized = cores > policy.defaultSize.cores || ramGb > policy.defaultSize.ramGb;
