@@ -52,12 +52,14 @@ export async function runRehearsalDemo(options: RehearsalDemoOptions): Promise<v
   options.cleanups.push(() => environment.stop());
   const { control, config, emulator, labCloud } = environment;
   const at = `${control.name} ${control.address} (${config.domain})`;
-  say(`control node  ${at}, from its rendered cloud-init, compose project, .env files and scaler.yaml:`);
+  say(`control node  ${at}, the environment's pulumi up made it; booted from its cloud-init, compose project, .env files and scaler.yaml:`);
   say(`  scaler       on ${at}: compose service scaler, http://scaler:8080, decides every period and runs the fleet's pulumi up`);
   say(`  redis        on ${at}: compose service redis, redis:6379`);
   say(`  prometheus   on ${at}: compose service prometheus, prometheus:9090, finds workers through the scaler's http_sd`);
   say(`  caddy        on ${at}: https://${config.domain}/scaler (the sidecars' routes)`);
-  say(`  emulated: Scalelite at scalelite-api:3000 on ${control.name}; the cloud API outside the lab at ${environment.lab.gateway}`);
+  say(
+    `  emulated: Scalelite at scalelite-api:3000 on ${control.name}; the cloud API outside the lab, relayed to the stack's endpoint ${environment.config.ionos?.endpoint ?? ""} on ${control.name}`,
+  );
 
   // Each worker once its machine has booted from its user data.
   const announced = new Set<string>();

@@ -44,7 +44,7 @@ describe("load from the school-day trace scales the local fleet out and back in 
 
   beforeAll(async () => {
     environment = await startLocalEnvironment();
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     environment?.emulator.loadDriver.stop();

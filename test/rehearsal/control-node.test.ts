@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { z } from "zod";
 import type { EnvironmentConfig } from "../../infra/config.js";
 import { scalerApiToken } from "../../infra/templates.js";
@@ -41,10 +42,31 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
   beforeAll(async () => {
     environment = await startLocalEnvironment();
     ({ emulator, lab, control, node, config, delivery, userData, labCloud, secrets } = environment);
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     await environment?.stop();
+  });
+
+  it("is the control server the environment's own pulumi up created, booted from its boot volume, placing the fleet where the up says", async () => {
+    const [datacenter, ...others] = [...emulator.cloud.datacenters.values()];
+    expect(others).toEqual([]);
+    expect(datacenter?.name).toBe(`confscale-${ENV}`);
+    const servers = [...emulator.cloud.servers.values()].filter((server) => server.labels.get("confscale:role") === "control");
+    expect(servers.map((server) => server.name)).toEqual([`${ENV}-control`]);
+    const server = servers[0]!;
+    expect(control.address).toBe(emulator.serverView(server).ips[0]);
+    expect(environment.outputs.controlNodeAddress).toBe(control.address);
+    const volume = datacenter!.volumes.get(server.volumeIds[0] ?? "");
+    expect(Buffer.from(String(volume?.properties.userData), "base64").toString("utf8")).toBe(userData);
+    // Behind the rules on its NIC: 22 only from the stack's admin range, so not from the internet (the gateway).
+    expect(await control.readFile("/etc/nftables.d/cloud-firewall.json")).toContain("127.0.0.0");
+    const template = z
+      .object({ fleet: z.object({ template: z.object({ controlNodeIp: z.string(), placement: z.unknown() }) }) })
+      .parse(parse(delivery.scalerSettings)).fleet.template;
+    expect(template.controlNodeIp).toBe(control.address);
+    expect(template.placement).toEqual(environment.outputs.workerPlacement);
+    expect(environment.outputs.workerPlacement.ionos.datacenterId).toBe(datacenter?.id);
   });
 
   it("starts the scaler with the compose environment and scaler.yaml: ready on Redis by its compose name, keys under the env's prefix", async () => {

@@ -9,6 +9,10 @@
  * bbb-web listens for the local sidecar. Scalelite finds the server behind a registered URL by its host name.
  * The same meetings drive the machine's /proc/stat and /proc/meminfo (machine-proc.ts), which its real node-exporter
  * reads: CPU and memory follow the load driver as BBB's API does.
+ *
+ * The environment stack's control node is no worker: it becomes a machine behind its NIC's rules that also answers as
+ * the environment's domain, and its user data goes to `control.boot`. It is known by name, as its ownership labels are
+ * written only after the cloud has powered it on (infra/clouds/ionos/operations.ts).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -60,6 +64,17 @@ export interface LabServer {
   proc?: MachineProc;
 }
 
+/** Where the control node's machine goes once the cloud has powered it on (local-environment.ts boots it). */
+export interface ControlServerBoot {
+  /** The control node's server name (infra/controlNode.ts: `<env>-control`). */
+  serverName: string;
+  /** Its machine's name in the lab. */
+  machineName: string;
+  /** The names the control node answers to besides `<name>.<domain>` (the environment's domain). */
+  hostnames: string[];
+  boot(machine: Machine, userData: string): Promise<void>;
+}
+
 /** How often the machines' /proc files are rewritten: a fraction of Prometheus's scrape interval (files/control-node/prometheus.yml). */
 const PROC_REFRESH_MS = 1_000;
 
@@ -76,11 +91,12 @@ export class LabCloud {
     private readonly lab: Lab,
     private readonly emulator: Emulator,
     private readonly domain: string,
+    private readonly control: ControlServerBoot | undefined,
   ) {}
 
   /** From now on, servers the emulator creates are lab machines with lab addresses. */
-  static attach(lab: Lab, emulator: Emulator, options: { domain: string }): LabCloud {
-    const cloud = new LabCloud(lab, emulator, options.domain);
+  static attach(lab: Lab, emulator: Emulator, options: { domain: string; control?: ControlServerBoot }): LabCloud {
+    const cloud = new LabCloud(lab, emulator, options.domain, options.control);
     cloud.procTimer = setInterval(() => cloud.refreshProc(), PROC_REFRESH_MS);
     emulator.cloud.machines = { publicAddress: () => lab.reserveAddress(), changed: (server) => cloud.changed(server) };
     emulator.scalelite.serverOfUrl = (url) => {
@@ -158,10 +174,15 @@ export class LabCloud {
 
   private async create(server: EmulatedServer, address: string, rules: Record<string, unknown>[]): Promise<void> {
     const hostname = `${server.name}.${this.domain}`;
-    const machine = await this.lab.machine(server.name, { address, hostnames: [hostname] });
+    const control = server.name === this.control?.serverName ? this.control : undefined;
+    const machine = await this.lab.machine(control?.machineName ?? server.name, {
+      address,
+      hostnames: [hostname, ...(control?.hostnames ?? [])],
+    });
     const entry: LabServer = { server, machine, hostname, bbb: [] };
     this.servers.set(server.id, entry);
     await applyCloudFirewall(machine, rules.map(firewallRuleOf));
+    if (control !== undefined) return control.boot(machine, this.userDataOf(server));
     const cloud = this.emulator.cloud;
     entry.proc = await MachineProc.attach(machine, () => {
       cloud.accrue(server);
@@ -175,6 +196,7 @@ export class LabCloud {
 
   /** Power back on: what systemd starts at boot (the units cloud-init enabled) and BigBlueButton's API. */
   private async powerOn(entry: LabServer): Promise<void> {
+    if (entry.server.name === this.control?.serverName) return;
     entry.bbb = [await entry.machine.serveFromOutside({ port: await this.bbbProxy(entry.server) }, BBB_WEB), await this.bbbTls(entry)];
     for (const unit of ["prometheus-node-exporter", "confscale-sidecar"]) await entry.boot?.services.restart(unit);
   }

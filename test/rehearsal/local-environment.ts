@@ -1,29 +1,34 @@
 /**
- * The `local` environment on the rehearsal lab, as `pulumi up` of stacks/Pulumi.local.yaml would lay it out: the cloud
- * API emulator outside (the lab reaches it at the gateway), the control node a lab machine behind its rendered
- * firewall, booted from its rendered cloud-init with what `pulumi up` delivers over SSH (control-node.ts), and the
- * emulated cloud's servers as lab machines (lab-cloud.ts). Shared by the rehearsal's end-to-end tests and the demo.
+ * The `local` environment on the rehearsal lab, from the environment stack's own `pulumi up` (the real CLI, a file://
+ * backend, the inline program of infra/workspace.ts) against the cloud API emulator outside the lab: the cloud's
+ * servers are lab machines (lab-cloud.ts); the control server the up creates boots from the user data on its boot volume
+ * behind the rules on its NIC, with what the stack's SSH steps would deliver (control-node.ts). Shared by the
+ * rehearsal's end-to-end tests and the demo.
  */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { copyFile, mkdir, symlink } from "node:fs/promises";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Stack } from "@pulumi/pulumi/automation/index.js";
 import { z } from "zod";
 import { parseEnvironmentConfig, type EnvironmentConfig } from "../../infra/config.js";
 import { cloudCredentialsFrom } from "../../infra/clouds/index.js";
-import type { Placement } from "../../infra/clouds/types.js";
+import { ionosPlacementSchema } from "../../infra/clouds/ionos/index.js";
 import { renderControlNodeScalerSettings } from "../../infra/controlNode.js";
-import { controlNodeFirewallRules } from "../../infra/firewall.js";
-import { renderControlNodeSecretFiles, renderControlNodeUserData, scalerApiToken } from "../../infra/templates.js";
+import { renderControlNodeSecretFiles } from "../../infra/templates.js";
+import { pulumiCommand } from "../../infra/toolchain.js";
+import { selectEnvironmentStack } from "../../infra/workspace.js";
 import type { AuditEntry } from "../../scaler/store/schemas.js";
 import { Emulator, type EmulatorOptions } from "../emulator/emulator.js";
-import { configMapFromStackFile } from "../harness/stackFile.js";
+import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { ControlNode, type ControlNodeDelivery } from "./control-node.js";
-import { applyCloudFirewall } from "./firewall.js";
 import { LabCloud } from "./lab-cloud.js";
 import { Lab, waitFor, type Machine } from "./lab.js";
 
 export const ENV = "local";
-const STACK_FILE = new URL("../../stacks/Pulumi.local.yaml", import.meta.url).pathname;
-/** The control node's lab address. */
-export const CONTROL_ADDRESS = "198.18.0.2";
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const STACK_FILE = join(REPO, "stacks", "Pulumi.local.yaml");
 
 export interface LocalSecrets {
   scaleliteSecret: string;
@@ -31,12 +36,17 @@ export interface LocalSecrets {
   nodeExporterPassword: string;
 }
 
-/** The local stack's config as `pulumi up` hands it to the program, with secrets an operator would set. */
-export function localStack(secrets: LocalSecrets): EnvironmentConfig {
-  const { raw, secretKeys } = configMapFromStackFile(STACK_FILE);
-  for (const [key, value] of Object.entries(secrets)) raw[`confscale:${key}`] = value;
-  return parseEnvironmentConfig(ENV, raw, secretKeys);
-}
+/** The outputs of the environment's `pulumi up` that the control node's delivery and the operator use. */
+export const StackOutputs = z.object({
+  controlNodeAddress: z.string(),
+  scalerApiToken: z.string(),
+  workerPlacement: z.strictObject({
+    cloud: z.literal("ionos"),
+    region: z.string(),
+    dnsZone: z.string().optional(),
+    ionos: ionosPlacementSchema,
+  }),
+});
 
 /** The fleet's status as the scaler serves it at /fleets/<fleet>. */
 export const FleetStatusView = z.object({
@@ -76,6 +86,8 @@ const hostOf = (url: string) => new URL(url).hostname.split(".")[0] ?? "";
 
 export interface LocalEnvironment {
   emulator: Emulator;
+  /** The outputs of the environment stack's `pulumi up`. */
+  outputs: z.infer<typeof StackOutputs>;
   lab: Lab;
   control: Machine;
   node: ControlNode;
@@ -95,57 +107,118 @@ export interface LocalEnvironment {
   stop(): Promise<void>;
 }
 
+/** The environment's own project and stack file, as an operator has them, in a sandbox (test/e2e/environment-local.test.ts). */
+async function localProject(sandbox: PulumiSandbox): Promise<void> {
+  await mkdir(join(sandbox.dir, "stacks"));
+  await copyFile(join(REPO, "Pulumi.yaml"), join(sandbox.dir, "Pulumi.yaml"));
+  await copyFile(STACK_FILE, join(sandbox.dir, "stacks", "Pulumi.local.yaml"));
+  await symlink(join(REPO, "infra"), join(sandbox.dir, "infra"), "dir");
+}
+
+/** The stack's config as the Pulumi runtime hands it to the program (`namespace:key` → string, structured as JSON). */
+async function configOf(stack: Stack): Promise<EnvironmentConfig> {
+  const all = await stack.getAllConfig();
+  const raw = Object.fromEntries(Object.entries(all).map(([key, { value }]) => [key, value]));
+  const secretKeys = new Set(Object.entries(all).flatMap(([key, { secret }]) => (secret ? [key] : [])));
+  return parseEnvironmentConfig(ENV, raw, secretKeys);
+}
+
+/** `pulumi config set --secret`, the value on stdin: never on a command line. */
+async function setSecretConfig(sandbox: PulumiSandbox, env: Record<string, string>, key: string, value: string): Promise<void> {
+  const pulumi = (await pulumiCommand()).command;
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile(
+      pulumi,
+      ["config", "set", "--secret", "--stack", ENV, key],
+      { cwd: sandbox.dir, env },
+      (error, _stdout, stderr) =>
+        error === null ? resolve() : reject(new Error(`pulumi config set --secret ${key}: ${stderr}`, { cause: error })),
+    );
+    child.stdin?.end(value);
+  });
+}
+
 export async function startLocalEnvironment(options: { emulator?: EmulatorOptions } = {}): Promise<LocalEnvironment> {
   const usable = await Lab.available();
   if (!usable.ok) throw new Error(usable.reason);
-  const secrets: LocalSecrets = {
-    scaleliteSecret: randomBytes(32).toString("hex"),
-    grafanaAdminPassword: randomBytes(12).toString("base64url"),
-    nodeExporterPassword: randomBytes(18).toString("base64url"),
-  };
-  const emulator = await Emulator.start({
-    scaleliteSecret: secrets.scaleliteSecret,
-    scalelitePollMs: 1_000,
-    timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 },
-    ...options.emulator,
-  });
+  let emulator: Emulator | undefined;
   let lab: Lab | undefined;
   let labCloud: LabCloud | undefined;
+  const sandbox = await createPulumiSandbox();
   const stop = async () => {
     await labCloud?.close();
     await lab?.stop();
-    await emulator.stop();
+    await emulator?.stop();
+    await sandbox.cleanup();
   };
   try {
-    lab = await Lab.start();
-    // The cloud's API is on the internet: the control node reaches it at the lab's gateway.
-    const cloudApi = await lab.expose({ port: Number(new URL(emulator.url).port) });
-    const config = localStack(secrets);
-    const control = await lab.machine("control", { address: CONTROL_ADDRESS, hostnames: [config.domain] });
-    await applyCloudFirewall(control, controlNodeFirewallRules(config.adminCidrs));
-    labCloud = LabCloud.attach(lab, emulator, { domain: config.domain });
-    const placement: Placement = {
-      cloud: "ionos",
-      region: config.region,
-      ionos: { datacenterId: emulator.defaultDatacenterId ?? "", lanId: 1, endpoint: `${cloudApi.url}/cloudapi/v6`, pollIntervalMs: 100 },
+    await localProject(sandbox);
+    // The committed stack file's secrets (passphrase in the file's header comment) and the cloud's credentials.
+    const engineEnv = { ...sandbox.env, PULUMI_CONFIG_PASSPHRASE: "confscale-local" };
+    const committed = await configOf(await selectEnvironmentStack(ENV, { workDir: sandbox.dir, envVars: engineEnv }));
+    const secrets: LocalSecrets = {
+      scaleliteSecret: committed.scaleliteSecret,
+      grafanaAdminPassword: committed.grafanaAdminPassword,
+      nodeExporterPassword: committed.nodeExporterPassword,
     };
-    const userData = renderControlNodeUserData({ env: ENV, domain: config.domain, fleetStack: `${ENV}-fleet` });
+    // No data center yet: the environment stack creates its own, as on an empty IONOS contract.
+    emulator = await Emulator.start({
+      scaleliteSecret: secrets.scaleliteSecret,
+      scalelitePollMs: 1_000,
+      timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 },
+      datacenter: null,
+      ...options.emulator,
+    });
+    const cloudEnv = { IONOS_USERNAME: emulator.credentials.username, IONOS_PASSWORD: emulator.credentials.password };
+    const stack = await selectEnvironmentStack(ENV, { workDir: sandbox.dir, envVars: { ...engineEnv, ...cloudEnv } });
+    // What an operator sets: the cloud API's address (the emulator listens wherever the OS put it) and, as for
+    // deployScaler, the fleet stack's backend (the control node's fleet-state volume) and passphrase.
+    await stack.setConfig("confscale:ionos.endpoint", { value: emulator.cloudApiUrl }, true);
+    await setSecretConfig(sandbox, engineEnv, "confscale:fleetBackendUrl", "file:///var/lib/confscale/state");
+    await setSecretConfig(sandbox, engineEnv, "confscale:fleetPassphrase", randomBytes(16).toString("hex"));
+    const config = await configOf(stack);
+    const cloud = emulator;
+    lab = await Lab.start();
+
+    // The cloud powers the control server on during the up; it boots from its user data once the up has delivered.
+    let booted: (value: { machine: Machine; userData: string }) => void = () => undefined;
+    const controlServer = new Promise<{ machine: Machine; userData: string }>((resolve) => (booted = resolve));
+    labCloud = LabCloud.attach(lab, emulator, {
+      domain: config.domain,
+      control: {
+        serverName: `${ENV}-control`,
+        machineName: "control",
+        hostnames: [config.domain],
+        boot: async (machine, userData) => booted({ machine, userData }),
+      },
+    });
+    const up = await stack.up();
+    if (up.summary.result !== "succeeded") throw new Error(`pulumi up of ${ENV}: ${up.summary.result}\n${up.stderr}`);
+    const outputs = StackOutputs.parse(Object.fromEntries(Object.entries(up.outputs).map(([key, { value }]) => [key, value])));
+    const { machine: control, userData } = await controlServer;
+    const server = [...emulator.cloud.servers.values()].find((entry) => entry.name === `${ENV}-control`);
+    if (server?.labels.get("confscale:role") !== "control") throw new Error(`${ENV}-control is not labelled confscale:role=control`);
+    if (control.address !== outputs.controlNodeAddress) throw new Error(`the control machine is not at ${outputs.controlNodeAddress}`);
+
+    // What the stack's SSH steps carry (infra/controlNode.ts), from this up: its config, the address and placement it
+    // made. The local stack does not run those steps (deployScaler: false): see test/rehearsal/README.md.
     const delivery: ControlNodeDelivery = {
       secretFiles: renderControlNodeSecretFiles({
-        ...secrets,
-        fleetBackendUrl: "file:///var/lib/confscale/state",
-        fleetPassphrase: randomBytes(16).toString("hex"),
-        cloudCredentials: cloudCredentialsFrom({
-          IONOS_USERNAME: emulator.credentials.username,
-          IONOS_PASSWORD: emulator.credentials.password,
-        }),
+        scaleliteSecret: config.scaleliteSecret,
+        grafanaAdminPassword: config.grafanaAdminPassword,
+        nodeExporterPassword: config.nodeExporterPassword,
+        fleetBackendUrl: config.fleetBackendUrl ?? "",
+        fleetPassphrase: config.fleetPassphrase ?? "",
+        cloudCredentials: cloudCredentialsFrom(cloudEnv),
       }),
-      scalerSettings: renderControlNodeScalerSettings(ENV, config, control.address, placement),
+      scalerSettings: renderControlNodeScalerSettings(ENV, config, outputs.controlNodeAddress, outputs.workerPlacement),
     };
-    // The file:// backend of the fleet stack lives on the fleet-state volume.
+    // The cloud's API answers on the control node where the stack's endpoint points, as api.ionos.com would anywhere.
+    const cloudApiPort = Number(new URL(emulator.url).port);
+    await control.serveFromOutside({ port: cloudApiPort }, { host: "127.0.0.1", port: cloudApiPort });
     await control.mkdir("/var/lib/confscale/state");
     const certificate = await lab.issueCertificate({ dns: [config.domain] });
-    const node = await ControlNode.boot(control, { userData, delivery, scalelitePort: Number(new URL(emulator.url).port), certificate });
+    const node = await ControlNode.boot(control, { userData, delivery, scalelitePort: cloudApiPort, certificate });
 
     const curl = async (url: string) => {
       const { stdout } = await control.exec("curl", ["-sS", "-w", "\n%{http_code}", url]);
@@ -155,7 +228,7 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
     const api = async (path: string): Promise<unknown> => {
       // The token reaches curl in its config on stdin, never in its arguments.
       const { stdout } = await control.exec("curl", ["-sS", "-K", "-", `http://scaler:8080/api/v1${path}`], {
-        input: `header = "Authorization: Bearer ${scalerApiToken(secrets.scaleliteSecret)}"\n`,
+        input: `header = "Authorization: Bearer ${outputs.scalerApiToken}"\n`,
       });
       return JSON.parse(stdout) as unknown;
     };
@@ -175,7 +248,7 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
             .data.activeTargets.filter((target) => target.labels.job === "node-exporter" && target.health === "up")
             .map((target) => hostOf(target.scrapeUrl));
           const checkedIn = (await fleetStatus()).servers.filter((server) => server.lastCheckIn !== null).map((server) => server.name);
-          const enabled = [...emulator.scalelite.servers.values()]
+          const enabled = [...cloud.scalelite.servers.values()]
             .filter((entry) => entry.state === "enabled" && entry.online)
             .map((entry) => hostOf(entry.url));
           return names.every((name) => up.includes(name) && checkedIn.includes(name) && enabled.includes(name)) ? true : undefined;
@@ -184,7 +257,8 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
       );
     };
     return {
-      emulator,
+      emulator: cloud,
+      outputs,
       lab,
       control,
       node,
