@@ -103,6 +103,7 @@ export interface LocalEnvironment {
   fleetStatus(fleet?: string): Promise<FleetStatusView>;
   /** Resolves once each named worker is scraped by Prometheus (through http_sd, over TLS), has checked in and is enabled and online in Scalelite. */
   workersReady(names: readonly string[], timeoutMs?: number): Promise<void>;
+  readyWorkers(): Promise<string[]>;
   audit(fleet?: string): Promise<AuditEntry[]>;
   stop(): Promise<void>;
 }
@@ -239,19 +240,24 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
           entries: z.array(z.looseObject({ at: z.number(), kind: z.string(), actor: z.string(), instanceId: z.string().optional() })),
         })
         .parse(await api(`/groups/${fleet}/audit?limit=500`)).entries as AuditEntry[];
+    /** The workers that are scraped over TLS by Prometheus, checked in with the scaler and enabled and online in Scalelite. */
+    const readyWorkers = async () => {
+      const { body } = await curl("http://prometheus:9090/api/v1/targets?state=active");
+      const up = Targets.parse(JSON.parse(body))
+        .data.activeTargets.filter((target) => target.labels.job === "node-exporter" && target.health === "up")
+        .map((target) => hostOf(target.scrapeUrl));
+      const checkedIn = (await fleetStatus()).servers.filter((server) => server.lastCheckIn !== null).map((server) => server.name);
+      const enabled = [...cloud.scalelite.servers.values()]
+        .filter((entry) => entry.state === "enabled" && entry.online)
+        .map((entry) => hostOf(entry.url));
+      return up.filter((name) => checkedIn.includes(name) && enabled.includes(name));
+    };
     const workersReady = async (names: readonly string[], timeoutMs = 150_000) => {
       await waitFor(
         `${names.join(", ")} scraped over TLS, checked in and enabled in Scalelite`,
         async () => {
-          const { body } = await curl("http://prometheus:9090/api/v1/targets?state=active");
-          const up = Targets.parse(JSON.parse(body))
-            .data.activeTargets.filter((target) => target.labels.job === "node-exporter" && target.health === "up")
-            .map((target) => hostOf(target.scrapeUrl));
-          const checkedIn = (await fleetStatus()).servers.filter((server) => server.lastCheckIn !== null).map((server) => server.name);
-          const enabled = [...cloud.scalelite.servers.values()]
-            .filter((entry) => entry.state === "enabled" && entry.online)
-            .map((entry) => hostOf(entry.url));
-          return names.every((name) => up.includes(name) && checkedIn.includes(name) && enabled.includes(name)) ? true : undefined;
+          const ready = await readyWorkers();
+          return names.every((name) => ready.includes(name)) ? true : undefined;
         },
         timeoutMs,
       );
@@ -271,6 +277,7 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
       api,
       fleetStatus,
       workersReady,
+      readyWorkers,
       audit,
       stop,
     };
