@@ -7,6 +7,7 @@ import { emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
 import { killProcessesIn } from "../harness/process.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
+import { untilServerReachesCloud } from "../harness/cloudWait.js";
 
 // Long enough to outlast the event-loop pauses of the in-process Pulumi program on a loaded machine.
 const LEASE_TTL_MS = 15_000;
@@ -48,11 +49,7 @@ describe("a scaler killed during an up, and restarted (real Redis, CLI, emulator
     scaler.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     const exited = once(scaler, "exit");
 
-    const deadline = Date.now() + 300_000;
-    while (servers().length === 0) {
-      if (Date.now() > deadline || scaler.exitCode !== null) throw new Error(`the update never reached the cloud:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await untilServerReachesCloud(emulator.cloud, { exited, output: () => output });
     process.kill(-scaler.pid!, "SIGKILL");
     await exited;
     // The engine's plugin hosts run in groups of their own; a dead container would have taken them along too.

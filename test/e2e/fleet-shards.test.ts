@@ -17,6 +17,7 @@ import {
 import { killProcessesIn } from "../harness/process.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
+import { untilServerReachesCloud } from "../harness/cloudWait.js";
 
 // Two servers per shard: four servers fill shards 0 and 1, the fifth opens shard 2.
 const SHARD_SIZE = 2;
@@ -125,11 +126,7 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
       scaler.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
       scaler.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
       const exited = once(scaler, "exit");
-      const deadline = Date.now() + 300_000;
-      while (!servers().some((server) => server.name === "bbb-5")) {
-        if (Date.now() > deadline || scaler.exitCode !== null) throw new Error(`the update never reached the cloud:\n${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await untilServerReachesCloud(emulator.cloud, { exited, output: () => output }, (server) => server.name === "bbb-5");
       process.kill(-scaler.pid!, "SIGKILL");
       await exited;
       await killProcessesIn(sandbox.dir);

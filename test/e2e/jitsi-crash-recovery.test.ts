@@ -10,6 +10,7 @@ import { openEmulatedJitsiFleet, openJitsiStore } from "../harness/jitsiRig.js";
 import { killProcessesIn } from "../harness/process.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
+import { untilServerReachesCloud } from "../harness/cloudWait.js";
 
 // Long enough to outlast the event-loop pauses of the in-process Pulumi program on a loaded machine.
 const LEASE_TTL_MS = 15_000;
@@ -57,11 +58,7 @@ describe("a scaler killed during a Jitsi group's up, and restarted (real Redis, 
     scaler.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
     const exited = once(scaler, "exit");
 
-    const deadline = Date.now() + 300_000;
-    while (servers().length === 0) {
-      if (Date.now() > deadline || scaler.exitCode !== null) throw new Error(`the update never reached the cloud:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await untilServerReachesCloud(emulator.cloud, { exited, output: () => output });
     process.kill(-scaler.pid!, "SIGKILL");
     await exited;
     await killProcessesIn(sandbox.dir);

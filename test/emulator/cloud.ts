@@ -182,6 +182,8 @@ export class EmulatedCloud {
   /** Where servers are machines (the rehearsal lab, test/rehearsal/lab-cloud.ts): their addresses and power changes. */
   machines: MachineHooks | undefined;
   private ipCounter = 10;
+  /** Who waits for a server to be added (`serverAdded`). */
+  private readonly addedWaiters = new Set<{ match: (server: EmulatedServer) => boolean; resolve: (server: EmulatedServer) => void }>();
 
   constructor(
     readonly clock: EmulatorClock,
@@ -340,7 +342,19 @@ export class EmulatedCloud {
     this.servers.set(server.id, server);
     for (const volume of volumes) this.addVolume(datacenter, server, volume);
     for (const nic of nics) this.addNic(server, nic);
+    for (const waiter of this.addedWaiters) {
+      if (!waiter.match(server)) continue;
+      this.addedWaiters.delete(waiter);
+      waiter.resolve(server);
+    }
     return server;
+  }
+
+  /** The first server, already there or added later, that `match` accepts: a test awaits a create reaching the cloud. */
+  serverAdded(match: (server: EmulatedServer) => boolean = () => true): Promise<EmulatedServer> {
+    const present = [...this.servers.values()].find(match);
+    if (present !== undefined) return Promise.resolve(present);
+    return new Promise((resolve) => this.addedWaiters.add({ match, resolve }));
   }
 
   addVolume(datacenter: Datacenter, server: EmulatedServer | undefined, spec: VolumeSpec): Volume {
