@@ -1,17 +1,14 @@
-import type { Redis } from "ioredis";
 import { hostname } from "node:os";
 import { jitsiSecretsFromEnv, type JitsiConfig } from "../../infra/jitsi.js";
 import { FleetStack } from "../actuator/fleetStack.js";
 import { JitsiFleet, jitsiFleetName, jitsiStackName } from "../actuator/jitsiFleet.js";
 import { FleetLock } from "../actuator/lock.js";
-import type { Logger } from "../log.js";
 import type { JitsiFleetStatus } from "../fleet/jitsiGroup.js";
 import type { FleetView } from "../fleet/view.js";
-import { recordJitsiPeriod, type ScalerMetrics } from "../metrics.js";
+import { recordJitsiPeriod } from "../metrics.js";
 import { metricOf } from "../policy/jitsi.js";
 import type { JitsiFleetSettings } from "../settings.js";
-import type { ScalerStore } from "../store/store.js";
-import { FleetSecretsMissingError, engineVariables } from "./runtime.js";
+import { FleetSecretsMissingError, engineVariables, type FleetRuntimeDeps } from "./runtime.js";
 
 /** The secrets every Jitsi group's stack needs (the same as the BBB fleet's stack). */
 const SECRET_VARIABLES = [
@@ -41,15 +38,7 @@ export interface JitsiRuntime {
 export async function openJitsiRuntime(
   fleetSettings: JitsiFleetSettings,
   jitsi: JitsiConfig,
-  deps: {
-    redis: Redis;
-    keyPrefix: string;
-    store: ScalerStore;
-    logger: Logger;
-    env?: NodeJS.ProcessEnv;
-    now?: () => number;
-    /** Where each period's machines, desired count and figure are exported for Prometheus. */
-    metrics?: ScalerMetrics;
+  deps: Omit<FleetRuntimeDeps, "onPeriod"> & {
     /** Where Prometheus scrapes a machine (the fleet section's scrapeAddressTemplate); `<name>.<domain>:9100` by default. */
     scrapeAddress?: (server: { name: string; id: string; publicIp: string }) => { address: string; metricsPath?: string };
   },

@@ -1,19 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FleetServerNotFoundError, ServerActionConflictError } from "../../scaler/fleet/operator.js";
-import type { Decision } from "../../scaler/policy/types.js";
 import { Emulator } from "../emulator/emulator.js";
-import { emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
+import { decision, emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
-
-const decision = (kind: Decision["kind"], server?: string, extra: Partial<Decision> = {}): Decision => ({
-  kind,
-  ...(server === undefined ? {} : { server }),
-  reason: `test: ${kind}`,
-  inputs: {},
-  dryRun: false,
-  ...extra,
-});
 
 describe("the actuator: decisions become servers through the fleet stack, with drain and registration (real Redis, CLI, emulator)", () => {
   let emulator: Emulator;

@@ -1,76 +1,46 @@
 import { LocalWorkspace } from "@pulumi/pulumi/automation/index.js";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { fleetWorkspaceOptions } from "../../scaler/actuator/fleetStack.js";
 import { ShardUpError } from "../../scaler/actuator/shards.js";
-import type { Decision } from "../../scaler/policy/types.js";
-import { Emulator } from "../emulator/emulator.js";
 import {
+  decision,
   emulatedFleetTemplate,
   emulatorEndpoints,
   openEmulatedFleet,
   openEmulatedFleetStack,
   openEmulatedShardedFleetStack,
 } from "../harness/fleetRig.js";
-import { killProcessesIn } from "../harness/process.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
-import { RedisServer } from "../harness/redis.js";
-import { untilServerReachesCloud } from "../harness/cloudWait.js";
+import { killScalerMidUpdate, useCrashRig } from "../harness/crashRig.js";
 
 // Two servers per shard: four servers fill shards 0 and 1, the fifth opens shard 2.
 const SHARD_SIZE = 2;
 const LEASE_TTL_MS = 15_000;
-const tsx = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
 const child = fileURLToPath(new URL("../harness/actuatorProcess.ts", import.meta.url));
 
-const decision = (kind: Decision["kind"], server?: string, extra: Partial<Decision> = {}): Decision => ({
-  kind,
-  ...(server === undefined ? {} : { server }),
-  reason: `test: ${kind}`,
-  inputs: {},
-  dryRun: false,
-  ...extra,
-});
-
 describe("a fleet in shard stacks: a change runs only its shard's up, and a crash in one shard's up recovers (real Redis, CLI, emulator)", () => {
-  let emulator: Emulator;
-  let redisServer: RedisServer;
-  let sandbox: PulumiSandbox;
-
-  beforeAll(async () => {
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
-    redisServer = await RedisServer.start();
-    sandbox = await createPulumiSandbox();
-  });
-
-  afterAll(async () => {
-    await emulator?.stop();
-    await redisServer?.stop();
-    await sandbox?.cleanup();
-  });
+  const engine = useCrashRig({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
 
   const options = () => ({
-    endpoints: emulatorEndpoints(emulator),
-    sandbox: { dir: sandbox.dir, backendUrl: sandbox.backendUrl, env: sandbox.env },
-    redisUrl: redisServer.url,
+    endpoints: emulatorEndpoints(engine.emulator),
+    sandbox: { dir: engine.sandbox.dir, backendUrl: engine.sandbox.backendUrl, env: engine.sandbox.env },
+    redisUrl: engine.redis.url,
     leaseTtlMs: LEASE_TTL_MS,
     shardSize: SHARD_SIZE,
   });
-  const servers = () => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server));
+  const servers = () => [...engine.emulator.cloud.servers.values()].map((server) => engine.emulator.serverView(server));
 
   /** The fleet's stacks in the backend as `pulumi stack ls` lists them: name, last update and resource count. */
   async function stacks(env = "e2e"): Promise<Map<string, { lastUpdate?: string; resourceCount?: number }>> {
     const workspace = await LocalWorkspace.create(
       await fleetWorkspaceOptions({
         env,
-        workDir: sandbox.dir,
-        backendUrl: sandbox.backendUrl,
-        passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
+        workDir: engine.sandbox.dir,
+        backendUrl: engine.sandbox.backendUrl,
+        passphrase: engine.sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
         nodeExporterPassword: "unused",
         masterSecret: "unused",
-        providerEnv: sandbox.env,
+        providerEnv: engine.sandbox.env,
       }),
     );
     const listed = await workspace.listStacks();
@@ -116,20 +86,10 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
     { timeout: 600_000 },
     async () => {
       // Slow cloud requests keep the new shard's update in flight long enough to kill it in the middle.
-      Object.assign(emulator.cloud.timings, { requestQueuedMs: 200, requestRunningMs: 4_000, bootMs: 500 });
+      Object.assign(engine.emulator.cloud.timings, { requestQueuedMs: 200, requestRunningMs: 4_000, bootMs: 500 });
       const quietBefore = (await stacks()).get("e2e-fleet-0")?.lastUpdate;
-      const scaler = spawn(tsx, [child, JSON.stringify({ ...options(), baseline: 0, decisions: [decision("create")] })], {
-        detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let output = "";
-      scaler.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-      scaler.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-      const exited = once(scaler, "exit");
-      await untilServerReachesCloud(emulator.cloud, { exited, output: () => output }, (server) => server.name === "bbb-5");
-      process.kill(-scaler.pid!, "SIGKILL");
-      await exited;
-      await killProcessesIn(sandbox.dir);
+      const crashing = { ...options(), baseline: 0, decisions: [decision("create")] };
+      const output = await killScalerMidUpdate(engine, child, crashing, (server) => server.name === "bbb-5");
       expect(output).not.toContain("cycled");
 
       const rig = await openEmulatedFleet({ ...options(), owner: "restarted" });
@@ -145,7 +105,7 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
         expect(names).toEqual(["bbb-1", "bbb-2", "bbb-3", "bbb-4", "bbb-5"]);
         expect((await rig.fleetStack.appliedSpec())?.servers.map((server) => server.name)).toEqual(names);
         expect(Object.keys(await rig.fleetStack.preview(rig.actuator.currentState().desired))).toEqual(["same"]);
-        expect([...emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled")).toHaveLength(5);
+        expect([...engine.emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled")).toHaveLength(5);
         // Shard 0 was neither in the interrupted update nor in its recovery.
         expect((await stacks()).get("e2e-fleet-0")?.lastUpdate).toBe(quietBefore);
       } finally {
@@ -155,23 +115,23 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
   );
 
   it("moves a fleet from its single stack into shards without touching a machine", { timeout: 600_000 }, async () => {
-    Object.assign(emulator.cloud.timings, { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 });
+    Object.assign(engine.emulator.cloud.timings, { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 });
     const server = (name: string) => ({ name, size: { cores: 2, ramGb: 8 }, power: "running" as const, image: "ubuntu:22.04" });
-    const spec = { ...emulatedFleetTemplate(emulator, "old", "bbb"), servers: ["old-1", "old-2", "old-3"].map(server) };
+    const spec = { ...emulatedFleetTemplate(engine.emulator, "old", "bbb"), servers: ["old-1", "old-2", "old-3"].map(server) };
     // The fleet as the scaler ran it before shards: every server in `old-fleet`.
-    await (await openEmulatedFleetStack(emulator, sandbox, "old")).up(spec);
+    await (await openEmulatedFleetStack(engine.emulator, engine.sandbox, "old")).up(spec);
     const ours = () => servers().filter((view) => view.labels["confscale:env"] === "old");
     const ids = new Map(ours().map((view) => [view.name, view.id]));
-    const requests = emulator.cloud.requests.size;
+    const requests = engine.emulator.cloud.requests.size;
 
-    const fleet = await openEmulatedShardedFleetStack(emulator, sandbox, "old", { shardSize: SHARD_SIZE });
+    const fleet = await openEmulatedShardedFleetStack(engine.emulator, engine.sandbox, "old", { shardSize: SHARD_SIZE });
     // As the actuator does once it holds the lease.
     await fleet.load();
     expect([...(await stacks("old")).keys()].filter((name) => name.startsWith("old-")).sort()).toEqual(["old-fleet-0", "old-fleet-1"]);
     expect((await fleet.appliedSpec())?.servers.map((entry) => entry.name)).toEqual(["old-1", "old-2", "old-3"]);
     expect(await fleet.serverAddresses()).toMatchObject(Object.fromEntries([...ids].map(([name, id]) => [name, { id }])));
     // No cloud write: the machines stayed as they were, and the shards hold them as they are.
-    expect(emulator.cloud.requests.size).toBe(requests);
+    expect(engine.emulator.cloud.requests.size).toBe(requests);
     expect(new Map(ours().map((view) => [view.name, view.id]))).toEqual(ids);
     expect(await fleet.preview(spec)).toEqual({ same: 3 + 2 });
     expect((await fleet.up(spec)).stacks).toEqual([]);
@@ -188,14 +148,17 @@ describe("a fleet in shard stacks: a change runs only its shard's up, and a cras
     "a cloud fault in one shard's up fails that shard's stack alone: the other shards are applied, the failure names its stack",
     { timeout: 600_000 },
     async () => {
-      Object.assign(emulator.cloud.timings, { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 });
+      Object.assign(engine.emulator.cloud.timings, { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 });
       const server = (name: string) => ({ name, size: { cores: 2, ramGb: 8 }, power: "running" as const, image: "ubuntu:22.04" });
       // Six servers in shards 0, 1 and 2, whose ups run at once.
-      const spec = { ...emulatedFleetTemplate(emulator, "fault", "bbb"), servers: ["f-1", "f-2", "f-3", "f-4", "f-5", "f-6"].map(server) };
-      const fleet = await openEmulatedShardedFleetStack(emulator, sandbox, "fault", { shardSize: SHARD_SIZE, parallel: 3 });
+      const spec = {
+        ...emulatedFleetTemplate(engine.emulator, "fault", "bbb"),
+        servers: ["f-1", "f-2", "f-3", "f-4", "f-5", "f-6"].map(server),
+      };
+      const fleet = await openEmulatedShardedFleetStack(engine.emulator, engine.sandbox, "fault", { shardSize: SHARD_SIZE, parallel: 3 });
       const handlers = process.listenerCount("uncaughtException") + process.listenerCount("unhandledRejection");
       try {
-        emulator.cloud.faults.add({ kind: "requestFails", count: 1, message: "injected: no capacity for f-3", server: "f-3" });
+        engine.emulator.cloud.faults.add({ kind: "requestFails", count: 1, message: "injected: no capacity for f-3", server: "f-3" });
         const failure = await fleet.up(spec).then(
           () => undefined,
           (error: unknown) => error,

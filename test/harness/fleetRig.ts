@@ -3,6 +3,7 @@ import { once } from "node:events";
 import type { Server } from "node:http";
 import type { z } from "zod";
 import { workerPolicySchema, type WorkerPolicy } from "../../infra/config.js";
+import type { Decision } from "../../scaler/policy/types.js";
 import { listMachines } from "../../infra/clouds/index.js";
 import type { FleetSpec } from "../../infra/fleet.js";
 import { workerBbbSecret } from "../../infra/workerCredentials.js";
@@ -332,4 +333,9 @@ export async function openClosedLoop(options: {
       redis.disconnect();
     },
   };
+}
+
+/** A policy decision as a test hands it to the actuator (not a dry run, with a reason naming its kind). */
+export function decision(kind: Decision["kind"], server?: string, extra: Partial<Decision> = {}): Decision {
+  return { kind, ...(server === undefined ? {} : { server }), reason: `test: ${kind}`, inputs: {}, dryRun: false, ...extra };
 }
