@@ -60,17 +60,27 @@ export function windowMinimumCoreHours(day: Day, policy: WorkerPolicy): number {
   return coreMinutes / 60;
 }
 
-/** The fullest server (by CPU or memory) a meeting fits on under the overload line; if none, the one it loads least. */
-export function bestFit(meeting: SimMeeting, servers: readonly SimServer[]): SimServer | undefined {
+/** How full the reference packs a server: the overload line, or the operator's up-thresholds. */
+export interface PackingLine {
+  cpu: number;
+  memory: number;
+}
+
+const OVERLOAD_LINE: PackingLine = { cpu: OVERLOAD_UTILIZATION, memory: OVERLOAD_UTILIZATION };
+
+/** The fullest server (by CPU or memory) a meeting fits on under `line`; if none, the one it loads least. */
+export function bestFit(meeting: SimMeeting, servers: readonly SimServer[], line: PackingLine = OVERLOAD_LINE): SimServer | undefined {
   const demand = meetingDemand(meeting);
   let best: SimServer | undefined;
   let bestScore = -Infinity;
   for (const server of servers) {
     if (!takesMeetings(server)) continue;
     const current = serverDemand(server.meetings.values());
-    const after = Math.max((current.cores + demand.cores) / server.size.cores, (current.ramGb + demand.ramGb) / server.size.ramGb);
-    // Fitting servers score by fullness; ones it would overload rank below all of them, the least loaded first.
-    const score = after <= OVERLOAD_UTILIZATION ? after : -after;
+    const cpu = (current.cores + demand.cores) / server.size.cores;
+    const memory = (current.ramGb + demand.ramGb) / server.size.ramGb;
+    const after = Math.max(cpu / line.cpu, memory / line.memory);
+    // Fitting servers score by fullness; ones it would take past the line rank below all of them, the least loaded first.
+    const score = after <= 1 ? after : -after;
     if (score > bestScore) {
       best = server;
       bestScore = score;
@@ -80,7 +90,7 @@ export function bestFit(meeting: SimMeeting, servers: readonly SimServer[]): Sim
 }
 
 /** The plan: which of `max` max-size servers each meeting goes to by best fit, and how many hold meetings each minute. */
-function plan(day: Day, policy: WorkerPolicy): { needed: number[]; slotOf: Map<number, number> } {
+function plan(day: Day, policy: WorkerPolicy, line: PackingLine): { needed: number[]; slotOf: Map<number, number> } {
   const pool = Array.from({ length: policy.max }, (_, index): SimServer => ({
     id: String(index),
     size: policy.maxSize,
@@ -102,7 +112,7 @@ function plan(day: Day, policy: WorkerPolicy): { needed: number[]; slotOf: Map<n
     while (next < day.meetings.length && (day.meetings[next]?.startSecond ?? Infinity) <= minute * 60) {
       const meeting = day.meetings[next] as SimMeeting;
       next += 1;
-      const server = bestFit(meeting, pool);
+      const server = bestFit(meeting, pool, line);
       server?.meetings.set(meeting.id, meeting);
       if (server !== undefined) slotOf.set(meeting.id, Number(server.id));
     }
@@ -140,10 +150,16 @@ const isMax = (size: ServerSize, policy: WorkerPolicy) => size.cores >= policy.m
  * overload line), keeps at least the window minimum running, and launches early enough for a start (START_MINUTES)
  * or, beyond the servers that exist, a create (CREATE_MINUTES), at most `launchRate` launches, never more than `max`
  * servers. Servers only there for the minimum run at the default size; an empty server it will not need again
- * within a start is stopped.
+ * within a start is stopped. Packed to the operator's up-thresholds instead of the overload line (`line`), it is what
+ * knowing the whole day buys a scaler that keeps every server under the thresholds the operator set.
  */
-export function achievableReference(policy: WorkerPolicy, day: Day): Scaler {
-  const { needed, slotOf } = plan(day, policy);
+export function achievableReference(
+  policy: WorkerPolicy,
+  day: Day,
+  line: PackingLine = OVERLOAD_LINE,
+  name = "achievable reference",
+): Scaler {
+  const { needed, slotOf } = plan(day, policy, line);
   /** The real server that plays each planned server, so that the day's meetings are packed as planned. */
   const playing = new Map<number, string>();
   const perMinutes = Math.max(1, Math.round(policy.launchRate.perSeconds / 60));
@@ -172,11 +188,11 @@ export function achievableReference(policy: WorkerPolicy, day: Day): Scaler {
     dryRun: false,
   });
   return {
-    name: "achievable reference",
+    name,
     intervalMinutes: 1,
     place(meeting, servers) {
       const slot = slotOf.get(meeting.id);
-      if (slot === undefined) return bestFit(meeting, servers);
+      if (slot === undefined) return bestFit(meeting, servers, line);
       const current = servers.find((server) => server.id === playing.get(slot));
       if (current !== undefined && takesMeetings(current) && isMax(current.size, policy)) return current;
       const taken = new Set(playing.values());
@@ -184,7 +200,7 @@ export function achievableReference(policy: WorkerPolicy, day: Day): Scaler {
         servers.find(
           (server) => takesMeetings(server) && isMax(server.size, policy) && server.meetings.size === 0 && !taken.has(server.id),
         ) ?? servers.find((server) => takesMeetings(server) && isMax(server.size, policy) && server.meetings.size === 0);
-      if (free === undefined) return bestFit(meeting, servers);
+      if (free === undefined) return bestFit(meeting, servers, line);
       for (const [other, id] of playing) if (id === free.id) playing.delete(other);
       playing.set(slot, free.id);
       return free;

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { workerPolicySchema, type WorkerPolicy } from "../../infra/config.js";
 import { localToUtc, spanMinutes } from "../bench/calendar.js";
 import { CREATE_MINUTES, launchRateKept, newFleet, runSpan, type Day, type Scaler, type SimMeeting } from "../bench/fleet-sim.js";
+import { serverDemand } from "../bench/load-model.js";
 import { achievableReference, lowerBound, windowMinimumCoreHours } from "../bench/references.js";
 
 const settings = (overrides: Record<string, unknown>): WorkerPolicy =>
@@ -81,6 +82,42 @@ describe("the achievable reference", () => {
     // Five default-size servers for the window, one for the group minimum otherwise, and the boots before the window.
     expect(result.coreHours).toBeLessThan(windowMinimumCoreHours(day, policy) * 1.05);
     expect(result.coreHours).toBeGreaterThanOrEqual(windowMinimumCoreHours(day, policy));
+  });
+});
+
+describe("the reference packed to the operator's up-thresholds", () => {
+  /** Runs a reference and records each minute the highest CPU and memory use of a running server. */
+  function peakUse(policy: WorkerPolicy, day: Day, reference: Scaler) {
+    let cpu = 0;
+    let memory = 0;
+    const watched: Scaler = {
+      ...reference,
+      decide(servers, minute, now, metrics) {
+        for (const server of servers) {
+          if (server.power !== "running") continue;
+          const demand = serverDemand(server.meetings.values());
+          cpu = Math.max(cpu, demand.cores / server.size.cores);
+          memory = Math.max(memory, demand.ramGb / server.size.ramGb);
+        }
+        return reference.decide(servers, minute, now, metrics);
+      },
+    };
+    const { result } = runSpan(watched, day, newFleet(policy, policy.baseline), policy);
+    return { result, cpu, memory };
+  }
+
+  it("keeps every server under the up-thresholds, and so needs more core-hours than packing to the overload line", () => {
+    const policy = settings({ max: 12, thresholds: { cpu: { up: 0.6, down: 0.3 }, memory: { up: 0.8, down: 0.4 } } });
+    const day: Day = { startMs: 0, minutes: 180, meetings: lessons(40, 60) };
+    const line = { cpu: policy.thresholds.cpu.up, memory: policy.thresholds.memory.up };
+    const atThresholds = peakUse(policy, day, achievableReference(policy, day, line, "at the thresholds"));
+    const atOverload = peakUse(policy, day, achievableReference(policy, day));
+    expect(atThresholds.result.name).toBe("at the thresholds");
+    expect(atThresholds.result.meetingsRejected).toBe(0);
+    expect(atThresholds.cpu).toBeLessThanOrEqual(0.6);
+    expect(atThresholds.memory).toBeLessThanOrEqual(0.8);
+    expect(atOverload.cpu).toBeGreaterThan(0.6);
+    expect(atThresholds.result.coreHours).toBeGreaterThan(atOverload.result.coreHours);
   });
 });
 
