@@ -172,7 +172,7 @@ function judge(scenario: Scenario, rows: Rows): Verdict[] {
     if (family === "ordinary" || family === "recorded") {
       const firstWeek = ratio(noHistory.coreHours, confscale.coreHours);
       verdicts.push(
-        verdict("first week (no history) within 10 % of later weeks' core-hours", times(firstWeek), Math.abs(firstWeek - 1) <= 0.1),
+        verdict("first week (no history) within 10 % of later weeks' core-hours", times(firstWeek, 4), Math.abs(firstWeek - 1) <= 0.1),
       );
     }
   } else if (family === "surge" || family === "camera") {
