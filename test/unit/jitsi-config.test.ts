@@ -156,13 +156,38 @@ describe("what the control node hands the scaler", () => {
 describe("an environment of Jitsi groups only", () => {
   const stack = (name: string) => configMapFromStackFile(new URL(`../../stacks/Pulumi.${name}.yaml`, import.meta.url).pathname);
 
-  it("the jitsi-only-example stack, without BigBlueButton workers, is valid once its secrets are set", () => {
+  /** The jitsi-only-example stack with its secrets set, and `raw` changed by `change`, read as `pulumi up` reads it. */
+  function jitsiOnly(change?: (raw: Record<string, string>) => void) {
     const { raw, secretKeys } = stack("jitsi-only-example");
     for (const key of [...BASE_SECRETS, "jitsiJvbPassword"]) {
       raw[`confscale:${key}`] = "x".repeat(40);
       secretKeys.add(`confscale:${key}`);
     }
-    const config = parseEnvironmentConfig("jitsi-only-example", raw, secretKeys);
+    change?.(raw);
+    return parseEnvironmentConfig("jitsi-only-example", raw, secretKeys);
+  }
+
+  /** scaler.yaml as the control node of the jitsi-only-example stack gets it. */
+  function jitsiOnlyScalerSettings(change?: (raw: Record<string, string>) => void): Record<string, unknown> {
+    const config = jitsiOnly(change);
+    return parse(
+      renderScalerSettings({
+        env: "jitsi-only-example",
+        domain: config.domain,
+        placement: { cloud: config.cloud, region: config.region },
+        controlNodeIp: "198.51.100.10",
+        adminCidrs: config.adminCidrs,
+        sshPublicKeys: config.sshPublicKeys,
+        controlNodeCores: 2,
+        jitsi: config.jitsi!,
+        jitsiImage: "ubuntu-22-04-x64",
+        ...(config.scaler === undefined ? {} : { loop: config.scaler }),
+      }),
+    ) as Record<string, unknown>;
+  }
+
+  it("the jitsi-only-example stack, without BigBlueButton workers, is valid once its secrets are set", () => {
+    const config = jitsiOnly();
     expect(config.workers).toBeUndefined();
     expect(config.jitsi?.groups.map((group) => group.type)).toEqual(["JVB"]);
   });
@@ -179,54 +204,18 @@ describe("an environment of Jitsi groups only", () => {
   });
 
   it("scaler.yaml of a Jitsi-only environment has no BBB fleet and gives the groups' stacks their own section", () => {
-    const { raw, secretKeys } = stack("jitsi-only-example");
-    for (const key of [...BASE_SECRETS, "jitsiJvbPassword"]) {
-      raw[`confscale:${key}`] = "x".repeat(40);
-      secretKeys.add(`confscale:${key}`);
-    }
-    const config = parseEnvironmentConfig("jitsi-only-example", raw, secretKeys);
-    const settings = parse(
-      renderScalerSettings({
-        env: "jitsi-only-example",
-        domain: config.domain,
-        placement: { cloud: config.cloud, region: config.region },
-        controlNodeIp: "198.51.100.10",
-        adminCidrs: config.adminCidrs,
-        sshPublicKeys: config.sshPublicKeys,
-        controlNodeCores: 2,
-        jitsi: config.jitsi!,
-        jitsiImage: "ubuntu-22-04-x64",
-      }),
-    ) as Record<string, unknown>;
+    const settings = jitsiOnlyScalerSettings();
     expect(settings.fleet).toBeUndefined();
     expect(settings.jitsiFleet).toMatchObject({
       image: "ubuntu-22-04-x64",
-      template: { env: "jitsi-only-example", domain: config.domain },
+      template: { env: "jitsi-only-example", domain: jitsiOnly().domain },
     });
   });
 
   it("a Jitsi-only scaler runs its groups' periods at the stack's confscale:scaler intervalSeconds", () => {
-    const { raw, secretKeys } = stack("jitsi-only-example");
-    for (const key of [...BASE_SECRETS, "jitsiJvbPassword"]) {
-      raw[`confscale:${key}`] = "x".repeat(40);
-      secretKeys.add(`confscale:${key}`);
-    }
-    raw["confscale:scaler"] = JSON.stringify({ intervalSeconds: 15 });
-    const config = parseEnvironmentConfig("jitsi-only-example", raw, secretKeys);
-    const settings = parse(
-      renderScalerSettings({
-        env: "jitsi-only-example",
-        domain: config.domain,
-        placement: { cloud: config.cloud, region: config.region },
-        controlNodeIp: "198.51.100.10",
-        adminCidrs: config.adminCidrs,
-        sshPublicKeys: config.sshPublicKeys,
-        controlNodeCores: 2,
-        jitsi: config.jitsi!,
-        jitsiImage: "ubuntu-22-04-x64",
-        ...(config.scaler === undefined ? {} : { loop: config.scaler }),
-      }),
-    ) as { jitsiFleet: { intervalSeconds?: number } };
-    expect(settings.jitsiFleet.intervalSeconds).toBe(15);
+    const settings = jitsiOnlyScalerSettings((raw) => {
+      raw["confscale:scaler"] = JSON.stringify({ intervalSeconds: 15 });
+    }) as { jitsiFleet?: { intervalSeconds?: number } };
+    expect(settings.jitsiFleet?.intervalSeconds).toBe(15);
   });
 });
