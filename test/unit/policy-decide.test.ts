@@ -4,6 +4,8 @@ import { minimumAt } from "../../scaler/policy/timeWindows.js";
 import type { Decision } from "../../scaler/policy/types.js";
 import {
   EMPTY_HISTORY,
+  firstJoins,
+  joiningFleet,
   MINUTE,
   NOW,
   fresh,
@@ -135,22 +137,8 @@ describe("policy: horizontal", () => {
   });
 
   it("adds capacity ahead of a rising load (participants trend) before the servers are hot", () => {
-    const servers = [
-      server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
-      server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
-      stoppedServer("c"),
-    ];
-    const rising = {
-      samples: [0, 1].map((index) => ({
-        at: NOW - (2 - index) * MINUTE,
-        cpuCores: 0.4 + index * 0.4,
-        memoryGb: 3 + index,
-        cpuUtilization: 0.1 + index * 0.1,
-        memoryUtilization: 0.2,
-        participants: index * 100,
-      })),
-      actions: [],
-    };
+    const servers = joiningFleet();
+    const rising = firstJoins();
     // Growth is projected as far ahead as a resize takes to land; here that is as far as a launch.
     const growFar = policy({ resizeLeadSeconds: 300 });
     expect(kinds(decide(snapshot(servers), growFar, EMPTY_HISTORY, NOW).decisions)).toEqual([]);
@@ -160,22 +148,8 @@ describe("policy: horizontal", () => {
   });
 
   it("launches nothing for a rise the running servers can hold by growing, which lands before a boot would", () => {
-    const servers = [
-      server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
-      server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
-      stoppedServer("c"),
-    ];
-    const rising = {
-      samples: [0, 1].map((index) => ({
-        at: NOW - (2 - index) * MINUTE,
-        cpuCores: 0.4 + index * 0.4,
-        memoryGb: 3 + index,
-        cpuUtilization: 0.1 + index * 0.1,
-        memoryUtilization: 0.2,
-        participants: index * 100,
-      })),
-      actions: [],
-    };
+    const servers = joiningFleet();
+    const rising = firstJoins();
     const outcome = decide(snapshot(servers), policy(), rising, NOW);
     expect(kinds(outcome.decisions)).toEqual([]);
     expect(outcome.sample.participants).toBe(200);

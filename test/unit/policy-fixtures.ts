@@ -1,5 +1,5 @@
 import { workerPolicySchema, type WorkerPolicy } from "../../infra/config.js";
-import type { GroupSnapshot, PolicyHistory, Reading, ServerSnapshot } from "../../scaler/policy/types.js";
+import type { GroupSnapshot, LoadSample, PolicyHistory, Reading, ServerSnapshot } from "../../scaler/policy/types.js";
 
 /** Tuesday 11 March 2025, 10:00 in Europe/Berlin. */
 export const NOW = Date.UTC(2025, 2, 11, 9, 0, 0);
@@ -93,3 +93,30 @@ export function steadyHistory(
 }
 
 export const EMPTY_HISTORY: PolicyHistory = { samples: [], actions: [] };
+
+type Load = Omit<LoadSample, "at">;
+
+/** History of the two minutes before NOW: the group's load `from`, then `to` (a trend the projection reads). */
+export function trend(from: Load, to: Load): PolicyHistory {
+  return {
+    samples: [
+      { at: NOW - 2 * MINUTE, ...from },
+      { at: NOW - MINUTE, ...to },
+    ],
+    actions: [],
+  };
+}
+
+/** A bell's first joins on two default-size servers: 100 participants in the last minute, 0.4 cores more. */
+export function firstJoins(): PolicyHistory {
+  return trend(
+    { cpuCores: 0.4, memoryGb: 3, cpuUtilization: 0.1, memoryUtilization: 0.2, participants: 0 },
+    { cpuCores: 0.8, memoryGb: 4, cpuUtilization: 0.2, memoryUtilization: 0.2, participants: 100 },
+  );
+}
+
+/** Two servers taking a bell's first joins (100 participants each) and a stopped one. */
+export function joiningFleet(): ServerSnapshot[] {
+  const joining = { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 };
+  return [server("a", joining), server("b", joining), stoppedServer("c")];
+}

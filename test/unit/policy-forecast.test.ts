@@ -1,7 +1,19 @@
 import { describe, expect, it } from "vitest";
 import { decide } from "../../scaler/policy/decide.js";
 import type { Decision, ForecastPoint, PolicyHistory } from "../../scaler/policy/types.js";
-import { EMPTY_HISTORY, MINUTE, NOW, policy, server, snapshot, steadyHistory, stoppedServer } from "./policy-fixtures.js";
+import {
+  EMPTY_HISTORY,
+  MINUTE,
+  NOW,
+  firstJoins,
+  joiningFleet,
+  policy,
+  server,
+  snapshot,
+  steadyHistory,
+  stoppedServer,
+  trend,
+} from "./policy-fixtures.js";
 
 const IDLE = { cpu: 0.05, memory: 0.2 };
 const kinds = (decisions: Decision[]) =>
@@ -39,22 +51,8 @@ describe("policy: the load a week ago as a forecast", () => {
   });
 
   it("projects a steep rise of joins no higher than last week's load plus the headroom", () => {
-    const fleet = [
-      server("a", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
-      server("b", { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 }),
-      stoppedServer("c"),
-    ];
-    const rising: PolicyHistory = {
-      samples: [0, 1].map((index) => ({
-        at: NOW - (2 - index) * MINUTE,
-        cpuCores: 0.4 + index * 0.4,
-        memoryGb: 3 + index,
-        cpuUtilization: 0.1 + index * 0.1,
-        memoryUtilization: 0.2,
-        participants: index * 100,
-      })),
-      actions: [],
-    };
+    const fleet = joiningFleet();
+    const rising = firstJoins();
     const growFar = policy({ resizeLeadSeconds: 300 });
     expect(kinds(decide(snapshot(fleet), growFar, rising, NOW).decisions)).toEqual(["resize a", "resize b"]);
 
@@ -69,17 +67,10 @@ describe("policy: the load a week ago as a forecast", () => {
     const large = { size: { cores: 8, ramGb: 32 } };
     const joining = { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 };
     const fleet = [server("a", joining, large), server("b", joining, large), stoppedServer("c")];
-    const rising: PolicyHistory = {
-      samples: [0, 1].map((index) => ({
-        at: NOW - (2 - index) * MINUTE,
-        cpuCores: 0.2 + index * 4.6,
-        memoryGb: 5 + index * 14.2,
-        cpuUtilization: 0.3,
-        memoryUtilization: 0.3,
-        participants: index * 200,
-      })),
-      actions: [],
-    };
+    const rising = trend(
+      { cpuCores: 0.2, memoryGb: 5, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: 0 },
+      { cpuCores: 4.8, memoryGb: 19.2, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: 200 },
+    );
     expect(kinds(decide(snapshot(fleet), policy(), rising, NOW).decisions)).toContain("start c");
 
     // Last week's lesson needs 9.2 / 0.585 = 15.7 of the 16 cores up: the headroom kept for it holds a lesson 11 %
@@ -93,17 +84,10 @@ describe("policy: the load a week ago as a forecast", () => {
     const large = { size: { cores: 8, ramGb: 32 } };
     const joining = { cpu: 0.3, memory: 0.3, participants: 200, meetings: 10 };
     const fleet = [server("a", joining, large), server("b", joining, large), stoppedServer("c")];
-    const surging: PolicyHistory = {
-      samples: [0, 1].map((index) => ({
-        at: NOW - (2 - index) * MINUTE,
-        cpuCores: 2.4 + index * 2.4,
-        memoryGb: 10 + index * 9.2,
-        cpuUtilization: 0.15 + index * 0.15,
-        memoryUtilization: 0.3,
-        participants: 200 + index * 200,
-      })),
-      actions: [],
-    };
+    const surging = trend(
+      { cpuCores: 2.4, memoryGb: 10, cpuUtilization: 0.15, memoryUtilization: 0.3, participants: 200 },
+      { cpuCores: 4.8, memoryGb: 19.2, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: 400 },
+    );
     // Last week this hour was calm: 2 cores. Today 4.8 are in use and rising by 2.4 a minute.
     const calm: ForecastPoint[] = [1, 2, 3, 4, 5].map((minutes) => ({ at: NOW + minutes * MINUTE, cpuCores: 2, memoryGb: 10 }));
     const outcome = decide(snapshot(fleet), policy(), withForecast(surging, calm), NOW);
