@@ -263,7 +263,10 @@ export async function openClosedLoop(options: {
     prometheusUrl: options.prometheusUrl,
     // A short rate window: the test's Prometheus scrapes every second.
     prometheusRateWindow: "15s",
-    ...(options.buildTimeoutSeconds === undefined ? {} : { buildTimeoutSeconds: options.buildTimeoutSeconds }),
+    // The emulated clock of these tests runs up to 60 times real time: the default build timeout (30 minutes) would be
+    // 30 real seconds, which a first `up` and boot on a loaded machine can pass, and the actuator would replace the
+    // server. A test of stuck builds sets its own.
+    buildTimeoutSeconds: options.buildTimeoutSeconds ?? 4 * 3600,
     leaseTtlSeconds: 30,
     ...(options.alerts === undefined ? {} : { alerts: options.alerts }),
     ...(options.drainTimeoutSeconds === undefined ? {} : { drainTimeoutSeconds: options.drainTimeoutSeconds }),
