@@ -9,6 +9,7 @@ import {
   lastActionAt,
   measuredDemand,
   round,
+  slowingRise,
   takesMeetings,
   type Demand,
 } from "./load.js";
@@ -186,10 +187,6 @@ export function openLedger(
     demandCores += demand.cores;
     demandRam += demand.ramGb;
   }
-  // Two horizons: a launch lands after a boot (the lead time), a live resize within about a period. Each action is
-  // sized for the load at the moment it lands, so the fast one covers the near rise without the boot's overshoot.
-  const rise = expectedRise(samples, policy.sustainPeriods, policy.leadTimeSeconds * 1000, cost);
-  const nearRise = expectedRise(samples, policy.sustainPeriods, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000, cost);
   // The load a week ago over the coming lead time: a school's bells repeat, so a lesson's load is known before its
   // joins come, and capacity can be up when they do (launched on the trend, it lands after the first joins, which
   // fill the servers already up). It also bounds the trend: a bell's first minutes are steep, and their trend
@@ -204,6 +201,14 @@ export function openLedger(
   const measured = forecastAgreement(history.forecast ?? [], samples, now, policy.defaultSize.cores);
   const agreement = measured > 1 / (1 - policy.headroom) ? Math.min(MAX_AGREEMENT, measured) : measured < QUIETER_DAY ? measured : 1;
   const recorded = forecastPeak(history.forecast ?? [], now, policy.leadTimeSeconds * 1000);
+  // Two horizons: a launch lands after a boot (the lead time), a live resize within about a period. Each action is
+  // sized for the load at the moment it lands, so the fast one covers the near rise without the boot's overshoot.
+  // Without last week's load for the coming lead (the first week) nothing bounds the trend: it projects no faster
+  // than its latest period (slowingRise), so the tail of a bell's joins does not launch servers that land after the
+  // last of them. With the record the forecast bounds it, and a load outgrowing that (a surge) keeps its mean rate.
+  const trend = recorded === null ? slowingRise : expectedRise;
+  const rise = trend(samples, policy.sustainPeriods, policy.leadTimeSeconds * 1000, cost);
+  const nearRise = trend(samples, policy.sustainPeriods, Math.min(policy.resizeLeadSeconds, policy.leadTimeSeconds) * 1000, cost);
   // Scaled up, a bell of last week grows by no more than today's extra load of the minutes just past plus the
   // headroom's share of it: long meetings running since (a project day) do not multiply the next lesson.
   const excess = agreement > 1 ? forecastExcess(history.forecast ?? [], samples, now) : { cores: 0, ramGb: 0 };

@@ -99,6 +99,18 @@ export function expectedRise(samples: readonly LoadSample[], periods: number, le
   return { cores: risen(first.cpuCores, last.cpuCores), ramGb: risen(first.memoryGb, last.memoryGb) };
 }
 
+/**
+ * expectedRise, projected no faster than the latest period rose: once a rise slows, the mean over `periods` still
+ * carries its steepest minute. A bell's joins come in a burst that peaks and then tails off, and at the mean rate
+ * the projection over a boot's lead time counts joins that never come. While the rise still quickens the mean is the
+ * slower of the two and stands, so a rise is seen as early as before.
+ */
+export function slowingRise(samples: readonly LoadSample[], periods: number, leadMs: number, averageCost: Demand | null): Demand {
+  const mean = expectedRise(samples, periods, leadMs, averageCost);
+  const latest = expectedRise(samples, 2, leadMs, averageCost);
+  return { cores: Math.min(mean.cores, latest.cores), ramGb: Math.min(mean.ramGb, latest.ramGb) };
+}
+
 /** The highest forecast load within the next `aheadMs`; null when nothing was recorded for that time. */
 export function forecastPeak(forecast: readonly ForecastPoint[], now: number, aheadMs: number): Demand | null {
   const coming = forecast.filter((point) => point.at > now && point.at <= now + aheadMs);

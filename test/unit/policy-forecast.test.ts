@@ -7,6 +7,7 @@ import {
   NOW,
   firstJoins,
   joiningFleet,
+  missing,
   policy,
   server,
   snapshot,
@@ -67,9 +68,10 @@ describe("policy: the load a week ago as a forecast", () => {
     const large = { size: { cores: 8, ramGb: 32 } };
     const joining = { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 };
     const fleet = [server("a", joining, large), server("b", joining, large), stoppedServer("c")];
+    // The joins still come: 100 a minute, the second hundred in the minute to now.
     const rising = trend(
       { cpuCores: 0.2, memoryGb: 5, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: 0 },
-      { cpuCores: 4.8, memoryGb: 19.2, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: 200 },
+      { cpuCores: 2.5, memoryGb: 12.1, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: 100 },
     );
     expect(kinds(decide(snapshot(fleet), policy(), rising, NOW).decisions)).toContain("start c");
 
@@ -93,6 +95,67 @@ describe("policy: the load a week ago as a forecast", () => {
     const outcome = decide(snapshot(fleet), policy(), withForecast(surging, calm), NOW);
     expect(kinds(outcome.decisions)).toContain("start c");
     expect(outcome.decisions[0]?.inputs.projectedCores).toBeGreaterThan(10);
+  });
+});
+
+describe("policy: the first week, without last week's load", () => {
+  const large = { size: { cores: 8, ramGb: 32 } };
+  const joined = { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 };
+  const before = { cpuUtilization: 0.3, memoryUtilization: 0.3 };
+  const twoServers = () => [server("a", joined, large), server("b", joined, large), stoppedServer("c")];
+  // Two servers, 200 participants now: 180 joined two minutes ago and 20 in the minute to now. The bell's joins
+  // tail off, and at the mean rate of the two minutes the projection counts 600 more over a boot's lead time.
+  const tailing = trend(
+    { cpuCores: 0.2, memoryGb: 5, participants: 0, ...before },
+    { cpuCores: 4.4, memoryGb: 18, participants: 180, ...before },
+  );
+
+  it("projects a bell's joins no faster than the latest minute brought them: no launch for joins that tail off", () => {
+    // The same 200 over two minutes, still 100 in the minute to now: the burst goes on, and the launch comes.
+    const joining = trend(
+      { cpuCores: 0.2, memoryGb: 5, participants: 0, ...before },
+      { cpuCores: 2.5, memoryGb: 12.1, participants: 100, ...before },
+    );
+    expect(kinds(decide(snapshot(twoServers()), policy(), joining, NOW).decisions)).toContain("start c");
+    const outcome = decide(snapshot(twoServers()), policy(), tailing, NOW);
+    expect(outcome.decisions).toEqual([]);
+    expect(outcome.sample.participants).toBe(200);
+  });
+
+  it("calls off a launch for a bell whose joins tailed off before it lands", () => {
+    const booting = server(
+      "late",
+      {},
+      {
+        ...large,
+        power: "booting",
+        bootedAt: null,
+        scalelite: null,
+        cpu: missing,
+        memory: missing,
+        meetings: missing,
+        participants: missing,
+      },
+    );
+    const fleet = [server("a", { ...joined, participants: 200 }, large), booting];
+    // Joins still coming: the booting server is needed when it lands.
+    const joining = trend(
+      { cpuCores: 0.1, memoryGb: 2.5, participants: 0, ...before },
+      { cpuCores: 1.2, memoryGb: 6, participants: 100, ...before },
+    );
+    expect(kinds(decide(snapshot(fleet), policy(), joining, NOW).decisions)).toEqual([]);
+    const tailed = trend(
+      { cpuCores: 0.1, memoryGb: 2.5, participants: 0, ...before },
+      { cpuCores: 2.2, memoryGb: 8.6, participants: 180, ...before },
+    );
+    expect(kinds(decide(snapshot(fleet), policy(), tailed, NOW).decisions)).toEqual(["stop late"]);
+  });
+
+  it("keeps the mean trend where last week's load bounds it", () => {
+    // Last week this time grew to 14 cores: today's joins are evidence up to that, at their mean rate.
+    const lesson: ForecastPoint[] = [1, 2, 3, 4, 5].map((minutes) => ({ at: NOW + minutes * MINUTE, cpuCores: 14, memoryGb: 30 }));
+    const outcome = decide(snapshot(twoServers()), policy(), withForecast(tailing, lesson), NOW);
+    expect(outcome.decisions[0]?.inputs.projectedCores).toBeGreaterThan(15);
   });
 });
 
