@@ -107,7 +107,7 @@ function replay(scenario: Scenario): Rows {
       reference: reference.result,
       lowerBound: lowerBound(day, POLICY),
       thresholdReference: runSpan(
-        achievableReference(POLICY, day, UP_THRESHOLDS, "reference at the up-thresholds"),
+        achievableReference(POLICY, day, UP_THRESHOLDS, "reference at up-thresholds"),
         day,
         copy(start, day),
         POLICY,
@@ -162,12 +162,12 @@ function judge(scenario: Scenario, rows: Rows): Verdict[] {
     const toSeed = ratio(confscale.coreHours, seed.coreHours);
     const toReference = ratio(confscale.coreHours, reference.coreHours);
     // Beside each ratio, what a scaler that knows the whole day reaches under the operator's up-thresholds.
-    const bound = (base: Result) =>
+    const atThresholds = (base: Result) =>
       ` (the reference at the up-thresholds: ${times(ratio(rows.thresholdReference.coreHours, base.coreHours))})`;
     verdicts.push(
       verdict("0 overloaded server-minutes", String(confscale.overloadedServerMinutes), confscale.overloadedServerMinutes === 0),
-      verdict("core-hours ≤ 0.85x the seed rules'", times(toSeed) + bound(seed), toSeed <= 0.85),
-      verdict("core-hours ≤ 1.2x the achievable reference's", times(toReference) + bound(reference), toReference <= 1.2),
+      verdict("core-hours ≤ 0.85x the seed rules'", times(toSeed) + atThresholds(seed), toSeed <= 0.85),
+      verdict("core-hours ≤ 1.2x the achievable reference's", times(toReference) + atThresholds(reference), toReference <= 1.2),
     );
     if (family === "ordinary" || family === "recorded") {
       const firstWeek = ratio(noHistory.coreHours, confscale.coreHours);
