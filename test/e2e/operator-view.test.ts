@@ -80,9 +80,9 @@ describe("the operator's view of a scale-out: the fleet page in a real browser a
   }
 
   /**
-   * The fleet name of the server taking meetings before the scale-out. Usually bbb-1, but on a loaded machine the
-   * emulated clock (60 times real time) can pass the build timeout before bbb-1 answers, and the actuator replaces it
-   * with bbb-2 (replaceStuckBuilds in scaler/actuator/actuator.ts).
+   * The fleet name of the server taking meetings before the scale-out: bbb-1, unless on a loaded machine its first
+   * `up` and boot outlast the build timeout under the emulated clock (60 times real time; test/harness/fleetRig.ts)
+   * and the actuator replaces it with bbb-2 (replaceStuckBuilds in scaler/actuator/actuator.ts).
    */
   let baseline = "";
 
