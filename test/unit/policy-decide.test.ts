@@ -4,6 +4,7 @@ import { minimumAt } from "../../scaler/policy/timeWindows.js";
 import type { Decision } from "../../scaler/policy/types.js";
 import {
   EMPTY_HISTORY,
+  bootingServer,
   firstJoins,
   joiningFleet,
   MINUTE,
@@ -159,21 +160,7 @@ describe("policy: horizontal", () => {
   });
 
   it("calls off a launch the projection no longer needs before it lands, and keeps one it still needs", () => {
-    const booting = server(
-      "late",
-      {},
-      {
-        size: { cores: 8, ramGb: 32 },
-        power: "booting",
-        bootedAt: null,
-        scalelite: null,
-        cpu: missing,
-        memory: missing,
-        meetings: missing,
-        participants: missing,
-        videos: missing,
-      },
-    );
+    const booting = bootingServer("late", { cores: 8, ramGb: 32 });
     const calm = decide(
       snapshot([server("a", { cpu: 0.3, memory: 0.3, meetings: 2 }), server("b", { cpu: 0.3, memory: 0.3, meetings: 2 }), booting]),
       policy(),

@@ -115,8 +115,36 @@ export function firstJoins(): PolicyHistory {
   );
 }
 
-/** Two servers taking a bell's first joins (100 participants each) and a stopped one. */
-export function joiningFleet(): ServerSnapshot[] {
+/** Two servers taking a bell's first joins (100 participants each), of `size` (the default size unless given), and a stopped one. */
+export function joiningFleet(size?: ServerSnapshot["size"]): ServerSnapshot[] {
   const joining = { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 };
-  return [server("a", joining), server("b", joining), stoppedServer("c")];
+  const sized = size === undefined ? {} : { size };
+  return [server("a", joining, sized), server("b", joining, sized), stoppedServer("c")];
+}
+
+/** A bell's joins still coming on two 8-core servers: 100 participants a minute, the second hundred in the minute to now. */
+export function joinsStillComing(): PolicyHistory {
+  return trend(
+    { cpuCores: 0.2, memoryGb: 5, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: 0 },
+    { cpuCores: 2.5, memoryGb: 12.1, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: 100 },
+  );
+}
+
+/** A server of `size` that was launched and is booting: no readings yet, not registered in Scalelite. */
+export function bootingServer(id: string, size: ServerSnapshot["size"]): ServerSnapshot {
+  return server(
+    id,
+    {},
+    {
+      size,
+      power: "booting",
+      bootedAt: null,
+      scalelite: null,
+      cpu: missing,
+      memory: missing,
+      meetings: missing,
+      participants: missing,
+      videos: missing,
+    },
+  );
 }

@@ -4,10 +4,11 @@ import type { Decision, ForecastPoint, PolicyHistory } from "../../scaler/policy
 import {
   EMPTY_HISTORY,
   MINUTE,
+  bootingServer,
   NOW,
   firstJoins,
   joiningFleet,
-  missing,
+  joinsStillComing,
   policy,
   server,
   snapshot,
@@ -17,6 +18,7 @@ import {
 } from "./policy-fixtures.js";
 
 const IDLE = { cpu: 0.05, memory: 0.2 };
+const LARGE = { cores: 8, ramGb: 32 };
 const kinds = (decisions: Decision[]) =>
   decisions.map((decision) => `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}`);
 const withForecast = (history: PolicyHistory, forecast: ForecastPoint[]): PolicyHistory => ({ ...history, forecast });
@@ -65,14 +67,8 @@ describe("policy: the load a week ago as a forecast", () => {
   });
 
   it("launches for a bell's steep joins no more than last week's load with the headroom asks", () => {
-    const large = { size: { cores: 8, ramGb: 32 } };
-    const joining = { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 };
-    const fleet = [server("a", joining, large), server("b", joining, large), stoppedServer("c")];
-    // The joins still come: 100 a minute, the second hundred in the minute to now.
-    const rising = trend(
-      { cpuCores: 0.2, memoryGb: 5, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: 0 },
-      { cpuCores: 2.5, memoryGb: 12.1, cpuUtilization: 0.3, memoryUtilization: 0.3, participants: 100 },
-    );
+    const fleet = joiningFleet(LARGE);
+    const rising = joinsStillComing();
     expect(kinds(decide(snapshot(fleet), policy(), rising, NOW).decisions)).toContain("start c");
 
     // Last week's lesson needs 9.2 / 0.585 = 15.7 of the 16 cores up: the headroom kept for it holds a lesson 11 %
@@ -99,10 +95,8 @@ describe("policy: the load a week ago as a forecast", () => {
 });
 
 describe("policy: the first week, without last week's load", () => {
-  const large = { size: { cores: 8, ramGb: 32 } };
-  const joined = { cpu: 0.3, memory: 0.3, participants: 100, meetings: 5 };
   const before = { cpuUtilization: 0.3, memoryUtilization: 0.3 };
-  const twoServers = () => [server("a", joined, large), server("b", joined, large), stoppedServer("c")];
+  const twoServers = () => joiningFleet(LARGE);
   // Two servers, 200 participants now: 180 joined two minutes ago and 20 in the minute to now. The bell's joins
   // tail off, and at the mean rate of the two minutes the projection counts 600 more over a boot's lead time.
   const tailing = trend(
@@ -112,32 +106,15 @@ describe("policy: the first week, without last week's load", () => {
 
   it("projects a bell's joins no faster than the latest minute brought them: no launch for joins that tail off", () => {
     // The same 200 over two minutes, still 100 in the minute to now: the burst goes on, and the launch comes.
-    const joining = trend(
-      { cpuCores: 0.2, memoryGb: 5, participants: 0, ...before },
-      { cpuCores: 2.5, memoryGb: 12.1, participants: 100, ...before },
-    );
-    expect(kinds(decide(snapshot(twoServers()), policy(), joining, NOW).decisions)).toContain("start c");
+    expect(kinds(decide(snapshot(twoServers()), policy(), joinsStillComing(), NOW).decisions)).toContain("start c");
     const outcome = decide(snapshot(twoServers()), policy(), tailing, NOW);
     expect(outcome.decisions).toEqual([]);
     expect(outcome.sample.participants).toBe(200);
   });
 
   it("calls off a launch for a bell whose joins tailed off before it lands", () => {
-    const booting = server(
-      "late",
-      {},
-      {
-        ...large,
-        power: "booting",
-        bootedAt: null,
-        scalelite: null,
-        cpu: missing,
-        memory: missing,
-        meetings: missing,
-        participants: missing,
-      },
-    );
-    const fleet = [server("a", { ...joined, participants: 200 }, large), booting];
+    const booting = bootingServer("late", LARGE);
+    const fleet = [server("a", { cpu: 0.3, memory: 0.3, participants: 200, meetings: 5 }, { size: LARGE }), booting];
     // Joins still coming: the booting server is needed when it lands.
     const joining = trend(
       { cpuCores: 0.1, memoryGb: 2.5, participants: 0, ...before },
