@@ -10,7 +10,9 @@
  *     window minimums, places whole meetings by their true cost; it starts from confscale's fleet of that day.
  *   - reference at the up-thresholds: the achievable reference packing each server only to the operator's
  *     up-thresholds, not to the overload line: what knowing the whole day buys a scaler that keeps every server under
- *     the thresholds the operator set. Each core-hour verdict prints its ratio beside confscale's.
+ *     the thresholds the operator set.
+ *   - reference keeping headroom: the same, packing each server only to the up-thresholds less the operator's
+ *     headroom, where confscale keeps its servers. Each core-hour verdict prints both ratios beside confscale's.
  *   - lower bound (references.ts): the load pooled onto max-size servers with no boot; no fleet reaches it.
  * Overload is measured alike for every row: a running server above 90 % of its cores or RAM (load-model.ts), and the
  * participants on it each minute. Every row runs under the operator settings below; none is tuned per row.
@@ -66,6 +68,8 @@ const POLICY: WorkerPolicy = workerPolicySchema.parse({
 
 /** Where the reference at the up-thresholds packs a server: the operator's own line for scaling up. */
 const UP_THRESHOLDS = { cpu: POLICY.thresholds.cpu.up, memory: POLICY.thresholds.memory.up };
+/** Where the reference keeping headroom packs a server: the up-thresholds less the operator's headroom (scaler/policy/ledger.ts). */
+const TARGETS = { cpu: UP_THRESHOLDS.cpu * (1 - POLICY.headroom), memory: UP_THRESHOLDS.memory * (1 - POLICY.headroom) };
 
 interface Rows {
   confscale: Result;
@@ -74,6 +78,7 @@ interface Rows {
   reference: Result;
   lowerBound: Result;
   thresholdReference: Result;
+  headroomReference: Result;
   windowMinimumCoreHours: number;
   /** Whether confscale and the reference kept `max` and the launch rate (the reference also the window minimums) on every scored day. */
   rulesKept: { confscale: boolean; reference: boolean };
@@ -96,6 +101,8 @@ function replay(scenario: Scenario): Rows {
     state = confscale.state;
     if (!scenario.scored.includes(week)) return;
     const reference = runSpan(achievableReference(POLICY, day), day, copy(start, day), POLICY);
+    const packedTo = (line: typeof TARGETS, name: string) =>
+      runSpan(achievableReference(POLICY, day, line, name), day, copy(start, day), POLICY);
     const kept = ({ fleet }: typeof confscale) => launchRateKept(fleet.launches, POLICY) && fleet.peakExisting <= POLICY.max;
     rulesKept.confscale &&= kept(confscale);
     rulesKept.reference &&= kept(reference) && reference.fleet.minutesBelowMinimum === 0;
@@ -106,12 +113,8 @@ function replay(scenario: Scenario): Rows {
       seed: runSpan(seedScaler(POLICY), day, newFleet(POLICY, POLICY.baseline, POLICY.max - POLICY.baseline), POLICY).result,
       reference: reference.result,
       lowerBound: lowerBound(day, POLICY),
-      thresholdReference: runSpan(
-        achievableReference(POLICY, day, UP_THRESHOLDS, "reference at up-thresholds"),
-        day,
-        copy(start, day),
-        POLICY,
-      ).result,
+      thresholdReference: packedTo(UP_THRESHOLDS, "reference at up-thresholds").result,
+      headroomReference: packedTo(TARGETS, "reference keeping headroom").result,
     });
   });
   const sum = (key: keyof (typeof scored)[number]) =>
@@ -126,6 +129,7 @@ function replay(scenario: Scenario): Rows {
     reference: sum("reference"),
     lowerBound: sum("lowerBound"),
     thresholdReference: sum("thresholdReference"),
+    headroomReference: sum("headroomReference"),
     windowMinimumCoreHours: windowMinimum,
     rulesKept,
   };
@@ -161,9 +165,11 @@ function judge(scenario: Scenario, rows: Rows): Verdict[] {
   if (family === "ordinary" || family === "recorded" || family === "dst" || family === "after-holiday") {
     const toSeed = ratio(confscale.coreHours, seed.coreHours);
     const toReference = ratio(confscale.coreHours, reference.coreHours);
-    // Beside each ratio, what a scaler that knows the whole day reaches under the operator's up-thresholds.
+    // Beside each ratio, what a scaler that knows the whole day reaches under the operator's up-thresholds, and keeping
+    // the operator's headroom below them as confscale does.
     const atThresholds = (base: Result) =>
-      ` (the reference at the up-thresholds: ${times(ratio(rows.thresholdReference.coreHours, base.coreHours))})`;
+      ` (references at the up-thresholds: ${times(ratio(rows.thresholdReference.coreHours, base.coreHours))},` +
+      ` keeping headroom: ${times(ratio(rows.headroomReference.coreHours, base.coreHours))})`;
     verdicts.push(
       verdict("0 overloaded server-minutes", String(confscale.overloadedServerMinutes), confscale.overloadedServerMinutes === 0),
       verdict("core-hours ≤ 0.85x the seed rules'", times(toSeed) + atThresholds(seed), toSeed <= 0.85),
@@ -198,7 +204,15 @@ function printRows(scenario: Scenario, rows: Rows): void {
   console.log(
     "  row                        server-h   core-h  RAM-GB-h  overloaded server-min  overloaded participant-min  peak servers  cut off  rejected  core-h vs reference",
   );
-  for (const result of [rows.confscale, rows.noHistory, rows.seed, rows.reference, rows.thresholdReference, rows.lowerBound]) {
+  for (const result of [
+    rows.confscale,
+    rows.noHistory,
+    rows.seed,
+    rows.reference,
+    rows.thresholdReference,
+    rows.headroomReference,
+    rows.lowerBound,
+  ]) {
     console.log(
       [
         ` ${result.name.padEnd(26)}`,
