@@ -134,6 +134,11 @@ export function shortInputs(context: DecideContext, ledger: Ledger): Inputs {
   };
 }
 
+/** How full the policy keeps a server taking meetings: the up-thresholds less the headroom. */
+export function targetUtilization(policy: Pick<ScalingPolicy, "thresholds" | "headroom">): { cpu: number; memory: number } {
+  return { cpu: policy.thresholds.cpu.up * (1 - policy.headroom), memory: policy.thresholds.memory.up * (1 - policy.headroom) };
+}
+
 /** The period's context and opening ledger: demand now and projected, capacity taking meetings, room to grow. */
 export function openLedger(
   snapshot: GroupSnapshot,
@@ -142,8 +147,7 @@ export function openLedger(
   now: number,
   sample: LoadSample,
 ): { context: DecideContext; ledger: Ledger } {
-  const targetCpu = policy.thresholds.cpu.up * (1 - policy.headroom);
-  const targetMemory = policy.thresholds.memory.up * (1 - policy.headroom);
+  const { cpu: targetCpu, memory: targetMemory } = targetUtilization(policy);
   const inServerCooldown = (server: ServerSnapshot) => {
     const last = lastActionAt(history, (_kind, id) => id === server.id);
     return last !== undefined && now - last < policy.cooldownSeconds.perServer * 1000;

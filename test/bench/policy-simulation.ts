@@ -36,6 +36,7 @@ import {
   type FleetState,
   type Result,
 } from "./fleet-sim.js";
+import { targetUtilization } from "../../scaler/policy/ledger.js";
 import { achievableReference, lowerBound, windowMinimumCoreHours, type PackingLine } from "./references.js";
 import { confscaleScaler, seedScaler, type LoadProfile } from "./scalers.js";
 import { scenarios, type Family, type Scenario } from "./scenarios.js";
@@ -68,8 +69,8 @@ const POLICY: WorkerPolicy = workerPolicySchema.parse({
 
 /** Where the reference at the up-thresholds packs a server: the operator's own line for scaling up. */
 const UP_THRESHOLDS: PackingLine = { cpu: POLICY.thresholds.cpu.up, memory: POLICY.thresholds.memory.up };
-/** Where the reference keeping headroom packs a server: the up-thresholds less the operator's headroom (scaler/policy/ledger.ts). */
-const TARGETS: PackingLine = { cpu: UP_THRESHOLDS.cpu * (1 - POLICY.headroom), memory: UP_THRESHOLDS.memory * (1 - POLICY.headroom) };
+/** Where the reference keeping headroom packs a server: where confscale keeps its own, the up-thresholds less the headroom. */
+const TARGETS: PackingLine = targetUtilization(POLICY);
 
 interface Rows {
   confscale: Result;

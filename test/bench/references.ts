@@ -60,7 +60,7 @@ export function windowMinimumCoreHours(day: Day, policy: WorkerPolicy): number {
   return coreMinutes / 60;
 }
 
-/** How full the reference packs a server: the overload line, or the operator's up-thresholds. */
+/** How full the reference packs a server: the overload line, or a lower one (the operator's up-thresholds, less the headroom or not). */
 export interface PackingLine {
   cpu: number;
   memory: number;
@@ -150,8 +150,8 @@ const isMax = (size: ServerSize, policy: WorkerPolicy) => size.cores >= policy.m
  * overload line), keeps at least the window minimum running, and launches early enough for a start (START_MINUTES)
  * or, beyond the servers that exist, a create (CREATE_MINUTES), at most `launchRate` launches, never more than `max`
  * servers. Servers only there for the minimum run at the default size; an empty server it will not need again
- * within a start is stopped. Packed to the operator's up-thresholds instead of the overload line (`line`), it is what
- * knowing the whole day buys a scaler that keeps every server under the thresholds the operator set.
+ * within a start is stopped. Packed to a lower `line` than the overload line (the operator's up-thresholds, or those
+ * less the headroom), it is what knowing the whole day buys a scaler that keeps every server under that line.
  */
 export function achievableReference(
   policy: WorkerPolicy,
