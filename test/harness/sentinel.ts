@@ -86,14 +86,26 @@ export class SentinelGroup {
     }
   }
 
-  /** Resolves with the new primary's port when a sentinel announces a failover (`+switch-master`). */
+  /**
+   * Resolves with the new primary's port once every sentinel has announced the failover (`+switch-master`: the one
+   * that led it, the others as they take its configuration). A node that comes back empty before all of them know
+   * of the failover can be taken for the primary still by one that does not, and the promoted replica made its replica
+   * and emptied; Redis's own Sentinel tests wait for every sentinel the same way before restarting the old primary.
+   */
   async onSwitch(): Promise<{ switched: Promise<number>; close: () => void }> {
-    const subscriber = new Redis({ port: this.sentinelPorts[0]!, host: "127.0.0.1" });
-    await subscriber.subscribe("+switch-master");
-    const switched = new Promise<number>((resolve) =>
-      subscriber.on("message", (_channel: string, message: string) => resolve(Number(message.split(" ")[4]))),
+    const subscribers = this.sentinelPorts.map((port) => new Redis({ port, host: "127.0.0.1" }));
+    const announced = subscribers.map(
+      (subscriber) =>
+        new Promise<number>((resolve) =>
+          subscriber.on("message", (_channel: string, message: string) => resolve(Number(message.split(" ")[4]))),
+        ),
     );
-    return { switched, close: () => subscriber.disconnect() };
+    await Promise.all(subscribers.map((subscriber) => subscriber.subscribe("+switch-master")));
+    const switched = Promise.all(announced).then((ports) => {
+      if (new Set(ports).size !== 1) throw new Error(`the sentinels announced different primaries: ${ports.join(", ")}`);
+      return ports[0] as number;
+    });
+    return { switched, close: () => subscribers.forEach((subscriber) => subscriber.disconnect()) };
   }
 
   /** SIGKILL to the node on `port`, as a crash of its machine. */
