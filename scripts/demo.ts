@@ -88,17 +88,22 @@ const PROGRESS_EVERY_MS = 2 * 60_000;
 const say = (text: string) => process.stdout.write(`${text}\n`);
 
 const cleanups: (() => Promise<unknown>)[] = [];
-let stopping = false;
-async function shutdown(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
+/** The one teardown, whoever asks first: a signal's exit status wins over the error its teardown causes the replay. */
+let stopped: Promise<never> | undefined;
+function shutdown(code: number): Promise<never> {
+  stopped ??= (async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch((error: unknown) => console.error(`cleanup: ${String(error)}`));
-  }
-  process.exit(code);
+    process.exit(code);
+  })();
+  return stopped;
+}
+function stopOnSignal(code: number): void {
+  if (stopped === undefined) say("stopping: tearing down what the demo started …");
+  void shutdown(code);
 }
 // `on`, not `once`: the engine's process library re-raises a signal it finds no other listener for.
-process.on("SIGINT", () => void shutdown(130));
-process.on("SIGTERM", () => void shutdown(143));
+process.on("SIGINT", () => stopOnSignal(130));
+process.on("SIGTERM", () => stopOnSignal(143));
 
 try {
   const trace = parseTrace(
@@ -327,6 +332,7 @@ try {
   );
   await shutdown(0);
 } catch (error) {
-  console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
+  // Once a signal has begun the teardown, a machine or server gone under the replay is that teardown, not a failure.
+  if (stopped === undefined) console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
   await shutdown(1);
 }
