@@ -12,15 +12,15 @@ say() { printf 'setup: %s\n' "$*"; }
 fail() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages the tests run for real -------------------------------------------------------------------
-# The servers the tests start (redis-sentinel for the failover test), the programs that read the rendered files on a
+# The servers the tests start (redis-sentinel for the failover test; setpriv ties a test's redis-server to its process), the programs that read the rendered files on a
 # real machine (test/infra/real-consumers.test.ts; visudo for the Jitsi workers' sudoers rule), and what the rehearsal lab runs (test/rehearsal): namespaces, nftables.
 declare -A package_of=(
   [redis-server]=redis-server [redis-sentinel]=redis-sentinel [prometheus]=prometheus [promtool]=prometheus [prometheus-node-exporter]=prometheus-node-exporter
   [cloud-init]=cloud-init [caddy]=caddy [shellcheck]=shellcheck [openssl]=openssl [curl]=curl
-  [nft]=nftables [ip]=iproute2 [nsenter]=util-linux [chromium]=chromium [visudo]=sudo
+  [nft]=nftables [ip]=iproute2 [nsenter]=util-linux [setpriv]=util-linux [chromium]=chromium [visudo]=sudo
 )
 missing=()
-for program in redis-server redis-sentinel prometheus promtool prometheus-node-exporter cloud-init caddy shellcheck openssl curl nft ip nsenter chromium visudo; do
+for program in redis-server redis-sentinel prometheus promtool prometheus-node-exporter cloud-init caddy shellcheck openssl curl nft ip nsenter setpriv chromium visudo; do
   if command -v "$program" >/dev/null 2>&1 || [ -x "/usr/bin/$program" ] || [ -x "/usr/sbin/$program" ]; then
     say "$program: present"
   elif [[ ! " ${missing[*]} " == *" ${package_of[$program]} "* ]]; then

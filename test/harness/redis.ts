@@ -20,6 +20,16 @@ export class RedisServer {
     return server;
   }
 
+  /** The server's process id while it runs (setpriv execs it, so the spawned process is the server). */
+  get pid(): number | undefined {
+    return this.process?.child.pid;
+  }
+
+  /** Its directory, removed by stop(). */
+  get directory(): string {
+    return this.dir;
+  }
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
@@ -27,9 +37,15 @@ export class RedisServer {
   /** Starts the server again on the same port after `pause()` (an outage a client must survive). */
   async resume(): Promise<void> {
     const binary = requireProgram("redis-server", "redis-server");
+    // Through setpriv's PR_SET_PDEATHSIG the kernel kills the server when the test file's process ends: a file whose
+    // stop() never ran (a worker that died, a hook cut short) leaves no redis-server behind on the machine.
     this.process = await startUntilReady(
-      binary,
+      requireProgram("setpriv", "util-linux"),
       [
+        "--pdeathsig",
+        "KILL",
+        "--",
+        binary,
         "--port",
         String(this.port),
         "--bind",
