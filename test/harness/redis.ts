@@ -10,7 +10,8 @@ export class RedisServer {
 
   private constructor(
     readonly port: number,
-    private readonly dir: string,
+    /** Its data directory, removed by stop(). */
+    readonly dir: string,
   ) {}
 
   static async start(): Promise<RedisServer> {
@@ -23,11 +24,6 @@ export class RedisServer {
   /** The server's process id while it runs (setpriv execs it, so the spawned process is the server). */
   get pid(): number | undefined {
     return this.process?.child.pid;
-  }
-
-  /** Its directory, removed by stop(). */
-  get directory(): string {
-    return this.dir;
   }
 
   get url(): string {

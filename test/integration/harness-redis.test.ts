@@ -20,7 +20,7 @@ describe("the tests' redis-server", () => {
     // A test process that starts a server and exits without its stop(), as a worker that dies would.
     const script = `import { RedisServer } from "./test/harness/redis.ts";
 const server = await RedisServer.start();
-console.log(JSON.stringify({ pid: server.pid, dir: server.directory }));
+console.log(JSON.stringify({ pid: server.pid, dir: server.dir }));
 process.exit(0);`;
     const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
       cwd: repo,
