@@ -252,7 +252,7 @@ function formatStatus(status: FleetStatus, timeZone: string, now: () => number =
       lines.push(
         `  ${decision.dryRun ? "(dry run) " : ""}${decision.kind}${decision.server === null ? "" : ` ${decision.server}`}: ${decision.reason}`,
       );
-    for (const reason of period.held) lines.push(`  held: ${reason}`);
+    for (const held of period.held) lines.push(`  ${held}`);
   }
   if (status.sanity !== null) {
     const { untracked, missing, danglingRegistrations } = status.sanity;

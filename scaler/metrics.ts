@@ -1,5 +1,6 @@
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { WorkerPolicy } from "../infra/config.js";
+import { heldText } from "./actuator/actuator.js";
 import type { FleetPeriod, FleetStatus } from "./loop/controller.js";
 import type { Logger } from "./log.js";
 import { minimumAt } from "./policy/timeWindows.js";
@@ -241,7 +242,7 @@ export function recordFleetPeriod(metrics: ScalerMetrics, period: FleetPeriod, s
     set(gauges.decisions, { fleet, decision: decision.kind, server: decision.server ?? "", reason: decision.reason }, at / 1000);
   }
   for (const held of period.cycle.held) {
-    set(gauges.decisions, { fleet, decision: "held", server: held.decision.server ?? "", reason: held.reason }, at / 1000);
+    set(gauges.decisions, { fleet, decision: "held", server: held.decision.server ?? "", reason: heldText(held) }, at / 1000);
   }
   for (const decision of period.cycle.applied) metrics.actions.inc({ group: fleet, action: decision.kind, outcome: "applied" });
   for (const held of period.cycle.held) metrics.actions.inc({ group: fleet, action: held.decision.kind, outcome: "held" });

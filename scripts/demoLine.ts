@@ -1,6 +1,6 @@
 // The demo's terminal lines, built from what a period read (its snapshot) and what it did, so each number on a line is
 // one the scaler saw at the time printed on it. Pure: scripts/demo.ts feeds it, test/unit/demo-line.test.ts checks it.
-import type { CycleReport } from "../scaler/actuator/actuator.js";
+import { heldText, type CycleReport } from "../scaler/actuator/actuator.js";
 import type { Decision, GroupSnapshot, ServerSnapshot } from "../scaler/policy/types.js";
 
 export interface PeriodLoad {
@@ -114,7 +114,7 @@ export function periodLine(input: PeriodLineInput, clock: (at: number) => string
     (decision) =>
       `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`}${decision.targetSize === undefined ? "" : ` → ${decision.targetSize.cores}c/${decision.targetSize.ramGb}G`}`,
   );
-  const held = cycle.held.length === 0 ? "" : `  | held: ${cycle.held.map((entry) => entry.reason).join("; ")}`;
+  const held = cycle.held.length === 0 ? "" : `  | ${cycle.held.map(heldText).join("; ")}`;
   const steered =
     cycle.steered.length === 0
       ? ""

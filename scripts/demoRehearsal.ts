@@ -110,9 +110,12 @@ export async function runRehearsalDemo(options: RehearsalDemoOptions): Promise<v
       (sum, server) => sum + [...server.meetings.values()].reduce((total, meeting) => total + meeting.participants, 0),
       0,
     );
-    const decisions = status.lastPeriod.decisions.map(
-      (decision) => `${decision.kind}${decision.server === null ? "" : ` ${decision.server}`}`,
-    );
+    const { held } = status.lastPeriod;
+    // A decision the actuator held (a stop waiting for a sidecar, say) shows why; the policy decides it again later.
+    const decisions = status.lastPeriod.decisions.map((decision) => {
+      const text = `${decision.kind}${decision.server === null ? "" : ` ${decision.server}`}`;
+      return held.find((entry) => entry.startsWith(`${text} held: `)) ?? text;
+    });
     say(
       `${clock(traceNow())}  ${participants} participants  fleet ${fleetLine(status)}${decisions.length > 0 ? `  → ${decisions.join(", ")}` : ""}`,
     );

@@ -67,10 +67,21 @@ export interface ActuatorDeps {
   sidecars?: SidecarDrains;
 }
 
+/** A decision the actuator did not carry out this cycle, and why (the policy decides it again if it still holds). */
+export interface HeldDecision {
+  decision: Decision;
+  reason: string;
+}
+
+/** A held decision as people read it: `stop bbb-2 held: 1 meeting on the server`. */
+export function heldText({ decision, reason }: HeldDecision): string {
+  return `${decision.kind}${decision.server === undefined ? "" : ` ${decision.server}`} held: ${reason}`;
+}
+
 /** What one cycle did, for the audit trail, the status page and tests. */
 export interface CycleReport {
   applied: Decision[];
-  held: { decision: Decision; reason: string }[];
+  held: HeldDecision[];
   update: FleetUpdateReport | null;
   registered: string[];
   replaced: string[];
@@ -248,11 +259,16 @@ export class FleetActuator {
     for (const decision of decisions) {
       if (decision.dryRun) continue;
       const command = commandOrRefusal(decision);
-      const held = typeof command === "string" ? command : await this.apply(command, state, scalelite, toDeregister);
+      const reason = typeof command === "string" ? command : await this.apply(command, state, scalelite, toDeregister);
+      const held = reason === undefined ? undefined : { decision, reason };
       if (held === undefined) report.applied.push(decision);
-      else report.held.push({ decision, reason: held });
+      else report.held.push(held);
       await this.deps.audit(
-        { kind: held === undefined ? `act.${decision.kind}` : "act.held", message: held ?? decision.reason, details: { decision } },
+        {
+          kind: held === undefined ? `act.${decision.kind}` : "act.held",
+          message: held === undefined ? decision.reason : heldText(held),
+          details: { decision },
+        },
         decision.server,
       );
     }
@@ -329,8 +345,7 @@ export class FleetActuator {
         if (!grows || !CLOUD_CAPABILITIES[this.settings.template.placement.cloud].liveResize) {
           // A shrink (or a resize that reboots) would cut meetings: only an empty server goes, cordoned first.
           const busy = await this.meetingsOn(server);
-          if (busy !== 0)
-            return busy === undefined ? "resize held: BBB getMeetings did not answer" : `resize held: ${busy} meetings on the server`;
+          if (busy !== 0) return busy === undefined ? "BBB getMeetings did not answer" : meetingsText(busy);
           if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "cordon");
           setPhase(record, "resizing", now);
         }
@@ -342,12 +357,9 @@ export class FleetActuator {
       case "destroy": {
         // The meeting race: Scalelite may have placed a meeting since the policy looked. BBB has the last word.
         const busy = await this.meetingsOn(server);
-        if (busy !== 0)
-          return busy === undefined
-            ? `${command.kind} held: BBB getMeetings did not answer`
-            : `${command.kind} held: ${busy} meetings on the server`;
+        if (busy !== 0) return busy === undefined ? "BBB getMeetings did not answer" : meetingsText(busy);
         const sidecar = await this.sidecarNotDrained(server.name);
-        if (sidecar !== undefined) return `${command.kind} held: ${sidecar}`;
+        if (sidecar !== undefined) return sidecar;
         if (command.kind === "stop") {
           // Its drain is over: a command left in the store would drain the worker again the day it is started.
           await withdrawSidecarDrain(this.settings.fleet, this.deps, server.name);
@@ -518,6 +530,8 @@ export class FleetActuator {
     return this.state;
   }
 }
+
+const meetingsText = (count: number) => `${count} meeting${count === 1 ? "" : "s"} on the server`;
 
 /** The typed command of a decision, or why it cannot be carried out. */
 function commandOrRefusal(decision: Decision): PolicyCommand | string {

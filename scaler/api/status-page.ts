@@ -227,7 +227,7 @@ export function fleetPage(data: FleetPageData): string {
           sample?.cpuUtilization == null ? "unknown" : `${Math.round(sample.cpuUtilization * 100)} %`
         }, memory ${sample?.memoryUtilization == null ? "unknown" : `${Math.round(sample.memoryUtilization * 100)} %`}${
           period.update === null ? "" : `; update took ${(period.update.durationMs / 1000).toFixed(1)} s`
-        }.</p>${[...period.held.map((reason) => `held back: ${reason}`), ...period.holds.map((reason) => `holding: ${reason}`)]
+        }.</p>${[...period.held, ...period.holds.map((reason) => `holding: ${reason}`)]
           .map((text) => `<p class="reason muted">${escape(text)}</p>`)
           .join("")}`;
   const decisions =

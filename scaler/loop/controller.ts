@@ -1,4 +1,4 @@
-import type { CycleReport, FleetActuator, SanityReport } from "../actuator/actuator.js";
+import { heldText, type CycleReport, type FleetActuator, type SanityReport } from "../actuator/actuator.js";
 import { FleetStartingError, type OperatorAction } from "../fleet/operator.js";
 import type { FleetView } from "../fleet/view.js";
 import type { PolicyHistoryStream } from "../fleet/history.js";
@@ -268,7 +268,7 @@ export class FleetController {
                 dryRun: decision.dryRun,
               })),
               holds: period.outcome.holds.map((hold) => hold.reason),
-              held: period.cycle.held.map((held) => held.reason),
+              held: period.cycle.held.map(heldText),
               update:
                 period.cycle.update === null
                   ? null

@@ -101,7 +101,7 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     expect(registration("bbb-2")?.state).toBe("cordoned");
 
     const raced = await rig.actuator.cycle([decision("stop", "bbb-2")]);
-    expect(raced.held[0]?.reason).toBe("stop held: 1 meetings on the server");
+    expect(raced.held[0]?.reason).toBe("1 meeting on the server");
     expect(raced.update).toBeNull();
     expect(view("bbb-2")?.vmState).toBe("RUNNING");
     expect(view("bbb-2")?.meetings).toHaveLength(1);

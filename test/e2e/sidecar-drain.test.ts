@@ -116,14 +116,14 @@ describe("a fleet worker's own sidecar drains it: the stop waits for its report 
 
     // A meeting still runs: BBB holds the stop.
     const busy = await rig.loop.actuator.cycle([decision("stop", "bbb-1")]);
-    expect(busy.held.map((held) => held.reason)).toEqual(["stop held: 1 meetings on the server"]);
+    expect(busy.held.map((held) => held.reason)).toEqual(["1 meeting on the server"]);
 
     // The meeting ends while the sidecar cannot report it: BBB says zero, but the sidecar has not spoken yet.
     sidecar!.child.kill("SIGSTOP");
     const server = emulated("bbb-1");
     for (const meetingId of [...server.meetings.keys()]) rig.emulator.cloud.endMeeting(server, meetingId);
     const early = await rig.loop.actuator.cycle([decision("stop", "bbb-1")]);
-    expect(early.held.map((held) => held.reason)).toEqual(["stop held: its sidecar has not yet reported its last meeting ended"]);
+    expect(early.held.map((held) => held.reason)).toEqual(["its sidecar has not yet reported its last meeting ended"]);
     expect(emulated("bbb-1").vmState).toBe("RUNNING");
 
     sidecar!.child.kill("SIGCONT");
@@ -137,9 +137,17 @@ describe("a fleet worker's own sidecar drains it: the stop waits for its report 
 
     // The server's audit trail, oldest first: drain requested and delivered, the stop held twice, the sidecar's
     // confirmation, and only then the stop.
-    const all = (await rig.loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).reverse().map((entry) => entry.kind);
+    const entries = (await rig.loop.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1000 })).reverse();
+    const all = entries.map((entry) => entry.kind);
     const trail = all.slice(all.lastIndexOf("shutdown.requested"));
     const order = ["shutdown.requested", "shutdown.delivered", "act.held", "act.held", "shutdown.confirmed", "act.stop"];
     expect(trail.filter((kind) => order.includes(kind))).toEqual(order);
+    // Each hold names the decision and the server it kept, as the audit page and `confscale status` show it.
+    expect(entries.filter((entry) => entry.kind === "act.held").map((entry) => entry.message)).toEqual(
+      expect.arrayContaining([
+        "stop bbb-1 held: 1 meeting on the server",
+        "stop bbb-1 held: its sidecar has not yet reported its last meeting ended",
+      ]),
+    );
   });
 });

@@ -67,6 +67,7 @@ export const FleetStatusView = z.object({
       at: z.string(),
       update: z.unknown(),
       decisions: z.array(z.object({ kind: z.string(), server: z.string().nullable() })),
+      held: z.array(z.string()),
     })
     .nullable(),
 });
