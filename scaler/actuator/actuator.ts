@@ -357,8 +357,13 @@ export class FleetActuator {
       case "destroy": {
         // The meeting race: Scalelite may have placed a meeting since the policy looked. BBB has the last word.
         const busy = await this.meetingsOn(server);
-        if (busy !== 0) return busy === undefined ? "BBB getMeetings did not answer" : meetingsText(busy);
-        const sidecar = await this.sidecarNotDrained(server.name);
+        // A server not enabled in Scalelite since it was created or started (a launch called off) has had no meeting:
+        // a BBB that does not answer yet is still installing, and its sidecar has nothing to drain (a drain command
+        // would stay on it, and drain it, if it went on to serve).
+        const neverEnabled = record.phase === "booting";
+        if (busy === undefined && !neverEnabled) return "BBB getMeetings did not answer";
+        if (busy !== undefined && busy !== 0) return meetingsText(busy);
+        const sidecar = neverEnabled ? undefined : await this.sidecarNotDrained(server.name);
         if (sidecar !== undefined) return sidecar;
         if (command.kind === "stop") {
           // Its drain is over: a command left in the store would drain the worker again the day it is started.

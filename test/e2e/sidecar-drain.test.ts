@@ -11,7 +11,7 @@ import { eventually } from "../integration/scaler-fixture.js";
 const DAY = 86_400_000;
 const OPERATOR_TOKEN = randomBytes(24).toString("hex");
 
-function decision(kind: "drain" | "stop" | "enable", server: string): Decision {
+function decision(kind: "drain" | "stop" | "enable" | "start", server: string): Decision {
   return { kind, server, reason: `the test ${kind}s ${server}`, inputs: {}, dryRun: false };
 }
 
@@ -149,5 +149,45 @@ describe("a fleet worker's own sidecar drains it: the stop waits for its report 
         "stop bbb-1 held: its sidecar has not yet reported its last meeting ended",
       ]),
     );
+  });
+
+  it("calls off a launch before it is enabled at once: no wait for its BBB, and its sidecar is not told to drain", async () => {
+    const phase = () => rig.loop.actuator.currentState().servers["bbb-1"]?.phase;
+    const applied = (report: { applied: Decision[] }) => report.applied.map((entry) => entry.kind);
+    // Powered on while still installing: its BBB does not answer, so it is not enabled in Scalelite.
+    rig.emulator.cloud.faults.add({ kind: "stuckBooting", count: 1 });
+    expect(applied(await rig.loop.actuator.cycle([decision("start", "bbb-1")]))).toEqual(["start"]);
+    expect(phase()).toBe("booting");
+    const installing = await rig.loop.actuator.cycle([decision("stop", "bbb-1")]);
+    expect(installing.held).toEqual([]);
+    expect(emulated("bbb-1").vmState).toBe("SHUTOFF");
+
+    // Started again, it boots, its BBB answers and its sidecar (started afresh, as at boot) checks in before it is
+    // enabled; the launch is called off then.
+    rig.emulator.cloud.faults.add({ kind: "stuckBooting", count: 1 });
+    await rig.loop.actuator.cycle([decision("start", "bbb-1")]);
+    await sidecar?.stop();
+    const restartedAt = Date.now();
+    sidecar = await startWorkerSidecar({
+      emulator: rig.emulator,
+      serverName: "bbb-1",
+      dir: rig.sandbox.dir,
+      scalerUrl: `http://127.0.0.1:${rig.scalerPort}`,
+      extraEnv: { CONFSCALE_STATS_INTERVAL_MS: "200", CONFSCALE_POLL_INTERVAL_MS: "200" },
+    });
+    rig.emulator.setStuckBooting(emulated("bbb-1").id, false);
+    await eventually(async () => rig.emulator.cloud.isServing(emulated("bbb-1")), 30_000, "bbb-1's BBB answering");
+    await eventually(
+      async () => ((await instance())?.lastReportAt ?? 0) > restartedAt && (await instance())?.state === "running",
+      30_000,
+      "bbb-1's new sidecar checking in",
+    );
+    expect(phase()).toBe("booting");
+    const calledOff = await rig.loop.actuator.cycle([decision("stop", "bbb-1")]);
+    expect(calledOff.held).toEqual([]);
+    expect(applied(calledOff)).toEqual(["stop"]);
+    expect(emulated("bbb-1").vmState).toBe("SHUTOFF");
+    expect((await instance())?.shutdownRequested).toBe(false);
+    expect(sidecar.output()).not.toContain('"event":"drain.started"');
   });
 });
