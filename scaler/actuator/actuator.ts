@@ -326,6 +326,7 @@ export class FleetActuator {
         if (command.targetSize !== undefined) server.size = command.targetSize;
         server.power = "running";
         setPhase(record, "booting", now);
+        delete record.adopted;
         return undefined;
       case "drain":
         if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "cordon");
@@ -359,8 +360,9 @@ export class FleetActuator {
         const busy = await this.meetingsOn(server);
         // A server not enabled in Scalelite since it was created or started (a launch called off) has had no meeting:
         // a BBB that does not answer yet is still installing, and its sidecar has nothing to drain (a drain command
-        // would stay on it, and drain it, if it went on to serve).
-        const neverEnabled = record.phase === "booting";
+        // would stay on it, and drain it, if it went on to serve). One adopted after Redis lost the fleet's state may
+        // have been serving all along: it is drained as any other.
+        const neverEnabled = record.phase === "booting" && record.adopted !== true;
         if (busy === undefined && !neverEnabled) return "BBB getMeetings did not answer";
         if (busy !== undefined && busy !== 0) return meetingsText(busy);
         const sidecar = neverEnabled ? undefined : await this.sidecarNotDrained(server.name);

@@ -33,12 +33,14 @@ export function adopt(settings: FleetOrigin, applied: FleetSpec, now: number): F
   const records: Record<string, ServerRecord> = {};
   let highest = 0;
   for (const server of applied.servers) {
+    const running = server.power === "running";
     records[server.name] = {
-      phase: server.power === "running" ? "booting" : "stopped",
+      phase: running ? "booting" : "stopped",
       since: now,
       scaleliteId: null,
       bootedAt: null,
       resizedAt: null,
+      ...(running ? { adopted: true } : {}),
     };
     highest = Math.max(highest, Number(/-(\d+)$/.exec(server.name)?.[1] ?? 0));
   }

@@ -117,6 +117,7 @@ export async function register(
     // Enabled with the share of its present size, whether it was registered now or before a resize.
     await deps.scalelite.updateServer(record.scaleliteId, { state: "enable", loadMultiplier });
     if (record.phase === "booting") record.bootedAt = now;
+    delete record.adopted;
     setPhase(record, "active", now);
     report.registered.push(server.name);
     await deps.audit(

@@ -23,6 +23,11 @@ export const serverRecordSchema = z.strictObject({
   resizedAt: z.number().nullable(),
   /** Created for the warm pool: once its BBB API answers it is stopped, not enabled. */
   warm: z.boolean().optional(),
+  /**
+   * Found running in the fleet stack when Redis had lost the fleet's state: `booting` until its BBB answers, but it may
+   * have been taking meetings. Cleared once it is enabled or started.
+   */
+  adopted: z.boolean().optional(),
 });
 export type ServerRecord = z.infer<typeof serverRecordSchema>;
 
