@@ -15,10 +15,10 @@ import { LeaseKeeper } from "./lease.js";
 import type { SidecarDrains } from "../fleet/sidecars.js";
 import { FleetLeaseLostError, type FleetLease, type FleetLock } from "./lock.js";
 import type { OperatorAction } from "../fleet/operator.js";
-import { FleetStateStore, setPhase, type FleetState } from "../fleet/state.js";
+import { FleetStateStore, setPhase, type FleetState, type ServerRecord } from "../fleet/state.js";
 import { adopt, newFleet } from "./adopt.js";
 import { operate, withdrawSidecarDrain } from "./operatorActions.js";
-import { register, scaleliteServers, setLoadMultipliers } from "./registration.js";
+import { register, registrationOf, scaleliteServers, setLoadMultipliers } from "./registration.js";
 import { sanity, type SanityReport } from "./sanity.js";
 
 export type { SanityReport } from "./sanity.js";
@@ -356,12 +356,16 @@ export class FleetActuator {
       }
       case "stop":
       case "destroy": {
+        if (record.adopted === true && record.phase === "booting") {
+          const adopted = registrationOf(this.settings, this.addresses, server.name, record.scaleliteId, scalelite);
+          if (adopted !== undefined) return this.drainAdopted(server.name, record, adopted.id, now);
+        }
         // The meeting race: Scalelite may have placed a meeting since the policy looked. BBB has the last word.
         const busy = await this.meetingsOn(server);
         // A server not enabled in Scalelite since it was created or started (a launch called off) has had no meeting:
         // a BBB that does not answer yet is still installing, and its sidecar has nothing to drain (a drain command
-        // would stay on it, and drain it, if it went on to serve). One adopted after Redis lost the fleet's state may
-        // have been serving all along: it is drained as any other.
+        // would stay on it, and drain it, if it went on to serve). One adopted but in no Scalelite registration still
+        // waits for its BBB and its sidecar.
         const neverEnabled = record.phase === "booting" && record.adopted !== true;
         if (busy === undefined && !neverEnabled) return "BBB getMeetings did not answer";
         if (busy !== undefined && busy !== 0) return meetingsText(busy);
@@ -392,6 +396,19 @@ export class FleetActuator {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * A server adopted after Redis lost the fleet's state, and registered in Scalelite, may be serving: before its stop it
+   * is drained as the policy drains any serving server (cordoned, its sidecar told), and the stop is held until then.
+   */
+  private async drainAdopted(name: string, record: ServerRecord, scaleliteId: string, now: number): Promise<string> {
+    await this.deps.scalelite.setState(scaleliteId, "cordon");
+    record.scaleliteId = scaleliteId;
+    delete record.adopted;
+    setPhase(record, "draining", now);
+    await this.sidecarNotDrained(name);
+    return "adopted after Redis lost the fleet's state, it may be serving: cordoned and draining first";
   }
 
   /**

@@ -45,7 +45,8 @@ export function adopt(settings: FleetOrigin, applied: FleetSpec, now: number): F
     highest = Math.max(highest, Number(/-(\d+)$/.exec(server.name)?.[1] ?? 0));
   }
   return {
-    desired: { ...applied, ...settings.template, servers: applied.servers },
+    // A copy: the spec the stack applied is what the next decisions are compared with to know whether an `up` is due.
+    desired: { ...applied, ...settings.template, servers: structuredClone(applied.servers) },
     servers: records,
     nextIndex: highest + 1,
     updateInFlight: null,

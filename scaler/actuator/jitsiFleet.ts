@@ -287,7 +287,10 @@ export class JitsiFleet {
       const instance = instances.find(
         (candidate) => candidate.state !== "provisioning" && (candidate.instanceId === id || candidate.instanceId === server.name),
       );
-      if (instance !== undefined && record.phase === "booting") setPhase(record, "active", now);
+      if (instance !== undefined && record.phase === "booting") {
+        delete record.adopted;
+        setPhase(record, "active", now);
+      }
       return {
         name: server.name,
         phase: record.phase === "draining" ? "shutting_down" : "launched",

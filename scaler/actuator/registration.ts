@@ -31,6 +31,23 @@ export interface RegistrationDeps {
   log: Logger;
 }
 
+/**
+ * A server's registration in Scalelite: by its BBB URL, or by the id its record keeps. By URL, one registered before
+ * Redis lost the fleet's state is found although its record no longer knows the id.
+ */
+export function registrationOf(
+  settings: Pick<RegistrationSettings, "bbbUrl">,
+  addresses: ServerAddresses,
+  serverName: string,
+  scaleliteId: string | null,
+  scalelite: ReadonlyMap<string, ScaleliteServer>,
+): ScaleliteServer | undefined {
+  const address = addresses[serverName];
+  const url = address === undefined ? undefined : normalizeUrl(settings.bbbUrl({ name: serverName, ...address }));
+  const byUrl = [...scalelite.values()].find((server) => normalizeUrl(server.url) === url);
+  return byUrl ?? (scaleliteId === null ? undefined : scalelite.get(scaleliteId));
+}
+
 export async function scaleliteServers(deps: Pick<RegistrationDeps, "scalelite">): Promise<Map<string, ScaleliteServer>> {
   return new Map((await deps.scalelite.getServers()).map((server) => [server.id, server]));
 }
@@ -83,7 +100,6 @@ export async function register(
   report: { registered: string[] },
 ): Promise<void> {
   const now = deps.now();
-  const byUrl = new Map([...scalelite.values()].map((server) => [normalizeUrl(server.url), server]));
   for (const server of state.desired.servers) {
     const record = state.servers[server.name];
     const address = addresses[server.name];
@@ -96,7 +112,7 @@ export async function register(
       continue;
     const loadMultiplier = sizeLoadMultiplier(settings.defaultSize, server.size);
     const url = settings.bbbUrl({ name: server.name, ...address });
-    const registered = byUrl.get(normalizeUrl(url)) ?? (record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId));
+    const registered = registrationOf(settings, addresses, server.name, record.scaleliteId, scalelite);
     record.scaleliteId =
       registered?.id ?? (await deps.scalelite.addServer({ url, secret: settings.bbbSecretOf(server.name), loadMultiplier })).id;
     try {

@@ -25,7 +25,7 @@ export const serverRecordSchema = z.strictObject({
   warm: z.boolean().optional(),
   /**
    * Found running in the fleet stack when Redis had lost the fleet's state: `booting` until its BBB answers, but it may
-   * have been taking meetings. Cleared once it is enabled or started.
+   * have been taking meetings: a stop drains it first. Cleared once it is enabled, drained or started.
    */
   adopted: z.boolean().optional(),
 });

@@ -44,28 +44,54 @@ describe("a fleet whose state Redis lost: its running servers are adopted and dr
     }
   }
 
-  it("holds the stop of an adopted server whose BBB does not answer, and enables it once BBB answers", async () => {
-    rig = await open();
-    await rig.actuator.start();
-    await cycleUntilActive();
-    await rig.close();
-
+  async function loseStateAndRestart(): Promise<void> {
+    await rig?.close();
     // The state is gone (a Redis without persistence restarted); the fleet stack still holds the running bbb-1.
     rig = await open();
     await rig.redis.del(fleetKeys(KEY_PREFIX, "bbb").state);
     await rig.actuator.start();
-    expect(record()).toMatchObject({ phase: "booting", adopted: true });
+  }
 
-    // Its BBB does not answer now: it may still have meetings, so the stop waits, as for any serving server.
+  it("drains an adopted server before its stop: cordoned in Scalelite, held while its BBB does not answer", async () => {
+    rig = await open();
+    await rig.actuator.start();
+    await cycleUntilActive();
+    const scaleliteId = record()?.scaleliteId;
+
+    await loseStateAndRestart();
+    expect(record()).toMatchObject({ phase: "booting", adopted: true, scaleliteId: null });
+
+    // Its BBB does not answer now: it may have meetings, so it is taken out of placement and drained, not stopped.
     emulator.setStuckBooting(machine().id, true);
-    const stop = await rig.actuator.cycle([decision("stop", "bbb-1")]);
-    expect(stop.held.map((held) => held.reason)).toEqual(["BBB getMeetings did not answer"]);
+    const stop = await rig!.actuator.cycle([decision("stop", "bbb-1")]);
+    expect(stop.held.map((held) => held.reason)).toEqual([
+      "adopted after Redis lost the fleet's state, it may be serving: cordoned and draining first",
+    ]);
+    expect(emulator.scalelite.servers.get(scaleliteId ?? "")?.state).toBe("cordoned");
+    expect(record()).toMatchObject({ phase: "draining", scaleliteId });
     expect(emulator.serverView(machine()).vmState).toBe("RUNNING");
 
+    // Drained, it is not enabled again when its BBB answers; with no meeting on it, the stop goes ahead.
     emulator.setStuckBooting(machine().id, false);
     await eventually(async () => emulator.cloud.isServing(machine()), 30_000, "bbb-1's BBB answering");
-    await rig.actuator.cycle([]);
-    expect(record()?.phase).toBe("active");
+    await rig!.actuator.cycle([]);
+    expect(record()?.phase).toBe("draining");
+    const stopped = await rig!.actuator.cycle([decision("stop", "bbb-1")]);
+    expect(stopped.held).toEqual([]);
+    expect(emulator.serverView(machine()).vmState).toBe("SHUTOFF");
+  });
+
+  it("enables an adopted server once its BBB answers, as the one it was", async () => {
+    await rig!.actuator.cycle([decision("start", "bbb-1")]);
+    await cycleUntilActive();
+    const scaleliteId = record()?.scaleliteId;
+
+    await loseStateAndRestart();
+    expect(record()).toMatchObject({ phase: "booting", adopted: true });
+    await rig!.actuator.cycle([]);
+    expect(record()).toEqual(expect.objectContaining({ phase: "active", scaleliteId }));
     expect(record()?.adopted).toBeUndefined();
+    expect(emulator.scalelite.servers.get(scaleliteId ?? "")?.state).toBe("enabled");
+    expect(emulator.scalelite.servers.size).toBe(1);
   });
 });
