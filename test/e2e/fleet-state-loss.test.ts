@@ -37,11 +37,13 @@ describe("a fleet whose state Redis lost: its running servers are adopted and dr
     });
   const record = () => rig?.actuator.currentState().servers["bbb-1"];
   const machine = () => [...emulator.cloud.servers.values()].find((server) => server.name === "bbb-1")!;
-  async function cycleUntilActive(): Promise<void> {
-    for (let attempt = 0; record()?.phase !== "active"; attempt += 1) {
-      if (attempt === 40) throw new Error(`bbb-1 not enabled: ${JSON.stringify(record())}`);
-      await rig?.actuator.cycle([]);
-    }
+  const serving = () => eventually(async () => emulator.cloud.isServing(machine()), 30_000, "bbb-1's BBB answering");
+  /** One cycle applies the decisions (the `up` that boots bbb-1); once its BBB answers, the next enables it. */
+  async function bringUp(decisions: Parameters<Rig["actuator"]["cycle"]>[0]): Promise<void> {
+    await rig!.actuator.cycle(decisions);
+    await serving();
+    await rig!.actuator.cycle([]);
+    expect(record()?.phase).toBe("active");
   }
 
   async function loseStateAndRestart(): Promise<void> {
@@ -55,7 +57,7 @@ describe("a fleet whose state Redis lost: its running servers are adopted and dr
   it("drains an adopted server before its stop: cordoned in Scalelite, held while its BBB does not answer", async () => {
     rig = await open();
     await rig.actuator.start();
-    await cycleUntilActive();
+    await bringUp([]);
     const scaleliteId = record()?.scaleliteId;
 
     await loseStateAndRestart();
@@ -73,7 +75,7 @@ describe("a fleet whose state Redis lost: its running servers are adopted and dr
 
     // Drained, it is not enabled again when its BBB answers; with no meeting on it, the stop goes ahead.
     emulator.setStuckBooting(machine().id, false);
-    await eventually(async () => emulator.cloud.isServing(machine()), 30_000, "bbb-1's BBB answering");
+    await serving();
     await rig!.actuator.cycle([]);
     expect(record()?.phase).toBe("draining");
     const stopped = await rig!.actuator.cycle([decision("stop", "bbb-1")]);
@@ -82,8 +84,7 @@ describe("a fleet whose state Redis lost: its running servers are adopted and dr
   });
 
   it("enables an adopted server once its BBB answers, as the one it was", async () => {
-    await rig!.actuator.cycle([decision("start", "bbb-1")]);
-    await cycleUntilActive();
+    await bringUp([decision("start", "bbb-1")]);
     const scaleliteId = record()?.scaleliteId;
 
     await loseStateAndRestart();
