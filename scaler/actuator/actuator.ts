@@ -329,9 +329,7 @@ export class FleetActuator {
         delete record.adopted;
         return undefined;
       case "drain":
-        if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "cordon");
-        setPhase(record, "draining", now);
-        await this.sidecarNotDrained(server.name);
+        await this.beginDrain(server.name, record, registration?.id, now);
         return undefined;
       case "enable": {
         if (registration !== undefined) await this.deps.scalelite.setState(registration.id, "enable");
@@ -357,8 +355,14 @@ export class FleetActuator {
       case "stop":
       case "destroy": {
         if (record.adopted === true && record.phase === "booting") {
-          const adopted = registrationOf(this.settings, this.addresses, server.name, record.scaleliteId, scalelite);
-          if (adopted !== undefined) return this.drainAdopted(server.name, record, adopted.id, now);
+          const adopted = registrationOf(scalelite, this.bbbUrlOf(server.name), record.scaleliteId);
+          if (adopted !== undefined) {
+            // It may be serving: drained first, as the policy drains any serving server, and the stop held until then.
+            record.scaleliteId = adopted.id;
+            delete record.adopted;
+            await this.beginDrain(server.name, record, adopted.id, now);
+            return "adopted after Redis lost the fleet's state, it may be serving: cordoned and draining first";
+          }
         }
         // The meeting race: Scalelite may have placed a meeting since the policy looked. BBB has the last word.
         const busy = await this.meetingsOn(server);
@@ -398,17 +402,11 @@ export class FleetActuator {
     }
   }
 
-  /**
-   * A server adopted after Redis lost the fleet's state, and registered in Scalelite, may be serving: before its stop it
-   * is drained as the policy drains any serving server (cordoned, its sidecar told), and the stop is held until then.
-   */
-  private async drainAdopted(name: string, record: ServerRecord, scaleliteId: string, now: number): Promise<string> {
-    await this.deps.scalelite.setState(scaleliteId, "cordon");
-    record.scaleliteId = scaleliteId;
-    delete record.adopted;
+  /** A drain: out of Scalelite's placement, its sidecar told; it is stopped once its last meeting has ended. */
+  private async beginDrain(name: string, record: ServerRecord, scaleliteId: string | undefined, now: number): Promise<void> {
+    if (scaleliteId !== undefined) await this.deps.scalelite.setState(scaleliteId, "cordon");
     setPhase(record, "draining", now);
     await this.sidecarNotDrained(name);
-    return "adopted after Redis lost the fleet's state, it may be serving: cordoned and draining first";
   }
 
   /**

@@ -36,15 +36,12 @@ export interface RegistrationDeps {
  * Redis lost the fleet's state is found although its record no longer knows the id.
  */
 export function registrationOf(
-  settings: Pick<RegistrationSettings, "bbbUrl">,
-  addresses: ServerAddresses,
-  serverName: string,
-  scaleliteId: string | null,
   scalelite: ReadonlyMap<string, ScaleliteServer>,
+  url: string | undefined,
+  scaleliteId: string | null,
 ): ScaleliteServer | undefined {
-  const address = addresses[serverName];
-  const url = address === undefined ? undefined : normalizeUrl(settings.bbbUrl({ name: serverName, ...address }));
-  const byUrl = [...scalelite.values()].find((server) => normalizeUrl(server.url) === url);
+  const wanted = url === undefined ? undefined : normalizeUrl(url);
+  const byUrl = [...scalelite.values()].find((server) => normalizeUrl(server.url) === wanted);
   return byUrl ?? (scaleliteId === null ? undefined : scalelite.get(scaleliteId));
 }
 
@@ -112,7 +109,7 @@ export async function register(
       continue;
     const loadMultiplier = sizeLoadMultiplier(settings.defaultSize, server.size);
     const url = settings.bbbUrl({ name: server.name, ...address });
-    const registered = registrationOf(settings, addresses, server.name, record.scaleliteId, scalelite);
+    const registered = registrationOf(scalelite, url, record.scaleliteId);
     record.scaleliteId =
       registered?.id ?? (await deps.scalelite.addServer({ url, secret: settings.bbbSecretOf(server.name), loadMultiplier })).id;
     try {
