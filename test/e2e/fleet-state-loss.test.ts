@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fleetKeys } from "../../scaler/fleet/keys.js";
+import { storeSidecarDrains } from "../../scaler/signals/checkins.js";
 import { Emulator } from "../emulator/emulator.js";
 import { KEY_PREFIX, decision, emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
@@ -34,9 +35,19 @@ describe("a fleet whose state Redis lost: its running servers are adopted and dr
       redisUrl: redisServer.url,
       now: () => emulator.clock.now(),
       settings: { baseline: 1 },
+      sidecars: true,
     });
   const record = () => rig?.actuator.currentState().servers["bbb-1"];
   const machine = () => [...emulator.cloud.servers.values()].find((server) => server.name === "bbb-1")!;
+  /** bbb-1's worker sidecar reporting to the store, as its check-ins do: its status, or that its drain ended. */
+  const sidecarReports = (kind: "status" | "shutdown") =>
+    rig!.store.checkIn({
+      kind,
+      details: { instanceId: "bbb-1", instanceType: "bbb", group: "bbb" },
+      shuttingDown: kind === "shutdown",
+      reconfigureError: false,
+    });
+  const sidecar = () => storeSidecarDrains(rig!.store, "bbb").of("bbb-1");
   const serving = () => eventually(async () => emulator.cloud.isServing(machine()), 30_000, "bbb-1's BBB answering");
   /** One cycle applies the decisions (the `up` that boots bbb-1); once its BBB answers, the next enables it. */
   async function bringUp(decisions: Parameters<Rig["actuator"]["cycle"]>[0]): Promise<void> {
@@ -54,7 +65,7 @@ describe("a fleet whose state Redis lost: its running servers are adopted and dr
     await rig.actuator.start();
   }
 
-  it("drains an adopted server before its stop: cordoned in Scalelite, held while its BBB does not answer", async () => {
+  it("drains an adopted server before its stop: cordoned in Scalelite, its sidecar told, held until its drain ends", async () => {
     rig = await open();
     await rig.actuator.start();
     await bringUp([]);
@@ -62,6 +73,7 @@ describe("a fleet whose state Redis lost: its running servers are adopted and dr
 
     await loseStateAndRestart();
     expect(record()).toMatchObject({ phase: "booting", adopted: true, scaleliteId: null });
+    await sidecarReports("status");
 
     // Its BBB does not answer now: it may have meetings, so it is taken out of placement and drained, not stopped.
     emulator.setStuckBooting(machine().id, true);
@@ -72,15 +84,23 @@ describe("a fleet whose state Redis lost: its running servers are adopted and dr
     expect(emulator.scalelite.servers.get(scaleliteId ?? "")?.state).toBe("cordoned");
     expect(record()).toMatchObject({ phase: "draining", scaleliteId });
     expect(emulator.serverView(machine()).vmState).toBe("RUNNING");
+    expect(await sidecar()).toMatchObject({ drainRequested: true, drained: false });
 
-    // Drained, it is not enabled again when its BBB answers; with no meeting on it, the stop goes ahead.
+    // Drained, it is not enabled again when its BBB answers; with no meeting on it, the stop waits for its sidecar.
     emulator.setStuckBooting(machine().id, false);
     await serving();
     await rig!.actuator.cycle([]);
     expect(record()?.phase).toBe("draining");
+    const waiting = await rig!.actuator.cycle([decision("stop", "bbb-1")]);
+    expect(waiting.held.map((held) => held.reason)).toEqual(["its sidecar has not yet reported its last meeting ended"]);
+    expect(emulator.serverView(machine()).vmState).toBe("RUNNING");
+
+    // Its sidecar reports the drain ended: the stop goes ahead, and no drain command is left for its next start.
+    await sidecarReports("shutdown");
     const stopped = await rig!.actuator.cycle([decision("stop", "bbb-1")]);
     expect(stopped.held).toEqual([]);
     expect(emulator.serverView(machine()).vmState).toBe("SHUTOFF");
+    expect((await sidecar())?.drainRequested).toBe(false);
   });
 
   it("enables an adopted server once its BBB answers, as the one it was", async () => {

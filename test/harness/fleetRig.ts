@@ -18,6 +18,7 @@ import { createLogger, type Logger } from "../../scaler/log.js";
 import { createMetrics } from "../../scaler/metrics.js";
 import { fleetSettingsSchema, parseSettings, type ApiToken } from "../../scaler/settings.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";
+import { storeSidecarDrains } from "../../scaler/signals/checkins.js";
 import { ScaleliteClient } from "../../scaler/signals/scalelite.js";
 import { ScalerStore } from "../../scaler/store/store.js";
 import type { Emulator } from "../emulator/emulator.js";
@@ -181,11 +182,16 @@ export async function openEmulatedFleet(options: {
   log?: Logger;
   /** Servers per shard stack (scaler/actuator/shards.ts SHARD_SIZE unless given). */
   shardSize?: number;
+  /** Drains servers through the check-ins in the rig's store, in the fleet's group, as the scaler's fleet runtime does. */
+  sidecars?: boolean;
 }) {
   const { endpoints, sandbox } = options;
   const env = options.env ?? "e2e";
   const fleet = options.fleet ?? "bbb";
   const { redis, store } = openStore(options.redisUrl, options.commandTimeoutMs);
+  if (options.sidecars === true && (await store.getGroup(fleet)) === undefined) {
+    await store.createGroup(fleet, { instanceType: "bbb", desired: 1, policy: closedLoopPolicy(), allowScheduler: false }, "test");
+  }
   const fleetStack = await openEmulatedShardedFleetStack(
     endpoints,
     sandbox,
@@ -218,6 +224,7 @@ export async function openEmulatedFleet(options: {
     log: options.log ?? createLogger("actuator", "silent"),
     owner: options.owner ?? `test-${process.pid}`,
     inventory: (placement) => listMachines(placement, emulatedFleetSecrets(endpoints)),
+    ...(options.sidecars === true ? { sidecars: storeSidecarDrains(store, fleet) } : {}),
   });
   return {
     actuator,
