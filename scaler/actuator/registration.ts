@@ -4,7 +4,7 @@ import { sizeLoadMultiplier } from "../policy/placement.js";
 import type { PlacementChange } from "../policy/types.js";
 import type { BbbClient } from "../signals/bbb.js";
 import type { ScaleliteClient, ScaleliteServer } from "../signals/scalelite.js";
-import { setPhase, type FleetState } from "../fleet/state.js";
+import { setPhase, type FleetState, type ServerRecord } from "../fleet/state.js";
 
 /**
  * Scalelite registration and steering: a server that boots is registered, then enabled once its BBB API answers;
@@ -110,6 +110,10 @@ export async function register(
     const loadMultiplier = sizeLoadMultiplier(settings.defaultSize, server.size);
     const url = settings.bbbUrl({ name: server.name, ...address });
     const registered = registrationOf(scalelite, url, record.scaleliteId);
+    if (record.adopted === true && registered?.state === "cordoned") {
+      await holdCordoned(deps, { fleet: settings.fleet, server: server.name }, record, registered.id);
+      continue;
+    }
     record.scaleliteId =
       registered?.id ?? (await deps.scalelite.addServer({ url, secret: settings.bbbSecretOf(server.name), loadMultiplier })).id;
     try {
@@ -138,6 +142,26 @@ export async function register(
       server.name,
     );
   }
+}
+
+/**
+ * An adopted server Scalelite has cordoned was taken out of placement before Redis lost the fleet's state: by an
+ * operator, a drain or a resize, which no record tells apart now. It is kept as Scalelite has it, held for an operator
+ * to enable, rather than enabled over an operator's cordon.
+ */
+async function holdCordoned(
+  deps: Pick<RegistrationDeps, "audit" | "log" | "now">,
+  { fleet, server }: { fleet: string; server: string },
+  record: ServerRecord,
+  scaleliteId: string,
+): Promise<void> {
+  record.scaleliteId = scaleliteId;
+  delete record.adopted;
+  setPhase(record, "held", deps.now());
+  const message =
+    "found cordoned in Scalelite after Redis lost the fleet's state (an operator's cordon, a drain or a resize): kept out of placement, held until an operator enables it";
+  await deps.audit({ kind: "adopted.held", message, details: { scaleliteId } }, server);
+  deps.log.warn({ event: "fleet.adopted_held", fleet, server, scaleliteId }, message);
 }
 
 export function normalizeUrl(url: string): string {

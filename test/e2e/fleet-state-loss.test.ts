@@ -9,7 +9,7 @@ import { eventually } from "../integration/scaler-fixture.js";
 
 type Rig = Awaited<ReturnType<typeof openEmulatedFleet>>;
 
-describe("a fleet whose state Redis lost: its running servers are adopted and drained as serving ones (real Redis, CLI, emulator)", () => {
+describe("a fleet whose state Redis lost: its running servers are adopted, drained as serving ones, an operator's cordon kept (real Redis, CLI, emulator)", () => {
   let emulator: Emulator;
   let redisServer: RedisServer;
   let sandbox: PulumiSandbox;
@@ -114,5 +114,27 @@ describe("a fleet whose state Redis lost: its running servers are adopted and dr
     expect(record()?.adopted).toBeUndefined();
     expect(emulator.scalelite.servers.get(scaleliteId ?? "")?.state).toBe("enabled");
     expect(emulator.scalelite.servers.size).toBe(1);
+  });
+
+  it("keeps an adopted server an operator had cordoned out of placement: held, not enabled when its BBB answers", async () => {
+    const scaleliteId = record()?.scaleliteId ?? "";
+    await rig!.actuator.operate("bbb-1", "cordon", "oscar");
+
+    await loseStateAndRestart();
+    await rig!.actuator.cycle([]);
+    expect(emulator.cloud.isServing(machine())).toBe(true);
+    expect(record()).toEqual(expect.objectContaining({ phase: "held", scaleliteId }));
+    expect(emulator.scalelite.servers.get(scaleliteId)?.state).toBe("cordoned");
+    expect(rig!.actuator.heldServers()).toEqual(["bbb-1"]);
+    const [last] = await rig!.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1 });
+    expect(last).toMatchObject({
+      kind: "adopted.held",
+      message: expect.stringContaining("found cordoned in Scalelite after Redis lost the fleet's state"),
+    });
+
+    // The operator's enable gives it back to the policy, taking meetings again.
+    await rig!.actuator.operate("bbb-1", "enable", "oscar");
+    expect(record()?.phase).toBe("active");
+    expect(emulator.scalelite.servers.get(scaleliteId)?.state).toBe("enabled");
   });
 });
