@@ -147,7 +147,8 @@ export async function register(
 /**
  * An adopted server Scalelite has cordoned was taken out of placement before Redis lost the fleet's state: by an
  * operator, a drain or a resize, which no record tells apart now. It is kept as Scalelite has it, held for an operator
- * to enable, rather than enabled over an operator's cordon.
+ * to enable, rather than enabled over an operator's cordon. Only while meetings run on it: Scalelite's poller disables
+ * a cordoned server once empty, and a disabled one is also a launch not yet enabled.
  */
 async function holdCordoned(
   deps: Pick<RegistrationDeps, "audit" | "log" | "now">,

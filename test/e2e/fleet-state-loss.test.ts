@@ -118,9 +118,13 @@ describe("a fleet whose state Redis lost: its running servers are adopted, drain
 
   it("keeps an adopted server an operator had cordoned out of placement: held, not enabled when its BBB answers", async () => {
     const scaleliteId = record()?.scaleliteId ?? "";
+    // A class runs on bbb-1 when the operator cordons it: Scalelite keeps it cordoned while the class goes on.
+    emulator.scalelite.poll();
+    emulator.scalelite.placeMeeting({ participants: 20, videos: 0, durationMs: 86_400_000 });
     await rig!.actuator.operate("bbb-1", "cordon", "oscar");
 
     await loseStateAndRestart();
+    emulator.scalelite.poll();
     await rig!.actuator.cycle([]);
     expect(emulator.cloud.isServing(machine())).toBe(true);
     expect(record()).toEqual(expect.objectContaining({ phase: "held", scaleliteId }));
