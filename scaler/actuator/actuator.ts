@@ -18,7 +18,7 @@ import type { OperatorAction } from "../fleet/operator.js";
 import { FleetStateStore, setPhase, type FleetState, type ServerRecord } from "../fleet/state.js";
 import { adopt, newFleet } from "./adopt.js";
 import { operate, withdrawSidecarDrain } from "./operatorActions.js";
-import { register, registrationOf, scaleliteServers, setLoadMultipliers } from "./registration.js";
+import { linkAdopted, register, scaleliteServers, setLoadMultipliers } from "./registration.js";
 import { sanity, type SanityReport } from "./sanity.js";
 
 export type { SanityReport } from "./sanity.js";
@@ -254,6 +254,7 @@ export class FleetActuator {
       recovered: false,
     };
     const scalelite = await scaleliteServers(this.deps);
+    await linkAdopted(this.settings, this.deps, this.addresses, state, scalelite);
     const toDeregister: string[] = [];
 
     for (const decision of decisions) {
@@ -319,6 +320,8 @@ export class FleetActuator {
     const server = state.desired.servers.find((candidate) => candidate.name === command.server);
     const record = server === undefined ? undefined : state.servers[server.name];
     if (server === undefined || record === undefined) return `no server ${command.server} in fleet ${this.settings.fleet}`;
+    // Held since the snapshot the decision was made from (an operator's cordon, or adopted cordoned): not the policy's.
+    if (record.phase === "held") return "held by an operator: out of the policy's hands until an operator enables it";
     const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
 
     switch (command.kind) {
@@ -354,15 +357,11 @@ export class FleetActuator {
       }
       case "stop":
       case "destroy": {
-        if (record.adopted === true && record.phase === "booting") {
-          const adopted = registrationOf(scalelite, this.bbbUrlOf(server.name), record.scaleliteId);
-          if (adopted !== undefined) {
-            // It may be serving: drained first, as the policy drains any serving server, and the stop held until then.
-            record.scaleliteId = adopted.id;
-            delete record.adopted;
-            await this.beginDrain(server.name, record, adopted.id, now);
-            return "adopted after Redis lost the fleet's state, it may be serving: cordoned and draining first";
-          }
+        if (record.adopted === true && record.phase === "booting" && registration !== undefined) {
+          // It may be serving: drained first, as the policy drains any serving server, and the stop held until then.
+          delete record.adopted;
+          await this.beginDrain(server.name, record, registration.id, now);
+          return "adopted after Redis lost the fleet's state, it may be serving: cordoned and draining first";
         }
         // The meeting race: Scalelite may have placed a meeting since the policy looked. BBB has the last word.
         const busy = await this.meetingsOn(server);

@@ -110,10 +110,6 @@ export async function register(
     const loadMultiplier = sizeLoadMultiplier(settings.defaultSize, server.size);
     const url = settings.bbbUrl({ name: server.name, ...address });
     const registered = registrationOf(scalelite, url, record.scaleliteId);
-    if (record.adopted === true && registered?.state === "cordoned") {
-      await holdCordoned(deps, { fleet: settings.fleet, server: server.name }, record, registered.id);
-      continue;
-    }
     record.scaleliteId =
       registered?.id ?? (await deps.scalelite.addServer({ url, secret: settings.bbbSecretOf(server.name), loadMultiplier })).id;
     try {
@@ -145,6 +141,27 @@ export async function register(
 }
 
 /**
+ * Servers adopted after Redis lost the fleet's state, linked to their Scalelite registrations (found by URL) before a
+ * cycle's decisions apply, so that a stop, the registration and the hold below all see the same registration.
+ */
+export async function linkAdopted(
+  settings: RegistrationSettings,
+  deps: Pick<RegistrationDeps, "audit" | "log" | "now">,
+  addresses: ServerAddresses,
+  state: FleetState,
+  scalelite: ReadonlyMap<string, ScaleliteServer>,
+): Promise<void> {
+  for (const [name, record] of Object.entries(state.servers)) {
+    const address = addresses[name];
+    if (record.adopted !== true || record.scaleliteId !== null || address === undefined) continue;
+    const registered = registrationOf(scalelite, settings.bbbUrl({ name, ...address }), null);
+    if (registered === undefined) continue;
+    record.scaleliteId = registered.id;
+    if (registered.state === "cordoned") await holdCordoned(deps, { fleet: settings.fleet, server: name }, record);
+  }
+}
+
+/**
  * An adopted server Scalelite has cordoned was taken out of placement before Redis lost the fleet's state: by an
  * operator, a drain or a resize, which no record tells apart now. It is kept as Scalelite has it, held for an operator
  * to enable, rather than enabled over an operator's cordon. Only while meetings run on it: Scalelite's poller disables
@@ -154,9 +171,8 @@ async function holdCordoned(
   deps: Pick<RegistrationDeps, "audit" | "log" | "now">,
   { fleet, server }: { fleet: string; server: string },
   record: ServerRecord,
-  scaleliteId: string,
 ): Promise<void> {
-  record.scaleliteId = scaleliteId;
+  const { scaleliteId } = record;
   delete record.adopted;
   setPhase(record, "held", deps.now());
   const message =

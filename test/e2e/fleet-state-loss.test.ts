@@ -125,16 +125,19 @@ describe("a fleet whose state Redis lost: its running servers are adopted, drain
 
     await loseStateAndRestart();
     emulator.scalelite.poll();
-    await rig!.actuator.cycle([]);
+    // A stop decided from the snapshot before the cycle, where bbb-1 was still a booting launch, is refused.
+    const first = await rig!.actuator.cycle([decision("stop", "bbb-1")]);
+    expect(first.held.map((held) => held.reason)).toEqual(["held by an operator: out of the policy's hands until an operator enables it"]);
     expect(emulator.cloud.isServing(machine())).toBe(true);
     expect(record()).toEqual(expect.objectContaining({ phase: "held", scaleliteId }));
     expect(emulator.scalelite.servers.get(scaleliteId)?.state).toBe("cordoned");
     expect(rig!.actuator.heldServers()).toEqual(["bbb-1"]);
-    const [last] = await rig!.store.readAudit("bbb", { instanceId: "bbb-1", limit: 1 });
-    expect(last).toMatchObject({
-      kind: "adopted.held",
-      message: expect.stringContaining("found cordoned in Scalelite after Redis lost the fleet's state"),
-    });
+    expect(await rig!.store.readAudit("bbb", { instanceId: "bbb-1", limit: 2 })).toContainEqual(
+      expect.objectContaining({
+        kind: "adopted.held",
+        message: expect.stringContaining("found cordoned in Scalelite after Redis lost the fleet's state"),
+      }),
+    );
 
     // The operator's enable gives it back to the policy, taking meetings again.
     await rig!.actuator.operate("bbb-1", "enable", "oscar");
