@@ -163,6 +163,15 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     // Periods without decisions leave a held server as it is.
     await rig.actuator.cycle([]);
     expect(registration("bbb-1")?.state).toBe("cordoned");
+    // Decisions made from a snapshot taken before the cordon reach the actuator after it: they are refused, not applied.
+    const late = await rig.actuator.cycle([decision("drain", "bbb-1"), decision("stop", "bbb-1")]);
+    expect(late.applied).toHaveLength(0);
+    expect(late.held.map((held) => `${held.decision.kind}: ${held.reason}`)).toEqual([
+      "drain: held by an operator: out of the policy's hands until an operator enables it",
+      "stop: held by an operator: out of the policy's hands until an operator enables it",
+    ]);
+    expect(registration("bbb-1")?.state).toBe("cordoned");
+    expect(view("bbb-1")?.vmState).toBe("RUNNING");
 
     const bbb1 = emulator.serverById(view("bbb-1")!.id);
     emulator.cloud.startMeeting(bbb1, { participants: 5, videos: 0, listenOnly: 0, durationMs: 3_600_000 });
