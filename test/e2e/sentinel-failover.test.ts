@@ -17,7 +17,7 @@ const SENDERS = 8;
 const MAX_CHECK_INS = 20_000;
 const keys = new Keys("confscale:");
 
-describe("Redis Sentinel: a failover under check-in load loses no acknowledged check-in (real redis-sentinel, scaler, CLI)", () => {
+describe("Redis Sentinel: failovers under check-in load lose no acknowledged check-in (real redis-sentinel, scaler, CLI)", () => {
   let sentinels: SentinelGroup;
   let emulator: Emulator;
   let sandbox: PulumiSandbox;
@@ -40,7 +40,7 @@ describe("Redis Sentinel: a failover under check-in load loses no acknowledged c
   });
 
   it(
-    "answers 2xx only for check-ins a replica holds; the scaler and its fleet lease follow the new primary without a restart",
+    "answers 2xx only for check-ins a replica holds, through two failovers; the scaler and its fleet lease follow the primary without a restart",
     { timeout: 300_000 },
     async () => {
       const token = await signSidecarToken(await keyServer.newKey("sentinel-test"));
@@ -117,16 +117,25 @@ describe("Redis Sentinel: a failover under check-in load loses no acknowledged c
       const acknowledgedBeforeFailover = acknowledged.length;
       const newPrimary = await watch.switched;
       watch.close();
-      const switchedAt = Date.now();
       expect(newPrimary).not.toBe(oldPrimary);
-      // The old primary's machine comes back (empty): the sentinels make it the new primary's replica, and the check-ins
-      // that WAIT for a replica are acknowledged again.
+      // The old primary's machine comes back with its append-only file, and at once, before it can have copied the new
+      // primary's data, the new primary stalls: the sentinels fail over again, to the node that just came back. It
+      // holds what it had acknowledged before the first failover; every check-in acknowledged since waited for it.
+      const secondWatch = await sentinels.onSwitch();
       await sentinels.restart(oldPrimary);
+      const stall = sentinels.stall(newPrimary);
+      const secondPrimary = await secondWatch.switched;
+      stall.resume();
+      secondWatch.close();
+      const secondSwitchAt = Date.now();
+      expect(secondPrimary).toBe(oldPrimary);
+      // The stalled node runs again and is made the replica: the check-ins that WAIT for one are acknowledged again.
       await acknowledgedReach(acknowledged.length + 300);
       running = false;
       await Promise.all(senders);
 
-      const primary = new Redis({ host: "127.0.0.1", port: newPrimary });
+      expect(await sentinels.primaryPort()).toBe(secondPrimary);
+      const primary = new Redis({ host: "127.0.0.1", port: secondPrimary });
       try {
         const present = await Promise.all(acknowledged.map((id) => primary.exists(keys.instance("bbb", id))));
         const lost = acknowledged.filter((_, index) => present[index] !== 1);
@@ -134,15 +143,15 @@ describe("Redis Sentinel: a failover under check-in load loses no acknowledged c
         expect(acknowledgedBeforeFailover).toBeGreaterThanOrEqual(300);
         expect(refused).toBeGreaterThan(0);
 
-        // The same process holds the fleet lease on the new primary and its periods go on.
+        // The same process holds the fleet lease on the primary in force and its periods go on.
         expect(await primary.get("confscale:fleet:bbb:lock")).toMatch(new RegExp(`^\\d+ .+:${scaler.child.pid}$`));
         await eventually(
           async () => {
             const status = (await (await fetch(`${url}/fleets/bbb`)).json()) as { lastPeriod: { at: string } | null };
-            return status.lastPeriod !== null && Date.parse(status.lastPeriod.at) > switchedAt;
+            return status.lastPeriod !== null && Date.parse(status.lastPeriod.at) > secondSwitchAt;
           },
           60_000,
-          "a fleet period after the failover",
+          "a fleet period after the second failover",
         );
       } finally {
         primary.disconnect();

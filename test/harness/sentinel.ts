@@ -18,8 +18,10 @@ class Node {
 
 /**
  * Redis with Sentinel as an operator runs it, on 127.0.0.1: a primary, one replica and three `redis-sentinel`s
- * (Debian's package) that agree (quorum 2) when the primary is down and promote the replica. Without persistence,
- * as the tests' other Redis servers: a node started again comes back empty and is made a replica by the sentinels.
+ * (Debian's package) that agree (quorum 2) when the primary is down and promote the replica. With append-only
+ * persistence: a node started again comes back with its data set and is made a replica by the sentinels. Without it,
+ * a node back empty can be promoted by a second failover before it has copied the new primary's data (a stall of the
+ * new primary longer than `down-after-milliseconds` is enough), and the new primary then copies the empty data set.
  */
 export class SentinelGroup {
   private constructor(
@@ -61,7 +63,10 @@ export class SentinelGroup {
 
   private async startNode(node: Node, primaryPort?: number): Promise<void> {
     await mkdir(node.dir, { recursive: true });
-    const args = ["--port", String(node.port), "--bind", "127.0.0.1", "--dir", node.dir, "--save", "", "--appendonly", "no"];
+    // Append-only, as the control node runs Redis (files/control-node/docker-compose.yml) and README asks of Sentinel
+    // nodes: a node killed and started again loads what it had. Every write reaches the file's page cache before its
+    // reply is sent, so a SIGKILL of the process loses none of it.
+    const args = ["--port", String(node.port), "--bind", "127.0.0.1", "--dir", node.dir, "--save", "", "--appendonly", "yes"];
     if (primaryPort !== undefined) args.push("--replicaof", "127.0.0.1", String(primaryPort));
     node.process = await startUntilReady(
       requireProgram("redis-server", "redis-server"),
@@ -117,7 +122,15 @@ export class SentinelGroup {
     node.process = undefined;
   }
 
-  /** Starts a killed node again on its port, empty; the sentinels make it a replica of the primary in force. */
+  /** SIGSTOP to the node on `port`, as a machine that stalls (it neither answers nor fails), until `resume`. */
+  stall(port: number): { resume: () => void } {
+    const child = this.nodes.find((candidate) => candidate.port === port)?.process?.child;
+    if (child === undefined) throw new Error(`no running redis-server on ${port}`);
+    child.kill("SIGSTOP");
+    return { resume: () => child.kill("SIGCONT") };
+  }
+
+  /** Starts a killed node again on its port, with what its append-only file holds; the sentinels make it a replica of the primary in force. */
   async restart(port: number): Promise<void> {
     const node = this.nodes.find((candidate) => candidate.port === port);
     if (node === undefined) throw new Error(`no node on ${port}`);
@@ -126,6 +139,8 @@ export class SentinelGroup {
 
   async stop(): Promise<void> {
     for (const sentinel of this.sentinels) await sentinel.stop();
+    // A stalled node takes its SIGTERM only once it runs again.
+    for (const node of this.nodes) node.process?.child.kill("SIGCONT");
     for (const node of this.nodes) await node.process?.stop();
     await rm(this.root, { recursive: true, force: true });
   }
