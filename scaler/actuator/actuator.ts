@@ -321,7 +321,7 @@ export class FleetActuator {
     const record = server === undefined ? undefined : state.servers[server.name];
     if (server === undefined || record === undefined) return `no server ${command.server} in fleet ${this.settings.fleet}`;
     // Held since the snapshot the decision was made from (an operator's cordon, or adopted cordoned): not the policy's.
-    if (record.phase === "held") return "held by an operator: out of the policy's hands until an operator enables it";
+    if (record.phase === "held") return "held for an operator: out of the policy's hands until an operator enables it";
     const registration = record.scaleliteId === null ? undefined : scalelite.get(record.scaleliteId);
 
     switch (command.kind) {

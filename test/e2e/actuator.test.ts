@@ -167,8 +167,8 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     const late = await rig.actuator.cycle([decision("drain", "bbb-1"), decision("stop", "bbb-1")]);
     expect(late.applied).toHaveLength(0);
     expect(late.held.map((held) => `${held.decision.kind}: ${held.reason}`)).toEqual([
-      "drain: held by an operator: out of the policy's hands until an operator enables it",
-      "stop: held by an operator: out of the policy's hands until an operator enables it",
+      "drain: held for an operator: out of the policy's hands until an operator enables it",
+      "stop: held for an operator: out of the policy's hands until an operator enables it",
     ]);
     expect(registration("bbb-1")?.state).toBe("cordoned");
     expect(view("bbb-1")?.vmState).toBe("RUNNING");

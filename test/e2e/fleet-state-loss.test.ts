@@ -127,7 +127,7 @@ describe("a fleet whose state Redis lost: its running servers are adopted, drain
     emulator.scalelite.poll();
     // A stop decided from the snapshot before the cycle, where bbb-1 was still a booting launch, is refused.
     const first = await rig!.actuator.cycle([decision("stop", "bbb-1")]);
-    expect(first.held.map((held) => held.reason)).toEqual(["held by an operator: out of the policy's hands until an operator enables it"]);
+    expect(first.held.map((held) => held.reason)).toEqual(["held for an operator: out of the policy's hands until an operator enables it"]);
     expect(emulator.cloud.isServing(machine())).toBe(true);
     expect(record()).toEqual(expect.objectContaining({ phase: "held", scaleliteId }));
     expect(emulator.scalelite.servers.get(scaleliteId)?.state).toBe("cordoned");
