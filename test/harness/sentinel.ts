@@ -96,21 +96,41 @@ export class SentinelGroup {
    * that led it, the others as they take its configuration). A node that comes back empty before all of them know
    * of the failover can be taken for the primary still by one that does not, and the promoted replica made its replica
    * and emptied; Redis's own Sentinel tests wait for every sentinel the same way before restarting the old primary.
+   * Rejects after `deadlineMs`, naming the sentinels that announced nothing.
    */
-  async onSwitch(): Promise<{ switched: Promise<number>; close: () => void }> {
+  async onSwitch(deadlineMs = 60_000): Promise<{ switched: Promise<number>; close: () => void }> {
     const subscribers = this.sentinelPorts.map((port) => new Redis({ port, host: "127.0.0.1" }));
+    const heard = new Set<number>();
     const announced = subscribers.map(
-      (subscriber) =>
+      (subscriber, index) =>
         new Promise<number>((resolve) =>
-          subscriber.on("message", (_channel: string, message: string) => resolve(Number(message.split(" ")[4]))),
+          subscriber.on("message", (_channel: string, message: string) => {
+            heard.add(index);
+            resolve(Number(message.split(" ")[4]));
+          }),
         ),
     );
     await Promise.all(subscribers.map((subscriber) => subscriber.subscribe("+switch-master")));
-    const switched = Promise.all(announced).then((ports) => {
+    // A failover that never comes fails here, naming the sentinels that stayed silent, not at the test's own timeout.
+    let deadline: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      deadline = setTimeout(() => {
+        const silent = this.sentinelPorts.filter((_port, index) => !heard.has(index));
+        reject(new Error(`no failover announced by the sentinels on ${silent.join(", ")} within ${deadlineMs / 1000} s`));
+      }, deadlineMs);
+    });
+    const agreed = Promise.all(announced).then((ports) => {
       if (new Set(ports).size !== 1) throw new Error(`the sentinels announced different primaries: ${ports.join(", ")}`);
       return ports[0] as number;
     });
-    return { switched, close: () => subscribers.forEach((subscriber) => subscriber.disconnect()) };
+    const switched = Promise.race([agreed, late]).finally(() => clearTimeout(deadline));
+    return {
+      switched,
+      close: () => {
+        clearTimeout(deadline);
+        subscribers.forEach((subscriber) => subscriber.disconnect());
+      },
+    };
   }
 
   /** SIGKILL to the node on `port`, as a crash of its machine. */
