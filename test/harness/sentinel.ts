@@ -135,26 +135,34 @@ export class SentinelGroup {
 
   /** SIGKILL to the node on `port`, as a crash of its machine. */
   async kill(port: number): Promise<void> {
-    const node = this.nodes.find((candidate) => candidate.port === port);
-    if (node?.process === undefined) throw new Error(`no running redis-server on ${port}`);
-    node.process.child.kill("SIGKILL");
-    await node.process.stop();
+    const node = this.node(port);
+    const server = this.running(node);
+    server.child.kill("SIGKILL");
+    await server.stop();
     node.process = undefined;
   }
 
   /** SIGSTOP to the node on `port`, as a machine that stalls (it neither answers nor fails), until `resume`. */
   stall(port: number): { resume: () => void } {
-    const child = this.nodes.find((candidate) => candidate.port === port)?.process?.child;
-    if (child === undefined) throw new Error(`no running redis-server on ${port}`);
+    const child = this.running(this.node(port)).child;
     child.kill("SIGSTOP");
     return { resume: () => child.kill("SIGCONT") };
   }
 
   /** Starts a killed node again on its port, with what its append-only file holds; the sentinels make it a replica of the primary in force. */
   async restart(port: number): Promise<void> {
+    await this.startNode(this.node(port));
+  }
+
+  private node(port: number): Node {
     const node = this.nodes.find((candidate) => candidate.port === port);
     if (node === undefined) throw new Error(`no node on ${port}`);
-    await this.startNode(node);
+    return node;
+  }
+
+  private running(node: Node): ManagedProcess {
+    if (node.process === undefined) throw new Error(`no running redis-server on ${node.port}`);
+    return node.process;
   }
 
   async stop(): Promise<void> {
