@@ -13,7 +13,17 @@ export const alertSettingsSchema = z.strictObject({
 });
 export type AlertSettings = z.infer<typeof alertSettingsSchema>;
 
-export type AlertKind = "overload" | "drain.timeout" | "up.failed";
+export type AlertKind = "overload" | "drain.timeout" | "up.failed" | "adopted.held";
+
+/**
+ * Audit entries an operator must act on, sent as alerts of the same kind: a drain taken back with meetings on it, and a
+ * server held after Redis lost the fleet's state, which runs (and costs) until an operator enables or panics it.
+ */
+const ALERTED_AUDIT_KINDS: ReadonlySet<string> = new Set<AlertKind>(["drain.timeout", "adopted.held"]);
+
+export function isAlertedAudit(kind: string): kind is AlertKind {
+  return ALERTED_AUDIT_KINDS.has(kind);
+}
 
 /** The body POSTed to the webhook. */
 export interface Alert {

@@ -175,8 +175,7 @@ async function holdCordoned(
   const { scaleliteId } = record;
   delete record.adopted;
   setPhase(record, "held", deps.now());
-  const message =
-    "found cordoned in Scalelite after Redis lost the fleet's state (an operator's cordon, a drain or a resize): kept out of placement, held until an operator enables it";
+  const message = `found cordoned in Scalelite after Redis lost the fleet's state (an operator's cordon, a drain or a resize): kept out of placement and running, held until an operator enables it (\`confscale servers enable ${server} --fleet ${fleet}\`), which hands it back to the policy`;
   await deps.audit({ kind: "adopted.held", message, details: { scaleliteId } }, server);
   deps.log.warn({ event: "fleet.adopted_held", fleet, server, scaleliteId }, message);
 }

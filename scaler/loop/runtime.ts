@@ -4,7 +4,7 @@ import { CLOUD_CAPABILITIES, CLOUD_VARIABLES, listMachines } from "../../infra/c
 import { FleetActuator } from "../actuator/actuator.js";
 import { FleetStackError } from "../actuator/fleetStack.js";
 import { ShardedFleetStack } from "../actuator/shards.js";
-import { Alerter, OverloadWatch } from "../alerts.js";
+import { Alerter, OverloadWatch, isAlertedAudit } from "../alerts.js";
 import type { WorkerPolicy } from "../../infra/config.js";
 import { FleetLock } from "../actuator/lock.js";
 import { RedisPolicyHistory } from "../fleet/history.js";
@@ -140,8 +140,8 @@ export async function openFleetRuntime(settings: FleetSettings, deps: FleetRunti
       bbb: (baseUrl, serverName) => new BbbClient({ baseUrl, secret: bbbSecretOf(serverName) }),
       audit: async ({ actor, ...entry }, server) => {
         await deps.store.appendAudit(fleet, { ...entry, actor: actor ?? "actuator" }, server);
-        if (entry.kind === "drain.timeout")
-          alerter.raise({ kind: "drain.timeout", fleet, ...(server === undefined ? {} : { server }), message: entry.message });
+        if (isAlertedAudit(entry.kind))
+          alerter.raise({ kind: entry.kind, fleet, ...(server === undefined ? {} : { server }), message: entry.message });
       },
       now,
       log: deps.logger,

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fleetKeys } from "../../scaler/fleet/keys.js";
 import { Emulator } from "../emulator/emulator.js";
-import { closedLoopPolicy, openClosedLoop } from "../harness/fleetRig.js";
+import { KEY_PREFIX, closedLoopPolicy, openClosedLoop } from "../harness/fleetRig.js";
 import { PrometheusServer } from "../harness/prometheus.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
@@ -24,6 +25,34 @@ function freshParts(): { emulator: Emulator; redis: RedisServer; prometheus: Pro
   return parts;
 }
 
+type Parts = ReturnType<typeof freshParts>;
+type Loop = Awaited<ReturnType<typeof openClosedLoop>>;
+
+/** A closed loop on the describe block's parts whose alerts go to `webhookUrl`, retried after 50 ms. */
+function openAlertingLoop(parts: Parts, webhookUrl: string, extra: { drainTimeoutSeconds?: number } = {}): Promise<Loop> {
+  return openClosedLoop({
+    emulator: parts.emulator,
+    sandbox: parts.sandbox,
+    redisUrl: parts.redis.url,
+    prometheusUrl: parts.prometheus.url,
+    policy: closedLoopPolicy(),
+    alerts: { webhookUrl, retryDelayMs: 50 },
+    ...extra,
+  });
+}
+
+/** Starts the loop and runs periods until bbb-1, the fleet's baseline, is enabled in Scalelite; then a class starts on it. */
+async function bbb1WithAClass(parts: Parts, loop: Loop): Promise<void> {
+  const registration = () => [...parts.emulator.scalelite.servers.values()][0];
+  await loop.actuator.start();
+  for (let count = 0; registration()?.state !== "enabled"; count += 1) {
+    if (count === 25) throw new Error("bbb-1 was not enabled in Scalelite after 25 periods");
+    await loop.period();
+  }
+  parts.emulator.scalelite.poll();
+  parts.emulator.scalelite.placeMeeting({ participants: 12, videos: 0, durationMs: 86_400_000 });
+}
+
 describe("alerts to a webhook (real Pulumi CLI, Redis, Prometheus, emulated cloud)", () => {
   const parts = freshParts();
 
@@ -41,14 +70,7 @@ describe("alerts to a webhook (real Pulumi CLI, Redis, Prometheus, emulated clou
       });
       foreign.labels.set("confscale:env", "staging");
       foreign.labels.set("confscale:role", "worker");
-      const loop = await openClosedLoop({
-        emulator: parts.emulator,
-        sandbox: parts.sandbox,
-        redisUrl: parts.redis.url,
-        prometheusUrl: parts.prometheus.url,
-        policy: closedLoopPolicy(),
-        alerts: { webhookUrl: receiver.url, retryDelayMs: 50 },
-      });
+      const loop = await openAlertingLoop(parts, receiver.url);
       try {
         await loop.actuator.start();
         await expect(loop.controller.period()).rejects.toThrow(/create server bbb-1 refused/);
@@ -84,24 +106,10 @@ describe("a drain that outlasts its timeout in a running loop: taken back, and t
 
   it("posts drain.timeout naming the server, and re-enables it in Scalelite with its meeting kept", { timeout: 300_000 }, async () => {
     const receiver = await startReceiver(0);
-    const loop = await openClosedLoop({
-      emulator: parts.emulator,
-      sandbox: parts.sandbox,
-      redisUrl: parts.redis.url,
-      prometheusUrl: parts.prometheus.url,
-      policy: closedLoopPolicy(),
-      alerts: { webhookUrl: receiver.url, retryDelayMs: 50 },
-      drainTimeoutSeconds: 600,
-    });
+    const loop = await openAlertingLoop(parts, receiver.url, { drainTimeoutSeconds: 600 });
     const registration = () => [...parts.emulator.scalelite.servers.values()][0];
     try {
-      await loop.actuator.start();
-      for (let count = 0; registration()?.state !== "enabled"; count += 1) {
-        if (count === 25) throw new Error("bbb-1 was not enabled in Scalelite after 25 periods");
-        await loop.period();
-      }
-      parts.emulator.scalelite.poll();
-      parts.emulator.scalelite.placeMeeting({ participants: 12, videos: 0, durationMs: 86_400_000 });
+      await bbb1WithAClass(parts, loop);
       const drain = await loop.actuator.cycle([
         { kind: "drain", server: "bbb-1", reason: "the test drains bbb-1", inputs: {}, dryRun: false },
       ]);
@@ -126,6 +134,42 @@ describe("a drain that outlasts its timeout in a running loop: taken back, and t
       expect(parts.emulator.cloud.meetingsCut).toBe(0);
       const sent = (await loop.store.readAudit("bbb")).find((entry) => entry.kind === "alert.sent");
       expect(sent).toMatchObject({ details: { alert: "drain.timeout" } });
+    } finally {
+      await loop.close();
+      await receiver.stop();
+    }
+  });
+});
+
+describe("a server held after Redis lost the fleet's state in a running loop: the webhook told how to give it back", () => {
+  const parts = freshParts();
+
+  it("posts adopted.held naming the server and the command that enables it", { timeout: 300_000 }, async () => {
+    const receiver = await startReceiver(0);
+    let loop = await openAlertingLoop(parts, receiver.url);
+    try {
+      // A class runs on bbb-1 when an operator cordons it; then Redis loses the fleet's state and the scaler restarts.
+      await bbb1WithAClass(parts, loop);
+      await loop.actuator.operate("bbb-1", "cordon", "oscar");
+      await loop.close();
+      loop = await openAlertingLoop(parts, receiver.url);
+      await loop.redis.del(fleetKeys(KEY_PREFIX, "bbb").state);
+      await loop.actuator.start();
+      parts.emulator.scalelite.poll();
+
+      await loop.actuator.cycle([]);
+      expect(loop.actuator.heldServers()).toEqual(["bbb-1"]);
+      await loop.alerter.settled();
+      expect(receiver.bodies).toEqual([
+        {
+          kind: "adopted.held",
+          fleet: "bbb",
+          server: "bbb-1",
+          message: expect.stringContaining("held until an operator enables it (`confscale servers enable bbb-1 --fleet bbb`)"),
+          at: expect.any(String),
+        },
+      ]);
+      expect([...parts.emulator.scalelite.servers.values()][0]?.state).toBe("cordoned");
     } finally {
       await loop.close();
       await receiver.stop();

@@ -312,6 +312,8 @@ export async function openClosedLoop(options: {
   return {
     actuator,
     store,
+    /** The fleet's Redis, for tests that lose its state. */
+    redis,
     controller,
     alerter,
     periods,
