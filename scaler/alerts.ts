@@ -13,13 +13,14 @@ export const alertSettingsSchema = z.strictObject({
 });
 export type AlertSettings = z.infer<typeof alertSettingsSchema>;
 
-export type AlertKind = "overload" | "drain.timeout" | "up.failed" | "adopted.held";
+export type AlertKind = "overload" | "drain.timeout" | "up.failed" | "adopted.held" | "adopted.enabled";
 
 /**
- * Audit entries an operator must act on, sent as alerts of the same kind: a drain taken back with meetings on it, and a
- * server held after Redis lost the fleet's state, which runs (and costs) until an operator enables or panics it.
+ * Audit entries an operator must act on, sent as alerts of the same kind: a drain taken back with meetings on it; after
+ * Redis lost the fleet's state, a server held, which runs (and costs) until an operator enables it, and one enabled
+ * that an operator may have taken out.
  */
-const ALERTED_AUDIT_KINDS: ReadonlySet<string> = new Set<AlertKind>(["drain.timeout", "adopted.held"]);
+const ALERTED_AUDIT_KINDS: ReadonlySet<string> = new Set<AlertKind>(["drain.timeout", "adopted.held", "adopted.enabled"]);
 
 export function isAlertedAudit(kind: string): kind is AlertKind {
   return ALERTED_AUDIT_KINDS.has(kind);

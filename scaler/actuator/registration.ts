@@ -127,6 +127,7 @@ export async function register(
       await deps.audit({ kind: "warm", message: "installed for the warm pool: stopped, ready to start", details: { url } }, server.name);
       continue;
     }
+    const adoptedDisabled = record.adopted === true && registered?.state === "disabled";
     // Enabled with the share of its present size, whether it was registered now or before a resize.
     await deps.scalelite.updateServer(record.scaleliteId, { state: "enable", loadMultiplier });
     if (record.phase === "booting") record.bootedAt = now;
@@ -137,6 +138,7 @@ export async function register(
       { kind: "registered", message: `BBB API answers: enabled in Scalelite as ${record.scaleliteId}`, details: { url } },
       server.name,
     );
+    if (adoptedDisabled) await reportAdoptedEnable(deps, { fleet: settings.fleet, server: server.name }, record.scaleliteId);
   }
 }
 
@@ -178,6 +180,21 @@ async function holdCordoned(
   const message = `found cordoned in Scalelite after Redis lost the fleet's state (an operator's cordon, a drain or a resize): kept out of placement and running, held until an operator enables it (\`confscale servers enable ${server} --fleet ${fleet}\`), which hands it back to the policy`;
   await deps.audit({ kind: "adopted.held", message, details: { scaleliteId } }, server);
   deps.log.warn({ event: "fleet.adopted_held", fleet, server, scaleliteId }, message);
+}
+
+/**
+ * An adopted server Scalelite had disabled is enabled, as a launch not yet enabled would be (Scalelite adds servers
+ * disabled), though it may have been an operator's panic, or a cordon Scalelite's poller turned into `disabled` once
+ * the server emptied. Nothing tells these apart after Redis lost the fleet's state, so the operator is told.
+ */
+async function reportAdoptedEnable(
+  deps: Pick<RegistrationDeps, "audit" | "log">,
+  { fleet, server }: { fleet: string; server: string },
+  scaleliteId: string,
+): Promise<void> {
+  const message = `found disabled in Scalelite after Redis lost the fleet's state (a launch not yet enabled, or an operator's panic or cordon): enabled, taking meetings; if an operator had taken it out, cordon it again (\`confscale servers cordon ${server} --fleet ${fleet}\`)`;
+  await deps.audit({ kind: "adopted.enabled", message, details: { scaleliteId } }, server);
+  deps.log.warn({ event: "fleet.adopted_enabled", fleet, server, scaleliteId }, message);
 }
 
 export function normalizeUrl(url: string): string {

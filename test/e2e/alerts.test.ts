@@ -53,6 +53,15 @@ async function bbb1WithAClass(parts: Parts, loop: Loop): Promise<void> {
   parts.emulator.scalelite.placeMeeting({ participants: 12, videos: 0, durationMs: 86_400_000 });
 }
 
+/** The scaler restarts after Redis lost the fleet's state (a Redis without its volume): the fleet stack still has bbb-1. */
+async function restartWithStateLost(parts: Parts, loop: Loop, webhookUrl: string): Promise<Loop> {
+  await loop.close();
+  const restarted = await openAlertingLoop(parts, webhookUrl);
+  await restarted.redis.del(fleetKeys(KEY_PREFIX, "bbb").state);
+  await restarted.actuator.start();
+  return restarted;
+}
+
 describe("alerts to a webhook (real Pulumi CLI, Redis, Prometheus, emulated cloud)", () => {
   const parts = freshParts();
 
@@ -141,7 +150,7 @@ describe("a drain that outlasts its timeout in a running loop: taken back, and t
   });
 });
 
-describe("a server held after Redis lost the fleet's state in a running loop: the webhook told how to give it back", () => {
+describe("a server an operator cordoned, adopted after Redis lost the fleet's state: held, and the webhook told how to give it back", () => {
   const parts = freshParts();
 
   it("posts adopted.held naming the server and the command that enables it", { timeout: 300_000 }, async () => {
@@ -151,10 +160,7 @@ describe("a server held after Redis lost the fleet's state in a running loop: th
       // A class runs on bbb-1 when an operator cordons it; then Redis loses the fleet's state and the scaler restarts.
       await bbb1WithAClass(parts, loop);
       await loop.actuator.operate("bbb-1", "cordon", "oscar");
-      await loop.close();
-      loop = await openAlertingLoop(parts, receiver.url);
-      await loop.redis.del(fleetKeys(KEY_PREFIX, "bbb").state);
-      await loop.actuator.start();
+      loop = await restartWithStateLost(parts, loop, receiver.url);
       parts.emulator.scalelite.poll();
 
       await loop.actuator.cycle([]);
@@ -170,6 +176,40 @@ describe("a server held after Redis lost the fleet's state in a running loop: th
         },
       ]);
       expect([...parts.emulator.scalelite.servers.values()][0]?.state).toBe("cordoned");
+    } finally {
+      await loop.close();
+      await receiver.stop();
+    }
+  });
+});
+
+describe("a server an operator panicked, adopted after Redis lost the fleet's state: enabled, and the webhook told", () => {
+  const parts = freshParts();
+
+  it("posts adopted.enabled naming the server and the command that cordons it again", { timeout: 300_000 }, async () => {
+    const receiver = await startReceiver(0);
+    const registration = () => [...parts.emulator.scalelite.servers.values()][0];
+    let loop = await openAlertingLoop(parts, receiver.url);
+    try {
+      // An operator panics bbb-1 (its class ended, disabled in Scalelite); then Redis loses the fleet's state.
+      await bbb1WithAClass(parts, loop);
+      await loop.actuator.operate("bbb-1", "panic", "oscar");
+      expect(registration()?.state).toBe("disabled");
+      loop = await restartWithStateLost(parts, loop, receiver.url);
+
+      // Its BBB answers: enabled as a launch would be, since nothing tells the panic apart now.
+      await loop.actuator.cycle([]);
+      expect(registration()?.state).toBe("enabled");
+      await loop.alerter.settled();
+      expect(receiver.bodies).toEqual([
+        {
+          kind: "adopted.enabled",
+          fleet: "bbb",
+          server: "bbb-1",
+          message: expect.stringContaining("cordon it again (`confscale servers cordon bbb-1 --fleet bbb`)"),
+          at: expect.any(String),
+        },
+      ]);
     } finally {
       await loop.close();
       await receiver.stop();

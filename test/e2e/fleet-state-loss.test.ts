@@ -114,6 +114,10 @@ describe("a fleet whose state Redis lost: its running servers are adopted, drain
     expect(record()?.adopted).toBeUndefined();
     expect(emulator.scalelite.servers.get(scaleliteId ?? "")?.state).toBe("enabled");
     expect(emulator.scalelite.servers.size).toBe(1);
+    // Found enabled, it was no launch and no operator's panic: nothing for an operator to check.
+    const audit = await rig!.store.readAudit("bbb", { instanceId: "bbb-1", limit: 5 });
+    expect(audit.map((entry) => entry.kind)).toContain("registered");
+    expect(audit.map((entry) => entry.kind)).not.toContain("adopted.enabled");
   });
 
   it("keeps an adopted server an operator had cordoned out of placement: held, not enabled when its BBB answers", async () => {
