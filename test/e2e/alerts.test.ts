@@ -41,11 +41,15 @@ function openAlertingLoop(parts: Parts, webhookUrl: string, extra: { drainTimeou
   });
 }
 
+/** bbb-1's registration in the emulated Scalelite: the fleet's baseline is its only server. */
+function bbb1Registration(parts: Parts) {
+  return [...parts.emulator.scalelite.servers.values()][0];
+}
+
 /** Starts the loop and runs periods until bbb-1, the fleet's baseline, is enabled in Scalelite; then a class starts on it. */
 async function bbb1WithAClass(parts: Parts, loop: Loop): Promise<void> {
-  const registration = () => [...parts.emulator.scalelite.servers.values()][0];
   await loop.actuator.start();
-  for (let count = 0; registration()?.state !== "enabled"; count += 1) {
+  for (let count = 0; bbb1Registration(parts)?.state !== "enabled"; count += 1) {
     if (count === 25) throw new Error("bbb-1 was not enabled in Scalelite after 25 periods");
     await loop.period();
   }
@@ -116,14 +120,13 @@ describe("a drain that outlasts its timeout in a running loop: taken back, and t
   it("posts drain.timeout naming the server, and re-enables it in Scalelite with its meeting kept", { timeout: 300_000 }, async () => {
     const receiver = await startReceiver(0);
     const loop = await openAlertingLoop(parts, receiver.url, { drainTimeoutSeconds: 600 });
-    const registration = () => [...parts.emulator.scalelite.servers.values()][0];
     try {
       await bbb1WithAClass(parts, loop);
       const drain = await loop.actuator.cycle([
         { kind: "drain", server: "bbb-1", reason: "the test drains bbb-1", inputs: {}, dryRun: false },
       ]);
       expect(drain.applied.map((applied) => applied.kind)).toEqual(["drain"]);
-      expect(registration()?.state).toBe("cordoned");
+      expect(bbb1Registration(parts)?.state).toBe("cordoned");
 
       // Ten minutes pass on the cloud's clock with the meeting still on: the next cycle times the drain out.
       parts.emulator.clock.advance(601_000);
@@ -139,7 +142,7 @@ describe("a drain that outlasts its timeout in a running loop: taken back, and t
           at: expect.any(String),
         },
       ]);
-      expect(registration()?.state).toBe("enabled");
+      expect(bbb1Registration(parts)?.state).toBe("enabled");
       expect(parts.emulator.cloud.meetingsCut).toBe(0);
       const sent = (await loop.store.readAudit("bbb")).find((entry) => entry.kind === "alert.sent");
       expect(sent).toMatchObject({ details: { alert: "drain.timeout" } });
@@ -175,7 +178,7 @@ describe("a server an operator cordoned, adopted after Redis lost the fleet's st
           at: expect.any(String),
         },
       ]);
-      expect([...parts.emulator.scalelite.servers.values()][0]?.state).toBe("cordoned");
+      expect(bbb1Registration(parts)?.state).toBe("cordoned");
     } finally {
       await loop.close();
       await receiver.stop();
@@ -188,18 +191,17 @@ describe("a server an operator panicked, adopted after Redis lost the fleet's st
 
   it("posts adopted.enabled naming the server and the command that cordons it again", { timeout: 300_000 }, async () => {
     const receiver = await startReceiver(0);
-    const registration = () => [...parts.emulator.scalelite.servers.values()][0];
     let loop = await openAlertingLoop(parts, receiver.url);
     try {
       // An operator panics bbb-1 (its class ended, disabled in Scalelite); then Redis loses the fleet's state.
       await bbb1WithAClass(parts, loop);
       await loop.actuator.operate("bbb-1", "panic", "oscar");
-      expect(registration()?.state).toBe("disabled");
+      expect(bbb1Registration(parts)?.state).toBe("disabled");
       loop = await restartWithStateLost(parts, loop, receiver.url);
 
       // Its BBB answers: enabled as a launch would be, since nothing tells the panic apart now.
       await loop.actuator.cycle([]);
-      expect(registration()?.state).toBe("enabled");
+      expect(bbb1Registration(parts)?.state).toBe("enabled");
       await loop.alerter.settled();
       expect(receiver.bodies).toEqual([
         {
