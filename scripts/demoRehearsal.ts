@@ -77,7 +77,7 @@ export async function runRehearsalDemo(options: RehearsalDemoOptions): Promise<v
   options.cleanups.push(async () => clearInterval(watcher));
 
   say("waiting for the scaler's first pulumi up of local-fleet (the baseline) …");
-  let status = await waitForStatus(environment, (current) => (current.lastPeriod?.update ? current : undefined), 300_000);
+  let status = await environment.firstFleetUp(300_000);
   await labCloud.settled();
   announce();
   const running = status.servers.filter((server) => server.power === "running").map((server) => server.name);

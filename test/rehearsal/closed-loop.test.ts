@@ -52,9 +52,7 @@ describe("load from the school-day trace scales the local fleet out and back in 
   });
 
   it("brings the fleet to its minimum, each worker scraped over TLS, checking in and enabled in Scalelite", async () => {
-    await waitFor("the scaler's first fleet up", async () => ((await status()).lastPeriod?.update ? true : undefined), 150_000).catch(
-      explain,
-    );
+    await environment.firstFleetUp(150_000).catch(explain);
     await environment.labCloud.settled();
     start = running(await status()).sort();
     expect(start.length).toBeGreaterThanOrEqual(environment.config.workers!.min);

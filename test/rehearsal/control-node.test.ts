@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { z } from "zod";
 import type { EnvironmentConfig } from "../../infra/config.js";
-import { scalerApiToken } from "../../infra/templates.js";
 import type { Emulator } from "../emulator/emulator.js";
 import { NoServerAvailableError } from "../emulator/scalelite.js";
 import { ControlNode, type ControlNodeDelivery } from "./control-node.js";
@@ -35,13 +34,12 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
   let userData: string;
   let labCloud: LabCloud;
   let baseline: string[] = [];
-  let secrets: LocalEnvironment["secrets"];
 
   const curl = (url: string) => environment.curl(url);
 
   beforeAll(async () => {
     environment = await startLocalEnvironment();
-    ({ emulator, lab, control, node, config, delivery, userData, labCloud, secrets } = environment);
+    ({ emulator, lab, control, node, config, delivery, userData, labCloud } = environment);
   }, 240_000);
 
   afterAll(async () => {
@@ -116,16 +114,8 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
   });
 
   it("brings the empty fleet to its baseline through the emulated cloud's API, outside the lab", async () => {
-    const Status = z.object({ servers: z.array(z.object({ name: z.string() })), lastPeriod: z.object({ update: z.unknown() }).nullable() });
     // The first period's `up` brings the fleet to its minimum now (the baseline, or a school-day window's higher one).
-    const status = await waitFor(
-      "the scaler's first fleet up",
-      async () => {
-        const parsed = Status.parse(JSON.parse((await curl("http://scaler:8080/fleets/bbb")).body));
-        return parsed.lastPeriod?.update ? parsed : undefined;
-      },
-      110_000,
-    ).catch((error: unknown) => {
+    const status = await environment.firstFleetUp(110_000).catch((error: unknown) => {
       throw new Error(`${String(error)}\nscaler: ${node.service("scaler").process.stdout.slice(-3000)}`);
     });
     const servers = [...emulator.cloud.servers.values()].filter((server) => server.labels.get("confscale:fleet") === "bbb");
@@ -180,14 +170,12 @@ describe("the control node runs what its compose file says (rehearsal lab)", () 
   }, 100_000);
 
   it("hears each worker's sidecar check in with its own key", async () => {
-    const token = scalerApiToken(secrets.scaleliteSecret);
     const instances = await waitFor(
       "every worker's sidecar to check in",
       async () => {
-        const { stdout } = await control.exec("curl", ["-sS", "-K", "-", "http://scaler:8080/api/v1/groups/bbb/report"], {
-          input: `header = "Authorization: Bearer ${token}"\n`,
-        });
-        const report = z.object({ instances: z.array(z.object({ instanceId: z.string() })) }).safeParse(JSON.parse(stdout));
+        const report = z
+          .object({ instances: z.array(z.object({ instanceId: z.string() })) })
+          .safeParse(await environment.api("/groups/bbb/report"));
         const ids = report.success ? report.data.instances.map((instance) => instance.instanceId).sort() : [];
         // A launch the scaler stopped may have checked in before: it stays listed until its TTL ends.
         return baseline.every((name) => ids.includes(name)) ? ids : undefined;

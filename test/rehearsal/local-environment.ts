@@ -106,6 +106,11 @@ export interface LocalEnvironment {
   workersReady(names: readonly string[], timeoutMs?: number): Promise<void>;
   readyWorkers(): Promise<string[]>;
   audit(fleet?: string): Promise<AuditEntry[]>;
+  /**
+   * Resolves with the fleet's status once the scaler's first `up` has run (its `fleet.up` audit entry, which stays; the
+   * status's last period is the next one's as soon as that runs).
+   */
+  firstFleetUp(timeoutMs: number): Promise<FleetStatusView>;
   stop(): Promise<void>;
 }
 
@@ -241,6 +246,18 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
           entries: z.array(z.looseObject({ at: z.number(), kind: z.string(), actor: z.string(), instanceId: z.string().optional() })),
         })
         .parse(await api(`/groups/${fleet}/audit?limit=500`)).entries as AuditEntry[];
+    const firstFleetUp = async (timeoutMs: number) => {
+      await waitFor(
+        "the scaler's first fleet up",
+        async () => {
+          // Until the scaler's first audit entry the fleet has no trail: the API answers 404.
+          const trail = z.object({ entries: z.array(z.object({ kind: z.string() })) }).safeParse(await api("/groups/bbb/audit?limit=1000"));
+          return trail.success && trail.data.entries.some((entry) => entry.kind === "fleet.up") ? true : undefined;
+        },
+        timeoutMs,
+      );
+      return fleetStatus();
+    };
     /** The workers that are scraped over TLS by Prometheus, checked in with the scaler and enabled and online in Scalelite. */
     const readyWorkers = async () => {
       const { body } = await curl("http://prometheus:9090/api/v1/targets?state=active");
@@ -280,6 +297,7 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
       workersReady,
       readyWorkers,
       audit,
+      firstFleetUp,
       stop,
     };
   } catch (error) {
