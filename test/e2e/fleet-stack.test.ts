@@ -1,41 +1,26 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { FleetSpec } from "../../infra/fleet.js";
-import type { FleetStack } from "../../scaler/actuator/fleetStack.js";
-import { Emulator } from "../emulator/emulator.js";
-import { emulatedFleetTemplate, openEmulatedFleetStack } from "../harness/fleetRig.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
+import { useEmulatedFleetStack } from "../harness/fleetStackRig.js";
 
 describe("the fleet stack through the Automation API against the emulated IONOS cloud (real CLI)", () => {
-  let emulator: Emulator;
-  let sandbox: PulumiSandbox;
-  let fleet: FleetStack;
-  let base: FleetSpec;
-
-  beforeAll(async () => {
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 200 } });
-    sandbox = await createPulumiSandbox();
-    fleet = await openEmulatedFleetStack(emulator, sandbox);
-    const template = emulatedFleetTemplate(emulator, "e2e", "bbb");
-    base = { ...template, placement: { ...template.placement, ionos: { ...template.placement.ionos!, pollIntervalMs: 100 } }, servers: [] };
-  });
-
-  afterAll(async () => {
-    await emulator?.stop();
-    await sandbox?.cleanup();
+  const rig = useEmulatedFleetStack({
+    emulator: { timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 200 } },
+    env: "e2e",
+    ionos: () => ({ pollIntervalMs: 100 }),
   });
 
   const serversByName = () =>
-    new Map([...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).map((view) => [view.name, view]));
+    new Map([...rig.emulator.cloud.servers.values()].map((server) => rig.emulator.serverView(server)).map((view) => [view.name, view]));
 
   it("creates, resizes in place, stops and destroys workers, and a repeated spec changes nothing", async () => {
     const two: FleetSpec = {
-      ...base,
+      ...rig.base,
       servers: [
         { name: "bbb-1", size: { cores: 2, ramGb: 8 }, power: "running", image: "ubuntu:22.04" },
         { name: "bbb-2", size: { cores: 2, ramGb: 8 }, power: "running", image: "ubuntu:22.04" },
       ],
     };
-    const created = await fleet.up(two);
+    const created = await rig.fleet.up(two);
     expect(
       created.steps
         .filter((step) => step.op === "create")
@@ -49,7 +34,7 @@ describe("the fleet stack through the Automation API against the emulated IONOS 
       "confscale:fleet": "bbb",
       "confscale:role": "worker",
     });
-    expect(await fleet.appliedSpec()).toEqual(two);
+    expect(await rig.fleet.appliedSpec()).toEqual(two);
 
     const resizedAndStopped: FleetSpec = {
       ...two,
@@ -59,7 +44,7 @@ describe("the fleet stack through the Automation API against the emulated IONOS 
       ],
     };
     const idBefore = serversByName().get("bbb-1")?.id;
-    const changed = await fleet.up(resizedAndStopped);
+    const changed = await rig.fleet.up(resizedAndStopped);
     expect(changed.summary.update).toBe(2);
     expect(changed.summary.create ?? 0).toBe(0);
     const after = serversByName();
@@ -68,9 +53,9 @@ describe("the fleet stack through the Automation API against the emulated IONOS 
     expect(after.get("bbb-1")?.ram).toBe(16 * 1024);
     expect(after.get("bbb-2")?.vmState).toBe("SHUTOFF");
 
-    expect(await fleet.preview(resizedAndStopped)).toEqual({ same: 2 + 1 });
+    expect(await rig.fleet.preview(resizedAndStopped)).toEqual({ same: 2 + 1 });
 
-    await fleet.up({ ...base, servers: [] });
+    await rig.fleet.up({ ...rig.base, servers: [] });
     expect(serversByName().size).toBe(0);
   });
 });
