@@ -1,41 +1,31 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FleetServerNotFoundError, ServerActionConflictError } from "../../scaler/fleet/operator.js";
-import { Emulator } from "../emulator/emulator.js";
 import { decision, emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
-import { RedisServer } from "../harness/redis.js";
+import { useEmulatedParts } from "../harness/emulatedParts.js";
 
 describe("the actuator: decisions become servers through the fleet stack, with drain and registration (real Redis, CLI, emulator)", () => {
-  let emulator: Emulator;
-  let redisServer: RedisServer;
-  let sandbox: PulumiSandbox;
+  const parts = useEmulatedParts({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
   let rig: Awaited<ReturnType<typeof openEmulatedFleet>>;
 
   beforeAll(async () => {
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
-    redisServer = await RedisServer.start();
-    sandbox = await createPulumiSandbox();
     rig = await openEmulatedFleet({
-      endpoints: emulatorEndpoints(emulator),
-      sandbox,
-      redisUrl: redisServer.url,
-      now: () => emulator.clock.now(),
+      endpoints: emulatorEndpoints(parts.emulator),
+      sandbox: parts.sandbox,
+      redisUrl: parts.redis.url,
+      now: () => parts.emulator.clock.now(),
       settings: { baseline: 2 },
     });
   });
 
   afterAll(async () => {
     await rig?.close();
-    await emulator?.stop();
-    await redisServer?.stop();
-    await sandbox?.cleanup();
   });
 
   const view = (name: string) =>
-    [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server)).find((server) => server.name === name);
+    [...parts.emulator.cloud.servers.values()].map((server) => parts.emulator.serverView(server)).find((server) => server.name === name);
   const registration = (name: string) => {
     const id = rig.actuator.currentState().servers[name]?.scaleliteId;
-    return emulator.scalelite.servers.get(id ?? "");
+    return parts.emulator.scalelite.servers.get(id ?? "");
   };
   /** Cycles with no decisions until the servers are registered: their BBB API answers once they booted. */
   async function cycleUntilRegistered(...names: string[]) {
@@ -88,9 +78,9 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     expect(registration("bbb-1")).toMatchObject({ state: "enabled", loadMultiplier: 0.8 });
     expect(registration("bbb-3")).toMatchObject({ loadMultiplier: 1 });
 
-    emulator.scalelite.poll();
+    parts.emulator.scalelite.poll();
     const bbb2 = view("bbb-2")!;
-    const meeting = emulator.cloud.startMeeting(emulator.serverById(bbb2.id), {
+    const meeting = parts.emulator.cloud.startMeeting(parts.emulator.serverById(bbb2.id), {
       participants: 12,
       videos: 2,
       listenOnly: 0,
@@ -106,7 +96,7 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     expect(view("bbb-2")?.vmState).toBe("RUNNING");
     expect(view("bbb-2")?.meetings).toHaveLength(1);
 
-    emulator.cloud.endMeeting(emulator.serverById(bbb2.id), meeting.meetingId);
+    parts.emulator.cloud.endMeeting(parts.emulator.serverById(bbb2.id), meeting.meetingId);
     const stopped = await rig.actuator.cycle([decision("stop", "bbb-2")]);
     expect(stopped.update?.summary.update).toBe(1);
     expect(view("bbb-2")?.vmState).toBe("SHUTOFF");
@@ -124,7 +114,7 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     const destroyed = await rig.actuator.cycle([decision("destroy", "bbb-3")]);
     expect(destroyed.update?.summary.delete).toBe(1);
     expect(view("bbb-3")).toBeUndefined();
-    expect(emulator.scalelite.servers.has(scaleliteId)).toBe(false);
+    expect(parts.emulator.scalelite.servers.has(scaleliteId)).toBe(false);
   });
 
   it("leaves the fleet stack in agreement with the spec: a preview shows no changes", async () => {
@@ -134,20 +124,20 @@ describe("the actuator: decisions become servers through the fleet stack, with d
   });
 
   it("reports machines and registrations the fleet stack does not know, and deletes none of them", async () => {
-    const stray = emulator.addRunningServer({ name: "bbb-stray", cores: 2, ram: 8 * 1024 });
+    const stray = parts.emulator.addRunningServer({ name: "bbb-stray", cores: 2, ram: 8 * 1024 });
     stray.labels.set("confscale:env", "e2e").set("confscale:fleet", "bbb").set("confscale:role", "worker");
-    const foreign = emulator.addRunningServer({ name: "someone-elses", cores: 1, ram: 1024 });
-    const dangling = emulator.scalelite.add("http://127.0.0.1:9/bigbluebutton/api", emulator.cloud.bbbSecret, 1, "");
-    const before = [...emulator.cloud.servers.keys()].sort();
+    const foreign = parts.emulator.addRunningServer({ name: "someone-elses", cores: 1, ram: 1024 });
+    const dangling = parts.emulator.scalelite.add("http://127.0.0.1:9/bigbluebutton/api", parts.emulator.cloud.bbbSecret, 1, "");
+    const before = [...parts.emulator.cloud.servers.keys()].sort();
 
     const report = await rig.actuator.sanity();
     expect(report.untracked).toEqual([{ id: stray.id, name: "bbb-stray" }]);
     expect(report.foreign).toBe(1);
     expect(report.missing).toEqual([]);
     expect(report.danglingRegistrations).toEqual([{ id: dangling.id, url: dangling.url }]);
-    expect([...emulator.cloud.servers.keys()].sort()).toEqual(before);
-    expect(emulator.cloud.servers.has(foreign.id)).toBe(true);
-    expect(emulator.scalelite.servers.has(dangling.id)).toBe(true);
+    expect([...parts.emulator.cloud.servers.keys()].sort()).toEqual(before);
+    expect(parts.emulator.cloud.servers.has(foreign.id)).toBe(true);
+    expect(parts.emulator.scalelite.servers.has(dangling.id)).toBe(true);
     const audit = await rig.store.readAudit("bbb", { limit: 5 });
     expect(audit.find((entry) => entry.kind === "sanity")?.message).toBe(
       "2 disagreements between the fleet stack, the cloud and Scalelite (nothing deleted)",
@@ -173,8 +163,8 @@ describe("the actuator: decisions become servers through the fleet stack, with d
     expect(registration("bbb-1")?.state).toBe("cordoned");
     expect(view("bbb-1")?.vmState).toBe("RUNNING");
 
-    const bbb1 = emulator.serverById(view("bbb-1")!.id);
-    emulator.cloud.startMeeting(bbb1, { participants: 5, videos: 0, listenOnly: 0, durationMs: 3_600_000 });
+    const bbb1 = parts.emulator.serverById(view("bbb-1")!.id);
+    parts.emulator.cloud.startMeeting(bbb1, { participants: 5, videos: 0, listenOnly: 0, durationMs: 3_600_000 });
     await rig.actuator.operate("bbb-1", "panic", "ops");
     expect(view("bbb-1")?.meetings).toHaveLength(0);
     expect(registration("bbb-1")?.state).toBe("disabled");

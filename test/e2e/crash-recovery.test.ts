@@ -1,7 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
-import { killScalerMidUpdate, useCrashRig } from "../harness/crashRig.js";
+import { killScalerMidUpdate } from "../harness/crashRig.js";
+import { useEmulatedParts } from "../harness/emulatedParts.js";
 
 // Long enough to outlast the event-loop pauses of the in-process Pulumi program on a loaded machine.
 const LEASE_TTL_MS = 15_000;
@@ -9,7 +10,7 @@ const child = fileURLToPath(new URL("../harness/actuatorProcess.ts", import.meta
 
 describe("a scaler killed during an up, and restarted (real Redis, CLI, emulator)", () => {
   // Slow cloud requests keep the update in flight long enough to kill it in the middle.
-  const engine = useCrashRig({ timings: { requestQueuedMs: 200, requestRunningMs: 4_000, bootMs: 500 } });
+  const engine = useEmulatedParts({ timings: { requestQueuedMs: 200, requestRunningMs: 4_000, bootMs: 500 } });
 
   const servers = () => [...engine.emulator.cloud.servers.values()].map((server) => engine.emulator.serverView(server));
 

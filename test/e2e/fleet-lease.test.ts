@@ -3,10 +3,8 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FleetLock, FleetLockBusyError } from "../../scaler/actuator/lock.js";
 import type { Decision } from "../../scaler/policy/types.js";
-import { Emulator } from "../emulator/emulator.js";
 import { KEY_PREFIX, emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
-import { RedisServer } from "../harness/redis.js";
+import { useEmulatedParts } from "../harness/emulatedParts.js";
 
 // Long enough to outlast the event-loop pauses of the in-process Pulumi program on a loaded machine; a renewal every
 // 5 s, so Redis is paused for 2 s at a time until one of them times out (after 1 s).
@@ -16,9 +14,7 @@ const COMMAND_TIMEOUT_MS = 1_000;
 const create: Decision = { kind: "create", reason: "test: create", inputs: {}, dryRun: false };
 
 describe("the fleet lease survives a failed renewal and still fences a stale holder (real Redis, CLI, emulator)", () => {
-  let emulator: Emulator;
-  let redisServer: RedisServer;
-  let sandbox: PulumiSandbox;
+  const parts = useEmulatedParts({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
   let admin: Redis;
   let rig: Awaited<ReturnType<typeof openEmulatedFleet>>;
   const events: { event?: string; token?: number }[] = [];
@@ -26,10 +22,7 @@ describe("the fleet lease survives a failed renewal and still fences a stale hol
   const logged = (event: string) => new Promise<void>((resolve) => waiters.push({ event, resolve }));
 
   beforeAll(async () => {
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
-    redisServer = await RedisServer.start();
-    sandbox = await createPulumiSandbox();
-    admin = new Redis(redisServer.url);
+    admin = new Redis(parts.redis.url);
     const log = pino(
       { level: "info", base: undefined },
       {
@@ -41,9 +34,9 @@ describe("the fleet lease survives a failed renewal and still fences a stale hol
       },
     );
     rig = await openEmulatedFleet({
-      endpoints: emulatorEndpoints(emulator),
-      sandbox,
-      redisUrl: redisServer.url,
+      endpoints: emulatorEndpoints(parts.emulator),
+      sandbox: parts.sandbox,
+      redisUrl: parts.redis.url,
       leaseTtlMs: LEASE_TTL_MS,
       commandTimeoutMs: COMMAND_TIMEOUT_MS,
       log,
@@ -53,9 +46,6 @@ describe("the fleet lease survives a failed renewal and still fences a stale hol
   afterAll(async () => {
     await rig?.close();
     admin?.disconnect();
-    await emulator?.stop();
-    await redisServer?.stop();
-    await sandbox?.cleanup();
   });
 
   it(

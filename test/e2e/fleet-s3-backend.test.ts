@@ -1,54 +1,44 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Decision } from "../../scaler/policy/types.js";
-import { Emulator } from "../emulator/emulator.js";
 import { emulatorEndpoints, openEmulatedFleet } from "../harness/fleetRig.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
-import { RedisServer } from "../harness/redis.js";
+import { useEmulatedParts } from "../harness/emulatedParts.js";
 import { S3Server } from "../harness/s3.js";
 import { eventually } from "../integration/scaler-fixture.js";
 
 const create: Decision = { kind: "create", reason: "test: create", inputs: {}, dryRun: false };
 
 describe("the fleet stack on an s3:// backend (versitygw), two scalers contending for it (real Redis, CLI, emulator)", () => {
-  let emulator: Emulator;
-  let redisServer: RedisServer;
+  // Creates that take seconds: an update is still in flight when the other scaler tries its own.
+  const parts = useEmulatedParts({ timings: { requestQueuedMs: 20, requestRunningMs: 3_000, bootMs: 300 } });
   let s3: S3Server;
-  let sandbox: PulumiSandbox;
   const rigs: Awaited<ReturnType<typeof openEmulatedFleet>>[] = [];
 
   beforeAll(async () => {
-    // Creates that take seconds: an update is still in flight when the other scaler tries its own.
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 3_000, bootMs: 300 } });
-    redisServer = await RedisServer.start();
     s3 = await S3Server.start();
-    sandbox = await createPulumiSandbox();
   });
 
   afterAll(async () => {
     for (const rig of rigs) await rig.close();
-    await emulator?.stop();
-    await redisServer?.stop();
     await s3?.stop();
-    await sandbox?.cleanup();
   });
 
   /** A scaler's actuator with its own work directory (another container), the shared bucket and Redis. */
   async function scaler(name: string) {
-    const env = { ...sandbox.env, ...s3.env, PULUMI_BACKEND_URL: s3.backendUrl };
+    const env = { ...parts.sandbox.env, ...s3.env, PULUMI_BACKEND_URL: s3.backendUrl };
     const rig = await openEmulatedFleet({
-      endpoints: emulatorEndpoints(emulator),
-      sandbox: { dir: join(sandbox.dir, name), backendUrl: s3.backendUrl, env },
-      redisUrl: redisServer.url,
+      endpoints: emulatorEndpoints(parts.emulator),
+      sandbox: { dir: join(parts.sandbox.dir, name), backendUrl: s3.backendUrl, env },
+      redisUrl: parts.redis.url,
       owner: name,
       leaseTtlMs: 15_000,
     });
     rigs.push(rig);
     return rig;
   }
-  const servers = () => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server).name).sort();
+  const servers = () => [...parts.emulator.cloud.servers.values()].map((server) => parts.emulator.serverView(server).name).sort();
   const creates = () =>
-    [...emulator.cloud.requests.values()].filter((request) => request.method === "POST" && /\/servers$/.test(request.url));
+    [...parts.emulator.cloud.requests.values()].filter((request) => request.method === "POST" && /\/servers$/.test(request.url));
 
   it(
     "one scaler acts at a time: the other stands by on the lease, its engine is refused the stack's lock, and it takes over the state from the bucket",
@@ -71,10 +61,10 @@ describe("the fleet stack on an s3:// backend (versitygw), two scalers contendin
       // Scaler A's update is in flight, and stays so: the emulated cloud's clock stands still (A's create stays RUNNING)
       // while scaler B reads the shard stacks and starts its own engine. B's engine, run past the lease, is refused the
       // lock in the bucket.
-      emulator.clock.setMode({ kind: "manual" });
+      parts.emulator.clock.setMode({ kind: "manual" });
       const spec = a.actuator.currentState().desired;
       await expect(b.fleetStack.up(spec)).rejects.toThrow(/currently locked/);
-      emulator.clock.setMode({ kind: "real", scale: 1 });
+      parts.emulator.clock.setMode({ kind: "real", scale: 1 });
       expect((await first).update?.steps.map((step) => `${step.op} ${step.name}`)).toContain("create bbb-1");
       expect(bStarted).toBe(false);
 

@@ -11,7 +11,8 @@ import {
   openEmulatedFleetStack,
   openEmulatedShardedFleetStack,
 } from "../harness/fleetRig.js";
-import { killScalerMidUpdate, useCrashRig } from "../harness/crashRig.js";
+import { killScalerMidUpdate } from "../harness/crashRig.js";
+import { useEmulatedParts } from "../harness/emulatedParts.js";
 
 // Two servers per shard: four servers fill shards 0 and 1, the fifth opens shard 2.
 const SHARD_SIZE = 2;
@@ -19,7 +20,7 @@ const LEASE_TTL_MS = 15_000;
 const child = fileURLToPath(new URL("../harness/actuatorProcess.ts", import.meta.url));
 
 describe("a fleet in shard stacks: a change runs only its shard's up, and a crash in one shard's up recovers (real Redis, CLI, emulator)", () => {
-  const engine = useCrashRig({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
+  const engine = useEmulatedParts({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
 
   const options = () => ({
     endpoints: emulatorEndpoints(engine.emulator),

@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JitsiFleet, JitsiPeriodReport } from "../../scaler/actuator/jitsiFleet.js";
-import { Emulator } from "../emulator/emulator.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
+import { useEmulatedParts } from "../harness/emulatedParts.js";
 import { OPERATOR_TOKEN, openJitsiRig } from "../harness/jitsiRig.js";
-import { RedisServer } from "../harness/redis.js";
 import { call, eventually } from "../integration/scaler-fixture.js";
 
 const HOUR = 3_600_000;
@@ -13,37 +11,29 @@ const PERIOD_S = 10;
 const LONG = 600_000;
 
 describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, scaler HTTP, emulated cloud and sidecars)", () => {
-  let emulator: Emulator;
-  let redisServer: RedisServer;
-  let sandbox: PulumiSandbox;
+  const parts = useEmulatedParts({ timings: { requestQueuedMs: 100, requestRunningMs: 300, bootMs: 500 } });
   let rig: Awaited<ReturnType<typeof openJitsiRig>>;
   let bridges: JitsiFleet;
   let recorders: JitsiFleet;
 
   beforeAll(async () => {
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 100, requestRunningMs: 300, bootMs: 500 } });
-    redisServer = await RedisServer.start();
-    sandbox = await createPulumiSandbox();
-    rig = await openJitsiRig({ emulator, sandbox, redisUrl: redisServer.url });
+    rig = await openJitsiRig({ emulator: parts.emulator, sandbox: parts.sandbox, redisUrl: parts.redis.url });
   });
 
   afterAll(async () => {
-    await emulator?.stop();
     await rig?.close();
-    await redisServer?.stop();
-    await sandbox?.cleanup();
   });
 
-  const server = (id: string | undefined) => (id === undefined ? undefined : emulator.cloud.servers.get(id));
+  const server = (id: string | undefined) => (id === undefined ? undefined : parts.emulator.cloud.servers.get(id));
   const machine = (fleet: JitsiFleet, name: string) => fleet.machines().find((entry) => entry.name === name);
   const idOf = (fleet: JitsiFleet, name: string) => machine(fleet, name)!.id!;
 
   /** Starts the emulated sidecar of every machine of the fleet that has booted and has none yet. */
   async function startSidecars(fleet: JitsiFleet, instanceType: string): Promise<void> {
     for (const { id } of fleet.machines()) {
-      if (id === undefined || emulator.sidecarOf(id) !== undefined) continue;
-      await eventually(async () => emulator.cloud.isServing(server(id)!), 30_000, `${id} booting`);
-      emulator.startSidecar(id, { scalerUrl: rig.url, group: fleet.groupId, instanceType, intervalMs: 100 });
+      if (id === undefined || parts.emulator.sidecarOf(id) !== undefined) continue;
+      await eventually(async () => parts.emulator.cloud.isServing(server(id)!), 30_000, `${id} booting`);
+      parts.emulator.startSidecar(id, { scalerUrl: rig.url, group: fleet.groupId, instanceType, intervalMs: 100 });
     }
   }
 
@@ -58,7 +48,7 @@ describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, sca
     const reporting = fleet
       .machines()
       .flatMap(({ id }) =>
-        id !== undefined && !done.has(id) && emulator.sidecarOf(id) !== undefined && server(id)?.vmState === "RUNNING" ? [id] : [],
+        id !== undefined && !done.has(id) && parts.emulator.sidecarOf(id) !== undefined && server(id)?.vmState === "RUNNING" ? [id] : [],
       );
     await eventually(
       async () => {
@@ -128,7 +118,7 @@ describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, sca
   it(
     "launches a bridge once the group's average stress held above its threshold for scaleUpPeriodsCount periods",
     async () => {
-      emulator.startConference(idOf(bridges, "jitsi-bridges-1"), { participants: 60, durationMs: HOUR });
+      parts.emulator.startConference(idOf(bridges, "jitsi-bridges-1"), { participants: 60, durationMs: HOUR });
       const up = await stepUntil(bridges, (report) => report.autoscale?.kind === "change");
       expect(up.autoscale).toMatchObject({ kind: "change", direction: "up", desired: 2, figures: [0.6, 0.6] });
       expect(up.actions).toMatchObject([{ kind: "launch", count: 1 }]);
@@ -146,9 +136,9 @@ describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, sca
     "when stress falls, sends the lowest-loaded bridge the shutdown command and destroys it only after it reports its graceful shutdown done",
     async () => {
       const [one, two] = [idOf(bridges, "jitsi-bridges-1"), idOf(bridges, "jitsi-bridges-2")];
-      for (const meeting of [...server(one)!.meetings.keys()]) emulator.cloud.endMeeting(server(one)!, meeting);
-      emulator.startConference(one, { participants: 10, durationMs: HOUR });
-      const last = emulator.startConference(two, { participants: 5, durationMs: HOUR });
+      for (const meeting of [...server(one)!.meetings.keys()]) parts.emulator.cloud.endMeeting(server(one)!, meeting);
+      parts.emulator.startConference(one, { participants: 10, durationMs: HOUR });
+      const last = parts.emulator.startConference(two, { participants: 5, durationMs: HOUR });
 
       const down = await stepUntil(bridges, (report) => report.autoscale?.kind === "change");
       expect(down.autoscale).toMatchObject({ kind: "change", direction: "down", desired: 1 });
@@ -166,7 +156,7 @@ describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, sca
       expect(machine(bridges, "jitsi-bridges-2")?.phase).toBe("draining");
 
       // The conference ends: the sidecar reports on /sidecar/shutdown, and only then is the machine destroyed.
-      emulator.cloud.endMeeting(server(two)!, last.meetingId);
+      parts.emulator.cloud.endMeeting(server(two)!, last.meetingId);
       await eventually(async () =>
         (await rig.store.listInstances("bridges")).some((i) => i.instanceId === two && i.shutdownConfirmedAt !== undefined),
       );
@@ -255,7 +245,7 @@ describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, sca
       await startSidecars(recorders, "jibri");
       await step(recorders);
       const first = idOf(recorders, "jitsi-recorders-1");
-      const recording = emulator.startRecording(first, HOUR);
+      const recording = parts.emulator.startRecording(first, HOUR);
 
       const up = await stepUntil(recorders, (report) => report.autoscale?.kind === "change");
       expect(up.autoscale).toMatchObject({ kind: "change", direction: "up", desired: 2, figures: [0] });
@@ -264,7 +254,7 @@ describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, sca
       await step(recorders);
 
       // The recording ends: two recorders available for two periods, one too many.
-      emulator.cloud.endMeeting(server(first)!, recording.meetingId);
+      parts.emulator.cloud.endMeeting(server(first)!, recording.meetingId);
       const down = await stepUntil(recorders, (report) => report.autoscale?.kind === "change");
       expect(down.autoscale).toMatchObject({ kind: "change", direction: "down", desired: 1, figures: [2, 2] });
       expect(down.actions).toMatchObject([{ kind: "shutdown" }]);
@@ -283,7 +273,7 @@ describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, sca
     "replaces a bridge that shuts down by itself, and reports sidecars of the group that are no machine of its fleet",
     async () => {
       const one = idOf(bridges, "jitsi-bridges-1");
-      emulator.sidecarOf(one)!.beginGracefulShutdown();
+      parts.emulator.sidecarOf(one)!.beginGracefulShutdown();
       await eventually(async () =>
         (await rig.store.listInstances("bridges")).some((i) => i.instanceId === one && i.state === "shutting_down"),
       );
@@ -295,11 +285,11 @@ describe("Jitsi groups scaled by their sidecars' check-ins (real CLI, Redis, sca
       expect(bridges.machines().map((entry) => entry.name)).toEqual(["jitsi-bridges-1", "jitsi-bridges-5"]);
 
       // A stray bridge reports to the group: sanity names it; the new machine has not checked in yet, within its deadline.
-      const stray = emulator.addRunningServer({ name: "stray-bridge", cores: 2, ram: 4096 });
-      emulator.startSidecar(stray.id, { scalerUrl: rig.url, group: "bridges", instanceType: "JVB", intervalMs: 100 });
+      const stray = parts.emulator.addRunningServer({ name: "stray-bridge", cores: 2, ram: 4096 });
+      parts.emulator.startSidecar(stray.id, { scalerUrl: rig.url, group: "bridges", instanceType: "JVB", intervalMs: 100 });
       await eventually(async () => (await rig.store.listInstances("bridges")).some((i) => i.instanceId === stray.id));
       expect(await bridges.sanity()).toEqual({ untracked: [stray.id], silent: [] });
-      emulator.stopSidecar(stray.id);
+      parts.emulator.stopSidecar(stray.id);
     },
     LONG,
   );

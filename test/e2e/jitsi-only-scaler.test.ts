@@ -7,13 +7,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Emulator } from "../emulator/emulator.js";
+import { afterAll, describe, expect, it } from "vitest";
 import { emulatedFleetTemplate, emulatorEndpoints } from "../harness/fleetRig.js";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { killProcessesIn } from "../harness/process.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
-import { RedisServer } from "../harness/redis.js";
+import { useEmulatedParts } from "../harness/emulatedParts.js";
 import { ScalerProcess } from "../harness/scalerProcess.js";
 import { call, eventually } from "../integration/scaler-fixture.js";
 
@@ -22,43 +20,32 @@ const VIEWER_TOKEN = "viewer-token-of-the-jitsi-only-scaler-test";
 const OPERATOR_TOKEN = "operator-token-of-the-jitsi-only-scaler-test";
 
 describe("a Jitsi-only scaler (scaler/main.ts without a BBB fleet; real Redis, CLI, emulated cloud and sidecars)", () => {
-  let emulator: Emulator;
-  let redisServer: RedisServer;
-  let sandbox: PulumiSandbox;
+  const parts = useEmulatedParts({ timings: { requestQueuedMs: 50, requestRunningMs: 200, bootMs: 300 } });
   let scaler: ScalerProcess | undefined;
   let url: string;
 
-  beforeAll(async () => {
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 50, requestRunningMs: 200, bootMs: 300 } });
-    redisServer = await RedisServer.start();
-    sandbox = await createPulumiSandbox();
-  });
-
   afterAll(async () => {
     await scaler?.stop();
-    await killProcessesIn(sandbox.dir);
-    await emulator?.stop();
-    await redisServer?.stop();
-    await sandbox?.cleanup();
+    await killProcessesIn(parts.sandbox.dir);
   });
 
-  const servers = () => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server));
+  const servers = () => [...parts.emulator.cloud.servers.values()].map((server) => parts.emulator.serverView(server));
 
   it(
     "launches the group's bridges, shows them under /fleets/jitsi-bridges, and launches another when their stress holds",
     { timeout: 600_000 },
     async () => {
       const port = await freeLoopbackPort();
-      const configFile = join(sandbox.dir, "scaler.yaml");
-      const workDir = join(sandbox.dir, "fleet");
+      const configFile = join(parts.sandbox.dir, "scaler.yaml");
+      const workDir = join(parts.sandbox.dir, "fleet");
       await mkdir(workDir, { recursive: true });
-      const { fleet: _bbb, ...template } = emulatedFleetTemplate(emulator, "e2e", "unused");
+      const { fleet: _bbb, ...template } = emulatedFleetTemplate(parts.emulator, "e2e", "unused");
       await writeFile(
         configFile,
         stringify({
           listen: { host: "127.0.0.1", port },
-          redis: { url: redisServer.url },
-          sidecar: { keyBaseUrl: emulator.keyBaseUrl },
+          redis: { url: parts.redis.url },
+          sidecar: { keyBaseUrl: parts.emulator.keyBaseUrl },
           apiTokens: [
             { name: "viewer", role: "viewer", token: VIEWER_TOKEN },
             { name: "ops", role: "operator", token: OPERATOR_TOKEN },
@@ -89,11 +76,11 @@ describe("a Jitsi-only scaler (scaler/main.ts without a BBB fleet; real Redis, C
           jitsiFleet: { template, image: "ubuntu:22.04", intervalSeconds: 1, workDir },
         }),
       );
-      const endpoints = emulatorEndpoints(emulator);
+      const endpoints = emulatorEndpoints(parts.emulator);
       // The BBB fleet's LOADBALANCER_SECRET is not among them: a Jitsi-only scaler talks to no Scalelite.
       scaler = ScalerProcess.start({
-        ...sandbox.env,
-        PATH: `${sandbox.env.PATH}:${process.env.PATH ?? ""}`,
+        ...parts.sandbox.env,
+        PATH: `${parts.sandbox.env.PATH}:${process.env.PATH ?? ""}`,
         SCALER_CONFIG: configFile,
         CONFSCALE_NODE_EXPORTER_PASSWORD: "node-exporter-password",
         CONFSCALE_BBB_SECRET: endpoints.bbbSecret,
@@ -127,9 +114,13 @@ describe("a Jitsi-only scaler (scaler/main.ts without a BBB fleet; real Redis, C
       ]);
 
       // Its sidecar checks in; a conference puts the bridge at 0.6 stress, above the group's threshold.
-      await eventually(async () => emulator.cloud.isServing(emulator.cloud.servers.get(first.id)!), 30_000, "jitsi-bridges-1 booting");
-      emulator.startSidecar(first.id, { scalerUrl: url, group: "bridges", instanceType: "JVB", intervalMs: 200 });
-      emulator.startConference(first.id, { participants: 60, durationMs: HOUR });
+      await eventually(
+        async () => parts.emulator.cloud.isServing(parts.emulator.cloud.servers.get(first.id)!),
+        30_000,
+        "jitsi-bridges-1 booting",
+      );
+      parts.emulator.startSidecar(first.id, { scalerUrl: url, group: "bridges", instanceType: "JVB", intervalMs: 200 });
+      parts.emulator.startConference(first.id, { participants: 60, durationMs: HOUR });
       await scaler.next((entry) => entry.event === "jitsi.period" && entry.desired === 2, "the autoscaler's launch of a second bridge");
       await eventually(async () => servers().some((server) => server.name === "jitsi-bridges-2"), 60_000, "jitsi-bridges-2 created");
 

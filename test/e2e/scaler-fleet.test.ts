@@ -5,12 +5,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Emulator } from "../emulator/emulator.js";
 import { emulatedFleetAddresses, emulatedFleetSecrets, emulatedFleetTemplate } from "../harness/fleetRig.js";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { PrometheusServer } from "../harness/prometheus.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
-import { RedisServer } from "../harness/redis.js";
+import { useEmulatedParts } from "../harness/emulatedParts.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const OPERATOR_TOKEN = "operator-token-".padEnd(40, "o");
@@ -29,31 +27,26 @@ function confscale(args: string[], env: Record<string, string>): Promise<{ code:
 }
 
 describe("the scaler's entry point drives its fleet from its settings (real Redis, Prometheus, CLI, emulator)", () => {
-  let emulator: Emulator;
-  let redisServer: RedisServer;
+  const parts = useEmulatedParts({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
   let prometheus: PrometheusServer;
-  let sandbox: PulumiSandbox;
   let port: number;
   let configFile: string;
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 300 } });
-    redisServer = await RedisServer.start();
     port = await freeLoopbackPort();
     prometheus = await PrometheusServer.start([
       { job_name: "workers", http_sd_configs: [{ url: `http://127.0.0.1:${port}/fleets/bbb/targets`, refresh_interval: "1s" }] },
     ]);
-    sandbox = await createPulumiSandbox();
-    configFile = join(sandbox.dir, "scaler.yaml");
+    configFile = join(parts.sandbox.dir, "scaler.yaml");
     await writeFile(
       configFile,
       stringify({
         listen: { host: "127.0.0.1", port },
-        redis: { url: redisServer.url },
-        sidecar: { keyBaseUrl: emulator.keyBaseUrl },
+        redis: { url: parts.redis.url },
+        sidecar: { keyBaseUrl: parts.emulator.keyBaseUrl },
         fleet: {
-          template: emulatedFleetTemplate(emulator, "e2e", "bbb"),
+          template: emulatedFleetTemplate(parts.emulator, "e2e", "bbb"),
           image: "ubuntu:22.04",
           policy: {
             min: 1,
@@ -65,26 +58,23 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
             timeZone: "Pacific/Auckland",
           },
           intervalSeconds: 1,
-          workDir: join(sandbox.dir, "fleet"),
-          ...emulatedFleetAddresses(emulator),
+          workDir: join(parts.sandbox.dir, "fleet"),
+          ...emulatedFleetAddresses(parts.emulator),
           prometheusUrl: prometheus.url,
         },
       }),
     );
     env = {
-      ...sandbox.env,
+      ...parts.sandbox.env,
       SCALER_CONFIG: configFile,
       LOG_LEVEL: "warn",
-      ...emulatedFleetSecrets(emulator),
+      ...emulatedFleetSecrets(parts.emulator),
       SCALER_API_TOKENS: `ops:operator:${OPERATOR_TOKEN},watch:viewer:${VIEWER_TOKEN}`,
     };
   });
 
   afterAll(async () => {
     await prometheus?.stop();
-    await emulator?.stop();
-    await redisServer?.stop();
-    await sandbox?.cleanup();
   });
 
   function startScaler(environment: Record<string, string>) {
@@ -123,7 +113,7 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
           await new Promise((resolve) => setTimeout(resolve, 250));
         }
         expect(status.servers).toEqual([expect.objectContaining({ name: "bbb-1", phase: "active", cores: 2, ramGb: 8 })]);
-        const servers = [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server));
+        const servers = [...parts.emulator.cloud.servers.values()].map((server) => parts.emulator.serverView(server));
         expect(servers.map((server) => [server.name, server.vmState])).toEqual([["bbb-1", "RUNNING"]]);
         const targets = (await (await fetch(`http://127.0.0.1:${port}/fleets/bbb/targets`)).json()) as { labels: Record<string, string> }[];
         expect(targets[0]?.labels).toMatchObject({ server: "bbb-1", __metrics_path__: `/servers/${servers[0]?.id}/metrics` });
@@ -145,7 +135,7 @@ describe("the scaler's entry point drives its fleet from its settings (real Redi
 
         // bbb-1's registration: while it is held, the policy may already be replacing it with another server.
         const scaleliteState = () =>
-          [...emulator.scalelite.servers.values()]
+          [...parts.emulator.scalelite.servers.values()]
             .filter((entry) => entry.url.includes(`/servers/${servers[0]?.id}/`))
             .map((entry) => entry.state);
         const cordoned = await confscale(["servers", "cordon", "bbb-1"], operator);

@@ -2,12 +2,10 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Emulator } from "../emulator/emulator.js";
 import { emulatedFleetAddresses, emulatedFleetSecrets, emulatedFleetTemplate } from "../harness/fleetRig.js";
 import { freeLoopbackPort } from "../harness/ports.js";
 import { killProcessesIn } from "../harness/process.js";
-import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
-import { RedisServer } from "../harness/redis.js";
+import { useEmulatedParts } from "../harness/emulatedParts.js";
 import { ScalerProcess } from "../harness/scalerProcess.js";
 import { ScalerStore } from "../../scaler/store/store.js";
 import { KeyServer, call, eventually, signSidecarToken } from "../integration/scaler-fixture.js";
@@ -18,9 +16,8 @@ const LEASE_TTL_SECONDS = 15;
 const BASELINE = 3;
 
 describe("a standby scaler takes over from a leader killed during an up (real scalers, Redis, CLI, emulator)", () => {
-  let emulator: Emulator;
-  let redisServer: RedisServer;
-  let sandbox: PulumiSandbox;
+  // Slow cloud requests keep the leader's update in flight long enough to kill it in the middle.
+  const parts = useEmulatedParts({ timings: { requestQueuedMs: 200, requestRunningMs: 4_000, bootMs: 500 } });
   let keys: KeyServer;
   let sidecarToken: string;
   let admin: Redis;
@@ -28,13 +25,9 @@ describe("a standby scaler takes over from a leader killed during an up (real sc
   const scalers: ScalerProcess[] = [];
 
   beforeAll(async () => {
-    // Slow cloud requests keep the leader's update in flight long enough to kill it in the middle.
-    emulator = await Emulator.start({ timings: { requestQueuedMs: 200, requestRunningMs: 4_000, bootMs: 500 } });
-    redisServer = await RedisServer.start();
-    sandbox = await createPulumiSandbox();
     keys = await KeyServer.start();
     sidecarToken = await signSidecarToken(await keys.newKey("standby-test"));
-    admin = new Redis(redisServer.url);
+    admin = new Redis(parts.redis.url);
     store = new ScalerStore(admin, {
       keyPrefix: "confscale:",
       instanceTtl: { provisioningSeconds: 900, idleSeconds: 300, shuttingDownSeconds: 600 },
@@ -44,45 +37,42 @@ describe("a standby scaler takes over from a leader killed during an up (real sc
 
   afterAll(async () => {
     for (const scaler of scalers) await scaler.kill();
-    await killProcessesIn(sandbox.dir);
+    await killProcessesIn(parts.sandbox.dir);
     await keys?.stop();
     admin?.disconnect();
-    await emulator?.stop();
-    await redisServer?.stop();
-    await sandbox?.cleanup();
   });
 
   /** A scaler as its container runs it: its own settings file, port and fleet work directory; the shared backend. */
   async function startScaler(name: string): Promise<{ scaler: ScalerProcess; url: string; workDir: string }> {
     const port = await freeLoopbackPort();
-    const workDir = join(sandbox.dir, name);
+    const workDir = join(parts.sandbox.dir, name);
     await mkdir(workDir, { recursive: true });
-    const configFile = join(sandbox.dir, `${name}.yaml`);
+    const configFile = join(parts.sandbox.dir, `${name}.yaml`);
     const size = { cores: 2, ramGb: 8 };
     await writeFile(
       configFile,
       stringify({
         listen: { host: "127.0.0.1", port },
-        redis: { url: redisServer.url },
+        redis: { url: parts.redis.url },
         sidecar: { keyBaseUrl: keys.baseUrl },
         fleet: {
-          template: emulatedFleetTemplate(emulator, "e2e", "bbb"),
+          template: emulatedFleetTemplate(parts.emulator, "e2e", "bbb"),
           image: "ubuntu:22.04",
           // Nothing for the policy to change: the fleet is its baseline, whatever the (absent) metrics say.
           policy: { min: BASELINE, max: BASELINE, baseline: BASELINE, defaultSize: size, maxSize: size },
           intervalSeconds: 1,
           workDir,
-          ...emulatedFleetAddresses(emulator),
-          prometheusUrl: `${emulator.url}/no-prometheus`,
+          ...emulatedFleetAddresses(parts.emulator),
+          prometheusUrl: `${parts.emulator.url}/no-prometheus`,
           leaseTtlSeconds: LEASE_TTL_SECONDS,
         },
       }),
     );
     const scaler = ScalerProcess.start({
-      ...sandbox.env,
-      PATH: `${sandbox.env.PATH}:${process.env.PATH ?? ""}`,
+      ...parts.sandbox.env,
+      PATH: `${parts.sandbox.env.PATH}:${process.env.PATH ?? ""}`,
       SCALER_CONFIG: configFile,
-      ...emulatedFleetSecrets(emulator),
+      ...emulatedFleetSecrets(parts.emulator),
     });
     scalers.push(scaler);
     await scaler.event("listening");
@@ -91,9 +81,9 @@ describe("a standby scaler takes over from a leader killed during an up (real sc
 
   const checkIn = (url: string, instanceId: string) =>
     call(url, "POST", "/sidecar/poll", { token: sidecarToken, body: { instanceId, instanceType: "bbb", group: "bbb" } });
-  const servers = () => [...emulator.cloud.servers.values()].map((server) => emulator.serverView(server));
+  const servers = () => [...parts.emulator.cloud.servers.values()].map((server) => parts.emulator.serverView(server));
   const creates = () =>
-    [...emulator.cloud.requests.values()].filter((request) => request.method === "POST" && /\/servers$/.test(request.url));
+    [...parts.emulator.cloud.requests.values()].filter((request) => request.method === "POST" && /\/servers$/.test(request.url));
 
   it(
     "the standby serves check-ins while it waits, takes the lease within its TTL, recovers the update and creates no server twice",
@@ -150,7 +140,7 @@ describe("a standby scaler takes over from a leader killed during an up (real sc
       expect(servers().every((server) => server.vmState === "RUNNING" && server.labels["confscale:fleet"] === "bbb")).toBe(true);
       // Every server was asked of the cloud once: what the dead leader's creates left was adopted, not made again.
       expect(creates()).toHaveLength(BASELINE);
-      expect([...emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled")).toHaveLength(BASELINE);
+      expect([...parts.emulator.scalelite.servers.values()].filter((entry) => entry.state === "enabled")).toHaveLength(BASELINE);
       expect((await checkIn(standby.url, "sidecar-2")).status).toBe(200);
 
       expect(await standby.scaler.stop()).toEqual([0, null]);

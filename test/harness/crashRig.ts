@@ -1,37 +1,11 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll } from "vitest";
 import type { EmulatedCloud, EmulatedServer } from "../emulator/cloud.js";
-import { Emulator, type EmulatorOptions } from "../emulator/emulator.js";
+import type { EmulatedParts } from "./emulatedParts.js";
 import { killProcessesIn } from "./process.js";
-import { createPulumiSandbox, type PulumiSandbox } from "./pulumi.js";
-import { RedisServer } from "./redis.js";
 
 const TSX = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url));
-
-/** What a crash test's scaler processes run on; read inside tests (set once the file's beforeAll has run). */
-export interface CrashRig {
-  emulator: Emulator;
-  redis: RedisServer;
-  sandbox: PulumiSandbox;
-}
-
-/** The emulator, a real Redis and a Pulumi sandbox for a describe block: started in beforeAll, stopped in afterAll. */
-export function useCrashRig(emulator: EmulatorOptions): CrashRig {
-  const rig = {} as CrashRig;
-  beforeAll(async () => {
-    rig.emulator = await Emulator.start(emulator);
-    rig.redis = await RedisServer.start();
-    rig.sandbox = await createPulumiSandbox();
-  });
-  afterAll(async () => {
-    await rig.emulator?.stop();
-    await rig.redis?.stop();
-    await rig.sandbox?.cleanup();
-  });
-  return rig;
-}
 
 /**
  * Runs `script` (a harness process taking its options as JSON) in a process group of its own and kills it with SIGKILL
@@ -39,7 +13,7 @@ export function useCrashRig(emulator: EmulatorOptions): CrashRig {
  * death would. Answers the process's output.
  */
 export async function killScalerMidUpdate(
-  rig: CrashRig,
+  rig: EmulatedParts,
   script: string,
   options: unknown,
   match: (server: EmulatedServer) => boolean = () => true,
