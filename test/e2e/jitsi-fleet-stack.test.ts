@@ -8,7 +8,7 @@ import type { FleetSpec } from "../../infra/fleet.js";
 import { parseJitsiWorkerKeyId } from "../../infra/workerCredentials.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { Emulator } from "../emulator/emulator.js";
-import { emulatedFleetTemplate, emulatorEndpoints } from "../harness/fleetRig.js";
+import { emulatedFleetTemplate, emulatedStackSettings } from "../harness/fleetRig.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 
 interface Exported {
@@ -24,15 +24,8 @@ describe("a Jitsi group's fleet stack with the real engine", () => {
   beforeAll(async () => {
     emulator = await Emulator.start({ timings: { requestQueuedMs: 20, requestRunningMs: 100, bootMs: 200 } });
     sandbox = await createPulumiSandbox();
-    const endpoints = emulatorEndpoints(emulator);
     fleet = await FleetStack.open({
-      env: "e2ej",
-      workDir: sandbox.dir,
-      backendUrl: sandbox.backendUrl,
-      passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
-      nodeExporterPassword: "node-exporter-password",
-      masterSecret: endpoints.bbbSecret,
-      providerEnv: { ...sandbox.env, IONOS_USERNAME: endpoints.username, IONOS_PASSWORD: endpoints.password },
+      ...emulatedStackSettings(emulator, sandbox, "e2ej"),
       jitsiSecrets: { jitsiJvbPassword: "jvb-xmpp-password" },
     });
     spec = {

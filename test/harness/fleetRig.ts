@@ -138,7 +138,8 @@ export function openEmulatedFleetStack(
   return FleetStack.open(emulatedStackSettings(emulator, sandbox, env));
 }
 
-function emulatedStackSettings(
+/** A fleet stack's settings as the scaler gives them, its IONOS provider signed in to the emulator. */
+export function emulatedStackSettings(
   emulator: Emulator | EmulatorEndpoints,
   sandbox: Pick<PulumiSandbox, "dir" | "backendUrl" | "env">,
   env: string,

@@ -11,7 +11,7 @@ import { createLogger } from "../../scaler/log.js";
 import { parseSettings } from "../../scaler/settings.js";
 import { ScalerStore } from "../../scaler/store/store.js";
 import type { Emulator } from "../emulator/emulator.js";
-import { emulatedFleetTemplate, emulatorEndpoints, KEY_PREFIX, type EmulatorEndpoints } from "./fleetRig.js";
+import { emulatedFleetTemplate, emulatedStackSettings, emulatorEndpoints, KEY_PREFIX, type EmulatorEndpoints } from "./fleetRig.js";
 import { freeLoopbackPort } from "./ports.js";
 import type { PulumiSandbox } from "./pulumi.js";
 
@@ -87,14 +87,8 @@ export async function openEmulatedJitsiFleet(options: {
   const group = jitsiGroupConfigSchema.parse(options.group);
   const fleetName = jitsiFleetName(group.name);
   const fleetStack = await FleetStack.open({
-    env,
+    ...emulatedStackSettings(endpoints, sandbox, env),
     stackName: jitsiStackName(env, group.name),
-    workDir: sandbox.dir,
-    backendUrl: sandbox.backendUrl,
-    passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
-    nodeExporterPassword: "node-exporter-password",
-    masterSecret: endpoints.bbbSecret,
-    providerEnv: { ...sandbox.env, IONOS_USERNAME: endpoints.username, IONOS_PASSWORD: endpoints.password },
     jitsiSecrets: {
       jitsiJvbPassword: "jvb-xmpp-password",
       jitsiJibriPassword: "jibri-xmpp-password",
