@@ -6,7 +6,7 @@ import type { FleetSpec } from "../../infra/fleet.js";
 import { workerCredentials } from "../../infra/workerCredentials.js";
 import { FleetStack } from "../../scaler/actuator/fleetStack.js";
 import { Emulator } from "../emulator/emulator.js";
-import { emulatedFleetTemplate, emulatorEndpoints } from "../harness/fleetRig.js";
+import { emulatedFleetTemplate, emulatedStackSettings, emulatorEndpoints } from "../harness/fleetRig.js";
 import type { ManagedProcess } from "../harness/process.js";
 import { createPulumiSandbox, type PulumiSandbox } from "../harness/pulumi.js";
 import { RedisServer } from "../harness/redis.js";
@@ -67,15 +67,7 @@ describe("the fleet's secrets during an up of the fleet stack (real CLI)", () =>
     const watch = new CommandLineWatch();
     let commandLines: string[];
     try {
-      const fleet = await FleetStack.open({
-        env: "e2e",
-        workDir: sandbox.dir,
-        backendUrl: sandbox.backendUrl,
-        passphrase: sandbox.env.PULUMI_CONFIG_PASSPHRASE!,
-        nodeExporterPassword,
-        masterSecret,
-        providerEnv: { ...sandbox.env, IONOS_USERNAME: endpoints.username, IONOS_PASSWORD: endpoints.password },
-      });
+      const fleet = await FleetStack.open({ ...emulatedStackSettings(endpoints, sandbox, "e2e"), nodeExporterPassword, masterSecret });
       const spec: FleetSpec = {
         ...emulatedFleetTemplate(emulator, "e2e", "bbb"),
         servers: [
