@@ -13,7 +13,7 @@ const TSX = fileURLToPath(new URL("../../node_modules/.bin/tsx", import.meta.url
  * death would. Answers the process's output.
  */
 export async function killScalerMidUpdate(
-  rig: EmulatedParts,
+  parts: EmulatedParts,
   script: string,
   options: unknown,
   match: (server: EmulatedServer) => boolean = () => true,
@@ -23,11 +23,11 @@ export async function killScalerMidUpdate(
   scaler.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   scaler.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exited = once(scaler, "exit");
-  await untilServerReachesCloud(rig.emulator.cloud, { exited, output: () => output }, match);
+  await untilServerReachesCloud(parts.emulator.cloud, { exited, output: () => output }, match);
   process.kill(-scaler.pid!, "SIGKILL");
   await exited;
   // The engine's plugin hosts run in groups of their own; a dead container would have taken them along too.
-  await killProcessesIn(rig.sandbox.dir);
+  await killProcessesIn(parts.sandbox.dir);
   return output;
 }
 

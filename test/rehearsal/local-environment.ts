@@ -110,7 +110,7 @@ export interface LocalEnvironment {
    * Resolves with the fleet's status once the scaler's first `up` has run (its `fleet.up` audit entry, which stays; the
    * status's last period is the next one's as soon as that runs).
    */
-  firstFleetUp(timeoutMs: number): Promise<FleetStatusView>;
+  firstFleetUp(timeoutMs: number, fleet?: string): Promise<FleetStatusView>;
   stop(): Promise<void>;
 }
 
@@ -240,23 +240,21 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
       return JSON.parse(stdout) as unknown;
     };
     const fleetStatus = async (fleet = "bbb") => FleetStatusView.parse(JSON.parse((await curl(`http://scaler:8080/fleets/${fleet}`)).body));
-    const audit = async (fleet = "bbb") =>
-      z
-        .object({
-          entries: z.array(z.looseObject({ at: z.number(), kind: z.string(), actor: z.string(), instanceId: z.string().optional() })),
-        })
-        .parse(await api(`/groups/${fleet}/audit?limit=500`)).entries as AuditEntry[];
-    const firstFleetUp = async (timeoutMs: number) => {
+    const AuditTrail = z.object({
+      entries: z.array(z.looseObject({ at: z.number(), kind: z.string(), actor: z.string(), instanceId: z.string().optional() })),
+    });
+    const audit = async (fleet = "bbb") => AuditTrail.parse(await api(`/groups/${fleet}/audit?limit=500`)).entries as AuditEntry[];
+    const firstFleetUp = async (timeoutMs: number, fleet = "bbb") => {
       await waitFor(
         "the scaler's first fleet up",
         async () => {
-          // Until the scaler's first audit entry the fleet has no trail: the API answers 404.
-          const trail = z.object({ entries: z.array(z.object({ kind: z.string() })) }).safeParse(await api("/groups/bbb/audit?limit=1000"));
+          // Before the scaler has written the fleet's trail the route may answer 404 (scaler/store/audit.ts): not yet.
+          const trail = AuditTrail.safeParse(await api(`/groups/${fleet}/audit?limit=1000`));
           return trail.success && trail.data.entries.some((entry) => entry.kind === "fleet.up") ? true : undefined;
         },
         timeoutMs,
       );
-      return fleetStatus();
+      return fleetStatus(fleet);
     };
     /** The workers that are scraped over TLS by Prometheus, checked in with the scaler and enabled and online in Scalelite. */
     const readyWorkers = async () => {
