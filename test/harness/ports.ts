@@ -28,10 +28,11 @@ function canListen(port: number): Promise<boolean> {
  *
  * Chosen below the ephemeral range: a port the OS handed out for `listen(0)` goes back to the pool it also draws
  * outgoing connections' local ports from, so in a busy suite a connection could take it before the child binds it.
+ * Chosen above 10080, the highest of the ports `fetch()` refuses ("bad port", https://fetch.spec.whatwg.org/#port-blocking).
  */
 export async function freeLoopbackPort(): Promise<number> {
   const { low } = ephemeralRange();
-  const floor = 10_000;
+  const floor = 10_081;
   const span = Math.max(low - floor, 1_000);
   for (let attempt = 0; attempt < 50; attempt += 1) {
     const port = floor + Math.floor(Math.random() * span);
