@@ -27,7 +27,7 @@ import { emulatedFleetAddresses, emulatedFleetSecrets } from "../test/harness/fl
 import { PrometheusServer } from "../test/harness/prometheus.js";
 import { RedisServer } from "../test/harness/redis.js";
 import { Lab } from "../test/rehearsal/lab.js";
-import { meetingSummary, periodLine, progressLine } from "./demoLine.js";
+import { fleetText, meetingSummary, periodLine, progressLine } from "./demoLine.js";
 import { runRehearsalDemo } from "./demoRehearsal.js";
 
 const usage = `usage: npm run demo -- [--speed 60] [--load-share 0.1] [--until 17:00] [--port 8088] [--trace FILE] [--loopback]
@@ -260,15 +260,7 @@ try {
     env: { ...engineEnv, ...emulatedFleetSecrets(emulator, environmentConfig.nodeExporterPassword) },
   });
   cleanups.push(() => controller.stop());
-  const fleetLine = () => {
-    const sizes = new Map<string, number>();
-    for (const server of controller.status().servers) {
-      const key =
-        server.power === "stopped" ? "stopped" : `${server.cores}c/${server.ramGb}G${server.phase === "active" ? "" : ` ${server.phase}`}`;
-      sizes.set(key, (sizes.get(key) ?? 0) + 1);
-    }
-    return [...sizes].map(([key, count]) => `${count}×${key}`).join(" ");
-  };
+  const fleetLine = () => fleetText(controller.status().servers);
 
   const app = createApp({ store, settings, metrics, fleets: [view], logger, now });
   const server = listen(app, "127.0.0.1", scalerPort);

@@ -1,5 +1,5 @@
 // The demo's terminal lines, built from what a period read (its snapshot) and what it did, so each number on a line is
-// one the scaler saw at the time printed on it. Pure: scripts/demo.ts feeds it, test/unit/demo-line.test.ts checks it.
+// one the scaler saw at the time printed on it. Pure: scripts/demo.ts feeds it, test/integration/demo-line.test.ts checks it.
 import { heldText, type CycleReport } from "../scaler/actuator/actuator.js";
 import type { Decision, GroupSnapshot, ServerSnapshot } from "../scaler/policy/types.js";
 
@@ -81,6 +81,30 @@ const DONE: Partial<Record<Decision["kind"], string>> = {
   destroy: "destroyed",
   resize: "resized",
 };
+
+/** A server as the fleet's status lists it, enough to say its size, power and phase. */
+export interface FleetServerView {
+  cores: number;
+  ramGb: number;
+  power: string;
+  phase: string;
+}
+
+/**
+ * The fleet by size and phase, serving servers first, one group between commas: `2×4c/8G, 1×8c/16G draining, 1×stopped`
+ * (without the commas, `1×8c/16G draining 2×4c/8G` read as two draining).
+ */
+export function fleetText(servers: readonly FleetServerView[]): string {
+  const groups = new Map<string, number>();
+  const keyOf = (server: FleetServerView) =>
+    server.power !== "running" ? server.power : `${server.cores}c/${server.ramGb}G${server.phase === "active" ? "" : ` ${server.phase}`}`;
+  const serving = (server: FleetServerView) => server.power === "running" && server.phase === "active";
+  for (const server of [...servers.filter(serving), ...servers.filter((server) => !serving(server))]) {
+    const key = keyOf(server);
+    groups.set(key, (groups.get(key) ?? 0) + 1);
+  }
+  return groups.size === 0 ? "no servers" : [...groups].map(([key, count]) => `${count}×${key}`).join(", ");
+}
 
 /** What an `up` did to servers (its own summary counts Pulumi resources: DNS records, volumes, …). */
 export function updateText(update: CycleReport["update"], applied: readonly Decision[]): string {

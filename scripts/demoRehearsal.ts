@@ -7,6 +7,7 @@
 import { fileURLToPath } from "node:url";
 import type { TraceMeeting } from "../test/emulator/load-driver.js";
 import { startLocalEnvironment, type FleetStatusView, type LocalEnvironment } from "../test/rehearsal/local-environment.js";
+import { fleetText } from "./demoLine.js";
 
 export interface RehearsalDemoOptions {
   /** Trace seconds per wall-clock second. */
@@ -34,15 +35,6 @@ export async function statusOnControlNode(environment: LocalEnvironment): Promis
     env: { ...scaler.environment, PATH: process.env.PATH ?? "/usr/bin:/bin", CONFSCALE_URL: "http://scaler:8080" },
   });
   return stdout.trimEnd();
-}
-
-function fleetLine(status: FleetStatusView): string {
-  const counts = new Map<string, number>();
-  for (const server of status.servers) {
-    const key = server.power === "running" ? `${server.cores}c${server.phase === "active" ? "" : ` ${server.phase}`}` : server.power;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return [...counts].map(([key, count]) => `${count}×${key}`).join(" ");
 }
 
 export async function runRehearsalDemo(options: RehearsalDemoOptions): Promise<void> {
@@ -117,7 +109,7 @@ export async function runRehearsalDemo(options: RehearsalDemoOptions): Promise<v
       return held.find((entry) => entry.startsWith(`${text} held: `)) ?? text;
     });
     say(
-      `${clock(traceNow())}  ${participants} participants  fleet ${fleetLine(status)}${decisions.length > 0 ? `  → ${decisions.join(", ")}` : ""}`,
+      `${clock(traceNow())}  ${participants} participants  fleet ${fleetText(status.servers)}${decisions.length > 0 ? `  → ${decisions.join(", ")}` : ""}`,
     );
   }
   emulator.loadDriver.stop();

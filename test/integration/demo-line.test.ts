@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { meetingSummary, periodLine } from "../../scripts/demoLine.js";
+import { fleetText, meetingSummary, periodLine } from "../../scripts/demoLine.js";
 import type { Decision, GroupSnapshot } from "../../scaler/policy/types.js";
 import { BbbClient } from "../../scaler/signals/bbb.js";
 import { ScaleliteClient } from "../../scaler/signals/scalelite.js";
@@ -141,5 +141,19 @@ describe("the demo's period line against the emulator's own counts", () => {
     expect(meetingSummary({ replayed: 141, placed: 132, rejected: 0, cutOff: 3 }, "17:00")).toBe(
       "141 meetings replayed: 132 placed (3 of them cut off when their server lost power), 0 rejected (no server free), 9 not started by 17:00 (they start later in the trace)",
     );
+  });
+});
+
+describe("the demo's fleet summary", () => {
+  const server = (cores: number, ramGb: number, phase: string, power = "running") => ({ cores, ramGb, phase, power });
+
+  it("names the serving servers first and keeps each phase with its own count", () => {
+    // The fleet's status lists servers by name: here the draining one comes first.
+    const servers = [server(8, 16, "draining"), server(4, 8, "active"), server(4, 8, "active"), server(4, 8, "held", "stopped")];
+    expect(fleetText(servers)).toBe("2×4c/8G, 1×8c/16G draining, 1×stopped");
+  });
+
+  it("says when the fleet has no servers", () => {
+    expect(fleetText([])).toBe("no servers");
   });
 });

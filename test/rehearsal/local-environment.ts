@@ -56,6 +56,7 @@ export const FleetStatusView = z.object({
       power: z.string(),
       phase: z.string(),
       cores: z.number(),
+      ramGb: z.number(),
       lastCheckIn: z.string().nullable(),
       readings: z
         .object({ cpu: z.object({ value: z.number().nullable() }), memory: z.object({ value: z.number().nullable() }) })
