@@ -1,5 +1,6 @@
 // The demo's terminal lines, built from what a period read (its snapshot) and what it did, so each number on a line is
-// one the scaler saw at the time printed on it. Pure: scripts/demo.ts feeds it, test/integration/demo-line.test.ts checks it.
+// one the scaler saw at the time printed on it. Pure: scripts/demo.ts and scripts/demoRehearsal.ts feed it,
+// test/integration/demo-line.test.ts checks it.
 import { heldText, type CycleReport } from "../scaler/actuator/actuator.js";
 import type { Decision, GroupSnapshot, ServerSnapshot } from "../scaler/policy/types.js";
 
