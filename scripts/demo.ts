@@ -248,7 +248,7 @@ try {
             readAt: period.snapshot?.takenAt ?? period.outcome.at,
             snapshot: period.snapshot,
             phases,
-            fleet: fleetLine(),
+            fleet: fleetText(controller.status().servers),
             decisions: period.outcome.decisions,
             cycle: period.cycle,
             endedAt: lastLineAt,
@@ -260,7 +260,6 @@ try {
     env: { ...engineEnv, ...emulatedFleetSecrets(emulator, environmentConfig.nodeExporterPassword) },
   });
   cleanups.push(() => controller.stop());
-  const fleetLine = () => fleetText(controller.status().servers);
 
   const app = createApp({ store, settings, metrics, fleets: [view], logger, now });
   const server = listen(app, "127.0.0.1", scalerPort);

@@ -244,13 +244,19 @@ export async function startLocalEnvironment(options: { emulator?: EmulatorOption
     const AuditTrail = z.object({
       entries: z.array(z.looseObject({ at: z.number(), kind: z.string(), actor: z.string(), instanceId: z.string().optional() })),
     });
-    const audit = async (fleet = "bbb") => AuditTrail.parse(await api(`/groups/${fleet}/audit?limit=500`)).entries as AuditEntry[];
+    // As much of the trail as the route gives (scaler/api/control.ts); before the scaler has written the fleet's trail
+    // the route may answer 404 (scaler/store/audit.ts), which fails the parse.
+    const readAudit = async (fleet: string) => AuditTrail.safeParse(await api(`/groups/${fleet}/audit?limit=1000`));
+    const audit = async (fleet = "bbb") => {
+      const trail = await readAudit(fleet);
+      if (!trail.success) throw new Error(`fleet ${fleet}'s audit trail: ${trail.error.message}`);
+      return trail.data.entries as AuditEntry[];
+    };
     const firstFleetUp = async (timeoutMs: number, fleet = "bbb") => {
       await waitFor(
         "the scaler's first fleet up",
         async () => {
-          // Before the scaler has written the fleet's trail the route may answer 404 (scaler/store/audit.ts): not yet.
-          const trail = AuditTrail.safeParse(await api(`/groups/${fleet}/audit?limit=1000`));
+          const trail = await readAudit(fleet);
           return trail.success && trail.data.entries.some((entry) => entry.kind === "fleet.up") ? true : undefined;
         },
         timeoutMs,
